@@ -205,8 +205,10 @@ pub struct HostVTable {
     /// Writes a line to the host's log, tagged with the plugin's name.
     pub log: extern "C" fn(host: FfiHost, level: LogLevel, target: RStr<'_>, message: RStr<'_>),
     /// True once the host has started shutting down.
-    #[sabi(last_prefix_field)]
     pub is_shutting_down: extern "C" fn(host: FfiHost) -> bool,
+    /// Tells the host where this instance listens (`ws://127.0.0.1:7512`), for its ready line.
+    #[sabi(last_prefix_field)]
+    pub announce_listener: extern "C" fn(host: FfiHost, address: RStr<'_>),
 }
 
 /// The root module a protocol library exports: its info and the six hooks.

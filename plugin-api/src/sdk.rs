@@ -199,6 +199,12 @@ impl Host {
         (self.ffi.vtable.log())(self.ffi, level, RStr::from_str(target), RStr::from_str(message))
     }
 
+    /// Tells the host where this instance listens, as a URL (`ws://127.0.0.1:7512`); the host
+    /// names it in its ready line. Call it from `init`, once per listener, after binding.
+    pub fn announce_listener(&self, address: &str) {
+        (self.ffi.vtable.announce_listener())(self.ffi, RStr::from_str(address))
+    }
+
     /// True once the host has started shutting down: stop accepting connections.
     pub fn is_shutting_down(&self) -> bool {
         (self.ffi.vtable.is_shutting_down())(self.ffi)
