@@ -1,0 +1,202 @@
+//! The API: parses Kuzzle requests, routes them to controllers, builds Kuzzle responses.
+//!
+//! A request is Kuzzle's JSON object `{controller, action, requestId, …}`; the answer is the
+//! response `content` object, built as text once and handed to the protocol.
+
+mod request;
+mod server;
+
+use serde_json::Value;
+use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_api::json;
+use switchyard_plugin_api::ConnectionId;
+
+use crate::entry_point::EntryPoint;
+pub use request::Request;
+
+/// What a controller action returns: a result (JSON) or a Kuzzle error.
+pub type ActionResult = Result<Value, KuzzleError>;
+
+/// Everything an action can look at.
+pub struct Context<'a> {
+    /// The host's shared state.
+    pub entry: &'a EntryPoint,
+    /// The connection the request came from.
+    pub connection: ConnectionId,
+    /// Its protocol's index.
+    pub protocol: usize,
+}
+
+/// One API action.
+type Handler = fn(&Context<'_>, &Request) -> ActionResult;
+
+/// An action the host serves, and its REST routes (for the HTTP protocol and `/_publicApi`).
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// Controller name.
+    pub controller: &'static str,
+    /// Action name.
+    pub action: &'static str,
+    /// `(verb, path)` pairs, Kuzzle's URLs.
+    pub http: &'static [(&'static str, &'static str)],
+    handler: Handler,
+}
+
+/// The route table: the one list of what the API serves.
+const ROUTES: &[Route] = &[
+    Route {
+        controller: "server",
+        action: "now",
+        http: &[("get", "/_now")],
+        handler: server::now,
+    },
+    Route {
+        controller: "server",
+        action: "info",
+        http: &[("get", "/_serverInfo"), ("get", "/")],
+        handler: server::info,
+    },
+    Route {
+        controller: "server",
+        action: "healthCheck",
+        http: &[("get", "/_healthCheck")],
+        handler: server::health_check,
+    },
+];
+
+/// Controllers and actions.
+#[derive(Debug)]
+pub struct Api {
+    routes: &'static [Route],
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api::new()
+    }
+}
+
+impl Api {
+    /// The API with every built-in controller.
+    pub fn new() -> Self {
+        Api { routes: ROUTES }
+    }
+
+    /// Every action, in table order.
+    pub fn routes(&self) -> &'static [Route] {
+        self.routes
+    }
+
+    fn find(&self, controller: &str, action: &str) -> Result<&Route, KuzzleError> {
+        let mut known_controller = false;
+        for route in self.routes {
+            if route.controller == controller {
+                known_controller = true;
+                if route.action == action {
+                    return Ok(route);
+                }
+            }
+        }
+        Err(if known_controller {
+            errors::API_PROCESS_ACTION_NOT_FOUND.with(&[controller, action])
+        } else {
+            errors::API_PROCESS_CONTROLLER_NOT_FOUND.with(&[controller])
+        })
+    }
+}
+
+/// A finished answer: status, request id, and the response `content` as JSON text.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP-like status.
+    pub status: u16,
+    /// The request's id.
+    pub request_id: String,
+    /// The response `content` object.
+    pub content: String,
+}
+
+impl Answer {
+    /// The answer to a request refused before it ran (overloaded, shutting down).
+    pub fn refusal(request_json: &str, error: KuzzleError) -> Answer {
+        let request = Request::parse_lenient(request_json);
+        build(&request, Err(error))
+    }
+}
+
+/// Runs one request for `connection` (owned by protocol `protocol`, if it still exists).
+pub fn handle(
+    entry: &EntryPoint,
+    connection: ConnectionId,
+    protocol: Option<usize>,
+    request_json: &str,
+) -> Answer {
+    let request = match Request::parse(request_json) {
+        Ok(request) => request,
+        Err((request, error)) => return build(&request, Err(error)),
+    };
+    let Some(protocol) = protocol else {
+        return build(&request, Err(errors::API_PROCESS_CONNECTION_DROPPED.error()));
+    };
+    let outcome = entry
+        .api
+        .find(&request.controller, &request.action)
+        .and_then(|route| {
+            let context = Context {
+                entry,
+                connection,
+                protocol,
+            };
+            (route.handler)(&context, &request)
+        });
+    build(&request, outcome)
+}
+
+/// Builds Kuzzle's response `content`:
+/// `{requestId, status, error, controller, action, collection, index, volatile, headers, result}`.
+pub fn build(request: &Request, outcome: ActionResult) -> Answer {
+    let mut content = String::with_capacity(256);
+    let status = match &outcome {
+        Ok(_) => 200,
+        Err(error) => error.status(),
+    };
+    content.push_str("{\"requestId\":");
+    json::push_str(&mut content, &request.request_id);
+    content.push_str(",\"status\":");
+    json::push_u64(&mut content, status.into());
+    content.push_str(",\"error\":");
+    match &outcome {
+        Ok(_) => content.push_str("null"),
+        Err(error) => error.write_json(&mut content),
+    }
+    push_optional(&mut content, "controller", Some(&request.controller).filter(|c| !c.is_empty()));
+    push_optional(&mut content, "action", Some(&request.action).filter(|a| !a.is_empty()));
+    push_optional(&mut content, "collection", request.collection.as_ref());
+    push_optional(&mut content, "index", request.index.as_ref());
+    content.push_str(",\"volatile\":");
+    match &request.volatile {
+        Some(volatile) => content.push_str(&volatile.to_string()),
+        None => content.push_str("null"),
+    }
+    content.push_str(",\"headers\":{},\"result\":");
+    match &outcome {
+        Ok(result) => content.push_str(&result.to_string()),
+        Err(_) => content.push_str("null"),
+    }
+    content.push('}');
+    Answer {
+        status,
+        request_id: request.request_id.clone(),
+        content,
+    }
+}
+
+fn push_optional(out: &mut String, key: &str, value: Option<&String>) {
+    out.push_str(",\"");
+    out.push_str(key);
+    out.push_str("\":");
+    match value {
+        Some(value) => json::push_str(out, value),
+        None => out.push_str("null"),
+    }
+}

@@ -1,0 +1,433 @@
+//! `config.toml`: the file as written (serde) and the validated configuration the host runs with.
+//!
+//! Every `[server.protocols.<name>]` section enables protocol `<name>`. The host reads its own
+//! keys there (`enabled`, `library`); everything else is the plugin's, handed over as JSON.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Protocol names a section may not take: Kuzzle's always-present embedded protocol.
+pub const RESERVED_PROTOCOL_NAMES: &[&str] = &["internal"];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub path: PathBuf,
+    /// Where libraries named without a path are looked up, in order.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// `server.maxRequestSize`, in bytes.
+    pub max_request_size: u64,
+    /// How long one protocol's `init` may take.
+    pub init_timeout: Duration,
+    /// How long in-flight requests get to finish on shutdown.
+    pub shutdown_timeout: Duration,
+    /// Bound of the request queue; past it, requests get `api.process.overloaded`.
+    pub request_queue_size: usize,
+    /// Panics after which a protocol is disabled (0: never).
+    pub hook_panic_limit: u32,
+    /// Enabled protocols, in file order.
+    pub protocols: Vec<ProtocolConfig>,
+    /// The whole `[server]` table as JSON (given to every plugin, as Kuzzle does).
+    pub server_json: String,
+}
+
+/// One enabled `[server.protocols.<name>]` section.
+#[derive(Debug, Clone)]
+pub struct ProtocolConfig {
+    /// The section's name: the protocol's name.
+    pub name: String,
+    /// How to find the library.
+    pub library: LibrarySpec,
+    /// The section without the host's keys, as JSON: the plugin's own configuration.
+    pub config_json: String,
+}
+
+/// Where a protocol's library is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibrarySpec {
+    /// A library name (`websocket`), looked up as `lib<name>.so` in the plugin folders.
+    Named(String),
+    /// An explicit path (relative paths are relative to the config file).
+    Path(PathBuf),
+}
+
+/// Everything wrong with a configuration file.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// One line per problem, each naming the key.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, problem) in self.problems.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "invalid configuration {}: {problem}", self.path.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The `[server]` table as written. Keys are camelCase, as in Kuzzle's configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawFile {
+    server: RawServer,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default)]
+    plugin_dir: Option<String>,
+    #[serde(default)]
+    max_request_size: Option<Size>,
+    #[serde(default)]
+    init_timeout: Option<u64>,
+    #[serde(default)]
+    shutdown_timeout: Option<u64>,
+    #[serde(default)]
+    request_queue_size: Option<usize>,
+    #[serde(default)]
+    hook_panic_limit: Option<u32>,
+    #[serde(default)]
+    protocols: toml::Table,
+}
+
+/// A size: a number of bytes, or a string such as `"1MB"` (Kuzzle's units, powers of 1024).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// Default `maxRequestSize`: 1 MB, as Kuzzle.
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+
+/// Parses `"1MB"`, `"512kb"`, `"100"` (bytes). Units are powers of 1024, as Kuzzle's `bytes`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let multiplier: u64 = match text[digits_end..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![format!("cannot read the file: {error}")],
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as the content of `path`, reporting every problem it can find.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let fail = |problems: Vec<String>| ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        };
+        let deserializer = toml::Deserializer::new(text);
+        let raw: RawFile = serde_path_to_error::deserialize(deserializer)
+            .map_err(|error| fail(vec![describe_toml_error(text, &error)]))?;
+
+        let mut problems = Vec::new();
+        let base = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+
+        let mut plugin_dirs = Vec::new();
+        if let Some(dir) = &raw.server.plugin_dir {
+            plugin_dirs.push(base.join(dir));
+        }
+        // The folder of the running binary comes next: `cargo build` puts the plugins there.
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        {
+            if !plugin_dirs.contains(&dir) {
+                plugin_dirs.push(dir);
+            }
+        }
+
+        let max_request_size = match &raw.server.max_request_size {
+            None => DEFAULT_MAX_REQUEST_SIZE,
+            Some(Size::Bytes(bytes)) => *bytes,
+            Some(Size::Text(text)) => parse_size(text).unwrap_or_else(|| {
+                problems.push(format!(
+                    "server.maxRequestSize: \"{text}\" is not a size (expected bytes, or a number with B, KB, MB or GB)"
+                ));
+                DEFAULT_MAX_REQUEST_SIZE
+            }),
+        };
+        if max_request_size == 0 {
+            problems.push("server.maxRequestSize: must be greater than 0".to_string());
+        }
+        let request_queue_size = raw.server.request_queue_size.unwrap_or(50_000);
+        if request_queue_size == 0 {
+            problems.push("server.requestQueueSize: must be greater than 0".to_string());
+        }
+
+        let mut protocols = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        for (name, value) in &raw.server.protocols {
+            let key = format!("server.protocols.{name}");
+            let toml::Value::Table(section) = value else {
+                problems.push(format!(
+                    "{key}: invalid type: {}, expected a table",
+                    value.type_str()
+                ));
+                continue;
+            };
+            if !is_valid_name(name) {
+                problems.push(format!(
+                    "{key}: invalid protocol name \"{name}\" (use letters, digits, '-' and '_')"
+                ));
+                continue;
+            }
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_PROTOCOL_NAMES.contains(&lower.as_str()) {
+                problems.push(format!("{key}: protocol name \"{name}\" is reserved"));
+                continue;
+            }
+            if let Some(first) = seen.iter().find(|other| other.to_ascii_lowercase() == lower) {
+                problems.push(format!(
+                    "{key}: duplicate protocol name \"{name}\" (same as \"{first}\"; names are case-insensitive)"
+                ));
+                continue;
+            }
+            seen.push(name.clone());
+
+            let mut section = section.clone();
+            let enabled = match section.remove("enabled") {
+                None => true,
+                Some(toml::Value::Boolean(enabled)) => enabled,
+                Some(other) => {
+                    problems.push(format!(
+                        "{key}.enabled: invalid type: {}, expected a boolean",
+                        other.type_str()
+                    ));
+                    continue;
+                }
+            };
+            let library = match section.remove("library") {
+                None => LibrarySpec::Named(name.clone()),
+                Some(toml::Value::String(library)) if library.is_empty() => {
+                    problems.push(format!("{key}.library: must not be empty"));
+                    continue;
+                }
+                Some(toml::Value::String(library)) => {
+                    if library.contains('/')
+                        || library.contains('\\')
+                        || library.ends_with(std::env::consts::DLL_SUFFIX)
+                    {
+                        LibrarySpec::Path(base.join(library))
+                    } else {
+                        LibrarySpec::Named(library)
+                    }
+                }
+                Some(other) => {
+                    problems.push(format!(
+                        "{key}.library: invalid type: {}, expected a string",
+                        other.type_str()
+                    ));
+                    continue;
+                }
+            };
+            if !enabled {
+                continue;
+            }
+            let config_json = serde_json::to_string(&section).expect("TOML values are JSON");
+            protocols.push(ProtocolConfig {
+                name: name.clone(),
+                library,
+                config_json,
+            });
+        }
+
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+
+        let server_json = server_table_json(text);
+        Ok(Config {
+            path: path.to_path_buf(),
+            plugin_dirs,
+            max_request_size,
+            init_timeout: Duration::from_millis(raw.server.init_timeout.unwrap_or(10_000)),
+            shutdown_timeout: Duration::from_millis(raw.server.shutdown_timeout.unwrap_or(10_000)),
+            request_queue_size,
+            hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
+            protocols,
+            server_json,
+        })
+    }
+}
+
+/// The `[server]` table as JSON, with `maxRequestSize` as plugins expect it.
+fn server_table_json(text: &str) -> String {
+    let table: toml::Table = toml::from_str(text).unwrap_or_default();
+    let server = table
+        .get("server")
+        .cloned()
+        .unwrap_or(toml::Value::Table(toml::Table::new()));
+    serde_json::to_string(&server).expect("TOML values are JSON")
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `server.protocols.ws.port: invalid type: string "x", expected u16 (line 4, column 8)`.
+fn describe_toml_error(text: &str, error: &serde_path_to_error::Error<toml::de::Error>) -> String {
+    let inner = error.inner();
+    let position = inner
+        .span()
+        .map(|span| {
+            let (line, column) = line_and_column(text, span.start);
+            format!(" (line {line}, column {column})")
+        })
+        .unwrap_or_default();
+    let message = inner.message().trim_end();
+    let path = error.path().to_string();
+    if path == "." {
+        format!("{message}{position}")
+    } else {
+        format!("{path}: {message}{position}")
+    }
+}
+
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(Path::new("conf/config.toml"), text).map_err(|error| error.problems)
+    }
+
+    #[test]
+    fn sizes_parse_like_kuzzle() {
+        let cases = [
+            ("1MB", Some(1 << 20)),
+            ("512kb", Some(512 << 10)),
+            ("100", Some(100)),
+            ("2 GB", Some(2 << 30)),
+            ("1.5MB", None),
+            ("MB", None),
+            ("10TB", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_size(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn sections_enable_protocols_in_file_order() {
+        let config = parse(
+            r#"
+            [server]
+            pluginDir = "plugins"
+            [server.protocols.ws2]
+            library = "websocket"
+            port = 7513
+            [server.protocols.websocket]
+            port = 7512
+            [server.protocols.mqtt]
+            enabled = false
+            [server.protocols.custom]
+            library = "build/libcustom.so"
+            "#,
+        )
+        .unwrap();
+        let names: Vec<_> = config.protocols.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["ws2", "websocket", "custom"]);
+        assert_eq!(config.protocols[0].library, LibrarySpec::Named("websocket".into()));
+        assert_eq!(config.protocols[0].config_json, r#"{"port":7513}"#);
+        assert_eq!(
+            config.protocols[2].library,
+            LibrarySpec::Path(PathBuf::from("conf/build/libcustom.so"))
+        );
+        assert_eq!(config.plugin_dirs[0], PathBuf::from("conf/plugins"));
+        assert_eq!(config.max_request_size, 1 << 20);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let problems = parse(
+            r#"
+            [server]
+            maxRequestSize = "lots"
+            [server.protocols.a]
+            enabled = "yes"
+            [server.protocols.internal]
+            [server.protocols.B]
+            [server.protocols.b]
+            library = 3
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "server.maxRequestSize: \"lots\" is not a size (expected bytes, or a number with B, KB, MB or GB)",
+                "server.protocols.a.enabled: invalid type: string, expected a boolean",
+                "server.protocols.internal: protocol name \"internal\" is reserved",
+                "server.protocols.b: duplicate protocol name \"b\" (same as \"B\"; names are case-insensitive)",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_and_type_errors_give_line_and_column() {
+        let problems = parse("[server]\nmaxRequestSize = = 3\n").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("(line 2, column 18)"), "{}", problems[0]);
+
+        let problems = parse("[server]\ninitTimeout = \"soon\"\n").unwrap_err();
+        assert_eq!(
+            problems,
+            ["server.initTimeout: invalid type: string \"soon\", expected u64 (line 2, column 15)"]
+        );
+
+        let problems = parse("[server]\nportt = 1\n").unwrap_err();
+        assert_eq!(
+            problems,
+            ["server.portt: unknown field `portt`, expected one of `pluginDir`, `maxRequestSize`, \
+              `initTimeout`, `shutdownTimeout`, `requestQueueSize`, `hookPanicLimit`, `protocols` \
+              (line 2, column 1)"]
+        );
+    }
+}

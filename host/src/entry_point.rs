@@ -1,0 +1,220 @@
+//! Kuzzle's *entry point*: connections, the bounded request queue, and shutdown state.
+//!
+//! Plugins reach it through the host API (`plugin/host_api.rs`), on their own threads. Every
+//! call here returns quickly: `execute` only enqueues, and API workers (plain threads) answer.
+//!
+//! Invariant: every accepted `execute` calls its callback exactly once — from the worker that
+//! ran it, or at once when it is refused (overloaded, shutting down).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use abi_stable::std_types::RStr;
+use parking_lot::RwLock;
+use switchyard_plugin_api::abi::{FfiCallback, FfiResponse};
+use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_api::ConnectionId;
+
+use crate::api::{self, Api};
+use crate::config::Config;
+use crate::plugin::registry::ProtocolSlot;
+
+/// A client connection a protocol declared.
+#[derive(Debug)]
+pub struct Connection {
+    /// The protocol that owns it (index into the protocol list).
+    pub protocol: usize,
+    /// The client's addresses, the socket's peer first.
+    pub ips: Box<[Box<str>]>,
+    /// Connection headers as a JSON object.
+    pub headers: Box<str>,
+}
+
+/// A request waiting for an API worker.
+struct Job {
+    connection: ConnectionId,
+    request: String,
+    callback: FfiCallback,
+}
+
+/// Host-wide state shared by the host API, the API workers and the start-up code.
+pub struct EntryPoint {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Every enabled protocol, set once before any `init` runs.
+    protocols: OnceLock<Box<[Arc<ProtocolSlot>]>>,
+    /// Declared connections.
+    connections: RwLock<HashMap<ConnectionId, Connection>>,
+    /// The next connection id (never reused; starts at 1).
+    next_connection: AtomicU64,
+    /// True once shutdown has begun: new requests are refused with 503.
+    shutting_down: AtomicBool,
+    /// Requests accepted whose callback has not run yet.
+    in_flight: AtomicUsize,
+    /// The bounded request queue.
+    queue: flume::Sender<Job>,
+    /// Kept so workers can be started after the entry point is shared.
+    queue_receiver: flume::Receiver<Job>,
+    /// Controllers and actions.
+    pub api: Api,
+    /// When the host started.
+    pub started_at: Instant,
+}
+
+impl std::fmt::Debug for EntryPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryPoint").finish_non_exhaustive()
+    }
+}
+
+impl EntryPoint {
+    /// A new entry point with an empty queue and no workers yet.
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let (queue, queue_receiver) = flume::bounded(config.request_queue_size);
+        Arc::new(EntryPoint {
+            config,
+            protocols: OnceLock::new(),
+            connections: RwLock::new(HashMap::new()),
+            next_connection: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            queue,
+            queue_receiver,
+            api: Api::new(),
+            started_at: Instant::now(),
+        })
+    }
+
+    /// Sets the protocol list (once, before any `init`).
+    pub fn set_protocols(&self, protocols: Vec<Arc<ProtocolSlot>>) {
+        let _ = self.protocols.set(protocols.into_boxed_slice());
+    }
+
+    /// The enabled protocols.
+    pub fn protocols(&self) -> &[Arc<ProtocolSlot>] {
+        self.protocols.get().map(|list| &list[..]).unwrap_or(&[])
+    }
+
+    /// Starts `count` API worker threads.
+    pub fn start_workers(self: &Arc<Self>, count: usize) -> std::io::Result<()> {
+        for worker in 0..count {
+            let entry = Arc::clone(self);
+            let receiver = self.queue_receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("api-{worker}"))
+                .spawn(move || {
+                    while let Ok(job) = receiver.recv() {
+                        entry.run(job);
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Declares a connection for protocol `protocol`.
+    pub fn new_connection(&self, protocol: usize, ips: &[RStr<'_>], headers: &str) -> ConnectionId {
+        let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
+        let connection = Connection {
+            protocol,
+            ips: ips.iter().map(|ip| Box::from(ip.as_str())).collect(),
+            headers: Box::from(headers),
+        };
+        self.connections.write().insert(id, connection);
+        id
+    }
+
+    /// Forgets a connection. Unknown ids are ignored.
+    pub fn remove_connection(&self, id: ConnectionId) {
+        self.connections.write().remove(&id);
+    }
+
+    /// How many connections are declared.
+    pub fn connection_count(&self) -> usize {
+        self.connections.read().len()
+    }
+
+    /// The protocol owning a connection.
+    pub fn connection_protocol(&self, id: ConnectionId) -> Option<usize> {
+        self.connections.read().get(&id).map(|c| c.protocol)
+    }
+
+    /// Every declared connection with its protocol.
+    pub fn connection_ids(&self) -> Vec<(ConnectionId, usize)> {
+        self.connections
+            .read()
+            .iter()
+            .map(|(id, connection)| (*id, connection.protocol))
+            .collect()
+    }
+
+    /// True once shutdown began.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Starts refusing new requests.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Waits until no request is in flight, or `deadline` passes. Returns how many remain.
+    pub fn drain(&self, deadline: Duration) -> usize {
+        let until = Instant::now() + deadline;
+        loop {
+            let remaining = self.in_flight.load(Ordering::Acquire);
+            if remaining == 0 || Instant::now() >= until {
+                return remaining;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Queues a request; `callback` runs exactly once (see the module's invariant).
+    pub fn execute(&self, connection: ConnectionId, request: &str, callback: FfiCallback) {
+        if self.is_shutting_down() {
+            return answer_refusal(request, callback, errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error());
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let job = Job {
+            connection,
+            request: request.to_owned(),
+            callback,
+        };
+        if let Err(error) = self.queue.try_send(job) {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let (job, refusal) = match error {
+                flume::TrySendError::Full(job) => (job, errors::API_PROCESS_OVERLOADED.error()),
+                flume::TrySendError::Disconnected(job) => {
+                    (job, errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error())
+                }
+            };
+            answer_refusal(&job.request, job.callback, refusal);
+        }
+    }
+
+    /// Runs one queued request on an API worker and answers it.
+    fn run(&self, job: Job) {
+        let protocol = self.connection_protocol(job.connection);
+        let answer = api::handle(self, job.connection, protocol, &job.request);
+        deliver(job.callback, &answer);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a request that will not run, with the request id when it can be read cheaply.
+fn answer_refusal(request: &str, callback: FfiCallback, error: KuzzleError) {
+    let answer = api::Answer::refusal(request, error);
+    deliver(callback, &answer);
+}
+
+fn deliver(callback: FfiCallback, answer: &api::Answer) {
+    let response = FfiResponse {
+        status: answer.status,
+        request_id: RStr::from_str(&answer.request_id),
+        content: RStr::from_str(&answer.content),
+        headers: RStr::from_str("{}"),
+    };
+    (callback.call)(callback.context, response);
+}

@@ -1,0 +1,186 @@
+//! The loaded protocols and the one place the host calls their hooks.
+//!
+//! Every hook call goes through `ProtocolSlot`, which logs a failed or panicking hook with the
+//! protocol's and plugin's names and counts panics. A protocol that keeps panicking is
+//! disabled: the host stops calling it (see README, "When a plugin misbehaves").
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use abi_stable::std_types::{RErr, RStr};
+use parking_lot::Mutex;
+use switchyard_plugin_api::abi::{FfiHookResult, FfiInstance};
+use switchyard_plugin_api::{ConnectionId, DisconnectReason};
+
+use super::loader::LoadedLibrary;
+
+/// One enabled protocol: a library plus the instance its `init` returned.
+pub struct ProtocolSlot {
+    /// Position in the host's protocol list; the host API's token for this protocol.
+    pub index: usize,
+    /// The config section's name.
+    pub name: String,
+    /// The library file.
+    pub path: PathBuf,
+    /// The checked root module.
+    pub library: LoadedLibrary,
+    /// Set once `init` succeeded; hooks are not called before.
+    instance: OnceLock<FfiInstance>,
+    /// What the plugin announced with `announce_listener`.
+    listeners: Mutex<Vec<String>>,
+    /// Panics caught in this protocol's hooks so far.
+    panics: AtomicU32,
+    /// Set when `panics` reached `panic_limit`: no hook is called any more.
+    disabled: AtomicBool,
+    /// `server.hookPanicLimit` (0: never disable).
+    panic_limit: u32,
+}
+
+impl std::fmt::Debug for ProtocolSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProtocolSlot")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtocolSlot {
+    /// A protocol whose library is loaded but whose `init` has not run yet.
+    pub fn new(
+        index: usize,
+        name: String,
+        path: PathBuf,
+        library: LoadedLibrary,
+        panic_limit: u32,
+    ) -> Self {
+        ProtocolSlot {
+            index,
+            name,
+            path,
+            library,
+            instance: OnceLock::new(),
+            listeners: Mutex::new(Vec::new()),
+            panics: AtomicU32::new(0),
+            disabled: AtomicBool::new(false),
+            panic_limit,
+        }
+    }
+
+    /// Records the instance `init` returned: from now on hooks are called.
+    pub fn set_instance(&self, instance: FfiInstance) {
+        let _ = self.instance.set(instance);
+    }
+
+    /// Records a listener address the plugin announced.
+    pub fn add_listener(&self, address: String) {
+        self.listeners.lock().push(address);
+    }
+
+    /// The listener addresses announced so far.
+    pub fn listeners(&self) -> Vec<String> {
+        self.listeners.lock().clone()
+    }
+
+    /// True when the protocol was disabled after too many panics.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    fn instance(&self) -> Option<FfiInstance> {
+        if self.is_disabled() {
+            return None;
+        }
+        self.instance.get().copied()
+    }
+
+    /// Delivers a notification to this protocol's members of `channels`.
+    pub fn broadcast(&self, channels: &[RStr<'_>], payload: &str) {
+        if let Some(instance) = self.instance() {
+            let result = (self.library.module.broadcast())(
+                instance,
+                channels.into(),
+                RStr::from_str(payload),
+            );
+            self.check("broadcast", result);
+        }
+    }
+
+    /// Delivers a notification to one connection.
+    pub fn notify(&self, connection: ConnectionId, channels: &[RStr<'_>], payload: &str) {
+        if let Some(instance) = self.instance() {
+            let result = (self.library.module.notify())(
+                instance,
+                connection,
+                channels.into(),
+                RStr::from_str(payload),
+            );
+            self.check("notify", result);
+        }
+    }
+
+    /// Adds a connection to a channel.
+    pub fn join_channel(&self, channel: &str, connection: ConnectionId) {
+        if let Some(instance) = self.instance() {
+            let result =
+                (self.library.module.join_channel())(instance, RStr::from_str(channel), connection);
+            self.check("joinChannel", result);
+        }
+    }
+
+    /// Removes a connection from a channel.
+    pub fn leave_channel(&self, channel: &str, connection: ConnectionId) {
+        if let Some(instance) = self.instance() {
+            let result = (self.library.module.leave_channel())(
+                instance,
+                RStr::from_str(channel),
+                connection,
+            );
+            self.check("leaveChannel", result);
+        }
+    }
+
+    /// Asks the protocol to close a connection.
+    pub fn disconnect(&self, connection: ConnectionId, reason: DisconnectReason, message: &str) {
+        if let Some(instance) = self.instance() {
+            let result = (self.library.module.disconnect())(
+                instance,
+                connection,
+                reason,
+                RStr::from_str(message),
+            );
+            self.check("disconnect", result);
+        }
+    }
+
+    fn check(&self, hook: &'static str, result: FfiHookResult) {
+        let RErr(error) = result else { return };
+        if !error.panicked {
+            tracing::warn!(
+                protocol = %self.name,
+                plugin = self.library.plugin_name,
+                hook,
+                "hook failed: {}",
+                error.message
+            );
+            return;
+        }
+        let panics = self.panics.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::error!(
+            protocol = %self.name,
+            plugin = self.library.plugin_name,
+            hook,
+            panics,
+            "hook {}",
+            error.message
+        );
+        if self.panic_limit != 0 && panics >= self.panic_limit && !self.disabled.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                protocol = %self.name,
+                plugin = self.library.plugin_name,
+                "protocol disabled after {panics} panics (server.hookPanicLimit): its hooks are no longer called"
+            );
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Start-up: load and check every library, check names, then `init` every protocol.
+//!
+//! Any failure stops start-up with every problem found, not only the first: all libraries are
+//! checked before reporting, and all `init`s run (in parallel, as Kuzzle does) before
+//! reporting. No `init` runs unless every library passed its checks.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use abi_stable::std_types::{RErr, ROk, RStr};
+use switchyard_plugin_api::abi::{FfiInitArgs, LogLevel};
+
+use crate::config::{Config, ConfigError};
+use crate::entry_point::EntryPoint;
+use crate::plugin::registry::ProtocolSlot;
+use crate::plugin::{host_api, loader};
+
+/// One reason the host will not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// What is wrong, naming the protocol and the file.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that stopped start-up.
+#[derive(Debug)]
+pub struct StartupError {
+    /// The problems, in the order found.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for problem in &self.problems {
+            writeln!(f, "{problem}")?;
+        }
+        let count = self.problems.len();
+        write!(
+            f,
+            "error: switchyard did not start ({count} problem{})",
+            if count == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+impl From<ConfigError> for StartupError {
+    fn from(error: ConfigError) -> Self {
+        let path = error.path.display().to_string();
+        StartupError {
+            problems: error
+                .problems
+                .into_iter()
+                .map(|problem| Problem {
+                    message: format!("invalid configuration {path}: {problem}"),
+                    hint: None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A started host: every protocol initialized and listening.
+#[derive(Debug)]
+pub struct Started {
+    /// The shared state.
+    pub entry: Arc<EntryPoint>,
+    /// How long start-up took.
+    pub elapsed: Duration,
+}
+
+impl Started {
+    /// The ready line: `switchyard 0.1.0 ready in 9 ms: websocket (websocket 0.1.0) on ws://…`.
+    pub fn ready_line(&self) -> String {
+        let protocols: Vec<String> = self
+            .entry
+            .protocols()
+            .iter()
+            .map(|protocol| {
+                let listeners = protocol.listeners();
+                let place = if listeners.is_empty() {
+                    "not listening".to_string()
+                } else {
+                    format!("on {}", listeners.join(", "))
+                };
+                format!(
+                    "{} ({} {}) {place}",
+                    protocol.name, protocol.library.plugin_name, protocol.library.plugin_version
+                )
+            })
+            .collect();
+        let list = if protocols.is_empty() {
+            "no protocols enabled".to_string()
+        } else {
+            protocols.join("; ")
+        };
+        format!(
+            "switchyard {} ready in {} ms: {list}",
+            env!("CARGO_PKG_VERSION"),
+            self.elapsed.as_millis()
+        )
+    }
+}
+
+/// The most verbose level the host prints, handed to plugins so they skip formatting the rest.
+pub fn plugin_log_level() -> LogLevel {
+    match tracing::level_filters::LevelFilter::current().into_level() {
+        None => LogLevel::OFF,
+        Some(tracing::Level::ERROR) => LogLevel::ERROR,
+        Some(tracing::Level::WARN) => LogLevel::WARN,
+        Some(tracing::Level::INFO) => LogLevel::INFO,
+        Some(tracing::Level::DEBUG) => LogLevel::DEBUG,
+        Some(tracing::Level::TRACE) => LogLevel::TRACE,
+    }
+}
+
+fn describe(protocol: &str, path: &std::path::Path) -> String {
+    format!("protocol \"{protocol}\" ({})", path.display())
+}
+
+/// Loads, checks and starts every enabled protocol.
+pub fn start(config: Config) -> Result<Started, StartupError> {
+    let begun = Instant::now();
+    let config = Arc::new(config);
+    let entry = EntryPoint::new(Arc::clone(&config));
+
+    let mut problems = Vec::new();
+    let mut slots = Vec::new();
+    for (index, protocol) in config.protocols.iter().enumerate() {
+        match loader::load(&protocol.library, &config.plugin_dirs) {
+            Ok(library) => slots.push(Arc::new(ProtocolSlot::new(
+                index,
+                protocol.name.clone(),
+                loader::candidate_paths(&protocol.library, &config.plugin_dirs)
+                    .into_iter()
+                    .find(|path| path.is_file())
+                    .unwrap_or_default(),
+                library,
+                config.hook_panic_limit,
+            ))),
+            Err(error) => problems.push(Problem {
+                message: format!("{} {}", describe(&protocol.name, &error.path), error.kind),
+                hint: error.kind.hint(),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(StartupError { problems });
+    }
+
+    entry.set_protocols(slots.clone());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    entry
+        .start_workers(workers)
+        .map_err(|error| StartupError {
+            problems: vec![Problem {
+                message: format!("cannot start API workers: {error}"),
+                hint: None,
+            }],
+        })?;
+
+    let problems = init_all(&entry, &slots, config.init_timeout);
+    if !problems.is_empty() {
+        entry.begin_shutdown();
+        return Err(StartupError { problems });
+    }
+    Ok(Started {
+        entry,
+        elapsed: begun.elapsed(),
+    })
+}
+
+enum InitOutcome {
+    Ready,
+    Failed(String),
+}
+
+/// Runs every `init` on its own thread and waits for all, up to `timeout` in total.
+fn init_all(entry: &Arc<EntryPoint>, slots: &[Arc<ProtocolSlot>], timeout: Duration) -> Vec<Problem> {
+    let (report, outcomes) = mpsc::channel::<(usize, InitOutcome)>();
+    let level = plugin_log_level();
+    let server_json: Arc<str> = Arc::from(entry.config.server_json.as_str());
+    for slot in slots {
+        let slot = Arc::clone(slot);
+        let entry = Arc::clone(entry);
+        let report = report.clone();
+        let server_json = Arc::clone(&server_json);
+        let config_json = entry.config.protocols[slot.index].config_json.clone();
+        let (index, failure_report) = (slot.index, report.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("init-{}", slot.name))
+            .spawn(move || {
+                let host = host_api::host_for(&entry, slot.index, &slot.name, slot.library.plugin_name);
+                let args = FfiInitArgs {
+                    name: RStr::from_str(&slot.name),
+                    config: RStr::from_str(&config_json),
+                    server: RStr::from_str(&server_json),
+                    max_log_level: level,
+                };
+                let outcome = match (slot.library.module.init())(host, args) {
+                    ROk(instance) => {
+                        slot.set_instance(instance);
+                        InitOutcome::Ready
+                    }
+                    RErr(error) if error.panicked => {
+                        InitOutcome::Failed(format!("init {}", error.message))
+                    }
+                    RErr(error) => {
+                        InitOutcome::Failed(format!("init returned an error: {}", error.message))
+                    }
+                };
+                let _ = report.send((slot.index, outcome));
+            });
+        if let Err(error) = spawned {
+            let _ = failure_report.send((
+                index,
+                InitOutcome::Failed(format!("cannot start a thread for init: {error}")),
+            ));
+        }
+    }
+    drop(report);
+
+    let deadline = Instant::now() + timeout;
+    let mut results: Vec<Option<InitOutcome>> = slots.iter().map(|_| None).collect();
+    let mut pending = slots.len();
+    while pending > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match outcomes.recv_timeout(left) {
+            Ok((index, outcome)) => {
+                if let Some(position) = slots.iter().position(|slot| slot.index == index) {
+                    results[position] = Some(outcome);
+                    pending -= 1;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+
+    let mut problems = Vec::new();
+    for (slot, result) in slots.iter().zip(results) {
+        let what = describe(&slot.name, &slot.path);
+        match result {
+            Some(InitOutcome::Ready) => {}
+            Some(InitOutcome::Failed(reason)) => problems.push(Problem {
+                message: format!("{what} failed to start: {reason}"),
+                hint: None,
+            }),
+            None => problems.push(Problem {
+                message: format!(
+                    "{what} failed to start: init did not return within {} ms",
+                    timeout.as_millis()
+                ),
+                hint: Some("increase server.initTimeout (milliseconds) if it is just slow".to_string()),
+            }),
+        }
+    }
+    problems
+}
+
+/// `switchyard check`: what was checked, and the outcome for each library.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// One line per library.
+    pub lines: Vec<String>,
+    /// True when every library passed.
+    pub ok: bool,
+}
+
+/// Checks libraries (ABI version, layout, hooks) without calling `init`.
+pub fn check_libraries(paths: &[PathBuf], verbose: bool) -> CheckReport {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for path in paths {
+        let shown = path.display();
+        if !path.is_file() {
+            ok = false;
+            lines.push(format!("{shown}: error: library not found"));
+            continue;
+        }
+        match loader::load_path(path) {
+            Ok(library) => lines.push(format!(
+                "{shown}: {} {}, plugin-api {}: OK",
+                library.plugin_name, library.plugin_version, library.interface_version
+            )),
+            Err(kind) => {
+                ok = false;
+                lines.push(format!("{shown}: error: {kind}"));
+                if let Some(hint) = kind.hint() {
+                    lines.push(format!("{shown}: hint: {hint}"));
+                }
+                if let (true, loader::LoadErrorKind::LayoutMismatch { report, .. }) = (verbose, &kind) {
+                    lines.push(report.clone());
+                }
+            }
+        }
+    }
+    CheckReport { lines, ok }
+}
+
+/// Checks every protocol a configuration enables (steps 1–3 of start-up, no `init`).
+pub fn check_config(config: &Config) -> CheckReport {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    for protocol in &config.protocols {
+        match loader::load(&protocol.library, &config.plugin_dirs) {
+            Ok(library) => {
+                let path = loader::candidate_paths(&protocol.library, &config.plugin_dirs)
+                    .into_iter()
+                    .find(|path| path.is_file())
+                    .unwrap_or_default();
+                lines.push(format!(
+                    "{}: {} {}, plugin-api {}: OK",
+                    describe(&protocol.name, &path),
+                    library.plugin_name,
+                    library.plugin_version,
+                    library.interface_version
+                ))
+            }
+            Err(error) => {
+                ok = false;
+                lines.push(format!("error: {} {}", describe(&protocol.name, &error.path), error.kind));
+                if let Some(hint) = error.kind.hint() {
+                    lines.push(format!("hint: {hint}"));
+                }
+            }
+        }
+    }
+    CheckReport { lines, ok }
+}
