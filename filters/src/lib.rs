@@ -1,3 +1,178 @@
 //! Koncorde-compatible realtime filters: validation, normalization, indexed matching.
 //!
-//! (Being written: see `filters/README.md` once it lands.)
+//! Kuzzle's realtime subscriptions are [Koncorde 4](https://www.npmjs.com/package/koncorde)
+//! filters. This crate accepts exactly what Koncorde accepts, rejects what it rejects with the
+//! same messages, and matches what it matches, with an index so that testing a document costs
+//! far less than testing every filter. See `filters/README.md`.
+//!
+//! ```
+//! use switchyard_filters::{Engine, EngineConfig};
+//! use serde_json::json;
+//!
+//! let mut engine = Engine::new(EngineConfig::default());
+//! let filter = engine.normalize("index/collection", &json!({"range": {"age": {"gte": 18}}})).unwrap();
+//! let room = engine.store(filter);
+//! assert_eq!(engine.test("index/collection", &json!({"age": 20})), vec![room.as_str()]);
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod canonical;
+mod error;
+mod flatten;
+mod geo;
+mod index;
+mod js;
+mod matcher;
+mod model;
+mod normalized;
+mod re2;
+mod standardize;
+mod units;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+pub use error::{FilterError, FilterErrorKind};
+pub use normalized::NormalizedFilter;
+
+use flatten::Flat;
+use index::Collection;
+use standardize::Standardizer;
+
+/// Koncorde's default `maxConditions`, used when `max_conditions` is 0 (as Koncorde does).
+pub const KONCORDE_DEFAULT_MAX_CONDITIONS: usize = 50;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Koncorde's `maxConditions`: a filter with more conditions is refused at normalization.
+    /// Kuzzle passes `limits.subscriptionConditionsCount` (100). 0 means Koncorde's default
+    /// (50), as in Koncorde.
+    pub max_conditions: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_conditions: 100,
+        }
+    }
+}
+
+impl EngineConfig {
+    fn effective_max_conditions(&self) -> usize {
+        if self.max_conditions == 0 {
+            KONCORDE_DEFAULT_MAX_CONDITIONS
+        } else {
+            self.max_conditions
+        }
+    }
+}
+
+/// Stores normalized filters per index and tells which ones a document matches.
+///
+/// `Send + Sync`: wrap it in a `RwLock`, test under the read lock.
+#[derive(Debug, Default)]
+pub struct Engine {
+    /// Settings given at creation.
+    config: EngineConfig,
+    /// One index of filters per Kuzzle `"<index>/<collection>"`.
+    collections: HashMap<String, Collection>,
+    /// Filter id -> the index holding it (ids already encode the index).
+    index_of: HashMap<String, String>,
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            config,
+            collections: HashMap::new(),
+            index_of: HashMap::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Checks a filter's syntax, as Koncorde's `validate` (which does not count conditions:
+    /// [`normalize`](Self::normalize) does).
+    pub fn validate(&self, filter: &Value) -> Result<(), FilterError> {
+        Standardizer.standardize(filter).map(|_| ())
+    }
+
+    /// Checks and normalizes a filter for `index` (`"<index>/<collection>"`). Nothing is stored.
+    pub fn normalize(&self, index: &str, filter: &Value) -> Result<NormalizedFilter, FilterError> {
+        let node = Standardizer.standardize(filter)?;
+        let max = self.config.effective_max_conditions();
+        let minterms = canonical::canonical(node.as_ref(), max)?;
+        let compiled = matcher::compile_minterms(&minterms, max)?;
+        Ok(normalized::finish(index, minterms, compiled))
+    }
+
+    /// Stores a normalized filter and returns its id. Storing the same filter again does nothing.
+    pub fn store(&mut self, filter: NormalizedFilter) -> String {
+        let id = filter.id.clone();
+        if self.index_of.contains_key(&id) {
+            return id;
+        }
+        self.index_of.insert(id.clone(), filter.index.clone());
+        self.collections
+            .entry(filter.index.clone())
+            .or_default()
+            .insert(filter);
+        id
+    }
+
+    /// Removes a filter; its conditions leave the index once no other filter uses them.
+    pub fn remove(&mut self, id: &str) {
+        let Some(index) = self.index_of.remove(id) else {
+            return;
+        };
+        if let Some(collection) = self.collections.get_mut(&index) {
+            collection.remove(id);
+            if collection.is_empty() {
+                self.collections.remove(&index);
+            }
+        }
+    }
+
+    /// Is a filter with this id stored?
+    pub fn has(&self, id: &str) -> bool {
+        self.index_of.contains_key(id)
+    }
+
+    /// Number of stored filters.
+    pub fn len(&self) -> usize {
+        self.index_of.len()
+    }
+
+    /// True when no filter is stored.
+    pub fn is_empty(&self) -> bool {
+        self.index_of.is_empty()
+    }
+
+    /// Ids of the filters of `index` that `document` matches, in no particular order.
+    pub fn test<'e>(&'e self, index: &str, document: &Value) -> Vec<&'e str> {
+        let mut out = Vec::new();
+        self.test_into(index, document, &mut out);
+        out
+    }
+
+    /// Like [`test`](Self::test), appending to `out` (reuse it to avoid allocations).
+    pub fn test_into<'e>(&'e self, index: &str, document: &Value, out: &mut Vec<&'e str>) {
+        let Some(collection) = self.collections.get(index) else {
+            return;
+        };
+        let flat = Flat::new(document);
+        collection.matches(&flat, out);
+    }
+}
+
+#[cfg(test)]
+mod tests;
