@@ -1,0 +1,375 @@
+//! `[server.protocols.websocket]` as written (serde) and as used (validated `Settings`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use switchyard_plugin_api::{BoxError, InitConfig};
+
+/// Kuzzle's default port, shared with HTTP there.
+pub const DEFAULT_PORT: u16 = 7512;
+/// Kuzzle's default `server.maxRequestSize` (1MB).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// Kuzzle's default `idleTimeout`, and what values below 1 s are forced to.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Bytes a connection may have queued before it counts as a slow consumer. One frame always fits
+/// when the queue is empty, so a large response never trips it by itself.
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
+
+/// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    /// Listening port; 0 asks the system for a free one (tests).
+    #[serde(default = "default_port")]
+    port: u16,
+    /// Listening address; Kuzzle listens on every interface.
+    #[serde(default = "default_address")]
+    address: IpAddr,
+    /// Overrides `[server] maxRequestSize` for this listener.
+    #[serde(default)]
+    max_request_size: Option<Size>,
+    /// Milliseconds without any frame from the client before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: u64,
+    /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
+    #[serde(default)]
+    rate_limit: u32,
+    /// Cap on bytes waiting to be written to one connection.
+    #[serde(default)]
+    max_queued_bytes: Option<Size>,
+    /// Accept permessage-deflate (RFC 7692) when a client offers it.
+    #[serde(default)]
+    compression: bool,
+}
+
+/// The part of `[server]` this plugin reads; every other key belongs to the host.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default)]
+    max_request_size: Option<Size>,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+fn default_address() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+
+fn default_idle_timeout() -> u64 {
+    DEFAULT_IDLE_TIMEOUT_MS
+}
+
+/// The validated configuration of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where to listen.
+    pub address: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// Largest message accepted, after reassembly and decompression.
+    pub max_message_size: usize,
+    /// Close connections that sent nothing for this long.
+    pub idle_timeout: Duration,
+    /// Messages per second per connection before 429 answers; 0 = off.
+    pub rate_limit: u32,
+    /// Slow-consumer cap on queued outgoing bytes.
+    pub max_queued_bytes: usize,
+    /// Whether permessage-deflate is negotiated.
+    pub compression: bool,
+    /// Set when `idleTimeout` was out of range and replaced: `init` logs it.
+    pub idle_timeout_warning: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            address: default_address(),
+            port: DEFAULT_PORT,
+            max_message_size: DEFAULT_MAX_REQUEST_SIZE as usize,
+            idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+            rate_limit: 0,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES as usize,
+            compression: false,
+            idle_timeout_warning: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the protocol's section and `[server] maxRequestSize`.
+    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
+        let raw: RawConfig = config.parse().map_err(without_position)?;
+        let server: RawServer = config.parse_server().map_err(without_position)?;
+        let section = format!("server.protocols.{}", config.name);
+        Settings::validate(raw, server, &section)
+    }
+
+    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
+    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
+        Settings::from_init(&InitConfig {
+            name,
+            config: section,
+            server,
+        })
+    }
+
+    fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings, BoxError> {
+        let max_request_size = match (raw.max_request_size, server.max_request_size) {
+            (Some(own), _) => own.0,
+            (None, Some(inherited)) => inherited.0,
+            (None, None) => DEFAULT_MAX_REQUEST_SIZE,
+        };
+        if max_request_size == 0 {
+            return Err(format!("{section}.maxRequestSize: must be greater than 0").into());
+        }
+        let max_queued_bytes = raw
+            .max_queued_bytes
+            .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
+        if max_queued_bytes == 0 {
+            return Err(format!("{section}.maxQueuedBytes: must be greater than 0").into());
+        }
+        // Kuzzle forces values below one second (0 included) to its default, with a warning;
+        // an idle timeout cannot be switched off there either.
+        let (idle_timeout, idle_timeout_warning) = if raw.idle_timeout < 1000 {
+            let warning = format!(
+                "{section}.idleTimeout: {} ms is below the 1000 ms minimum; using {DEFAULT_IDLE_TIMEOUT_MS} ms",
+                raw.idle_timeout
+            );
+            (DEFAULT_IDLE_TIMEOUT_MS, Some(warning))
+        } else {
+            (raw.idle_timeout, None)
+        };
+        Ok(Settings {
+            address: raw.address,
+            port: raw.port,
+            max_message_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
+            idle_timeout: Duration::from_millis(idle_timeout),
+            rate_limit: raw.rate_limit,
+            max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+            compression: raw.compression,
+            idle_timeout_warning,
+        })
+    }
+}
+
+/// Drops serde_json's " at line 1 column 11" suffix: the JSON is the host's rendering of the TOML
+/// file, so its positions would mislead the operator; the key path already says where to look.
+fn without_position(error: BoxError) -> BoxError {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if text[at..].contains(" column ") => text[..at].to_string().into(),
+        _ => error,
+    }
+}
+
+/// A size in bytes: a number, or a string such as `"1MB"` (Kuzzle's units, powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses `"1MB"`, `"512 kb"`, `"100"`, `"100B"`. Units are case-insensitive powers of 1024,
+/// as the host reads `server.maxRequestSize`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let multiplier: u64 = match text[digits_end..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Size, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of bytes, or a string such as \"1MB\"")
+            }
+
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
+                Ok(Size(bytes))
+            }
+
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
+                u64::try_from(bytes).map(Size).map_err(|_| {
+                    E::custom(format!("{bytes} is not a size: it must not be negative"))
+                })
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+                parse_size(text).map(Size).ok_or_else(|| {
+                    E::custom(format!(
+                        "\"{text}\" is not a size (expected bytes, or a number with B, KB, MB or GB)"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(section: &str, server: &str) -> Result<Settings, String> {
+        Settings::from_json("websocket", section, server).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_kuzzle() {
+        let settings = parse("{}", "{}").unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.port, 7512);
+        assert_eq!(settings.max_message_size, 1024 * 1024);
+        assert_eq!(settings.idle_timeout, Duration::from_secs(60));
+        assert_eq!(settings.rate_limit, 0);
+        assert!(!settings.compression);
+    }
+
+    #[test]
+    fn sizes_parse_like_the_host() {
+        let cases = [
+            ("100", Some(100)),
+            ("100B", Some(100)),
+            ("1kb", Some(1024)),
+            ("1MB", Some(1024 * 1024)),
+            (" 2 GB ", Some(2 << 30)),
+            ("1.5MB", None),
+            ("MB", None),
+            ("-1", None),
+            ("1TB", None),
+            ("99999999999999999999GB", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_size(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let settings = parse(
+            r#"{"port":0,"address":"127.0.0.1","maxRequestSize":"2KB","idleTimeout":1500,
+                "rateLimit":10,"maxQueuedBytes":4096,"compression":true}"#,
+            r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(settings.port, 0);
+        assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(settings.max_message_size, 2048);
+        assert_eq!(settings.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(settings.rate_limit, 10);
+        assert_eq!(settings.max_queued_bytes, 4096);
+        assert!(settings.compression);
+        assert_eq!(settings.idle_timeout_warning, None);
+    }
+
+    #[test]
+    fn max_request_size_is_inherited_from_server() {
+        assert_eq!(
+            parse("{}", r#"{"maxRequestSize":"16KB"}"#)
+                .unwrap()
+                .max_message_size,
+            16384
+        );
+        assert_eq!(
+            parse("{}", r#"{"maxRequestSize":512}"#)
+                .unwrap()
+                .max_message_size,
+            512
+        );
+    }
+
+    #[test]
+    fn short_idle_timeouts_are_forced_to_the_default_with_a_warning() {
+        for value in [0, 999] {
+            let settings = parse(&format!(r#"{{"idleTimeout":{value}}}"#), "{}").unwrap();
+            assert_eq!(settings.idle_timeout, Duration::from_secs(60));
+            assert_eq!(
+                settings.idle_timeout_warning.as_deref(),
+                Some(
+                    format!(
+                        "server.protocols.websocket.idleTimeout: {value} ms is below the 1000 ms minimum; using 60000 ms"
+                    )
+                    .as_str()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                r#"{"port":"x"}"#,
+                "{}",
+                "server.protocols.websocket.port: invalid type: string \"x\", expected u16",
+            ),
+            (
+                r#"{"port":70000}"#,
+                "{}",
+                "server.protocols.websocket.port: invalid value: integer `70000`, expected u16",
+            ),
+            (
+                r#"{"prot":1}"#,
+                "{}",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `compression`",
+            ),
+            (
+                r#"{"maxRequestSize":"1XB"}"#,
+                "{}",
+                "server.protocols.websocket.maxRequestSize: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)",
+            ),
+            (
+                "{}",
+                r#"{"maxRequestSize":"big"}"#,
+                "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)",
+            ),
+            (
+                r#"{"maxRequestSize":0}"#,
+                "{}",
+                "server.protocols.websocket.maxRequestSize: must be greater than 0",
+            ),
+            (
+                r#"{"maxQueuedBytes":-5}"#,
+                "{}",
+                "server.protocols.websocket.maxQueuedBytes: -5 is not a size: it must not be negative",
+            ),
+            (
+                r#"{"maxQueuedBytes":0}"#,
+                "{}",
+                "server.protocols.websocket.maxQueuedBytes: must be greater than 0",
+            ),
+            (
+                r#"{"address":"localhost"}"#,
+                "{}",
+                "server.protocols.websocket.address: invalid IP address syntax",
+            ),
+            (
+                r#"{"compression":"yes"}"#,
+                "{}",
+                "server.protocols.websocket.compression: invalid type: string \"yes\", expected a boolean",
+            ),
+        ];
+        for (section, server, expected) in cases {
+            assert_eq!(
+                parse(section, server).unwrap_err(),
+                expected,
+                "{section} {server}"
+            );
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! One client connection: the handshake, a reader (this task) and a writer (its own task).
+//!
+//! The reader decodes frames and hands requests to the host; it never writes. The writer drains
+//! the connection's outbox, writing each batch with as few `writev` calls as possible. Whoever
+//! wants the connection closed asks the outbox; the reader then removes the connection from the
+//! registry and the host at once, and lingers at most `CLOSE_TIMEOUT` for the close handshake.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::frame::{self, close_code, opcode, Violation};
+use crate::handshake;
+use crate::outbox::{Pushed, Taken};
+use crate::reader::{Event, MessageReader};
+use crate::registry::Connection;
+use crate::replies::{self, BadRequest};
+use crate::server::Shared;
+use switchyard_plugin_api::errors;
+
+/// How long a client has to complete its opening handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing handshake may take before the socket is dropped.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Read granularity; the buffer is freed whenever no partial frame is left in it.
+const READ_CHUNK: usize = 16 * 1024;
+/// Frames per `writev` (Linux allows 1024; 64 already amortizes the syscall ~50-fold).
+const MAX_SLICES: usize = 64;
+
+/// Why the reader stopped.
+#[derive(Debug)]
+enum Ending {
+    /// The client sent a close frame with this code.
+    ClientClosed(u16),
+    /// The client broke a protocol rule.
+    Violation(Violation),
+    /// Nothing received for `idleTimeout`.
+    Idle,
+    /// A close was requested through the outbox (disconnect hook, slow consumer, dead writer).
+    Requested,
+    /// The client went away without a closing handshake.
+    Gone,
+}
+
+/// Serves one accepted socket until it is closed.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    // Small frames must leave at once: batching is done by the writer, not by Nagle.
+    let _ = stream.set_nodelay(true);
+    let (mut read_half, mut write_half) = stream.into_split();
+    let opened = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        open(&mut read_half, &mut write_half, shared.settings.compression),
+    )
+    .await;
+    let (upgrade, leftover) = match opened {
+        Ok(Ok(Ok(opened))) => opened,
+        Ok(Ok(Err(refusal))) => {
+            debug!(peer = %peer, reason = %refusal.reason, "handshake refused");
+            let _ = write_all(
+                &write_half,
+                &mut VecDeque::from([Bytes::from(refusal.response)]),
+            )
+            .await;
+            return;
+        }
+        Ok(Err(error)) => {
+            debug!(peer = %peer, error = %error, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(peer = %peer, "handshake timed out");
+            return;
+        }
+    };
+
+    let ip = peer.ip().to_string();
+    let headers: Vec<(&str, &str)> = upgrade
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let id = shared.backend.new_connection(&[&ip], &headers);
+    drop(headers);
+    let connection = Arc::new(Connection::new(
+        id,
+        shared.settings.max_queued_bytes,
+        upgrade.deflate,
+    ));
+    drop(upgrade);
+    shared.registry.insert(connection.clone());
+    let writer = tokio::spawn(write_loop(write_half, connection.clone()));
+
+    let mut session = Session {
+        shared: &shared,
+        connection: &connection,
+        reader: MessageReader::new(shared.settings.max_message_size, connection.deflate),
+        rate: RateLimiter::new(shared.settings.rate_limit, Instant::now()),
+    };
+    let ending = session.read_loop(&read_half, leftover).await;
+    debug!(connection = %id, ending = ?ending, "closing");
+    match ending {
+        Ending::ClientClosed(code) => {
+            // Echo the client's code (1000 if it sent none), after what is already queued.
+            let echo = if code == close_code::NO_STATUS {
+                1000
+            } else {
+                code
+            };
+            connection.outbox.close(echo, "", false);
+        }
+        Ending::Violation(violation) => {
+            connection
+                .outbox
+                .close(violation.code, violation.reason, true);
+        }
+        Ending::Idle => {
+            connection
+                .outbox
+                .close(close_code::GOING_AWAY, "idle timeout", false);
+        }
+        Ending::Requested => {}
+        Ending::Gone => {
+            connection.outbox.close_silently();
+        }
+    }
+    if let Some(code) = connection.outbox.close_code() {
+        if code == close_code::INTERNAL_ERROR {
+            debug!(connection = %id, "slow consumer disconnected");
+        }
+    }
+    // The host forgets it now, not after the linger: its subscriptions go at once.
+    shared.registry.remove(id);
+    shared.backend.remove_connection(id);
+
+    let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+    let mut writer = writer;
+    if tokio::time::timeout_at(deadline, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+        return;
+    }
+    // The writer sent our close frame and a FIN; read (and ignore) until the client's FIN so
+    // that closing does not reset the connection before the client has read our close frame.
+    let _ = tokio::time::timeout_at(deadline, drain(&read_half)).await;
+}
+
+/// Reads the upgrade request and answers it. Returns the request and any bytes after it.
+async fn open(
+    read_half: &mut OwnedReadHalf,
+    write_half: &mut OwnedWriteHalf,
+    compression: bool,
+) -> io::Result<Result<(handshake::Upgrade, Vec<u8>), handshake::Refusal>> {
+    let mut buffer = Vec::with_capacity(1024);
+    loop {
+        read_half.readable().await?;
+        buffer.reserve(1024);
+        match read_half.try_read_buf(&mut buffer) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(error) => return Err(error),
+        }
+        match handshake::parse(&buffer, compression) {
+            Ok(None) => continue,
+            Err(refusal) => return Ok(Err(refusal)),
+            Ok(Some(mut upgrade)) => {
+                let response = Bytes::from(std::mem::take(&mut upgrade.response));
+                write_all(write_half, &mut VecDeque::from([response])).await?;
+                let leftover = buffer.split_off(upgrade.request_len);
+                return Ok(Ok((upgrade, leftover)));
+            }
+        }
+    }
+}
+
+/// The reader's state.
+struct Session<'a> {
+    shared: &'a Shared,
+    connection: &'a Arc<Connection>,
+    reader: MessageReader,
+    rate: RateLimiter,
+}
+
+impl Session<'_> {
+    async fn read_loop(&mut self, read_half: &OwnedReadHalf, mut buffer: Vec<u8>) -> Ending {
+        let idle_timeout = self.shared.settings.idle_timeout;
+        let mut last_activity = Instant::now();
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
+        loop {
+            if let Some(ending) = self.process(&mut buffer) {
+                return ending;
+            }
+            if buffer.is_empty() {
+                // An idle connection keeps no read buffer.
+                buffer = Vec::new();
+            }
+            tokio::select! {
+                biased;
+                () = self.connection.outbox.reader_wait() => return Ending::Requested,
+                ready = read_half.readable() => {
+                    if ready.is_err() {
+                        return Ending::Gone;
+                    }
+                    if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+                        buffer.reserve(READ_CHUNK);
+                    }
+                    match read_half.try_read_buf(&mut buffer) {
+                        Ok(0) => return Ending::Gone,
+                        Ok(_) => last_activity = Instant::now(),
+                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Ending::Gone,
+                    }
+                }
+                () = &mut idle => {
+                    let idle_until = last_activity + idle_timeout;
+                    if Instant::now() >= idle_until {
+                        return Ending::Idle;
+                    }
+                    idle.as_mut().reset(tokio::time::Instant::from_std(idle_until));
+                }
+            }
+        }
+    }
+
+    /// Handles every complete message in `buffer`, then drops the bytes used.
+    fn process(&mut self, buffer: &mut Vec<u8>) -> Option<Ending> {
+        let mut used = 0;
+        let ending = loop {
+            match self.reader.decode(&mut buffer[used..]) {
+                Err(violation) => break Some(Ending::Violation(violation)),
+                Ok((length, event)) => {
+                    used += length;
+                    let Some(event) = event else { break None };
+                    if let Some(ending) =
+                        handle(self.shared, self.connection, &mut self.rate, event)
+                    {
+                        break Some(ending);
+                    }
+                }
+            }
+        };
+        buffer.drain(..used);
+        ending
+    }
+}
+
+/// Acts on one event from the client.
+fn handle(
+    shared: &Shared,
+    connection: &Arc<Connection>,
+    rate: &mut RateLimiter,
+    event: Event<'_>,
+) -> Option<Ending> {
+    match event {
+        Event::Text(text) if text.as_bytes() == b"{\"p\":1}" => {
+            push(connection, Bytes::from_static(b"\x81\x07{\"p\":2}"));
+        }
+        Event::Text(text) => {
+            if !rate.allow(Instant::now()) {
+                let error = errors::NETWORK_WEBSOCKET_RATELIMIT_EXCEEDED.error();
+                reply_error(connection, text.as_bytes(), &error);
+            } else if let Err(bad) = replies::check_request(text) {
+                reply_error(connection, text.as_bytes(), &bad.error());
+            } else {
+                let target = connection.clone();
+                shared.backend.execute(
+                    connection.id,
+                    text,
+                    Box::new(move |response| {
+                        let frame = replies::room_frame(
+                            response.content,
+                            response.request_id,
+                            target.deflate,
+                        );
+                        push(&target, frame);
+                    }),
+                );
+            }
+        }
+        Event::Binary(bytes) => {
+            let error = if rate.allow(Instant::now()) {
+                BadRequest::Binary.error()
+            } else {
+                errors::NETWORK_WEBSOCKET_RATELIMIT_EXCEEDED.error()
+            };
+            reply_error(connection, bytes, &error);
+        }
+        Event::Ping(payload) => push(connection, frame::build(opcode::PONG, payload)),
+        Event::Pong => {}
+        Event::Close { code, .. } => return Some(Ending::ClientClosed(code)),
+    }
+    None
+}
+
+fn reply_error(connection: &Connection, request: &[u8], error: &errors::KuzzleError) {
+    let request_id = replies::request_id_of(request);
+    let json = replies::error_response(request_id.as_deref(), error);
+    push(connection, frame::build(opcode::TEXT, json.as_bytes()));
+}
+
+fn push(connection: &Connection, frame: Bytes) {
+    if connection.outbox.push(frame) == Pushed::Overflow {
+        debug!(connection = %connection.id, "outgoing queue full: closing with 1011");
+    }
+}
+
+/// Messages per second per connection, in fixed one-second windows (Kuzzle's `rateLimit`).
+#[derive(Debug)]
+pub struct RateLimiter {
+    /// Allowed messages per window; 0 = unlimited.
+    limit: u32,
+    /// Start of the current window.
+    window_start: Instant,
+    /// Messages seen in the current window.
+    count: u32,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `limit` messages per second (0: no limit), its first window at `now`.
+    pub fn new(limit: u32, now: Instant) -> RateLimiter {
+        RateLimiter {
+            limit,
+            window_start: now,
+            count: 0,
+        }
+    }
+
+    /// Counts one message at `now`; false when it is over the limit.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= self.limit
+    }
+}
+
+/// Writes the outbox to the socket until a close frame has been written (then sends a FIN by
+/// dropping the write half) or the socket fails (then closes the outbox so the reader stops).
+async fn write_loop(write_half: OwnedWriteHalf, connection: Arc<Connection>) {
+    let mut batch = VecDeque::new();
+    loop {
+        let taken = connection.outbox.take(&mut batch);
+        let result = match taken {
+            Taken::Idle => {
+                if batch.capacity() > MAX_SLICES {
+                    batch = VecDeque::new();
+                }
+                connection.outbox.writer_wait().await;
+                continue;
+            }
+            Taken::Frames => write_all(&write_half, &mut batch).await,
+            Taken::Close(close) => {
+                if !close.is_empty() {
+                    batch.push_back(close);
+                    let _ = write_all(&write_half, &mut batch).await;
+                }
+                return;
+            }
+        };
+        if result.is_err() {
+            connection.outbox.close_silently();
+            return;
+        }
+    }
+}
+
+/// Writes every frame of `batch`, emptying it.
+async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+    while !batch.is_empty() {
+        write_half.writable().await?;
+        match write_some(write_half, batch) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// One `writev` of the front of `batch`; written frames are popped, a partly written one is
+/// advanced. Not async, so its slice array lives on the stack, not in every connection's future.
+fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let count = batch
+        .iter()
+        .zip(slices.iter_mut())
+        .map(|(frame, slice)| *slice = IoSlice::new(frame))
+        .count();
+    let mut written = write_half.try_write_vectored(&slices[..count])?;
+    if written == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    while written > 0 {
+        let front = batch
+            .front_mut()
+            .expect("written bytes come from queued frames");
+        if front.len() <= written {
+            written -= front.len();
+            batch.pop_front();
+        } else {
+            front.advance(written);
+            written = 0;
+        }
+    }
+    Ok(())
+}
+
+/// Reads and discards until the client closes its side.
+async fn drain(read_half: &OwnedReadHalf) {
+    loop {
+        if read_half.readable().await.is_err() {
+            return;
+        }
+        match discard(read_half) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// One non-blocking read into a throw-away buffer (on the stack, not in the future).
+fn discard(read_half: &OwnedReadHalf) -> io::Result<usize> {
+    let mut scratch = [0u8; 512];
+    read_half.try_read(&mut scratch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_counts_per_second() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(2, start);
+        assert!(limiter.allow(start));
+        assert!(limiter.allow(start));
+        assert!(!limiter.allow(start + Duration::from_millis(999)));
+        assert!(limiter.allow(start + Duration::from_secs(1)));
+        let mut unlimited = RateLimiter::new(0, start);
+        assert!((0..10_000).all(|_| unlimited.allow(start)));
+    }
+}

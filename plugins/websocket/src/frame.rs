@@ -1,0 +1,484 @@
+//! RFC 6455 frame headers: parsing what clients send, building what the server sends.
+//!
+//! Server frames are never masked, so a frame built once (header and payload in one `Bytes`) is
+//! byte-identical for every recipient: that is what makes fan-out a reference-count increment.
+
+use bytes::Bytes;
+
+/// Opcodes (RFC 6455 §5.2).
+pub mod opcode {
+    /// Continuation of a fragmented message.
+    pub const CONTINUATION: u8 = 0x0;
+    /// UTF-8 text message.
+    pub const TEXT: u8 = 0x1;
+    /// Binary message.
+    pub const BINARY: u8 = 0x2;
+    /// Close.
+    pub const CLOSE: u8 = 0x8;
+    /// Ping.
+    pub const PING: u8 = 0x9;
+    /// Pong.
+    pub const PONG: u8 = 0xA;
+}
+
+/// Close status codes this server sends (RFC 6455 §7.4.1).
+pub mod close_code {
+    /// Going away: server shutdown or idle connection (the Kuzzle SDK reconnects).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Protocol error.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// No status code in the client's close frame; never sent on the wire.
+    pub const NO_STATUS: u16 = 1005;
+    /// Invalid payload data (text that is not UTF-8).
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// Message too big.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// Internal error; also Kuzzle's code for "too much backpressure".
+    pub const INTERNAL_ERROR: u16 = 1011;
+}
+
+/// Why a connection must be closed: a close code and a short reason (≤ 123 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Close code sent to the client.
+    pub code: u16,
+    /// Reason sent in the close frame.
+    pub reason: &'static str,
+}
+
+impl Violation {
+    pub(crate) const fn protocol(reason: &'static str) -> Violation {
+        Violation {
+            code: close_code::PROTOCOL_ERROR,
+            reason,
+        }
+    }
+}
+
+/// A frame header as received from a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Last frame of its message.
+    pub fin: bool,
+    /// RSV1: set on the first frame of a permessage-deflate compressed message.
+    pub compressed: bool,
+    /// The opcode.
+    pub opcode: u8,
+    /// The masking key (client frames are always masked).
+    pub mask: [u8; 4],
+    /// Payload length.
+    pub payload_len: usize,
+    /// Header length in bytes (2 to 14).
+    pub header_len: usize,
+}
+
+impl Header {
+    /// True for close, ping and pong.
+    pub fn is_control(&self) -> bool {
+        self.opcode & 0x8 != 0
+    }
+}
+
+/// Parses a client frame header from the start of `input`. `Ok(None)` means more bytes are
+/// needed. Checks every rule that the header alone decides, so an oversized frame is refused
+/// before any of its payload is buffered. `deflate` tells whether RSV1 may be set.
+pub fn parse_header(
+    input: &[u8],
+    deflate: bool,
+    max_payload: usize,
+) -> Result<Option<Header>, Violation> {
+    let [first, second, ..] = *input else {
+        return Ok(None);
+    };
+    let fin = first & 0x80 != 0;
+    let rsv1 = first & 0x40 != 0;
+    let opcode = first & 0x0F;
+    if first & 0x30 != 0 {
+        return Err(Violation::protocol("reserved bits set"));
+    }
+    if !matches!(
+        opcode,
+        opcode::CONTINUATION
+            | opcode::TEXT
+            | opcode::BINARY
+            | opcode::CLOSE
+            | opcode::PING
+            | opcode::PONG
+    ) {
+        return Err(Violation::protocol("reserved opcode"));
+    }
+    let is_control = opcode & 0x8 != 0;
+    if rsv1 && (!deflate || is_control || opcode == opcode::CONTINUATION) {
+        return Err(Violation::protocol("reserved bits set"));
+    }
+    if second & 0x80 == 0 {
+        return Err(Violation::protocol("client frames must be masked"));
+    }
+    let (payload_len, length_len) = match second & 0x7F {
+        126 => match input.get(2..4) {
+            None => return Ok(None),
+            Some(bytes) => (u64::from(u16::from_be_bytes([bytes[0], bytes[1]])), 2),
+        },
+        127 => match input.get(2..10) {
+            None => return Ok(None),
+            Some(bytes) => {
+                let mut length = [0; 8];
+                length.copy_from_slice(bytes);
+                let length = u64::from_be_bytes(length);
+                if length >> 63 != 0 {
+                    return Err(Violation::protocol("invalid payload length"));
+                }
+                (length, 8)
+            }
+        },
+        short => (u64::from(short), 0),
+    };
+    if is_control {
+        if !fin {
+            return Err(Violation::protocol("fragmented control frame"));
+        }
+        if payload_len > 125 {
+            return Err(Violation::protocol("control frame too long"));
+        }
+    }
+    let payload_len = match usize::try_from(payload_len) {
+        Ok(length) if length <= max_payload => length,
+        _ => return Err(too_big()),
+    };
+    let mask_at = 2 + length_len;
+    let Some(mask) = input.get(mask_at..mask_at + 4) else {
+        return Ok(None);
+    };
+    Ok(Some(Header {
+        fin,
+        compressed: rsv1,
+        opcode,
+        mask: [mask[0], mask[1], mask[2], mask[3]],
+        payload_len,
+        header_len: mask_at + 4,
+    }))
+}
+
+/// The violation for a message over `maxRequestSize`.
+pub fn too_big() -> Violation {
+    Violation {
+        code: close_code::MESSAGE_TOO_BIG,
+        reason: "message too big",
+    }
+}
+
+/// XORs `payload` with the masking key (RFC 6455 §5.3), in place.
+pub fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+    let word = u32::from_ne_bytes(mask);
+    let mut chunks = payload.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        let value = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) ^ word;
+        chunk.copy_from_slice(&value.to_ne_bytes());
+    }
+    for (byte, key) in chunks.into_remainder().iter_mut().zip(mask) {
+        *byte ^= key;
+    }
+}
+
+/// Largest server frame header: 2 bytes, then an 8-byte length.
+pub const MAX_HEADER_LEN: usize = 10;
+
+/// Writes a server frame header (FIN set, unmasked) for a payload of `len` bytes into the end
+/// of `out[..MAX_HEADER_LEN]`; returns where the header starts.
+fn write_header(out: &mut [u8; MAX_HEADER_LEN], opcode: u8, compressed: bool, len: usize) -> usize {
+    let first = 0x80 | if compressed { 0x40 } else { 0 } | opcode;
+    if len < 126 {
+        out[8..].copy_from_slice(&[first, len as u8]);
+        8
+    } else if let Ok(short) = u16::try_from(len) {
+        out[6..8].copy_from_slice(&[first, 126]);
+        out[8..].copy_from_slice(&short.to_be_bytes());
+        6
+    } else {
+        out[..2].copy_from_slice(&[first, 127]);
+        out[2..].copy_from_slice(&(len as u64).to_be_bytes());
+        0
+    }
+}
+
+/// A buffer for building one server frame: reserve room for the header, write the payload,
+/// then `finish` prepends the header without moving the payload.
+pub struct FrameBuilder {
+    buffer: Vec<u8>,
+}
+
+impl FrameBuilder {
+    /// A builder for a payload of about `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> FrameBuilder {
+        let mut buffer = Vec::with_capacity(MAX_HEADER_LEN + capacity);
+        buffer.resize(MAX_HEADER_LEN, 0);
+        FrameBuilder { buffer }
+    }
+
+    /// The payload buffer; append to it (it starts after the reserved header room).
+    pub fn payload(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
+    }
+
+    /// The payload written so far.
+    pub fn payload_bytes(&self) -> &[u8] {
+        &self.buffer[MAX_HEADER_LEN..]
+    }
+
+    /// Forgets the payload, keeping the header room.
+    pub fn clear_payload(&mut self) {
+        self.buffer.truncate(MAX_HEADER_LEN);
+    }
+
+    /// The complete frame, sharing the builder's allocation.
+    pub fn finish(mut self, opcode: u8, compressed: bool) -> Bytes {
+        let len = self.buffer.len() - MAX_HEADER_LEN;
+        let mut header = [0; MAX_HEADER_LEN];
+        let start = write_header(&mut header, opcode, compressed, len);
+        self.buffer[start..MAX_HEADER_LEN].copy_from_slice(&header[start..]);
+        Bytes::from(self.buffer).slice(start..)
+    }
+}
+
+/// A complete, uncompressed server frame holding `payload`.
+pub fn build(opcode: u8, payload: &[u8]) -> Bytes {
+    let mut builder = FrameBuilder::with_capacity(payload.len());
+    builder.payload().extend_from_slice(payload);
+    builder.finish(opcode, false)
+}
+
+/// A close frame with `code` and `reason` (truncated to fit the 125-byte control-frame limit
+/// on a character boundary).
+pub fn close(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    build(opcode::CLOSE, &payload)
+}
+
+/// True for close codes a client may send (RFC 6455 §7.4; 1004–1006 and 1015 are reserved
+/// for local use, 1016–2999 unassigned, below 1000 unused).
+pub fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::masked_frame as client_frame;
+
+    #[test]
+    fn headers_parse_or_are_refused() {
+        let long = vec![b'a'; 300];
+        let huge = vec![b'a'; 70_000];
+        type Case = (
+            &'static str,
+            Vec<u8>,
+            bool,
+            Result<Option<(bool, u8, usize, usize)>, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
+            ("empty", vec![], false, Ok(None)),
+            ("one byte", vec![0x81], false, Ok(None)),
+            (
+                "text",
+                client_frame(0x81, b"hi"),
+                false,
+                Ok(Some((true, 1, 2, 6))),
+            ),
+            (
+                "fragment",
+                client_frame(0x01, b"hi"),
+                false,
+                Ok(Some((false, 1, 2, 6))),
+            ),
+            (
+                "16-bit length",
+                client_frame(0x82, &long),
+                false,
+                Ok(Some((true, 2, 300, 8))),
+            ),
+            (
+                "64-bit length",
+                client_frame(0x81, &huge),
+                false,
+                Ok(Some((true, 1, 70_000, 14))),
+            ),
+            (
+                "length incomplete",
+                client_frame(0x82, &long)[..3].to_vec(),
+                false,
+                Ok(None),
+            ),
+            (
+                "mask incomplete",
+                client_frame(0x81, b"hi")[..5].to_vec(),
+                false,
+                Ok(None),
+            ),
+            (
+                "unmasked",
+                vec![0x81, 0x02, b'h', b'i'],
+                false,
+                Err("client frames must be masked"),
+            ),
+            (
+                "rsv2",
+                client_frame(0xA1, b"hi"),
+                false,
+                Err("reserved bits set"),
+            ),
+            (
+                "rsv3",
+                client_frame(0x91, b"hi"),
+                false,
+                Err("reserved bits set"),
+            ),
+            (
+                "rsv1 without deflate",
+                client_frame(0xC1, b"hi"),
+                false,
+                Err("reserved bits set"),
+            ),
+            (
+                "rsv1 with deflate",
+                client_frame(0xC1, b"hi"),
+                true,
+                Ok(Some((true, 1, 2, 6))),
+            ),
+            (
+                "rsv1 on continuation",
+                client_frame(0xC0, b"hi"),
+                true,
+                Err("reserved bits set"),
+            ),
+            (
+                "rsv1 on ping",
+                client_frame(0xC9, b"hi"),
+                true,
+                Err("reserved bits set"),
+            ),
+            (
+                "opcode 3",
+                client_frame(0x83, b""),
+                false,
+                Err("reserved opcode"),
+            ),
+            (
+                "opcode 0xB",
+                client_frame(0x8B, b""),
+                false,
+                Err("reserved opcode"),
+            ),
+            (
+                "fragmented ping",
+                client_frame(0x09, b""),
+                false,
+                Err("fragmented control frame"),
+            ),
+            (
+                "long ping",
+                client_frame(0x89, &[0; 126]),
+                false,
+                Err("control frame too long"),
+            ),
+            (
+                "125-byte ping",
+                client_frame(0x89, &[0; 125]),
+                false,
+                Ok(Some((true, 9, 125, 6))),
+            ),
+            (
+                "close",
+                client_frame(0x88, &[3, 232]),
+                false,
+                Ok(Some((true, 8, 2, 6))),
+            ),
+            (
+                "length high bit",
+                vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4],
+                false,
+                Err("invalid payload length"),
+            ),
+            (
+                "over the cap",
+                client_frame(0x81, &huge),
+                false,
+                Err("message too big"),
+            ),
+        ];
+        for (name, input, deflate, expected) in cases {
+            let max = if name == "over the cap" {
+                65_535
+            } else {
+                1 << 20
+            };
+            let got = parse_header(&input, deflate, max)
+                .map(|header| header.map(|h| (h.fin, h.opcode, h.payload_len, h.header_len)))
+                .map_err(|violation| violation.reason);
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn unmasking_restores_the_payload() {
+        for len in [0, 1, 3, 4, 5, 17, 300] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut frame = client_frame(0x82, &payload);
+            let header = parse_header(&frame, false, 1 << 20).unwrap().unwrap();
+            let body = &mut frame[header.header_len..];
+            unmask(body, header.mask);
+            assert_eq!(body, &payload[..], "{len}");
+        }
+    }
+
+    #[test]
+    fn server_frames_use_the_shortest_length() {
+        let cases = [
+            (0, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+        ];
+        for (len, header) in cases {
+            let frame = build(opcode::TEXT, &vec![b'x'; len]);
+            assert_eq!(&frame[..header.len()], &header[..], "{len}");
+            assert_eq!(frame.len(), header.len() + len);
+        }
+        let frame = build(opcode::BINARY, &vec![0; 65_536]);
+        assert_eq!(&frame[..10], &[0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        let mut builder = FrameBuilder::with_capacity(4);
+        builder.payload().extend_from_slice(b"abc");
+        assert_eq!(
+            &builder.finish(opcode::TEXT, true)[..],
+            &[0xC1, 3, b'a', b'b', b'c']
+        );
+    }
+
+    #[test]
+    fn close_frames_carry_code_and_truncated_reason() {
+        assert_eq!(
+            &close(1011, "slow")[..],
+            &[0x88, 6, 0x03, 0xF3, b's', b'l', b'o', b'w']
+        );
+        let long = "é".repeat(100);
+        let frame = close(1001, &long);
+        assert_eq!(frame[1], 124, "2 + 122 bytes: 123 would split a character");
+        assert!(std::str::from_utf8(&frame[4..]).is_ok());
+    }
+
+    #[test]
+    fn close_codes_are_validated() {
+        let valid = [
+            1000, 1001, 1002, 1003, 1007, 1010, 1011, 1012, 1014, 3000, 4999,
+        ];
+        let invalid = [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
+        ];
+        assert!(valid.iter().all(|code| is_valid_close_code(*code)));
+        assert!(!invalid.iter().any(|code| is_valid_close_code(*code)));
+    }
+}

@@ -1,0 +1,214 @@
+//! Turns the bytes a client sent into messages: frame parsing, fragment reassembly, size cap,
+//! UTF-8 validation and decompression. Pure (no I/O), so every rule is table-tested.
+
+use crate::deflate;
+use crate::frame::{self, close_code, opcode, too_big, Violation};
+
+/// Something a client sent that the connection must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete text message, valid UTF-8.
+    Text(&'a str),
+    /// A complete binary message.
+    Binary(&'a [u8]),
+    /// A ping; answer with a pong carrying the same payload.
+    Ping(&'a [u8]),
+    /// A pong (unsolicited ones are allowed and ignored).
+    Pong,
+    /// The client started or answered the closing handshake. `code` is 1005 when the frame had
+    /// no status code.
+    Close {
+        /// The client's close code.
+        code: u16,
+        /// The client's reason.
+        reason: &'a str,
+    },
+}
+
+const INVALID_UTF8: Violation = Violation {
+    code: close_code::INVALID_PAYLOAD,
+    reason: "invalid UTF-8 in text message",
+};
+
+/// A message arriving in several frames.
+#[derive(Debug)]
+struct Partial {
+    /// `TEXT` or `BINARY`, from the first frame.
+    opcode: u8,
+    /// RSV1 on the first frame: the reassembled payload is compressed.
+    compressed: bool,
+    /// Payload received so far (compressed if `compressed`).
+    data: Vec<u8>,
+    /// How much of `data` is known to be valid UTF-8, so a bad byte fails the connection as
+    /// soon as its fragment arrives, not at the end of the message.
+    utf8_checked: usize,
+}
+
+/// Per-connection decoding state. Small while idle: no buffer is kept between messages.
+#[derive(Debug)]
+pub struct MessageReader {
+    /// `maxRequestSize`: the cap on a whole message, after reassembly and decompression.
+    max_message_size: usize,
+    /// permessage-deflate was negotiated: RSV1 may be set.
+    deflate: bool,
+    /// The message being reassembled, if any.
+    partial: Option<Box<Partial>>,
+    /// A message assembled or decompressed by the last `decode`, borrowed by its event.
+    assembled: Vec<u8>,
+}
+
+impl MessageReader {
+    /// A reader for one connection.
+    pub fn new(max_message_size: usize, deflate: bool) -> MessageReader {
+        MessageReader {
+            max_message_size,
+            deflate,
+            partial: None,
+            assembled: Vec::new(),
+        }
+    }
+
+    /// Decodes frames from the start of `input` until one completes an event or more bytes are
+    /// needed. Returns how many bytes of `input` were used (drop them before the next call) and
+    /// the event, if any. Unmasks payloads in place.
+    pub fn decode<'a>(
+        &'a mut self,
+        input: &'a mut [u8],
+    ) -> Result<(usize, Option<Event<'a>>), Violation> {
+        // The previous event is handled by now: free its buffer so an idle connection holds none.
+        self.assembled = Vec::new();
+        let mut offset = 0;
+        loop {
+            let rest = &input[offset..];
+            let Some(header) = frame::parse_header(rest, self.deflate, self.max_message_size)?
+            else {
+                return Ok((offset, None));
+            };
+            let frame_len = header.header_len + header.payload_len;
+            if rest.len() < frame_len {
+                return Ok((offset, None));
+            }
+            let start = offset + header.header_len;
+            offset += frame_len;
+            let payload = &mut input[start..offset];
+            frame::unmask(payload, header.mask);
+
+            match header.opcode {
+                opcode::PING => return Ok((offset, Some(Event::Ping(&input[start..offset])))),
+                opcode::PONG => return Ok((offset, Some(Event::Pong))),
+                opcode::CLOSE => {
+                    return close_event(&input[start..offset]).map(|event| (offset, Some(event)))
+                }
+                opcode::CONTINUATION => {
+                    let Some(partial) = self.partial.as_mut() else {
+                        return Err(Violation::protocol(
+                            "continuation frame without a message to continue",
+                        ));
+                    };
+                    if partial.data.len() + payload.len() > self.max_message_size {
+                        return Err(too_big());
+                    }
+                    partial.data.extend_from_slice(payload);
+                    if partial.opcode == opcode::TEXT && !partial.compressed {
+                        check_utf8(&partial.data, &mut partial.utf8_checked, header.fin)?;
+                    }
+                    if header.fin {
+                        let partial = self.partial.take().expect("checked above");
+                        return self.finish(*partial).map(|event| (offset, Some(event)));
+                    }
+                }
+                data_opcode => {
+                    if self.partial.is_some() {
+                        return Err(Violation::protocol(
+                            "new message before the previous one ended",
+                        ));
+                    }
+                    if header.fin {
+                        if header.compressed {
+                            let partial = Partial {
+                                opcode: data_opcode,
+                                compressed: true,
+                                data: payload.to_vec(),
+                                utf8_checked: 0,
+                            };
+                            return self.finish(partial).map(|event| (offset, Some(event)));
+                        }
+                        let payload = &input[start..offset];
+                        return message_event(data_opcode, payload)
+                            .map(|event| (offset, Some(event)));
+                    }
+                    let mut partial = Partial {
+                        opcode: data_opcode,
+                        compressed: header.compressed,
+                        data: payload.to_vec(),
+                        utf8_checked: 0,
+                    };
+                    if data_opcode == opcode::TEXT && !header.compressed {
+                        check_utf8(&partial.data, &mut partial.utf8_checked, false)?;
+                    }
+                    self.partial = Some(Box::new(partial));
+                }
+            }
+        }
+    }
+
+    /// The event for a message whose last fragment arrived.
+    fn finish(&mut self, partial: Partial) -> Result<Event<'_>, Violation> {
+        if partial.compressed {
+            let mut out = Vec::with_capacity(partial.data.len() * 2);
+            deflate::decompress(&partial.data, self.max_message_size, &mut out)?;
+            self.assembled = out;
+        } else {
+            self.assembled = partial.data;
+        }
+        message_event(partial.opcode, &self.assembled)
+    }
+}
+
+/// Validates the UTF-8 of `data[*checked..]`; an incomplete character at the end is allowed
+/// unless this is the last fragment.
+fn check_utf8(data: &[u8], checked: &mut usize, last: bool) -> Result<(), Violation> {
+    match std::str::from_utf8(&data[*checked..]) {
+        Ok(_) => {
+            *checked = data.len();
+            Ok(())
+        }
+        Err(error) if error.error_len().is_none() && !last => {
+            *checked += error.valid_up_to();
+            Ok(())
+        }
+        Err(_) => Err(INVALID_UTF8),
+    }
+}
+
+fn message_event(opcode: u8, payload: &[u8]) -> Result<Event<'_>, Violation> {
+    if opcode == opcode::TEXT {
+        std::str::from_utf8(payload)
+            .map(Event::Text)
+            .map_err(|_| INVALID_UTF8)
+    } else {
+        Ok(Event::Binary(payload))
+    }
+}
+
+fn close_event(payload: &[u8]) -> Result<Event<'_>, Violation> {
+    match payload {
+        [] => Ok(Event::Close {
+            code: close_code::NO_STATUS,
+            reason: "",
+        }),
+        [_] => Err(Violation::protocol("close frame with a 1-byte payload")),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            if !frame::is_valid_close_code(code) {
+                return Err(Violation::protocol("invalid close code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| INVALID_UTF8)?;
+            Ok(Event::Close { code, reason })
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "reader_tests.rs"]
+mod tests;

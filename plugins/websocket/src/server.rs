@@ -1,0 +1,241 @@
+//! One instance: its own tokio runtime, its listener, its registry, and the hooks' entry points.
+//!
+//! Hooks run on host threads that know nothing of this runtime (the host has another copy of
+//! tokio): they only touch the registry and outboxes, which are runtime-agnostic, or spawn on
+//! this instance's runtime through its handle.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_plugin_api::{BoxError, ConnectionId};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tracing::{debug, warn};
+
+use crate::backend::Backend;
+use crate::config::Settings;
+use crate::connection;
+use crate::frame::close_code;
+use crate::registry::Registry;
+use crate::replies::ChannelFrames;
+
+/// Shutdown closes are spread over this window, so clients do not all reconnect at once.
+pub const SHUTDOWN_SPREAD: Duration = Duration::from_millis(500);
+
+/// What every task of an instance shares.
+pub struct Shared {
+    /// Validated configuration.
+    pub settings: Settings,
+    /// The host.
+    pub backend: Arc<dyn Backend>,
+    /// Connections and channels.
+    pub registry: Registry,
+}
+
+/// A running WebSocket listener.
+pub struct Server {
+    shared: Arc<Shared>,
+    /// The instance's own runtime; `None` only while dropping.
+    runtime: Option<Runtime>,
+    /// The address actually bound (the real port when 0 was asked).
+    local_address: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_address", &self.local_address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the listening socket. The one place a listener is made: a later host version will hand
+/// plugins pre-opened sockets, and only this function will change.
+pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
+    let address = SocketAddr::new(settings.address, settings.port);
+    let listener = std::net::TcpListener::bind(address).map_err(|error| {
+        format!(
+            "protocol \"{name}\" cannot listen on {address}: {error}\nhint: another process may use this port; change server.protocols.{name}.port"
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
+pub fn announced_url(bound: SocketAddr) -> String {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("ws://{}", SocketAddr::new(ip, bound.port()))
+}
+
+impl Server {
+    /// Binds the listener and starts serving. Fails if the port cannot be bound.
+    pub fn start(
+        name: &str,
+        settings: Settings,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Server, BoxError> {
+        let listener = bind_listener(name, &settings)?;
+        let local_address = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(format!("{name}-ws"))
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|error| format!("protocol \"{name}\" cannot start its runtime: {error}"))?;
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let shared = Arc::new(Shared {
+            settings,
+            backend,
+            registry: Registry::default(),
+        });
+        runtime.spawn(accept_loop(listener, shared.clone()));
+        shared
+            .backend
+            .announce_listener(&announced_url(local_address));
+        Ok(Server {
+            shared,
+            runtime: Some(runtime),
+            local_address,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// The `broadcast` hook.
+    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        self.shared.registry.broadcast(channels, payload);
+    }
+
+    /// The `notify` hook: `payload` once per channel, to one connection.
+    pub fn notify<'c>(
+        &self,
+        id: ConnectionId,
+        channels: impl Iterator<Item = &'c str>,
+        payload: &str,
+    ) {
+        let Some(connection) = self.shared.registry.get(id) else {
+            return;
+        };
+        for channel in channels {
+            let frame = ChannelFrames::new(payload, channel).get(connection.deflate);
+            connection.outbox.push(frame);
+        }
+    }
+
+    /// The `joinChannel` hook.
+    pub fn join_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared.registry.join(channel, id);
+    }
+
+    /// The `leaveChannel` hook.
+    pub fn leave_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared.registry.leave(channel, id);
+    }
+
+    /// The `disconnect` hook. A shutdown closes with 1001 (the Kuzzle SDK reconnects; it would
+    /// not after 1000), after a delay spread over `SHUTDOWN_SPREAD`; anything else closes with
+    /// 1011 at once. Queued frames are written first.
+    pub fn disconnect(&self, id: ConnectionId, shutdown: bool, message: &str) {
+        let Some(connection) = self.shared.registry.get(id) else {
+            return;
+        };
+        if !shutdown {
+            connection
+                .outbox
+                .close(close_code::INTERNAL_ERROR, message, false);
+            return;
+        }
+        let delay = spread(id);
+        let message = message.to_string();
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(async move {
+                tokio::time::sleep(delay).await;
+                connection
+                    .outbox
+                    .close(close_code::GOING_AWAY, &message, false);
+            });
+        }
+    }
+
+    /// Live connections (tests, metrics).
+    pub fn connection_count(&self) -> usize {
+        self.shared.registry.all().len()
+    }
+
+    /// Members of `channel` (tests, metrics).
+    pub fn member_count(&self, channel: &str) -> usize {
+        self.shared.registry.member_count(channel)
+    }
+}
+
+/// A delay in `[0, SHUTDOWN_SPREAD)` derived from the id: spread, and reproducible.
+fn spread(id: ConnectionId) -> Duration {
+    let window = SHUTDOWN_SPREAD.as_millis() as u64;
+    Duration::from_millis((id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % window)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; tests may drop a server inside another runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if shared.backend.is_shutting_down() {
+                    debug!(peer = %peer, "refused: shutting down");
+                    continue;
+                }
+                tokio::spawn(connection::serve(shared.clone(), stream, peer));
+            }
+            Err(error) => {
+                // Out of file descriptors, most likely: back off instead of spinning.
+                warn!(error = %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_urls_are_reachable() {
+        let cases = [
+            ("0.0.0.0:7512", "ws://127.0.0.1:7512"),
+            ("127.0.0.1:1", "ws://127.0.0.1:1"),
+            ("[::]:80", "ws://[::1]:80"),
+            ("10.1.2.3:9", "ws://10.1.2.3:9"),
+        ];
+        for (bound, url) in cases {
+            assert_eq!(announced_url(bound.parse().unwrap()), url);
+        }
+    }
+
+    #[test]
+    fn shutdown_delays_are_spread_within_the_window() {
+        let delays: Vec<Duration> = (1..=100).map(|id| spread(ConnectionId(id))).collect();
+        assert!(delays.iter().all(|delay| *delay < SHUTDOWN_SPREAD));
+        let distinct: std::collections::HashSet<_> = delays.iter().collect();
+        assert!(distinct.len() > 80, "{distinct:?}");
+    }
+}
