@@ -70,7 +70,11 @@ impl fmt::Display for ConfigError {
             if index > 0 {
                 writeln!(f)?;
             }
-            write!(f, "invalid configuration {}: {problem}", self.path.display())?;
+            write!(
+                f,
+                "invalid configuration {}: {problem}",
+                self.path.display()
+            )?;
         }
         Ok(())
     }
@@ -213,7 +217,10 @@ impl Config {
                 problems.push(format!("{key}: protocol name \"{name}\" is reserved"));
                 continue;
             }
-            if let Some(first) = seen.iter().find(|other| other.to_ascii_lowercase() == lower) {
+            if let Some(first) = seen
+                .iter()
+                .find(|other| other.to_ascii_lowercase() == lower)
+            {
                 problems.push(format!(
                     "{key}: duplicate protocol name \"{name}\" (same as \"{first}\"; names are case-insensitive)"
                 ));
@@ -314,7 +321,13 @@ fn describe_toml_error(text: &str, error: &serde_path_to_error::Error<toml::de::
             format!(" (line {line}, column {column})")
         })
         .unwrap_or_default();
-    let message = inner.message().trim_end();
+    let message = inner
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let path = error.path().to_string();
     if path == "." {
         format!("{message}{position}")
@@ -374,7 +387,10 @@ mod tests {
         .unwrap();
         let names: Vec<_> = config.protocols.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["ws2", "websocket", "custom"]);
-        assert_eq!(config.protocols[0].library, LibrarySpec::Named("websocket".into()));
+        assert_eq!(
+            config.protocols[0].library,
+            LibrarySpec::Named("websocket".into())
+        );
         assert_eq!(config.protocols[0].config_json, r#"{"port":7513}"#);
         assert_eq!(
             config.protocols[2].library,
@@ -414,7 +430,11 @@ mod tests {
     fn syntax_and_type_errors_give_line_and_column() {
         let problems = parse("[server]\nmaxRequestSize = = 3\n").unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("(line 2, column 18)"), "{}", problems[0]);
+        assert!(
+            problems[0].contains("(line 2, column 18)"),
+            "{}",
+            problems[0]
+        );
 
         let problems = parse("[server]\ninitTimeout = \"soon\"\n").unwrap_err();
         assert_eq!(

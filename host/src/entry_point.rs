@@ -174,7 +174,11 @@ impl EntryPoint {
     /// Queues a request; `callback` runs exactly once (see the module's invariant).
     pub fn execute(&self, connection: ConnectionId, request: &str, callback: FfiCallback) {
         if self.is_shutting_down() {
-            return answer_refusal(request, callback, errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error());
+            return answer_refusal(
+                request,
+                callback,
+                errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error(),
+            );
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let job = Job {

@@ -18,8 +18,14 @@ usage: switchyard [--config PATH]
 ";
 
 enum Command {
-    Run { config: PathBuf },
-    Check { config: PathBuf, libraries: Vec<PathBuf>, verbose: bool },
+    Run {
+        config: PathBuf,
+    },
+    Check {
+        config: PathBuf,
+        libraries: Vec<PathBuf>,
+        verbose: bool,
+    },
 }
 
 fn parse_args() -> Result<Command, String> {
@@ -40,7 +46,11 @@ fn parse_args() -> Result<Command, String> {
             "-v" | "--verbose" if check => verbose = true,
             "-h" | "--help" => return Err(String::new()),
             "-V" | "--version" => {
-                println!("switchyard {} (plugin-api {})", env!("CARGO_PKG_VERSION"), switchyard_plugin_api::INTERFACE_VERSION);
+                println!(
+                    "switchyard {} (plugin-api {})",
+                    env!("CARGO_PKG_VERSION"),
+                    switchyard_plugin_api::INTERFACE_VERSION
+                );
                 std::process::exit(0);
             }
             other if check && !other.starts_with('-') => libraries.push(PathBuf::from(other)),
@@ -48,7 +58,11 @@ fn parse_args() -> Result<Command, String> {
         }
     }
     Ok(if check {
-        Command::Check { config, libraries, verbose }
+        Command::Check {
+            config,
+            libraries,
+            verbose,
+        }
     } else {
         Command::Run { config }
     })
@@ -76,7 +90,11 @@ fn main() -> ExitCode {
         .init();
 
     match command {
-        Command::Check { config, libraries, verbose } => check(&config, &libraries, verbose),
+        Command::Check {
+            config,
+            libraries,
+            verbose,
+        } => check(&config, &libraries, verbose),
         Command::Run { config } => run(&config),
     }
 }
@@ -114,36 +132,65 @@ fn run(config: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Signal handlers go in before the ready line: a signal sent as soon as it is printed
+    // must start a graceful shutdown, not kill the process.
+    let signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!("{}", started.ready_line());
     let _ = std::io::stdout().flush();
 
-    if let Err(error) = wait_for_signal() {
-        eprintln!("error: cannot wait for signals: {error}");
-    }
+    signals.wait();
     shutdown::shutdown(&started.entry);
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    runtime.block_on(async {
+/// SIGINT and SIGTERM, caught.
+struct Signals {
+    runtime: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    streams: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        #[cfg(unix)]
+        let streams = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
+        })?;
+        Ok(Signals {
+            runtime,
+            #[cfg(unix)]
+            streams,
+        })
+    }
+
+    /// Blocks until one arrives.
+    fn wait(self) {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut terminate = signal(SignalKind::terminate())?;
-            let mut interrupt = signal(SignalKind::interrupt())?;
-            tokio::select! {
-                _ = terminate.recv() => tracing::info!("SIGTERM received"),
-                _ = interrupt.recv() => tracing::info!("SIGINT received"),
-            }
-            Ok(())
+            let (mut terminate, mut interrupt) = self.streams;
+            self.runtime.block_on(async {
+                tokio::select! {
+                    _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                    _ = interrupt.recv() => tracing::info!("SIGINT received"),
+                }
+            });
         }
         #[cfg(not(unix))]
         {
-            tokio::signal::ctrl_c().await
+            let _ = self.runtime.block_on(tokio::signal::ctrl_c());
         }
-    })
+    }
 }

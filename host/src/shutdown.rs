@@ -27,12 +27,19 @@ pub fn shutdown(entry: &EntryPoint) {
     );
     let unfinished = entry.drain(deadline);
     if unfinished > 0 {
-        tracing::warn!(unfinished, "requests still running at the shutdown deadline");
+        tracing::warn!(
+            unfinished,
+            "requests still running at the shutdown deadline"
+        );
     }
 
     let connections = entry.connection_ids();
     let protocols = entry.protocols();
-    let batches = if connections.len() <= CLOSE_AT_ONCE { 1 } else { 10 };
+    let batches = if connections.len() <= CLOSE_AT_ONCE {
+        1
+    } else {
+        10
+    };
     let batch_size = connections.len().div_ceil(batches).max(1);
     let pause = CLOSE_WINDOW / batches as u32;
     for (number, batch) in connections.chunks(batch_size).enumerate() {
@@ -41,7 +48,11 @@ pub fn shutdown(entry: &EntryPoint) {
         }
         for (connection, protocol) in batch {
             if let Some(protocol) = protocols.get(*protocol) {
-                protocol.disconnect(*connection, DisconnectReason::SHUTDOWN, "server shutting down");
+                protocol.disconnect(
+                    *connection,
+                    DisconnectReason::SHUTDOWN,
+                    "server shutting down",
+                );
             }
         }
     }

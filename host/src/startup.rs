@@ -166,14 +166,12 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
 
     entry.set_protocols(slots.clone());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    entry
-        .start_workers(workers)
-        .map_err(|error| StartupError {
-            problems: vec![Problem {
-                message: format!("cannot start API workers: {error}"),
-                hint: None,
-            }],
-        })?;
+    entry.start_workers(workers).map_err(|error| StartupError {
+        problems: vec![Problem {
+            message: format!("cannot start API workers: {error}"),
+            hint: None,
+        }],
+    })?;
 
     let problems = init_all(&entry, &slots, config.init_timeout);
     if !problems.is_empty() {
@@ -192,7 +190,11 @@ enum InitOutcome {
 }
 
 /// Runs every `init` on its own thread and waits for all, up to `timeout` in total.
-fn init_all(entry: &Arc<EntryPoint>, slots: &[Arc<ProtocolSlot>], timeout: Duration) -> Vec<Problem> {
+fn init_all(
+    entry: &Arc<EntryPoint>,
+    slots: &[Arc<ProtocolSlot>],
+    timeout: Duration,
+) -> Vec<Problem> {
     let (report, outcomes) = mpsc::channel::<(usize, InitOutcome)>();
     let level = plugin_log_level();
     let server_json: Arc<str> = Arc::from(entry.config.server_json.as_str());
@@ -206,7 +208,8 @@ fn init_all(entry: &Arc<EntryPoint>, slots: &[Arc<ProtocolSlot>], timeout: Durat
         let spawned = std::thread::Builder::new()
             .name(format!("init-{}", slot.name))
             .spawn(move || {
-                let host = host_api::host_for(&entry, slot.index, &slot.name, slot.library.plugin_name);
+                let host =
+                    host_api::host_for(&entry, slot.index, &slot.name, slot.library.plugin_name);
                 let args = FfiInitArgs {
                     name: RStr::from_str(&slot.name),
                     config: RStr::from_str(&config_json),
@@ -266,7 +269,9 @@ fn init_all(entry: &Arc<EntryPoint>, slots: &[Arc<ProtocolSlot>], timeout: Durat
                     "{what} failed to start: init did not return within {} ms",
                     timeout.as_millis()
                 ),
-                hint: Some("increase server.initTimeout (milliseconds) if it is just slow".to_string()),
+                hint: Some(
+                    "increase server.initTimeout (milliseconds) if it is just slow".to_string(),
+                ),
             }),
         }
     }
@@ -304,7 +309,9 @@ pub fn check_libraries(paths: &[PathBuf], verbose: bool) -> CheckReport {
                 if let Some(hint) = kind.hint() {
                     lines.push(format!("{shown}: hint: {hint}"));
                 }
-                if let (true, loader::LoadErrorKind::LayoutMismatch { report, .. }) = (verbose, &kind) {
+                if let (true, loader::LoadErrorKind::LayoutMismatch { report, .. }) =
+                    (verbose, &kind)
+                {
                     lines.push(report.clone());
                 }
             }
@@ -334,7 +341,11 @@ pub fn check_config(config: &Config) -> CheckReport {
             }
             Err(error) => {
                 ok = false;
-                lines.push(format!("error: {} {}", describe(&protocol.name, &error.path), error.kind));
+                lines.push(format!(
+                    "error: {} {}",
+                    describe(&protocol.name, &error.path),
+                    error.kind
+                ));
                 if let Some(hint) = error.kind.hint() {
                     lines.push(format!("hint: {hint}"));
                 }

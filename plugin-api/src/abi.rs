@@ -168,7 +168,9 @@ pub struct FfiHost {
 
 impl std::fmt::Debug for FfiHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FfiHost").field("context", &self.context).finish_non_exhaustive()
+        f.debug_struct("FfiHost")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
     }
 }
 
@@ -220,10 +222,8 @@ pub struct ProtocolModule {
     /// The plugin's name and version.
     pub info: PluginInfo,
     /// Starts one instance (binds its listeners); returns the handle every other hook gets.
-    pub init: extern "C" fn(
-        host: FfiHost,
-        args: FfiInitArgs<'_>,
-    ) -> RResult<FfiInstance, FfiHookError>,
+    pub init:
+        extern "C" fn(host: FfiHost, args: FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>,
     /// Delivers `payload` to this instance's connections that joined any of `channels`.
     pub broadcast: extern "C" fn(
         instance: FfiInstance,

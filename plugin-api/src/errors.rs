@@ -40,7 +40,10 @@ impl ErrorSpec {
             out.push_str(rest);
             Cow::Owned(out)
         };
-        KuzzleError { spec: self, message }
+        KuzzleError {
+            spec: self,
+            message,
+        }
     }
 
     /// The error with its template as is (for templates without `%s`).

@@ -16,8 +16,8 @@ use abi_stable::{
 };
 
 use crate::abi::{
-    ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs,
-    FfiInstance, FfiResponse, PluginInfo, ProtocolModule, ProtocolModuleRef,
+    ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs, FfiInstance,
+    FfiResponse, PluginInfo, ProtocolModule, ProtocolModuleRef,
 };
 use crate::sdk::{Channels, Host, InitConfig, Protocol, Response};
 
@@ -78,7 +78,9 @@ fn install_panic_hook(host: FfiHost) {
     PANIC_HOOK.call_once(|| {
         panic::set_hook(Box::new(move |info| {
             let message = match info.location() {
-                Some(location) => format!("panicked at {location}: {}", payload_text(info.payload())),
+                Some(location) => {
+                    format!("panicked at {location}: {}", payload_text(info.payload()))
+                }
                 None => format!("panicked: {}", payload_text(info.payload())),
             };
             if HOOK_DEPTH.with(Cell::get) > 0 {

@@ -70,8 +70,11 @@ impl<S: Subscriber> Layer<S> for HostLayer {
         let mut visitor = Fields::default();
         event.record(&mut visitor);
         let metadata = event.metadata();
-        self.host
-            .log(log_level(metadata.level()), metadata.target(), &visitor.text);
+        self.host.log(
+            log_level(metadata.level()),
+            metadata.target(),
+            &visitor.text,
+        );
     }
 }
 

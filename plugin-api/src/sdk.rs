@@ -9,9 +9,7 @@ use std::fmt;
 use abi_stable::std_types::{RSlice, RStr};
 use serde::de::DeserializeOwned;
 
-use crate::abi::{
-    ConnectionId, DisconnectReason, FfiCallback, FfiHost, FfiResponse, LogLevel,
-};
+use crate::abi::{ConnectionId, DisconnectReason, FfiCallback, FfiHost, FfiResponse, LogLevel};
 
 /// Any error, as `init` returns it; only its text crosses the boundary.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -97,16 +95,30 @@ impl InitConfig<'_> {
             } else {
                 format!("server.protocols.{}.{}", self.name, path)
             };
-            format!("{key}: {}", error.inner()).into()
+            format!("{key}: {}", without_position(error.inner())).into()
         })
     }
 
     /// Deserializes the `[server]` table (host-wide settings such as `maxRequestSize`).
     pub fn parse_server<T: DeserializeOwned>(&self) -> Result<T, BoxError> {
         let mut deserializer = serde_json::Deserializer::from_str(self.server);
-        serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|error| format!("server.{}: {}", error.path(), error.inner()).into())
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            format!(
+                "server.{}: {}",
+                error.path(),
+                without_position(error.inner())
+            )
+            .into()
+        })
     }
+}
+
+/// serde_json's message without its ` at line 1 column 7` tail: the position is in the JSON
+/// the host made from `config.toml`, which would only mislead the operator.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let tail = format!(" at line {} column {}", error.line(), error.column());
+    text.strip_suffix(&tail).map(str::to_string).unwrap_or(text)
 }
 
 /// The answer to an `execute`, borrowed for the duration of the callback.
@@ -196,7 +208,12 @@ impl Host {
     /// Writes to the host's log, tagged with this plugin's name. Prefer `tracing`'s macros:
     /// the SDK forwards them here.
     pub fn log(&self, level: LogLevel, target: &str, message: &str) {
-        (self.ffi.vtable.log())(self.ffi, level, RStr::from_str(target), RStr::from_str(message))
+        (self.ffi.vtable.log())(
+            self.ffi,
+            level,
+            RStr::from_str(target),
+            RStr::from_str(message),
+        )
     }
 
     /// Tells the host where this instance listens, as a URL (`ws://127.0.0.1:7512`); the host

@@ -133,10 +133,13 @@ pub fn handle(
 ) -> Answer {
     let request = match Request::parse(request_json) {
         Ok(request) => request,
-        Err((request, error)) => return build(&request, Err(error)),
+        Err(rejected) => return build(&rejected.request, Err(rejected.error)),
     };
     let Some(protocol) = protocol else {
-        return build(&request, Err(errors::API_PROCESS_CONNECTION_DROPPED.error()));
+        return build(
+            &request,
+            Err(errors::API_PROCESS_CONNECTION_DROPPED.error()),
+        );
     };
     let outcome = entry
         .api
@@ -169,8 +172,16 @@ pub fn build(request: &Request, outcome: ActionResult) -> Answer {
         Ok(_) => content.push_str("null"),
         Err(error) => error.write_json(&mut content),
     }
-    push_optional(&mut content, "controller", Some(&request.controller).filter(|c| !c.is_empty()));
-    push_optional(&mut content, "action", Some(&request.action).filter(|a| !a.is_empty()));
+    push_optional(
+        &mut content,
+        "controller",
+        Some(&request.controller).filter(|c| !c.is_empty()),
+    );
+    push_optional(
+        &mut content,
+        "action",
+        Some(&request.action).filter(|a| !a.is_empty()),
+    );
     push_optional(&mut content, "collection", request.collection.as_ref());
     push_optional(&mut content, "index", request.index.as_ref());
     content.push_str(",\"volatile\":");

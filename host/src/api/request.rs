@@ -30,17 +30,26 @@ pub struct Request {
     pub args: Map<String, Value>,
 }
 
+/// A request that failed its checks: what could be read of it, and why it failed.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The request as far as it was read (for `requestId`, `controller`… in the answer).
+    pub request: Request,
+    /// Kuzzle's error.
+    pub error: KuzzleError,
+}
+
 impl Request {
     /// Parses and checks a request. On error, also returns what could be read of it, so the
     /// error response still echoes `requestId`, `controller`, `action`…
-    pub fn parse(text: &str) -> Result<Request, (Request, KuzzleError)> {
+    pub fn parse(text: &str) -> Result<Request, Box<Rejected>> {
         let object = match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(object)) => object,
             Ok(_) | Err(_) => {
-                return Err((
-                    Request::with_generated_id(),
-                    errors::API_ASSERT_INVALID_ARGUMENT.with(&["request", "a JSON object"]),
-                ))
+                return Err(Box::new(Rejected {
+                    request: Request::with_generated_id(),
+                    error: errors::API_ASSERT_INVALID_ARGUMENT.with(&["request", "a JSON object"]),
+                }))
             }
         };
         Request::from_object(object)
@@ -50,7 +59,7 @@ impl Request {
     pub fn parse_lenient(text: &str) -> Request {
         match Request::parse(text) {
             Ok(request) => request,
-            Err((request, _)) => request,
+            Err(rejected) => rejected.request,
         }
     }
 
@@ -61,7 +70,7 @@ impl Request {
         }
     }
 
-    fn from_object(mut object: Map<String, Value>) -> Result<Request, (Request, KuzzleError)> {
+    fn from_object(mut object: Map<String, Value>) -> Result<Request, Box<Rejected>> {
         let mut request = Request::with_generated_id();
         let mut errors_found: Vec<KuzzleError> = Vec::new();
         let mut fail = |error: KuzzleError| errors_found.push(error);
@@ -114,7 +123,7 @@ impl Request {
         }
         match errors_found.into_iter().next() {
             None => Ok(request),
-            Some(error) => Err((request, error)),
+            Some(error) => Err(Box::new(Rejected { request, error })),
         }
     }
 
@@ -129,7 +138,7 @@ mod tests {
     use super::*;
 
     fn error_of(text: &str) -> String {
-        Request::parse(text).unwrap_err().1.message.into_owned()
+        Request::parse(text).unwrap_err().error.message.into_owned()
     }
 
     #[test]
@@ -140,7 +149,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.request_id, "r1");
-        assert_eq!((request.controller.as_str(), request.action.as_str()), ("server", "now"));
+        assert_eq!(
+            (request.controller.as_str(), request.action.as_str()),
+            ("server", "now")
+        );
         assert_eq!(request.index.as_deref(), Some("i"));
         assert_eq!(request.collection.as_deref(), Some("c"));
         assert_eq!(request.volatile.as_ref().unwrap()["a"], 1);
@@ -153,14 +165,32 @@ mod tests {
     #[test]
     fn bad_requests_get_kuzzles_errors() {
         let cases = [
-            ("[1]", "Invalid argument \"request\". Expected: a JSON object"),
-            ("{oops", "Invalid argument \"request\". Expected: a JSON object"),
+            (
+                "[1]",
+                "Invalid argument \"request\". Expected: a JSON object",
+            ),
+            (
+                "{oops",
+                "Invalid argument \"request\". Expected: a JSON object",
+            ),
             (r#"{"action":"now"}"#, "Missing argument \"controller\"."),
             (r#"{"controller":"server"}"#, "Missing argument \"action\"."),
-            (r#"{"controller":"","action":"now"}"#, "Missing argument \"controller\"."),
-            (r#"{"controller":3,"action":"now"}"#, "Wrong type for argument \"controller\" (expected: string)"),
-            (r#"{"controller":"s","action":"n","body":[1]}"#, "Wrong type for argument \"body\" (expected: object)"),
-            (r#"{"controller":"s","action":"n","requestId":7}"#, "Wrong type for argument \"requestId\" (expected: string)"),
+            (
+                r#"{"controller":"","action":"now"}"#,
+                "Missing argument \"controller\".",
+            ),
+            (
+                r#"{"controller":3,"action":"now"}"#,
+                "Wrong type for argument \"controller\" (expected: string)",
+            ),
+            (
+                r#"{"controller":"s","action":"n","body":[1]}"#,
+                "Wrong type for argument \"body\" (expected: object)",
+            ),
+            (
+                r#"{"controller":"s","action":"n","requestId":7}"#,
+                "Wrong type for argument \"requestId\" (expected: string)",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(error_of(text), expected, "{text}");
@@ -171,7 +201,9 @@ mod tests {
     fn a_request_without_id_gets_a_uuid() {
         let request = Request::parse(r#"{"controller":"server","action":"now"}"#).unwrap();
         assert_eq!(request.request_id.len(), 36);
-        let (partial, _) = Request::parse(r#"{"controller":"x","requestId":"keep"}"#).unwrap_err();
+        let partial = Request::parse(r#"{"controller":"x","requestId":"keep"}"#)
+            .unwrap_err()
+            .request;
         assert_eq!(partial.request_id, "keep");
         assert_eq!(partial.controller, "x");
     }

@@ -131,8 +131,10 @@ pub struct LoadError {
 }
 
 fn host_version() -> VersionNumber {
-    VersionNumber::new(abi_stable::sabi_types::VersionStrings::new(INTERFACE_VERSION))
-        .expect("plugin-api's own version parses")
+    VersionNumber::new(abi_stable::sabi_types::VersionStrings::new(
+        INTERFACE_VERSION,
+    ))
+    .expect("plugin-api's own version parses")
 }
 
 /// The oldest interface this host loads: same major, minor at least the host's (abi_stable's
@@ -281,9 +283,7 @@ fn open_error(error: LibraryError) -> LoadErrorKind {
             reason: "it exports no Switchyard root module".to_string(),
         },
         LibraryError::InvalidAbiHeader(header) => LoadErrorKind::NotAPlugin {
-            reason: format!(
-                "it was built with an incompatible abi_stable (ABI header {header:?})"
-            ),
+            reason: format!("it was built with an incompatible abi_stable (ABI header {header:?})"),
         },
         other => LoadErrorKind::NotAPlugin {
             reason: other.to_string(),

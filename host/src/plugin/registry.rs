@@ -175,7 +175,10 @@ impl ProtocolSlot {
             "hook {}",
             error.message
         );
-        if self.panic_limit != 0 && panics >= self.panic_limit && !self.disabled.swap(true, Ordering::Relaxed) {
+        if self.panic_limit != 0
+            && panics >= self.panic_limit
+            && !self.disabled.swap(true, Ordering::Relaxed)
+        {
             tracing::error!(
                 protocol = %self.name,
                 plugin = self.library.plugin_name,

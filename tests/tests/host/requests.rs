@@ -1,0 +1,163 @@
+//! The request path through a real plugin: answers, Kuzzle errors, the callback's two timings,
+//! the bounded queue, two instances of one library, plugin logs.
+
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_tests::{protocol_section, LineClient, Server};
+
+fn line_server(extra_server: &str) -> Server {
+    Server::start(&format!(
+        "[server]\n{extra_server}\n{}",
+        protocol_section("line", "fixture_line", "")
+    ))
+}
+
+#[test]
+fn server_now_answers_through_the_callback_later() {
+    let server = line_server("");
+    let mut client = LineClient::connect(&server.address("line"));
+    let (timing, status, content) =
+        client.request(r#"{"controller":"server","action":"now","requestId":"r-1"}"#);
+    assert_eq!((timing.as_str(), status), ("async", 200));
+    assert_eq!(content["requestId"], "r-1");
+    assert_eq!(content["status"], 200);
+    assert_eq!(content["error"], serde_json::Value::Null);
+    assert_eq!(content["controller"], "server");
+    assert_eq!(content["action"], "now");
+    let now = content["result"]["now"].as_u64().expect("a number");
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(wall.abs_diff(now) < 60_000, "now={now} wall={wall}");
+}
+
+#[test]
+fn unknown_controllers_and_actions_get_kuzzles_errors() {
+    let server = line_server("");
+    let mut client = LineClient::connect(&server.address("line"));
+    let cases = [
+        (
+            r#"{"controller":"nope","action":"x","requestId":"a"}"#,
+            json!({"message":"API controller \"nope\" not found.","status":404,"id":"api.process.controller_not_found","code":33685508,"props":[]}),
+        ),
+        (
+            r#"{"controller":"server","action":"nope","requestId":"b"}"#,
+            json!({"message":"API action \"server\":\"nope\" not found","status":404,"id":"api.process.action_not_found","code":33685509,"props":[]}),
+        ),
+        (
+            r#"{"action":"now","requestId":"c"}"#,
+            json!({"message":"Missing argument \"controller\".","status":400,"id":"api.assert.missing_argument","code":33619971,"props":[]}),
+        ),
+        (
+            r#"{"controller":"server","requestId":"d"}"#,
+            json!({"message":"Missing argument \"action\".","status":400,"id":"api.assert.missing_argument","code":33619971,"props":[]}),
+        ),
+        (
+            r#"{"controller":["server"],"action":"now","requestId":"e"}"#,
+            json!({"message":"Wrong type for argument \"controller\" (expected: string)","status":400,"id":"api.assert.invalid_type","code":33619969,"props":[]}),
+        ),
+    ];
+    for (request, error) in cases {
+        let (_, status, content) = client.request(request);
+        assert_eq!(
+            status,
+            error["status"].as_u64().unwrap() as u16,
+            "{request}"
+        );
+        assert_eq!(content["error"], error, "{request}");
+        assert_eq!(content["result"], serde_json::Value::Null);
+        let sent: serde_json::Value = serde_json::from_str(request).unwrap();
+        assert_eq!(content["requestId"], sent["requestId"]);
+    }
+    // The connection still works after every error.
+    let (_, status, _) = client.request(r#"{"controller":"server","action":"now"}"#);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn server_info_lists_protocols_with_their_versions() {
+    let server = Server::start(&format!(
+        "[server]\n{}{}",
+        protocol_section("line", "fixture_line", ""),
+        protocol_section("second", "fixture_line", "")
+    ));
+    let mut client = LineClient::connect(&server.address("second"));
+    let (_, status, content) = client.request(r#"{"controller":"server","action":"info"}"#);
+    assert_eq!(status, 200);
+    let kuzzle = &content["result"]["serverInfo"]["kuzzle"];
+    assert_eq!(kuzzle["name"], "switchyard");
+    assert_eq!(kuzzle["pluginApi"], "1.0.0");
+    for name in ["line", "second"] {
+        let protocol = &kuzzle["protocols"][name];
+        assert_eq!(protocol["plugin"], "fixture-line");
+        assert_eq!(protocol["version"], "0.3.0");
+        assert_eq!(protocol["pluginApi"], "1.0.0");
+        assert_eq!(protocol["listening"], json!([server.url(name)]));
+    }
+    assert_eq!(
+        kuzzle["api"]["routes"]["server"]["now"]["http"],
+        json!([{"verb":"get","url":"/_now"}])
+    );
+}
+
+#[test]
+fn two_instances_of_one_library_serve_two_ports() {
+    let server = Server::start(&format!(
+        "[server]\n{}{}",
+        protocol_section("first", "fixture_line", ""),
+        protocol_section("second", "fixture_line", "")
+    ));
+    assert_ne!(server.address("first"), server.address("second"));
+    let mut first = LineClient::connect(&server.address("first"));
+    let mut second = LineClient::connect(&server.address("second"));
+    for client in [&mut first, &mut second] {
+        let (_, status, content) =
+            client.request(r#"{"controller":"server","action":"now","requestId":"x"}"#);
+        assert_eq!((status, content["requestId"].as_str()), (200, Some("x")));
+    }
+}
+
+#[test]
+fn a_full_queue_answers_overloaded_at_once() {
+    let server = line_server("requestQueueSize = 1");
+    let mut client = LineClient::connect(&server.address("line"));
+    client.send(r#"burst 2000 {"controller":"server","action":"now"}"#);
+    let line = client.read_line().expect("the burst summary");
+    // `burst sync=<a> async=<b> 200=<c> 503=<d>`: every callback ran exactly once; those
+    // refused by the full queue ran before `execute` returned.
+    let fields: std::collections::HashMap<&str, usize> = line
+        .split(' ')
+        .skip(1)
+        .filter_map(|field| field.split_once('='))
+        .map(|(key, value)| (key, value.parse().unwrap()))
+        .collect();
+    assert_eq!(fields["sync"] + fields["async"], 2000, "{line}");
+    assert_eq!(
+        fields.get("200").unwrap_or(&0) + fields.get("503").unwrap_or(&0),
+        2000,
+        "{line}"
+    );
+    assert!(fields.get("503").copied().unwrap_or(0) > 0, "{line}");
+    assert!(fields["sync"] >= fields["503"], "{line}");
+
+    // The refusal itself is Kuzzle's.
+    client.send(r#"burst 50 {"controller":"server","action":"now","requestId":"same"}"#);
+    let _ = client.read_line();
+    let (_, status, content) = client.request(r#"{"controller":"server","action":"now"}"#);
+    assert!(status == 200 || status == 503);
+    if status == 503 {
+        assert_eq!(content["error"]["id"], "api.process.overloaded");
+    }
+}
+
+#[test]
+fn plugin_logs_reach_the_host_log_with_the_plugin_name() {
+    let server = line_server("");
+    let line = server.wait_for_log(
+        &["line protocol listening", "plugin=\"fixture-line\""],
+        Duration::from_secs(10),
+    );
+    assert!(line.contains("INFO"), "{line}");
+}
