@@ -14,18 +14,19 @@ use crate::entry_point::EntryPoint;
 const CLOSE_WINDOW: Duration = Duration::from_millis(500);
 /// Up to this many connections are closed at once, without spreading.
 const CLOSE_AT_ONCE: usize = 100;
-/// How long protocols get to report their connections closed.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// Shuts the host down; returns when it is safe to exit.
+/// Shuts the host down; returns when it is safe to exit. The whole sequence takes at most
+/// `server.shutdownTimeout`: requests in flight get that long to finish, and protocols get
+/// what is left of it to report their connections closed.
 pub fn shutdown(entry: &EntryPoint) {
     entry.begin_shutdown();
-    let deadline = entry.config.shutdown_timeout;
+    let timeout = entry.config.shutdown_timeout;
+    let deadline = Instant::now() + timeout;
     tracing::info!(
-        deadline_ms = deadline.as_millis() as u64,
+        deadline_ms = timeout.as_millis() as u64,
         "shutting down: new requests are refused; waiting for requests in flight"
     );
-    let unfinished = entry.drain(deadline);
+    let unfinished = entry.drain(timeout);
     if unfinished > 0 {
         tracing::warn!(
             unfinished,
@@ -57,9 +58,12 @@ pub fn shutdown(entry: &EntryPoint) {
         }
     }
 
-    let until = Instant::now() + CLOSE_GRACE;
-    while entry.connection_count() > 0 && Instant::now() < until {
+    while entry.connection_count() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
+    }
+    let left_open = entry.connection_count();
+    if left_open > 0 {
+        tracing::warn!(left_open, "connections still open at the shutdown deadline");
     }
     tracing::info!("stopped");
 }

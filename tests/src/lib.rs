@@ -358,6 +358,12 @@ impl Server {
             .unwrap_or_else(|| panic!("switchyard did not exit within {timeout:?} of {signal}"))
     }
 
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(mut self, timeout: Duration) -> ExitStatus {
+        wait_with_deadline(&mut self.child, timeout)
+            .unwrap_or_else(|| panic!("switchyard did not exit within {timeout:?}"))
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
