@@ -53,13 +53,13 @@ enum Ending {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     // Small frames must leave at once: batching is done by the writer, not by Nagle.
     let _ = stream.set_nodelay(true);
-    let (mut read_half, mut write_half) = stream.into_split();
+    let (mut read_half, write_half) = stream.into_split();
     let opened = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        open(&mut read_half, &mut write_half, shared.settings.compression),
+        open(&mut read_half, shared.settings.compression),
     )
     .await;
-    let (upgrade, leftover) = match opened {
+    let (mut upgrade, leftover) = match opened {
         Ok(Ok(Ok(opened))) => opened,
         Ok(Ok(Err(refusal))) => {
             debug!(peer = %peer, reason = %refusal.reason, "handshake refused");
@@ -86,6 +86,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
+    // Declared to the host before the client sees 101: once a client is open, the host knows it.
     let id = shared.backend.new_connection(&[&ip], &headers);
     drop(headers);
     let connection = Arc::new(Connection::new(
@@ -93,6 +94,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         shared.settings.max_queued_bytes,
         upgrade.deflate,
     ));
+    // The 101 response is the outbox's first frame: the writer sends it before anything else.
+    connection
+        .outbox
+        .push(Bytes::from(std::mem::take(&mut upgrade.response)));
     drop(upgrade);
     shared.registry.insert(connection.clone());
     let writer = tokio::spawn(write_loop(write_half, connection.clone()));
@@ -153,10 +158,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = tokio::time::timeout_at(deadline, drain(&read_half)).await;
 }
 
-/// Reads the upgrade request and answers it. Returns the request and any bytes after it.
+/// Reads the upgrade request. Returns it and any bytes after it; the caller answers it.
 async fn open(
     read_half: &mut OwnedReadHalf,
-    write_half: &mut OwnedWriteHalf,
     compression: bool,
 ) -> io::Result<Result<(handshake::Upgrade, Vec<u8>), handshake::Refusal>> {
     let mut buffer = Vec::with_capacity(1024);
@@ -172,9 +176,7 @@ async fn open(
         match handshake::parse(&buffer, compression) {
             Ok(None) => continue,
             Err(refusal) => return Ok(Err(refusal)),
-            Ok(Some(mut upgrade)) => {
-                let response = Bytes::from(std::mem::take(&mut upgrade.response));
-                write_all(write_half, &mut VecDeque::from([response])).await?;
+            Ok(Some(upgrade)) => {
                 let leftover = buffer.split_off(upgrade.request_len);
                 return Ok(Ok((upgrade, leftover)));
             }
