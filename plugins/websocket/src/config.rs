@@ -103,8 +103,8 @@ impl Default for Settings {
 impl Settings {
     /// Reads the protocol's section and `[server] maxRequestSize`.
     pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse().map_err(without_position)?;
-        let server: RawServer = config.parse_server().map_err(without_position)?;
+        let raw: RawConfig = config.parse()?;
+        let server: RawServer = config.parse_server()?;
         let section = format!("server.protocols.{}", config.name);
         Settings::validate(raw, server, &section)
     }
@@ -154,16 +154,6 @@ impl Settings {
             compression: raw.compression,
             idle_timeout_warning,
         })
-    }
-}
-
-/// Drops serde_json's " at line 1 column 11" suffix: the JSON is the host's rendering of the TOML
-/// file, so its positions would mislead the operator; the key path already says where to look.
-fn without_position(error: BoxError) -> BoxError {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) if text[at..].contains(" column ") => text[..at].to_string().into(),
-        _ => error,
     }
 }
 

@@ -20,9 +20,6 @@ use crate::frame::close_code;
 use crate::registry::Registry;
 use crate::replies::ChannelFrames;
 
-/// Shutdown closes are spread over this window, so clients do not all reconnect at once.
-pub const SHUTDOWN_SPREAD: Duration = Duration::from_millis(500);
-
 /// What every task of an instance shares.
 pub struct Shared {
     /// Validated configuration.
@@ -145,27 +142,16 @@ impl Server {
     }
 
     /// The `disconnect` hook. A shutdown closes with 1001 (the Kuzzle SDK reconnects; it would
-    /// not after 1000), after a delay spread over `SHUTDOWN_SPREAD`; anything else closes with
-    /// 1011 at once. Queued frames are written first.
+    /// not after 1000), anything else with 1011. Queued frames are written first. Shutdown closes
+    /// are not delayed here: the host already spreads its `disconnect` calls over a window.
     pub fn disconnect(&self, id: ConnectionId, shutdown: bool, message: &str) {
-        let Some(connection) = self.shared.registry.get(id) else {
-            return;
-        };
-        if !shutdown {
-            connection
-                .outbox
-                .close(close_code::INTERNAL_ERROR, message, false);
-            return;
-        }
-        let delay = spread(id);
-        let message = message.to_string();
-        if let Some(runtime) = &self.runtime {
-            runtime.spawn(async move {
-                tokio::time::sleep(delay).await;
-                connection
-                    .outbox
-                    .close(close_code::GOING_AWAY, &message, false);
-            });
+        if let Some(connection) = self.shared.registry.get(id) {
+            let code = if shutdown {
+                close_code::GOING_AWAY
+            } else {
+                close_code::INTERNAL_ERROR
+            };
+            connection.outbox.close(code, message, false);
         }
     }
 
@@ -178,12 +164,6 @@ impl Server {
     pub fn member_count(&self, channel: &str) -> usize {
         self.shared.registry.member_count(channel)
     }
-}
-
-/// A delay in `[0, SHUTDOWN_SPREAD)` derived from the id: spread, and reproducible.
-fn spread(id: ConnectionId) -> Duration {
-    let window = SHUTDOWN_SPREAD.as_millis() as u64;
-    Duration::from_millis((id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % window)
 }
 
 impl Drop for Server {
@@ -229,13 +209,5 @@ mod tests {
         for (bound, url) in cases {
             assert_eq!(announced_url(bound.parse().unwrap()), url);
         }
-    }
-
-    #[test]
-    fn shutdown_delays_are_spread_within_the_window() {
-        let delays: Vec<Duration> = (1..=100).map(|id| spread(ConnectionId(id))).collect();
-        assert!(delays.iter().all(|delay| *delay < SHUTDOWN_SPREAD));
-        let distinct: std::collections::HashSet<_> = delays.iter().collect();
-        assert!(distinct.len() > 80, "{distinct:?}");
     }
 }
