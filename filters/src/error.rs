@@ -18,6 +18,10 @@ pub enum FilterErrorKind {
     /// Koncorde fails on this input with a JavaScript `TypeError` rather than a parse error
     /// (e.g. `null` where a geo bounding box is expected). We reject it with the same text.
     Type,
+    /// Koncorde accepts the syntax but its store fails with a plain `Error` (e.g. a bounding box
+    /// whose bottom is not below its top: "min_lat argument cannot be greater or equal
+    /// max_lat"). We refuse such filters at normalization with the same text.
+    Store,
 }
 
 /// A rejected filter. `Display` gives Koncorde's message, byte for byte.

@@ -149,10 +149,31 @@ pub(crate) fn compile(
                 regex,
             }
         }
-        Cond::Geo { field, shape } => Test::Geo {
-            field: field.clone(),
-            shape: shape.clone(),
-        },
+        Cond::Geo { field, shape } => {
+            if let GeoShape::Box {
+                top,
+                left,
+                bottom,
+                right,
+            } = shape
+            {
+                // boost-geospatial-index refuses such boxes when Koncorde stores them.
+                let refusal = if bottom >= top {
+                    Some("min_lat argument cannot be greater or equal max_lat")
+                } else if left >= right {
+                    Some("min_lon argument cannot be greater or equal max_lon")
+                } else {
+                    None
+                };
+                if let Some(message) = refusal {
+                    return Err(FilterError::plain(FilterErrorKind::Store, message));
+                }
+            }
+            Test::Geo {
+                field: field.clone(),
+                shape: shape.clone(),
+            }
+        }
         Cond::Match { value } => Test::Match {
             value: value.clone(),
         },

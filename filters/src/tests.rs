@@ -141,3 +141,14 @@ fn engine_is_send_and_sync() {
     check::<Engine>();
     check::<crate::NormalizedFilter>();
 }
+
+#[test]
+fn bounding_boxes_boost_refuses_are_refused() {
+    let engine = Engine::new(EngineConfig::default());
+    let filter = json!({"geoBoundingBox": {"loc": {"topLeft": "nope", "bottomRight": [1, 2]}}});
+    let err = engine.normalize(INDEX, &filter).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "min_lat argument cannot be greater or equal max_lat"
+    );
+}
