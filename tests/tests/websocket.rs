@@ -1,0 +1,213 @@
+//! The WebSocket plugin end to end: the real `switchyard` binary loading `libwebsocket`, driven
+//! by a plain WebSocket client (tungstenite). Exact error responses and close codes.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use switchyard_tests::{protocol_section, run_config, Server};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+type Client = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn start(server_keys: &str, websocket_keys: &str) -> Server {
+    Server::start(&format!(
+        "[server]\n{server_keys}\n{}",
+        protocol_section(
+            "websocket",
+            "websocket",
+            &format!("port = 0\naddress = \"127.0.0.1\"\n{websocket_keys}")
+        )
+    ))
+}
+
+fn connect(server: &Server) -> Client {
+    let (client, response) = tungstenite::connect(server.url("websocket")).expect("connect");
+    assert_eq!(response.status(), 101);
+    if let MaybeTlsStream::Plain(stream) = client.get_ref() {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+    }
+    client
+}
+
+/// The next data or close message (pings and pongs are skipped).
+fn next(client: &mut Client) -> Message {
+    loop {
+        match client.read().expect("a message within 10 s") {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            message => return message,
+        }
+    }
+}
+
+fn next_json(client: &mut Client) -> serde_json::Value {
+    match next(client) {
+        Message::Text(text) => serde_json::from_str(text.as_str()).expect("JSON"),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+fn expect_close(client: &mut Client, code: CloseCode, reason: &str) {
+    match next(client) {
+        Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, code);
+            assert_eq!(frame.reason.as_str(), reason);
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn server_now_answers_with_room_set_to_the_request_id() {
+    let server = start("", "");
+    let mut client = connect(&server);
+    client
+        .send(Message::text(
+            r#"{"controller":"server","action":"now","requestId":"ws-1"}"#,
+        ))
+        .unwrap();
+    let answer = next_json(&mut client);
+    assert_eq!(answer["room"], "ws-1");
+    assert_eq!(answer["requestId"], "ws-1");
+    assert_eq!(answer["status"], 200);
+    assert!(answer["result"]["now"].is_u64(), "{answer}");
+}
+
+#[test]
+fn keep_alives_are_answered() {
+    let server = start("", "");
+    let mut client = connect(&server);
+    client.send(Message::text(r#"{"p":1}"#)).unwrap();
+    assert_eq!(next(&mut client), Message::text(r#"{"p":2}"#));
+    client.send(Message::Ping(b"hb".to_vec().into())).unwrap();
+    assert_eq!(client.read().unwrap(), Message::Pong(b"hb".to_vec().into()));
+}
+
+#[test]
+fn bad_input_gets_kuzzles_error_responses() {
+    let server = start("", "");
+    let mut client = connect(&server);
+    let error = |request_id: &str, detail: &str| {
+        let room = if request_id == "null" {
+            String::new()
+        } else {
+            format!(r#","room":{request_id}"#)
+        };
+        format!(
+            r#"{{"requestId":{request_id},"status":400,"error":{{"message":"Caught an unexpected WebSocket error: {detail}","status":400,"id":"network.websocket.unexpected_error","code":50528257,"props":[]}},"controller":null,"action":null,"collection":null,"index":null,"volatile":null,"result":null{room}}}"#
+        )
+    };
+    let cases = [
+        (
+            Message::text("{oops"),
+            error(
+                "null",
+                "invalid JSON: key must be a string at line 1 column 2",
+            ),
+        ),
+        (
+            Message::text("[]"),
+            error("null", "a request must be a JSON object"),
+        ),
+        (
+            Message::Binary(br#"{"requestId":"bin"}"#.to_vec().into()),
+            error(
+                r#""bin""#,
+                "binary frames are not supported: send each request as a JSON text frame",
+            ),
+        ),
+    ];
+    for (input, expected) in cases {
+        client.send(input).unwrap();
+        assert_eq!(next(&mut client), Message::text(expected));
+    }
+    // The connection still serves requests.
+    client
+        .send(Message::text(
+            r#"{"controller":"server","action":"now","requestId":"after"}"#,
+        ))
+        .unwrap();
+    assert_eq!(next_json(&mut client)["status"], 200);
+}
+
+#[test]
+fn requests_past_the_rate_limit_get_429() {
+    let server = start("", "rateLimit = 1");
+    let mut client = connect(&server);
+    for id in ["a", "b"] {
+        client
+            .write(Message::text(format!(
+                r#"{{"controller":"server","action":"now","requestId":"{id}"}}"#
+            )))
+            .unwrap();
+    }
+    client.flush().unwrap();
+    let mut answers: Vec<serde_json::Value> = (0..2).map(|_| next_json(&mut client)).collect();
+    answers.sort_by_key(|answer| answer["room"].as_str().unwrap().to_string());
+    assert_eq!(answers[0]["status"], 200);
+    assert_eq!(
+        answers[1],
+        serde_json::json!({"requestId":"b","status":429,"error":{"message":"Rejected: too many requests received from that socket","status":429,"id":"network.websocket.ratelimit_exceeded","code":50528258,"props":[]},"controller":null,"action":null,"collection":null,"index":null,"volatile":null,"result":null,"room":"b"})
+    );
+}
+
+#[test]
+fn a_message_over_max_request_size_closes_with_1009() {
+    let server = start("maxRequestSize = \"1KB\"", "");
+    let mut client = connect(&server);
+    client
+        .send(Message::text(format!(r#"{{"x":"{}"}}"#, "y".repeat(2000))))
+        .unwrap();
+    expect_close(&mut client, CloseCode::Size, "message too big");
+}
+
+#[test]
+fn idle_connections_are_closed_with_1001() {
+    let server = start("", "idleTimeout = 1000");
+    let mut client = connect(&server);
+    expect_close(&mut client, CloseCode::Away, "idle timeout");
+}
+
+#[test]
+fn sigterm_closes_websockets_with_1001() {
+    let server = start("", "");
+    let mut client = connect(&server);
+    server.signal(Signal::SIGTERM);
+    expect_close(&mut client, CloseCode::Away, "server shutting down");
+    assert_eq!(server.wait_exit(Duration::from_secs(20)).code(), Some(0));
+}
+
+#[test]
+fn a_port_in_use_stops_start_up_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let finished = run_config(
+        &format!(
+            "[server]\n{}",
+            protocol_section(
+                "websocket",
+                "websocket",
+                &format!("port = {port}\naddress = \"127.0.0.1\"")
+            )
+        ),
+        Duration::from_secs(30),
+    );
+    assert_ne!(finished.status.code(), Some(0));
+    let output = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(
+        output.contains(&format!(
+            "protocol \"websocket\" cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "hint: another process may use this port; change server.protocols.websocket.port"
+        ),
+        "{output}"
+    );
+}
