@@ -459,3 +459,55 @@ mod tests {
         assert!((0..10_000).all(|_| unlimited.allow(start)));
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use crate::backend::{Backend, ResponseCallback};
+    use crate::config::Settings;
+    use switchyard_plugin_api::ConnectionId;
+
+    struct NoHost;
+
+    impl Backend for NoHost {
+        fn new_connection(&self, _: &[&str], _: &[(&str, &str)]) -> ConnectionId {
+            ConnectionId(1)
+        }
+        fn remove_connection(&self, _: ConnectionId) {}
+        fn execute(&self, _: ConnectionId, _: &str, _: ResponseCallback) {}
+        fn announce_listener(&self, _: &str) {}
+        fn is_shutting_down(&self) -> bool {
+            false
+        }
+    }
+
+    /// The per-connection budget is 4 KB of user-space memory while idle: the two task futures
+    /// and the shared connection state must stay far below it.
+    #[tokio::test]
+    async fn an_idle_connection_costs_little_memory() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let shared = Arc::new(Shared {
+            settings: Settings::default(),
+            backend: Arc::new(NoHost),
+            registry: crate::registry::Registry::default(),
+        });
+        let reader_task = serve(shared, stream, peer);
+        let (_, write_half) = client.into_split();
+        let connection = Arc::new(Connection::new(ConnectionId(1), 1024, false));
+        let writer_task = write_loop(write_half, connection.clone());
+        let total = std::mem::size_of_val(&reader_task)
+            + std::mem::size_of_val(&writer_task)
+            + std::mem::size_of::<Connection>();
+        println!(
+            "reader {} + writer {} + connection {} = {total} bytes",
+            std::mem::size_of_val(&reader_task),
+            std::mem::size_of_val(&writer_task),
+            std::mem::size_of::<Connection>()
+        );
+        assert!(total < 2048, "{total} bytes");
+    }
+}

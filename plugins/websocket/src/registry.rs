@@ -101,14 +101,6 @@ impl Registry {
         }
     }
 
-    /// Every live connection (for shutdown).
-    pub fn all(&self) -> Vec<Arc<Connection>> {
-        self.connections
-            .iter()
-            .flat_map(|shard| shard.read().values().cloned().collect::<Vec<_>>())
-            .collect()
-    }
-
     /// `id` joins `channel`; joining twice is a no-op, unknown connections are ignored.
     pub fn join(&self, channel: &str, id: ConnectionId) {
         let Some(connection) = self.get(id) else {

@@ -155,11 +155,6 @@ impl Server {
         }
     }
 
-    /// Live connections (tests, metrics).
-    pub fn connection_count(&self) -> usize {
-        self.shared.registry.all().len()
-    }
-
     /// Members of `channel` (tests, metrics).
     pub fn member_count(&self, channel: &str) -> usize {
         self.shared.registry.member_count(channel)
