@@ -4,7 +4,7 @@
 //! (`room` = channel) out. See `README.md` for configuration, behaviour on bad input and limits.
 //!
 //! Code map: `server` (runtime, listener, hooks) → `connection` (one task per client, plus a
-//! writer task) → `reader` (frames to messages) / `outbox` (bounded queue to the writer).
+//! writer task) → `reader` (frames to messages) / `outbox` (bounded queue) → `writer`.
 //! `registry` holds connections and channel members; `replies` builds every JSON frame;
 //! `frame`, `handshake` and `deflate` are the RFC 6455 / 7692 codecs.
 
@@ -23,6 +23,7 @@ pub mod replies;
 pub mod server;
 #[doc(hidden)]
 pub mod testing;
+mod writer;
 
 use std::sync::Arc;
 
