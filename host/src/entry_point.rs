@@ -20,6 +20,7 @@ use switchyard_plugin_api::ConnectionId;
 use crate::api::{self, Api};
 use crate::config::Config;
 use crate::plugin::registry::ProtocolSlot;
+use crate::realtime::{Broadcast, Departure, Realtime};
 
 /// A client connection a protocol declared.
 #[derive(Debug)]
@@ -59,6 +60,8 @@ pub struct EntryPoint {
     queue_receiver: flume::Receiver<Job>,
     /// Controllers and actions.
     pub api: Api,
+    /// Rooms, channels and subscriptions.
+    pub realtime: Realtime,
     /// When the host started.
     pub started_at: Instant,
 }
@@ -83,6 +86,7 @@ impl EntryPoint {
             queue,
             queue_receiver,
             api: Api::new(),
+            realtime: Realtime::new(),
             started_at: Instant::now(),
         })
     }
@@ -125,9 +129,39 @@ impl EntryPoint {
         id
     }
 
-    /// Forgets a connection. Unknown ids are ignored.
+    /// Forgets a connection: it leaves every room (its protocol hears `leave_channel` for each
+    /// channel, the rooms' other members get user "out" notifications). Unknown ids are ignored.
     pub fn remove_connection(&self, id: ConnectionId) {
-        self.connections.write().remove(&id);
+        let Some(connection) = self.connections.write().remove(&id) else {
+            return;
+        };
+        for departure in self.realtime.remove_connection(id) {
+            self.complete_departure(id, connection.protocol, &departure);
+        }
+    }
+
+    /// Tells the plugins about a connection leaving a room.
+    pub fn complete_departure(&self, id: ConnectionId, protocol: usize, departure: &Departure) {
+        if let Some(protocol) = self.protocols().get(protocol) {
+            for channel in &departure.channels {
+                protocol.leave_channel(channel, id);
+            }
+        }
+        if let Some(notification) = &departure.user_notification {
+            self.broadcast(notification);
+        }
+    }
+
+    /// Hands a notification to every protocol (each delivers to its own members).
+    pub fn broadcast(&self, notification: &Broadcast) {
+        let channels: Vec<RStr<'_>> = notification
+            .channels
+            .iter()
+            .map(|channel| RStr::from_str(channel))
+            .collect();
+        for protocol in self.protocols() {
+            protocol.broadcast(&channels, &notification.payload);
+        }
     }
 
     /// How many connections are declared.

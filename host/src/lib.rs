@@ -10,5 +10,6 @@ pub mod config;
 pub mod entry_point;
 #[allow(unsafe_code)]
 pub mod plugin;
+pub mod realtime;
 pub mod shutdown;
 pub mod startup;

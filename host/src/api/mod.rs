@@ -3,6 +3,8 @@
 //! A request is Kuzzle's JSON object `{controller, action, requestId, …}`; the answer is the
 //! response `content` object, built as text once and handed to the protocol.
 
+mod auth;
+mod realtime;
 mod request;
 mod server;
 
@@ -27,8 +29,19 @@ pub struct Context<'a> {
     pub protocol: usize,
 }
 
-/// One API action.
-type Handler = fn(&Context<'_>, &Request) -> ActionResult;
+impl Context<'_> {
+    /// The name of the protocol the request came through (`websocket`).
+    pub fn protocol_name(&self) -> &str {
+        self.entry
+            .protocols()
+            .get(self.protocol)
+            .map_or("", |protocol| protocol.name.as_str())
+    }
+}
+
+/// One API action. It may take what it needs out of the request (`body`); the response is built
+/// from what is left (`requestId`, `controller`, `action`, `index`, `collection`, `volatile`).
+type Handler = fn(&Context<'_>, &mut Request) -> ActionResult;
 
 /// An action the host serves, and its REST routes (for the HTTP protocol and `/_publicApi`).
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +57,48 @@ pub struct Route {
 
 /// The route table: the one list of what the API serves.
 const ROUTES: &[Route] = &[
+    Route {
+        controller: "auth",
+        action: "checkToken",
+        http: &[("post", "/_checkToken")],
+        handler: auth::check_token,
+    },
+    Route {
+        controller: "realtime",
+        action: "subscribe",
+        http: &[],
+        handler: realtime::subscribe,
+    },
+    Route {
+        controller: "realtime",
+        action: "join",
+        http: &[],
+        handler: realtime::join,
+    },
+    Route {
+        controller: "realtime",
+        action: "unsubscribe",
+        http: &[],
+        handler: realtime::unsubscribe,
+    },
+    Route {
+        controller: "realtime",
+        action: "count",
+        http: &[],
+        handler: realtime::count,
+    },
+    Route {
+        controller: "realtime",
+        action: "list",
+        http: &[("get", "/_listSubscriptions")],
+        handler: realtime::list,
+    },
+    Route {
+        controller: "realtime",
+        action: "publish",
+        http: &[("post", "/:index/:collection/_publish")],
+        handler: realtime::publish,
+    },
     Route {
         controller: "server",
         action: "now",
@@ -131,7 +186,7 @@ pub fn handle(
     protocol: Option<usize>,
     request_json: &str,
 ) -> Answer {
-    let request = match Request::parse(request_json) {
+    let mut request = match Request::parse(request_json) {
         Ok(request) => request,
         Err(rejected) => return build(&rejected.request, Err(rejected.error)),
     };
@@ -150,7 +205,7 @@ pub fn handle(
                 connection,
                 protocol,
             };
-            (route.handler)(&context, &request)
+            (route.handler)(&context, &mut request)
         });
     build(&request, outcome)
 }

@@ -127,6 +127,35 @@ impl Request {
         }
     }
 
+    /// `body.<key>` as a string: Kuzzle's errors when the body, the key or its type is wrong.
+    pub fn body_string(&self, key: &str) -> Result<&str, KuzzleError> {
+        let Some(body) = &self.body else {
+            return Err(errors::API_ASSERT_BODY_REQUIRED.error());
+        };
+        match body.get(key) {
+            None | Some(Value::Null) => {
+                Err(errors::API_ASSERT_MISSING_ARGUMENT.with(&[&format!("body.{key}")]))
+            }
+            Some(Value::String(value)) => Ok(value),
+            Some(_) => {
+                Err(errors::API_ASSERT_INVALID_TYPE.with(&[&format!("body.{key}"), "string"]))
+            }
+        }
+    }
+
+    /// `index` and `collection`, both required.
+    pub fn index_and_collection(&self) -> Result<(&str, &str), KuzzleError> {
+        let index = self
+            .index
+            .as_deref()
+            .ok_or_else(|| errors::API_ASSERT_MISSING_ARGUMENT.with(&["index"]))?;
+        let collection = self
+            .collection
+            .as_deref()
+            .ok_or_else(|| errors::API_ASSERT_MISSING_ARGUMENT.with(&["collection"]))?;
+        Ok((index, collection))
+    }
+
     /// A string argument (`args[key]`), if present and a string.
     pub fn string_arg(&self, key: &str) -> Option<&str> {
         self.args.get(key).and_then(Value::as_str)

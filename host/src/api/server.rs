@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use super::{ActionResult, Context, Request};
 
 /// `server:now` → `{now: <epoch ms>}`.
-pub fn now(_context: &Context<'_>, _request: &Request) -> ActionResult {
+pub fn now(_context: &Context<'_>, _request: &mut Request) -> ActionResult {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as u64)
@@ -14,7 +14,7 @@ pub fn now(_context: &Context<'_>, _request: &Request) -> ActionResult {
 }
 
 /// `server:info` → the server's name and version, its API routes and its protocols.
-pub fn info(context: &Context<'_>, _request: &Request) -> ActionResult {
+pub fn info(context: &Context<'_>, _request: &mut Request) -> ActionResult {
     let entry = context.entry;
     let mut protocols = Map::new();
     for protocol in entry.protocols() {
@@ -61,6 +61,6 @@ pub fn info(context: &Context<'_>, _request: &Request) -> ActionResult {
 }
 
 /// `server:healthCheck` → `{status: "green", services: {}}`.
-pub fn health_check(_context: &Context<'_>, _request: &Request) -> ActionResult {
+pub fn health_check(_context: &Context<'_>, _request: &mut Request) -> ActionResult {
     Ok(json!({ "status": "green", "services": {} }))
 }

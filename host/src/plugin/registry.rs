@@ -158,7 +158,7 @@ impl ProtocolSlot {
         let RErr(error) = result else { return };
         if !error.panicked {
             tracing::warn!(
-                protocol = %self.name,
+                protocol = self.name.as_str(),
                 plugin = self.library.plugin_name,
                 hook,
                 "hook failed: {}",
@@ -168,7 +168,7 @@ impl ProtocolSlot {
         }
         let panics = self.panics.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::error!(
-            protocol = %self.name,
+            protocol = self.name.as_str(),
             plugin = self.library.plugin_name,
             hook,
             panics,
@@ -180,7 +180,7 @@ impl ProtocolSlot {
             && !self.disabled.swap(true, Ordering::Relaxed)
         {
             tracing::error!(
-                protocol = %self.name,
+                protocol = self.name.as_str(),
                 plugin = self.library.plugin_name,
                 "protocol disabled after {panics} panics (server.hookPanicLimit): its hooks are no longer called"
             );

@@ -1,6 +1,7 @@
 //! Integration tests of the host: start-up refusals, the request path, shutdown, faults.
 //! Every test starts the real `switchyard` binary with real plugin libraries.
 
+mod realtime;
 mod refusals;
 mod requests;
 mod shutdown;

@@ -1,0 +1,580 @@
+//! The realtime engine: rooms, channels, subscriptions (Kuzzle's hotel clerk) and notifications.
+//!
+//! A *room* is one (index, collection, normalized filter): its id is the filter engine's
+//! deterministic id, so equivalent filters share a room, on every run. A *channel* is a room plus
+//! notification options (`scope`, `users`): `<roomId>-<users><cluster><scope>`, Kuzzle's digits.
+//! Protocols deliver by channel; the host decides which channels a notification goes to.
+//!
+//! Locking: one `RwLock` over the whole state. Publishing takes it for reading; subscriptions
+//! take it for writing. Hooks are never called while it is held: the state changes, the lock is
+//! released, then the plugins are told (`Effects`).
+
+mod notification;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::Value;
+use switchyard_filters::{Engine, EngineConfig};
+use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_api::ConnectionId;
+
+pub use notification::{
+    document_notification, now_ms, user_notification, DocumentEvent, UserEvent,
+};
+
+/// `scope`: which document notifications a channel receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Documents entering and leaving the filter.
+    All,
+    /// Documents entering or staying in it.
+    In,
+    /// Documents leaving it.
+    Out,
+    /// None.
+    None,
+}
+
+/// `users`: which user (join/leave) notifications a channel receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Users {
+    /// Joins and leaves.
+    All,
+    /// Joins.
+    In,
+    /// Leaves.
+    Out,
+    /// None (the default).
+    None,
+}
+
+impl Scope {
+    /// Parses Kuzzle's `scope` argument (absent: `all`).
+    pub fn parse(value: Option<&Value>) -> Result<Scope, KuzzleError> {
+        match value.map(|value| value.as_str()) {
+            None => Ok(Scope::All),
+            Some(Some("all")) => Ok(Scope::All),
+            Some(Some("in")) => Ok(Scope::In),
+            Some(Some("out")) => Ok(Scope::Out),
+            Some(Some("none")) => Ok(Scope::None),
+            Some(_) => Err(errors::CORE_REALTIME_INVALID_SCOPE.error()),
+        }
+    }
+
+    fn digit(self) -> &'static str {
+        match self {
+            Scope::All => "1",
+            Scope::In => "2",
+            Scope::Out => "3",
+            Scope::None => "",
+        }
+    }
+}
+
+impl Users {
+    /// Parses Kuzzle's `users` argument (absent: `none`).
+    pub fn parse(value: Option<&Value>) -> Result<Users, KuzzleError> {
+        match value.map(|value| value.as_str()) {
+            None => Ok(Users::None),
+            Some(Some("all")) => Ok(Users::All),
+            Some(Some("in")) => Ok(Users::In),
+            Some(Some("out")) => Ok(Users::Out),
+            Some(Some("none")) => Ok(Users::None),
+            Some(_) => Err(errors::CORE_REALTIME_INVALID_USERS.error()),
+        }
+    }
+
+    /// Kuzzle's digit: `out` and `none` share `3` (a Kuzzle quirk kept for compatible ids).
+    fn digit(self) -> &'static str {
+        match self {
+            Users::All => "1",
+            Users::In => "2",
+            Users::Out | Users::None => "3",
+        }
+    }
+
+    fn wants(self, event: UserEvent) -> bool {
+        matches!(
+            (self, event),
+            (Users::All, _) | (Users::In, UserEvent::In) | (Users::Out, UserEvent::Out)
+        )
+    }
+}
+
+/// The channel name for a room and options. `cluster` is always on for API clients.
+pub fn channel_name(room_id: &str, scope: Scope, users: Users) -> String {
+    format!("{room_id}-{}1{}", users.digit(), scope.digit())
+}
+
+#[derive(Debug)]
+struct Channel {
+    name: Arc<str>,
+    scope: Scope,
+    users: Users,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    /// The volatile data given at subscribe time, echoed in user notifications.
+    volatile: Option<Value>,
+}
+
+#[derive(Debug)]
+struct Room {
+    index: String,
+    collection: String,
+    /// Channels by creation order; few per room.
+    channels: Vec<Channel>,
+    subscribers: HashMap<ConnectionId, Subscriber>,
+}
+
+#[derive(Debug)]
+struct State {
+    engine: Engine,
+    rooms: HashMap<Arc<str>, Room>,
+    /// The rooms each connection is in.
+    connection_rooms: HashMap<ConnectionId, Vec<Arc<str>>>,
+}
+
+/// What a subscription asks for.
+#[derive(Debug)]
+pub struct SubscribeRequest<'a> {
+    /// The subscribing connection.
+    pub connection: ConnectionId,
+    /// `index`.
+    pub index: &'a str,
+    /// `collection`.
+    pub collection: &'a str,
+    /// The Koncorde filter (`body`).
+    pub filter: &'a Value,
+    /// `scope`.
+    pub scope: Scope,
+    /// `users`.
+    pub users: Users,
+    /// `volatile`.
+    pub volatile: Option<&'a Value>,
+}
+
+/// The outcome of a subscription: ids for the client, and what to tell the plugins.
+#[derive(Debug)]
+pub struct Subscribed {
+    /// The room's id.
+    pub room_id: Arc<str>,
+    /// The connection's channel in it.
+    pub channel: Arc<str>,
+    /// A user "in" notification to broadcast, when the connection is new in the room.
+    pub user_notification: Option<Broadcast>,
+}
+
+/// A notification to hand to every protocol's `broadcast`.
+#[derive(Debug)]
+pub struct Broadcast {
+    /// The channels it goes to.
+    pub channels: Vec<Arc<str>>,
+    /// What the members receive.
+    pub payload: String,
+}
+
+/// One channel a connection leaves.
+#[derive(Debug)]
+pub struct Departure {
+    /// The room left.
+    pub room_id: Arc<str>,
+    /// Every channel of that room (Kuzzle calls `leaveChannel` for each, joined or not).
+    pub channels: Vec<Arc<str>>,
+    /// The user "out" notification, if the room still has subscribers to tell.
+    pub user_notification: Option<Broadcast>,
+}
+
+/// The realtime engine.
+#[derive(Debug)]
+pub struct Realtime {
+    state: RwLock<State>,
+}
+
+impl Default for Realtime {
+    fn default() -> Self {
+        Realtime::new()
+    }
+}
+
+impl Realtime {
+    /// An engine with no rooms.
+    pub fn new() -> Self {
+        Realtime {
+            state: RwLock::new(State {
+                engine: Engine::new(EngineConfig::default()),
+                rooms: HashMap::new(),
+                connection_rooms: HashMap::new(),
+            }),
+        }
+    }
+
+    /// Subscribes a connection, creating the room if needed. `alive` is checked under the lock,
+    /// so a connection removed concurrently never leaves a subscription behind.
+    pub fn subscribe(
+        &self,
+        request: &SubscribeRequest<'_>,
+        protocol_name: &str,
+        alive: impl Fn(ConnectionId) -> bool,
+    ) -> Result<Subscribed, KuzzleError> {
+        let koncorde_index = format!("{}/{}", request.index, request.collection);
+        let mut state = self.state.write();
+        let normalized = state
+            .engine
+            .normalize(&koncorde_index, request.filter)
+            .map_err(|error| errors::API_ASSERT_KONCORDE_DSL_ERROR.with(&[error.message()]))?;
+        if !alive(request.connection) {
+            return Err(errors::API_PROCESS_CONNECTION_DROPPED.error());
+        }
+        let room_id: Arc<str> = Arc::from(normalized.id());
+        if !state.rooms.contains_key(&room_id) {
+            state.engine.store(normalized);
+            state.rooms.insert(
+                Arc::clone(&room_id),
+                Room {
+                    index: request.index.to_string(),
+                    collection: request.collection.to_string(),
+                    channels: Vec::new(),
+                    subscribers: HashMap::new(),
+                },
+            );
+        }
+        Ok(join_room(&mut state, &room_id, request, protocol_name))
+    }
+
+    /// `realtime:join`: subscribes to an existing room by id.
+    pub fn join(
+        &self,
+        room_id: &str,
+        request: &SubscribeRequest<'_>,
+        protocol_name: &str,
+        alive: impl Fn(ConnectionId) -> bool,
+    ) -> Result<Subscribed, KuzzleError> {
+        let mut state = self.state.write();
+        let Some((room_id, _)) = state.rooms.get_key_value(room_id) else {
+            return Err(errors::CORE_REALTIME_ROOM_NOT_FOUND.with(&[room_id]));
+        };
+        let room_id = Arc::clone(room_id);
+        if !alive(request.connection) {
+            return Err(errors::API_PROCESS_CONNECTION_DROPPED.error());
+        }
+        Ok(join_room(&mut state, &room_id, request, protocol_name))
+    }
+
+    /// `realtime:unsubscribe`: the connection leaves a room.
+    pub fn unsubscribe(
+        &self,
+        connection: ConnectionId,
+        room_id: &str,
+    ) -> Result<Departure, KuzzleError> {
+        let mut state = self.state.write();
+        let in_room = state
+            .connection_rooms
+            .get(&connection)
+            .is_some_and(|rooms| rooms.iter().any(|id| &**id == room_id));
+        if !in_room {
+            return Err(
+                errors::CORE_REALTIME_NOT_SUBSCRIBED.with(&[&connection.to_string(), room_id])
+            );
+        }
+        leave_room(&mut state, connection, room_id, true)
+            .ok_or_else(|| errors::CORE_REALTIME_ROOM_NOT_FOUND.with(&[room_id]))
+    }
+
+    /// A connection went away: it leaves every room.
+    pub fn remove_connection(&self, connection: ConnectionId) -> Vec<Departure> {
+        let mut state = self.state.write();
+        let Some(rooms) = state.connection_rooms.get(&connection).cloned() else {
+            return Vec::new();
+        };
+        rooms
+            .iter()
+            .filter_map(|room_id| leave_room(&mut state, connection, room_id, true))
+            .collect()
+    }
+
+    /// `realtime:count`: connections in a room.
+    pub fn count(&self, room_id: &str) -> Result<usize, KuzzleError> {
+        self.state
+            .read()
+            .rooms
+            .get(room_id)
+            .map(|room| room.subscribers.len())
+            .ok_or_else(|| errors::CORE_REALTIME_ROOM_NOT_FOUND.with(&[room_id]))
+    }
+
+    /// `realtime:list`: `{index: {collection: {roomId: count}}}`.
+    pub fn list(&self) -> Value {
+        let state = self.state.read();
+        let mut list = serde_json::Map::new();
+        for (room_id, room) in &state.rooms {
+            let index = list
+                .entry(room.index.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            let collection = index
+                .as_object_mut()
+                .expect("an object")
+                .entry(room.collection.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            collection[&**room_id] = Value::from(room.subscribers.len());
+        }
+        Value::Object(list)
+    }
+
+    /// The channels a published document reaches (rooms whose filter matches, channels whose
+    /// scope takes "in" notifications). `document` must already carry `_id` when there is one.
+    pub fn match_document(&self, index: &str, collection: &str, document: &Value) -> Vec<Arc<str>> {
+        let koncorde_index = format!("{index}/{collection}");
+        let state = self.state.read();
+        let mut channels = Vec::new();
+        for room_id in state.engine.test(&koncorde_index, document) {
+            if let Some(room) = state.rooms.get(room_id) {
+                channels.extend(
+                    room.channels
+                        .iter()
+                        .filter(|channel| matches!(channel.scope, Scope::All | Scope::In))
+                        .map(|channel| Arc::clone(&channel.name)),
+                );
+            }
+        }
+        channels
+    }
+
+    /// How many rooms exist.
+    pub fn room_count(&self) -> usize {
+        self.state.read().rooms.len()
+    }
+}
+
+fn join_room(
+    state: &mut State,
+    room_id: &Arc<str>,
+    request: &SubscribeRequest<'_>,
+    protocol_name: &str,
+) -> Subscribed {
+    let room = state.rooms.get_mut(room_id).expect("the room exists");
+    let is_new = !room.subscribers.contains_key(&request.connection);
+    let mut user_notification = None;
+    if is_new {
+        room.subscribers.insert(
+            request.connection,
+            Subscriber {
+                volatile: request.volatile.cloned(),
+            },
+        );
+        // Computed before the newcomer's channel exists, and broadcast before it joins:
+        // a subscriber is not told about its own arrival.
+        user_notification = user_broadcast(
+            room,
+            UserEvent::In,
+            request.volatile,
+            Some(protocol_name),
+            "subscribe",
+        );
+    }
+    let name: Arc<str> = Arc::from(channel_name(room_id, request.scope, request.users));
+    // Channels are keyed by name: with `out` and `none` sharing a name, the first one's
+    // options stay (as in Kuzzle).
+    let channel = match room.channels.iter().find(|channel| channel.name == name) {
+        Some(channel) => Arc::clone(&channel.name),
+        None => {
+            room.channels.push(Channel {
+                name: Arc::clone(&name),
+                scope: request.scope,
+                users: request.users,
+            });
+            name
+        }
+    };
+    if is_new {
+        state
+            .connection_rooms
+            .entry(request.connection)
+            .or_default()
+            .push(Arc::clone(room_id));
+    }
+    Subscribed {
+        room_id: Arc::clone(room_id),
+        channel,
+        user_notification,
+    }
+}
+
+fn leave_room(
+    state: &mut State,
+    connection: ConnectionId,
+    room_id: &str,
+    notify: bool,
+) -> Option<Departure> {
+    if let Some(rooms) = state.connection_rooms.get_mut(&connection) {
+        rooms.retain(|id| &**id != room_id);
+        if rooms.is_empty() {
+            state.connection_rooms.remove(&connection);
+        }
+    }
+    let (room_key, room) = state.rooms.get_key_value(room_id)?;
+    let room_key = Arc::clone(room_key);
+    let channels: Vec<Arc<str>> = room.channels.iter().map(|c| Arc::clone(&c.name)).collect();
+    let room = state.rooms.get_mut(room_id)?;
+    let subscriber = room.subscribers.remove(&connection);
+    let mut user_notification = None;
+    if room.subscribers.is_empty() {
+        state.rooms.remove(room_id);
+        state.engine.remove(room_id);
+    } else if notify {
+        let volatile = subscriber.and_then(|subscriber| subscriber.volatile);
+        user_notification =
+            user_broadcast(room, UserEvent::Out, volatile.as_ref(), None, "unsubscribe");
+    }
+    Some(Departure {
+        room_id: room_key,
+        channels,
+        user_notification,
+    })
+}
+
+fn user_broadcast(
+    room: &Room,
+    event: UserEvent,
+    volatile: Option<&Value>,
+    protocol: Option<&str>,
+    action: &str,
+) -> Option<Broadcast> {
+    let channels: Vec<Arc<str>> = room
+        .channels
+        .iter()
+        .filter(|channel| channel.users.wants(event))
+        .map(|channel| Arc::clone(&channel.name))
+        .collect();
+    if channels.is_empty() {
+        return None;
+    }
+    let payload = user_notification(
+        event,
+        room.subscribers.len(),
+        &room.index,
+        &room.collection,
+        volatile,
+        protocol,
+        action,
+    );
+    Some(Broadcast { channels, payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn subscribe(
+        realtime: &Realtime,
+        connection: u64,
+        filter: Value,
+        scope: Scope,
+        users: Users,
+    ) -> Subscribed {
+        realtime
+            .subscribe(
+                &SubscribeRequest {
+                    connection: ConnectionId(connection),
+                    index: "i",
+                    collection: "c",
+                    filter: &filter,
+                    scope,
+                    users,
+                    volatile: None,
+                },
+                "line",
+                |_| true,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn equivalent_filters_share_a_room_and_options_pick_the_channel() {
+        let realtime = Realtime::new();
+        let a = subscribe(
+            &realtime,
+            1,
+            json!({"equals": {"x": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        let b = subscribe(
+            &realtime,
+            2,
+            json!({"and": [{"equals": {"x": 1}}]}),
+            Scope::In,
+            Users::All,
+        );
+        assert_eq!(a.room_id, b.room_id);
+        assert_eq!(&*a.channel, format!("{}-311", a.room_id));
+        assert_eq!(&*b.channel, format!("{}-112", b.room_id));
+        assert_eq!(realtime.count(&a.room_id).unwrap(), 2);
+        assert!(
+            b.user_notification.is_none(),
+            "nobody listens to user events yet"
+        );
+        let c = subscribe(
+            &realtime,
+            3,
+            json!({"equals": {"x": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        let notified = c.user_notification.expect("b listens to joins");
+        assert_eq!(notified.channels, vec![b.channel.clone()]);
+    }
+
+    #[test]
+    fn publishing_reaches_matching_rooms_only() {
+        let realtime = Realtime::new();
+        let x1 = subscribe(
+            &realtime,
+            1,
+            json!({"equals": {"x": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        let out = subscribe(
+            &realtime,
+            2,
+            json!({"equals": {"x": 1}}),
+            Scope::Out,
+            Users::None,
+        );
+        let _x2 = subscribe(
+            &realtime,
+            3,
+            json!({"equals": {"x": 2}}),
+            Scope::All,
+            Users::None,
+        );
+        let channels = realtime.match_document("i", "c", &json!({"x": 1}));
+        assert_eq!(channels, vec![x1.channel.clone()]);
+        assert_ne!(out.channel, x1.channel);
+        assert!(realtime
+            .match_document("i", "other", &json!({"x": 1}))
+            .is_empty());
+    }
+
+    #[test]
+    fn leaving_frees_the_room() {
+        let realtime = Realtime::new();
+        let a = subscribe(&realtime, 1, json!({}), Scope::All, Users::None);
+        let departures = realtime.remove_connection(ConnectionId(1));
+        assert_eq!(departures.len(), 1);
+        assert_eq!(departures[0].channels, vec![a.channel.clone()]);
+        assert_eq!(realtime.room_count(), 0);
+        assert_eq!(
+            realtime
+                .unsubscribe(ConnectionId(1), &a.room_id)
+                .unwrap_err()
+                .id(),
+            "core.realtime.not_subscribed"
+        );
+    }
+}
