@@ -1,0 +1,177 @@
+//! Benchmark (not a test): documents matched against 10,000 and 100,000 mixed subscriptions,
+//! by this crate and, in the same run, by npm koncorde on the same filters and documents
+//! (`filters/oracle/bench.js`, skipped with a notice if the oracle is not installed).
+//!
+//! Run: `cargo bench -p switchyard-filters --bench matching`.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use switchyard_filters::{Engine, EngineConfig};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A subscription of a realistic mix: mostly equals/in on ids and statuses, ranges, exists,
+/// some boolean combinations, a few regexps and geo distances.
+fn subscription(rng: &mut Rng, i: u64) -> Value {
+    let field = |rng: &mut Rng| format!("f{}", rng.below(50));
+    match i % 10 {
+        0 | 1 => json!({"equals": {"user": format!("u{}", rng.below(100_000))}}),
+        2 => {
+            json!({"in": {"status": [format!("s{}", rng.below(1000)), format!("s{}", rng.below(1000))]}})
+        }
+        3 => {
+            let low = rng.below(1_000_000) as f64;
+            json!({"range": {"price": {"gte": low, "lt": low + 1000.0}}})
+        }
+        4 => json!({"and": [
+            {"equals": {"room": format!("r{}", rng.below(10_000))}},
+            {"range": {"age": {"gt": rng.below(100)}}}
+        ]}),
+        5 => {
+            json!({"and": [{"exists": field(rng)}, {"equals": {"kind": format!("k{}", rng.below(5000))}}]})
+        }
+        6 => json!({"or": [
+            {"equals": {"user": format!("u{}", rng.below(100_000))}},
+            {"equals": {"team": format!("t{}", rng.below(10_000))}}
+        ]}),
+        7 => json!({"bool": {
+            "must": [{"equals": {"country": format!("c{}", rng.below(200))}}],
+            "must_not": [{"equals": {"user": format!("u{}", rng.below(100_000))}}],
+            "should": [{"range": {"score": {"gte": rng.below(1000)}}}, {"exists": field(rng)}]
+        }}),
+        8 => {
+            if rng.below(10) == 0 {
+                json!({"and": [{"equals": {"kind": format!("k{}", rng.below(5000))}}, {"regexp": {"name": format!("^n{}", rng.below(1000))}}]})
+            } else {
+                json!({"equals": {"kind": format!("k{}", rng.below(5000))}})
+            }
+        }
+        _ => {
+            if rng.below(10) == 0 {
+                let lat = 43.0 + rng.below(1000) as f64 / 1000.0;
+                json!({"and": [
+                    {"equals": {"fleet": format!("fl{}", rng.below(1000))}},
+                    {"geoDistance": {"pos": {"lat": lat, "lon": 3.9}, "distance": "5km"}}
+                ]})
+            } else {
+                json!({"ids": {"values": [format!("d{}", rng.below(100_000))]}})
+            }
+        }
+    }
+}
+
+fn document(rng: &mut Rng) -> Value {
+    let mut doc = json!({
+        "_id": format!("d{}", rng.below(100_000)),
+        "user": format!("u{}", rng.below(100_000)),
+        "status": format!("s{}", rng.below(1000)),
+        "price": rng.below(1_000_000),
+        "room": format!("r{}", rng.below(10_000)),
+        "age": rng.below(100),
+        "kind": format!("k{}", rng.below(5000)),
+        "team": format!("t{}", rng.below(10_000)),
+        "country": format!("c{}", rng.below(200)),
+        "score": rng.below(1000),
+        "name": format!("n{}", rng.below(100_000)),
+        "fleet": format!("fl{}", rng.below(1000)),
+        "pos": {"lat": 43.0 + rng.below(1000) as f64 / 1000.0, "lon": 3.9},
+    });
+    for _ in 0..3 {
+        doc[format!("f{}", rng.below(50))] = json!(true);
+    }
+    doc
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let index = "bench/collection";
+    let mut rng = Rng(0x00be_ec4a_11ce);
+    let docs: Vec<Value> = (0..2000).map(|_| document(&mut rng)).collect();
+    let oracle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("oracle");
+    println!(
+        "switchyard-filters matching benchmark ({} documents per size)",
+        docs.len()
+    );
+    for n in [10_000u64, 100_000] {
+        let mut rng = Rng(0x5eed ^ n);
+        let filters: Vec<Value> = (0..n).map(|i| subscription(&mut rng, i)).collect();
+
+        let before = rss_bytes();
+        let start = Instant::now();
+        let mut engine = Engine::new(EngineConfig::default());
+        for f in &filters {
+            let normalized = engine.normalize(index, f).expect("bench filters are valid");
+            engine.store(normalized);
+        }
+        let store_time = start.elapsed();
+        let memory = rss_bytes().saturating_sub(before);
+
+        let mut total = 0usize;
+        let mut out = Vec::new();
+        let start = Instant::now();
+        let mut rounds = 0;
+        while rounds == 0 || start.elapsed().as_secs_f64() < 2.0 {
+            for doc in &docs {
+                out.clear();
+                engine.test_into(index, doc, &mut out);
+                total += out.len();
+            }
+            rounds += 1;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let rate = (rounds * docs.len()) as f64 / elapsed;
+        println!(
+            "rust      {n:>7} subscriptions ({} rooms): {rate:>12.0} documents/s, {:.2} matches/doc, store {:.2}s, ~{} bytes/subscription",
+            engine.len(),
+            total as f64 / (rounds * docs.len()) as f64,
+            store_time.as_secs_f64(),
+            memory / n
+        );
+
+        if oracle.join("node_modules/koncorde").exists() {
+            let path = std::env::temp_dir().join(format!("switchyard-filters-bench-{n}.json"));
+            let mut file = std::fs::File::create(&path).expect("temp file");
+            writeln!(
+                file,
+                "{}",
+                json!({"index": index, "filters": filters, "docs": docs})
+            )
+            .expect("write");
+            let output = Command::new("node")
+                .arg(oracle.join("bench.js"))
+                .arg(&path)
+                .output();
+            match output {
+                Ok(o) => print!("{}", String::from_utf8_lossy(&o.stdout)),
+                Err(e) => println!("koncorde  (not run: {e})"),
+            }
+            let _ = std::fs::remove_file(&path);
+        } else {
+            println!("koncorde  (not run: bash filters/oracle/setup.sh installs it)");
+        }
+    }
+}
