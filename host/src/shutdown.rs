@@ -12,6 +12,10 @@ use crate::entry_point::EntryPoint;
 
 /// Closes are spread over this window when there are many connections.
 const CLOSE_WINDOW: Duration = Duration::from_millis(500);
+/// After the last connection is reported closed, protocols get this long to flush what they
+/// queued (close frames) before the process exits. Plugins report a connection closed as soon
+/// as they start closing it; exiting at once could cut the close frame off.
+const CLOSE_LINGER: Duration = Duration::from_millis(100);
 /// Up to this many connections are closed at once, without spreading.
 const CLOSE_AT_ONCE: usize = 100;
 
@@ -64,6 +68,9 @@ pub fn shutdown(entry: &EntryPoint) {
     let left_open = entry.connection_count();
     if left_open > 0 {
         tracing::warn!(left_open, "connections still open at the shutdown deadline");
+    }
+    if !connections.is_empty() {
+        std::thread::sleep(CLOSE_LINGER.min(deadline.saturating_duration_since(Instant::now())));
     }
     tracing::info!("stopped");
 }

@@ -1,0 +1,105 @@
+//! Micro-benchmark of the plugin boundary: the cost of one hook call into a real plugin, and of
+//! one `execute` round trip (queue, API worker, routing, response, callback), in process.
+//!
+//! `cargo bench -p switchyard --bench boundary`. Prints figures; asserts nothing about time.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use switchyard::config::Config;
+use switchyard::startup;
+use switchyard_plugin_api::abi::{FfiCallback, FfiResponse};
+use switchyard_plugin_api::{ConnectionId, DisconnectReason};
+
+/// Answers received so far (the callback has no context: it only counts).
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_answer(_context: *mut c_void, response: FfiResponse<'_>) {
+    assert_eq!(response.status, 200, "{}", response.content.as_str());
+    ANSWERED.fetch_add(1, Ordering::Release);
+}
+
+fn callback() -> FfiCallback {
+    FfiCallback {
+        call: count_answer,
+        context: std::ptr::null_mut(),
+    }
+}
+
+fn wait_for(answers: u64) {
+    while ANSWERED.load(Ordering::Acquire) < answers {
+        std::hint::spin_loop();
+    }
+}
+
+fn per_op(elapsed: Duration, ops: u64) -> f64 {
+    elapsed.as_nanos() as f64 / ops as f64
+}
+
+fn main() {
+    let library = switchyard_tests::artifacts().library("fixture_line").to_path_buf();
+    let text = format!(
+        "[server]\nrequestQueueSize = 200000\n[server.protocols.line]\nlibrary = {library:?}\nignoreShutdown = true\n"
+    );
+    let config = Config::parse(std::path::Path::new("bench.toml"), &text).expect("valid config");
+    let started = startup::start(config).expect("the line fixture starts");
+    let entry = started.entry;
+    let protocol = &entry.protocols()[0];
+
+    // A hook call: `disconnect` with SHUTDOWN returns at once in this fixture (it ignores
+    // shutdown), so this is the boundary itself: indirect call, catch_unwind, result check.
+    const HOOK_CALLS: u64 = 5_000_000;
+    let begun = Instant::now();
+    for _ in 0..HOOK_CALLS {
+        protocol.disconnect(ConnectionId(u64::MAX), DisconnectReason::SHUTDOWN, "");
+    }
+    let hook = per_op(begun.elapsed(), HOOK_CALLS);
+    // A hook doing a little work: a lock and a map lookup in the plugin.
+    let begun = Instant::now();
+    for _ in 0..HOOK_CALLS {
+        protocol.leave_channel("bench", ConnectionId(u64::MAX));
+    }
+    let leave = per_op(begun.elapsed(), HOOK_CALLS);
+
+    let connection = entry.new_connection(0, &[], "{}");
+    let request = r#"{"controller":"server","action":"now","requestId":"bench"}"#;
+    // Round trips one at a time: latency.
+    const ROUND_TRIPS: u64 = 200_000;
+    let mut samples = Vec::with_capacity(ROUND_TRIPS as usize);
+    let begun = Instant::now();
+    for sent in 1..=ROUND_TRIPS {
+        let one = Instant::now();
+        entry.execute(connection, request, callback());
+        wait_for(sent);
+        samples.push(one.elapsed().as_nanos() as u64);
+    }
+    let sequential = per_op(begun.elapsed(), ROUND_TRIPS);
+    samples.sort_unstable();
+    let p50 = samples[samples.len() / 2];
+    let p99 = samples[samples.len() * 99 / 100];
+
+    // Pipelined: many requests in flight, answered by every API worker.
+    const PIPELINED: u64 = 1_000_000;
+    let base = ANSWERED.load(Ordering::Acquire);
+    let begun = Instant::now();
+    let mut sent = 0;
+    while sent < PIPELINED {
+        let batch = 100_000.min(PIPELINED - sent);
+        for _ in 0..batch {
+            entry.execute(connection, request, callback());
+        }
+        sent += batch;
+        wait_for(base + sent);
+    }
+    let pipelined = begun.elapsed();
+
+    println!("plugin boundary ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("  hook call, empty body (disconnect):    {hook:>8.1} ns");
+    println!("  hook call, lock + lookup (leaveChannel): {leave:>6.1} ns");
+    println!("  execute round trip, one at a time:     {sequential:>8.0} ns mean, p50 {p50} ns, p99 {p99} ns");
+    println!(
+        "  execute, pipelined:                    {:>8.0} requests/s",
+        PIPELINED as f64 / pipelined.as_secs_f64()
+    );
+}
