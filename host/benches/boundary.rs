@@ -1,13 +1,16 @@
 //! Micro-benchmark of the plugin boundary: the cost of one hook call into a real plugin, and of
-//! one `execute` round trip (queue, API worker, routing, response, callback), in process.
+//! one `execute` round trip (admission, routing, response, callback), in process — both when
+//! requests run at once on the caller's thread (the default) and when they wait for a worker.
 //!
 //! `cargo bench -p switchyard --bench boundary`. Prints figures; asserts nothing about time.
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchyard::config::Config;
+use switchyard::entry_point::EntryPoint;
 use switchyard::startup;
 use switchyard_plugin_api::abi::{FfiCallback, FfiResponse};
 use switchyard_plugin_api::{ConnectionId, DisconnectReason};
@@ -37,41 +40,32 @@ fn per_op(elapsed: Duration, ops: u64) -> f64 {
     elapsed.as_nanos() as f64 / ops as f64
 }
 
-fn main() {
-    let library = switchyard_tests::artifacts().library("fixture_line").to_path_buf();
+/// Starts a host in this process with the line fixture and extra `[server]` settings.
+fn start(extra: &str) -> Arc<EntryPoint> {
+    let library = switchyard_tests::artifacts()
+        .library("fixture_line")
+        .to_path_buf();
     let text = format!(
-        "[server]\nrequestQueueSize = 200000\n[server.protocols.line]\nlibrary = {library:?}\nignoreShutdown = true\n"
+        "[server]\nrequestQueueSize = 200000\n{extra}\n[server.protocols.line]\nlibrary = {library:?}\nignoreShutdown = true\n"
     );
     let config = Config::parse(std::path::Path::new("bench.toml"), &text).expect("valid config");
-    let started = startup::start(config).expect("the line fixture starts");
-    let entry = started.entry;
-    let protocol = &entry.protocols()[0];
+    startup::start(config)
+        .expect("the line fixture starts")
+        .entry
+}
 
-    // A hook call: `disconnect` with SHUTDOWN returns at once in this fixture (it ignores
-    // shutdown), so this is the boundary itself: indirect call, catch_unwind, result check.
-    const HOOK_CALLS: u64 = 5_000_000;
-    let begun = Instant::now();
-    for _ in 0..HOOK_CALLS {
-        protocol.disconnect(ConnectionId(u64::MAX), DisconnectReason::SHUTDOWN, "");
-    }
-    let hook = per_op(begun.elapsed(), HOOK_CALLS);
-    // A hook doing a little work: a lock and a map lookup in the plugin.
-    let begun = Instant::now();
-    for _ in 0..HOOK_CALLS {
-        protocol.leave_channel("bench", ConnectionId(u64::MAX));
-    }
-    let leave = per_op(begun.elapsed(), HOOK_CALLS);
-
+/// Sequential round trips (latency), then pipelined ones (throughput).
+fn round_trips(entry: &EntryPoint, label: &str) {
     let connection = entry.new_connection(0, &[], "{}");
     let request = r#"{"controller":"server","action":"now","requestId":"bench"}"#;
-    // Round trips one at a time: latency.
     const ROUND_TRIPS: u64 = 200_000;
     let mut samples = Vec::with_capacity(ROUND_TRIPS as usize);
+    let base = ANSWERED.load(Ordering::Acquire);
     let begun = Instant::now();
     for sent in 1..=ROUND_TRIPS {
         let one = Instant::now();
         entry.execute(connection, request, callback());
-        wait_for(sent);
+        wait_for(base + sent);
         samples.push(one.elapsed().as_nanos() as u64);
     }
     let sequential = per_op(begun.elapsed(), ROUND_TRIPS);
@@ -79,7 +73,6 @@ fn main() {
     let p50 = samples[samples.len() / 2];
     let p99 = samples[samples.len() * 99 / 100];
 
-    // Pipelined: many requests in flight, answered by every API worker.
     const PIPELINED: u64 = 1_000_000;
     let base = ANSWERED.load(Ordering::Acquire);
     let begun = Instant::now();
@@ -92,14 +85,39 @@ fn main() {
         sent += batch;
         wait_for(base + sent);
     }
-    let pipelined = begun.elapsed();
+    let pipelined = PIPELINED as f64 / begun.elapsed().as_secs_f64();
+    println!("  execute, {label}: one at a time {sequential:.0} ns mean (p50 {p50} ns, p99 {p99} ns); pipelined {pipelined:.0} requests/s");
+}
 
-    println!("plugin boundary ({} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    println!("  hook call, empty body (disconnect):    {hook:>8.1} ns");
-    println!("  hook call, lock + lookup (leaveChannel): {leave:>6.1} ns");
-    println!("  execute round trip, one at a time:     {sequential:>8.0} ns mean, p50 {p50} ns, p99 {p99} ns");
+fn main() {
+    let entry = start("");
+    let protocol = &entry.protocols()[0];
     println!(
-        "  execute, pipelined:                    {:>8.0} requests/s",
-        PIPELINED as f64 / pipelined.as_secs_f64()
+        "plugin boundary ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+
+    // `disconnect` with SHUTDOWN returns at once in this fixture (it ignores shutdown), so this
+    // is the boundary itself: indirect call, catch_unwind, result check.
+    const HOOK_CALLS: u64 = 5_000_000;
+    let begun = Instant::now();
+    for _ in 0..HOOK_CALLS {
+        protocol.disconnect(ConnectionId(u64::MAX), DisconnectReason::SHUTDOWN, "");
+    }
+    println!(
+        "  hook call, empty body (disconnect): {:.1} ns",
+        per_op(begun.elapsed(), HOOK_CALLS)
+    );
+    // A hook doing a little work: a lock and a map lookup in the plugin.
+    let begun = Instant::now();
+    for _ in 0..HOOK_CALLS {
+        protocol.leave_channel("bench", ConnectionId(u64::MAX));
+    }
+    println!(
+        "  hook call, lock + lookup (leaveChannel): {:.1} ns",
+        per_op(begun.elapsed(), HOOK_CALLS)
+    );
+
+    round_trips(&entry, "run at once (default)");
+    round_trips(&start("concurrentRequests = 0"), "queued for a worker");
 }

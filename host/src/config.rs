@@ -25,6 +25,9 @@ pub struct Config {
     pub init_timeout: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_timeout: Duration,
+    /// Requests run at once on the calling protocol's thread; past this many in flight, requests
+    /// wait in the queue for an API worker (Kuzzle's `limits.concurrentRequests`). 0: always queue.
+    pub concurrent_requests: usize,
     /// Bound of the request queue; past it, requests get `api.process.overloaded`.
     pub request_queue_size: usize,
     /// Panics after which a protocol is disabled (0: never).
@@ -100,6 +103,8 @@ struct RawServer {
     init_timeout: Option<u64>,
     #[serde(default)]
     shutdown_timeout: Option<u64>,
+    #[serde(default)]
+    concurrent_requests: Option<usize>,
     #[serde(default)]
     request_queue_size: Option<usize>,
     #[serde(default)]
@@ -286,6 +291,7 @@ impl Config {
             max_request_size,
             init_timeout: Duration::from_millis(raw.server.init_timeout.unwrap_or(10_000)),
             shutdown_timeout: Duration::from_millis(raw.server.shutdown_timeout.unwrap_or(10_000)),
+            concurrent_requests: raw.server.concurrent_requests.unwrap_or(50),
             request_queue_size,
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             protocols,
@@ -446,8 +452,8 @@ mod tests {
         assert_eq!(
             problems,
             ["server.portt: unknown field `portt`, expected one of `pluginDir`, `maxRequestSize`, \
-              `initTimeout`, `shutdownTimeout`, `requestQueueSize`, `hookPanicLimit`, `protocols` \
-              (line 2, column 1)"]
+              `initTimeout`, `shutdownTimeout`, `concurrentRequests`, `requestQueueSize`, \
+              `hookPanicLimit`, `protocols` (line 2, column 1)"]
         );
     }
 }

@@ -1,7 +1,11 @@
-//! Kuzzle's *entry point*: connections, the bounded request queue, and shutdown state.
+//! Kuzzle's *entry point*: connections, request admission, and shutdown state.
 //!
-//! Plugins reach it through the host API (`plugin/host_api.rs`), on their own threads. Every
-//! call here returns quickly: `execute` only enqueues, and API workers (plain threads) answer.
+//! Plugins reach it through the host API (`plugin/host_api.rs`), on their own threads. Requests
+//! are admitted as Kuzzle's funnel does: while fewer than `concurrentRequests` are in flight and
+//! nothing is waiting, a request runs at once on the calling thread (every action is in-memory
+//! and short, and this saves a thread wake-up per request); otherwise it waits in a bounded
+//! queue for an API worker thread; when the queue is full it is refused with
+//! `api.process.overloaded`.
 //!
 //! Invariant: every accepted `execute` calls its callback exactly once — from the worker that
 //! ran it, or at once when it is refused (overloaded, shutting down).
@@ -205,7 +209,7 @@ impl EntryPoint {
         }
     }
 
-    /// Queues a request; `callback` runs exactly once (see the module's invariant).
+    /// Runs or queues a request; `callback` runs exactly once (see the module's invariant).
     pub fn execute(&self, connection: ConnectionId, request: &str, callback: FfiCallback) {
         if self.is_shutting_down() {
             return answer_refusal(
@@ -214,7 +218,14 @@ impl EntryPoint {
                 errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error(),
             );
         }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let running = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if running < self.config.concurrent_requests && self.queue.is_empty() {
+            let protocol = self.connection_protocol(connection);
+            let answer = api::handle(self, connection, protocol, request);
+            deliver(callback, &answer);
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
         let job = Job {
             connection,
             request: request.to_owned(),

@@ -14,8 +14,18 @@ fn line_server(extra_server: &str) -> Server {
 }
 
 #[test]
-fn server_now_answers_through_the_callback_later() {
+fn below_the_concurrency_limit_a_request_is_answered_inside_execute() {
     let server = line_server("");
+    let mut client = LineClient::connect(&server.address("line"));
+    let (timing, status, content) =
+        client.request(r#"{"controller":"server","action":"now","requestId":"r-0"}"#);
+    assert_eq!((timing.as_str(), status), ("sync", 200));
+    assert_eq!(content["requestId"], "r-0");
+}
+
+#[test]
+fn queued_requests_are_answered_later_by_a_worker() {
+    let server = line_server("concurrentRequests = 0");
     let mut client = LineClient::connect(&server.address("line"));
     let (timing, status, content) =
         client.request(r#"{"controller":"server","action":"now","requestId":"r-1"}"#);
@@ -121,7 +131,7 @@ fn two_instances_of_one_library_serve_two_ports() {
 
 #[test]
 fn a_full_queue_answers_overloaded_at_once() {
-    let server = line_server("requestQueueSize = 1");
+    let server = line_server("requestQueueSize = 1\nconcurrentRequests = 0");
     let mut client = LineClient::connect(&server.address("line"));
     client.send(r#"burst 2000 {"controller":"server","action":"now"}"#);
     let line = client.read_line().expect("the burst summary");
