@@ -94,6 +94,48 @@ pub fn artifacts() -> &'static Artifacts {
     })
 }
 
+/// `tests/js` with its npm dependencies (`kuzzle-sdk`) installed: runs `npm ci` there once when
+/// `node_modules/kuzzle-sdk` is missing. An exclusive lock on `tests/js/.npm-ci.lock` keeps test
+/// binaries running in parallel from installing at the same time. Panics with npm's reason if
+/// npm is missing or fails (the packages come from the npm registry).
+pub fn node_modules() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+        let installed = || js.join("node_modules/kuzzle-sdk/package.json").is_file();
+        if installed() {
+            return js;
+        }
+        let lock =
+            std::fs::File::create(js.join(".npm-ci.lock")).expect("create the npm lock file");
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, error)| error)
+            .expect("lock tests/js/.npm-ci.lock");
+        if !installed() {
+            let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+            let output = Command::new(npm)
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&js)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "the SDK tests need Node.js and npm on PATH; running `npm` failed: {error}"
+                    )
+                });
+            assert!(
+                output.status.success() && installed(),
+                "`npm ci` in {} failed ({}):\n{}{}",
+                js.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        js
+    })
+}
+
 /// A scratch folder for one test's configuration, removed when dropped.
 #[derive(Debug)]
 pub struct Scratch {
