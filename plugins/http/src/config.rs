@@ -1,0 +1,375 @@
+//! `[server.protocols.http]` as written (serde) and as used (validated `Settings`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use switchyard_plugin_api::{BoxError, InitConfig};
+
+use crate::cors::{Cors, OriginRule};
+
+/// Our default port. Kuzzle serves HTTP and WebSocket on one port (7512); here each protocol is
+/// its own listener, so HTTP takes the port just below.
+pub const DEFAULT_PORT: u16 = 7511;
+/// Kuzzle's default `server.maxRequestSize` (1MB).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// Kuzzle's `http.accessControlAllowMethods`.
+pub const DEFAULT_ALLOW_METHODS: &str = "GET,POST,PUT,PATCH,DELETE,OPTIONS,HEAD";
+/// Kuzzle's `http.accessControlAllowHeaders`.
+pub const DEFAULT_ALLOW_HEADERS: &str = "Content-Type, Access-Control-Allow-Headers, Authorization, X-Requested-With, Content-Encoding, Content-Length, X-Kuzzle-Volatile";
+/// Kuzzle's `server.protocols.http.maxEncodingLayers`.
+pub const DEFAULT_MAX_ENCODING_LAYERS: usize = 3;
+/// Milliseconds a client has to send a request's headers (slow-loris protection).
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// Milliseconds a client has to send a request's body once its headers arrived.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+
+/// The section as written. Keys are camelCase, as in Kuzzle's `http` and
+/// `server.protocols.http` sections (merged here: each protocol owns its whole section).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    /// Listening port; 0 asks the system for a free one (tests).
+    #[serde(default = "default_port")]
+    port: u16,
+    /// Listening address; Kuzzle listens on every interface.
+    #[serde(default = "default_address")]
+    address: IpAddr,
+    /// Overrides `[server] maxRequestSize` for this listener.
+    #[serde(default)]
+    max_request_size: Option<Size>,
+    /// `"*"`, a comma-separated list, or an array of origins (regexps with the next key).
+    #[serde(default)]
+    access_control_allow_origin: Option<Origins>,
+    /// Read every `accessControlAllowOrigin` entry as a regular expression.
+    #[serde(default)]
+    access_control_allow_origin_use_reg_exp: bool,
+    /// `Access-Control-Allow-Methods`, sent as is.
+    #[serde(default)]
+    access_control_allow_methods: Option<String>,
+    /// `Access-Control-Allow-Headers`, sent as is.
+    #[serde(default)]
+    access_control_allow_headers: Option<String>,
+    /// Compress responses for clients that ask, accept compressed request bodies.
+    #[serde(default = "default_true")]
+    allow_compression: bool,
+    /// Most `Content-Encoding` layers a request body may have.
+    #[serde(default = "default_max_encoding_layers")]
+    max_encoding_layers: usize,
+    /// Milliseconds to receive a request's headers.
+    #[serde(default = "default_header_timeout")]
+    header_timeout: u64,
+    /// Milliseconds to receive a request's body.
+    #[serde(default = "default_body_timeout")]
+    body_timeout: u64,
+}
+
+/// `accessControlAllowOrigin`: a string (comma-separated) or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Origins {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The part of `[server]` this plugin reads; every other key belongs to the host.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default)]
+    max_request_size: Option<Size>,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+fn default_address() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_encoding_layers() -> usize {
+    DEFAULT_MAX_ENCODING_LAYERS
+}
+
+fn default_header_timeout() -> u64 {
+    DEFAULT_HEADER_TIMEOUT_MS
+}
+
+fn default_body_timeout() -> u64 {
+    DEFAULT_BODY_TIMEOUT_MS
+}
+
+/// The validated configuration of one instance.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen.
+    pub address: IpAddr,
+    /// Port to listen on (0: any free port).
+    pub port: u16,
+    /// Largest request body, before and after decompression.
+    pub max_request_size: usize,
+    /// CORS: allowed origins and the headers every answer carries.
+    pub cors: Cors,
+    /// Compress responses on request; accept compressed bodies.
+    pub allow_compression: bool,
+    /// Most `Content-Encoding` layers a body may have.
+    pub max_encoding_layers: usize,
+    /// Time allowed for a request's headers.
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body.
+    pub body_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_json("http", "{}", "{}").expect("the defaults are valid")
+    }
+}
+
+impl Settings {
+    /// Reads the protocol's section and `[server] maxRequestSize`.
+    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
+        let raw: RawConfig = config.parse()?;
+        let server: RawServer = config.parse_server()?;
+        let section = format!("server.protocols.{}", config.name);
+        Settings::validate(raw, server, &section)
+    }
+
+    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
+    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
+        Settings::from_init(&InitConfig {
+            name,
+            config: section,
+            server,
+        })
+    }
+
+    fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings, BoxError> {
+        let max_request_size = match (raw.max_request_size, server.max_request_size) {
+            (Some(own), _) => own.0,
+            (None, Some(inherited)) => inherited.0,
+            (None, None) => DEFAULT_MAX_REQUEST_SIZE,
+        };
+        if max_request_size == 0 {
+            return Err(format!("{section}.maxRequestSize: must be greater than 0").into());
+        }
+        // Kuzzle splits a string on commas; a list is taken as is.
+        let origins: Vec<String> = match raw.access_control_allow_origin {
+            None => vec!["*".to_string()],
+            Some(Origins::One(text)) => text.split(',').map(|o| o.trim().to_string()).collect(),
+            Some(Origins::Many(list)) => list,
+        };
+        let mut rules = Vec::with_capacity(origins.len());
+        for (position, origin) in origins.iter().enumerate() {
+            let rule = if origin == "*" {
+                OriginRule::Any
+            } else if raw.access_control_allow_origin_use_reg_exp {
+                let regex = regex::Regex::new(origin).map_err(|error| {
+                    format!("{section}.accessControlAllowOrigin[{position}]: invalid regular expression: {error}")
+                })?;
+                OriginRule::Pattern(regex)
+            } else {
+                OriginRule::Exact(origin.clone())
+            };
+            rules.push(rule);
+        }
+        for (key, value) in [
+            ("headerTimeout", raw.header_timeout),
+            ("bodyTimeout", raw.body_timeout),
+        ] {
+            if value == 0 {
+                return Err(
+                    format!("{section}.{key}: must be greater than 0 (milliseconds)").into(),
+                );
+            }
+        }
+        if raw.max_encoding_layers == 0 {
+            return Err(format!("{section}.maxEncodingLayers: must be greater than 0").into());
+        }
+        Ok(Settings {
+            address: raw.address,
+            port: raw.port,
+            max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
+            cors: Cors::new(
+                rules,
+                raw.access_control_allow_methods
+                    .as_deref()
+                    .unwrap_or(DEFAULT_ALLOW_METHODS),
+                raw.access_control_allow_headers
+                    .as_deref()
+                    .unwrap_or(DEFAULT_ALLOW_HEADERS),
+            )
+            .map_err(|key| format!("{section}.{key}: not a valid HTTP header value"))?,
+            allow_compression: raw.allow_compression,
+            max_encoding_layers: raw.max_encoding_layers,
+            header_timeout: Duration::from_millis(raw.header_timeout),
+            body_timeout: Duration::from_millis(raw.body_timeout),
+        })
+    }
+}
+
+/// A size in bytes: a number, or a string such as `"1MB"` (Kuzzle's units, powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses `"1MB"`, `"512 kb"`, `"100"`, `"100B"`: case-insensitive powers of 1024, as the host
+/// reads `server.maxRequestSize`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let multiplier: u64 = match text[digits_end..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Size, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of bytes, or a string such as \"1MB\"")
+            }
+
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
+                Ok(Size(bytes))
+            }
+
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
+                u64::try_from(bytes).map(Size).map_err(|_| {
+                    E::custom(format!("{bytes} is not a size: it must not be negative"))
+                })
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+                parse_size(text).map(Size).ok_or_else(|| {
+                    E::custom(format!(
+                        "\"{text}\" is not a size (expected bytes, or a number with B, KB, MB or GB)"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(section: &str, server: &str) -> Result<Settings, String> {
+        Settings::from_json("http", section, server).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let settings = parse("{}", "{}").unwrap();
+        assert_eq!(settings.port, 7511);
+        assert_eq!(settings.max_request_size, 1024 * 1024);
+        assert!(settings.allow_compression);
+        assert_eq!(settings.max_encoding_layers, 3);
+        assert_eq!(settings.header_timeout, Duration::from_secs(10));
+        assert_eq!(settings.body_timeout, Duration::from_secs(10));
+        assert!(settings.cors.allows("https://anything.example"));
+        assert_eq!(settings.cors.allow_methods(), DEFAULT_ALLOW_METHODS);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let settings = parse(
+            r#"{"port":0,"address":"127.0.0.1","maxRequestSize":"2KB",
+                "accessControlAllowOrigin":["https://a.example"],
+                "accessControlAllowMethods":"GET","accessControlAllowHeaders":"X-A",
+                "allowCompression":false,"maxEncodingLayers":1,"headerTimeout":500,"bodyTimeout":700}"#,
+            r#"{"maxRequestSize":"1GB"}"#,
+        )
+        .unwrap();
+        assert_eq!(settings.port, 0);
+        assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(settings.max_request_size, 2048);
+        assert!(settings.cors.allows("https://a.example"));
+        assert!(!settings.cors.allows("https://b.example"));
+        assert_eq!(settings.cors.allow_methods(), "GET");
+        assert_eq!(settings.cors.allow_headers(), "X-A");
+        assert!(!settings.allow_compression);
+        assert_eq!(settings.max_encoding_layers, 1);
+        assert_eq!(settings.header_timeout, Duration::from_millis(500));
+        assert_eq!(settings.body_timeout, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn max_request_size_is_inherited_from_server() {
+        let settings = parse("{}", r#"{"maxRequestSize":"16KB"}"#).unwrap();
+        assert_eq!(settings.max_request_size, 16384);
+    }
+
+    #[test]
+    fn origins_as_a_comma_list_or_regexps() {
+        let settings = parse(
+            r#"{"accessControlAllowOrigin":"https://a.example, https://b.example"}"#,
+            "{}",
+        )
+        .unwrap();
+        assert!(settings.cors.allows("https://b.example"));
+        assert!(!settings.cors.allows("https://c.example"));
+        let settings = parse(
+            r#"{"accessControlAllowOrigin":["^https://[a-z]+\\.example$"],"accessControlAllowOriginUseRegExp":true}"#,
+            "{}",
+        )
+        .unwrap();
+        assert!(settings.cors.allows("https://c.example"));
+        assert!(!settings.cors.allows("https://c.example.evil"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                r#"{"port":70000}"#,
+                "server.protocols.http.port: invalid value: integer `70000`, expected u16",
+            ),
+            (
+                r#"{"maxRequestSize":0}"#,
+                "server.protocols.http.maxRequestSize: must be greater than 0",
+            ),
+            (
+                r#"{"accessControlAllowOrigin":["("],"accessControlAllowOriginUseRegExp":true}"#,
+                "server.protocols.http.accessControlAllowOrigin[0]: invalid regular expression: regex parse error:\n    (\n    ^\nerror: unclosed group",
+            ),
+            (
+                r#"{"accessControlAllowOrigin":5}"#,
+                "server.protocols.http.accessControlAllowOrigin: data did not match any variant of untagged enum Origins",
+            ),
+            (
+                r#"{"bodyTimeout":0}"#,
+                "server.protocols.http.bodyTimeout: must be greater than 0 (milliseconds)",
+            ),
+            (
+                r#"{"accessControlAllowHeaders":"a\nb"}"#,
+                "server.protocols.http.accessControlAllowHeaders: not a valid HTTP header value",
+            ),
+            (
+                r#"{"compression":true}"#,
+                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`",
+            ),
+        ];
+        for (section, expected) in cases {
+            assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! One HTTP request, start to finish: checks in Kuzzle's order, body, routing, one host
+//! connection for the API call, and the framed response with CORS headers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::Method;
+use serde_json::Map;
+use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_api::ConnectionId;
+
+use crate::backend::Backend;
+use crate::body::{self, ReadError};
+use crate::errors::API_PROCESS_UNAUTHORIZED_ORIGIN;
+use crate::reply::{self, Framing, Reply};
+use crate::request::{self, HeaderArgs};
+use crate::router::{self, Target, KNOWN_VERBS};
+use crate::server::Shared;
+
+/// Answers one request. Never fails: every problem is an HTTP answer.
+pub async fn handle<B>(
+    shared: &Shared,
+    peer: SocketAddr,
+    request: hyper::Request<B>,
+) -> hyper::Response<Full<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = request.into_parts();
+    let header_id = header_text(&parts.headers, "x-kuzzle-request-id").map(str::to_string);
+    let mut request_id = header_id
+        .clone()
+        .unwrap_or_else(|| shared.next_request_id());
+    let query = parts.uri.query().unwrap_or("");
+    let pretty = router::query_pairs(query).any(|(key, _)| key == "pretty");
+    let compression = if shared.settings.allow_compression {
+        reply::negotiate(parts.headers.get(header::ACCEPT_ENCODING))
+    } else {
+        None
+    };
+    let reply = answer(
+        shared,
+        peer,
+        &parts,
+        body,
+        header_id.as_deref(),
+        &mut request_id,
+    )
+    .await;
+    let framing = Framing {
+        request_id: &request_id,
+        pretty,
+        compression,
+        head: parts.method == Method::HEAD,
+    };
+    let mut response = reply::http_response(reply, &framing);
+    shared
+        .settings
+        .cors
+        .apply(parts.headers.get(header::ORIGIN), response.headers_mut());
+    if shared.backend.is_shutting_down() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// True when the request announces a body (which an early answer leaves unread).
+fn announces_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || header_text(headers, "content-length")
+            .and_then(|length| length.trim().parse::<u64>().ok())
+            .is_some_and(|length| length > 0)
+}
+
+async fn answer<B>(
+    shared: &Shared,
+    peer: SocketAddr,
+    parts: &hyper::http::request::Parts,
+    body: B,
+    header_id: Option<&str>,
+    request_id: &mut String,
+) -> Reply
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let settings = &shared.settings;
+    let headers = &parts.headers;
+    // An answer given before the body is read: the connection cannot be reused.
+    let early = |error: KuzzleError, id: &str| {
+        let reply = Reply::error(id, &error);
+        if announces_body(headers) {
+            reply.closing()
+        } else {
+            reply
+        }
+    };
+    if parts.method == Method::OPTIONS {
+        // CORS preflight: the headers say it all (added by `handle`).
+        return Reply::result(request_id, 200, None, "{}");
+    }
+    if !KNOWN_VERBS.contains(&parts.method) {
+        let error = errors::NETWORK_HTTP_UNSUPPORTED_VERB.with(&[parts.method.as_str()]);
+        return early(error, request_id);
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let text = String::from_utf8_lossy(origin.as_bytes());
+        if !settings.cors.allows(&text) {
+            return early(API_PROCESS_UNAUTHORIZED_ORIGIN.with(&[&text]), request_id);
+        }
+    }
+    let too_large = header_text(headers, "content-length")
+        .and_then(|length| length.trim().parse::<u64>().ok())
+        .is_some_and(|length| length > settings.max_request_size as u64);
+    if too_large {
+        return Reply::error(request_id, &errors::NETWORK_HTTP_REQUEST_TOO_LARGE.error()).closing();
+    }
+    let kind = match body::content_kind(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes())) {
+        Ok(kind) => kind,
+        Err(error) => return early(error, request_id),
+    };
+    let layers = match body::encodings(
+        headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()),
+        settings.max_encoding_layers,
+        settings.allow_compression,
+    ) {
+        Ok(layers) => layers,
+        Err(error) => return early(error, request_id),
+    };
+    let raw = match body::read_capped(body, settings.max_request_size, settings.body_timeout).await
+    {
+        Ok(raw) => raw,
+        Err(ReadError::Refused(error)) => return Reply::error(request_id, &error).closing(),
+        Err(ReadError::Timeout) => {
+            let why = format!(
+                "request body not received within {} ms",
+                settings.body_timeout.as_millis()
+            );
+            let error = errors::NETWORK_HTTP_UNEXPECTED_ERROR.with(&[&why]);
+            return Reply::error(request_id, &error).closing();
+        }
+        Err(ReadError::Broken(why)) => {
+            let error = errors::NETWORK_HTTP_UNEXPECTED_ERROR.with(&[&why]);
+            return Reply::error(request_id, &error).closing();
+        }
+    };
+    let parsed = body::decode(raw, &layers, settings.max_request_size)
+        .and_then(|decoded| body::parse(&decoded, kind));
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return Reply::error(request_id, &error),
+    };
+    let header_args = match HeaderArgs::read(
+        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
+        headers.get("x-kuzzle-volatile").map(|v| v.as_bytes()),
+    ) {
+        Ok(args) => args,
+        Err(error) => return Reply::error(request_id, &error),
+    };
+
+    let path = parts.uri.path();
+    let target = match router::builtin_route(&parts.method, path) {
+        Some(target) => Some(target),
+        None => match shared.route_table().await {
+            Some(table) => table.router.route(&parts.method, path),
+            None => return Reply::error(request_id, &not_ready(shared)),
+        },
+    };
+    let Some(target) = target else {
+        let shown = path.strip_suffix('/').unwrap_or(path);
+        return Reply::error(
+            request_id,
+            &errors::NETWORK_HTTP_URL_NOT_FOUND.with(&[shown]),
+        );
+    };
+    match target {
+        Target::HealthCheck => Reply::result(request_id, 200, None, "null"),
+        Target::HeadRoot => Reply::result(request_id, 200, None, "{}"),
+        Target::Ready => {
+            let ready = shared.route_table_now().is_some() && !shared.backend.is_shutting_down();
+            Reply::result(request_id, if ready { 200 } else { 503 }, None, "null")
+        }
+        Target::PublicApi => match shared.route_table().await {
+            Some(table) => Reply::result(
+                request_id,
+                200,
+                Some(("server", "publicApi")),
+                &table.public_api,
+            ),
+            None => Reply::error(request_id, &not_ready(shared)),
+        },
+        Target::Query => {
+            match request::query_request(parsed, &header_args, header_id, request_id) {
+                Ok((json, id)) => {
+                    *request_id = id;
+                    execute(shared, peer, headers, &json, request_id).await
+                }
+                Err((id, error)) => {
+                    *request_id = id;
+                    Reply::error(request_id, &error)
+                }
+            }
+        }
+        Target::Action {
+            controller,
+            action,
+            arguments,
+        } => {
+            let mut query_args = Map::new();
+            for (key, value) in router::query_pairs(parts.uri.query().unwrap_or("")) {
+                router::insert_arg(&mut query_args, key, value);
+            }
+            let json = request::rest_request(
+                &controller,
+                &action,
+                request_id,
+                &query_args,
+                parsed.as_ref(),
+                &arguments,
+                &header_args,
+            );
+            execute(shared, peer, headers, &json, request_id).await
+        }
+    }
+}
+
+/// The answer while the route table is not loaded yet (or never will be: shutting down).
+fn not_ready(shared: &Shared) -> KuzzleError {
+    if shared.backend.is_shutting_down() {
+        errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error()
+    } else {
+        errors::API_PROCESS_OVERLOADED.error()
+    }
+}
+
+/// Removes the host connection when dropped: also when the client goes away mid-request and
+/// hyper drops the handler.
+struct HostConnection<'a> {
+    backend: &'a Arc<dyn Backend>,
+    id: ConnectionId,
+}
+
+impl Drop for HostConnection<'_> {
+    fn drop(&mut self) {
+        self.backend.remove_connection(self.id);
+    }
+}
+
+/// One API call on its own host connection (as Kuzzle: a connection per HTTP request, with
+/// the peer and `X-Forwarded-For` addresses and the request headers).
+async fn execute(
+    shared: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    json: &str,
+    request_id: &str,
+) -> Reply {
+    let peer_ip = peer.ip().to_string();
+    let mut ips: Vec<&str> = vec![&peer_ip];
+    for value in headers.get_all("x-forwarded-for") {
+        if let Ok(text) = value.to_str() {
+            ips.extend(text.split(',').map(str::trim).filter(|ip| !ip.is_empty()));
+        }
+    }
+    let header_pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str(), value)))
+        .collect();
+    let connection = HostConnection {
+        backend: &shared.backend,
+        id: shared.backend.new_connection(&ips, &header_pairs),
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    shared.backend.execute(
+        connection.id,
+        json,
+        Box::new(move |response| {
+            let content = Bytes::copy_from_slice(response.content.as_bytes());
+            let _ = sender.send((response.status, content));
+        }),
+    );
+    let answered = receiver.await;
+    drop(connection);
+    match answered {
+        Ok((status, content)) => Reply::content(status, content),
+        Err(_) => {
+            let error = errors::CORE_FATAL_UNEXPECTED_ERROR.with(&["the host dropped the request"]);
+            Reply::error(request_id, &error)
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Turning an HTTP request into Kuzzle's JSON API request.
+//!
+//! REST routes (as Kuzzle's `RouteHandler`): query-string arguments first, then `body`, URL
+//! placeholders, `jwt` from `Authorization: Bearer`, `volatile` from `X-Kuzzle-Volatile`, and
+//! the route's controller and action last, so a query string cannot override them. `POST
+//! /_query` takes the body as the request and only fills in `jwt` and `requestId`.
+
+use serde_json::{Map, Value};
+use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_api::json;
+
+use crate::errors::{API_ASSERT_UNSUPPORTED_PROTOCOL, NETWORK_HTTP_VOLATILE_PARSE_FAILED};
+
+/// What the headers add to a request.
+#[derive(Debug, Default)]
+pub struct HeaderArgs {
+    /// From `Authorization: Bearer <jwt>`.
+    pub jwt: Option<String>,
+    /// From `X-Kuzzle-Volatile`, already checked to be JSON.
+    pub volatile: Option<Value>,
+}
+
+impl HeaderArgs {
+    /// Reads `Authorization` (scheme case-insensitive, as Kuzzle) and `X-Kuzzle-Volatile`.
+    pub fn read(
+        authorization: Option<&[u8]>,
+        volatile: Option<&[u8]>,
+    ) -> Result<HeaderArgs, KuzzleError> {
+        let jwt = authorization
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| {
+                let (scheme, token) = value.split_at_checked(7)?;
+                scheme
+                    .eq_ignore_ascii_case("bearer ")
+                    .then(|| token.to_string())
+            });
+        let volatile = match volatile {
+            None => None,
+            Some(raw) => match serde_json::from_slice::<Value>(raw) {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    return Err(NETWORK_HTTP_VOLATILE_PARSE_FAILED.with(&[&error.to_string()]))
+                }
+            },
+        };
+        Ok(HeaderArgs { jwt, volatile })
+    }
+}
+
+/// The JSON request of a REST route.
+pub fn rest_request(
+    controller: &str,
+    action: &str,
+    request_id: &str,
+    query: &Map<String, Value>,
+    body: Option<&Value>,
+    arguments: &[(String, String)],
+    headers: &HeaderArgs,
+) -> String {
+    // Later keys win when the host reads duplicates, so the order below is the precedence.
+    let mut out = String::with_capacity(128);
+    out.push('{');
+    for (key, value) in query {
+        push_member(&mut out, key, &value.to_string());
+    }
+    if let Some(body) = body {
+        push_member(&mut out, "body", &body.to_string());
+    }
+    for (name, value) in arguments {
+        let mut quoted = String::with_capacity(value.len() + 2);
+        json::push_str(&mut quoted, value);
+        push_member(&mut out, name, &quoted);
+    }
+    if let Some(jwt) = &headers.jwt {
+        let mut quoted = String::with_capacity(jwt.len() + 2);
+        json::push_str(&mut quoted, jwt);
+        push_member(&mut out, "jwt", &quoted);
+    }
+    if let Some(volatile) = &headers.volatile {
+        push_member(&mut out, "volatile", &volatile.to_string());
+    }
+    for (key, value) in [
+        ("controller", controller),
+        ("action", action),
+        ("requestId", request_id),
+    ] {
+        let mut quoted = String::with_capacity(value.len() + 2);
+        json::push_str(&mut quoted, value);
+        push_member(&mut out, key, &quoted);
+    }
+    out.push('}');
+    out
+}
+
+fn push_member(out: &mut String, key: &str, raw_value: &str) {
+    if out.len() > 1 {
+        out.push(',');
+    }
+    json::push_str(out, key);
+    out.push(':');
+    out.push_str(raw_value);
+}
+
+/// Realtime actions that would make the connection join a channel: an HTTP connection ends
+/// with its request, so Kuzzle's clients must use WebSocket (or MQTT) for them.
+pub fn is_subscription(controller: &str, action: &str) -> bool {
+    controller == "realtime" && matches!(action, "subscribe" | "join")
+}
+
+/// The error for a subscription over HTTP.
+pub fn subscription_refused(controller: &str, action: &str) -> KuzzleError {
+    API_ASSERT_UNSUPPORTED_PROTOCOL.with(&["http", &format!("{controller}:{action}")])
+}
+
+/// The JSON request of `POST /_query`: the body, with `jwt` from the headers when the body has
+/// none, and `requestId` set (`request_id` when given by header, else the body's own, else
+/// `generated`). Returns the request and its id.
+pub fn query_request(
+    body: Option<Value>,
+    headers: &HeaderArgs,
+    header_request_id: Option<&str>,
+    generated: &str,
+) -> Result<(String, String), (String, KuzzleError)> {
+    let Some(body) = body else {
+        let id = header_request_id.unwrap_or(generated).to_string();
+        return Err((id, errors::API_ASSERT_BODY_REQUIRED.error()));
+    };
+    let Value::Object(mut object) = body else {
+        let id = header_request_id.unwrap_or(generated).to_string();
+        return Err((
+            id,
+            errors::API_ASSERT_INVALID_ARGUMENT.with(&["body", "a JSON object (an API request)"]),
+        ));
+    };
+    let request_id = match (header_request_id, object.get("requestId")) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(Value::String(id))) => id.clone(),
+        _ => generated.to_string(),
+    };
+    let controller = object.get("controller").and_then(Value::as_str);
+    let action = object.get("action").and_then(Value::as_str);
+    if let (Some(controller), Some(action)) = (controller, action) {
+        if is_subscription(controller, action) {
+            let error = subscription_refused(controller, action);
+            return Err((request_id, error));
+        }
+    }
+    object.insert("requestId".into(), Value::String(request_id.clone()));
+    if let Some(jwt) = &headers.jwt {
+        if matches!(object.get("jwt"), None | Some(Value::Null)) {
+            object.insert("jwt".into(), Value::String(jwt.clone()));
+        }
+    }
+    Ok((Value::Object(object).to_string(), request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn headers_give_jwt_and_volatile() {
+        let cases: [(Option<&str>, Option<&str>); 5] = [
+            (Some("Bearer abc.def.ghi"), Some("abc.def.ghi")),
+            (Some("bearer x"), Some("x")),
+            (Some("Basic dXNlcjpwYXNz"), None),
+            (Some("Bearer"), None),
+            (None, None),
+        ];
+        for (header, jwt) in cases {
+            let args = HeaderArgs::read(header.map(str::as_bytes), None).unwrap();
+            assert_eq!(args.jwt.as_deref(), jwt, "{header:?}");
+        }
+        let args = HeaderArgs::read(None, Some(br#"{"a":1}"#)).unwrap();
+        assert_eq!(args.volatile, Some(json!({"a":1})));
+        let error = HeaderArgs::read(None, Some(b"{oops")).unwrap_err();
+        assert_eq!(error.id(), "network.http.volatile_parse_failed");
+        assert_eq!(
+            error.message,
+            "Unable to convert the \"x-kuzzle-volatile\" HTTP header to JSON: key must be a string at line 1 column 2"
+        );
+    }
+
+    #[test]
+    fn rest_requests_follow_kuzzles_precedence() {
+        let query =
+            json!({"controller":"evil","index":"from-query","refresh":"wait_for","pretty":true});
+        let headers = HeaderArgs {
+            jwt: Some("t.o.k".into()),
+            volatile: Some(json!({"v":1})),
+        };
+        let text = rest_request(
+            "realtime",
+            "publish",
+            "r-1",
+            query.as_object().unwrap(),
+            Some(&json!({"hello":"world"})),
+            &[
+                ("index".into(), "i".into()),
+                ("collection".into(), "c".into()),
+            ],
+            &headers,
+        );
+        // The host keeps the last of duplicate keys, as serde_json does.
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"controller":"realtime","action":"publish","requestId":"r-1","index":"i",
+                   "collection":"c","refresh":"wait_for","pretty":true,"body":{"hello":"world"},
+                   "jwt":"t.o.k","volatile":{"v":1}})
+        );
+    }
+
+    #[test]
+    fn query_requests_keep_the_body_and_fill_in() {
+        let headers = HeaderArgs {
+            jwt: Some("h".into()),
+            volatile: None,
+        };
+        let (text, id) = query_request(
+            Some(json!({"controller":"server","action":"now","requestId":"mine"})),
+            &headers,
+            None,
+            "gen",
+        )
+        .unwrap();
+        assert_eq!(id, "mine");
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"controller":"server","action":"now","requestId":"mine","jwt":"h"})
+        );
+
+        let (text, id) = query_request(
+            Some(json!({"controller":"server","action":"now","jwt":"own"})),
+            &headers,
+            Some("hdr"),
+            "gen",
+        )
+        .unwrap();
+        assert_eq!(id, "hdr");
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["jwt"], "own");
+
+        let (id, error) = query_request(
+            Some(json!({"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{}})),
+            &headers,
+            None,
+            "gen",
+        )
+        .unwrap_err();
+        assert_eq!(id, "gen");
+        assert_eq!(error.id(), "api.assert.unsupported_protocol");
+        assert_eq!(error.status(), 500);
+        assert_eq!(
+            error.message,
+            "The protocol \"http\" is not supported by the API action \"realtime:subscribe\"."
+        );
+        let (_, error) = query_request(None, &headers, None, "gen").unwrap_err();
+        assert_eq!(error.id(), "api.assert.body_required");
+        let (_, error) = query_request(Some(json!([1])), &headers, None, "gen").unwrap_err();
+        assert_eq!(error.id(), "api.assert.invalid_argument");
+    }
+}
