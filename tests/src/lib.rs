@@ -45,6 +45,8 @@ pub fn artifacts() -> &'static Artifacts {
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .args(["build", "--workspace", "--exclude", "switchyard-tests"])
+            // The load generator runs this too: it must not rebuild itself while running.
+            .args(["--exclude", "switchyard-bench"])
             .args(["--message-format", "json-render-diagnostics"]);
         if !cfg!(debug_assertions) {
             command.arg("--release");
