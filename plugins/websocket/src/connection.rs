@@ -263,7 +263,7 @@ fn handle(
     event: Event<'_>,
 ) -> Option<Ending> {
     match event {
-        Event::Text(text) if text.as_bytes() == b"{\"p\":1}" => {
+        Event::Text(text) if replies::is_application_ping(text) => {
             push(connection, Bytes::from_static(b"\x81\x07{\"p\":2}"));
         }
         Event::Text(text) => {

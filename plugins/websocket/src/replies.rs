@@ -12,6 +12,24 @@ use crate::frame::{opcode, FrameBuilder};
 /// The answer to the application ping `{"p":1}`.
 pub const APPLICATION_PONG: &[u8] = b"{\"p\":2}";
 
+/// True for Kuzzle's application ping: a JSON object whose only member is `p` equal to 1 (the
+/// SDKs send exactly `{"p":1}`; Kuzzle also accepts `{ "p": 1 }` or `{"p":1.0}`).
+pub fn is_application_ping(text: &str) -> bool {
+    if text == "{\"p\":1}" {
+        return true;
+    }
+    // Anything longer cannot be a spaced-out `{"p":1}` worth parsing.
+    if text.len() > 64 || !text.contains("\"p\"") {
+        return false;
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+        Ok(object) => {
+            object.len() == 1 && object.get("p").and_then(serde_json::Value::as_f64) == Some(1.0)
+        }
+        Err(_) => false,
+    }
+}
+
 /// A text frame holding `object` with `"room":"<room>"` spliced in, compressed when `deflate`
 /// and long enough. An `object` that is not a JSON object is sent as it is.
 pub fn room_frame(object: &str, room: &str, deflate: bool) -> Bytes {
@@ -144,6 +162,23 @@ fn push_optional(out: &mut String, value: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn application_pings_are_recognised_as_kuzzle_does() {
+        let cases = [
+            (r#"{"p":1}"#, true),
+            (r#"{ "p": 1 }"#, true),
+            (r#"{"p":1.0}"#, true),
+            (r#"{"p":2}"#, false),
+            (r#"{"p":"1"}"#, false),
+            (r#"{"p":1,"q":1}"#, false),
+            (r#"{"controller":"server","action":"now","p":1}"#, false),
+            ("p", false),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(is_application_ping(text), expected, "{text}");
+        }
+    }
     use crate::reader::{Event, MessageReader};
 
     #[test]

@@ -84,8 +84,14 @@ async fn the_application_ping_is_answered_without_the_host() {
     harness.connected().await;
     client.send(Message::text(r#"{"p":1}"#)).await.unwrap();
     assert_eq!(next_text(&mut client).await, r#"{"p":2}"#);
-    // Only the exact text is a ping; anything else is a request.
-    client.send(Message::text(r#"{"p": 1}"#)).await.unwrap();
+    // As in Kuzzle, any object whose only member is `p: 1` is a ping, spaces or not.
+    client.send(Message::text(r#"{ "p": 1 }"#)).await.unwrap();
+    assert_eq!(next_text(&mut client).await, r#"{"p":2}"#);
+    // Anything else is a request.
+    client
+        .send(Message::text(r#"{"p":1,"controller":"server"}"#))
+        .await
+        .unwrap();
     assert!(matches!(
         harness.next_event().await,
         HostEvent::Executed(..)
