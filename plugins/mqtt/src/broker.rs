@@ -1,0 +1,287 @@
+//! The broker's shared state for one instance: sessions by client id, the subscription tables,
+//! retained messages, and live connections by host connection id (for the hooks).
+//!
+//! Subscriptions without wildcards live in a sharded hash table keyed by the exact topic, so a
+//! publish (or a Kuzzle notification) costs one lookup whatever the number of topics; filters
+//! with wildcards are matched one by one (few are expected). Kuzzle notifications reach exact
+//! subscriptions only: a wildcard filter never sees another user's rooms.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use switchyard_plugin_api::ConnectionId;
+
+use crate::encode;
+use crate::outbox::Outbox;
+use crate::session::{Delivered, Message, Session};
+use crate::topic;
+
+const SHARDS: usize = 32;
+
+/// Subscribers of one filter: client id → (session, granted QoS).
+type Members = HashMap<Arc<str>, (Arc<Session>, u8)>;
+
+/// A live network connection, as the hooks reach it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Its outgoing queue.
+    pub outbox: Arc<Outbox>,
+}
+
+/// How many deliveries a publish made (tests, benchmarks).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fanout {
+    /// Queued to live connections.
+    pub sent: usize,
+    /// Connections that overflowed and are closing.
+    pub overflowed: usize,
+}
+
+impl Fanout {
+    fn count(&mut self, delivered: Delivered) {
+        match delivered {
+            Delivered::Sent => self.sent += 1,
+            Delivered::Overflow => self.overflowed += 1,
+            Delivered::Stored | Delivered::Dropped => {}
+        }
+    }
+}
+
+/// All shared broker state of one instance.
+#[derive(Debug)]
+pub struct Broker {
+    /// Hashes topics to shards.
+    hasher: std::hash::RandomState,
+    /// Sessions by client id (clean ones while connected, persistent ones for ever).
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    /// Exact topic → subscribers.
+    exact: Vec<RwLock<HashMap<Arc<str>, Members>>>,
+    /// Filter with wildcards → subscribers.
+    wildcard: RwLock<HashMap<Arc<str>, Members>>,
+    /// Topic → its retained message.
+    retained: RwLock<HashMap<Arc<str>, Message>>,
+    /// Live connections by host id.
+    links: Vec<RwLock<HashMap<ConnectionId, Link>>>,
+    /// Cap on each session's stored and in-flight messages.
+    max_queued: usize,
+}
+
+impl Broker {
+    /// An empty broker; sessions keep at most `max_queued` messages each.
+    pub fn new(max_queued: usize) -> Broker {
+        Broker {
+            hasher: std::hash::RandomState::new(),
+            sessions: Mutex::default(),
+            exact: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            wildcard: RwLock::default(),
+            retained: RwLock::default(),
+            links: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            max_queued,
+        }
+    }
+
+    fn exact_shard(&self, topic: &str) -> &RwLock<HashMap<Arc<str>, Members>> {
+        &self.exact[(self.hasher.hash_one(topic) % SHARDS as u64) as usize]
+    }
+
+    fn link_shard(&self, id: ConnectionId) -> &RwLock<HashMap<ConnectionId, Link>> {
+        &self.links[(id.0 % SHARDS as u64) as usize]
+    }
+
+    /// Opens a session for a CONNECT: a clean session replaces any previous one (whose
+    /// subscriptions are purged); a persistent one is resumed if it exists. Returns the
+    /// session and whether it was resumed ("session present").
+    pub fn open_session(&self, client_id: &str, clean: bool) -> (Arc<Session>, bool) {
+        let mut sessions = self.sessions.lock();
+        let existing = sessions.get(client_id).cloned();
+        match existing {
+            Some(session) if !clean && !session.clean => (session, true),
+            existing => {
+                let client_id: Arc<str> = Arc::from(client_id);
+                let session = Arc::new(Session::new(client_id.clone(), clean, self.max_queued));
+                sessions.insert(client_id, session.clone());
+                drop(sessions);
+                if let Some(old) = existing {
+                    self.purge(&old);
+                }
+                (session, false)
+            }
+        }
+    }
+
+    /// Connection `serial` of `session` ended. A clean session ends with it (unless another
+    /// connection took it over).
+    pub fn close_session(&self, session: &Arc<Session>, serial: u64) {
+        if !session.detach(serial) || !session.clean {
+            return;
+        }
+        let mut sessions = self.sessions.lock();
+        if sessions
+            .get(&session.client_id)
+            .is_some_and(|current| Arc::ptr_eq(current, session))
+        {
+            sessions.remove(&session.client_id);
+        }
+        drop(sessions);
+        self.purge(session);
+    }
+
+    fn purge(&self, session: &Arc<Session>) {
+        for filter in session.filters() {
+            self.remove_member(&filter, &session.client_id);
+        }
+    }
+
+    /// Adds (or updates) a subscription. Returns the retained messages it matches: the caller
+    /// sends them (`send_retained`) after the SUBACK.
+    pub fn subscribe(&self, session: &Arc<Session>, filter: &str, qos: u8) -> Vec<Message> {
+        let filter: Arc<str> = Arc::from(filter);
+        session.subscribe(filter.clone(), qos);
+        let entry = (session.clone(), qos);
+        if topic::has_wildcards(&filter) {
+            let mut table = self.wildcard.write();
+            table
+                .entry(filter.clone())
+                .or_default()
+                .insert(session.client_id.clone(), entry);
+        } else {
+            let mut shard = self.exact_shard(&filter).write();
+            shard
+                .entry(filter.clone())
+                .or_default()
+                .insert(session.client_id.clone(), entry);
+        }
+        let retained = self.retained.read();
+        if topic::has_wildcards(&filter) {
+            retained
+                .values()
+                .filter(|message| topic::matches(&filter, &message.topic))
+                .cloned()
+                .collect()
+        } else {
+            retained.get(&filter).cloned().into_iter().collect()
+        }
+    }
+
+    /// Sends retained messages to a new subscription granted `qos`, with the RETAIN flag set.
+    pub fn send_retained(session: &Session, messages: &[Message], qos: u8) {
+        for message in messages {
+            session.deliver(message, message.qos.min(qos), true);
+        }
+    }
+
+    /// Removes a subscription; unknown ones are ignored.
+    pub fn unsubscribe(&self, session: &Arc<Session>, filter: &str) {
+        if session.unsubscribe(filter) {
+            self.remove_member(filter, &session.client_id);
+        }
+    }
+
+    fn remove_member(&self, filter: &str, client_id: &str) {
+        let mut table = if topic::has_wildcards(filter) {
+            self.wildcard.write()
+        } else {
+            self.exact_shard(filter).write()
+        };
+        if let Some(members) = table.get_mut(filter) {
+            members.remove(client_id);
+            if members.is_empty() {
+                table.remove(filter);
+            }
+        }
+    }
+
+    /// Routes a client's (or a will's) message to every matching subscription, after storing
+    /// or clearing the topic's retained message when `retain` is set.
+    pub fn publish(&self, message: &Message, retain: bool) -> Fanout {
+        if retain {
+            let mut retained = self.retained.write();
+            if message.payload.is_empty() {
+                retained.remove(&message.topic);
+            } else {
+                retained.insert(message.topic.clone(), message.clone());
+            }
+        }
+        let mut fanout = Fanout::default();
+        // One QoS 0 packet for every QoS 0 delivery, built on first use.
+        let mut shared: Option<Bytes> = None;
+        let mut deliver = |session: &Session, granted: u8| {
+            let qos = message.qos.min(granted);
+            let delivered = if qos == 0 {
+                let packet = shared.get_or_insert_with(|| {
+                    encode::publish(&message.topic, &message.payload, 0, false, false, None)
+                });
+                session.push_shared(packet)
+            } else {
+                session.deliver(message, qos, false)
+            };
+            fanout.count(delivered);
+        };
+        if let Some(members) = self.exact_shard(&message.topic).read().get(&message.topic) {
+            for (session, granted) in members.values() {
+                deliver(session, *granted);
+            }
+        }
+        for (filter, members) in self.wildcard.read().iter() {
+            if topic::matches(filter, &message.topic) {
+                for (session, granted) in members.values() {
+                    deliver(session, *granted);
+                }
+            }
+        }
+        fanout
+    }
+
+    /// Kuzzle's `broadcast`: `payload` as a QoS 0 PUBLISH on each channel's topic, built once
+    /// per channel and shared by the exact subscribers of that topic.
+    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) -> Fanout {
+        let mut fanout = Fanout::default();
+        for channel in channels {
+            let shard = self.exact_shard(channel).read();
+            let Some(members) = shard.get(channel) else {
+                continue;
+            };
+            let packet = encode::publish(channel, payload.as_bytes(), 0, false, false, None);
+            for (session, _) in members.values() {
+                fanout.count(session.push_shared(&packet));
+            }
+        }
+        fanout
+    }
+
+    /// Registers a live connection for the hooks.
+    pub fn insert_link(&self, id: ConnectionId, link: Link) {
+        self.link_shard(id).write().insert(id, link);
+    }
+
+    /// The live connection with this host id, if it is one of ours.
+    pub fn link(&self, id: ConnectionId) -> Option<Link> {
+        self.link_shard(id).read().get(&id).cloned()
+    }
+
+    /// Forgets a live connection.
+    pub fn remove_link(&self, id: ConnectionId) {
+        self.link_shard(id).write().remove(&id);
+    }
+
+    /// Every live connection (shutdown).
+    pub fn links(&self) -> Vec<Link> {
+        self.links
+            .iter()
+            .flat_map(|shard| shard.read().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Subscribers of a filter (tests, metrics).
+    pub fn subscriber_count(&self, filter: &str) -> usize {
+        let table = if topic::has_wildcards(filter) {
+            self.wildcard.read()
+        } else {
+            self.exact_shard(filter).read()
+        };
+        table.get(filter).map_or(0, HashMap::len)
+    }
+}

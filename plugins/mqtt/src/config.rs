@@ -1,0 +1,319 @@
+//! `[server.protocols.mqtt]` as written (serde) and as used (validated `Settings`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use switchyard_plugin_api::{BoxError, InitConfig};
+
+/// MQTT's registered port.
+pub const DEFAULT_PORT: u16 = 1883;
+/// Kuzzle's default `server.maxRequestSize` (1MB).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// Messages queued for one client before it counts as too slow (mosquitto's default too).
+pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+/// Bytes queued for one client before it counts as too slow.
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
+/// Milliseconds a client has to send CONNECT after opening the socket.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+
+/// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.mqtt`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    /// Listening port; 0 asks the system for a free one (tests).
+    #[serde(default = "default_port")]
+    port: u16,
+    /// Listening address.
+    #[serde(default = "default_address")]
+    address: IpAddr,
+    /// Let clients publish and subscribe to ordinary topics (a plain MQTT broker).
+    #[serde(default)]
+    allow_pub_sub: bool,
+    /// Where clients publish Kuzzle API requests.
+    #[serde(default = "default_request_topic")]
+    request_topic: String,
+    /// Where each client receives its own responses.
+    #[serde(default = "default_response_topic")]
+    response_topic: String,
+    /// Largest packet accepted; overrides `[server] maxRequestSize`.
+    #[serde(default)]
+    max_request_size: Option<Size>,
+    /// Messages queued per client (online: before it is disconnected as too slow; offline
+    /// persistent session: before new QoS 1/2 messages are dropped).
+    #[serde(default = "default_max_queued_messages")]
+    max_queued_messages: usize,
+    /// Bytes queued per online client before it is disconnected as too slow.
+    #[serde(default)]
+    max_queued_bytes: Option<Size>,
+    /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
+    #[serde(default)]
+    max_keep_alive: u16,
+    /// Milliseconds to wait for CONNECT after the socket opens.
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: u64,
+}
+
+/// The part of `[server]` this plugin reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default)]
+    max_request_size: Option<Size>,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+
+fn default_address() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+
+fn default_request_topic() -> String {
+    "Kuzzle/request".to_string()
+}
+
+fn default_response_topic() -> String {
+    "Kuzzle/response".to_string()
+}
+
+fn default_max_queued_messages() -> usize {
+    DEFAULT_MAX_QUEUED_MESSAGES
+}
+
+fn default_connect_timeout() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+
+/// The validated configuration of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where to listen.
+    pub address: IpAddr,
+    /// Port (0: any free port).
+    pub port: u16,
+    /// Ordinary topics allowed.
+    pub allow_pub_sub: bool,
+    /// Kuzzle requests are published here.
+    pub request_topic: String,
+    /// Kuzzle responses are published here, to their requester only.
+    pub response_topic: String,
+    /// Largest packet, fixed header included.
+    pub max_packet_size: usize,
+    /// Cap on queued messages per client.
+    pub max_queued_messages: usize,
+    /// Cap on queued bytes per online client.
+    pub max_queued_bytes: usize,
+    /// Largest keep-alive accepted, seconds; 0 = any.
+    pub max_keep_alive: u16,
+    /// Time allowed between accepting a socket and its CONNECT.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            address: default_address(),
+            port: DEFAULT_PORT,
+            allow_pub_sub: false,
+            request_topic: default_request_topic(),
+            response_topic: default_response_topic(),
+            max_packet_size: DEFAULT_MAX_REQUEST_SIZE as usize,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES as usize,
+            max_keep_alive: 0,
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the protocol's section and `[server] maxRequestSize`.
+    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
+        let raw: RawConfig = config.parse()?;
+        let server: RawServer = config.parse_server()?;
+        let section = format!("server.protocols.{}", config.name);
+        Settings::validate(raw, server, &section)
+    }
+
+    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
+    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
+        Settings::from_init(&InitConfig {
+            name,
+            config: section,
+            server,
+        })
+    }
+
+    fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings, BoxError> {
+        let max_request_size = match (raw.max_request_size, server.max_request_size) {
+            (Some(own), _) => own.0,
+            (None, Some(inherited)) => inherited.0,
+            (None, None) => DEFAULT_MAX_REQUEST_SIZE,
+        };
+        // 268,435,455 is the largest remaining length MQTT can encode.
+        if !(2..=268_435_460).contains(&max_request_size) {
+            return Err(format!(
+                "{section}.maxRequestSize: must be between 2 bytes and 256MB (MQTT's largest packet)"
+            )
+            .into());
+        }
+        for (key, topic) in [
+            ("requestTopic", &raw.request_topic),
+            ("responseTopic", &raw.response_topic),
+        ] {
+            crate::topic::check_name(topic).map_err(|why| {
+                format!("{section}.{key}: \"{topic}\" is not a topic name ({why})")
+            })?;
+        }
+        if raw.request_topic == raw.response_topic {
+            return Err(format!(
+                "{section}.responseTopic: must differ from requestTopic (\"{}\")",
+                raw.request_topic
+            )
+            .into());
+        }
+        if raw.max_queued_messages == 0 {
+            return Err(format!("{section}.maxQueuedMessages: must be greater than 0").into());
+        }
+        let max_queued_bytes = raw
+            .max_queued_bytes
+            .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
+        if max_queued_bytes == 0 {
+            return Err(format!("{section}.maxQueuedBytes: must be greater than 0").into());
+        }
+        if raw.connect_timeout == 0 {
+            return Err(format!("{section}.connectTimeout: must be greater than 0").into());
+        }
+        Ok(Settings {
+            address: raw.address,
+            port: raw.port,
+            allow_pub_sub: raw.allow_pub_sub,
+            request_topic: raw.request_topic,
+            response_topic: raw.response_topic,
+            max_packet_size: max_request_size as usize,
+            max_queued_messages: raw.max_queued_messages,
+            max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+            max_keep_alive: raw.max_keep_alive,
+            connect_timeout: Duration::from_millis(raw.connect_timeout),
+        })
+    }
+}
+
+/// A size in bytes: a number, or a string such as `"1MB"` (powers of 1024, as the host reads
+/// `server.maxRequestSize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses `"1MB"`, `"512 kb"`, `"100"`, `"100B"`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let multiplier: u64 = match text[digits_end..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Size, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of bytes, or a string such as \"1MB\"")
+            }
+
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
+                Ok(Size(bytes))
+            }
+
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
+                u64::try_from(bytes).map(Size).map_err(|_| {
+                    E::custom(format!("{bytes} is not a size: it must not be negative"))
+                })
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+                parse_size(text).map(Size).ok_or_else(|| {
+                    E::custom(format!(
+                        "\"{text}\" is not a size (expected bytes, or a number with B, KB, MB or GB)"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(section: &str, server: &str) -> Result<Settings, String> {
+        Settings::from_json("mqtt", section, server).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_kuzzle() {
+        let settings = parse("{}", "{}").unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.port, 1883);
+        assert!(!settings.allow_pub_sub);
+        assert_eq!(settings.request_topic, "Kuzzle/request");
+        assert_eq!(settings.response_topic, "Kuzzle/response");
+        assert_eq!(settings.max_packet_size, 1024 * 1024);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let settings = parse(
+            r#"{"port":0,"address":"127.0.0.1","allowPubSub":true,"requestTopic":"api/in",
+                "responseTopic":"api/out","maxRequestSize":"2KB","maxQueuedMessages":5,
+                "maxQueuedBytes":"64KB","maxKeepAlive":60,"connectTimeout":500}"#,
+            r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(settings.port, 0);
+        assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
+        assert!(settings.allow_pub_sub);
+        assert_eq!(settings.request_topic, "api/in");
+        assert_eq!(settings.response_topic, "api/out");
+        assert_eq!(settings.max_packet_size, 2048);
+        assert_eq!(settings.max_queued_messages, 5);
+        assert_eq!(settings.max_queued_bytes, 65536);
+        assert_eq!(settings.max_keep_alive, 60);
+        assert_eq!(settings.connect_timeout, Duration::from_millis(500));
+        let inherited = parse("{}", r#"{"maxRequestSize":"16KB"}"#).unwrap();
+        assert_eq!(inherited.max_packet_size, 16384);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (r#"{"port":70000}"#, "server.protocols.mqtt.port: invalid value: integer `70000`, expected u16"),
+            (r#"{"allowPubSub":"yes"}"#, "server.protocols.mqtt.allowPubSub: invalid type: string \"yes\", expected a boolean"),
+            (r#"{"requestTopic":"a/#"}"#, "server.protocols.mqtt.requestTopic: \"a/#\" is not a topic name (wildcard in a topic name)"),
+            (r#"{"responseTopic":""}"#, "server.protocols.mqtt.responseTopic: \"\" is not a topic name (empty topic name)"),
+            (r#"{"responseTopic":"Kuzzle/request"}"#, "server.protocols.mqtt.responseTopic: must differ from requestTopic (\"Kuzzle/request\")"),
+            (r#"{"maxRequestSize":"1GB"}"#, "server.protocols.mqtt.maxRequestSize: must be between 2 bytes and 256MB (MQTT's largest packet)"),
+            (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
+            (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
+            (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxQueuedBytes`, `maxKeepAlive`, `connectTimeout`"),
+        ];
+        for (section, expected) in cases {
+            assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");
+        }
+    }
+}
