@@ -2,7 +2,8 @@
 //! by this crate and, in the same run, by npm koncorde on the same filters and documents
 //! (`filters/oracle/bench.js`, skipped with a notice if the oracle is not installed).
 //!
-//! Run: `cargo bench -p switchyard-filters --bench matching`.
+//! Run: `cargo bench -p switchyard-filters --bench matching`. `BENCH_SIZES=100000` picks the
+//! sizes, `BENCH_RUST_ONLY=1` skips koncorde (for profiling).
 
 use std::io::Write;
 use std::process::Command;
@@ -116,7 +117,12 @@ fn main() {
         "switchyard-filters matching benchmark ({} documents per size)",
         docs.len()
     );
-    for n in [10_000u64, 100_000] {
+    let sizes: Vec<u64> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10_000, 100_000]);
+    let rust_only = std::env::var_os("BENCH_RUST_ONLY").is_some();
+    for n in sizes {
         let mut rng = Rng(0x5eed ^ n);
         let filters: Vec<Value> = (0..n).map(|i| subscription(&mut rng, i)).collect();
 
@@ -152,6 +158,9 @@ fn main() {
             memory / n
         );
 
+        if rust_only {
+            continue;
+        }
         if oracle.join("node_modules/koncorde").exists() {
             let path = std::env::temp_dir().join(format!("switchyard-filters-bench-{n}.json"));
             let mut file = std::fs::File::create(&path).expect("temp file");

@@ -1,11 +1,11 @@
 //! Document flattening (Koncorde's `flattenObject`) and field lookups with V8's quirks.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use crate::js;
+use crate::FastMap as HashMap;
 
 /// A document seen as Koncorde sees it: every nested object also reachable by its dotted path
 /// (`{a: {b: 1}}` has keys `a` and `a.b`). Arrays are not descended into.
@@ -47,7 +47,7 @@ impl<'a> Flat<'a> {
     /// Flattens `document` (an object; arrays are read by index, other values are empty).
     pub(crate) fn new(document: &'a Value) -> Self {
         let mut flat = Flat {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
         };
         match document {
             Value::Object(map) => flat.step(map, None),
@@ -64,7 +64,7 @@ impl<'a> Flat<'a> {
     /// A document `{value: <value>}`, as `select` builds.
     pub(crate) fn wrap(value: &'a Value) -> Self {
         let mut flat = Flat {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
         };
         flat.entries.insert(Cow::Borrowed("value"), value);
         if let Value::Object(map) = value {
@@ -94,17 +94,32 @@ impl<'a> Flat<'a> {
     pub(crate) fn get(&self, key: &str) -> Lookup<'a> {
         match self.entries.get(key) {
             Some(v) => Lookup::Value(v),
-            None => match INHERITED.iter().find(|n| **n == key) {
+            None => match inherited_name(key) {
                 Some(name) => Lookup::Inherited(name),
                 None => Lookup::Missing,
             },
         }
     }
 
+    /// Number of own paths.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Every own (path, value) pair, in no particular order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &'a Value)> + '_ {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), *v))
+    }
+
     /// The own value at `key`, if any.
     pub(crate) fn value(&self, key: &str) -> Option<&'a Value> {
         self.entries.get(key).copied()
     }
+}
+
+/// The `Object.prototype` property called `key`, if it is one.
+pub(crate) fn inherited_name(key: &str) -> Option<&'static str> {
+    INHERITED.iter().find(|n| **n == key).copied()
 }
 
 impl Lookup<'_> {

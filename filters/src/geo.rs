@@ -312,6 +312,33 @@ fn polygon_covers(vertices: &[(f64, f64)], lat: f64, lon: f64) -> bool {
 }
 
 impl GeoShape {
+    /// Latitudes outside this interval are never covered: the first test of
+    /// [`covers`](Self::covers), computed the same way. Used to index shapes.
+    pub(crate) fn lat_span(&self) -> (f64, f64) {
+        let (low, high) = match self {
+            GeoShape::Box { top, bottom, .. } => (*bottom, *top),
+            GeoShape::Circle { lat, lon, radius } => {
+                let (_, low, _, high) = circle_envelope(*lat, *lon, *radius);
+                (low, high)
+            }
+            GeoShape::Annulus {
+                lat, lon, outer, ..
+            } => {
+                let (_, low, _, high) = circle_envelope(*lat, *lon, *outer);
+                (low, high)
+            }
+            GeoShape::Polygon(vertices) => vertices.iter().fold(
+                (f64::INFINITY, f64::NEG_INFINITY),
+                |(low, high), (lat, _)| (low.min(*lat), high.max(*lat)),
+            ),
+        };
+        if low.is_nan() || high.is_nan() {
+            (f64::NEG_INFINITY, f64::INFINITY)
+        } else {
+            (low, high)
+        }
+    }
+
     /// Does the shape cover the point (boundary included)?
     pub(crate) fn covers(&self, lat: f64, lon: f64) -> bool {
         match self {

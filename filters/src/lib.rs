@@ -22,6 +22,7 @@ mod error;
 mod flatten;
 mod geo;
 mod index;
+mod interval;
 mod js;
 mod matcher;
 mod model;
@@ -30,7 +31,7 @@ mod re2;
 mod standardize;
 mod units;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -40,6 +41,11 @@ pub use normalized::NormalizedFilter;
 use flatten::Flat;
 use index::Collection;
 use standardize::Standardizer;
+
+/// Hash maps keyed by document fields and values: foldhash (randomly seeded per map) is much
+/// faster than SipHash on short keys.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use FastMap as HashMap;
 
 /// Koncorde's default `maxConditions`, used when `max_conditions` is 0 (as Koncorde does).
 pub const KONCORDE_DEFAULT_MAX_CONDITIONS: usize = 50;
@@ -80,9 +86,9 @@ pub struct Engine {
     /// Settings given at creation.
     config: EngineConfig,
     /// One index of filters per Kuzzle `"<index>/<collection>"`.
-    collections: HashMap<String, Collection>,
-    /// Filter id -> the index holding it (ids already encode the index).
-    index_of: HashMap<String, String>,
+    collections: HashMap<Arc<str>, Collection>,
+    /// Filter id -> the index holding it (ids already encode the index) and its slot there.
+    filters: HashMap<Arc<str>, (Arc<str>, u32)>,
 }
 
 impl Engine {
@@ -90,8 +96,8 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         Engine {
             config,
-            collections: HashMap::new(),
-            index_of: HashMap::new(),
+            collections: HashMap::default(),
+            filters: HashMap::default(),
         }
     }
 
@@ -117,44 +123,61 @@ impl Engine {
 
     /// Stores a normalized filter and returns its id. Storing the same filter again does nothing.
     pub fn store(&mut self, filter: NormalizedFilter) -> String {
-        let id = filter.id.clone();
-        if self.index_of.contains_key(&id) {
-            return id;
+        if self.filters.contains_key(filter.id.as_str()) {
+            return filter.id;
         }
-        self.index_of.insert(id.clone(), filter.index.clone());
-        self.collections
-            .entry(filter.index.clone())
+        let id: Arc<str> = Arc::from(filter.id.as_str());
+        let index = match self.collections.get_key_value(filter.index.as_str()) {
+            Some((name, _)) => Arc::clone(name),
+            None => Arc::from(filter.index.as_str()),
+        };
+        let slot = self
+            .collections
+            .entry(Arc::clone(&index))
             .or_default()
-            .insert(filter);
-        id
+            .insert(Arc::clone(&id), &filter);
+        self.filters.insert(id, (index, slot));
+        filter.id
     }
 
     /// Removes a filter; its conditions leave the index once no other filter uses them.
     pub fn remove(&mut self, id: &str) {
-        let Some(index) = self.index_of.remove(id) else {
+        let Some((index, slot)) = self.filters.remove(id) else {
             return;
         };
         if let Some(collection) = self.collections.get_mut(&index) {
-            collection.remove(id);
+            collection.remove(slot);
             if collection.is_empty() {
                 self.collections.remove(&index);
             }
+        }
+        if self.filters.capacity() > 64 && self.filters.len() * 4 < self.filters.capacity() {
+            self.filters.shrink_to(self.filters.len() * 2);
         }
     }
 
     /// Is a filter with this id stored?
     pub fn has(&self, id: &str) -> bool {
-        self.index_of.contains_key(id)
+        self.filters.contains_key(id)
     }
 
     /// Number of stored filters.
     pub fn len(&self) -> usize {
-        self.index_of.len()
+        self.filters.len()
     }
 
     /// True when no filter is stored.
     pub fn is_empty(&self) -> bool {
-        self.index_of.is_empty()
+        self.filters.is_empty()
+    }
+
+    /// Sizes of the index of `index` (all zero when it holds nothing).
+    #[cfg(test)]
+    pub(crate) fn stats(&self, index: &str) -> index::Stats {
+        self.collections
+            .get(index)
+            .map(Collection::stats)
+            .unwrap_or_default()
     }
 
     /// Ids of the filters of `index` that `document` matches, in no particular order.

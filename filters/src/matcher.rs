@@ -219,16 +219,41 @@ impl Test {
     /// Whether the condition (or, with `not`, its negation) holds for the document, taken on
     /// its own (the index adds Koncorde's cross-field geo behaviour on top).
     pub(crate) fn eval(&self, flat: &Flat<'_>, not: bool) -> bool {
+        let lookup = match self.field() {
+            Some(field) => flat.get(field),
+            None => Lookup::Missing,
+        };
+        self.eval_at(lookup, flat, not)
+    }
+
+    /// The field the condition reads first: the index files it under this name. A condition
+    /// without one (`everything`, `nothing`) does not depend on the document. `match` reads
+    /// several fields and needs all of them: it is filed under its first.
+    pub(crate) fn field(&self) -> Option<&str> {
+        match self {
+            Test::Everything | Test::Nothing => None,
+            Test::Equals { field, .. }
+            | Test::Range { field, .. }
+            | Test::Regexp { field, .. }
+            | Test::Geo { field, .. }
+            | Test::Select { field, .. } => Some(field),
+            Test::Exists { path, .. } => Some(path),
+            Test::Match { value } => value.keys().next().map(String::as_str),
+        }
+    }
+
+    /// Like [`eval`](Self::eval), with `lookup` the document's value at [`field`](Self::field)
+    /// (`match` and `select` also read `flat`).
+    pub(crate) fn eval_at(&self, lookup: Lookup<'_>, flat: &Flat<'_>, not: bool) -> bool {
         match self {
             Test::Everything => !not,
             Test::Nothing => false,
-            Test::Equals { field, value } => {
-                let hit =
-                    matches!(flat.get(field), Lookup::Value(v) if js::strict_equals(v, value));
+            Test::Equals { value, .. } => {
+                let hit = matches!(lookup, Lookup::Value(v) if js::strict_equals(v, value));
                 hit != not
             }
-            Test::Exists { path, array, value } => {
-                let hit = match flat.get(path) {
+            Test::Exists { array, value, .. } => {
+                let hit = match lookup {
                     Lookup::Value(Value::Array(items)) if *array => {
                         items.iter().any(|i| js::strict_equals(i, value))
                     }
@@ -240,7 +265,7 @@ impl Test {
                 };
                 hit != not
             }
-            Test::Range { field, bounds } => match flat.get(field) {
+            Test::Range { bounds, .. } => match lookup {
                 Lookup::Value(Value::Number(n)) => {
                     let v = js::num(n);
                     if not {
@@ -251,14 +276,14 @@ impl Test {
                 }
                 _ => not,
             },
-            Test::Regexp { field, regex } => match flat.get(field) {
+            Test::Regexp { regex, .. } => match lookup {
                 Lookup::Value(Value::String(s)) => regex.is_match(s) != not,
                 Lookup::Missing => not,
                 Lookup::Value(other) => not && !regex.is_match(&js::to_string(other)),
                 Lookup::Inherited(name) => not && !regex.is_match(&Lookup::inherited_string(name)),
             },
-            Test::Geo { field, shape } => {
-                let point = match flat.get(field) {
+            Test::Geo { shape, .. } => {
+                let point = match lookup {
                     Lookup::Value(v) if js::truthy(v) => geo::convert_geopoint(v),
                     Lookup::Value(_) | Lookup::Missing => return not,
                     Lookup::Inherited(_) => None,

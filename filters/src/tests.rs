@@ -152,3 +152,259 @@ fn bounding_boxes_boost_refuses_are_refused() {
         "min_lat argument cannot be greater or equal max_lat"
     );
 }
+
+/// xorshift64*, for the randomized tests below.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as usize % n
+    }
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())].clone()
+    }
+}
+
+/// Fields include dotted paths and `Object.prototype` names (`document.constructor` is a
+/// function in JavaScript, which some negations see).
+const FIELDS: [&str; 6] = ["a", "b", "c.d", "arr", "constructor", "toString"];
+
+fn scalar(rng: &mut Rng) -> Value {
+    rng.pick(&[
+        json!(0),
+        json!(1),
+        json!(-0.0),
+        json!(2.5),
+        json!("x"),
+        json!("y"),
+        json!(""),
+        json!(true),
+        json!(false),
+        json!(null),
+    ])
+}
+
+fn random_leaf(rng: &mut Rng) -> Value {
+    let f = rng.pick(&FIELDS);
+    match rng.below(12) {
+        0 | 1 => json!({"equals": {f: scalar(rng)}}),
+        2 => json!({"in": {f: [rng.pick(&["x", "y", "z"]), rng.pick(&["x", "1"])]}}),
+        3 => {
+            json!({"range": {f: {rng.pick(&["gt", "gte"]): rng.below(4), rng.pick(&["lt", "lte"]): 2 + rng.below(4)}}})
+        }
+        4 => {
+            json!({"range": {f: {rng.pick(&["gt", "gte", "lt", "lte"]): rng.pick(&[0.0, 1.0, 2.5])}}})
+        }
+        5 => json!({"exists": f}),
+        6 => json!({"missing": f}),
+        7 => json!({"exists": format!("{f}[{}]", rng.pick(&["\"x\"", "1", "null", "true"]))}),
+        8 => json!({"regexp": {f: rng.pick(&["^x", "y$", "^$", "function", "\\d", "object"])}}),
+        9 => {
+            json!({"geoDistance": {f: {"lat": 43.6, "lon": 3.9}, "distance": rng.pick(&["1km", "20km"])}})
+        }
+        10 => {
+            json!({"geoBoundingBox": {f: {"top": 44.0, "left": 3.0, "bottom": 43.0, "right": 4.0}}})
+        }
+        _ => match rng.below(3) {
+            0 => json!({"match": {f: scalar(rng)}}),
+            1 => {
+                json!({"select": {"field": "arr", "index": rng.pick(&[0, -1]), "query": {"equals": {"value": scalar(rng)}}}})
+            }
+            _ => json!({}),
+        },
+    }
+}
+
+fn random_filter(rng: &mut Rng, depth: usize) -> Value {
+    if depth == 0 || rng.below(3) == 0 {
+        return random_leaf(rng);
+    }
+    let items: Vec<Value> = (0..1 + rng.below(3))
+        .map(|_| random_filter(rng, depth - 1))
+        .collect();
+    match rng.below(4) {
+        0 => json!({"and": items}),
+        1 => json!({"or": items}),
+        2 => json!({"not": items[0]}),
+        _ => json!({"bool": {"must": [items[0]], "must_not": items[1..]}}),
+    }
+}
+
+fn random_document(rng: &mut Rng) -> Value {
+    let mut doc = serde_json::Map::new();
+    for f in FIELDS {
+        if rng.below(3) > 0 {
+            let value = match rng.below(6) {
+                0 => json!([scalar(rng), "x", 1]),
+                1 => json!({"lat": 43.6 + rng.below(3) as f64 * 0.1, "lon": 3.9}),
+                2 => json!(rng.below(6) as f64 * 0.5),
+                _ => scalar(rng),
+            };
+            match f.split_once('.') {
+                Some((outer, inner)) if rng.below(2) == 0 => {
+                    doc.insert(outer.to_owned(), json!({ inner: value }));
+                }
+                _ => {
+                    doc.insert(f.to_owned(), value);
+                }
+            }
+        }
+    }
+    Value::Object(doc)
+}
+
+/// What a filter-by-filter evaluation says (the previous, unindexed matcher).
+fn naive(filters: &[crate::NormalizedFilter], doc: &Value) -> Vec<String> {
+    let flat = crate::flatten::Flat::new(doc);
+    let mut ids: Vec<String> = filters
+        .iter()
+        .filter(|f| crate::matcher::eval_minterms(&f.compiled, &flat))
+        .map(|f| f.id().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn indexed(engine: &Engine, doc: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = engine
+        .test(INDEX, doc)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(n, ids.len(), "a filter is reported twice");
+    ids
+}
+
+#[test]
+fn index_agrees_with_filter_by_filter_evaluation() {
+    let mut rng = Rng(0x1de_a5ed);
+    let documents: Vec<Value> = (0..300).map(|_| random_document(&mut rng)).collect();
+    for round in 0..20 {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut stored: Vec<crate::NormalizedFilter> = Vec::new();
+        for _ in 0..60 + round * 10 {
+            let Ok(filter) = engine.normalize(INDEX, &random_filter(&mut rng, 3)) else {
+                continue;
+            };
+            if !engine.has(filter.id()) {
+                stored.push(filter.clone());
+            }
+            engine.store(filter);
+        }
+        for phase in 0..3 {
+            for doc in &documents {
+                assert_eq!(
+                    indexed(&engine, doc),
+                    naive(&stored, doc),
+                    "round {round}, phase {phase}, document {doc}"
+                );
+            }
+            // Remove a third, at random, and check again.
+            for _ in 0..stored.len() / 3 {
+                let gone = stored.swap_remove(rng.below(stored.len()));
+                engine.remove(gone.id());
+            }
+        }
+    }
+}
+
+#[test]
+fn removing_everything_leaves_no_residue() {
+    let mut rng = Rng(0x000c_1ea4);
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut ids = Vec::new();
+    for _ in 0..2000 {
+        if let Ok(filter) = engine.normalize(INDEX, &random_filter(&mut rng, 3)) {
+            ids.push(engine.store(filter));
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let full = engine.stats(INDEX);
+    assert_eq!(full.filters, ids.len());
+    assert!(full.minterms > 0 && full.literals > 0 && full.fields > 0 && full.filed > 0);
+    // Remove in random order; matching keeps working on what is left.
+    while !ids.is_empty() {
+        let id = ids.swap_remove(rng.below(ids.len()));
+        engine.remove(&id);
+        assert!(!engine.has(&id));
+        if ids.len() == 10 {
+            let stats = engine.stats(INDEX);
+            assert_eq!(stats.filters, 10);
+            assert!(stats.literals < full.literals && stats.minterms <= 10 * 64);
+        }
+    }
+    assert!(engine.is_empty());
+    assert_eq!(engine.stats(INDEX), crate::index::Stats::default());
+    assert!(engine.test(INDEX, &json!({"a": 1})).is_empty());
+}
+
+#[test]
+fn shared_conditions_are_counted_and_freed() {
+    let mut engine = Engine::new(EngineConfig::default());
+    let store = |engine: &mut Engine, f: Value| {
+        let n = engine.normalize(INDEX, &f).unwrap();
+        engine.store(n)
+    };
+    // Three filters sharing `equals a 1` (and the first two its minterm).
+    let a = store(&mut engine, json!({"equals": {"a": 1}}));
+    let b = store(
+        &mut engine,
+        json!({"or": [{"equals": {"a": 1}}, {"range": {"b": {"gt": 0}}}]}),
+    );
+    let c = store(
+        &mut engine,
+        json!({"and": [{"equals": {"a": 1}}, {"missing": "c"}]}),
+    );
+    let d = store(&mut engine, json!({"not": {"equals": {"a": 1}}}));
+    let stats = engine.stats(INDEX);
+    // Literals: a=1, b>0, not exists c, not a=1. Minterms: [a=1], [b>0], [a=1, !c], [!a=1].
+    assert_eq!((stats.filters, stats.literals, stats.minterms), (4, 4, 4));
+    // Filed: a=1 (drives two minterms), b>0, not a=1 (in a minterm needing no hit); `missing c`
+    // is only checked when `a=1` fires.
+    assert_eq!((stats.fields, stats.filed, stats.always), (2, 3, 1));
+    let hits = |engine: &Engine, doc: Value| {
+        let mut v: Vec<String> = engine
+            .test(INDEX, &doc)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut abc = vec![a.clone(), b.clone(), c.clone()];
+    abc.sort();
+    assert_eq!(hits(&engine, json!({"a": 1})), abc);
+    assert_eq!(hits(&engine, json!({"a": 2, "b": 1})), {
+        let mut v = vec![b.clone(), d.clone()];
+        v.sort();
+        v
+    });
+    engine.remove(&a);
+    let stats = engine.stats(INDEX);
+    assert_eq!((stats.literals, stats.minterms, stats.filed), (4, 4, 3));
+    engine.remove(&b);
+    let stats = engine.stats(INDEX);
+    // [a=1] and [b>0] are gone with b; a=1 still drives c's minterm.
+    assert_eq!(
+        (stats.literals, stats.minterms, stats.fields, stats.filed),
+        (3, 2, 1, 2)
+    );
+    engine.remove(&d);
+    let stats = engine.stats(INDEX);
+    assert_eq!(
+        (stats.literals, stats.minterms, stats.filed, stats.always),
+        (2, 1, 1, 0)
+    );
+    assert_eq!(hits(&engine, json!({"a": 1})), vec![c.clone()]);
+    assert!(hits(&engine, json!({"a": 1, "c": 0})).is_empty());
+    engine.remove(&c);
+    assert_eq!(engine.stats(INDEX), crate::index::Stats::default());
+}
