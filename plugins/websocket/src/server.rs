@@ -79,7 +79,11 @@ impl Server {
     ) -> Result<Server, BoxError> {
         let listener = bind_listener(name, &settings)?;
         let local_address = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if settings.worker_threads > 0 {
+            builder.worker_threads(settings.worker_threads);
+        }
+        let runtime = builder
             .thread_name(format!("{name}-ws"))
             .enable_io()
             .enable_time()
