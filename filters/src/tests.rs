@@ -408,3 +408,154 @@ fn shared_conditions_are_counted_and_freed() {
     engine.remove(&c);
     assert_eq!(engine.stats(INDEX), crate::index::Stats::default());
 }
+
+/// Koncorde 4.6.0's own black-box cases (every `it()` of its `#validation` and `#matching`
+/// blocks), recorded call by call from its mocha suite by `filters/oracle/record-cases.sh`, and
+/// replayed here: each `validate`/`register`/`normalize`/`test`/… must give Koncorde's answer
+/// (errors by message, keyword and path; matches as sets, through the id each registration got).
+#[test]
+fn koncorde_suite_cases_replay() {
+    use std::collections::HashMap;
+
+    let cases: Vec<Value> =
+        serde_json::from_str(include_str!("../tests/data/koncorde_suite_cases.json")).unwrap();
+    let error_json = |e: &crate::FilterError| json!({"message": e.to_string(), "keyword": e.keyword(), "path": e.path()});
+    let (mut replayed, mut skipped, mut calls) = (0, Vec::new(), 0);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let title = case["title"].as_str().unwrap();
+        if let Some(reason) = case["skip"].as_str() {
+            skipped.push(format!("{title}: {reason}"));
+            continue;
+        }
+        let instances = case["instances"].as_array().unwrap();
+        if instances.iter().any(|i| i["regExpEngine"] == "js") {
+            skipped.push(format!("{title}: JavaScript regexps (regExpEngine: 'js')"));
+            continue;
+        }
+        replayed += 1;
+        let mut engines: Vec<Engine> = instances
+            .iter()
+            .map(|i| {
+                Engine::new(EngineConfig {
+                    max_conditions: i["maxConditions"].as_u64().unwrap_or(0) as usize,
+                })
+            })
+            .collect();
+        // (instance, Koncorde id) -> our id; our id -> Koncorde ids mapped to it.
+        let mut ids: HashMap<(usize, String), String> = HashMap::new();
+        let mut refs: HashMap<String, usize> = HashMap::new();
+        let mut pending: HashMap<String, crate::NormalizedFilter> = HashMap::new();
+        for call in case["calls"].as_array().unwrap() {
+            calls += 1;
+            let instance = call["instance"].as_u64().unwrap() as usize;
+            let engine = &mut engines[instance];
+            let args = call["args"].as_array().unwrap();
+            let index = args.get(1).and_then(Value::as_str).unwrap_or("(default)");
+            let want_error = &call["error"];
+            let check_error = |got: Option<&crate::FilterError>, failures: &mut Vec<String>| {
+                let got = got.map_or(Value::Null, error_json);
+                // Koncorde's answer may be an error we report the same way, or success.
+                if &got != want_error {
+                    failures.push(format!(
+                        "{title}\n  {} {}\n  koncorde: {want_error}\n  ours:     {got}",
+                        call["op"], args[0]
+                    ));
+                    false
+                } else {
+                    true
+                }
+            };
+            let mut map_id = |engine_id: String, theirs: &Value| {
+                let key = (instance, theirs.as_str().unwrap().to_owned());
+                if !ids.contains_key(&key) {
+                    *refs.entry(engine_id.clone()).or_default() += 1;
+                    ids.insert(key, engine_id);
+                }
+            };
+            match call["op"].as_str().unwrap() {
+                "validate" => {
+                    check_error(engine.validate(&args[0]).err().as_ref(), &mut failures);
+                }
+                "register" => match engine.normalize(index, &args[0]) {
+                    Ok(n) => {
+                        if check_error(None, &mut failures) {
+                            let id = engine.store(n);
+                            map_id(id, &call["result"]);
+                        }
+                    }
+                    Err(e) => {
+                        check_error(Some(&e), &mut failures);
+                    }
+                },
+                "normalize" => match engine.normalize(index, &args[0]) {
+                    Ok(n) => {
+                        if check_error(None, &mut failures) {
+                            pending.insert(call["result"].as_str().unwrap().to_owned(), n);
+                        }
+                    }
+                    Err(e) => {
+                        check_error(Some(&e), &mut failures);
+                    }
+                },
+                "store" => {
+                    let n = pending[args[0]["normalized"].as_str().unwrap()].clone();
+                    let id = engine.store(n);
+                    map_id(id, &call["result"]);
+                }
+                "test" => {
+                    let mut ours: Vec<String> = engine
+                        .test(index, &args[0])
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect();
+                    ours.sort();
+                    let mut theirs: Vec<String> = call["result"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|id| ids[&(instance, id.as_str().unwrap().to_owned())].clone())
+                        .collect();
+                    theirs.sort();
+                    theirs.dedup();
+                    if ours != theirs {
+                        failures.push(format!(
+                            "{title}\n  test {}\n  koncorde: {theirs:?}\n  ours:     {ours:?}",
+                            args[0]
+                        ));
+                    }
+                }
+                "remove" => {
+                    if let Some(id) = ids.remove(&(instance, args[0].as_str().unwrap().to_owned()))
+                    {
+                        let count = refs.get_mut(&id).unwrap();
+                        *count -= 1;
+                        if *count == 0 {
+                            engine.remove(&id);
+                        }
+                    }
+                }
+                "hasFilterId" => {
+                    let key = (instance, args[0].as_str().unwrap().to_owned());
+                    let ours = ids.get(&key).is_some_and(|id| engine.has(id));
+                    if Some(ours) != call["result"].as_bool() {
+                        failures.push(format!("{title}\n  hasFilterId {}", args[0]));
+                    }
+                }
+                other => panic!("unknown op {other}"),
+            }
+        }
+    }
+    eprintln!(
+        "koncorde suite: {replayed} cases replayed ({calls} calls), {} left out:\n  {}",
+        skipped.len(),
+        skipped.join("\n  ")
+    );
+    assert!(
+        failures.is_empty(),
+        "{} differences with Koncorde's own cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(replayed >= 250, "only {replayed} cases replayed");
+}
