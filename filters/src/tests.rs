@@ -468,9 +468,9 @@ fn koncorde_suite_cases_replay() {
             };
             let mut map_id = |engine_id: String, theirs: &Value| {
                 let key = (instance, theirs.as_str().unwrap().to_owned());
-                if !ids.contains_key(&key) {
+                if let std::collections::hash_map::Entry::Vacant(slot) = ids.entry(key) {
                     *refs.entry(engine_id.clone()).or_default() += 1;
-                    ids.insert(key, engine_id);
+                    slot.insert(engine_id);
                 }
             };
             match call["op"].as_str().unwrap() {
