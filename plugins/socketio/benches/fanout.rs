@@ -1,0 +1,3 @@
+//! Fan-out benchmark: the socketio plugin in the real host against npm socket.io (work in progress).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Switchyard's Socket.io protocol plugin (work in progress).
+
+#![deny(unsafe_code)]
