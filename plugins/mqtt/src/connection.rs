@@ -152,6 +152,14 @@ async fn read_connect(
     max_packet_size: usize,
 ) -> io::Result<Result<usize, Violation>> {
     loop {
+        // The first byte says whether this is a CONNECT: anything else (an HTTP request, a
+        // PINGREQ…) is refused at once rather than after waiting for its announced length.
+        if buffer
+            .first()
+            .is_some_and(|&first| first != codec::kind::CONNECT << 4)
+        {
+            return Ok(Err(Violation::Malformed("first packet is not CONNECT")));
+        }
         match codec::decode(buffer, max_packet_size) {
             Err(violation) => return Ok(Err(violation)),
             Ok(Some((length, codec::Packet::Connect(_)))) => return Ok(Ok(length)),

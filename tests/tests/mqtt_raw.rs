@@ -1,0 +1,349 @@
+//! The MQTT plugin end to end with a raw TCP client that writes its own bytes: malformed
+//! packets, a wrong protocol level, oversized packets, packets before CONNECT, Kuzzle's
+//! refusals, keep-alive. Each must close only the offending client, exactly as asserted.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard_tests::{protocol_section, Server};
+
+fn start(mqtt_keys: &str) -> Server {
+    Server::start(&format!(
+        "[server]\n{}",
+        protocol_section(
+            "mqtt",
+            "mqtt",
+            &format!("port = 0\naddress = \"127.0.0.1\"\n{mqtt_keys}")
+        )
+    ))
+}
+
+fn string(text: &str) -> Vec<u8> {
+    let mut out = (text.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// A packet: first byte, remaining length, body.
+fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut length = body.len();
+    loop {
+        let byte = (length % 128) as u8;
+        length /= 128;
+        out.push(if length > 0 { byte | 0x80 } else { byte });
+        if length == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// CONNECT with this protocol name and level, connect flags, keep-alive, client id, and the
+/// will's topic and message when flags ask for one.
+fn connect(name: &str, level: u8, flags: u8, keep_alive: u16, id: &str, will: &[&str]) -> Vec<u8> {
+    let mut body = string(name);
+    body.push(level);
+    body.push(flags);
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    body.extend(string(id));
+    for part in will {
+        body.extend(string(part));
+    }
+    packet(0x10, &body)
+}
+
+fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = string(topic);
+    body.extend_from_slice(payload);
+    packet(0x30, &body)
+}
+
+fn subscribe(filter: &str) -> Vec<u8> {
+    let mut body = vec![0, 1];
+    body.extend(string(filter));
+    body.push(0);
+    packet(0x82, &body)
+}
+
+const PINGREQ: [u8; 2] = [0xc0, 0];
+const PINGRESP: [u8; 2] = [0xd0, 0];
+const CONNACK_OK: [u8; 4] = [0x20, 2, 0, 0];
+
+struct Raw {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Raw {
+    fn open(server: &Server) -> Raw {
+        let stream = TcpStream::connect(server.address("mqtt")).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Opens and completes a clean-session CONNECT.
+    fn connected(server: &Server, id: &str) -> Raw {
+        let mut raw = Raw::open(server);
+        raw.send(&connect("MQTT", 4, 0x02, 0, id, &[]));
+        assert_eq!(raw.next(), CONNACK_OK);
+        raw
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        // The server may already have closed: a failed write shows up as the expected EOF.
+        let _ = self.stream.write_all(bytes);
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(read) => {
+                self.buffer.extend_from_slice(&chunk[..read]);
+                read
+            }
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => 0,
+            Err(error) => panic!("nothing from the server within 10 s: {error}"),
+        }
+    }
+
+    /// The next whole packet.
+    fn next(&mut self) -> Vec<u8> {
+        loop {
+            if self.buffer.len() >= 2 {
+                let mut length = 0usize;
+                let mut at = 1;
+                let mut shift = 0;
+                while at < self.buffer.len() {
+                    length |= usize::from(self.buffer[at] & 0x7f) << shift;
+                    shift += 7;
+                    at += 1;
+                    if self.buffer[at - 1] & 0x80 == 0 {
+                        if self.buffer.len() >= at + length {
+                            return self.buffer.drain(..at + length).collect();
+                        }
+                        break;
+                    }
+                }
+            }
+            assert!(self.fill() > 0, "closed; unread bytes {:?}", self.buffer);
+        }
+    }
+
+    /// Asserts the server closes the connection, having sent exactly `last` before.
+    fn expect_close_after(&mut self, last: &[u8]) {
+        while self.fill() > 0 {}
+        assert_eq!(self.buffer, last, "bytes received before the close");
+    }
+}
+
+/// The topic and payload of a QoS 0 PUBLISH.
+fn publish_parts(packet: &[u8]) -> (String, Vec<u8>) {
+    assert_eq!(packet[0], 0x30, "not a QoS 0 PUBLISH: {packet:?}");
+    let body_start = 1
+        + packet[1..]
+            .iter()
+            .position(|byte| byte & 0x80 == 0)
+            .unwrap()
+        + 1;
+    let body = &packet[body_start..];
+    let topic_length = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    let topic = String::from_utf8(body[2..2 + topic_length].to_vec()).unwrap();
+    (topic, body[2 + topic_length..].to_vec())
+}
+
+/// A connected bystander keeps being served after someone else's bad input.
+fn bystander_still_served(bystander: &mut Raw) {
+    bystander.send(&PINGREQ);
+    assert_eq!(bystander.next(), PINGRESP);
+}
+
+#[test]
+fn a_packet_before_connect_closes_without_an_answer() {
+    let server = start("");
+    let mut bystander = Raw::connected(&server, "bystander");
+    for first in [
+        PINGREQ.to_vec(),
+        publish("Kuzzle/request", b"{}"),
+        subscribe("a"),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    ] {
+        let mut raw = Raw::open(&server);
+        raw.send(&first);
+        raw.expect_close_after(&[]);
+    }
+    bystander_still_served(&mut bystander);
+}
+
+#[test]
+fn a_wrong_protocol_level_gets_connack_1_then_a_close() {
+    let server = start("");
+    let cases: [(&str, u8, &[u8]); 4] = [
+        ("MQTT", 3, &[0x20, 2, 0, 1]),
+        ("MQTT", 6, &[0x20, 2, 0, 1]),
+        // An MQTT 5 client reads MQTT 5's CONNACK: reason 0x84, empty properties.
+        ("MQTT", 5, &[0x20, 3, 0, 0x84, 0]),
+        // An unknown protocol name: closed without an answer.
+        ("MQTX", 4, &[]),
+    ];
+    for (name, level, expected) in cases {
+        let mut raw = Raw::open(&server);
+        raw.send(&connect(name, level, 0x02, 0, "x", &[]));
+        raw.expect_close_after(expected);
+    }
+    // MQTT 3.1 is accepted.
+    let mut raw = Raw::open(&server);
+    raw.send(&connect("MQIsdp", 3, 0x02, 0, "old", &[]));
+    assert_eq!(raw.next(), CONNACK_OK);
+}
+
+#[test]
+fn refused_connects_get_their_connack_code() {
+    let server = start("");
+    let cases: [(Vec<u8>, u8); 2] = [
+        // A persistent session needs a client id.
+        (connect("MQTT", 4, 0x00, 0, "", &[]), 2),
+        // A will is a publish: without allowPubSub it is not authorized.
+        (connect("MQTT", 4, 0x06, 0, "w", &["some/topic", "bye"]), 5),
+    ];
+    for (bytes, code) in cases {
+        let mut raw = Raw::open(&server);
+        raw.send(&bytes);
+        raw.expect_close_after(&[0x20, 2, 0, code]);
+    }
+}
+
+#[test]
+fn malformed_packets_close_only_their_connection() {
+    let server = start("allowPubSub = true");
+    let mut bystander = Raw::connected(&server, "bystander");
+    bystander.send(&subscribe("news"));
+    assert_eq!(bystander.next(), [0x90, 3, 0, 1, 0]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("PINGREQ with reserved flags", vec![0xc1, 0]),
+        ("reserved packet type 0", vec![0x00, 0]),
+        ("reserved packet type 15", vec![0xf0, 0]),
+        ("CONNACK from a client", vec![0x20, 2, 0, 0]),
+        ("second CONNECT", connect("MQTT", 4, 0x02, 0, "again", &[])),
+        (
+            "remaining length of 5 bytes",
+            vec![0x30, 0xff, 0xff, 0xff, 0xff, 0x01],
+        ),
+        ("PUBLISH with QoS 3", packet(0x36, &[0, 1, b't', 0, 1])),
+        ("wildcard in a topic name", publish("a/#", b"x")),
+        ("topic not UTF-8", packet(0x30, &[0, 2, 0xc3, 0x28])),
+        ("packet id 0", packet(0x32, &[0, 1, b't', 0, 0])),
+        ("SUBSCRIBE without filters", packet(0x82, &[0, 1])),
+        (
+            "SUBSCRIBE with flags 0",
+            packet(0x80, &[0, 1, 0, 1, b'a', 0]),
+        ),
+        ("invalid filter", subscribe("a/#/b")),
+        ("PINGREQ with a body", vec![0xc0, 1, 0]),
+    ];
+    for (name, bytes) in cases {
+        let mut raw = Raw::connected(&server, name);
+        raw.send(&bytes);
+        raw.expect_close_after(&[]);
+        bystander_still_served(&mut bystander);
+    }
+    let mut publisher = Raw::connected(&server, "publisher");
+    publisher.send(&publish("news", b"still delivered"));
+    assert_eq!(bystander.next(), publish("news", b"still delivered"));
+}
+
+#[test]
+fn an_oversized_packet_is_refused_from_its_header() {
+    let server = start("maxRequestSize = \"1KB\"\nallowPubSub = true");
+    let mut bystander = Raw::connected(&server, "bystander");
+    let mut raw = Raw::connected(&server, "big");
+    // Only the fixed header of a 2 KB PUBLISH: the server closes without waiting for the body.
+    raw.send(&[0x30, 0x80, 0x10]);
+    raw.expect_close_after(&[]);
+    // At the limit is fine.
+    let mut raw = Raw::connected(&server, "fits");
+    let payload = vec![b'x'; 1024 - 8];
+    let fits = publish("a/b", &payload);
+    assert_eq!(fits.len(), 1024);
+    raw.send(&fits);
+    raw.send(&PINGREQ);
+    assert_eq!(raw.next(), PINGRESP);
+    bystander_still_served(&mut bystander);
+}
+
+#[test]
+fn kuzzles_rules_refuse_by_closing_or_in_suback() {
+    let server = start("");
+    let mut bystander = Raw::connected(&server, "bystander");
+    // Subscribing to requestTopic, or to a wildcard without allowPubSub: 0x80 in SUBACK.
+    let mut raw = Raw::connected(&server, "subscriber");
+    for filter in ["Kuzzle/request", "#", "a/+"] {
+        raw.send(&subscribe(filter));
+        assert_eq!(raw.next(), [0x90, 3, 0, 1, 0x80], "{filter}");
+    }
+    raw.send(&subscribe("Kuzzle/response"));
+    assert_eq!(raw.next(), [0x90, 3, 0, 1, 0]);
+    // Publishing to responseTopic, or to any other topic without allowPubSub: closed.
+    for topic in ["Kuzzle/response", "some/topic"] {
+        let mut raw = Raw::connected(&server, topic);
+        raw.send(&publish(topic, b"{}"));
+        raw.expect_close_after(&[]);
+    }
+    bystander_still_served(&mut bystander);
+}
+
+#[test]
+fn a_request_that_is_not_json_gets_an_error_response_and_the_connection_stays() {
+    let server = start("");
+    let mut raw = Raw::connected(&server, "client");
+    raw.send(&publish("Kuzzle/request", b"not json"));
+    let (topic, payload) = publish_parts(&raw.next());
+    assert_eq!(topic, "Kuzzle/response");
+    let response: Value = serde_json::from_slice(&payload).expect("JSON");
+    assert_eq!(response["status"], 400);
+    assert_eq!(response["error"]["id"], "network.mqtt.unexpected_error");
+    assert!(
+        response["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Caught an unexpected MQTT error: invalid JSON"),
+        "{response}"
+    );
+    raw.send(&PINGREQ);
+    assert_eq!(raw.next(), PINGRESP);
+}
+
+#[test]
+fn a_silent_client_is_closed_after_one_and_a_half_keep_alives_and_its_will_published() {
+    let server = start("allowPubSub = true");
+    let mut watcher = Raw::connected(&server, "watcher");
+    watcher.send(&subscribe("status/sleepy"));
+    watcher.next();
+    let mut sleepy = Raw::open(&server);
+    // keep-alive 1 s, will (QoS 0) "status/sleepy" = "lost".
+    sleepy.send(&connect(
+        "MQTT",
+        4,
+        0x06,
+        1,
+        "sleepy",
+        &["status/sleepy", "lost"],
+    ));
+    assert_eq!(sleepy.next(), CONNACK_OK);
+    let connected = Instant::now();
+    sleepy.expect_close_after(&[]);
+    let waited = connected.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "closed after {waited:?}"
+    );
+    assert_eq!(watcher.next(), publish("status/sleepy", b"lost"));
+}
