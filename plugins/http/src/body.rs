@@ -120,6 +120,10 @@ where
     B: hyper::body::Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
+    if body.is_end_stream() {
+        // No body (a GET): no deadline to arm.
+        return Ok(Bytes::new());
+    }
     let read = async move {
         let mut body = body;
         let mut buffer = BytesMut::new();

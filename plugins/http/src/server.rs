@@ -33,7 +33,9 @@ pub struct Shared {
     pub settings: Settings,
     /// The host.
     pub backend: Arc<dyn Backend>,
-    /// The route table: `None` until `server:info` answered.
+    /// The route table once `server:info` answered: the lock-free path of every request.
+    table: std::sync::OnceLock<Arc<RouteTable>>,
+    /// The same, for requests that arrive before it is loaded and wait for it.
     routes: watch::Receiver<Option<Arc<RouteTable>>>,
     /// Makes generated request ids unique across instances and restarts.
     id_prefix: u32,
@@ -51,7 +53,11 @@ impl Shared {
 
     /// The route table if loaded.
     pub fn route_table_now(&self) -> Option<Arc<RouteTable>> {
-        self.routes.borrow().clone()
+        if let Some(table) = self.table.get() {
+            return Some(table.clone());
+        }
+        let loaded = self.routes.borrow().clone()?;
+        Some(self.table.get_or_init(|| loaded).clone())
     }
 
     /// The route table, waiting for it while the instance starts (at most 5 s).
@@ -135,6 +141,7 @@ impl Server {
         let shared = Arc::new(Shared {
             settings,
             backend,
+            table: std::sync::OnceLock::new(),
             routes,
             id_prefix,
             next_id: AtomicU64::new(1),
