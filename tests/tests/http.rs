@@ -362,6 +362,14 @@ fn headers_one_byte_at_a_time_and_slow_clients() {
         (answer.status, answer.header("x-kuzzle-request-id")),
         (200, Some("slow"))
     );
+    // An idle keep-alive connection counts as waiting for headers: closed at headerTimeout.
+    let idle_since = std::time::Instant::now();
+    assert!(client.is_closed());
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(250) && idle < Duration::from_secs(5),
+        "{idle:?}"
+    );
 
     // Headers that never end: the connection is closed at headerTimeout.
     let mut client = Raw::connect(&server);
