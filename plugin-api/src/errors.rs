@@ -140,6 +140,9 @@ catalogue! {
     API_ASSERT_MISSING_ARGUMENT = ("api.assert.missing_argument", 33619971, 400, "Missing argument \"%s\".");
     /// The request has no body.
     API_ASSERT_BODY_REQUIRED = ("api.assert.body_required", 33619976, 400, "The request must specify a body.");
+    /// An action a protocol cannot serve (a realtime subscription over HTTP). Kuzzle's class
+    /// for it is `InternalError`, hence 500.
+    API_ASSERT_UNSUPPORTED_PROTOCOL = ("api.assert.unsupported_protocol", 33619984, 500, "The protocol \"%s\" is not supported by the API action \"%s\".");
     /// A malformed Koncorde filter.
     API_ASSERT_KONCORDE_DSL_ERROR = ("api.assert.koncorde_dsl_error", 33619982, 400, "%s");
     /// The request queue is full.
@@ -150,6 +153,8 @@ catalogue! {
     API_PROCESS_CONTROLLER_NOT_FOUND = ("api.process.controller_not_found", 33685508, 404, "API controller \"%s\" not found.");
     /// Unknown action of a known controller.
     API_PROCESS_ACTION_NOT_FOUND = ("api.process.action_not_found", 33685509, 404, "API action \"%s\":\"%s\" not found");
+    /// A request whose `Origin` is not allowed.
+    API_PROCESS_UNAUTHORIZED_ORIGIN = ("api.process.unauthorized_origin", 33685516, 401, "The origin \"%s\" is not authorized.");
     /// The request is larger than `maxRequestSize` (HTTP).
     NETWORK_HTTP_REQUEST_TOO_LARGE = ("network.http.request_too_large", 50397185, 413, "Maximum HTTP request size exceeded.");
     /// A malformed HTTP request.
@@ -158,6 +163,8 @@ catalogue! {
     NETWORK_HTTP_TOO_MANY_ENCODINGS = ("network.http.too_many_encodings", 50397187, 400, "Too many encodings.");
     /// Unknown `Content-Encoding`.
     NETWORK_HTTP_UNSUPPORTED_COMPRESSION = ("network.http.unsupported_compression", 50397188, 400, "Unsupported compression algorithm \"%s\".");
+    /// A compressed body while compression is disabled.
+    NETWORK_HTTP_COMPRESSION_DISABLED = ("network.http.compression_disabled", 50397189, 400, "Compression support is disabled.");
     /// An HTTP method no route takes.
     NETWORK_HTTP_UNSUPPORTED_VERB = ("network.http.unsupported_verb", 50397190, 400, "Unsupported HTTP verb \"%s\".");
     /// No route for this URL.
@@ -166,6 +173,10 @@ catalogue! {
     NETWORK_HTTP_UNSUPPORTED_CONTENT = ("network.http.unsupported_content", 50397192, 400, "Invalid request content-type. Expected \"application/json\", got: \"%s\".");
     /// A charset other than UTF-8.
     NETWORK_HTTP_UNSUPPORTED_CHARSET = ("network.http.unsupported_charset", 50397193, 400, "Unsupported request charset. Expected \"utf-8\", got: \"%s\".");
+    /// `X-Kuzzle-Volatile` is not JSON.
+    NETWORK_HTTP_VOLATILE_PARSE_FAILED = ("network.http.volatile_parse_failed", 50397195, 400, "Unable to convert the \"x-kuzzle-volatile\" HTTP header to JSON: %s");
+    /// The HTTP body is not JSON.
+    NETWORK_HTTP_BODY_PARSE_FAILED = ("network.http.body_parse_failed", 50397196, 400, "Unable to convert the HTTP body to JSON: %s");
     /// A malformed WebSocket message (invalid JSON, not an object…).
     NETWORK_WEBSOCKET_UNEXPECTED_ERROR = ("network.websocket.unexpected_error", 50528257, 400, "Caught an unexpected WebSocket error: %s");
     /// More messages per second than `rateLimit`.

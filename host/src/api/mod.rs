@@ -60,7 +60,7 @@ const ROUTES: &[Route] = &[
     Route {
         controller: "auth",
         action: "checkToken",
-        http: &[("post", "/_checkToken")],
+        http: &[("POST", "/_checkToken")],
         handler: auth::check_token,
     },
     Route {
@@ -90,31 +90,31 @@ const ROUTES: &[Route] = &[
     Route {
         controller: "realtime",
         action: "list",
-        http: &[("get", "/_listSubscriptions")],
+        http: &[("GET", "/_listSubscriptions")],
         handler: realtime::list,
     },
     Route {
         controller: "realtime",
         action: "publish",
-        http: &[("post", "/:index/:collection/_publish")],
+        http: &[("POST", "/:index/:collection/_publish")],
         handler: realtime::publish,
     },
     Route {
         controller: "server",
         action: "now",
-        http: &[("get", "/_now")],
+        http: &[("GET", "/_now")],
         handler: server::now,
     },
     Route {
         controller: "server",
         action: "info",
-        http: &[("get", "/_serverInfo"), ("get", "/")],
+        http: &[("GET", "/_serverInfo"), ("GET", "/")],
         handler: server::info,
     },
     Route {
         controller: "server",
         action: "healthCheck",
-        http: &[("get", "/_healthCheck")],
+        http: &[("GET", "/_healthCheck")],
         handler: server::health_check,
     },
 ];

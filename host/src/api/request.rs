@@ -71,7 +71,11 @@ impl Request {
     }
 
     fn from_object(mut object: Map<String, Value>) -> Result<Request, Box<Rejected>> {
-        let mut request = Request::with_generated_id();
+        // A UUID costs a `getrandom` call: draw one only for requests without an id.
+        let mut request = match object.get("requestId") {
+            Some(Value::String(_)) => Request::default(),
+            _ => Request::with_generated_id(),
+        };
         let mut errors_found: Vec<KuzzleError> = Vec::new();
         let mut fail = |error: KuzzleError| errors_found.push(error);
 

@@ -37,7 +37,7 @@ pub fn info(context: &Context<'_>, _request: &mut Request) -> ActionResult {
         let http: Vec<Value> = route
             .http
             .iter()
-            .map(|(verb, url)| json!({ "verb": verb, "url": url }))
+            .map(|(verb, url)| json!({ "verb": verb, "url": url, "path": url }))
             .collect();
         controller[route.action] = json!({
             "controller": route.controller,

@@ -1,49 +1,10 @@
-//! Kuzzle error entries this plugin needs that `switchyard_plugin_api::errors` lacks yet, with
-//! Kuzzle's exact ids, codes, statuses and messages (`lib/kerror/codes/*.json`, Kuzzle 2.56.0).
-//!
-//! Move them to the SDK's catalogue when it gains them; the test below pins their codes.
+//! The Kuzzle error entries specific to HTTP, from the SDK's catalogue; the test below pins
+//! their codes to Kuzzle's (`lib/kerror/codes/*.json`, Kuzzle 2.56.0).
 
-use switchyard_plugin_api::errors::ErrorSpec;
-
-/// The body is not JSON (Kuzzle quotes the first 50 characters of the body).
-pub const NETWORK_HTTP_BODY_PARSE_FAILED: ErrorSpec = ErrorSpec {
-    id: "network.http.body_parse_failed",
-    code: 50397196,
-    status: 400,
-    template: "Unable to convert the HTTP body to JSON: %s",
-};
-
-/// `X-Kuzzle-Volatile` is not JSON.
-pub const NETWORK_HTTP_VOLATILE_PARSE_FAILED: ErrorSpec = ErrorSpec {
-    id: "network.http.volatile_parse_failed",
-    code: 50397195,
-    status: 400,
-    template: "Unable to convert the \"x-kuzzle-volatile\" HTTP header to JSON: %s",
-};
-
-/// A compressed body while `allowCompression` is false.
-pub const NETWORK_HTTP_COMPRESSION_DISABLED: ErrorSpec = ErrorSpec {
-    id: "network.http.compression_disabled",
-    code: 50397189,
-    status: 400,
-    template: "Compression support is disabled.",
-};
-
-/// A request whose `Origin` is not in `accessControlAllowOrigin`.
-pub const API_PROCESS_UNAUTHORIZED_ORIGIN: ErrorSpec = ErrorSpec {
-    id: "api.process.unauthorized_origin",
-    code: 33685516,
-    status: 401,
-    template: "The origin \"%s\" is not authorized.",
-};
-
-/// An action this protocol cannot serve (a realtime subscription over HTTP). Kuzzle's class for
-/// it is `InternalError`, hence 500.
-pub const API_ASSERT_UNSUPPORTED_PROTOCOL: ErrorSpec = ErrorSpec {
-    id: "api.assert.unsupported_protocol",
-    code: 33619984,
-    status: 500,
-    template: "The protocol \"%s\" is not supported by the API action \"%s\".",
+pub use switchyard_plugin_api::errors::{
+    API_ASSERT_UNSUPPORTED_PROTOCOL, API_PROCESS_UNAUTHORIZED_ORIGIN,
+    NETWORK_HTTP_BODY_PARSE_FAILED, NETWORK_HTTP_COMPRESSION_DISABLED,
+    NETWORK_HTTP_VOLATILE_PARSE_FAILED,
 };
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ fn server_info_lists_protocols_with_their_versions() {
     }
     assert_eq!(
         kuzzle["api"]["routes"]["server"]["now"]["http"],
-        json!([{"verb":"get","url":"/_now"}])
+        json!([{"verb":"GET","url":"/_now","path":"/_now"}])
     );
 }
 
