@@ -445,6 +445,48 @@ fn a_last_will_is_published_when_a_client_vanishes() {
 }
 
 #[test]
+fn a_persistent_session_keeps_subscriptions_and_qos1_messages_while_offline() {
+    let (_server, port) = pubsub();
+    let persistent = [
+        "-d",
+        "-c",
+        "-i",
+        "keeper",
+        "-q",
+        "1",
+        "-v",
+        "-t",
+        "inbox/keeper",
+    ];
+    let mut first = Program::mosquitto("mosquitto_sub", &port, &persistent);
+    first.wait_for("Subscribed");
+    drop(first); // killed: offline, the session stays
+    Program::mosquitto(
+        "mosquitto_pub",
+        &port,
+        &["-q", "1", "-t", "inbox/keeper", "-m", "while away"],
+    )
+    .finish();
+    // Reconnecting without subscribing again: the stored message arrives.
+    let mut args = vec![
+        "-d",
+        "-c",
+        "-i",
+        "keeper",
+        "-C",
+        "1",
+        "-v",
+        "-t",
+        "unrelated",
+    ];
+    args.extend(["-q", "1"]);
+    let received = Program::mosquitto("mosquitto_sub", &port, &args)
+        .finish()
+        .join("\n");
+    assert!(received.contains("inbox/keeper while away"), "{received}");
+}
+
+#[test]
 fn wildcards_match_ordinary_topics_with_allow_pub_sub() {
     let (_server, port) = pubsub();
     let mut subscriber = Program::mosquitto(

@@ -21,8 +21,11 @@ use crate::topic;
 
 const SHARDS: usize = 32;
 
-/// Subscribers of one filter: client id → (session, granted QoS).
-type Members = HashMap<Arc<str>, (Arc<Session>, u8)>;
+/// Why a connection is closed when a new CONNECT with its client id arrives.
+pub const TAKEN_OVER: &str = "session taken over by a new connection";
+
+/// Subscribers of one filter: session key → (session, granted QoS).
+type Members = HashMap<u64, (Arc<Session>, u8)>;
 
 /// A live network connection, as the hooks reach it.
 #[derive(Debug, Clone)]
@@ -92,8 +95,9 @@ impl Broker {
     }
 
     /// Opens a session for a CONNECT: a clean session replaces any previous one (whose
-    /// subscriptions are purged); a persistent one is resumed if it exists. Returns the
-    /// session and whether it was resumed ("session present").
+    /// subscriptions are purged and whose live connection is closed); a persistent one is
+    /// resumed if it exists (`Session::attach` then closes the connection it replaces).
+    /// Returns the session and whether it was resumed ("session present").
     pub fn open_session(&self, client_id: &str, clean: bool) -> (Arc<Session>, bool) {
         let mut sessions = self.sessions.lock();
         let existing = sessions.get(client_id).cloned();
@@ -105,6 +109,9 @@ impl Broker {
                 sessions.insert(client_id, session.clone());
                 drop(sessions);
                 if let Some(old) = existing {
+                    if let Some(outbox) = old.outbox() {
+                        outbox.close(TAKEN_OVER, false);
+                    }
                     self.purge(&old);
                 }
                 (session, false)
@@ -112,17 +119,21 @@ impl Broker {
         }
     }
 
-    /// Connection `serial` of `session` ended. A clean session ends with it (unless another
-    /// connection took it over).
+    /// Connection `serial` of `session` ended. A clean session ends with it, and so does a
+    /// session that a new one replaced; a persistent session stays (offline).
     pub fn close_session(&self, session: &Arc<Session>, serial: u64) {
-        if !session.detach(serial) || !session.clean {
+        if !session.detach(serial) {
+            // Another connection took this session over: it is still in use.
             return;
         }
         let mut sessions = self.sessions.lock();
-        if sessions
+        let current = sessions
             .get(&session.client_id)
-            .is_some_and(|current| Arc::ptr_eq(current, session))
-        {
+            .is_some_and(|current| Arc::ptr_eq(current, session));
+        if current && !session.clean {
+            return;
+        }
+        if current {
             sessions.remove(&session.client_id);
         }
         drop(sessions);
@@ -131,7 +142,7 @@ impl Broker {
 
     fn purge(&self, session: &Arc<Session>) {
         for filter in session.filters() {
-            self.remove_member(&filter, &session.client_id);
+            self.remove_member(&filter, session.key);
         }
     }
 
@@ -146,13 +157,13 @@ impl Broker {
             table
                 .entry(filter.clone())
                 .or_default()
-                .insert(session.client_id.clone(), entry);
+                .insert(session.key, entry);
         } else {
             let mut shard = self.exact_shard(&filter).write();
             shard
                 .entry(filter.clone())
                 .or_default()
-                .insert(session.client_id.clone(), entry);
+                .insert(session.key, entry);
         }
         let retained = self.retained.read();
         if topic::has_wildcards(&filter) {
@@ -176,18 +187,18 @@ impl Broker {
     /// Removes a subscription; unknown ones are ignored.
     pub fn unsubscribe(&self, session: &Arc<Session>, filter: &str) {
         if session.unsubscribe(filter) {
-            self.remove_member(filter, &session.client_id);
+            self.remove_member(filter, session.key);
         }
     }
 
-    fn remove_member(&self, filter: &str, client_id: &str) {
+    fn remove_member(&self, filter: &str, key: u64) {
         let mut table = if topic::has_wildcards(filter) {
             self.wildcard.write()
         } else {
             self.exact_shard(filter).write()
         };
         if let Some(members) = table.get_mut(filter) {
-            members.remove(client_id);
+            members.remove(&key);
             if members.is_empty() {
                 table.remove(filter);
             }
@@ -283,5 +294,88 @@ impl Broker {
             self.exact_shard(filter).read()
         };
         table.get(filter).map_or(0, HashMap::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn online(broker: &Broker, id: &str, clean: bool, serial: u64) -> (Arc<Session>, Arc<Outbox>) {
+        let (session, _) = broker.open_session(id, clean);
+        let outbox = Arc::new(Outbox::new(100, 1 << 20));
+        session.attach(serial, outbox.clone());
+        (session, outbox)
+    }
+
+    fn message(topic: &str, qos: u8) -> Message {
+        Message {
+            topic: Arc::from(topic),
+            payload: Bytes::from_static(b"m"),
+            qos,
+        }
+    }
+
+    #[test]
+    fn a_new_clean_session_closes_the_old_connection_and_keeps_its_own_subscriptions() {
+        let broker = Broker::new(10);
+        let (old, old_outbox) = online(&broker, "c", true, 1);
+        broker.subscribe(&old, "t", 0);
+        let (new, _) = online(&broker, "c", true, 2);
+        assert_eq!(old_outbox.closing(), Some(TAKEN_OVER));
+        broker.subscribe(&new, "t", 0);
+        // The old connection's late cleanup must not touch the new session's subscription.
+        broker.close_session(&old, 1);
+        assert_eq!(broker.subscriber_count("t"), 1);
+        assert_eq!(broker.publish(&message("t", 0), false).sent, 1);
+        broker.close_session(&new, 2);
+        assert_eq!(broker.subscriber_count("t"), 0);
+    }
+
+    #[test]
+    fn a_persistent_session_outlives_its_connection() {
+        let broker = Broker::new(10);
+        let (session, _) = online(&broker, "p", false, 1);
+        broker.subscribe(&session, "a/+", 1);
+        broker.close_session(&session, 1);
+        assert_eq!(broker.subscriber_count("a/+"), 1);
+        broker.publish(&message("a/b", 1), false);
+        assert_eq!(session.stored(), 1);
+        let (resumed, present) = broker.open_session("p", false);
+        assert!(present);
+        assert!(Arc::ptr_eq(&resumed, &session));
+        // A clean CONNECT with the same id discards it.
+        broker.open_session("p", true);
+        assert_eq!(broker.subscriber_count("a/+"), 0);
+    }
+
+    #[test]
+    fn retained_messages_are_kept_replaced_and_cleared() {
+        let broker = Broker::new(10);
+        let (session, _) = online(&broker, "s", true, 1);
+        broker.publish(&message("r/1", 1), true);
+        broker.publish(&message("r/2", 0), true);
+        assert_eq!(broker.subscribe(&session, "r/#", 0).len(), 2);
+        assert_eq!(broker.subscribe(&session, "r/1", 0).len(), 1);
+        broker.publish(
+            &Message {
+                payload: Bytes::new(),
+                ..message("r/1", 0)
+            },
+            true,
+        );
+        assert_eq!(broker.subscribe(&session, "r/#", 0).len(), 1);
+    }
+
+    #[test]
+    fn notifications_reach_exact_subscribers_only() {
+        let broker = Broker::new(10);
+        let (exact, exact_outbox) = online(&broker, "e", true, 1);
+        let (wild, wild_outbox) = online(&broker, "w", true, 2);
+        broker.subscribe(&exact, "room-311", 0);
+        broker.subscribe(&wild, "#", 0);
+        assert_eq!(broker.broadcast(["room-311"].into_iter(), "{}").sent, 1);
+        assert_eq!(exact_outbox.queued(), 1);
+        assert_eq!(wild_outbox.queued(), 0);
     }
 }

@@ -100,7 +100,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         },
     );
     if let Some(replaced) = session.attach(serial, outbox.clone()) {
-        replaced.close("session taken over by a new connection", false);
+        replaced.close(crate::broker::TAKEN_OVER, false);
     }
     debug!(connection = %id, client_id = %client_id, clean = hello.clean, present, "connected");
     let writer = tokio::spawn(write_loop(write_half, outbox.clone()));

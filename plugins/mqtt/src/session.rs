@@ -5,6 +5,7 @@
 //! takes a table lock while holding a session lock.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -66,9 +67,15 @@ struct State {
     last_packet_id: u16,
 }
 
+/// Keys of sessions, never reused: a client id can name a new session while the old one is
+/// still being torn down, so tables key subscribers by session, not by client id.
+static SESSION_KEYS: AtomicU64 = AtomicU64::new(1);
+
 /// One client id's session.
 #[derive(Debug)]
 pub struct Session {
+    /// Unique among every session this process ever made.
+    pub key: u64,
     /// The client identifier.
     pub client_id: Arc<str>,
     /// Whether it ends with its connection (clean session).
@@ -82,6 +89,7 @@ impl Session {
     /// A new, empty session.
     pub fn new(client_id: Arc<str>, clean: bool, max_queued: usize) -> Session {
         Session {
+            key: SESSION_KEYS.fetch_add(1, Ordering::Relaxed),
             client_id,
             clean,
             max_queued,
