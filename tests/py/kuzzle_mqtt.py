@@ -28,15 +28,21 @@ class Client:
 
     def __init__(self, host, port, client_id):
         self.events = queue.Queue()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
-        self.client.on_subscribe = lambda c, u, mid, codes, props: self.events.put(
-            ("suback", [int(code.value) for code in codes])
+        if hasattr(mqtt, "CallbackAPIVersion"):  # paho-mqtt 2.x
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        else:  # paho-mqtt 1.x (Debian's python3-paho-mqtt)
+            self.client = mqtt.Client(client_id=client_id)
+        # Version 2 passes reason codes (with .value) and a properties argument; 1.x ints.
+        self.client.on_subscribe = lambda c, u, mid, codes, *rest: self.events.put(
+            ("suback", [int(getattr(code, "value", code)) for code in codes])
         )
         self.client.on_message = lambda c, u, msg: self.events.put(
             ("message", msg.topic, msg.payload.decode())
         )
         connected = queue.Queue()
-        self.client.on_connect = lambda c, u, flags, code, props: connected.put(code)
+        self.client.on_connect = lambda c, u, flags, code, *rest: connected.put(
+            int(getattr(code, "value", code))
+        )
         self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         code = connected.get(timeout=TIMEOUT)
