@@ -37,6 +37,22 @@ pub struct Connection {
     pub headers: Box<str>,
 }
 
+/// Connections in shards, so protocols declaring and removing connections on several threads
+/// (an HTTP request is a connection) do not all queue on one lock. Ids are sequential, so
+/// `id % SHARDS` spreads them evenly.
+#[derive(Default)]
+struct Connections {
+    shards: [RwLock<HashMap<ConnectionId, Connection>>; CONNECTION_SHARDS],
+}
+
+const CONNECTION_SHARDS: usize = 16;
+
+impl Connections {
+    fn shard(&self, id: ConnectionId) -> &RwLock<HashMap<ConnectionId, Connection>> {
+        &self.shards[(id.0 % CONNECTION_SHARDS as u64) as usize]
+    }
+}
+
 /// A request waiting for an API worker.
 struct Job {
     connection: ConnectionId,
@@ -51,7 +67,7 @@ pub struct EntryPoint {
     /// Every enabled protocol, set once before any `init` runs.
     protocols: OnceLock<Box<[Arc<ProtocolSlot>]>>,
     /// Declared connections.
-    connections: RwLock<HashMap<ConnectionId, Connection>>,
+    connections: Connections,
     /// The next connection id (never reused; starts at 1).
     next_connection: AtomicU64,
     /// True once shutdown has begun: new requests are refused with 503.
@@ -83,7 +99,7 @@ impl EntryPoint {
         Arc::new(EntryPoint {
             config,
             protocols: OnceLock::new(),
-            connections: RwLock::new(HashMap::new()),
+            connections: Connections::default(),
             next_connection: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -129,14 +145,14 @@ impl EntryPoint {
             ips: ips.iter().map(|ip| Box::from(ip.as_str())).collect(),
             headers: Box::from(headers),
         };
-        self.connections.write().insert(id, connection);
+        self.connections.shard(id).write().insert(id, connection);
         id
     }
 
     /// Forgets a connection: it leaves every room (its protocol hears `leave_channel` for each
     /// channel, the rooms' other members get user "out" notifications). Unknown ids are ignored.
     pub fn remove_connection(&self, id: ConnectionId) {
-        let Some(connection) = self.connections.write().remove(&id) else {
+        let Some(connection) = self.connections.shard(id).write().remove(&id) else {
             return;
         };
         for departure in self.realtime.remove_connection(id) {
@@ -170,21 +186,34 @@ impl EntryPoint {
 
     /// How many connections are declared.
     pub fn connection_count(&self) -> usize {
-        self.connections.read().len()
+        self.connections
+            .shards
+            .iter()
+            .map(|shard| shard.read().len())
+            .sum()
     }
 
     /// The protocol owning a connection.
     pub fn connection_protocol(&self, id: ConnectionId) -> Option<usize> {
-        self.connections.read().get(&id).map(|c| c.protocol)
+        self.connections
+            .shard(id)
+            .read()
+            .get(&id)
+            .map(|c| c.protocol)
     }
 
     /// Every declared connection with its protocol.
     pub fn connection_ids(&self) -> Vec<(ConnectionId, usize)> {
-        self.connections
-            .read()
-            .iter()
-            .map(|(id, connection)| (*id, connection.protocol))
-            .collect()
+        let mut ids = Vec::new();
+        for shard in &self.connections.shards {
+            ids.extend(
+                shard
+                    .read()
+                    .iter()
+                    .map(|(id, connection)| (*id, connection.protocol)),
+            );
+        }
+        ids
     }
 
     /// True once shutdown began.

@@ -286,6 +286,11 @@ impl Realtime {
 
     /// A connection went away: it leaves every room.
     pub fn remove_connection(&self, connection: ConnectionId) -> Vec<Departure> {
+        // Most connections never subscribe (every HTTP request is one): check under the read
+        // lock before taking the write lock that would stall every publish.
+        if !self.state.read().connection_rooms.contains_key(&connection) {
+            return Vec::new();
+        }
         let mut state = self.state.write();
         let Some(rooms) = state.connection_rooms.get(&connection).cloned() else {
             return Vec::new();
