@@ -347,3 +347,54 @@ fn a_silent_client_is_closed_after_one_and_a_half_keep_alives_and_its_will_publi
     );
     assert_eq!(watcher.next(), publish("status/sleepy", b"lost"));
 }
+
+#[test]
+fn a_second_connect_with_the_same_client_id_takes_the_session_over() {
+    let server = start("");
+    let mut first = Raw::connected(&server, "same-id");
+    let mut second = Raw::connected(&server, "same-id");
+    first.expect_close_after(&[]);
+    second.send(&PINGREQ);
+    assert_eq!(second.next(), PINGRESP);
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_cut_off_and_others_keep_receiving() {
+    let server = start("allowPubSub = true\nmaxQueuedMessages = 50\nmaxQueuedBytes = \"256KB\"");
+    let mut slow = Raw::connected(&server, "slow");
+    slow.send(&subscribe("feed"));
+    assert_eq!(slow.next(), [0x90, 3, 0, 1, 0]);
+    let mut fast = Raw::connected(&server, "fast");
+    fast.send(&subscribe("feed"));
+    assert_eq!(fast.next(), [0x90, 3, 0, 1, 0]);
+    let mut publisher = Raw::connected(&server, "publisher");
+    // 16 MB in 64 KB messages: more than the slow reader's socket buffers and its queue hold.
+    let message = publish("feed", &vec![b'x'; 64 * 1024]);
+    for _ in 0..256 {
+        publisher.send(&message);
+        assert_eq!(fast.next(), message);
+    }
+    // The slow subscriber was disconnected: after whatever its socket buffered, end of stream.
+    slow.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut total = 0;
+    while slow.fill() > 0 {
+        total += 1;
+    }
+    assert!(total > 0);
+    publisher.send(&PINGREQ);
+    assert_eq!(publisher.next(), PINGRESP);
+}
+
+#[test]
+fn sigterm_closes_mqtt_clients_and_the_host_exits_cleanly() {
+    let server = start("");
+    let mut client = Raw::connected(&server, "stays");
+    client.send(&subscribe("Kuzzle/response"));
+    client.next();
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    client.expect_close_after(&[]);
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status}");
+}
