@@ -1,0 +1,342 @@
+//! `[server.protocols.socketio]` as written (serde) and as used (validated `Settings`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use switchyard_plugin_api::{BoxError, InitConfig};
+
+/// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
+pub const DEFAULT_PORT: u16 = 7513;
+/// Engine.IO's default path.
+pub const DEFAULT_PATH: &str = "/socket.io/";
+/// Engine.IO's default `pingInterval`.
+pub const DEFAULT_PING_INTERVAL_MS: u64 = 25_000;
+/// Engine.IO's default `pingTimeout`.
+pub const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
+/// Engine.IO's default `upgradeTimeout`.
+pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
+/// Socket.IO's default `connectTimeout`: a session that joins no namespace by then is closed.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
+/// Kuzzle's default `server.maxRequestSize` (1MB).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+/// Bytes a session may have waiting for the client before it counts as a slow consumer.
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
+
+/// The section as written. Keys are camelCase, as in Kuzzle's configuration.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    /// Listening port; 0 asks the system for a free one (tests).
+    #[serde(default = "default_port")]
+    port: u16,
+    /// Listening address.
+    #[serde(default = "default_address")]
+    address: IpAddr,
+    /// Where Engine.IO is served (`path` of socket.io-client).
+    #[serde(default = "default_path")]
+    path: String,
+    /// Allowed `Origin` values; `*` allows any (Kuzzle 1's `origins`, default `*:*`).
+    #[serde(default = "default_origins")]
+    origins: Vec<String>,
+    /// Milliseconds between pings.
+    #[serde(default = "default_ping_interval")]
+    ping_interval: u64,
+    /// Milliseconds a client has to answer a ping.
+    #[serde(default = "default_ping_timeout")]
+    ping_timeout: u64,
+    /// Milliseconds a client has to finish an upgrade to WebSocket.
+    #[serde(default = "default_upgrade_timeout")]
+    upgrade_timeout: u64,
+    /// Milliseconds a session has to join the main namespace.
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: u64,
+    /// Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
+    #[serde(default)]
+    max_request_size: Option<Size>,
+    /// Cap on bytes waiting for one client.
+    #[serde(default)]
+    max_queued_bytes: Option<Size>,
+}
+
+/// The part of `[server]` this plugin reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawServer {
+    #[serde(default)]
+    max_request_size: Option<Size>,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PORT
+}
+fn default_address() -> IpAddr {
+    IpAddr::from([0, 0, 0, 0])
+}
+fn default_path() -> String {
+    DEFAULT_PATH.to_string()
+}
+fn default_origins() -> Vec<String> {
+    vec!["*".to_string()]
+}
+fn default_ping_interval() -> u64 {
+    DEFAULT_PING_INTERVAL_MS
+}
+fn default_ping_timeout() -> u64 {
+    DEFAULT_PING_TIMEOUT_MS
+}
+fn default_upgrade_timeout() -> u64 {
+    DEFAULT_UPGRADE_TIMEOUT_MS
+}
+fn default_connect_timeout() -> u64 {
+    DEFAULT_CONNECT_TIMEOUT_MS
+}
+
+/// Which origins may connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// Any origin (and requests without one).
+    Any,
+    /// These origins (lower-case `scheme://host[:port]`), and requests without an `Origin`.
+    Only(Vec<String>),
+}
+
+impl Origins {
+    /// Whether a request with this `Origin` header (if any) is allowed.
+    pub fn allows(&self, origin: Option<&str>) -> bool {
+        match (self, origin) {
+            (Origins::Any, _) | (_, None) => true,
+            (Origins::Only(list), Some(origin)) => list
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// The validated configuration of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where to listen.
+    pub address: IpAddr,
+    /// Port (0: any free port).
+    pub port: u16,
+    /// The Engine.IO path, always ending with `/`.
+    pub path: String,
+    /// Allowed origins.
+    pub origins: Origins,
+    /// Time between pings.
+    pub ping_interval: Duration,
+    /// Time a client has to answer a ping.
+    pub ping_timeout: Duration,
+    /// Time a client has to finish an upgrade.
+    pub upgrade_timeout: Duration,
+    /// Time a session has to join the main namespace.
+    pub connect_timeout: Duration,
+    /// Largest POST body or WebSocket message.
+    pub max_request_size: usize,
+    /// Slow-consumer cap.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_json("socketio", "{}", "{}").expect("the defaults are valid")
+    }
+}
+
+impl Settings {
+    /// Reads the protocol's section and `[server] maxRequestSize`.
+    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
+        let raw: RawConfig = config.parse()?;
+        let server: RawServer = config.parse_server()?;
+        validate(raw, server, &format!("server.protocols.{}", config.name))
+    }
+
+    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
+    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
+        Settings::from_init(&InitConfig {
+            name,
+            config: section,
+            server,
+        })
+    }
+}
+
+fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings, BoxError> {
+    let max_request_size = raw
+        .max_request_size
+        .or(server.max_request_size)
+        .map_or(DEFAULT_MAX_REQUEST_SIZE, |size| size.0);
+    let max_queued_bytes = raw
+        .max_queued_bytes
+        .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
+    for (key, value) in [
+        ("maxRequestSize", max_request_size),
+        ("maxQueuedBytes", max_queued_bytes),
+        ("pingInterval", raw.ping_interval),
+        ("pingTimeout", raw.ping_timeout),
+        ("upgradeTimeout", raw.upgrade_timeout),
+        ("connectTimeout", raw.connect_timeout),
+    ] {
+        if value == 0 {
+            return Err(format!("{section}.{key}: must be greater than 0").into());
+        }
+    }
+    if !raw.path.starts_with('/') || raw.path.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{section}.path: \"{}\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\"",
+            raw.path
+        )
+        .into());
+    }
+    let path = format!("{}/", raw.path.trim_end_matches('/'));
+    let origins = if raw
+        .origins
+        .iter()
+        .any(|origin| origin == "*" || origin == "*:*")
+    {
+        Origins::Any
+    } else {
+        Origins::Only(
+            raw.origins
+                .iter()
+                .map(|origin| origin.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        )
+    };
+    Ok(Settings {
+        address: raw.address,
+        port: raw.port,
+        path,
+        origins,
+        ping_interval: Duration::from_millis(raw.ping_interval),
+        ping_timeout: Duration::from_millis(raw.ping_timeout),
+        upgrade_timeout: Duration::from_millis(raw.upgrade_timeout),
+        connect_timeout: Duration::from_millis(raw.connect_timeout),
+        max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
+        max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+    })
+}
+
+/// A size in bytes: a number, or a string such as `"1MB"` (powers of 1024, as the host reads
+/// `server.maxRequestSize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+/// Parses `"1MB"`, `"512 kb"`, `"100"`, `"100B"`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let multiplier: u64 = match text[digits_end..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1 << 10,
+        "mb" => 1 << 20,
+        "gb" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Size, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number of bytes, or a string such as \"1MB\"")
+            }
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
+                Ok(Size(bytes))
+            }
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
+                u64::try_from(bytes).map(Size).map_err(|_| {
+                    E::custom(format!("{bytes} is not a size: it must not be negative"))
+                })
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+                parse_size(text).map(Size).ok_or_else(|| {
+                    E::custom(format!(
+                        "\"{text}\" is not a size (expected bytes, or a number with B, KB, MB or GB)"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(section: &str, server: &str) -> Result<Settings, String> {
+        Settings::from_json("socketio", section, server).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_engine_io_and_kuzzle() {
+        let settings = parse("{}", "{}").unwrap();
+        assert_eq!(settings.port, 7513);
+        assert_eq!(settings.path, "/socket.io/");
+        assert_eq!(settings.origins, Origins::Any);
+        assert_eq!(settings.ping_interval, Duration::from_secs(25));
+        assert_eq!(settings.ping_timeout, Duration::from_secs(20));
+        assert_eq!(settings.upgrade_timeout, Duration::from_secs(10));
+        assert_eq!(settings.connect_timeout, Duration::from_secs(45));
+        assert_eq!(settings.max_request_size, 1 << 20);
+        assert_eq!(settings.max_queued_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let settings = parse(
+            r#"{"port":0,"address":"127.0.0.1","path":"/io","origins":["https://App.example"],
+                "pingInterval":100,"pingTimeout":200,"upgradeTimeout":300,"connectTimeout":400,
+                "maxRequestSize":"2KB","maxQueuedBytes":4096}"#,
+            r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(settings.port, 0);
+        assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(settings.path, "/io/");
+        assert!(settings.origins.allows(Some("https://app.example")));
+        assert!(settings.origins.allows(None));
+        assert!(!settings.origins.allows(Some("https://evil.example")));
+        assert_eq!(settings.ping_interval, Duration::from_millis(100));
+        assert_eq!(settings.ping_timeout, Duration::from_millis(200));
+        assert_eq!(settings.upgrade_timeout, Duration::from_millis(300));
+        assert_eq!(settings.connect_timeout, Duration::from_millis(400));
+        assert_eq!(settings.max_request_size, 2048);
+        assert_eq!(settings.max_queued_bytes, 4096);
+        assert_eq!(
+            parse("{}", r#"{"maxRequestSize":512}"#)
+                .unwrap()
+                .max_request_size,
+            512
+        );
+        assert_eq!(
+            parse(r#"{"origins":["*:*"]}"#, "{}").unwrap().origins,
+            Origins::Any
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (r#"{"port":"x"}"#, "{}", "server.protocols.socketio.port: invalid type: string \"x\", expected u16"),
+            (r#"{"pingInterval":0}"#, "{}", "server.protocols.socketio.pingInterval: must be greater than 0"),
+            (r#"{"maxRequestSize":0}"#, "{}", "server.protocols.socketio.maxRequestSize: must be greater than 0"),
+            ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
+            (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
+            (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`"),
+        ];
+        for (section, server, expected) in cases {
+            assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");
+        }
+    }
+}

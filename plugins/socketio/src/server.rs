@@ -1,0 +1,313 @@
+//! One instance: its own tokio runtime, its listener (hyper, HTTP/1.1 with upgrades), its
+//! registry, each session's driver (pings, timeouts, the one clean-up), and the hooks.
+//!
+//! Hooks run on host threads that know nothing of this runtime: they only touch the registry
+//! and session queues, which are runtime-agnostic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use switchyard_plugin_api::{BoxError, ConnectionId};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tracing::{debug, warn};
+
+use crate::backend::Backend;
+use crate::config::Settings;
+use crate::engine::{self, OpenInfo};
+use crate::frame::close_code;
+use crate::http;
+use crate::packets;
+use crate::registry::Registry;
+use crate::session::{Client, Session, Transport};
+
+/// How long a client has to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every task of an instance shares.
+pub struct Shared {
+    /// Validated configuration.
+    pub settings: Settings,
+    /// The host.
+    pub backend: Arc<dyn Backend>,
+    /// Sessions, connections and channels.
+    pub registry: Registry,
+}
+
+impl Shared {
+    /// Creates a session (its open packet queued), registers it and starts its driver. Must run
+    /// on this instance's runtime.
+    pub fn new_session(self: &Arc<Self>, client: Client, transport: Transport) -> Arc<Session> {
+        let session = Arc::new(Session::new(
+            random_id(),
+            random_id(),
+            client,
+            transport,
+            self.settings.max_queued_bytes,
+        ));
+        let open = engine::open_packet(&OpenInfo {
+            sid: &session.sid,
+            upgrade_to_websocket: transport == Transport::Polling,
+            ping_interval_ms: millis(self.settings.ping_interval),
+            ping_timeout_ms: millis(self.settings.ping_timeout),
+            max_payload: self.settings.max_request_size as u64,
+        });
+        session.push(packets::engine(&open));
+        self.registry.insert_session(session.clone());
+        tokio::spawn(drive(self.clone(), session.clone()));
+        session
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// 15 random bytes, URL-safe base64 (20 characters), as npm `base64id` makes session ids.
+fn random_id() -> String {
+    let mut bytes = [0u8; 15];
+    getrandom::fill(&mut bytes).expect("the system's random source works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A session's life after its handshake: a ping every `pingInterval`, closed when a ping is
+/// not answered within `pingTimeout` or when no namespace was joined by `connectTimeout`
+/// (checked at each ping); then the one clean-up, which calls `remove_connection` at most once.
+async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
+    let started = Instant::now();
+    let settings = &shared.settings;
+    loop {
+        tokio::select! {
+            () = session.driver_wait() => {}
+            () = tokio::time::sleep(settings.ping_interval) => {}
+        }
+        if session.is_closing() {
+            break;
+        }
+        let connected = session.kuzzle.lock().connection.is_some();
+        if !connected && started.elapsed() >= settings.connect_timeout {
+            debug!(sid = %session.sid, "no namespace joined in time: closing");
+            session.close(close_code::NORMAL, false);
+            break;
+        }
+        session.ping_sent();
+        session.push(packets::ping());
+        tokio::select! {
+            () = session.driver_wait() => {}
+            () = tokio::time::sleep(settings.ping_timeout) => {}
+        }
+        if session.is_closing() {
+            break;
+        }
+        if session.awaiting_pong() {
+            debug!(sid = %session.sid, "ping timeout: closing");
+            session.close(close_code::NORMAL, true);
+            break;
+        }
+    }
+    shared.registry.remove_session(&session.sid);
+    if let Some(id) = shared.registry.detach(&session) {
+        shared.backend.remove_connection(id);
+    }
+}
+
+/// A running Socket.io listener.
+pub struct Server {
+    shared: Arc<Shared>,
+    /// The instance's own runtime; `None` only while dropping.
+    runtime: Option<Runtime>,
+    /// The address actually bound.
+    local_address: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_address", &self.local_address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the listening socket: the one place a listener is made (a later host version will
+/// hand plugins pre-opened sockets).
+pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
+    let address = SocketAddr::new(settings.address, settings.port);
+    let listener = std::net::TcpListener::bind(address).map_err(|error| {
+        format!(
+            "protocol \"{name}\" cannot listen on {address}: {error}\nhint: another process may use this port; change server.protocols.{name}.port"
+        )
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The URL clients on this machine give socket.io-client.
+pub fn announced_url(bound: SocketAddr) -> String {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, bound.port()))
+}
+
+impl Server {
+    /// Binds the listener and starts serving.
+    pub fn start(
+        name: &str,
+        settings: Settings,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Server, BoxError> {
+        let listener = bind_listener(name, &settings)?;
+        let local_address = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(format!("{name}-sio"))
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|error| format!("protocol \"{name}\" cannot start its runtime: {error}"))?;
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let shared = Arc::new(Shared {
+            settings,
+            backend,
+            registry: Registry::default(),
+        });
+        runtime.spawn(accept_loop(listener, shared.clone()));
+        shared
+            .backend
+            .announce_listener(&announced_url(local_address));
+        Ok(Server {
+            shared,
+            runtime: Some(runtime),
+            local_address,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+
+    /// The `broadcast` hook.
+    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        self.shared.registry.broadcast(channels, payload);
+    }
+
+    /// The `notify` hook: `payload` once per channel, to one connection.
+    pub fn notify<'c>(
+        &self,
+        id: ConnectionId,
+        channels: impl Iterator<Item = &'c str>,
+        payload: &str,
+    ) {
+        if let Some(session) = self.shared.registry.connection(id) {
+            for channel in channels {
+                session.push(packets::event(channel, payload));
+            }
+        }
+    }
+
+    /// The `joinChannel` hook.
+    pub fn join_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared.registry.join(channel, id);
+    }
+
+    /// The `leaveChannel` hook.
+    pub fn leave_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared.registry.leave(channel, id);
+    }
+
+    /// The `disconnect` hook: the session closes after what is queued (WebSocket: 1001 on
+    /// shutdown, 1000 otherwise; polling: a close packet). socket.io-client reconnects.
+    pub fn disconnect(&self, id: ConnectionId, shutdown: bool) {
+        if let Some(session) = self.shared.registry.connection(id) {
+            let code = if shutdown {
+                close_code::GOING_AWAY
+            } else {
+                close_code::NORMAL
+            };
+            session.close(code, false);
+        }
+    }
+
+    /// Live sessions (tests, metrics).
+    pub fn session_count(&self) -> usize {
+        self.shared.registry.session_count()
+    }
+
+    /// Members of `channel` (tests, metrics).
+    pub fn member_count(&self, channel: &str) -> usize {
+        self.shared.registry.member_count(channel)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request| http::handle(shared.clone(), peer, request));
+                    let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    if let Err(error) = connection.await {
+                        debug!(peer = %peer, error = %error, "HTTP connection ended");
+                    }
+                });
+            }
+            Err(error) => {
+                warn!(error = %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_urls_are_reachable() {
+        let cases = [
+            ("0.0.0.0:7513", "http://127.0.0.1:7513"),
+            ("[::]:80", "http://[::1]:80"),
+            ("10.1.2.3:9", "http://10.1.2.3:9"),
+        ];
+        for (bound, url) in cases {
+            assert_eq!(announced_url(bound.parse().unwrap()), url);
+        }
+    }
+
+    #[test]
+    fn session_ids_are_random_and_url_safe() {
+        let a = random_id();
+        assert_eq!(a.len(), 20);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(a, random_id());
+    }
+}

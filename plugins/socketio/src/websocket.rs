@@ -1,0 +1,387 @@
+//! The WebSocket transport: the upgrade (a new session, or the probe and switch of a polling
+//! session), then a reader (this task) and a writer (its own task) on the raw socket.
+//!
+//! hyper answers the upgrade; the socket is then taken back out of hyper (`downcast`), so the
+//! writer can `writev` shared frames straight from the session's queue.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::engine::RequestError;
+use crate::frame::{self, close_code, opcode, Event, Reader};
+use crate::http::{refuse, Body};
+use crate::server::Shared;
+use crate::session::{Client, Session, Taken, Transport};
+use crate::{inbound, packets};
+
+/// How long the closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Read granularity.
+const READ_CHUNK: usize = 16 * 1024;
+/// Frames per `writev`.
+const MAX_SLICES: usize = 64;
+
+/// True for a WebSocket upgrade request.
+pub fn is_upgrade(request: &Request<Incoming>) -> bool {
+    request
+        .headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// The peer's address and the request's headers, for the host.
+pub fn client_of(peer: SocketAddr, request: &Request<Incoming>) -> Client {
+    Client {
+        ip: peer.ip().to_string(),
+        headers: request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The 101 answer; `None` when the handshake is malformed (answered with Engine.IO's
+/// "Bad request").
+fn accept(request: &Request<Incoming>) -> Option<Response<Body>> {
+    let header_is = |name: header::HeaderName, expected: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim() == expected)
+    };
+    let key = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|value| value.to_str().ok())
+        .filter(|key| frame::is_valid_key(key));
+    let (Some(key), true, true) = (
+        key,
+        request.method() == Method::GET,
+        header_is(header::SEC_WEBSOCKET_VERSION, "13"),
+    ) else {
+        return None;
+    };
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(value) = HeaderValue::from_str(&frame::accept_key(key.trim())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    Some(response)
+}
+
+/// Runs `then` with the raw socket once hyper has sent the 101.
+fn after_upgrade<F, Fut>(mut request: Request<Incoming>, then: F)
+where
+    F: FnOnce(TcpStream, Vec<u8>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => then(parts.io.into_inner(), parts.read_buf.to_vec()).await,
+            Err(_) => debug!("upgraded connection is not a TCP stream"),
+        }
+    });
+}
+
+/// A client that connects over WebSocket directly: a new session, no upgrades.
+pub fn open_session(
+    shared: &Arc<Shared>,
+    client: Client,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let Some(response) = accept(&request) else {
+        return refuse(RequestError::BadRequest, true);
+    };
+    let shared = shared.clone();
+    after_upgrade(request, move |stream, leftover| async move {
+        let session = shared.new_session(client, Transport::WebSocket);
+        serve(shared, session, stream, leftover).await;
+    });
+    response
+}
+
+/// A polling session upgrading: answer `2probe` with `3probe`, wait for `5`, then switch.
+pub fn upgrade_session(
+    shared: &Arc<Shared>,
+    session: Arc<Session>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    if session.transport() != Transport::Polling || session.is_upgrading() {
+        return refuse(RequestError::BadRequest, true);
+    }
+    let Some(response) = accept(&request) else {
+        return refuse(RequestError::BadRequest, true);
+    };
+    let shared = shared.clone();
+    after_upgrade(request, move |mut stream, mut buffer| async move {
+        let timeout = shared.settings.upgrade_timeout;
+        let mut reader = Reader::new(shared.settings.max_request_size);
+        let probed = tokio::time::timeout(timeout, async {
+            if next_text(&mut stream, &mut reader, &mut buffer)
+                .await
+                .as_deref()
+                != Some("2probe")
+                || !session.set_upgrading(true)
+            {
+                return false;
+            }
+            let pong = packets::engine("3probe");
+            if stream.write_all(&pong).await.is_err() {
+                return false;
+            }
+            next_text(&mut stream, &mut reader, &mut buffer)
+                .await
+                .as_deref()
+                == Some("5")
+        })
+        .await;
+        if probed != Ok(true) || session.is_closing() {
+            debug!(sid = %session.sid, "upgrade abandoned");
+            session.set_upgrading(false);
+            let _ = stream
+                .write_all(&frame::close(close_code::NORMAL, ""))
+                .await;
+            return;
+        }
+        session.finish_upgrade();
+        serve(shared, session, stream, buffer).await;
+    });
+    response
+}
+
+/// The next text message during a probe (pings answered, anything else ends the probe).
+async fn next_text(
+    stream: &mut TcpStream,
+    reader: &mut Reader,
+    buffer: &mut Vec<u8>,
+) -> Option<String> {
+    loop {
+        let (used, event) = match reader.decode(buffer) {
+            Err(_) => return None,
+            Ok((used, Some(Event::Text(text)))) => (used, Some(text.to_string())),
+            Ok((used, Some(Event::Ping(payload)))) => {
+                let pong = frame::build(opcode::PONG, payload);
+                buffer.drain(..used);
+                stream.write_all(&pong).await.ok()?;
+                continue;
+            }
+            Ok((used, Some(Event::Pong))) => (used, None),
+            Ok((_, Some(Event::Close(_)))) => return None,
+            Ok((used, None)) => {
+                buffer.drain(..used);
+                stream.readable().await.ok()?;
+                buffer.reserve(READ_CHUNK);
+                match stream.try_read_buf(buffer) {
+                    Ok(0) => return None,
+                    Ok(_) => continue,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return None,
+                }
+            }
+        };
+        buffer.drain(..used);
+        if event.is_some() {
+            return event;
+        }
+    }
+}
+
+/// Serves a session's WebSocket until it closes.
+async fn serve(shared: Arc<Shared>, session: Arc<Session>, stream: TcpStream, mut buffer: Vec<u8>) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let mut writer = tokio::spawn(write_loop(write_half, session.clone()));
+    let mut reader = Reader::new(shared.settings.max_request_size);
+    read_loop(&shared, &session, &read_half, &mut reader, &mut buffer).await;
+    let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+    if tokio::time::timeout_at(deadline, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+        return;
+    }
+    // Our close frame is out: wait (briefly) for the client's FIN rather than reset.
+    let _ = tokio::time::timeout_at(deadline, drain(&read_half)).await;
+}
+
+async fn read_loop(
+    shared: &Shared,
+    session: &Arc<Session>,
+    read_half: &OwnedReadHalf,
+    reader: &mut Reader,
+    buffer: &mut Vec<u8>,
+) {
+    loop {
+        let mut used = 0;
+        loop {
+            match reader.decode(&mut buffer[used..]) {
+                Err(violation) => {
+                    debug!(sid = %session.sid, reason = violation.reason, "closing");
+                    session.close(violation.code, true);
+                    return;
+                }
+                Ok((length, event)) => {
+                    used += length;
+                    let Some(event) = event else { break };
+                    match event {
+                        Event::Text(text) => {
+                            if inbound::on_engine_packet(shared, session, text).is_err() {
+                                return;
+                            }
+                        }
+                        Event::Ping(payload) => {
+                            session.push(frame::build(opcode::PONG, payload));
+                        }
+                        Event::Pong => {}
+                        Event::Close(_) => {
+                            session.close(close_code::NORMAL, false);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        buffer.drain(..used);
+        if session.is_closing() {
+            return;
+        }
+        if buffer.is_empty() {
+            *buffer = Vec::new();
+        }
+        tokio::select! {
+            biased;
+            () = session.reader_wait() => return,
+            ready = read_half.readable() => {
+                if ready.is_err() {
+                    session.close(close_code::NORMAL, true);
+                    return;
+                }
+                if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+                    buffer.reserve(READ_CHUNK);
+                }
+                match read_half.try_read_buf(buffer) {
+                    Ok(0) => {
+                        session.close(close_code::NORMAL, true);
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        session.close(close_code::NORMAL, true);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the session's queue until its close is written (then a FIN) or the socket fails.
+async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
+    let mut batch = VecDeque::new();
+    loop {
+        match session.take(&mut batch) {
+            Taken::Idle => {
+                if batch.capacity() > MAX_SLICES {
+                    batch = VecDeque::new();
+                }
+                session.consumer_wait().await;
+            }
+            Taken::Frames => {
+                if write_all(&write_half, &mut batch).await.is_err() {
+                    session.close(close_code::NORMAL, true);
+                    return;
+                }
+            }
+            Taken::Close(code) => {
+                let code = if code == 0 { close_code::NORMAL } else { code };
+                batch.push_back(frame::close(code, ""));
+                let _ = write_all(&write_half, &mut batch).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Writes every frame of `batch`, emptying it, with as few `writev` calls as possible.
+async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+    while !batch.is_empty() {
+        write_half.writable().await?;
+        match write_some(write_half, batch) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let count = batch
+        .iter()
+        .zip(slices.iter_mut())
+        .map(|(frame, slice)| *slice = IoSlice::new(frame))
+        .count();
+    let mut written = write_half.try_write_vectored(&slices[..count])?;
+    if written == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    while written > 0 {
+        let Some(front) = batch.front_mut() else {
+            break;
+        };
+        if front.len() <= written {
+            written -= front.len();
+            batch.pop_front();
+        } else {
+            front.advance(written);
+            written = 0;
+        }
+    }
+    Ok(())
+}
+
+async fn drain(read_half: &OwnedReadHalf) {
+    let mut scratch = [0u8; 512];
+    loop {
+        if read_half.readable().await.is_err() {
+            return;
+        }
+        match read_half.try_read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+}
