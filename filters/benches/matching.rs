@@ -5,9 +5,12 @@
 //! Run: `cargo bench -p switchyard-filters --bench matching`. `BENCH_SIZES=100000` picks the
 //! sizes, `BENCH_RUST_ONLY=1` skips koncorde (for profiling).
 
+use std::alloc::System;
 use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
+
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 
 use serde_json::{json, Value};
 use switchyard_filters::{Engine, EngineConfig};
@@ -98,20 +101,62 @@ fn document(rng: &mut Rng) -> Value {
     doc
 }
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+/// A document with the same fields whose values no subscription wants: its cost is the index's
+/// overhead alone, whatever the number of subscriptions.
+fn miss_document(rng: &mut Rng) -> Value {
+    json!({
+        "_id": format!("x{}", rng.below(100_000)),
+        "user": "nobody",
+        "status": "none",
+        "price": -5 - rng.below(1000) as i64,
+        "room": "none",
+        "age": -1,
+        "kind": "none",
+        "team": "none",
+        "country": "none",
+        "score": -1,
+        "name": "zzz",
+        "fleet": "none",
+        "pos": {"lat": -43.0, "lon": 3.9},
+    })
+}
+
+/// Documents per second through `test_into`, measured for about 2 s; and matches per document.
+fn rate(engine: &Engine, index: &str, docs: &[Value]) -> (f64, f64) {
+    let mut total = 0usize;
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds == 0 || start.elapsed().as_secs_f64() < 2.0 {
+        for doc in docs {
+            out.clear();
+            engine.test_into(index, doc, &mut out);
+            total += out.len();
+        }
+        rounds += 1;
+    }
+    let tested = (rounds * docs.len()) as f64;
+    (
+        tested / start.elapsed().as_secs_f64(),
+        total as f64 / tested,
+    )
+}
+
+/// Counts heap bytes, so that memory is measured exactly (live bytes, not RSS).
+#[global_allocator]
+static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn live_heap_bytes() -> i64 {
+    let stats = HEAP.stats();
+    // `realloc` is counted in both (growth as allocated, shrinkage as deallocated).
+    stats.bytes_allocated as i64 - stats.bytes_deallocated as i64
 }
 
 fn main() {
     let index = "bench/collection";
     let mut rng = Rng(0x00be_ec4a_11ce);
     let docs: Vec<Value> = (0..2000).map(|_| document(&mut rng)).collect();
+    let misses: Vec<Value> = (0..2000).map(|_| miss_document(&mut rng)).collect();
     let oracle = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("oracle");
     println!(
         "switchyard-filters matching benchmark ({} documents per size)",
@@ -126,37 +171,49 @@ fn main() {
         let mut rng = Rng(0x5eed ^ n);
         let filters: Vec<Value> = (0..n).map(|i| subscription(&mut rng, i)).collect();
 
-        let before = rss_bytes();
+        let before = live_heap_bytes();
         let start = Instant::now();
         let mut engine = Engine::new(EngineConfig::default());
+        let mut ids = Vec::with_capacity(filters.len());
         for f in &filters {
             let normalized = engine.normalize(index, f).expect("bench filters are valid");
-            engine.store(normalized);
+            ids.push(engine.store(normalized));
         }
         let store_time = start.elapsed();
-        let memory = rss_bytes().saturating_sub(before);
+        // The ids the caller keeps are not the engine's memory.
+        let ids_bytes: i64 = ids.iter().map(|id| id.capacity() as i64).sum::<i64>()
+            + (ids.capacity() * std::mem::size_of::<String>()) as i64;
+        let memory = live_heap_bytes() - before - ids_bytes;
 
-        let mut total = 0usize;
-        let mut out = Vec::new();
-        let start = Instant::now();
-        let mut rounds = 0;
-        while rounds == 0 || start.elapsed().as_secs_f64() < 2.0 {
-            for doc in &docs {
-                out.clear();
-                engine.test_into(index, doc, &mut out);
-                total += out.len();
-            }
-            rounds += 1;
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        let rate = (rounds * docs.len()) as f64 / elapsed;
+        let (rate_docs, matches) = rate(&engine, index, &docs);
+        let (rate_misses, _) = rate(&engine, index, &misses);
         println!(
-            "rust      {n:>7} subscriptions ({} rooms): {rate:>12.0} documents/s, {:.2} matches/doc, store {:.2}s, ~{} bytes/subscription",
+            "rust      {n:>7} subscriptions ({} rooms): {rate_docs:>12.0} documents/s, {matches:.2} matches/doc, {rate_misses:.0} documents matching nothing/s, store {:.2}s, ~{} bytes/subscription",
             engine.len(),
-            total as f64 / (rounds * docs.len()) as f64,
             store_time.as_secs_f64(),
-            memory / n
+            memory / n as i64
         );
+
+        // Removal gives memory back: remove every other subscription, then the rest.
+        let with_all = live_heap_bytes();
+        let start = Instant::now();
+        for id in ids.iter().step_by(2) {
+            engine.remove(id);
+        }
+        let half = with_all - live_heap_bytes();
+        for id in ids.iter().skip(1).step_by(2) {
+            engine.remove(id);
+        }
+        let remove_time = start.elapsed();
+        let left = live_heap_bytes() - (with_all - memory);
+        println!(
+            "          removing half the subscriptions frees {:.0}% of the index, removing all leaves {} bytes, remove {:.2}s",
+            100.0 * half as f64 / memory as f64,
+            left.max(0),
+            remove_time.as_secs_f64(),
+        );
+        assert!(engine.is_empty());
+        drop(engine);
 
         if rust_only {
             continue;
@@ -167,10 +224,11 @@ fn main() {
             writeln!(
                 file,
                 "{}",
-                json!({"index": index, "filters": filters, "docs": docs})
+                json!({"index": index, "filters": filters, "docs": docs, "misses": misses})
             )
             .expect("write");
             let output = Command::new("node")
+                .arg("--expose-gc")
                 .arg(oracle.join("bench.js"))
                 .arg(&path)
                 .output();

@@ -14,6 +14,13 @@ const { Koncorde } = require(dir);
 
 const OPS = ['validate', 'register', 'normalize', 'store', 'test', 'remove', 'hasFilterId'];
 let instances = new Map();
+// Koncorde's ids are seeded at random: recorded as "#1", "#2", … in order of appearance.
+let tokens = new Map();
+const token = (id) => {
+  if (typeof id !== 'string') return id;
+  if (!tokens.has(id)) tokens.set(id, `#${tokens.size + 1}`);
+  return tokens.get(id);
+};
 let current = null;
 let depth = 0;
 const cases = [];
@@ -56,7 +63,9 @@ for (const [proto, method, op] of targets) {
     const entry = { op, instance: instances.get(this) };
     if (op === 'store') {
       // A normalized filter object: refer to it by its id.
-      entry.args = [{ normalized: args[0] && args[0].id }, ...args.slice(1)];
+      entry.args = [{ normalized: token(args[0] && args[0].id) }, ...args.slice(1)];
+    } else if (op === 'remove' || op === 'hasFilterId') {
+      entry.args = [token(args[0]), ...args.slice(1)];
     } else {
       entry.args = args;
     }
@@ -66,8 +75,10 @@ for (const [proto, method, op] of targets) {
     depth += 1;
     try {
       const result = original.apply(this, args);
-      if (op === 'normalize') entry.result = result.id;
+      if (op === 'normalize') entry.result = token(result.id);
       else if (method === 'standardize') entry.result = null;
+      else if (op === 'register' || op === 'store') entry.result = token(result);
+      else if (op === 'test') entry.result = result.map(token);
       else entry.result = result === undefined ? null : result;
       return result;
     } catch (e) {
@@ -84,6 +95,7 @@ exports.mochaHooks = {
   beforeEach() {
     const title = this.currentTest.fullTitle();
     instances = new Map();
+    tokens = new Map();
     current = /#(matching|validation)/.test(title)
       ? { file: path.relative(dir, this.currentTest.file), title, instances: [], calls: [] }
       : null;

@@ -2,9 +2,9 @@
 # Regenerates filters/tests/data/koncorde_suite_cases.json: runs Koncorde 4.6.0's own mocha
 # suite (github kuzzleio/koncorde, tag 4.6.0 test/ folder) against the oracle install
 # (filters/oracle/node_modules/koncorde) with record-cases.js recording every #validation and
-# #matching case. Needs `bash filters/oracle/setup.sh` first, git, network access for
-# the koncorde sources and mocha/should/sinon (installed into a temporary directory).
-# Usage: bash filters/oracle/record-cases.sh [path to a kuzzleio/koncorde checkout]
+# #matching case. Needs `bash filters/oracle/setup.sh` first, git, a checkout of the koncorde
+# sources, and the npm registry for mocha/should/sinon (installed into a temporary directory).
+# Usage: bash filters/oracle/record-cases.sh <path to a kuzzleio/koncorde checkout at 4.6.0>
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,9 +12,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 repo="${1:-}"
-if [ -z "$repo" ]; then
-  git clone --quiet --depth 1 --branch 4.6.0 https://github.com/kuzzleio/koncorde "$work/repo"
-  repo="$work/repo"
+if [ -z "$repo" ] || ! git -C "$repo" cat-file -e HEAD:test 2>/dev/null; then
+  echo "usage: bash filters/oracle/record-cases.sh <kuzzleio/koncorde checkout at tag 4.6.0>" >&2
+  exit 2
 fi
 
 suite="$work/suite"

@@ -217,7 +217,7 @@ pub(crate) fn eval_minterms(minterms: &[Vec<CompiledLiteral>], flat: &Flat<'_>) 
 
 impl Test {
     /// Whether the condition (or, with `not`, its negation) holds for the document, taken on
-    /// its own (the index adds Koncorde's cross-field geo behaviour on top).
+    /// its own.
     pub(crate) fn eval(&self, flat: &Flat<'_>, not: bool) -> bool {
         let lookup = match self.field() {
             Some(field) => flat.get(field),
