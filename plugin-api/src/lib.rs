@@ -15,15 +15,19 @@
 #![deny(missing_docs)]
 
 pub mod abi;
+pub mod config;
 pub mod errors;
 #[doc(hidden)]
 pub mod export;
 pub mod json;
 mod logging;
+pub mod net;
 pub mod sdk;
 
 pub use abi::{ConnectionId, DisconnectReason, LogLevel, INTERFACE_VERSION};
-pub use sdk::{BoxError, Channels, Host, InitConfig, Protocol, Response};
+pub use sdk::{
+    Backend, BoxError, Channels, Host, InitConfig, Protocol, Response, ResponseCallback,
+};
 
 #[doc(hidden)]
 pub mod __private {

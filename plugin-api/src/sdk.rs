@@ -227,3 +227,44 @@ impl Host {
         (self.ffi.vtable.is_shutting_down())(self.ffi)
     }
 }
+
+/// The continuation of an `execute`, boxed: runs exactly once, on any thread; it must only
+/// enqueue.
+pub type ResponseCallback = Box<dyn FnOnce(Response<'_>) + Send>;
+
+/// The host's entry point as a trait, so a protocol's code can run against a fake host in its
+/// tests (a `Host` is only made by the SDK's `init` trampoline). `Host` implements it.
+pub trait Backend: Send + Sync + 'static {
+    /// See [`Host::new_connection`].
+    fn new_connection(&self, ips: &[&str], headers: &[(&str, &str)]) -> ConnectionId;
+    /// See [`Host::remove_connection`].
+    fn remove_connection(&self, connection: ConnectionId);
+    /// See [`Host::execute`].
+    fn execute(&self, connection: ConnectionId, request: &str, on_response: ResponseCallback);
+    /// See [`Host::announce_listener`].
+    fn announce_listener(&self, address: &str);
+    /// See [`Host::is_shutting_down`].
+    fn is_shutting_down(&self) -> bool;
+}
+
+impl Backend for Host {
+    fn new_connection(&self, ips: &[&str], headers: &[(&str, &str)]) -> ConnectionId {
+        Host::new_connection(self, ips, headers)
+    }
+
+    fn remove_connection(&self, connection: ConnectionId) {
+        Host::remove_connection(self, connection)
+    }
+
+    fn execute(&self, connection: ConnectionId, request: &str, on_response: ResponseCallback) {
+        Host::execute(self, connection, request, on_response)
+    }
+
+    fn announce_listener(&self, address: &str) {
+        Host::announce_listener(self, address)
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        Host::is_shutting_down(self)
+    }
+}

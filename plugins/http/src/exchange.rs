@@ -12,13 +12,13 @@ use serde_json::Map;
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::ConnectionId;
 
-use crate::backend::Backend;
 use crate::body::{self, ReadError};
 use crate::errors::API_PROCESS_UNAUTHORIZED_ORIGIN;
 use crate::reply::{self, Framing, Reply};
 use crate::request::{self, HeaderArgs};
 use crate::router::{self, Target, KNOWN_VERBS};
 use crate::server::Shared;
+use switchyard_plugin_api::Backend;
 
 /// Answers one request. Never fails: every problem is an HTTP answer.
 pub async fn handle<B>(

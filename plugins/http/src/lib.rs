@@ -11,7 +11,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod backend;
 pub mod body;
 pub mod config;
 pub mod cors;
@@ -31,9 +30,9 @@ use switchyard_plugin_api::{
     export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
 };
 
-pub use backend::{Backend, ResponseCallback};
 pub use config::Settings;
 pub use server::Server;
+pub use switchyard_plugin_api::{Backend, ResponseCallback};
 
 /// The plugin: one value per `[server.protocols.<name>]` section using this library.
 #[derive(Debug)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tracing::{debug, warn};
 
-use crate::backend::Backend;
 use crate::router::Router;
+use switchyard_plugin_api::Backend;
 
 /// What `server:info` told us about the API.
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! tokio); HTTP has no realtime, so they have nothing to do here anyway.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +19,10 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::backend::Backend;
 use crate::config::Settings;
 use crate::exchange;
 use crate::routes::{self, RouteTable};
+use switchyard_plugin_api::Backend;
 
 /// How long a REST request waits for the route table while the instance starts.
 const ROUTE_TABLE_WAIT: Duration = Duration::from_secs(5);
@@ -94,24 +94,12 @@ impl std::fmt::Debug for Server {
 
 /// Creates the listening socket: a port in use fails start-up with a hint.
 pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    let address = SocketAddr::new(settings.address, settings.port);
-    let listener = std::net::TcpListener::bind(address).map_err(|error| {
-        format!(
-            "protocol \"{name}\" cannot listen on {address}: {error}\nhint: another process may use this port; change server.protocols.{name}.port"
-        )
-    })?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    switchyard_plugin_api::net::bind_listener(name, settings.address, settings.port)
 }
 
 /// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
 pub fn announced_url(bound: SocketAddr) -> String {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, bound.port()))
+    switchyard_plugin_api::net::announced_url("http", bound)
 }
 
 impl Server {
@@ -223,23 +211,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 warn!(error = %error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn announced_urls_are_reachable() {
-        let cases = [
-            ("0.0.0.0:7511", "http://127.0.0.1:7511"),
-            ("127.0.0.1:1", "http://127.0.0.1:1"),
-            ("[::]:80", "http://[::1]:80"),
-        ];
-        for (bound, url) in cases {
-            assert_eq!(announced_url(bound.parse().unwrap()), url);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use parking_lot::Mutex;
 use switchyard_plugin_api::{ConnectionId, Response};
 
-use crate::backend::{Backend, ResponseCallback};
+use switchyard_plugin_api::{Backend, ResponseCallback};
 
 /// The routes the fake host publishes.
 pub const ROUTES: &str = r#"{"server":{"now":{"controller":"server","action":"now","http":[{"verb":"get","url":"/_now"}]}},"realtime":{"publish":{"controller":"realtime","action":"publish","http":[{"verb":"post","url":"/:index/:collection/_publish"}]},"subscribe":{"controller":"realtime","action":"subscribe","http":[]}}}"#;

@@ -13,7 +13,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod backend;
 pub mod broker;
 pub mod codec;
 pub mod config;
@@ -38,9 +37,9 @@ use switchyard_plugin_api::{
     export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
 };
 
-pub use backend::{Backend, ResponseCallback};
 pub use config::Settings;
 pub use server::Server;
+pub use switchyard_plugin_api::{Backend, ResponseCallback};
 
 /// The plugin: one value per `[server.protocols.<name>]` section using this library.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 //! Hooks run on host threads that know nothing of this runtime (the host has another copy of
 //! tokio): they only touch the broker's tables and outboxes, which are runtime-agnostic.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +12,11 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tracing::{debug, warn};
 
-use crate::backend::Backend;
 use crate::broker::{Broker, Fanout};
 use crate::config::Settings;
 use crate::connection;
 use crate::encode;
+use switchyard_plugin_api::Backend;
 
 /// What every task of an instance shares.
 pub struct Shared {
@@ -48,24 +48,12 @@ impl std::fmt::Debug for Server {
 /// Creates the listening socket. The one place a listener is made: a later host version will hand
 /// plugins pre-opened sockets, and only this function will change.
 pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    let address = SocketAddr::new(settings.address, settings.port);
-    let listener = std::net::TcpListener::bind(address).map_err(|error| {
-        format!(
-            "protocol \"{name}\" cannot listen on {address}: {error}\nhint: another process may use this port (a mosquitto broker?); change server.protocols.{name}.port"
-        )
-    })?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    switchyard_plugin_api::net::bind_listener(name, settings.address, settings.port)
 }
 
 /// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
 pub fn announced_url(bound: SocketAddr) -> String {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("mqtt://{}", SocketAddr::new(ip, bound.port()))
+    switchyard_plugin_api::net::announced_url("mqtt", bound)
 }
 
 impl Server {
@@ -169,23 +157,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 warn!(error = %error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn announced_urls_are_reachable() {
-        let cases = [
-            ("0.0.0.0:1883", "mqtt://127.0.0.1:1883"),
-            ("127.0.0.1:1", "mqtt://127.0.0.1:1"),
-            ("[::]:80", "mqtt://[::1]:80"),
-        ];
-        for (bound, url) in cases {
-            assert_eq!(announced_url(bound.parse().unwrap()), url);
         }
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use switchyard_plugin_api::{ConnectionId, Response};
 
-use crate::backend::{Backend, ResponseCallback};
 use crate::codec::{self, Packet};
 use crate::config::Settings;
 use crate::encode::client;
 use crate::server::Server;
+use switchyard_plugin_api::{Backend, ResponseCallback};
 
 /// Answers every request with `{"echo":<request>}` at once; records removals.
 #[derive(Default)]

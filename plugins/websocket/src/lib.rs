@@ -10,7 +10,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod backend;
 pub mod config;
 mod connection;
 pub mod deflate;
@@ -31,9 +30,9 @@ use switchyard_plugin_api::{
     export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
 };
 
-pub use backend::{Backend, ResponseCallback};
 pub use config::Settings;
 pub use server::Server;
+pub use switchyard_plugin_api::{Backend, ResponseCallback};
 
 /// The plugin: one value per `[server.protocols.<name>]` section using this library.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! tokio): they only touch the registry and outboxes, which are runtime-agnostic, or spawn on
 //! this instance's runtime through its handle.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +13,12 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tracing::{debug, warn};
 
-use crate::backend::Backend;
 use crate::config::Settings;
 use crate::connection;
 use crate::frame::close_code;
 use crate::registry::Registry;
 use crate::replies::ChannelFrames;
+use switchyard_plugin_api::Backend;
 
 /// What every task of an instance shares.
 pub struct Shared {
@@ -50,24 +50,12 @@ impl std::fmt::Debug for Server {
 /// Creates the listening socket. The one place a listener is made: a later host version will hand
 /// plugins pre-opened sockets, and only this function will change.
 pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    let address = SocketAddr::new(settings.address, settings.port);
-    let listener = std::net::TcpListener::bind(address).map_err(|error| {
-        format!(
-            "protocol \"{name}\" cannot listen on {address}: {error}\nhint: another process may use this port; change server.protocols.{name}.port"
-        )
-    })?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    switchyard_plugin_api::net::bind_listener(name, settings.address, settings.port)
 }
 
 /// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
 pub fn announced_url(bound: SocketAddr) -> String {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("ws://{}", SocketAddr::new(ip, bound.port()))
+    switchyard_plugin_api::net::announced_url("ws", bound)
 }
 
 impl Server {
@@ -189,24 +177,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 warn!(error = %error, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn announced_urls_are_reachable() {
-        let cases = [
-            ("0.0.0.0:7512", "ws://127.0.0.1:7512"),
-            ("127.0.0.1:1", "ws://127.0.0.1:1"),
-            ("[::]:80", "ws://[::1]:80"),
-            ("10.1.2.3:9", "ws://10.1.2.3:9"),
-        ];
-        for (bound, url) in cases {
-            assert_eq!(announced_url(bound.parse().unwrap()), url);
         }
     }
 }

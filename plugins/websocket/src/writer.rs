@@ -87,13 +87,13 @@ fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, ResponseCallback};
     use crate::config::Settings;
     use crate::connection::serve;
     use crate::registry::Connection;
     use crate::server::Shared;
     use std::sync::Arc;
     use switchyard_plugin_api::ConnectionId;
+    use switchyard_plugin_api::{Backend, ResponseCallback};
     use tokio::net::TcpStream;
 
     struct NoHost;
