@@ -3,8 +3,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::{BoxError, InitConfig};
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
@@ -19,8 +19,7 @@ pub const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
 pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
 /// Socket.IO's default `connectTimeout`: a session that joins no namespace by then is closed.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
-/// Kuzzle's default `server.maxRequestSize` (1MB).
-pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1024 * 1024;
+pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 /// Bytes a session may have waiting for the client before it counts as a slow consumer.
 pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 
@@ -217,56 +216,6 @@ fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings
         max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
         max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
     })
-}
-
-/// A size in bytes: a number, or a string such as `"1MB"` (powers of 1024, as the host reads
-/// `server.maxRequestSize`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-/// Parses `"1MB"`, `"512 kb"`, `"100"`, `"100B"`.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let number: u64 = text[..digits_end].parse().ok()?;
-    let multiplier: u64 = match text[digits_end..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1 << 10,
-        "mb" => 1 << 20,
-        "gb" => 1 << 30,
-        _ => return None,
-    };
-    number.checked_mul(multiplier)
-}
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Size, D::Error> {
-        struct SizeVisitor;
-        impl Visitor<'_> for SizeVisitor {
-            type Value = Size;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a number of bytes, or a string such as \"1MB\"")
-            }
-            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
-                Ok(Size(bytes))
-            }
-            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
-                u64::try_from(bytes).map(Size).map_err(|_| {
-                    E::custom(format!("{bytes} is not a size: it must not be negative"))
-                })
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
-                parse_size(text).map(Size).ok_or_else(|| {
-                    E::custom(format!(
-                        "\"{text}\" is not a size (expected bytes, or a number with B, KB, MB or GB)"
-                    ))
-                })
-            }
-        }
-        deserializer.deserialize_any(SizeVisitor)
-    }
 }
 
 #[cfg(test)]

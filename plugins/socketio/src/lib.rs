@@ -13,7 +13,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod backend;
 pub mod config;
 pub mod engine;
 pub mod frame;
@@ -32,9 +31,9 @@ use switchyard_plugin_api::{
     export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
 };
 
-pub use backend::{Backend, ResponseCallback};
 pub use config::Settings;
 pub use server::Server;
+pub use switchyard_plugin_api::sdk::{Backend, ResponseCallback};
 
 /// The plugin: one value per `[server.protocols.<name>]` section using this library.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 //! Hooks run on host threads that know nothing of this runtime: they only touch the registry
 //! and session queues, which are runtime-agnostic.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,13 @@ use base64::Engine as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use switchyard_plugin_api::net::{announced_url, bind_listener};
+use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{BoxError, ConnectionId};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tracing::{debug, warn};
 
-use crate::backend::Backend;
 use crate::config::Settings;
 use crate::engine::{self, OpenInfo};
 use crate::frame::close_code;
@@ -134,29 +135,6 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Creates the listening socket: the one place a listener is made (a later host version will
-/// hand plugins pre-opened sockets).
-pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    let address = SocketAddr::new(settings.address, settings.port);
-    let listener = std::net::TcpListener::bind(address).map_err(|error| {
-        format!(
-            "protocol \"{name}\" cannot listen on {address}: {error}\nhint: another process may use this port; change server.protocols.{name}.port"
-        )
-    })?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-/// The URL clients on this machine give socket.io-client.
-pub fn announced_url(bound: SocketAddr) -> String {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, bound.port()))
-}
-
 impl Server {
     /// Binds the listener and starts serving.
     pub fn start(
@@ -164,7 +142,7 @@ impl Server {
         settings: Settings,
         backend: Arc<dyn Backend>,
     ) -> Result<Server, BoxError> {
-        let listener = bind_listener(name, &settings)?;
+        let listener = bind_listener(name, settings.address, settings.port)?;
         let local_address = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name(format!("{name}-sio"))
@@ -184,7 +162,7 @@ impl Server {
         runtime.spawn(accept_loop(listener, shared.clone()));
         shared
             .backend
-            .announce_listener(&announced_url(local_address));
+            .announce_listener(&announced_url("http", local_address));
         Ok(Server {
             shared,
             runtime: Some(runtime),
@@ -288,18 +266,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn announced_urls_are_reachable() {
-        let cases = [
-            ("0.0.0.0:7513", "http://127.0.0.1:7513"),
-            ("[::]:80", "http://[::1]:80"),
-            ("10.1.2.3:9", "http://10.1.2.3:9"),
-        ];
-        for (bound, url) in cases {
-            assert_eq!(announced_url(bound.parse().unwrap()), url);
-        }
-    }
 
     #[test]
     fn session_ids_are_random_and_url_safe() {
