@@ -1,6 +1,6 @@
-//! The baselines every figure is compared with, run in their own process by this same binary:
-//! a bare tokio-tungstenite broadcast server (what fan-out costs with no host and no plugin
-//! layer), built the fast way — one shared buffer per message, each connection's writer feeds
+//! The WebSocket baseline, run in its own process by this same binary (`__baseline-ws`): a bare
+//! tokio-tungstenite broadcast server (what fan-out costs with no host and no plugin layer),
+//! built the fast way — one shared buffer per message, each connection's writer feeds
 //! its whole queue into the sink and flushes once.
 //!
 //! Its protocol: a text message starting with `{"echo"` is sent back to its sender only (for

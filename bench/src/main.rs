@@ -2,13 +2,20 @@
 //! baselines that give each figure its meaning. Prints a table and writes JSON.
 //!
 //! ```text
-//! switchyard-bench ws-fanout   [--subscribers N] [--seconds S] [--payload BYTES] [--window W]
-//! switchyard-bench ws-rtt      [--connections C] [--seconds S]
-//! switchyard-bench connections [--connections C]
-//! common: [--target switchyard|baseline|both] [--json PATH] [--warmup S]
+//! switchyard-bench ws-fanout       [--subscribers N] [--payload BYTES] [--window W]
+//! switchyard-bench ws-rtt          [--connections C]
+//! switchyard-bench http            [--connections C] [--path /_now]
+//! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W] [--burst B]
+//!                                  [--via topics|kuzzle] [--broker HOST:PORT]
+//! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
+//! switchyard-bench socketio-fanout (not yet: see scenarios/socketio.rs)
+//! switchyard-bench connections     [--connections C]
+//! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--json PATH]
 //! ```
 
-mod baseline;
+mod baseline_http;
+mod baseline_ws;
+mod mqttclient;
 mod report;
 mod scenarios;
 mod target;
@@ -33,10 +40,38 @@ pub struct Settings {
     pub connections: usize,
     /// Message body size in bytes (fan-out).
     pub payload: usize,
-    /// Messages a publisher may have in flight ahead of the average subscriber.
-    pub window: u64,
+    /// Messages a publisher may have in flight ahead of the average subscriber (default per
+    /// scenario).
+    pub window: Option<u64>,
+    /// Messages per publisher write (MQTT fan-out).
+    pub burst: Option<u64>,
+    /// The HTTP path requested (`http`; default `/_now`).
+    pub path: Option<String>,
+    /// How MQTT clients reach switchyard (default per scenario).
+    pub via: Option<Via>,
+    /// An external MQTT broker measured instead of mosquitto.
+    pub broker: Option<String>,
     /// Where to write the JSON record.
     pub json: Option<std::path::PathBuf>,
+}
+
+/// How the MQTT scenarios use switchyard (a baseline broker always gets `Topics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Plain MQTT topics: the plugin as a broker (`allowPubSub`).
+    Topics,
+    /// Kuzzle requests on `Kuzzle/request`: through the host's API and realtime engine.
+    Kuzzle,
+}
+
+impl Via {
+    /// Its name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Topics => "topics",
+            Via::Kuzzle => "kuzzle",
+        }
+    }
 }
 
 fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
@@ -48,7 +83,11 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         subscribers: 1000,
         connections: 0,
         payload: 100,
-        window: 32,
+        window: None,
+        burst: None,
+        path: None,
+        via: None,
+        broker: None,
         json: None,
     };
     let mut args = args.iter();
@@ -64,7 +103,17 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
             "--seconds" => settings.seconds = Duration::from_secs_f64(value()?.parse()?),
             "--warmup" => settings.warmup = Duration::from_secs_f64(value()?.parse()?),
             "--payload" => settings.payload = value()?.parse()?,
-            "--window" => settings.window = value()?.parse()?,
+            "--window" => settings.window = Some(value()?.parse()?),
+            "--burst" => settings.burst = Some(value()?.parse()?),
+            "--path" => settings.path = Some(value()?),
+            "--broker" => settings.broker = Some(value()?),
+            "--via" => {
+                settings.via = match value()?.as_str() {
+                    "topics" => Some(Via::Topics),
+                    "kuzzle" => Some(Via::Kuzzle),
+                    other => bail!("unknown --via {other}: topics or kuzzle"),
+                }
+            }
             "--json" => settings.json = Some(value()?.into()),
             "--target" => {
                 settings.targets = match value()?.as_str() {
@@ -80,7 +129,8 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
             other => bail!("unexpected argument {other}"),
         }
     }
-    let scenario = scenario.context("name a scenario: ws-fanout, ws-rtt or connections")?;
+    let scenario = scenario
+        .with_context(|| format!("name a scenario: {}", scenarios::SCENARIOS.join(", ")))?;
     Ok((scenario, settings))
 }
 
@@ -89,18 +139,16 @@ fn main() -> anyhow::Result<()> {
     // The baselines run in their own process: this binary, re-executed.
     if args.first().map(String::as_str) == Some("__baseline-ws") {
         let threads = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(1);
-        return baseline::run_ws_broadcast(0, threads);
+        return baseline_ws::run_ws_broadcast(0, threads);
+    }
+    if args.first().map(String::as_str) == Some("__baseline-http") {
+        return baseline_http::run_http();
     }
     if args.is_empty() || args.iter().any(|arg| arg == "--help" || arg == "-h") {
         println!("{}", include_str!("usage.txt"));
         return Ok(());
     }
     let (scenario, settings) = parse(&args)?;
-    let record = match scenario.as_str() {
-        "ws-fanout" => scenarios::ws_fanout(&settings)?,
-        "ws-rtt" => scenarios::ws_rtt(&settings)?,
-        "connections" => scenarios::connections(&settings)?,
-        other => bail!("unknown scenario {other}: ws-fanout, ws-rtt or connections"),
-    };
+    let record = scenarios::run(&scenario, &settings)?;
     report::print_and_save(&record, settings.json.as_deref())
 }

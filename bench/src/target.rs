@@ -1,97 +1,114 @@
-//! The servers under test: the real `switchyard` (the release binary and its WebSocket plugin,
-//! started with a generated config) and the bare baseline (this binary re-executed).
+//! The servers under test: the real `switchyard` (the release binary with one protocol plugin,
+//! started with a generated config) and, per protocol, the baseline that gives its figures a
+//! meaning — a bare tokio-tungstenite broadcast server or a bare hyper server (this binary
+//! re-executed), or Debian's `mosquitto` — or an external MQTT broker (`--broker HOST:PORT`).
 
 use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use switchyard_tests::{protocol_section, Server};
 
-/// Which server.
+/// Which side of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `switchyard` with its WebSocket plugin.
+    /// `switchyard` with the scenario's protocol plugin.
     Switchyard,
-    /// The bare tokio-tungstenite broadcast server.
+    /// The scenario's baseline (tungstenite, hyper, mosquitto or `--broker`).
     Baseline,
 }
 
-impl Kind {
-    /// Its name in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Switchyard => "switchyard",
-            Kind::Baseline => "tungstenite-baseline",
-        }
-    }
+/// The protocol a scenario speaks; it picks the plugin and the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// WebSocket: plugin `websocket`, baseline the tokio-tungstenite broadcast server.
+    WebSocket,
+    /// HTTP/1.1: plugin `http`, baseline a bare hyper server with a fixed body.
+    Http,
+    /// MQTT 3.1.1: plugin `mqtt` (`allowPubSub = true`), baseline mosquitto or `--broker`.
+    Mqtt,
+    // Socket.io: see `scenarios/socketio.rs` for what a `socketio-fanout` needs here.
 }
 
 /// A running server.
 pub enum Running {
     /// The host (stopped when dropped).
     Switchyard(Server),
-    /// The baseline process (killed when dropped).
-    Baseline { child: Child, address: String },
+    /// A baseline process we started (killed when dropped).
+    Baseline {
+        child: Child,
+        address: String,
+        name: &'static str,
+    },
+    /// A server somebody else runs (`--broker`): no pid, so no memory or CPU readings.
+    External { address: String },
 }
 
 impl Running {
-    /// Starts one.
-    pub fn start(kind: Kind) -> anyhow::Result<Running> {
-        match kind {
-            Kind::Switchyard => {
-                // A large request queue and outbox: the bench measures speed, not refusals.
-                let config = format!(
-                    "[server]\n{}",
-                    protocol_section(
-                        "websocket",
-                        "websocket",
-                        "port = 0\nmaxQueuedBytes = \"16MB\""
-                    )
-                );
-                Ok(Running::Switchyard(Server::start(&config)))
+    /// Starts one; `broker` replaces mosquitto as the MQTT baseline.
+    pub fn start(kind: Kind, protocol: Protocol, broker: Option<&str>) -> anyhow::Result<Running> {
+        match (kind, protocol) {
+            (Kind::Switchyard, protocol) => Ok(Running::Switchyard(Server::start(&format!(
+                "[server]\n{}",
+                switchyard_section(protocol)
+            )))),
+            (Kind::Baseline, Protocol::WebSocket) => {
+                reexecute(&["__baseline-ws", "1"], "tungstenite-baseline")
             }
-            Kind::Baseline => {
-                let exe = std::env::current_exe()?;
-                let mut child = Command::new(exe)
-                    .args(["__baseline-ws", "1"])
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .context("start the baseline server")?;
-                let stdout = child.stdout.take().context("piped")?;
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line)?;
-                let address = line
-                    .trim()
-                    .strip_prefix("listening on ")
-                    .context("the baseline did not say where it listens")?
-                    .to_string();
-                Ok(Running::Baseline { child, address })
-            }
+            (Kind::Baseline, Protocol::Http) => reexecute(&["__baseline-http"], "hyper-baseline"),
+            (Kind::Baseline, Protocol::Mqtt) => match broker {
+                Some(address) => Ok(Running::External {
+                    address: address.to_string(),
+                }),
+                None => start_mosquitto(),
+            },
         }
     }
 
-    /// `host:port` of its WebSocket listener.
+    /// `host:port` of its listener.
     pub fn address(&self) -> String {
         match self {
-            Running::Switchyard(server) => server.address("websocket"),
-            Running::Baseline { address, .. } => address.clone(),
+            Running::Switchyard(server) => server
+                .listeners
+                .keys()
+                .next()
+                .map(|protocol| server.address(protocol))
+                .unwrap_or_default(),
+            Running::Baseline { address, .. } | Running::External { address } => address.clone(),
         }
     }
 
-    /// Its process id (for memory readings).
-    pub fn pid(&self) -> u32 {
+    /// Its process id (memory and CPU readings), if we started it.
+    pub fn pid(&self) -> Option<u32> {
         match self {
-            Running::Switchyard(server) => server.pid(),
-            Running::Baseline { child, .. } => child.id(),
+            Running::Switchyard(server) => Some(server.pid()),
+            Running::Baseline { child, .. } => Some(child.id()),
+            Running::External { .. } => None,
         }
     }
 
-    /// Which kind it is.
+    /// Which side it is.
     pub fn kind(&self) -> Kind {
         match self {
             Running::Switchyard(_) => Kind::Switchyard,
-            Running::Baseline { .. } => Kind::Baseline,
+            Running::Baseline { .. } | Running::External { .. } => Kind::Baseline,
         }
+    }
+
+    /// Its name in tables and JSON (`switchyard`, `mosquitto`, `broker 10.0.0.5:1883`…).
+    pub fn name(&self) -> String {
+        match self {
+            Running::Switchyard(_) => "switchyard".to_string(),
+            Running::Baseline { name, .. } => name.to_string(),
+            Running::External { address } => format!("broker {address}"),
+        }
+    }
+
+    /// CPU seconds (user + system) it has used so far, if we started it.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        self.pid().and_then(cpu_seconds)
     }
 }
 
@@ -104,10 +121,109 @@ impl Drop for Running {
     }
 }
 
+/// The host's config section for a protocol: any free port on loopback; queues large enough
+/// that the bench measures speed, not refusals.
+fn switchyard_section(protocol: Protocol) -> String {
+    match protocol {
+        Protocol::WebSocket => protocol_section(
+            "websocket",
+            "websocket",
+            "port = 0\nmaxQueuedBytes = \"16MB\"",
+        ),
+        Protocol::Http => protocol_section("http", "http", "port = 0\naddress = \"127.0.0.1\""),
+        Protocol::Mqtt => protocol_section(
+            "mqtt",
+            "mqtt",
+            "port = 0\naddress = \"127.0.0.1\"\nallowPubSub = true",
+        ),
+    }
+}
+
+/// Runs this binary with `args`; it prints `listening on HOST:PORT` once ready.
+fn reexecute(args: &[&str], name: &'static str) -> anyhow::Result<Running> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start the {name} server"))?;
+    let stdout = child.stdout.take().context("piped")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .with_context(|| format!("the {name} server did not say where it listens"))?
+        .to_string();
+    Ok(Running::Baseline {
+        child,
+        address,
+        name,
+    })
+}
+
+/// Debian's mosquitto (package `mosquitto`) on a free loopback port, default settings.
+/// `SWITCHYARD_BENCH_MOSQUITTO` names another binary.
+fn start_mosquitto() -> anyhow::Result<Running> {
+    let binary = std::env::var("SWITCHYARD_BENCH_MOSQUITTO").unwrap_or_else(|_| {
+        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).is_file())
+            .unwrap_or("mosquitto")
+            .to_string()
+    });
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port();
+    let mut child = Command::new(&binary)
+        .args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "the MQTT baseline needs the mosquitto broker; {binary} could not be run ({error}): \
+                 install Debian's package `mosquitto` (apt-get install -y mosquitto; .ci/run does), \
+                 point --broker HOST:PORT at another broker, or use --target switchyard"
+            )
+        })?;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let until = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(address).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("mosquitto exited ({status}) before listening on {address}");
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("mosquitto did not listen on {address} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Running::Baseline {
+        child,
+        address: address.to_string(),
+        name: "mosquitto",
+    })
+}
+
 /// Resident memory of a process, in bytes (Linux: `/proc/<pid>/status`, `VmRSS`).
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// CPU seconds (user + system) a process has used (Linux: `/proc/<pid>/stat`, 100 Hz ticks).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11..13)?
+        .iter()
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    Some(ticks / 100.0)
 }

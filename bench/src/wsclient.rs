@@ -37,10 +37,16 @@ pub struct Frame<'a> {
 impl WsClient {
     /// Connects to `address` (`127.0.0.1:7512`) and completes the opening handshake.
     pub async fn connect(address: &str) -> io::Result<WsClient> {
+        WsClient::connect_path(address, "/").await
+    }
+
+    /// Connects to `address` and completes the opening handshake for `path` (a Socket.io
+    /// client would ask for `/socket.io/?EIO=4&transport=websocket`).
+    pub async fn connect_path(address: &str, path: &str) -> io::Result<WsClient> {
         let mut stream = TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let request = format!(
-            "GET / HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await?;

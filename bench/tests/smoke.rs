@@ -5,23 +5,55 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn run(args: &[&str]) -> Value {
+fn bench(args: &[&str], env: &[(&str, &str)]) -> (std::process::Output, Option<Value>) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let json = dir.path().join("record.json");
     let output = Command::new(env!("CARGO_BIN_EXE_switchyard-bench"))
         .args(args)
         .args(["--seconds", "0.5", "--warmup", "0.2", "--json"])
         .arg(&json)
+        .envs(env.iter().copied())
         .output()
         .expect("switchyard-bench runs");
+    let record = std::fs::read_to_string(&json)
+        .ok()
+        .map(|text| serde_json::from_str(&text).expect("valid JSON"));
+    (output, record)
+}
+
+fn run(args: &[&str]) -> Value {
+    let (output, record) = bench(args, &[]);
     assert!(
         output.status.success(),
         "switchyard-bench {args:?} failed:\n{}\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = std::fs::read_to_string(&json).expect("the JSON record");
-    serde_json::from_str(&text).expect("valid JSON")
+    record.expect("the JSON record")
+}
+
+/// Every delivery counted: N per published message, none lost, nobody cut off.
+fn assert_every_subscriber_got_every_message(record: &Value, subscribers: u64) {
+    for result in results(record) {
+        let published = result["messages_published"].as_u64().unwrap();
+        assert!(published > 0, "{result}");
+        assert_eq!(
+            result["deliveries"].as_u64().unwrap(),
+            published * subscribers,
+            "{result}"
+        );
+        assert_eq!(result["lost"], 0, "{result}");
+        assert_eq!(result["subscribers_disconnected"], 0, "{result}");
+    }
+}
+
+/// Round trips counted, each one timed.
+fn assert_round_trips(record: &Value) {
+    for result in results(record) {
+        let requests = result["requests"].as_u64().unwrap();
+        assert!(requests > 0, "{result}");
+        assert_eq!(result["latency"]["samples"].as_u64().unwrap(), requests);
+    }
 }
 
 fn results(record: &Value) -> &Vec<Value> {
@@ -35,17 +67,7 @@ fn ws_fanout_delivers_every_message_to_every_subscriber() {
     let record = run(&["ws-fanout", "--subscribers", "20"]);
     assert_eq!(record["scenario"], "ws-fanout");
     assert!(record["machine"]["cores"].as_u64().unwrap() > 0);
-    for result in results(&record) {
-        let published = result["messages_published"].as_u64().unwrap();
-        assert!(published > 0, "{result}");
-        assert_eq!(
-            result["deliveries"].as_u64().unwrap(),
-            published * 20,
-            "{result}"
-        );
-        assert_eq!(result["lost"], 0, "{result}");
-        assert_eq!(result["subscribers_disconnected"], 0, "{result}");
-    }
+    assert_every_subscriber_got_every_message(&record, 20);
 }
 
 #[test]
@@ -65,4 +87,56 @@ fn connections_reads_the_servers_memory() {
     for result in results(&record) {
         assert!(result["rss_after_bytes"].as_u64().unwrap() > 0, "{result}");
     }
+}
+
+#[test]
+fn http_counts_requests_and_both_servers_send_the_same_bytes() {
+    let record = run(&["http", "--connections", "4"]);
+    assert_round_trips(&record);
+    let results = results(&record);
+    // `requestId` grows with the request count: the same size within a few bytes.
+    let sizes: Vec<i64> = results
+        .iter()
+        .map(|result| result["response_bytes"].as_i64().unwrap())
+        .collect();
+    assert!((sizes[0] - sizes[1]).abs() < 10, "{sizes:?}");
+}
+
+#[test]
+fn mqtt_fanout_delivers_every_message_to_every_subscriber() {
+    let record = run(&["mqtt-fanout", "--subscribers", "20"]);
+    assert_eq!(results(&record)[1]["target"], "mosquitto");
+    assert_every_subscriber_got_every_message(&record, 20);
+}
+
+#[test]
+fn mqtt_fanout_through_kuzzle_notifications() {
+    let record = run(&["mqtt-fanout", "--subscribers", "20", "--via", "kuzzle"]);
+    assert_eq!(results(&record)[0]["via"], "kuzzle");
+    assert_every_subscriber_got_every_message(&record, 20);
+}
+
+#[test]
+fn mqtt_rtt_counts_round_trips() {
+    assert_round_trips(&run(&["mqtt-rtt", "--connections", "4"]));
+    assert_round_trips(&run(&["mqtt-rtt", "--connections", "4", "--via", "topics"]));
+}
+
+#[test]
+fn mqtt_baseline_without_mosquitto_names_the_package() {
+    let (output, _) = bench(
+        &["mqtt-fanout", "--subscribers", "2", "--target", "baseline"],
+        &[("SWITCHYARD_BENCH_MOSQUITTO", "/nonexistent/mosquitto")],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("package `mosquitto`"), "{stderr}");
+}
+
+#[test]
+fn socketio_fanout_says_it_is_not_there_yet() {
+    let (output, _) = bench(&["socketio-fanout", "--subscribers", "2"], &[]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("socketio.rs"), "{stderr}");
 }

@@ -1,52 +1,22 @@
-//! The scenarios: each starts the servers it compares, drives them with the same load from this
-//! process (subscribers on one thread, the publisher on another), and returns a JSON record.
+//! The WebSocket scenarios — `ws-fanout`, `ws-rtt`, `connections` — against the WebSocket plugin
+//! and the bare tokio-tungstenite broadcast server. Fan-out: subscribers on one thread, the
+//! publisher on another.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::target::{rss_bytes, Kind, Running};
+use super::{cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET};
+use crate::target::{rss_bytes, Kind, Protocol, Running};
 use crate::wsclient::{encode_text, timestamp, WsClient};
 use crate::Settings;
 
 /// Subscribers whose every delivery is timed (the others only count).
 const TIMED_SUBSCRIBERS: usize = 10;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
-
-fn percentiles(histogram: &Histogram<u64>) -> Value {
-    json!({
-        "p50_us": histogram.value_at_quantile(0.50),
-        "p99_us": histogram.value_at_quantile(0.99),
-        "p999_us": histogram.value_at_quantile(0.999),
-        "samples": histogram.len(),
-    })
-}
-
-fn ratio(results: &[Value], key: &str) -> Value {
-    let find = |kind: Kind| {
-        results
-            .iter()
-            .find(|result| result["target"] == kind.name())
-            .and_then(|result| result[key].as_f64())
-    };
-    match (find(Kind::Switchyard), find(Kind::Baseline)) {
-        (Some(ours), Some(theirs)) if theirs > 0.0 => {
-            json!((ours / theirs * 100.0).round() / 100.0)
-        }
-        _ => Value::Null,
-    }
-}
 
 /// Shared counters between the subscriber thread and the publisher.
 struct Fanout {
@@ -57,17 +27,17 @@ struct Fanout {
     closed: AtomicUsize,
     measuring: AtomicBool,
     progress: Notify,
-    latency: Mutex<Histogram<u64>>,
+    latency: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 /// `ws-fanout`: one publisher, N subscribers on one channel.
 pub fn ws_fanout(settings: &Settings) -> anyhow::Result<Value> {
     let mut results = Vec::new();
     for &kind in &settings.targets {
-        let server = Running::start(kind)?;
+        let server = Running::start(kind, Protocol::WebSocket, None)?;
         results.push(
             fanout_once(&server, settings)
-                .with_context(|| format!("ws-fanout against {}", kind.name()))?,
+                .with_context(|| format!("ws-fanout against {}", server.name()))?,
         );
     }
     Ok(json!({
@@ -75,7 +45,7 @@ pub fn ws_fanout(settings: &Settings) -> anyhow::Result<Value> {
         "parameters": {
             "subscribers": settings.subscribers,
             "payload_bytes": settings.payload,
-            "window": settings.window,
+            "window": window(settings),
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
         },
@@ -104,7 +74,7 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
         closed: AtomicUsize::new(0),
         measuring: AtomicBool::new(false),
         progress: Notify::new(),
-        latency: Mutex::new(Histogram::new(3).expect("a histogram")),
+        latency: histogram(),
     });
 
     let subscribers = {
@@ -132,8 +102,8 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     };
 
     let runtime = runtime();
-    let outcome = runtime.block_on(publisher(&address, kind, settings, &shared));
-    let (sent, measured_deliveries, measured_time) = outcome?;
+    let outcome = runtime.block_on(publisher(server, settings, &shared));
+    let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
     // Let what is in flight arrive, then count what never did.
     let expected = sent * settings.subscribers as u64;
@@ -150,8 +120,9 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
 
     let latency = shared.latency.lock().expect("not poisoned");
     Ok(json!({
-        "target": kind.name(),
+        "target": server.name(),
         "deliveries_per_second": (measured_deliveries as f64 / measured_time.as_secs_f64()).round(),
+        "server_cpu": cpu,
         "messages_published": sent,
         "deliveries": received,
         "lost": expected.saturating_sub(received),
@@ -204,15 +175,8 @@ async fn subscriber(
     Ok(())
 }
 
-/// Added to timestamps so they always have 19 digits (a fixed message size; JSON numbers cannot
-/// have leading zeros).
-const TS_OFFSET: u64 = 1_000_000_000_000_000_000;
-
 fn message(kind: Kind, sent_at: u64, payload: usize) -> Vec<u8> {
-    // `{"ts":<19 digits>,"pad":"…"}` padded to `payload` bytes.
-    let fixed = r#"{"ts":1000000000000000000,"pad":""}"#.len();
-    let pad = "x".repeat(payload.saturating_sub(fixed));
-    let body = format!(r#"{{"ts":{},"pad":"{pad}"}}"#, TS_OFFSET + sent_at);
+    let body = timed_body(sent_at, payload);
     let text = match kind {
         Kind::Switchyard => format!(
             r#"{{"controller":"realtime","action":"publish","index":"bench","collection":"fanout","requestId":"p","body":{body}}}"#
@@ -224,14 +188,19 @@ fn message(kind: Kind, sent_at: u64, payload: usize) -> Vec<u8> {
     frame
 }
 
+/// Messages a publisher may have in flight ahead of the average subscriber (default 32).
+fn window(settings: &Settings) -> u64 {
+    settings.window.unwrap_or(32)
+}
+
 /// Publishes until the measured time is over; returns (messages sent, deliveries counted while
-/// measuring, measured time).
+/// measuring, measured time, the server's CPU over it).
 async fn publisher(
-    address: &str,
-    kind: Kind,
+    server: &Running,
     settings: &Settings,
     shared: &Fanout,
-) -> anyhow::Result<(u64, u64, Duration)> {
+) -> anyhow::Result<(u64, u64, Duration, Value)> {
+    let (address, kind) = (server.address(), server.kind());
     let ready_until = Instant::now() + Duration::from_secs(60);
     while shared.ready.load(Ordering::Acquire) < shared.subscribers {
         anyhow::ensure!(
@@ -240,7 +209,7 @@ async fn publisher(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let client = WsClient::connect(address).await?;
+    let client = WsClient::connect(&address).await?;
     let (mut reader, mut writer) = client.split();
     // Publish responses come back to the publisher: read and drop them.
     tokio::spawn(async move { reader.read_frames(|_| true).await });
@@ -249,18 +218,22 @@ async fn publisher(
     let measure_from = settings.warmup;
     let stop_at = settings.warmup + settings.seconds;
     let mut sent = 0u64;
-    let mut measured_from: Option<(Instant, u64)> = None;
+    let mut measured_from: Option<(Instant, u64, Option<f64>)> = None;
     loop {
         let elapsed = shared.epoch.elapsed();
         if elapsed >= stop_at {
             break;
         }
         if measured_from.is_none() && elapsed >= measure_from {
-            measured_from = Some((Instant::now(), shared.received.load(Ordering::Acquire)));
+            measured_from = Some((
+                Instant::now(),
+                shared.received.load(Ordering::Acquire),
+                server.cpu_seconds(),
+            ));
             shared.measuring.store(true, Ordering::Release);
         }
         let delivered = shared.received.load(Ordering::Acquire) / subscribers;
-        if sent - delivered.min(sent) < settings.window {
+        if sent - delivered.min(sent) < window(settings) {
             let frame = message(
                 kind,
                 shared.epoch.elapsed().as_nanos() as u64,
@@ -279,9 +252,10 @@ async fn publisher(
         );
     }
     shared.measuring.store(false, Ordering::Release);
-    let (started, base) = measured_from.unwrap_or((Instant::now(), 0));
+    let (started, base, cpu_before) = measured_from.unwrap_or((Instant::now(), 0, None));
     let deliveries = shared.received.load(Ordering::Acquire) - base;
-    Ok((sent, deliveries, started.elapsed()))
+    let cpu = cpu_figures(cpu_before, server.cpu_seconds(), deliveries);
+    Ok((sent, deliveries, started.elapsed(), cpu))
 }
 
 /// `ws-rtt`: C connections each doing request/response round trips.
@@ -293,12 +267,12 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
     };
     let mut results = Vec::new();
     for &kind in &settings.targets {
-        let server = Running::start(kind)?;
+        let server = Running::start(kind, Protocol::WebSocket, None)?;
         let address = server.address();
         let result = runtime().block_on(async {
             let counted = Arc::new(AtomicU64::new(0));
             let measuring = Arc::new(AtomicBool::new(false));
-            let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("a histogram")));
+            let latency = Arc::new(histogram());
             let stop = Arc::new(AtomicBool::new(false));
             let mut tasks = Vec::new();
             for _ in 0..connections {
@@ -333,18 +307,20 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
             }
             tokio::time::sleep(settings.warmup).await;
             measuring.store(true, Ordering::Release);
-            let started = Instant::now();
+            let (started, cpu_before) = (Instant::now(), server.cpu_seconds());
             tokio::time::sleep(settings.seconds).await;
             measuring.store(false, Ordering::Release);
             let elapsed = started.elapsed();
+            let cpu = cpu_figures(cpu_before, server.cpu_seconds(), counted.load(Ordering::Acquire));
             stop.store(true, Ordering::Release);
             for task in tasks {
                 task.await??;
             }
             let latency = latency.lock().expect("not poisoned");
             anyhow::Ok(json!({
-                "target": kind.name(),
+                "target": server.name(),
                 "requests_per_second": (counted.load(Ordering::Acquire) as f64 / elapsed.as_secs_f64()).round(),
+                "server_cpu": cpu,
                 "latency": percentiles(&latency),
             }))
         })?;
@@ -372,13 +348,14 @@ pub fn connections(settings: &Settings) -> anyhow::Result<Value> {
     };
     let mut results = Vec::new();
     for &kind in &settings.targets {
-        let server = Running::start(kind)?;
+        let server = Running::start(kind, Protocol::WebSocket, None)?;
         let address = server.address();
+        let pid = server.pid().context("a server we started")?;
         let result = runtime().block_on(async {
             // One connection first, so lazily built state is not counted per connection.
             let mut first = WsClient::connect(&address).await?;
             round_trip(&mut first, kind).await?;
-            let before = rss_bytes(server.pid()).context("read the server's RSS")?;
+            let before = rss_bytes(pid).context("read the server's RSS")?;
             let mut clients = Vec::with_capacity(connections);
             for _ in 0..connections {
                 clients.push(WsClient::connect(&address).await?);
@@ -387,10 +364,10 @@ pub fn connections(settings: &Settings) -> anyhow::Result<Value> {
             if let Some(last) = clients.last_mut() {
                 round_trip(last, kind).await?;
             }
-            let after = rss_bytes(server.pid()).context("read the server's RSS")?;
+            let after = rss_bytes(pid).context("read the server's RSS")?;
             let per_connection = after.saturating_sub(before) as f64 / connections as f64;
             anyhow::Ok(json!({
-                "target": kind.name(),
+                "target": server.name(),
                 "rss_before_bytes": before,
                 "rss_after_bytes": after,
                 "bytes_per_connection": per_connection.round(),
@@ -401,6 +378,7 @@ pub fn connections(settings: &Settings) -> anyhow::Result<Value> {
     Ok(json!({
         "scenario": "connections",
         "parameters": { "connections": connections },
+        "ratio_bytes_per_connection": ratio(&results, "bytes_per_connection"),
         "results": results,
     }))
 }

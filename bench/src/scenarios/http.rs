@@ -1,0 +1,148 @@
+//! `http`: keep-alive request/response. C connections on one thread of this process, raw
+//! HTTP/1.1, one request in flight per connection: `GET /_now` (`server:now`) through the real
+//! host and its HTTP plugin, against a bare hyper server answering a fixed JSON body of the same
+//! size (`baseline_http.rs`). `--path /_healthcheck` measures the plugin without a host call.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bytes::{Buf, BytesMut};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{cpu_figures, histogram, percentiles, ratio, runtime};
+use crate::target::{Protocol, Running};
+use crate::wsclient::find;
+use crate::Settings;
+
+/// `http`: C keep-alive connections doing request/response.
+pub fn http(settings: &Settings) -> anyhow::Result<Value> {
+    let connections = if settings.connections == 0 {
+        32
+    } else {
+        settings.connections
+    };
+    let path = settings.path.as_deref().unwrap_or("/_now");
+    let mut results = Vec::new();
+    for &kind in &settings.targets {
+        let server = Running::start(kind, Protocol::Http, None)?;
+        // The baseline answers every path the same way.
+        let result = drive(&server, path, connections, settings)
+            .with_context(|| format!("http against {}", server.name()))?;
+        results.push(result);
+    }
+    Ok(json!({
+        "scenario": "http",
+        "parameters": {
+            "connections": connections,
+            "path": path,
+            "seconds": settings.seconds.as_secs_f64(),
+            "warmup": settings.warmup.as_secs_f64(),
+            "request": "switchyard: GET path (server:now by default); baseline: a fixed body of the same size",
+        },
+        "results": results,
+        "ratio_requests_per_second": ratio(&results, "requests_per_second"),
+    }))
+}
+
+fn drive(
+    server: &Running,
+    path: &str,
+    connections: usize,
+    settings: &Settings,
+) -> anyhow::Result<Value> {
+    let address = server.address();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes();
+    runtime().block_on(async {
+        let counted = Arc::new(AtomicU64::new(0));
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let latency = Arc::new(histogram());
+        let response_bytes = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            let mut stream = TcpStream::connect(&address).await?;
+            stream.set_nodelay(true)?;
+            let response_bytes = Arc::clone(&response_bytes);
+            let (request, counted, measuring, stop, latency) = (
+                request.clone(),
+                Arc::clone(&counted),
+                Arc::clone(&measuring),
+                Arc::clone(&stop),
+                Arc::clone(&latency),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut buffer = BytesMut::with_capacity(8192);
+                while !stop.load(Ordering::Relaxed) {
+                    let sent_at = Instant::now();
+                    stream.write_all(&request).await?;
+                    let (size, body) = read_response(&mut stream, &mut buffer).await?;
+                    response_bytes.store(((size as u64) << 32) | body as u64, Ordering::Relaxed);
+                    if measuring.load(Ordering::Relaxed) {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        let micros = sent_at.elapsed().as_micros() as u64;
+                        let _ = latency.lock().expect("not poisoned").record(micros.max(1));
+                    }
+                }
+                anyhow::Ok(())
+            }));
+        }
+        tokio::time::sleep(settings.warmup).await;
+        measuring.store(true, Ordering::Release);
+        let (started, cpu_before) = (Instant::now(), server.cpu_seconds());
+        tokio::time::sleep(settings.seconds).await;
+        measuring.store(false, Ordering::Release);
+        let (elapsed, cpu_after) = (started.elapsed(), server.cpu_seconds());
+        stop.store(true, Ordering::Release);
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .context("a connection got no answer within 10 s")???;
+        }
+        let requests = counted.load(Ordering::Acquire);
+        let latency = latency.lock().expect("not poisoned");
+        anyhow::Ok(json!({
+            "target": server.name(),
+            "requests_per_second": (requests as f64 / elapsed.as_secs_f64()).round(),
+            "requests": requests,
+            "response_bytes": response_bytes.load(Ordering::Relaxed) >> 32,
+            "body_bytes": response_bytes.load(Ordering::Relaxed) & u64::from(u32::MAX),
+            "server_cpu": cpu_figures(cpu_before, cpu_after, requests),
+            "latency": percentiles(&latency),
+        }))
+    })
+}
+
+/// Reads one `200` response with a `Content-Length` body (both servers send one); what follows
+/// it stays in `buffer`. Returns its size, head included, and its body's.
+async fn read_response(
+    stream: &mut TcpStream,
+    buffer: &mut BytesMut,
+) -> anyhow::Result<(usize, usize)> {
+    loop {
+        if let Some(end) = find(buffer, b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buffer[..end]).context("ASCII headers")?;
+            if !head.starts_with("HTTP/1.1 200") {
+                bail!("not a 200 answer: {head}");
+            }
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .context("an answer without Content-Length")?;
+            if buffer.len() >= end + 4 + length {
+                buffer.advance(end + 4 + length);
+                return Ok((end + 4 + length, length));
+            }
+        }
+        if stream.read_buf(buffer).await? == 0 {
+            bail!("the server closed a keep-alive connection");
+        }
+    }
+}
