@@ -96,15 +96,24 @@ pub fn artifacts() -> &'static Artifacts {
     })
 }
 
-/// `tests/js` with its npm dependencies (`kuzzle-sdk`) installed: runs `npm ci` there once when
-/// `node_modules/kuzzle-sdk` is missing. An exclusive lock on `tests/js/.npm-ci.lock` keeps test
+/// `tests/js` with its npm dependencies (`kuzzle-sdk`, `socket.io-client`, `socket.io`)
+/// installed: runs `npm ci` there once when one of them is missing. An exclusive lock on `tests/js/.npm-ci.lock` keeps test
 /// binaries running in parallel from installing at the same time. Panics with npm's reason if
 /// npm is missing or fails (the packages come from the npm registry).
 pub fn node_modules() -> &'static Path {
     static READY: OnceLock<PathBuf> = OnceLock::new();
     READY.get_or_init(|| {
         let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
-        let installed = || js.join("node_modules/kuzzle-sdk/package.json").is_file();
+        let installed = || {
+            ["kuzzle-sdk", "socket.io-client", "socket.io"]
+                .iter()
+                .all(|package| {
+                    js.join("node_modules")
+                        .join(package)
+                        .join("package.json")
+                        .is_file()
+                })
+        };
         if installed() {
             return js;
         }
