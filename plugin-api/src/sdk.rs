@@ -174,7 +174,13 @@ impl Host {
             if index > 0 {
                 headers_json.push(',');
             }
-            crate::json::push_str(&mut headers_json, &name.to_ascii_lowercase());
+            // Header names are case-insensitive; Kuzzle keys them in lower case. Most clients
+            // already send them so (hyper always does): only copy when one is not.
+            if name.bytes().any(|byte| byte.is_ascii_uppercase()) {
+                crate::json::push_str(&mut headers_json, &name.to_ascii_lowercase());
+            } else {
+                crate::json::push_str(&mut headers_json, name);
+            }
             headers_json.push(':');
             crate::json::push_str(&mut headers_json, value);
         }
