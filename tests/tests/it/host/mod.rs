@@ -1,4 +1,4 @@
-//! Integration tests of the host: start-up refusals, the request path, shutdown, faults.
+//! The host: start-up refusals, the request path, realtime, shutdown, faults.
 //! Every test starts the real `switchyard` binary with real plugin libraries.
 
 mod realtime;

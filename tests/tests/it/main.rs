@@ -1,0 +1,14 @@
+//! The integration tests, one binary: each module starts the real `switchyard` binary with real
+//! plugin libraries and talks to it with real, independent clients.
+//!
+//! `cargo test -p switchyard-tests` runs them all; `cargo test -p switchyard-tests -- mqtt::`
+//! runs one protocol's.
+
+mod host;
+mod http;
+mod mqtt;
+mod mqtt_raw;
+mod sdk;
+mod socketio;
+mod websocket;
+mod websocket_e2e;
