@@ -11,13 +11,24 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 type Members = Arc<std::sync::Mutex<Vec<(u64, mpsc::UnboundedSender<Message>)>>>;
 
-/// Runs the broadcast server on `port` (0: any) with `threads` runtime threads; prints
-/// `listening on 127.0.0.1:PORT` once ready. Never returns.
-pub fn run_ws_broadcast(port: u16, threads: usize) -> anyhow::Result<()> {
+/// Runs the broadcast server on `port` (0: any) with `threads` runtime threads and
+/// tungstenite's read buffer of `read_buffer` bytes (its default, 128 KiB, is zero-filled for
+/// every connection: 128 KiB of RSS each); prints `listening on 127.0.0.1:PORT` once ready.
+/// Never returns.
+pub fn run_ws_broadcast(
+    port: u16,
+    threads: usize,
+    read_buffer: Option<usize>,
+) -> anyhow::Result<()> {
+    let mut config = WebSocketConfig::default();
+    if let Some(size) = read_buffer {
+        config = config.read_buffer_size(size);
+    }
     let runtime = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -40,7 +51,9 @@ pub fn run_ws_broadcast(port: u16, threads: usize) -> anyhow::Result<()> {
             let id = next_id;
             let members = Arc::clone(&members);
             tokio::spawn(async move {
-                let Ok(socket) = tokio_tungstenite::accept_async(stream).await else {
+                let Ok(socket) =
+                    tokio_tungstenite::accept_async_with_config(stream, Some(config)).await
+                else {
                     return;
                 };
                 let (mut sink, mut stream) = socket.split();

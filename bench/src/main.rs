@@ -139,7 +139,8 @@ fn main() -> anyhow::Result<()> {
     // The baselines run in their own process: this binary, re-executed.
     if args.first().map(String::as_str) == Some("__baseline-ws") {
         let threads = args.get(1).and_then(|t| t.parse().ok()).unwrap_or(1);
-        return baseline_ws::run_ws_broadcast(0, threads);
+        let read_buffer = args.get(2).and_then(|size| size.parse().ok());
+        return baseline_ws::run_ws_broadcast(0, threads, read_buffer);
     }
     if args.first().map(String::as_str) == Some("__baseline-http") {
         return baseline_http::run_http();

@@ -67,6 +67,15 @@ impl Running {
         }
     }
 
+    /// The WebSocket baseline with a 4 KiB read buffer per connection instead of tungstenite's
+    /// default 128 KiB (zero-filled, so all resident): the fair baseline for idle memory.
+    pub fn start_lean_ws_baseline() -> anyhow::Result<Running> {
+        reexecute(
+            &["__baseline-ws", "1", "4096"],
+            "tungstenite-baseline-4k-buffer",
+        )
+    }
+
     /// `host:port` of its listener.
     pub fn address(&self) -> String {
         match self {

@@ -339,7 +339,9 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
     }))
 }
 
-/// `connections`: C idle WebSocket connections; the server's RSS growth per connection.
+/// `connections`: C idle WebSocket connections; the server's RSS growth per connection (user
+/// space only: the kernel's socket buffers are not in RSS). The baseline runs with a 4 KiB read
+/// buffer per connection (see `Running::start_lean_ws_baseline`).
 pub fn connections(settings: &Settings) -> anyhow::Result<Value> {
     let connections = if settings.connections == 0 {
         5000
@@ -348,7 +350,10 @@ pub fn connections(settings: &Settings) -> anyhow::Result<Value> {
     };
     let mut results = Vec::new();
     for &kind in &settings.targets {
-        let server = Running::start(kind, Protocol::WebSocket, None)?;
+        let server = match kind {
+            Kind::Switchyard => Running::start(kind, Protocol::WebSocket, None)?,
+            Kind::Baseline => Running::start_lean_ws_baseline()?,
+        };
         let address = server.address();
         let pid = server.pid().context("a server we started")?;
         let result = runtime().block_on(async {
