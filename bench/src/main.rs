@@ -8,7 +8,7 @@
 //! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W] [--burst B]
 //!                                  [--via topics|kuzzle] [--broker HOST:PORT]
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
-//! switchyard-bench socketio-fanout (not yet: see scenarios/socketio.rs)
+//! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W]
 //! switchyard-bench connections     [--connections C]
 //! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--json PATH]
 //! ```

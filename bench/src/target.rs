@@ -1,7 +1,8 @@
 //! The servers under test: the real `switchyard` (the release binary with one protocol plugin,
 //! started with a generated config) and, per protocol, the baseline that gives its figures a
 //! meaning — a bare tokio-tungstenite broadcast server or a bare hyper server (this binary
-//! re-executed), or Debian's `mosquitto` — or an external MQTT broker (`--broker HOST:PORT`).
+//! re-executed), Debian's `mosquitto`, or npm `socket.io` 4.x on Node.js — or an external MQTT
+//! broker (`--broker HOST:PORT`).
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -16,7 +17,7 @@ use switchyard_tests::{protocol_section, Server};
 pub enum Kind {
     /// `switchyard` with the scenario's protocol plugin.
     Switchyard,
-    /// The scenario's baseline (tungstenite, hyper, mosquitto or `--broker`).
+    /// The scenario's baseline (tungstenite, hyper, mosquitto or `--broker`, npm socket.io).
     Baseline,
 }
 
@@ -29,7 +30,9 @@ pub enum Protocol {
     Http,
     /// MQTT 3.1.1: plugin `mqtt` (`allowPubSub = true`), baseline mosquitto or `--broker`.
     Mqtt,
-    // Socket.io: see `scenarios/socketio.rs` for what a `socketio-fanout` needs here.
+    /// Socket.IO 5 over Engine.IO 4: plugin `socketio`, baseline npm `socket.io` 4.x
+    /// (`tests/js/socketio/reference_server.js` on Node.js).
+    SocketIo,
 }
 
 /// A running server.
@@ -40,7 +43,7 @@ pub enum Running {
     Baseline {
         child: Child,
         address: String,
-        name: &'static str,
+        name: String,
     },
     /// A server somebody else runs (`--broker`): no pid, so no memory or CPU readings.
     External { address: String },
@@ -64,6 +67,7 @@ impl Running {
                 }),
                 None => start_mosquitto(),
             },
+            (Kind::Baseline, Protocol::SocketIo) => start_socketio_reference(),
         }
     }
 
@@ -110,7 +114,7 @@ impl Running {
     pub fn name(&self) -> String {
         match self {
             Running::Switchyard(_) => "switchyard".to_string(),
-            Running::Baseline { name, .. } => name.to_string(),
+            Running::Baseline { name, .. } => name.clone(),
             Running::External { address } => format!("broker {address}"),
         }
     }
@@ -145,6 +149,11 @@ fn switchyard_section(protocol: Protocol) -> String {
             "mqtt",
             "port = 0\naddress = \"127.0.0.1\"\nallowPubSub = true",
         ),
+        Protocol::SocketIo => protocol_section(
+            "socketio",
+            "socketio",
+            "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\"",
+        ),
     }
 }
 
@@ -167,7 +176,7 @@ fn reexecute(args: &[&str], name: &'static str) -> anyhow::Result<Running> {
     Ok(Running::Baseline {
         child,
         address,
-        name,
+        name: name.to_string(),
     })
 }
 
@@ -212,7 +221,69 @@ fn start_mosquitto() -> anyhow::Result<Running> {
     Ok(Running::Baseline {
         child,
         address: address.to_string(),
-        name: "mosquitto",
+        name: "mosquitto".to_string(),
+    })
+}
+
+/// npm `socket.io` 4.x (`tests/js/socketio/reference_server.js`) on a free port, run by
+/// `node` (`SWITCHYARD_BENCH_NODE` names another binary). Installs the npm packages with
+/// `npm ci` when they are missing (`switchyard_tests::node_modules`); fails saying what to
+/// install when Node.js or npm is not there.
+fn start_socketio_reference() -> anyhow::Result<Running> {
+    let node = std::env::var("SWITCHYARD_BENCH_NODE").unwrap_or_else(|_| "node".to_string());
+    const INSTALL: &str = "install Node.js 18 or later and npm (Debian: apt-get install -y nodejs \
+                           npm; .ci/run does), then `npm ci` in tests/js, or use --target switchyard";
+    let version = Command::new(&node)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "the socket.io baseline is npm `socket.io` 4.x on Node.js; {node} could not be \
+                 run ({error}): {INSTALL}"
+            )
+        })?;
+    let node_version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let js = std::panic::catch_unwind(switchyard_tests::node_modules).map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "the socket.io baseline needs the npm package `socket.io` 4.x in tests/js/node_modules, \
+             and installing it failed ({reason}): {INSTALL}"
+        )
+    })?;
+    let package = std::fs::read_to_string(js.join("node_modules/socket.io/package.json"))?;
+    let socketio_version = serde_json::from_str::<serde_json::Value>(&package)?["version"]
+        .as_str()
+        .unwrap_or("?")
+        .to_string();
+    let mut child = Command::new(&node)
+        .arg(js.join("socketio/reference_server.js"))
+        .current_dir(js)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {node} socketio/reference_server.js"))?;
+    // It prints `{"port": N}` once listening.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("piped")?).read_line(&mut line)?;
+    let port = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|printed| printed["port"].as_u64());
+    let Some(port) = port else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "the npm socket.io reference server did not say where it listens (printed {line:?}; \
+             its error output is above): {INSTALL}"
+        );
+    };
+    Ok(Running::Baseline {
+        child,
+        address: format!("127.0.0.1:{port}"),
+        name: format!("npm socket.io {socketio_version} (node {node_version})"),
     })
 }
 

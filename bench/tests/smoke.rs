@@ -134,9 +134,34 @@ fn mqtt_baseline_without_mosquitto_names_the_package() {
 }
 
 #[test]
-fn socketio_fanout_says_it_is_not_there_yet() {
-    let (output, _) = bench(&["socketio-fanout", "--subscribers", "2"], &[]);
+fn socketio_fanout_delivers_every_message_to_every_subscriber() {
+    let record = run(&["socketio-fanout", "--subscribers", "20"]);
+    let results = results(&record);
+    assert_eq!(results[0]["target"], "switchyard");
+    assert!(
+        results[1]["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("npm socket.io 4."),
+        "{record}"
+    );
+    assert_every_subscriber_got_every_message(&record, 20);
+}
+
+#[test]
+fn socketio_baseline_without_node_says_what_to_install() {
+    let (output, _) = bench(
+        &[
+            "socketio-fanout",
+            "--subscribers",
+            "2",
+            "--target",
+            "baseline",
+        ],
+        &[("SWITCHYARD_BENCH_NODE", "/nonexistent/node")],
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("socketio.rs"), "{stderr}");
+    assert!(stderr.contains("install Node.js"), "{stderr}");
+    assert!(stderr.contains("npm ci"), "{stderr}");
 }

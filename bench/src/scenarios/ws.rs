@@ -16,18 +16,69 @@ use crate::wsclient::{encode_text, timestamp, WsClient};
 use crate::Settings;
 
 /// Subscribers whose every delivery is timed (the others only count).
-const TIMED_SUBSCRIBERS: usize = 10;
+pub(super) const TIMED_SUBSCRIBERS: usize = 10;
 
-/// Shared counters between the subscriber thread and the publisher.
-struct Fanout {
-    epoch: Instant,
-    subscribers: usize,
-    received: AtomicU64,
-    ready: AtomicUsize,
-    closed: AtomicUsize,
-    measuring: AtomicBool,
-    progress: Notify,
-    latency: Mutex<hdrhistogram::Histogram<u64>>,
+/// Shared counters between the subscriber thread and the publisher (every fan-out scenario
+/// over WebSocket: `ws-fanout`, `socketio-fanout`).
+pub(super) struct Fanout {
+    pub(super) epoch: Instant,
+    pub(super) subscribers: usize,
+    pub(super) received: AtomicU64,
+    pub(super) ready: AtomicUsize,
+    pub(super) closed: AtomicUsize,
+    pub(super) measuring: AtomicBool,
+    pub(super) progress: Notify,
+    pub(super) latency: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+impl Fanout {
+    /// Counters for `subscribers` subscribers, the run's epoch now.
+    pub(super) fn new(subscribers: usize) -> Fanout {
+        Fanout {
+            epoch: Instant::now(),
+            subscribers,
+            received: AtomicU64::new(0),
+            ready: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            measuring: AtomicBool::new(false),
+            progress: Notify::new(),
+            latency: histogram(),
+        }
+    }
+
+    /// Counts one delivery, waking the publisher when a message has reached every subscriber;
+    /// for a timed subscriber while measuring, records the latency from the payload's `"ts"`.
+    pub(super) fn delivered(&self, timed: bool, payload: &[u8]) {
+        let total = self.received.fetch_add(1, Ordering::AcqRel) + 1;
+        if total % self.subscribers as u64 == 0 {
+            self.progress.notify_one();
+        }
+        if timed && self.measuring.load(Ordering::Relaxed) {
+            if let Some(sent_at) = timestamp(payload).and_then(|ts| ts.checked_sub(TS_OFFSET)) {
+                let now = self.epoch.elapsed().as_nanos() as u64;
+                let micros = now.saturating_sub(sent_at) / 1000;
+                let _ = self
+                    .latency
+                    .lock()
+                    .expect("not poisoned")
+                    .record(micros.max(1));
+            }
+        }
+    }
+
+    /// Waits (up to 5 s) for the deliveries of `sent` messages still in flight, unless a
+    /// subscriber was cut off; returns the deliveries counted.
+    pub(super) fn drain(&self, sent: u64) -> u64 {
+        let expected = sent * self.subscribers as u64;
+        let drain_until = Instant::now() + Duration::from_secs(5);
+        while self.received.load(Ordering::Acquire) < expected
+            && Instant::now() < drain_until
+            && self.closed.load(Ordering::Acquire) == 0
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.received.load(Ordering::Acquire)
+    }
 }
 
 /// `ws-fanout`: one publisher, N subscribers on one channel.
@@ -66,16 +117,7 @@ fn subscribe_request(kind: Kind) -> Option<&'static [u8]> {
 fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     let address = server.address();
     let kind = server.kind();
-    let shared = Arc::new(Fanout {
-        epoch: Instant::now(),
-        subscribers: settings.subscribers,
-        received: AtomicU64::new(0),
-        ready: AtomicUsize::new(0),
-        closed: AtomicUsize::new(0),
-        measuring: AtomicBool::new(false),
-        progress: Notify::new(),
-        latency: histogram(),
-    });
+    let shared = Arc::new(Fanout::new(settings.subscribers));
 
     let subscribers = {
         let shared = Arc::clone(&shared);
@@ -107,14 +149,7 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
 
     // Let what is in flight arrive, then count what never did.
     let expected = sent * settings.subscribers as u64;
-    let drain_until = Instant::now() + Duration::from_secs(5);
-    while shared.received.load(Ordering::Acquire) < expected
-        && Instant::now() < drain_until
-        && shared.closed.load(Ordering::Acquire) == 0
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let received = shared.received.load(Ordering::Acquire);
+    let received = shared.drain(sent);
     let closed = shared.closed.load(Ordering::Acquire);
     drop(subscribers);
 
@@ -145,28 +180,10 @@ async fn subscriber(
     shared.ready.fetch_add(1, Ordering::AcqRel);
     let (mut reader, _writer) = client.split();
     let timed = number < TIMED_SUBSCRIBERS;
-    let subscribers = shared.subscribers as u64;
     reader
         .read_frames(|frame| {
-            if frame.opcode != 1 {
-                return true;
-            }
-            let total = shared.received.fetch_add(1, Ordering::AcqRel) + 1;
-            if total % subscribers == 0 {
-                shared.progress.notify_one();
-            }
-            if timed && shared.measuring.load(Ordering::Relaxed) {
-                if let Some(sent_at) =
-                    timestamp(frame.payload).and_then(|ts| ts.checked_sub(TS_OFFSET))
-                {
-                    let now = shared.epoch.elapsed().as_nanos() as u64;
-                    let micros = now.saturating_sub(sent_at) / 1000;
-                    let _ = shared
-                        .latency
-                        .lock()
-                        .expect("not poisoned")
-                        .record(micros.max(1));
-                }
+            if frame.opcode == 1 {
+                shared.delivered(timed, frame.payload);
             }
             true
         })
