@@ -1,4 +1,4 @@
-// The reference for plugins/socketio/benches/fanout.rs: a plain npm socket.io 4.x server doing
+// The baseline of `switchyard-bench socketio-fanout`: a plain npm socket.io 4.x server doing
 // the same job as the plugin (clients join a room; each publication is emitted to the room on
 // an event named after it), with nothing else in the way. Prints {"port": N} when listening.
 //
