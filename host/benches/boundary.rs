@@ -118,6 +118,20 @@ fn main() {
         per_op(begun.elapsed(), HOOK_CALLS)
     );
 
+    // What a protocol pays to declare and forget a connection (HTTP does it per request).
+    const CONNECTIONS: u64 = 1_000_000;
+    let ips = [abi_stable::std_types::RStr::from_str("127.0.0.1")];
+    let headers = r#"{"host":"127.0.0.1:7511","user-agent":"bench","accept":"*/*"}"#;
+    let begun = Instant::now();
+    for _ in 0..CONNECTIONS {
+        let id = entry.new_connection(0, &ips, headers);
+        entry.remove_connection(id);
+    }
+    println!(
+        "  new_connection + remove_connection: {:.0} ns",
+        per_op(begun.elapsed(), CONNECTIONS)
+    );
+
     round_trips(&entry, "run at once (default)");
     round_trips(&start("concurrentRequests = 0"), "queued for a worker");
 }
