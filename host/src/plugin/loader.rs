@@ -1,5 +1,6 @@
 //! Opens protocol libraries and checks them (ABI version, layout, the six hooks) without
-//! calling anything in them. With `host_api.rs`, the only `unsafe` code in the host.
+//! calling anything in them. abi_stable's loader does the unsafe work (`dlopen`, the layout
+//! check) behind safe functions; the host's only `unsafe` is in `host_api.rs`.
 //!
 //! The checks run in an order that gives the most useful message first: is it a loadable
 //! library, is it a Switchyard plugin, which plugin-api was it built against, which hooks does
