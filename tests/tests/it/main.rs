@@ -10,5 +10,6 @@ mod mqtt;
 mod mqtt_raw;
 mod sdk;
 mod socketio;
+mod tidy;
 mod websocket;
 mod websocket_e2e;
