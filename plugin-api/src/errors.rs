@@ -177,6 +177,8 @@ catalogue! {
     NETWORK_HTTP_VOLATILE_PARSE_FAILED = ("network.http.volatile_parse_failed", 50397195, 400, "Unable to convert the \"x-kuzzle-volatile\" HTTP header to JSON: %s");
     /// The HTTP body is not JSON.
     NETWORK_HTTP_BODY_PARSE_FAILED = ("network.http.body_parse_failed", 50397196, 400, "Unable to convert the HTTP body to JSON: %s");
+    /// A malformed MQTT request (not UTF-8, not JSON, not an object).
+    NETWORK_MQTT_UNEXPECTED_ERROR = ("network.mqtt.unexpected_error", 50462721, 400, "Caught an unexpected MQTT error: %s");
     /// A malformed WebSocket message (invalid JSON, not an object…).
     NETWORK_WEBSOCKET_UNEXPECTED_ERROR = ("network.websocket.unexpected_error", 50528257, 400, "Caught an unexpected WebSocket error: %s");
     /// More messages per second than `rateLimit`.

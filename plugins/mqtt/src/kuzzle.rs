@@ -2,16 +2,9 @@
 //! the error response a malformed one gets (on `responseTopic`, to its sender only).
 
 use serde::de::IgnoredAny;
-use switchyard_plugin_api::errors::{ErrorSpec, KuzzleError};
+use switchyard_plugin_api::errors::KuzzleError;
+pub use switchyard_plugin_api::errors::NETWORK_MQTT_UNEXPECTED_ERROR;
 use switchyard_plugin_api::json;
-
-/// Kuzzle's `network.mqtt.unexpected_error` (domain network = 3, subdomain mqtt = 2, error 1).
-pub const NETWORK_MQTT_UNEXPECTED_ERROR: ErrorSpec = ErrorSpec {
-    id: "network.mqtt.unexpected_error",
-    code: 50_462_721,
-    status: 400,
-    template: "Caught an unexpected MQTT error: %s",
-};
 
 /// Why a request payload cannot go to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
