@@ -3,7 +3,7 @@
 //!
 //! A protocol plugin is a `cdylib` that implements [`Protocol`] and exports it:
 //!
-//! ```ignore
+//! ```text
 //! use switchyard_plugin_api::{export_protocol, Protocol};
 //! struct Echo { /* … */ }
 //! impl Protocol for Echo { /* init, broadcast, notify, join_channel, leave_channel, disconnect */ }
