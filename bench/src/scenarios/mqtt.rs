@@ -132,7 +132,11 @@ fn fanout_once(server: &Running, via: Via, settings: &Settings) -> anyhow::Resul
         })
     };
 
-    let outcome = runtime().block_on(publish(server, via, settings, &shared, &setup_errors));
+    // The runtime outlives the drain below, so the publisher's connection is not torn down (and
+    // possibly reset, discarding its last publications) before they have been delivered.
+    let publisher_runtime = runtime();
+    let outcome =
+        publisher_runtime.block_on(publish(server, via, settings, &shared, &setup_errors));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
     // Let what is in flight arrive, then count what never did.
@@ -147,6 +151,7 @@ fn fanout_once(server: &Running, via: Via, settings: &Settings) -> anyhow::Resul
     let received = shared.received.load(Ordering::Acquire);
     let closed = shared.closed.load(Ordering::Acquire);
     drop(subscribers);
+    drop(publisher_runtime);
 
     let latency = shared.latency.lock().expect("not poisoned");
     Ok(json!({

@@ -179,7 +179,11 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
         })
     };
 
-    let outcome = runtime().block_on(publisher(server, settings, &shared));
+    // The runtime outlives the drain below: dropping it would drop the publisher's reader, and
+    // a socket closed with unread answers is reset, which can discard the last publications
+    // before the server reads them (they would then count as lost).
+    let publisher_runtime = runtime();
+    let outcome = publisher_runtime.block_on(publisher(server, settings, &shared));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
     // Let what is in flight arrive, then count what never did.
@@ -187,6 +191,7 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     let received = shared.drain(sent);
     let closed = shared.closed.load(Ordering::Acquire);
     drop(subscribers);
+    drop(publisher_runtime);
 
     let latency = shared.latency.lock().expect("not poisoned");
     Ok(json!({
