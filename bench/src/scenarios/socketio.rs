@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::ws::{Fanout, TIMED_SUBSCRIBERS};
-use super::{cpu_figures, percentiles, ratio, runtime, timed_body};
+use super::{cpu_figures, ratio, runtime, timed_body};
 use crate::target::{Kind, Protocol, Running};
 use crate::wsclient::{encode_text, WsClient, WsReader, WsWriter};
 use crate::Settings;
@@ -186,24 +186,10 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     let outcome = publisher_runtime.block_on(publisher(server, settings, &shared));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
-    // Let what is in flight arrive, then count what never did.
-    let expected = sent * settings.subscribers as u64;
-    let received = shared.drain(sent);
-    let closed = shared.closed.load(Ordering::Acquire);
+    let record = shared.record(server, sent, measured_deliveries, measured_time, cpu);
     drop(subscribers);
     drop(publisher_runtime);
-
-    let latency = shared.latency.lock().expect("not poisoned");
-    Ok(json!({
-        "target": server.name(),
-        "deliveries_per_second": (measured_deliveries as f64 / measured_time.as_secs_f64()).round(),
-        "server_cpu": cpu,
-        "messages_published": sent,
-        "deliveries": received,
-        "lost": expected.saturating_sub(received),
-        "subscribers_disconnected": closed,
-        "latency": percentiles(&latency),
-    }))
+    Ok(record)
 }
 
 async fn subscriber(

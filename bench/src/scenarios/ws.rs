@@ -68,7 +68,7 @@ impl Fanout {
 
     /// Waits (up to 5 s) for the deliveries of `sent` messages still in flight, unless a
     /// subscriber was cut off; returns the deliveries counted.
-    pub(super) fn drain(&self, sent: u64) -> u64 {
+    fn drain(&self, sent: u64) -> u64 {
         let expected = sent * self.subscribers as u64;
         let drain_until = Instant::now() + Duration::from_secs(5);
         while self.received.load(Ordering::Acquire) < expected
@@ -78,6 +78,31 @@ impl Fanout {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.received.load(Ordering::Acquire)
+    }
+
+    /// Lets what is in flight arrive, then makes the record of one run: deliveries per second
+    /// over the measured window, and what never arrived.
+    pub(super) fn record(
+        &self,
+        server: &Running,
+        sent: u64,
+        measured_deliveries: u64,
+        measured_time: Duration,
+        cpu: Value,
+    ) -> Value {
+        let expected = sent * self.subscribers as u64;
+        let received = self.drain(sent);
+        let latency = self.latency.lock().expect("not poisoned");
+        json!({
+            "target": server.name(),
+            "deliveries_per_second": (measured_deliveries as f64 / measured_time.as_secs_f64()).round(),
+            "server_cpu": cpu,
+            "messages_published": sent,
+            "deliveries": received,
+            "lost": expected.saturating_sub(received),
+            "subscribers_disconnected": self.closed.load(Ordering::Acquire),
+            "latency": percentiles(&latency),
+        })
     }
 }
 
@@ -147,23 +172,9 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     let outcome = runtime.block_on(publisher(server, settings, &shared));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
-    // Let what is in flight arrive, then count what never did.
-    let expected = sent * settings.subscribers as u64;
-    let received = shared.drain(sent);
-    let closed = shared.closed.load(Ordering::Acquire);
+    let record = shared.record(server, sent, measured_deliveries, measured_time, cpu);
     drop(subscribers);
-
-    let latency = shared.latency.lock().expect("not poisoned");
-    Ok(json!({
-        "target": server.name(),
-        "deliveries_per_second": (measured_deliveries as f64 / measured_time.as_secs_f64()).round(),
-        "server_cpu": cpu,
-        "messages_published": sent,
-        "deliveries": received,
-        "lost": expected.saturating_sub(received),
-        "subscribers_disconnected": closed,
-        "latency": percentiles(&latency),
-    }))
+    Ok(record)
 }
 
 async fn subscriber(
