@@ -9,6 +9,12 @@ use std::fmt::Write as _;
 pub fn push_str(out: &mut String, value: &str) {
     out.reserve(value.len() + 2);
     out.push('"');
+    // Ids, names and most values need no escape: one pass to check, one copy.
+    if !needs_escape(value.as_bytes()) {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (at, byte) in value.bytes().enumerate() {
         let escape: &str = match byte {
@@ -32,9 +38,44 @@ pub fn push_str(out: &mut String, value: &str) {
     out.push('"');
 }
 
+/// True when `bytes` holds a control character, `"` or `\\`: eight bytes per step.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Exact tests, no false positives: a byte below `n` (n <= 0x80), a zero byte.
+    let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS;
+    let zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let special = below(word, 0x20)
+            | zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+}
+
 /// Appends `value` to `out` in decimal.
-pub fn push_u64(out: &mut String, value: u64) {
-    let _ = write!(out, "{value}");
+pub fn push_u64(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// Writes `object` (a JSON object's text) into `out` with `"key":raw_value` added as its last
@@ -70,6 +111,35 @@ pub fn splice_room(out: &mut Vec<u8>, object: &str, room: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_escape_check_sees_every_special_byte_at_every_position() {
+        for length in 0..20 {
+            let plain = "a".repeat(length);
+            assert!(!needs_escape(plain.as_bytes()));
+            for at in 0..length {
+                for special in [0u8, 0x1f, b'"', b'\\'] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = special;
+                    assert!(needs_escape(&bytes), "{bytes:?}");
+                }
+                for fine in [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0x80, 0xff] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = fine;
+                    assert!(!needs_escape(&bytes), "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for value in [0, 7, 10, 1_764_432_000_000, u64::MAX] {
+            let mut out = String::from("n=");
+            push_u64(&mut out, value);
+            assert_eq!(out, format!("n={value}"));
+        }
+    }
 
     #[test]
     fn strings_are_escaped() {

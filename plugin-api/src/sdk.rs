@@ -167,7 +167,18 @@ impl Host {
     /// `ips` are the client's addresses (the socket's peer first); `headers` the request
     /// headers a client sent when connecting, if any.
     pub fn new_connection(&self, ips: &[&str], headers: &[(&str, &str)]) -> ConnectionId {
-        let ips: Vec<RStr<'_>> = ips.iter().map(|ip| RStr::from_str(ip)).collect();
+        // Usually one address (the peer): no allocation for a few.
+        let mut few = [RStr::from_str(""); 4];
+        let many: Vec<RStr<'_>>;
+        let ips: &[RStr<'_>] = if ips.len() <= few.len() {
+            for (slot, ip) in few.iter_mut().zip(ips) {
+                *slot = RStr::from_str(ip);
+            }
+            &few[..ips.len()]
+        } else {
+            many = ips.iter().map(|ip| RStr::from_str(ip)).collect();
+            &many
+        };
         let mut headers_json = String::with_capacity(2 + headers.len() * 32);
         headers_json.push('{');
         for (index, (name, value)) in headers.iter().enumerate() {
@@ -187,7 +198,7 @@ impl Host {
         headers_json.push('}');
         (self.ffi.vtable.new_connection())(
             self.ffi,
-            RSlice::from_slice(&ips),
+            RSlice::from_slice(ips),
             RStr::from_str(&headers_json),
         )
     }
