@@ -8,16 +8,35 @@ mod realtime;
 mod request;
 mod server;
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use serde_json::Value;
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::json;
 use switchyard_plugin_api::ConnectionId;
 
 use crate::entry_point::EntryPoint;
+use request::Rejected;
 pub use request::Request;
 
-/// What a controller action returns: a result (JSON) or a Kuzzle error.
-pub type ActionResult = Result<Value, KuzzleError>;
+/// What a controller action returns: a result or a Kuzzle error.
+pub type ActionResult = Result<Output, KuzzleError>;
+
+/// An action's `result`.
+#[derive(Debug)]
+pub enum Output {
+    /// Any JSON value.
+    Value(Value),
+    /// `{"<key>": <number>}`, written without building a map (`server:now`).
+    Number(&'static str, u64),
+}
+
+impl From<Value> for Output {
+    fn from(value: Value) -> Output {
+        Output::Value(value)
+    }
+}
 
 /// Everything an action can look at.
 pub struct Context<'a> {
@@ -41,7 +60,7 @@ impl Context<'_> {
 
 /// One API action. It may take what it needs out of the request (`body`); the response is built
 /// from what is left (`requestId`, `controller`, `action`, `index`, `collection`, `volatile`).
-type Handler = fn(&Context<'_>, &mut Request) -> ActionResult;
+type Handler = fn(&Context<'_>, &mut Request<'_>) -> ActionResult;
 
 /// An action the host serves, and its REST routes (for the HTTP protocol and `/_publicApi`).
 #[derive(Debug, Clone, Copy)]
@@ -162,39 +181,39 @@ impl Api {
 
 /// A finished answer: status, request id, and the response `content` as JSON text.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub struct Answer<'a> {
     /// HTTP-like status.
     pub status: u16,
-    /// The request's id.
-    pub request_id: String,
+    /// The request's id (borrowed from the request's text when it could be).
+    pub request_id: Cow<'a, str>,
     /// The response `content` object.
     pub content: String,
 }
 
-impl Answer {
+impl<'a> Answer<'a> {
     /// The answer to a request refused before it ran (overloaded, shutting down).
-    pub fn refusal(request_json: &str, error: KuzzleError) -> Answer {
+    pub fn refusal(request_json: &'a str, error: KuzzleError) -> Answer<'a> {
         let request = Request::parse_lenient(request_json);
-        build(&request, Err(error))
+        build(request, Err(error))
     }
 }
 
 /// Runs one request for `connection` (owned by protocol `protocol`, if it still exists).
-pub fn handle(
+pub fn handle<'a>(
     entry: &EntryPoint,
     connection: ConnectionId,
     protocol: Option<usize>,
-    request_json: &str,
-) -> Answer {
+    request_json: &'a str,
+) -> Answer<'a> {
     let mut request = match Request::parse(request_json) {
         Ok(request) => request,
-        Err(rejected) => return build(&rejected.request, Err(rejected.error)),
+        Err(rejected) => {
+            let Rejected { request, error } = *rejected;
+            return build(request, Err(error));
+        }
     };
     let Some(protocol) = protocol else {
-        return build(
-            &request,
-            Err(errors::API_PROCESS_CONNECTION_DROPPED.error()),
-        );
+        return build(request, Err(errors::API_PROCESS_CONNECTION_DROPPED.error()));
     };
     let outcome = entry
         .api
@@ -207,12 +226,12 @@ pub fn handle(
             };
             (route.handler)(&context, &mut request)
         });
-    build(&request, outcome)
+    build(request, outcome)
 }
 
 /// Builds Kuzzle's response `content`:
 /// `{requestId, status, error, controller, action, collection, index, volatile, headers, result}`.
-pub fn build(request: &Request, outcome: ActionResult) -> Answer {
+pub fn build(request: Request<'_>, outcome: ActionResult) -> Answer<'_> {
     let mut content = String::with_capacity(256);
     let status = match &outcome {
         Ok(_) => 200,
@@ -230,34 +249,46 @@ pub fn build(request: &Request, outcome: ActionResult) -> Answer {
     push_optional(
         &mut content,
         "controller",
-        Some(&request.controller).filter(|c| !c.is_empty()),
+        Some(&*request.controller).filter(|c| !c.is_empty()),
     );
     push_optional(
         &mut content,
         "action",
-        Some(&request.action).filter(|a| !a.is_empty()),
+        Some(&*request.action).filter(|a| !a.is_empty()),
     );
-    push_optional(&mut content, "collection", request.collection.as_ref());
-    push_optional(&mut content, "index", request.index.as_ref());
+    push_optional(&mut content, "collection", request.collection.as_deref());
+    push_optional(&mut content, "index", request.index.as_deref());
     content.push_str(",\"volatile\":");
     match &request.volatile {
-        Some(volatile) => content.push_str(&volatile.to_string()),
+        // Written in place: `Display` for a JSON value is its compact text.
+        Some(volatile) => {
+            let _ = write!(content, "{volatile}");
+        }
         None => content.push_str("null"),
     }
     content.push_str(",\"headers\":{},\"result\":");
     match &outcome {
-        Ok(result) => content.push_str(&result.to_string()),
+        Ok(Output::Value(result)) => {
+            let _ = write!(content, "{result}");
+        }
+        Ok(Output::Number(key, number)) => {
+            content.push('{');
+            json::push_str(&mut content, key);
+            content.push(':');
+            json::push_u64(&mut content, *number);
+            content.push('}');
+        }
         Err(_) => content.push_str("null"),
     }
     content.push('}');
     Answer {
         status,
-        request_id: request.request_id.clone(),
+        request_id: request.request_id,
         content,
     }
 }
 
-fn push_optional(out: &mut String, key: &str, value: Option<&String>) {
+fn push_optional(out: &mut String, key: &str, value: Option<&str>) {
     out.push_str(",\"");
     out.push_str(key);
     out.push_str("\":");

@@ -11,7 +11,7 @@ use crate::realtime::{self, DocumentEvent, Scope, SubscribeRequest, Subscribed, 
 
 fn subscribe_request<'a>(
     context: &Context<'_>,
-    request: &'a Request,
+    request: &'a Request<'_>,
     filter: &'a Value,
 ) -> Result<SubscribeRequest<'a>, KuzzleError> {
     let (index, collection) = request.index_and_collection()?;
@@ -35,11 +35,11 @@ fn announce(context: &Context<'_>, subscribed: Subscribed) -> ActionResult {
     if let Some(protocol) = entry.protocols().get(context.protocol) {
         protocol.join_channel(&subscribed.channel, context.connection);
     }
-    Ok(json!({ "roomId": &*subscribed.room_id, "channel": &*subscribed.channel }))
+    Ok(json!({ "roomId": &*subscribed.room_id, "channel": &*subscribed.channel }).into())
 }
 
 /// `realtime:subscribe`.
-pub fn subscribe(context: &Context<'_>, request: &mut Request) -> ActionResult {
+pub fn subscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     request.index_and_collection()?;
     let Some(filter) = &request.body else {
         return Err(errors::API_ASSERT_BODY_REQUIRED.error());
@@ -56,7 +56,7 @@ pub fn subscribe(context: &Context<'_>, request: &mut Request) -> ActionResult {
 }
 
 /// `realtime:join`: subscribe to an existing room by id.
-pub fn join(context: &Context<'_>, request: &mut Request) -> ActionResult {
+pub fn join(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?.to_string();
     let entry = context.entry;
     let no_filter = Value::Null;
@@ -79,7 +79,7 @@ pub fn join(context: &Context<'_>, request: &mut Request) -> ActionResult {
 }
 
 /// `realtime:unsubscribe`.
-pub fn unsubscribe(context: &Context<'_>, request: &mut Request) -> ActionResult {
+pub fn unsubscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?;
     let departure = context
         .entry
@@ -88,22 +88,22 @@ pub fn unsubscribe(context: &Context<'_>, request: &mut Request) -> ActionResult
     context
         .entry
         .complete_departure(context.connection, context.protocol, &departure);
-    Ok(json!({ "roomId": room_id }))
+    Ok(json!({ "roomId": room_id }).into())
 }
 
 /// `realtime:count`.
-pub fn count(context: &Context<'_>, request: &mut Request) -> ActionResult {
+pub fn count(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?;
-    Ok(json!({ "count": context.entry.realtime.count(room_id)? }))
+    Ok(json!({ "count": context.entry.realtime.count(room_id)? }).into())
 }
 
 /// `realtime:list`.
-pub fn list(context: &Context<'_>, _request: &mut Request) -> ActionResult {
-    Ok(context.entry.realtime.list())
+pub fn list(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
+    Ok(context.entry.realtime.list().into())
 }
 
 /// `realtime:publish`: notifies matching subscribers; nothing is stored.
-pub fn publish(context: &Context<'_>, request: &mut Request) -> ActionResult {
+pub fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     request.index_and_collection()?;
     let Some(Value::Object(mut body)) = request.body.take() else {
         return Err(errors::API_ASSERT_BODY_REQUIRED.error());
@@ -142,5 +142,5 @@ pub fn publish(context: &Context<'_>, request: &mut Request) -> ActionResult {
             .entry
             .broadcast(&realtime::Broadcast { channels, payload });
     }
-    Ok(json!({ "published": true }))
+    Ok(json!({ "published": true }).into())
 }

@@ -4,24 +4,27 @@
 //! pulled out; every other key (including `_id`, `scope`, `users` and unknown ones the SDK adds,
 //! such as `verb` or `cookieAuth`) stays in `args`. A `null` value counts as absent.
 
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 
-/// A parsed request.
+/// A parsed request. Its strings borrow from the request's text unless they had escapes.
 #[derive(Debug, Clone, Default)]
-pub struct Request {
+pub struct Request<'a> {
     /// The client's `requestId`, or a generated UUID.
-    pub request_id: String,
+    pub request_id: Cow<'a, str>,
     /// Controller name (empty when the request had none: only in error answers).
-    pub controller: String,
+    pub controller: Cow<'a, str>,
     /// Action name (likewise).
-    pub action: String,
+    pub action: Cow<'a, str>,
     /// `index`, when given.
-    pub index: Option<String>,
+    pub index: Option<Cow<'a, str>>,
     /// `collection`, when given.
-    pub collection: Option<String>,
+    pub collection: Option<Cow<'a, str>>,
     /// The JWT, when given.
-    pub jwt: Option<String>,
+    pub jwt: Option<Cow<'a, str>>,
     /// `volatile` (an object), when given.
     pub volatile: Option<Value>,
     /// `body` (an object), when given.
@@ -32,100 +35,119 @@ pub struct Request {
 
 /// A request that failed its checks: what could be read of it, and why it failed.
 #[derive(Debug)]
-pub struct Rejected {
+pub struct Rejected<'a> {
     /// The request as far as it was read (for `requestId`, `controller`… in the answer).
-    pub request: Request,
+    pub request: Request<'a>,
     /// Kuzzle's error.
     pub error: KuzzleError,
 }
 
-impl Request {
+impl<'a> Request<'a> {
     /// Parses and checks a request. On error, also returns what could be read of it, so the
     /// error response still echoes `requestId`, `controller`, `action`…
-    pub fn parse(text: &str) -> Result<Request, Box<Rejected>> {
-        let object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(object)) => object,
-            Ok(_) | Err(_) => {
-                return Err(Box::new(Rejected {
-                    request: Request::with_generated_id(),
-                    error: errors::API_ASSERT_INVALID_ARGUMENT.with(&["request", "a JSON object"]),
-                }))
-            }
-        };
-        Request::from_object(object)
+    ///
+    /// The top-level object is read key by key: the fields Kuzzle pulls out go straight to
+    /// their slots and only the other keys build a map, so a typical request allocates its
+    /// strings and nothing else.
+    pub fn parse(text: &'a str) -> Result<Request<'a>, Box<Rejected<'a>>> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let fields = Deserializer::deserialize_map(&mut deserializer, FieldsVisitor)
+            .and_then(|fields| deserializer.end().map(|()| fields));
+        match fields {
+            Ok(fields) => Request::from_fields(fields),
+            Err(_) => Err(Box::new(Rejected {
+                request: Request::with_generated_id(),
+                error: errors::API_ASSERT_INVALID_ARGUMENT.with(&["request", "a JSON object"]),
+            })),
+        }
     }
 
     /// What can be read of a request without failing: used to answer refusals.
-    pub fn parse_lenient(text: &str) -> Request {
+    pub fn parse_lenient(text: &'a str) -> Request<'a> {
         match Request::parse(text) {
             Ok(request) => request,
             Err(rejected) => rejected.request,
         }
     }
 
-    fn with_generated_id() -> Request {
+    fn with_generated_id() -> Request<'a> {
         Request {
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: Cow::Owned(uuid::Uuid::new_v4().to_string()),
             ..Request::default()
         }
     }
 
-    fn from_object(mut object: Map<String, Value>) -> Result<Request, Box<Rejected>> {
+    /// Type-checks the pulled-out fields, in Kuzzle's order: the first wrong one is the error.
+    fn from_fields(fields: Fields<'a>) -> Result<Request<'a>, Box<Rejected<'a>>> {
+        let Fields {
+            request_id,
+            controller,
+            action,
+            index,
+            collection,
+            jwt,
+            volatile,
+            body,
+            args,
+        } = fields;
         // A UUID costs a `getrandom` call: draw one only for requests without an id.
-        let mut request = match object.get("requestId") {
-            Some(Value::String(_)) => Request::default(),
+        let mut request = match request_id {
+            Some(Text::String(_)) => Request::default(),
             _ => Request::with_generated_id(),
         };
-        let mut errors_found: Vec<KuzzleError> = Vec::new();
-        let mut fail = |error: KuzzleError| errors_found.push(error);
+        request.args = args;
+        let mut first_error: Option<KuzzleError> = None;
+        let mut fail = |error: KuzzleError| {
+            first_error.get_or_insert(error);
+        };
 
-        match object.remove("requestId") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(id)) => request.request_id = id,
-            Some(_) => fail(errors::API_ASSERT_INVALID_TYPE.with(&["requestId", "string"])),
-        }
-        for (key, slot) in [
-            ("controller", &mut request.controller),
-            ("action", &mut request.action),
-        ] {
-            match object.remove(key) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(value)) => *slot = value,
-                Some(_) => fail(errors::API_ASSERT_INVALID_TYPE.with(&[key, "string"])),
+        match request_id {
+            None | Some(Text::Null) => {}
+            Some(Text::String(id)) => request.request_id = id,
+            Some(Text::Other) => {
+                fail(errors::API_ASSERT_INVALID_TYPE.with(&["requestId", "string"]))
             }
         }
-        for (key, slot) in [
-            ("index", &mut request.index),
-            ("collection", &mut request.collection),
-            ("jwt", &mut request.jwt),
+        for (key, value, slot) in [
+            ("controller", controller, &mut request.controller),
+            ("action", action, &mut request.action),
         ] {
-            match object.remove(key) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(value)) => *slot = Some(value),
-                Some(_) => fail(errors::API_ASSERT_INVALID_TYPE.with(&[key, "string"])),
+            match value {
+                None | Some(Text::Null) => {}
+                Some(Text::String(value)) => *slot = value,
+                Some(Text::Other) => fail(errors::API_ASSERT_INVALID_TYPE.with(&[key, "string"])),
             }
         }
-        for (key, slot) in [
-            ("volatile", &mut request.volatile),
-            ("body", &mut request.body),
+        for (key, value, slot) in [
+            ("index", index, &mut request.index),
+            ("collection", collection, &mut request.collection),
+            ("jwt", jwt, &mut request.jwt),
         ] {
-            match object.remove(key) {
+            match value {
+                None | Some(Text::Null) => {}
+                Some(Text::String(value)) => *slot = Some(value),
+                Some(Text::Other) => fail(errors::API_ASSERT_INVALID_TYPE.with(&[key, "string"])),
+            }
+        }
+        for (key, value, slot) in [
+            ("volatile", volatile, &mut request.volatile),
+            ("body", body, &mut request.body),
+        ] {
+            match value {
                 None | Some(Value::Null) => {}
                 Some(value @ Value::Object(_)) => *slot = Some(value),
                 Some(_) => fail(errors::API_ASSERT_INVALID_TYPE.with(&[key, "object"])),
             }
         }
-        object.retain(|_, value| !value.is_null());
-        request.args = object;
 
-        if errors_found.is_empty() {
+        if first_error.is_none() {
             if request.controller.is_empty() {
-                errors_found.push(errors::API_ASSERT_MISSING_ARGUMENT.with(&["controller"]));
+                first_error = Some(errors::API_ASSERT_MISSING_ARGUMENT.with(&["controller"]));
             } else if request.action.is_empty() {
-                errors_found.push(errors::API_ASSERT_MISSING_ARGUMENT.with(&["action"]));
+                first_error = Some(errors::API_ASSERT_MISSING_ARGUMENT.with(&["action"]));
             }
         }
-        match errors_found.into_iter().next() {
+        match first_error {
             None => Ok(request),
             Some(error) => Err(Box::new(Rejected { request, error })),
         }
@@ -166,6 +188,142 @@ impl Request {
     }
 }
 
+/// The top-level members of a request as read, before type checks. A repeated key keeps its
+/// last value, as a JSON object parsed whole would.
+#[derive(Default)]
+struct Fields<'de> {
+    request_id: Option<Text<'de>>,
+    controller: Option<Text<'de>>,
+    action: Option<Text<'de>>,
+    index: Option<Text<'de>>,
+    collection: Option<Text<'de>>,
+    jwt: Option<Text<'de>>,
+    volatile: Option<Value>,
+    body: Option<Value>,
+    /// Every other key; `null` values are left out (absent, for Kuzzle).
+    args: Map<String, Value>,
+}
+
+/// An object key, borrowed from the request text unless it has escapes (serde's own `Cow`
+/// always copies).
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A member that must be a string: only its kind matters when it is not one (the value is
+/// skipped, never built).
+enum Text<'de> {
+    String(Cow<'de, str>),
+    Null,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text::String(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text::String(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text::String(Cow::Owned(text)))
+            }
+            fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+                Ok(Text::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Text<'de>, E> {
+                Ok(Text::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Text<'de>, E> {
+                Ok(Text::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Text<'de>, E> {
+                Ok(Text::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Text<'de>, E> {
+                Ok(Text::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text::Other)
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+/// Reads a JSON object into [`Fields`]; anything but an object is refused.
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let slot = match &*key {
+                "requestId" => &mut fields.request_id,
+                "controller" => &mut fields.controller,
+                "action" => &mut fields.action,
+                "index" => &mut fields.index,
+                "collection" => &mut fields.collection,
+                "jwt" => &mut fields.jwt,
+                "volatile" => {
+                    fields.volatile = Some(map.next_value()?);
+                    continue;
+                }
+                "body" => {
+                    fields.body = Some(map.next_value()?);
+                    continue;
+                }
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if value.is_null() {
+                        fields.args.shift_remove(&*key);
+                    } else {
+                        fields.args.insert(key.into_owned(), value);
+                    }
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(fields)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,10 +340,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.request_id, "r1");
-        assert_eq!(
-            (request.controller.as_str(), request.action.as_str()),
-            ("server", "now")
-        );
+        assert_eq!((&*request.controller, &*request.action), ("server", "now"));
         assert_eq!(request.index.as_deref(), Some("i"));
         assert_eq!(request.collection.as_deref(), Some("c"));
         assert_eq!(request.volatile.as_ref().unwrap()["a"], 1);
@@ -227,6 +382,56 @@ mod tests {
         ];
         for (text, expected) in cases {
             assert_eq!(error_of(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn members_read_as_a_whole_object_would_be() {
+        // A repeated key keeps its last value; escapes are decoded; `null` is absence.
+        let request = Request::parse(
+            r#"{"controller":"x","controller":"server","act\u0069on":"n\u006fw","a":1,"a":null,
+                "b":[1,{"c":null}],"b":2,"index":null,"jwt":"t\"k"}"#,
+        )
+        .unwrap();
+        assert_eq!((&*request.controller, &*request.action), ("server", "now"));
+        assert!(matches!(request.controller, Cow::Borrowed(_)));
+        assert!(matches!(request.action, Cow::Owned(_)));
+        assert_eq!(request.index, None);
+        assert_eq!(request.jwt.as_deref(), Some("t\"k"));
+        assert_eq!(Value::Object(request.args), serde_json::json!({"b": 2}));
+    }
+
+    #[test]
+    fn every_string_member_refuses_other_types() {
+        for key in [
+            "requestId",
+            "controller",
+            "action",
+            "index",
+            "collection",
+            "jwt",
+        ] {
+            for value in ["true", "1", "-1", "1.5", "[\"s\"]", r#"{"s":"t"}"#] {
+                let text = format!(r#"{{"controller":"s","action":"n","{key}":{value}}}"#);
+                assert_eq!(
+                    error_of(&text),
+                    format!("Wrong type for argument \"{key}\" (expected: string)"),
+                    "{text}"
+                );
+            }
+        }
+        for text in [
+            "",
+            "{",
+            r#"{"controller":"s","action":"n"} x"#,
+            "null",
+            "\"s\"",
+        ] {
+            assert_eq!(
+                error_of(text),
+                "Invalid argument \"request\". Expected: a JSON object",
+                "{text}"
+            );
         }
     }
 

@@ -2,19 +2,19 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{ActionResult, Context, Request};
+use super::{ActionResult, Context, Output, Request};
 
 /// `server:now` → `{now: <epoch ms>}`.
-pub fn now(_context: &Context<'_>, _request: &mut Request) -> ActionResult {
+pub fn now(_context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as u64)
         .unwrap_or(0);
-    Ok(json!({ "now": now }))
+    Ok(Output::Number("now", now))
 }
 
 /// `server:info` → the server's name and version, its API routes and its protocols.
-pub fn info(context: &Context<'_>, _request: &mut Request) -> ActionResult {
+pub fn info(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
     let entry = context.entry;
     let mut protocols = Map::new();
     for protocol in entry.protocols() {
@@ -57,10 +57,11 @@ pub fn info(context: &Context<'_>, _request: &mut Request) -> ActionResult {
             },
             "services": {},
         }
-    }))
+    })
+    .into())
 }
 
 /// `server:healthCheck` → `{status: "green", services: {}}`.
-pub fn health_check(_context: &Context<'_>, _request: &mut Request) -> ActionResult {
-    Ok(json!({ "status": "green", "services": {} }))
+pub fn health_check(_context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
+    Ok(json!({ "status": "green", "services": {} }).into())
 }

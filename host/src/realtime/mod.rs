@@ -20,6 +20,8 @@ use switchyard_filters::{Engine, EngineConfig};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::ConnectionId;
 
+use crate::entry_point::ConnectionMap;
+
 pub use notification::{
     document_notification, now_ms, user_notification, DocumentEvent, UserEvent,
 };
@@ -127,7 +129,7 @@ struct Room {
     collection: String,
     /// Channels by creation order; few per room.
     channels: Vec<Channel>,
-    subscribers: HashMap<ConnectionId, Subscriber>,
+    subscribers: ConnectionMap<Subscriber>,
 }
 
 #[derive(Debug)]
@@ -135,7 +137,7 @@ struct State {
     engine: Engine,
     rooms: HashMap<Arc<str>, Room>,
     /// The rooms each connection is in.
-    connection_rooms: HashMap<ConnectionId, Vec<Arc<str>>>,
+    connection_rooms: ConnectionMap<Vec<Arc<str>>>,
 }
 
 /// What a subscription asks for.
@@ -207,7 +209,7 @@ impl Realtime {
             state: RwLock::new(State {
                 engine: Engine::new(EngineConfig::default()),
                 rooms: HashMap::new(),
-                connection_rooms: HashMap::new(),
+                connection_rooms: ConnectionMap::default(),
             }),
         }
     }
@@ -238,7 +240,7 @@ impl Realtime {
                     index: request.index.to_string(),
                     collection: request.collection.to_string(),
                     channels: Vec::new(),
-                    subscribers: HashMap::new(),
+                    subscribers: ConnectionMap::default(),
                 },
             );
         }
