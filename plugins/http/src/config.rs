@@ -62,6 +62,9 @@ struct RawConfig {
     /// Milliseconds to receive a request's body.
     #[serde(default = "default_body_timeout")]
     body_timeout: u64,
+    /// Request threads, each with its own connections (0: half the cores, at least one).
+    #[serde(default)]
+    worker_threads: usize,
 }
 
 /// `accessControlAllowOrigin`: a string (comma-separated) or a list.
@@ -123,6 +126,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// Time allowed for a request's body.
     pub body_timeout: Duration,
+    /// Request threads (0: half the cores, at least one).
+    pub worker_threads: usize,
 }
 
 impl Default for Settings {
@@ -209,6 +214,7 @@ impl Settings {
             max_encoding_layers: raw.max_encoding_layers,
             header_timeout: Duration::from_millis(raw.header_timeout),
             body_timeout: Duration::from_millis(raw.body_timeout),
+            worker_threads: raw.worker_threads,
         })
     }
 }
@@ -230,6 +236,7 @@ mod tests {
         assert_eq!(settings.max_encoding_layers, 3);
         assert_eq!(settings.header_timeout, Duration::from_secs(10));
         assert_eq!(settings.body_timeout, Duration::from_secs(10));
+        assert_eq!(settings.worker_threads, 0);
         assert!(settings.cors.allows("https://anything.example"));
         assert_eq!(settings.cors.allow_methods(), DEFAULT_ALLOW_METHODS);
     }
@@ -240,7 +247,8 @@ mod tests {
             r#"{"port":0,"address":"127.0.0.1","maxRequestSize":"2KB",
                 "accessControlAllowOrigin":["https://a.example"],
                 "accessControlAllowMethods":"GET","accessControlAllowHeaders":"X-A",
-                "allowCompression":false,"maxEncodingLayers":1,"headerTimeout":500,"bodyTimeout":700}"#,
+                "allowCompression":false,"maxEncodingLayers":1,"headerTimeout":500,"bodyTimeout":700,
+                "workerThreads":3}"#,
             r#"{"maxRequestSize":"1GB"}"#,
         )
         .unwrap();
@@ -255,6 +263,7 @@ mod tests {
         assert_eq!(settings.max_encoding_layers, 1);
         assert_eq!(settings.header_timeout, Duration::from_millis(500));
         assert_eq!(settings.body_timeout, Duration::from_millis(700));
+        assert_eq!(settings.worker_threads, 3);
     }
 
     #[test]
@@ -310,7 +319,7 @@ mod tests {
             ),
             (
                 r#"{"compression":true}"#,
-                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`",
+                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`",
             ),
         ];
         for (section, expected) in cases {

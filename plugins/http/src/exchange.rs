@@ -1,12 +1,11 @@
 //! One HTTP request, start to finish: checks in Kuzzle's order, body, routing, one host
 //! connection for the API call, and the framed response with CORS headers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::Method;
 use serde_json::Map;
 use switchyard_plugin_api::errors::{self, KuzzleError};
@@ -23,7 +22,7 @@ use switchyard_plugin_api::Backend;
 /// Answers one request. Never fails: every problem is an HTTP answer.
 pub async fn handle<B>(
     shared: &Shared,
-    peer: SocketAddr,
+    peer_ip: &str,
     request: hyper::Request<B>,
 ) -> hyper::Response<Full<Bytes>>
 where
@@ -31,23 +30,26 @@ where
     B::Error: std::fmt::Display,
 {
     let (parts, body) = request.into_parts();
-    let header_id = header_text(&parts.headers, "x-kuzzle-request-id").map(str::to_string);
-    let mut request_id = header_id
-        .clone()
-        .unwrap_or_else(|| shared.next_request_id());
+    let known = KnownHeaders::find(&parts.headers);
+    let header_id = known.request_id.and_then(|value| value.to_str().ok());
+    let mut request_id = match header_id {
+        Some(id) => id.to_string(),
+        None => shared.next_request_id(),
+    };
     let query = parts.uri.query().unwrap_or("");
     let pretty = router::query_pairs(query).any(|(key, _)| key == "pretty");
     let compression = if shared.settings.allow_compression {
-        reply::negotiate(parts.headers.get(header::ACCEPT_ENCODING))
+        reply::negotiate(known.accept_encoding)
     } else {
         None
     };
     let reply = answer(
         shared,
-        peer,
+        peer_ip,
         &parts,
+        &known,
         body,
-        header_id.as_deref(),
+        header_id,
         &mut request_id,
     )
     .await;
@@ -61,7 +63,7 @@ where
     shared
         .settings
         .cors
-        .apply(parts.headers.get(header::ORIGIN), response.headers_mut());
+        .apply(known.origin, response.headers_mut());
     if shared.backend.is_shutting_down() {
         response
             .headers_mut()
@@ -70,22 +72,80 @@ where
     response
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
+/// Kuzzle's own headers, named once (a name given as text is parsed at every lookup).
+pub static X_KUZZLE_REQUEST_ID: HeaderName = HeaderName::from_static("x-kuzzle-request-id");
+static X_KUZZLE_VOLATILE: HeaderName = HeaderName::from_static("x-kuzzle-volatile");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The request headers the plugin reads, found in one pass over the request's few headers
+/// rather than one hashed lookup each. A repeated header counts by its first value, as
+/// `HeaderMap::get`.
+#[derive(Debug, Default)]
+struct KnownHeaders<'a> {
+    request_id: Option<&'a HeaderValue>,
+    accept_encoding: Option<&'a HeaderValue>,
+    origin: Option<&'a HeaderValue>,
+    content_length: Option<&'a HeaderValue>,
+    content_type: Option<&'a HeaderValue>,
+    content_encoding: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+    volatile: Option<&'a HeaderValue>,
+    transfer_encoding: bool,
+    forwarded_for: bool,
 }
 
-/// True when the request announces a body (which an early answer leaves unread).
-fn announces_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::TRANSFER_ENCODING)
-        || header_text(headers, "content-length")
+impl<'a> KnownHeaders<'a> {
+    fn find(headers: &'a HeaderMap) -> KnownHeaders<'a> {
+        let mut known = KnownHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == header::ACCEPT_ENCODING {
+                &mut known.accept_encoding
+            } else if name == header::ORIGIN {
+                &mut known.origin
+            } else if name == header::CONTENT_LENGTH {
+                &mut known.content_length
+            } else if name == header::CONTENT_TYPE {
+                &mut known.content_type
+            } else if name == header::CONTENT_ENCODING {
+                &mut known.content_encoding
+            } else if name == header::AUTHORIZATION {
+                &mut known.authorization
+            } else if name == header::TRANSFER_ENCODING {
+                known.transfer_encoding = true;
+                continue;
+            } else if name == X_KUZZLE_REQUEST_ID {
+                &mut known.request_id
+            } else if name == X_KUZZLE_VOLATILE {
+                &mut known.volatile
+            } else if name == X_FORWARDED_FOR {
+                known.forwarded_for = true;
+                continue;
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        known
+    }
+
+    /// `Content-Length` as a number, when present and valid.
+    fn content_length(&self) -> Option<u64> {
+        self.content_length
+            .and_then(|value| value.to_str().ok())
             .and_then(|length| length.trim().parse::<u64>().ok())
-            .is_some_and(|length| length > 0)
+    }
+
+    /// True when the request announces a body (which an early answer leaves unread).
+    fn announces_body(&self) -> bool {
+        self.transfer_encoding || self.content_length().is_some_and(|length| length > 0)
+    }
 }
 
 async fn answer<B>(
     shared: &Shared,
-    peer: SocketAddr,
+    peer_ip: &str,
     parts: &hyper::http::request::Parts,
+    known: &KnownHeaders<'_>,
     body: B,
     header_id: Option<&str>,
     request_id: &mut String,
@@ -99,7 +159,7 @@ where
     // An answer given before the body is read: the connection cannot be reused.
     let early = |error: KuzzleError, id: &str| {
         let reply = Reply::error(id, &error);
-        if announces_body(headers) {
+        if known.announces_body() {
             reply.closing()
         } else {
             reply
@@ -113,24 +173,24 @@ where
         let error = errors::NETWORK_HTTP_UNSUPPORTED_VERB.with(&[parts.method.as_str()]);
         return early(error, request_id);
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    if let Some(origin) = known.origin {
         let text = String::from_utf8_lossy(origin.as_bytes());
         if !settings.cors.allows(&text) {
             return early(API_PROCESS_UNAUTHORIZED_ORIGIN.with(&[&text]), request_id);
         }
     }
-    let too_large = header_text(headers, "content-length")
-        .and_then(|length| length.trim().parse::<u64>().ok())
+    let too_large = known
+        .content_length()
         .is_some_and(|length| length > settings.max_request_size as u64);
     if too_large {
         return Reply::error(request_id, &errors::NETWORK_HTTP_REQUEST_TOO_LARGE.error()).closing();
     }
-    let kind = match body::content_kind(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes())) {
+    let kind = match body::content_kind(known.content_type.map(HeaderValue::as_bytes)) {
         Ok(kind) => kind,
         Err(error) => return early(error, request_id),
     };
     let layers = match body::encodings(
-        headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()),
+        known.content_encoding.map(HeaderValue::as_bytes),
         settings.max_encoding_layers,
         settings.allow_compression,
     ) {
@@ -161,8 +221,8 @@ where
         Err(error) => return Reply::error(request_id, &error),
     };
     let header_args = match HeaderArgs::read(
-        headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
-        headers.get("x-kuzzle-volatile").map(|v| v.as_bytes()),
+        known.authorization.map(HeaderValue::as_bytes),
+        known.volatile.map(HeaderValue::as_bytes),
     ) {
         Ok(args) => args,
         Err(error) => return Reply::error(request_id, &error),
@@ -172,7 +232,7 @@ where
     let target = match router::builtin_route(&parts.method, path) {
         Some(target) => Some(target),
         None => match shared.route_table().await {
-            Some(table) => table.router.route(&parts.method, path),
+            Some(table) => table.router.action(&parts.method, path),
             None => return Reply::error(request_id, &not_ready(shared)),
         },
     };
@@ -203,7 +263,15 @@ where
             match request::query_request(parsed, &header_args, header_id, request_id) {
                 Ok((json, id)) => {
                     *request_id = id;
-                    execute(shared, peer, headers, &json, request_id).await
+                    execute(
+                        shared,
+                        peer_ip,
+                        headers,
+                        known.forwarded_for,
+                        &json,
+                        request_id,
+                    )
+                    .await
                 }
                 Err((id, error)) => {
                     *request_id = id;
@@ -221,15 +289,23 @@ where
                 router::insert_arg(&mut query_args, key, value);
             }
             let json = request::rest_request(
-                &controller,
-                &action,
+                controller,
+                action,
                 request_id,
                 &query_args,
                 parsed.as_ref(),
                 &arguments,
                 &header_args,
             );
-            execute(shared, peer, headers, &json, request_id).await
+            execute(
+                shared,
+                peer_ip,
+                headers,
+                known.forwarded_for,
+                &json,
+                request_id,
+            )
+            .await
         }
     }
 }
@@ -260,25 +336,36 @@ impl Drop for HostConnection<'_> {
 /// the peer and `X-Forwarded-For` addresses and the request headers).
 async fn execute(
     shared: &Shared,
-    peer: SocketAddr,
+    peer_ip: &str,
     headers: &HeaderMap,
+    forwarded_for: bool,
     json: &str,
     request_id: &str,
 ) -> Reply {
-    let peer_ip = peer.ip().to_string();
-    let mut ips: Vec<&str> = vec![&peer_ip];
-    for value in headers.get_all("x-forwarded-for") {
-        if let Ok(text) = value.to_str() {
-            ips.extend(text.split(',').map(str::trim).filter(|ip| !ip.is_empty()));
+    let peer_only = [peer_ip];
+    let mut forwarded: Vec<&str> = Vec::new();
+    if forwarded_for {
+        forwarded.push(peer_ip);
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(text) = value.to_str() {
+                forwarded.extend(text.split(',').map(str::trim).filter(|ip| !ip.is_empty()));
+            }
         }
     }
-    let header_pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str(), value)))
-        .collect();
+    let ips: &[&str] = if forwarded_for {
+        &forwarded
+    } else {
+        &peer_only
+    };
+    let mut header_pairs: Vec<(&str, &str)> = Vec::with_capacity(headers.len());
+    header_pairs.extend(
+        headers
+            .iter()
+            .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str(), value))),
+    );
     let connection = HostConnection {
         backend: &shared.backend,
-        id: shared.backend.new_connection(&ips, &header_pairs),
+        id: shared.backend.new_connection(ips, &header_pairs),
     };
     let (sender, receiver) = tokio::sync::oneshot::channel();
     shared.backend.execute(

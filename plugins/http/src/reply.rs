@@ -176,13 +176,14 @@ pub fn http_response(reply: Reply, framing: &Framing<'_>) -> hyper::Response<Ful
     } else {
         reply.body
     };
-    let mut headers = HeaderMap::with_capacity(8);
+    // Grown on first insert to room for the usual handful (sized up front, it costs more).
+    let mut headers = HeaderMap::new();
     headers.insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     if let Ok(value) = HeaderValue::from_str(framing.request_id) {
-        headers.insert("x-kuzzle-request-id", value);
+        headers.insert(crate::exchange::X_KUZZLE_REQUEST_ID.clone(), value);
     }
     if framing.head {
         body = Bytes::new();

@@ -47,58 +47,60 @@ impl HeaderArgs {
     }
 }
 
-/// The JSON request of a REST route.
+/// The JSON request of a REST route, written directly as text.
 pub fn rest_request(
     controller: &str,
     action: &str,
     request_id: &str,
     query: &Map<String, Value>,
     body: Option<&Value>,
-    arguments: &[(String, String)],
+    arguments: &[(&str, String)],
     headers: &HeaderArgs,
 ) -> String {
+    use std::fmt::Write as _;
+
     // Later keys win when the host reads duplicates, so the order below is the precedence.
     let mut out = String::with_capacity(128);
     out.push('{');
     for (key, value) in query {
-        push_member(&mut out, key, &value.to_string());
+        member(&mut out, key);
+        let _ = write!(out, "{value}");
     }
     if let Some(body) = body {
-        push_member(&mut out, "body", &body.to_string());
+        member(&mut out, "body");
+        let _ = write!(out, "{body}");
     }
     for (name, value) in arguments {
-        let mut quoted = String::with_capacity(value.len() + 2);
-        json::push_str(&mut quoted, value);
-        push_member(&mut out, name, &quoted);
+        member(&mut out, name);
+        json::push_str(&mut out, value);
     }
     if let Some(jwt) = &headers.jwt {
-        let mut quoted = String::with_capacity(jwt.len() + 2);
-        json::push_str(&mut quoted, jwt);
-        push_member(&mut out, "jwt", &quoted);
+        member(&mut out, "jwt");
+        json::push_str(&mut out, jwt);
     }
     if let Some(volatile) = &headers.volatile {
-        push_member(&mut out, "volatile", &volatile.to_string());
+        member(&mut out, "volatile");
+        let _ = write!(out, "{volatile}");
     }
     for (key, value) in [
         ("controller", controller),
         ("action", action),
         ("requestId", request_id),
     ] {
-        let mut quoted = String::with_capacity(value.len() + 2);
-        json::push_str(&mut quoted, value);
-        push_member(&mut out, key, &quoted);
+        member(&mut out, key);
+        json::push_str(&mut out, value);
     }
     out.push('}');
     out
 }
 
-fn push_member(out: &mut String, key: &str, raw_value: &str) {
+/// Starts the member `key` of the object being written in `out` (`,"key":`).
+fn member(out: &mut String, key: &str) {
     if out.len() > 1 {
         out.push(',');
     }
     json::push_str(out, key);
     out.push(':');
-    out.push_str(raw_value);
 }
 
 /// Realtime actions that would make the connection join a channel: an HTTP connection ends
@@ -196,10 +198,7 @@ mod tests {
             "r-1",
             query.as_object().unwrap(),
             Some(&json!({"hello":"world"})),
-            &[
-                ("index".into(), "i".into()),
-                ("collection".into(), "c".into()),
-            ],
+            &[("index", "i".into()), ("collection", "c".into())],
             &headers,
         );
         // The host keeps the last of duplicate keys, as serde_json does.

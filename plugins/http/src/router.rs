@@ -5,14 +5,14 @@
 //! segment is percent-decoded, a literal segment wins over a `:placeholder`, and placeholders
 //! become request arguments.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use hyper::Method;
 use serde_json::{Map, Value};
 
-/// What a request is routed to.
+/// What a request is routed to; an action borrows its names from the route table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum Target<'r> {
     /// `POST /_query`: the body is a whole API request.
     Query,
     /// `GET /_healthcheck`: 200, without reaching the API.
@@ -26,23 +26,30 @@ pub enum Target {
     /// An API action, with its placeholders' values.
     Action {
         /// Controller name.
-        controller: String,
+        controller: &'r str,
         /// Action name.
-        action: String,
+        action: &'r str,
         /// `(placeholder, value)` pairs, in URL order.
-        arguments: Vec<(String, String)>,
+        arguments: Vec<(&'r str, String)>,
     },
 }
 
-/// The endpoints the plugin serves itself, checked before the host's table (as Kuzzle
-/// registers them first).
-fn builtin(method: &Method, segments: &[String]) -> Option<Target> {
-    let only = match segments {
-        [] => None,
-        [one] => Some(one.as_str()),
-        _ => return None,
-    };
-    match (method, only) {
+/// The path's non-empty segments, still percent-encoded (`/_now/` and `//_now` are `/_now`).
+/// Cloning it is how the trie search backtracks.
+fn segments(path: &str) -> impl Iterator<Item = &str> + Clone {
+    path.split('/').filter(|segment| !segment.is_empty())
+}
+
+/// The plugin's own endpoint for `method path`, if any (no route table needed). Checked
+/// before the host's table, as Kuzzle registers them first.
+pub fn builtin_route(method: &Method, path: &str) -> Option<Target<'static>> {
+    let mut segments = segments(path);
+    let first = segments.next();
+    if segments.next().is_some() {
+        return None;
+    }
+    let first = first.map(|segment| percent_decode_cow(segment, false));
+    match (method, first.as_deref()) {
         (&Method::POST, Some("_query")) => Some(Target::Query),
         (&Method::GET, Some("_healthcheck")) => Some(Target::HealthCheck),
         (&Method::GET, Some("_ready")) => Some(Target::Ready),
@@ -52,24 +59,46 @@ fn builtin(method: &Method, segments: &[String]) -> Option<Target> {
     }
 }
 
-/// The plugin's own endpoint for `method path`, if any (no route table needed).
-pub fn builtin_route(method: &Method, path: &str) -> Option<Target> {
-    let segments: Vec<String> = path
-        .split('/')
-        .filter(|segment| !segment.is_empty())
-        .take(2)
-        .map(|segment| percent_decode(segment, false))
-        .collect();
-    builtin(method, &segments)
-}
-
-/// One trie node: literal children, one placeholder child, and the action ending here.
+/// One trie node: literal children, one placeholder child, and the action ending here. A node
+/// has a handful of children at most: a list searched in order beats hashing the segment.
 #[derive(Debug, Default)]
 struct Node {
-    literals: HashMap<String, Node>,
+    literals: Vec<(Box<str>, Node)>,
     placeholder: Option<Box<Node>>,
-    /// `(controller, action, placeholder names)`.
-    action: Option<(String, String, Vec<String>)>,
+    action: Option<Endpoint>,
+}
+
+/// The action a route ends at.
+#[derive(Debug)]
+struct Endpoint {
+    controller: Box<str>,
+    action: Box<str>,
+    /// The route's placeholders, in URL order.
+    names: Vec<Box<str>>,
+}
+
+impl Node {
+    fn literal(&self, segment: &str) -> Option<&Node> {
+        self.literals
+            .iter()
+            .find(|(literal, _)| &**literal == segment)
+            .map(|(_, node)| node)
+    }
+
+    fn literal_mut(&mut self, segment: &str) -> &mut Node {
+        let at = match self
+            .literals
+            .iter()
+            .position(|(literal, _)| &**literal == segment)
+        {
+            Some(at) => at,
+            None => {
+                self.literals.push((segment.into(), Node::default()));
+                self.literals.len() - 1
+            }
+        };
+        &mut self.literals[at].1
+    }
 }
 
 /// The verbs Kuzzle's router knows; any other is `network.http.unsupported_verb`.
@@ -82,32 +111,45 @@ pub const KNOWN_VERBS: [Method; 6] = [
     Method::HEAD,
 ];
 
+/// A known verb's index in [`KNOWN_VERBS`].
+fn verb_index(method: &Method) -> Option<usize> {
+    KNOWN_VERBS.iter().position(|known| known == method)
+}
+
 /// The host's REST routes, one trie per verb.
 #[derive(Debug, Default)]
 pub struct Router {
-    verbs: HashMap<Method, Node>,
+    verbs: [Node; KNOWN_VERBS.len()],
 }
 
 impl Router {
     /// Adds `verb url` for `controller:action`. A route already taken keeps its first action
     /// (Kuzzle refuses duplicates at start-up; the host's table has none).
     pub fn add(&mut self, verb: &str, url: &str, controller: &str, action: &str) {
-        let Ok(method) = Method::from_bytes(verb.to_ascii_uppercase().as_bytes()) else {
+        let Some(verb) = Method::from_bytes(verb.to_ascii_uppercase().as_bytes())
+            .ok()
+            .as_ref()
+            .and_then(verb_index)
+        else {
             return;
         };
-        let mut node = self.verbs.entry(method).or_default();
+        let mut node = &mut self.verbs[verb];
         let mut names = Vec::new();
-        for segment in url.split('/').filter(|segment| !segment.is_empty()) {
+        for segment in segments(url) {
             node = match segment.strip_prefix(':') {
                 Some(name) => {
-                    names.push(name.to_string());
+                    names.push(name.into());
                     node.placeholder.get_or_insert_with(Box::default)
                 }
-                None => node.literals.entry(segment.to_string()).or_default(),
+                None => node.literal_mut(segment),
             };
         }
         if node.action.is_none() {
-            node.action = Some((controller.to_string(), action.to_string(), names));
+            node.action = Some(Endpoint {
+                controller: controller.into(),
+                action: action.into(),
+                names,
+            });
         }
     }
 
@@ -131,45 +173,53 @@ impl Router {
         router
     }
 
-    /// Routes a request. `None`: no route for this verb and path.
-    pub fn route(&self, method: &Method, path: &str) -> Option<Target> {
-        let segments: Vec<String> = path
-            .split('/')
-            .filter(|segment| !segment.is_empty())
-            .map(|segment| percent_decode(segment, false))
-            .collect();
-        if let Some(target) = builtin(method, &segments) {
-            return Some(target);
-        }
+    /// Routes a request: the plugin's own endpoints first, then the host's actions. `None`:
+    /// no route for this verb and path.
+    pub fn route(&self, method: &Method, path: &str) -> Option<Target<'_>> {
+        builtin_route(method, path).or_else(|| self.action(method, path))
+    }
+
+    /// The host's action for `method path`, if any (ignores the plugin's own endpoints).
+    pub fn action(&self, method: &Method, path: &str) -> Option<Target<'_>> {
         let mut values = Vec::new();
-        let (controller, action, names) = find(self.verbs.get(method)?, &segments, &mut values)?;
+        let endpoint = find(
+            &self.verbs[verb_index(method)?],
+            segments(path),
+            &mut values,
+        )?;
         Some(Target::Action {
-            controller: controller.clone(),
-            action: action.clone(),
-            arguments: names.iter().cloned().zip(values).collect(),
+            controller: &endpoint.controller,
+            action: &endpoint.action,
+            arguments: endpoint
+                .names
+                .iter()
+                .map(|name| &**name)
+                .zip(values.into_iter().map(Cow::into_owned))
+                .collect(),
         })
     }
 }
 
-/// Depth-first, literal before placeholder, backtracking when a branch dead-ends.
-fn find<'a>(
-    node: &'a Node,
-    segments: &[String],
-    values: &mut Vec<String>,
-) -> Option<&'a (String, String, Vec<String>)> {
-    let Some((first, rest)) = segments.split_first() else {
+/// Depth-first, literal before placeholder, backtracking when a branch dead-ends. Segments are
+/// decoded only when they hold an escape.
+fn find<'r, 'p>(
+    node: &'r Node,
+    mut segments: impl Iterator<Item = &'p str> + Clone,
+    values: &mut Vec<Cow<'p, str>>,
+) -> Option<&'r Endpoint> {
+    let Some(raw) = segments.next() else {
         return node.action.as_ref();
     };
+    let segment = percent_decode_cow(raw, false);
     if let Some(found) = node
-        .literals
-        .get(first)
-        .and_then(|next| find(next, rest, values))
+        .literal(&segment)
+        .and_then(|next| find(next, segments.clone(), values))
     {
         return Some(found);
     }
     let next = node.placeholder.as_deref()?;
-    values.push(first.clone());
-    let found = find(next, rest, values);
+    values.push(segment);
+    let found = find(next, segments, values);
     if found.is_none() {
         values.pop();
     }
@@ -179,8 +229,16 @@ fn find<'a>(
 /// Decodes `%XX` escapes (and `+` as a space in query strings). Invalid escapes stay as they
 /// are; invalid UTF-8 becomes U+FFFD.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
-    if !text.contains(['%', '+']) {
-        return text.to_string();
+    percent_decode_cow(text, plus_is_space).into_owned()
+}
+
+/// [`percent_decode`], borrowing `text` when there is nothing to decode (the usual case).
+pub fn percent_decode_cow(text: &str, plus_is_space: bool) -> Cow<'_, str> {
+    let escaped = text
+        .bytes()
+        .any(|byte| byte == b'%' || (plus_is_space && byte == b'+'));
+    if !escaped {
+        return Cow::Borrowed(text);
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -202,7 +260,10 @@ pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
         });
         at += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    match String::from_utf8_lossy(&out) {
+        Cow::Borrowed(_) => Cow::Owned(String::from_utf8(out).unwrap_or_default()),
+        Cow::Owned(lossy) => Cow::Owned(lossy),
+    }
 }
 
 /// `a=1&b=x+y&c` → `("a", Some("1")), ("b", Some("x y")), ("c", None)`, decoded.
@@ -255,14 +316,15 @@ mod tests {
         Router::from_routes(routes.as_object().unwrap())
     }
 
-    fn action(controller: &str, action: &str, arguments: &[(&str, &str)]) -> Option<Target> {
+    fn action<'r>(
+        controller: &'r str,
+        action: &'r str,
+        arguments: &[(&'r str, &str)],
+    ) -> Option<Target<'r>> {
         Some(Target::Action {
-            controller: controller.into(),
-            action: action.into(),
-            arguments: arguments
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            controller,
+            action,
+            arguments: arguments.iter().map(|(k, v)| (*k, v.to_string())).collect(),
         })
     }
 

@@ -15,7 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::BoxError;
 use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -37,8 +38,8 @@ pub struct Shared {
     table: std::sync::OnceLock<Arc<RouteTable>>,
     /// The same, for requests that arrive before it is loaded and wait for it.
     routes: watch::Receiver<Option<Arc<RouteTable>>>,
-    /// Makes generated request ids unique across instances and restarts.
-    id_prefix: u32,
+    /// Makes generated request ids unique across instances and restarts: `<8 hex digits>-`.
+    id_prefix: String,
     /// Numbers generated request ids within this instance.
     next_id: AtomicU64,
 }
@@ -48,27 +49,30 @@ impl Shared {
     /// unique (Kuzzle uses the connection's UUID).
     pub fn next_request_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{n}", self.id_prefix)
+        let mut id = String::with_capacity(self.id_prefix.len() + 20);
+        id.push_str(&self.id_prefix);
+        switchyard_plugin_api::json::push_u64(&mut id, n);
+        id
     }
 
     /// The route table if loaded.
-    pub fn route_table_now(&self) -> Option<Arc<RouteTable>> {
+    pub fn route_table_now(&self) -> Option<&RouteTable> {
         if let Some(table) = self.table.get() {
-            return Some(table.clone());
+            return Some(&**table);
         }
         let loaded = self.routes.borrow().clone()?;
-        Some(self.table.get_or_init(|| loaded).clone())
+        Some(&**self.table.get_or_init(|| loaded))
     }
 
     /// The route table, waiting for it while the instance starts (at most 5 s).
-    pub async fn route_table(&self) -> Option<Arc<RouteTable>> {
+    pub async fn route_table(&self) -> Option<&RouteTable> {
         if let Some(table) = self.route_table_now() {
             return Some(table);
         }
         let mut routes = self.routes.clone();
         let waited = tokio::time::timeout(ROUTE_TABLE_WAIT, routes.wait_for(Option::is_some)).await;
         match waited {
-            Ok(Ok(table)) => table.clone(),
+            Ok(Ok(_)) => self.route_table_now(),
             _ => None,
         }
     }
@@ -78,8 +82,8 @@ impl Shared {
 pub struct Server {
     /// Shared with every connection task.
     shared: Arc<Shared>,
-    /// The instance's own runtime; `None` only while dropping.
-    runtime: Option<Runtime>,
+    /// The instance's request threads; dropping the server stops them.
+    _workers: Workers,
     /// The address actually bound (the real port when 0 was asked).
     local_address: SocketAddr,
 }
@@ -111,14 +115,13 @@ impl Server {
     ) -> Result<Server, BoxError> {
         let listener = bind_listener(name, &settings)?;
         let local_address = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name(format!("{name}-http"))
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|error| format!("protocol \"{name}\" cannot start its runtime: {error}"))?;
+        let threads = match settings.worker_threads {
+            0 => default_worker_threads(),
+            n => n,
+        };
+        let workers = Workers::start(name, threads)?;
         let listener = {
-            let _context = runtime.enter();
+            let _context = workers.handles[0].enter();
             TcpListener::from_std(listener)?
         };
         let (routes_sender, routes) = watch::channel(None);
@@ -126,6 +129,7 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.subsec_nanos())
             ^ std::process::id().rotate_left(16);
+        let id_prefix = format!("{id_prefix:08x}-");
         let shared = Arc::new(Shared {
             settings,
             backend,
@@ -135,20 +139,24 @@ impl Server {
             next_id: AtomicU64::new(1),
         });
         let loader = shared.backend.clone();
-        runtime.spawn(async move {
+        workers.handles[0].spawn(async move {
             if let Some(table) = routes::load(loader).await {
                 let _ = routes_sender.send(Some(Arc::new(table)));
             }
             // Keep the sender until the instance ends: waiters then only time out.
             std::future::pending::<()>().await;
         });
-        runtime.spawn(accept_loop(listener, shared.clone()));
+        workers.handles[0].spawn(accept_loop(
+            listener,
+            shared.clone(),
+            workers.handles.clone(),
+        ));
         shared
             .backend
             .announce_listener(&announced_url(local_address));
         Ok(Server {
             shared,
-            runtime: Some(runtime),
+            _workers: workers,
             local_address,
         })
     }
@@ -164,20 +172,66 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks; tests may drop a server inside another runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+/// Half the cores, at least one: more than half of a request's CPU time is the kernel's
+/// (socket reads and writes, loopback delivery), and the host and the other protocols need
+/// cores too. On the 2-core bench machine one thread answers more `server:now` per second
+/// than two (BENCHMARKS.md).
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
+}
+
+/// The request threads: each runs its own single-threaded runtime, and a connection lives on
+/// one thread from accept to close. Nothing is stolen or handed over between threads mid-request,
+/// so a request costs no cross-thread wake-up and its memory is freed where it was allocated.
+struct Workers {
+    /// One per thread; the first also runs the accept loop and the route-table loader.
+    handles: Vec<Handle>,
+    /// Dropping these stops the threads (each then drops its runtime and its connections).
+    _stops: Vec<oneshot::Sender<()>>,
+}
+
+impl Workers {
+    fn start(name: &str, threads: usize) -> Result<Workers, BoxError> {
+        let mut handles = Vec::with_capacity(threads);
+        let mut stops = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build()
+                .map_err(|error| {
+                    format!("protocol \"{name}\" cannot start its runtime: {error}")
+                })?;
+            handles.push(runtime.handle().clone());
+            let (stop, stopped) = oneshot::channel::<()>();
+            stops.push(stop);
+            std::thread::Builder::new()
+                .name(format!("{name}-http-{index}"))
+                .spawn(move || {
+                    let _ = runtime.block_on(stopped);
+                    // Dropped here, on its own thread: the connections' tasks end with it.
+                    drop(runtime);
+                })
+                .map_err(|error| format!("protocol \"{name}\" cannot start a thread: {error}"))?;
         }
+        Ok(Workers {
+            handles,
+            _stops: stops,
+        })
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Handle>) {
+    let mut next_worker = 0;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(shared.settings.header_timeout)
+        // No read while a request is being answered: hyper would only look for an early EOF,
+        // and the read-ahead makes it allocate a fresh read buffer for every request (the
+        // request's headers still point into the old one). A client that leaves mid-request
+        // is noticed when its answer is written.
+        .half_close(true)
         .keep_alive(true);
     let builder = Arc::new(builder);
     loop {
@@ -191,11 +245,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 let builder = builder.clone();
-                tokio::spawn(async move {
+                // Formatted once per connection: every request declares the peer's address.
+                let peer_ip: Arc<str> = peer.ip().to_string().into();
+                next_worker = (next_worker + 1) % workers.len();
+                workers[next_worker].spawn(async move {
                     let service = service_fn(move |request| {
                         let shared = shared.clone();
+                        let peer_ip = peer_ip.clone();
                         async move {
-                            Ok::<_, Infallible>(exchange::handle(&shared, peer, request).await)
+                            Ok::<_, Infallible>(exchange::handle(&shared, &peer_ip, request).await)
                         }
                     });
                     if let Err(error) = builder
