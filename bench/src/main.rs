@@ -10,7 +10,8 @@
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
 //! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W]
 //! switchyard-bench connections     [--connections C]
-//! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--json PATH]
+//! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--rounds N]
+//!         [--json PATH]
 //! ```
 
 mod baseline_http;
@@ -53,6 +54,8 @@ pub struct Settings {
     pub broker: Option<String>,
     /// Where to write the JSON record.
     pub json: Option<std::path::PathBuf>,
+    /// How many times the whole scenario runs (ratios: the median).
+    pub rounds: usize,
 }
 
 /// How the MQTT scenarios use switchyard (a baseline broker always gets `Topics`).
@@ -89,6 +92,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         via: None,
         broker: None,
         json: None,
+        rounds: 1,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -106,6 +110,12 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
             "--window" => settings.window = Some(value()?.parse()?),
             "--burst" => settings.burst = Some(value()?.parse()?),
             "--path" => settings.path = Some(value()?),
+            "--rounds" => {
+                settings.rounds = value()?.parse()?;
+                if settings.rounds == 0 {
+                    bail!("--rounds must be at least 1");
+                }
+            }
             "--broker" => settings.broker = Some(value()?),
             "--via" => {
                 settings.via = match value()?.as_str() {
@@ -150,6 +160,14 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let (scenario, settings) = parse(&args)?;
-    let record = scenarios::run(&scenario, &settings)?;
-    report::print_and_save(&record, settings.json.as_deref())
+    let mut records = Vec::with_capacity(settings.rounds);
+    for round in 1..=settings.rounds {
+        let record = scenarios::run(&scenario, &settings)?;
+        if settings.rounds > 1 {
+            println!("round {round} of {}:", settings.rounds);
+            report::print(&record);
+        }
+        records.push(record);
+    }
+    report::print_and_save(&report::combine(records), settings.json.as_deref())
 }

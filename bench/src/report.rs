@@ -37,6 +37,39 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// One record from the records of several rounds of the same scenario: every `ratio…` field
+/// becomes the median of the rounds' (the rounds' own values kept beside it as
+/// `<ratio>_rounds`), and `rounds` holds each round's results. A shared machine's noise moves
+/// single runs by ±10 %; the median of a few rounds, each measuring both sides one after the
+/// other, is what BENCHMARKS.md quotes.
+pub fn combine(mut records: Vec<Value>) -> Value {
+    if records.len() <= 1 {
+        return records.pop().unwrap_or(Value::Null);
+    }
+    let mut combined = records[0].clone();
+    let ratio_keys: Vec<String> = combined
+        .as_object()
+        .map(|map| {
+            map.keys()
+                .filter(|key| key.starts_with("ratio"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for key in ratio_keys {
+        let mut values: Vec<f64> = records.iter().filter_map(|r| r[&key].as_f64()).collect();
+        combined[format!("{key}_rounds")] = json!(values);
+        values.sort_by(f64::total_cmp);
+        combined[&key] = match values.len() {
+            0 => Value::Null,
+            n if n % 2 == 1 => json!(values[n / 2]),
+            n => json!(((values[n / 2 - 1] + values[n / 2]) / 2.0 * 100.0).round() / 100.0),
+        };
+    }
+    combined["rounds"] = records.iter().map(|r| r["results"].clone()).collect();
+    combined
+}
+
 /// Prints the record as a table and writes it as JSON (default `target/bench/<scenario>.json`).
 pub fn print_and_save(record: &Value, path: Option<&Path>) -> anyhow::Result<()> {
     let mut record = record.clone();
@@ -44,6 +77,20 @@ pub fn print_and_save(record: &Value, path: Option<&Path>) -> anyhow::Result<()>
     record["unix_time"] = json!(std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs()));
+    print(&record);
+    let scenario = record["scenario"].as_str().unwrap_or("bench").to_string();
+    let default = Path::new("target/bench").join(format!("{scenario}.json"));
+    let path = path.unwrap_or(&default);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&record)?)?;
+    println!("written to {}", path.display());
+    Ok(())
+}
+
+/// Prints a record as a table: parameters, one line per target, the ratios.
+pub fn print(record: &Value) {
     let scenario = record["scenario"].as_str().unwrap_or("bench").to_string();
     println!("{scenario} — {}", record["parameters"]);
     println!("machine: {}", record["machine"]);
@@ -58,15 +105,13 @@ pub fn print_and_save(record: &Value, path: Option<&Path>) -> anyhow::Result<()>
     }
     if let Some(map) = record.as_object() {
         for (key, value) in map.iter().filter(|(key, _)| key.starts_with("ratio")) {
-            println!("  {key} (switchyard / baseline) = {value}");
+            if let Some(rounds) = key.strip_suffix("_rounds") {
+                println!("  {rounds} per round = {value}");
+            } else if record.get("rounds").is_some() {
+                println!("  {key} (switchyard / baseline), median of the rounds = {value}");
+            } else {
+                println!("  {key} (switchyard / baseline) = {value}");
+            }
         }
     }
-    let default = Path::new("target/bench").join(format!("{scenario}.json"));
-    let path = path.unwrap_or(&default);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, serde_json::to_string_pretty(&record)?)?;
-    println!("written to {}", path.display());
-    Ok(())
 }
