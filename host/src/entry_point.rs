@@ -115,6 +115,9 @@ pub struct EntryPoint {
     shutting_down: AtomicBool,
     /// Requests accepted whose callback has not run yet.
     in_flight: AtomicUsize,
+    /// Requests in the queue, not yet taken by a worker (the queue's own length takes its
+    /// lock, on every request).
+    queued: AtomicUsize,
     /// The bounded request queue.
     queue: flume::Sender<Job>,
     /// Kept so workers can be started after the entry point is shared.
@@ -144,6 +147,7 @@ impl EntryPoint {
             next_connection: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
             queue,
             queue_receiver,
             api: Api::new(),
@@ -171,6 +175,7 @@ impl EntryPoint {
                 .name(format!("api-{worker}"))
                 .spawn(move || {
                     while let Ok(job) = receiver.recv() {
+                        entry.queued.fetch_sub(1, Ordering::AcqRel);
                         entry.run(job);
                     }
                 })?;
@@ -301,7 +306,7 @@ impl EntryPoint {
             );
         }
         let running = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if running < self.config.concurrent_requests && self.queue.is_empty() {
+        if running < self.config.concurrent_requests && self.queued.load(Ordering::Acquire) == 0 {
             let protocol = self.connection_protocol(connection);
             let answer = api::handle(self, connection, protocol, request);
             deliver(callback, &answer);
@@ -313,7 +318,9 @@ impl EntryPoint {
             request: request.to_owned(),
             callback,
         };
+        self.queued.fetch_add(1, Ordering::AcqRel);
         if let Err(error) = self.queue.try_send(job) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
             let (job, refusal) = match error {
                 flume::TrySendError::Full(job) => (job, errors::API_PROCESS_OVERLOADED.error()),

@@ -233,38 +233,48 @@ pub fn handle<'a>(
 /// `{requestId, status, error, controller, action, collection, index, volatile, headers, result}`.
 pub fn build(request: Request<'_>, outcome: ActionResult) -> Answer<'_> {
     let mut content = String::with_capacity(256);
-    let status = match &outcome {
-        Ok(_) => 200,
-        Err(error) => error.status(),
-    };
     content.push_str("{\"requestId\":");
     json::push_str(&mut content, &request.request_id);
-    content.push_str(",\"status\":");
-    json::push_u64(&mut content, status.into());
-    content.push_str(",\"error\":");
-    match &outcome {
-        Ok(_) => content.push_str("null"),
-        Err(error) => error.write_json(&mut content),
+    let status = match &outcome {
+        Ok(_) => {
+            content.push_str(",\"status\":200,\"error\":null");
+            200
+        }
+        Err(error) => {
+            content.push_str(",\"status\":");
+            json::push_u64(&mut content, error.status().into());
+            content.push_str(",\"error\":");
+            error.write_json(&mut content);
+            error.status()
+        }
+    };
+    let present = |text: &str| !text.is_empty();
+    push_member(
+        &mut content,
+        ",\"controller\":",
+        Some(&*request.controller).filter(|c| present(c)),
+    );
+    push_member(
+        &mut content,
+        ",\"action\":",
+        Some(&*request.action).filter(|a| present(a)),
+    );
+    if request.collection.is_none() && request.index.is_none() {
+        content.push_str(",\"collection\":null,\"index\":null");
+    } else {
+        push_member(
+            &mut content,
+            ",\"collection\":",
+            request.collection.as_deref(),
+        );
+        push_member(&mut content, ",\"index\":", request.index.as_deref());
     }
-    push_optional(
-        &mut content,
-        "controller",
-        Some(&*request.controller).filter(|c| !c.is_empty()),
-    );
-    push_optional(
-        &mut content,
-        "action",
-        Some(&*request.action).filter(|a| !a.is_empty()),
-    );
-    push_optional(&mut content, "collection", request.collection.as_deref());
-    push_optional(&mut content, "index", request.index.as_deref());
-    content.push_str(",\"volatile\":");
     match &request.volatile {
         // Written in place: `Display` for a JSON value is its compact text.
         Some(volatile) => {
-            let _ = write!(content, "{volatile}");
+            let _ = write!(content, ",\"volatile\":{volatile}");
         }
-        None => content.push_str("null"),
+        None => content.push_str(",\"volatile\":null"),
     }
     content.push_str(",\"headers\":{},\"result\":");
     match &outcome {
@@ -288,10 +298,9 @@ pub fn build(request: Request<'_>, outcome: ActionResult) -> Answer<'_> {
     }
 }
 
-fn push_optional(out: &mut String, key: &str, value: Option<&str>) {
-    out.push_str(",\"");
-    out.push_str(key);
-    out.push_str("\":");
+/// `prefix` (`,"key":`) then `value` as a JSON string, or `null`.
+fn push_member(out: &mut String, prefix: &str, value: Option<&str>) {
+    out.push_str(prefix);
     match value {
         Some(value) => json::push_str(out, value),
         None => out.push_str("null"),
