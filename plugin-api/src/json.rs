@@ -38,8 +38,25 @@ pub fn push_str(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// True when `bytes` holds a control character, `"` or `\\`: eight bytes per step.
+/// The bytes a JSON string cannot hold as they are: control characters, `"` and `\\`.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// True when `bytes` holds a control character, `"` or `\\`: a table lookup per byte for short
+/// strings (ids, names), eight bytes per step for longer ones.
 fn needs_escape(bytes: &[u8]) -> bool {
+    if bytes.len() < 16 {
+        return bytes.iter().any(|&byte| SPECIAL[usize::from(byte)]);
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     // Exact tests, no false positives: a byte below `n` (n <= 0x80), a zero byte.
@@ -60,22 +77,12 @@ fn needs_escape(bytes: &[u8]) -> bool {
     chunks
         .remainder()
         .iter()
-        .any(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+        .any(|&byte| SPECIAL[usize::from(byte)])
 }
 
 /// Appends `value` to `out` in decimal.
-pub fn push_u64(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+pub fn push_u64(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// Writes `object` (a JSON object's text) into `out` with `"key":raw_value` added as its last
