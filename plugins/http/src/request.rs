@@ -82,14 +82,15 @@ pub fn rest_request(
         member(&mut out, "volatile");
         let _ = write!(out, "{volatile}");
     }
-    for (key, value) in [
-        ("controller", controller),
-        ("action", action),
-        ("requestId", request_id),
-    ] {
-        member(&mut out, key);
-        json::push_str(&mut out, value);
+    if out.len() > 1 {
+        out.push(',');
     }
+    out.push_str("\"controller\":");
+    json::push_str(&mut out, controller);
+    out.push_str(",\"action\":");
+    json::push_str(&mut out, action);
+    out.push_str(",\"requestId\":");
+    json::push_str(&mut out, request_id);
     out.push('}');
     out
 }
