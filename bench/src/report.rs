@@ -39,15 +39,15 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
 
 /// One record from the records of several rounds of the same scenario: every `ratio…` field
 /// becomes the median of the rounds' (the rounds' own values kept beside it as
-/// `<ratio>_rounds`), and `rounds` holds each round's results. A shared machine's noise moves
+/// `<ratio>_rounds`), `results` are those of the round with the median first ratio, and
+/// `rounds` holds each round's results. A shared machine's noise moves
 /// single runs by ±10 %; the median of a few rounds, each measuring both sides one after the
 /// other, is what BENCHMARKS.md quotes.
 pub fn combine(mut records: Vec<Value>) -> Value {
     if records.len() <= 1 {
         return records.pop().unwrap_or(Value::Null);
     }
-    let mut combined = records[0].clone();
-    let ratio_keys: Vec<String> = combined
+    let ratio_keys: Vec<String> = records[0]
         .as_object()
         .map(|map| {
             map.keys()
@@ -56,6 +56,17 @@ pub fn combine(mut records: Vec<Value>) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    // The round whose first ratio is the median (the lower middle one for an even count).
+    let median_round = ratio_keys.first().map_or(0, |key| {
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by(|&a, &b| {
+            let ratio = |index: usize| records[index][key].as_f64().unwrap_or(f64::NAN);
+            ratio(a).total_cmp(&ratio(b))
+        });
+        order[(order.len() - 1) / 2]
+    });
+    let mut combined = records[median_round].clone();
+    combined["median_round"] = json!(median_round + 1);
     for key in ratio_keys {
         let mut values: Vec<f64> = records.iter().filter_map(|r| r[&key].as_f64()).collect();
         combined[format!("{key}_rounds")] = json!(values);
@@ -93,7 +104,12 @@ pub fn print_and_save(record: &Value, path: Option<&Path>) -> anyhow::Result<()>
 pub fn print(record: &Value) {
     let scenario = record["scenario"].as_str().unwrap_or("bench").to_string();
     println!("{scenario} — {}", record["parameters"]);
-    println!("machine: {}", record["machine"]);
+    if !record["machine"].is_null() {
+        println!("machine: {}", record["machine"]);
+    }
+    if let Some(round) = record["median_round"].as_u64() {
+        println!("  results of round {round}, the median one:");
+    }
     for result in record["results"].as_array().into_iter().flatten() {
         let mut cells = Vec::new();
         flatten("", result, &mut cells);

@@ -103,6 +103,30 @@ fn http_counts_requests_and_both_servers_send_the_same_bytes() {
 }
 
 #[test]
+fn rounds_give_the_median_ratio_and_every_rounds_results() {
+    let record = run(&["http", "--connections", "2", "--rounds", "3"]);
+    assert_round_trips(&record);
+    let per_round: Vec<f64> = record["ratio_requests_per_second_rounds"]
+        .as_array()
+        .expect("the ratio of each round")
+        .iter()
+        .map(|ratio| ratio.as_f64().unwrap())
+        .collect();
+    assert_eq!(per_round.len(), 3);
+    assert_eq!(record["rounds"].as_array().map(Vec::len), Some(3));
+    let mut sorted = per_round.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(
+        record["ratio_requests_per_second"].as_f64(),
+        Some(sorted[1])
+    );
+    // The results shown are the median round's.
+    let median_round = record["median_round"].as_u64().unwrap() as usize;
+    assert_eq!(per_round[median_round - 1], sorted[1]);
+    assert_eq!(record["results"], record["rounds"][median_round - 1]);
+}
+
+#[test]
 fn mqtt_fanout_delivers_every_message_to_every_subscriber() {
     let record = run(&["mqtt-fanout", "--subscribers", "20"]);
     assert_eq!(results(&record)[1]["target"], "mosquitto");
