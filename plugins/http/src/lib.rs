@@ -5,7 +5,7 @@
 //! route table, read through `server:info` at start-up. See `README.md` for configuration,
 //! routes, behaviour on bad input and limits.
 //!
-//! Code map: `server` (runtime, listener, hyper) → `exchange` (one request: checks, body,
+//! Code map: `server` (request threads, listener, hyper) → `exchange` (one request: checks, body,
 //! routing, host call) using `body` (content type, size cap, decompression), `request` (HTTP to
 //! Kuzzle's JSON request), `router` and `routes` (the route table), `reply` (responses), `cors`.
 

@@ -1,7 +1,7 @@
-//! One instance: its own tokio runtime, its listener, hyper's HTTP/1.1 connections, and the
-//! route table loaded from the host.
+//! One instance: its request threads (a single-threaded tokio runtime each), its listener,
+//! hyper's HTTP/1.1 connections, and the route table loaded from the host.
 //!
-//! Hooks run on host threads that know nothing of this runtime (the host has another copy of
+//! Hooks run on host threads that know nothing of these runtimes (the host has another copy of
 //! tokio); HTTP has no realtime, so they have nothing to do here anyway.
 
 use std::convert::Infallible;
