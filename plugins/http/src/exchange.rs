@@ -236,6 +236,11 @@ where
             None => return Reply::error(request_id, &not_ready(shared)),
         },
     };
+    let client = Client {
+        peer_ip,
+        headers,
+        forwarded_for: known.forwarded_for,
+    };
     let Some(target) = target else {
         let shown = path.strip_suffix('/').unwrap_or(path);
         return Reply::error(
@@ -263,15 +268,7 @@ where
             match request::query_request(parsed, &header_args, header_id, request_id) {
                 Ok((json, id)) => {
                     *request_id = id;
-                    execute(
-                        shared,
-                        peer_ip,
-                        headers,
-                        known.forwarded_for,
-                        &json,
-                        request_id,
-                    )
-                    .await
+                    execute(shared, &client, &json, request_id).await
                 }
                 Err((id, error)) => {
                     *request_id = id;
@@ -297,15 +294,7 @@ where
                 &arguments,
                 &header_args,
             );
-            execute(
-                shared,
-                peer_ip,
-                headers,
-                known.forwarded_for,
-                &json,
-                request_id,
-            )
-            .await
+            execute(shared, &client, &json, request_id).await
         }
     }
 }
@@ -332,16 +321,24 @@ impl Drop for HostConnection<'_> {
     }
 }
 
+/// Who sent a request, as the host connection declares it.
+struct Client<'a> {
+    /// The socket's peer.
+    peer_ip: &'a str,
+    /// The request's headers.
+    headers: &'a HeaderMap,
+    /// The request has `X-Forwarded-For` (its addresses follow the peer's).
+    forwarded_for: bool,
+}
+
 /// One API call on its own host connection (as Kuzzle: a connection per HTTP request, with
 /// the peer and `X-Forwarded-For` addresses and the request headers).
-async fn execute(
-    shared: &Shared,
-    peer_ip: &str,
-    headers: &HeaderMap,
-    forwarded_for: bool,
-    json: &str,
-    request_id: &str,
-) -> Reply {
+async fn execute(shared: &Shared, client: &Client<'_>, json: &str, request_id: &str) -> Reply {
+    let Client {
+        peer_ip,
+        headers,
+        forwarded_for,
+    } = *client;
     let peer_only = [peer_ip];
     let mut forwarded: Vec<&str> = Vec::new();
     if forwarded_for {
