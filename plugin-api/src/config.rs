@@ -88,6 +88,30 @@ mod tests {
     }
 
     #[test]
+    fn a_protocol_inherits_max_request_size_from_server() {
+        let config = |server| crate::InitConfig {
+            name: "p",
+            config: "{}",
+            server,
+        };
+        let with_server = config(r#"{"maxRequestSize":"16KB","pluginDir":"x"}"#);
+        assert_eq!(with_server.max_request_size(Some(Size(10))).unwrap(), 10);
+        assert_eq!(with_server.max_request_size(None).unwrap(), 16 << 10);
+        assert_eq!(
+            config("{}").max_request_size(None).unwrap(),
+            DEFAULT_MAX_REQUEST_SIZE
+        );
+        let error = config(r#"{"maxRequestSize":"lots"}"#)
+            .max_request_size(None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("server.maxRequestSize: \"lots\" is not a size"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn sizes_deserialize_from_numbers_and_strings() {
         let parse = |json: &str| serde_json::from_str::<Size>(json).map_err(|e| e.to_string());
         assert_eq!(parse("2048"), Ok(Size(2048)));

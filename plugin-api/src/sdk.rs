@@ -99,6 +99,27 @@ impl InitConfig<'_> {
         })
     }
 
+    /// The largest request the protocol accepts, in bytes: `own` (its section's
+    /// `maxRequestSize`) when set, else `[server] maxRequestSize`, else
+    /// [`DEFAULT_MAX_REQUEST_SIZE`](crate::config::DEFAULT_MAX_REQUEST_SIZE). Range checks are
+    /// the protocol's (what is too large differs).
+    pub fn max_request_size(&self, own: Option<crate::config::Size>) -> Result<u64, BoxError> {
+        /// The one key of `[server]` a protocol inherits; the others belong to the host.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Server {
+            #[serde(default)]
+            max_request_size: Option<crate::config::Size>,
+        }
+        if let Some(own) = own {
+            return Ok(own.0);
+        }
+        let server: Server = self.parse_server()?;
+        Ok(server
+            .max_request_size
+            .map_or(crate::config::DEFAULT_MAX_REQUEST_SIZE, |size| size.0))
+    }
+
     /// Deserializes the `[server]` table (host-wide settings such as `maxRequestSize`).
     pub fn parse_server<T: DeserializeOwned>(&self) -> Result<T, BoxError> {
         let mut deserializer = serde_json::Deserializer::from_str(self.server);

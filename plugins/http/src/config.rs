@@ -75,14 +75,6 @@ enum Origins {
     Many(Vec<String>),
 }
 
-/// The part of `[server]` this plugin reads; every other key belongs to the host.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawServer {
-    #[serde(default)]
-    max_request_size: Option<Size>,
-}
-
 fn default_port() -> u16 {
     DEFAULT_PORT
 }
@@ -140,9 +132,9 @@ impl Settings {
     /// Reads the protocol's section and `[server] maxRequestSize`.
     pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
         let raw: RawConfig = config.parse()?;
-        let server: RawServer = config.parse_server()?;
+        let max_request_size = config.max_request_size(raw.max_request_size)?;
         let section = format!("server.protocols.{}", config.name);
-        Settings::validate(raw, server, &section)
+        Settings::validate(raw, max_request_size, &section)
     }
 
     /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
@@ -154,12 +146,11 @@ impl Settings {
         })
     }
 
-    fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings, BoxError> {
-        let max_request_size = match (raw.max_request_size, server.max_request_size) {
-            (Some(own), _) => own.0,
-            (None, Some(inherited)) => inherited.0,
-            (None, None) => DEFAULT_MAX_REQUEST_SIZE,
-        };
+    fn validate(
+        raw: RawConfig,
+        max_request_size: u64,
+        section: &str,
+    ) -> Result<Settings, BoxError> {
         if max_request_size == 0 {
             return Err(format!("{section}.maxRequestSize: must be greater than 0").into());
         }

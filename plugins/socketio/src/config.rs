@@ -59,14 +59,6 @@ struct RawConfig {
     max_queued_bytes: Option<Size>,
 }
 
-/// The part of `[server]` this plugin reads.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawServer {
-    #[serde(default)]
-    max_request_size: Option<Size>,
-}
-
 fn default_port() -> u16 {
     DEFAULT_PORT
 }
@@ -148,8 +140,12 @@ impl Settings {
     /// Reads the protocol's section and `[server] maxRequestSize`.
     pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
         let raw: RawConfig = config.parse()?;
-        let server: RawServer = config.parse_server()?;
-        validate(raw, server, &format!("server.protocols.{}", config.name))
+        let max_request_size = config.max_request_size(raw.max_request_size)?;
+        validate(
+            raw,
+            max_request_size,
+            &format!("server.protocols.{}", config.name),
+        )
     }
 
     /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
@@ -162,11 +158,7 @@ impl Settings {
     }
 }
 
-fn validate(raw: RawConfig, server: RawServer, section: &str) -> Result<Settings, BoxError> {
-    let max_request_size = raw
-        .max_request_size
-        .or(server.max_request_size)
-        .map_or(DEFAULT_MAX_REQUEST_SIZE, |size| size.0);
+fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
     let max_queued_bytes = raw
         .max_queued_bytes
         .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
