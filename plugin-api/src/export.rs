@@ -153,6 +153,9 @@ extern "C" fn init_trampoline<P: Protocol + ProtocolInfo>(
             config: args.config.as_str(),
             server: args.server.as_str(),
         };
+        // `init` runs on a host thread: tag it for this instance only while `init` runs (the
+        // guard restores the tag even if `init` panics).
+        let _tagged = crate::logging::ThreadHostGuard::set(host);
         match P::init(Host::new(host), config) {
             Ok(protocol) => {
                 let pointer = Box::into_raw(Box::new(protocol));

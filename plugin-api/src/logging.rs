@@ -4,6 +4,7 @@
 //! a plugin's `info!` would go nowhere. Events more verbose than the host will print are
 //! filtered out before anything is formatted.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
@@ -17,12 +18,44 @@ use crate::sdk::Host;
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
+thread_local! {
+    /// The instance this thread works for, once it said so (`Host::tag_thread_logs`, and `init`
+    /// while it runs): its events are logged under that instance's protocol name.
+    static THREAD_HOST: Cell<Option<FfiHost>> = const { Cell::new(None) };
+}
+
+/// Sets (or clears) the instance the current thread's events are logged for; returns the
+/// previous one.
+pub(crate) fn set_thread_host(host: Option<FfiHost>) -> Option<FfiHost> {
+    THREAD_HOST.with(|current| current.replace(host))
+}
+
+/// Tags the current thread for an instance until dropped, then restores the previous tag.
+pub(crate) struct ThreadHostGuard {
+    previous: Option<FfiHost>,
+}
+
+impl ThreadHostGuard {
+    pub(crate) fn set(host: FfiHost) -> ThreadHostGuard {
+        ThreadHostGuard {
+            previous: set_thread_host(Some(host)),
+        }
+    }
+}
+
+impl Drop for ThreadHostGuard {
+    fn drop(&mut self) {
+        set_thread_host(self.previous);
+    }
+}
+
 /// Installs the forwarding subscriber once per library. Several instances of one library share
-/// it: their host tokens differ, but the host tags lines with the plugin's name, which they share.
+/// it; an event goes out through the instance its thread is tagged with, else the first one, so
+/// the host names the right protocol when each instance tags its threads.
 pub(crate) fn install(host: FfiHost, max_level: LogLevel) {
     INSTALLED.get_or_init(|| {
         let layer = HostLayer {
-            host: Host::new(host),
+            host,
             max_level: level_filter(max_level),
         };
         let subscriber = tracing_subscriber::registry().with(layer);
@@ -53,7 +86,8 @@ fn log_level(level: &Level) -> LogLevel {
 }
 
 struct HostLayer {
-    host: Host,
+    /// The library's first instance: for threads no instance tagged.
+    host: FfiHost,
     max_level: LevelFilter,
 }
 
@@ -70,7 +104,8 @@ impl<S: Subscriber> Layer<S> for HostLayer {
         let mut visitor = Fields::default();
         event.record(&mut visitor);
         let metadata = event.metadata();
-        self.host.log(
+        let host = THREAD_HOST.with(Cell::get).unwrap_or(self.host);
+        Host::new(host).log(
             log_level(metadata.level()),
             metadata.target(),
             &visitor.text,

@@ -254,6 +254,14 @@ impl Host {
         )
     }
 
+    /// From now on, `tracing` events made on the current thread are logged under this
+    /// instance's protocol name. Call it first thing on every thread the instance starts (with
+    /// tokio: `Builder::on_thread_start`); `init` is already tagged. Without it, a library
+    /// loaded as two protocols logs everything under the first one's name.
+    pub fn tag_thread_logs(&self) {
+        crate::logging::set_thread_host(Some(self.ffi));
+    }
+
     /// Tells the host where this instance listens, as a URL (`ws://127.0.0.1:7512`); the host
     /// names it in its ready line. Call it from `init`, once per listener, after binding.
     pub fn announce_listener(&self, address: &str) {
@@ -283,6 +291,8 @@ pub trait Backend: Send + Sync + 'static {
     fn announce_listener(&self, address: &str);
     /// See [`Host::is_shutting_down`].
     fn is_shutting_down(&self) -> bool;
+    /// See [`Host::tag_thread_logs`]. A fake host need not do anything.
+    fn tag_thread_logs(&self) {}
 }
 
 impl Backend for Host {
@@ -304,5 +314,9 @@ impl Backend for Host {
 
     fn is_shutting_down(&self) -> bool {
         Host::is_shutting_down(self)
+    }
+
+    fn tag_thread_logs(&self) {
+        Host::tag_thread_logs(self)
     }
 }

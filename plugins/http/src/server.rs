@@ -119,7 +119,7 @@ impl Server {
             0 => default_worker_threads(),
             n => n,
         };
-        let workers = Workers::start(name, threads)?;
+        let workers = Workers::start(name, threads, &backend)?;
         let listener = {
             let _context = workers.handles[0].enter();
             TcpListener::from_std(listener)?
@@ -191,7 +191,7 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(name: &str, threads: usize) -> Result<Workers, BoxError> {
+    fn start(name: &str, threads: usize, backend: &Arc<dyn Backend>) -> Result<Workers, BoxError> {
         let mut handles = Vec::with_capacity(threads);
         let mut stops = Vec::with_capacity(threads);
         for index in 0..threads {
@@ -205,9 +205,11 @@ impl Workers {
             handles.push(runtime.handle().clone());
             let (stop, stopped) = oneshot::channel::<()>();
             stops.push(stop);
+            let backend = backend.clone();
             std::thread::Builder::new()
                 .name(format!("{name}-http-{index}"))
                 .spawn(move || {
+                    backend.tag_thread_logs();
                     let _ = runtime.block_on(stopped);
                     // Dropped here, on its own thread: the connections' tasks end with it.
                     drop(runtime);

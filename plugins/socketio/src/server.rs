@@ -146,6 +146,10 @@ impl Server {
         let local_address = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name(format!("{name}-sio"))
+            .on_thread_start({
+                let backend = backend.clone();
+                move || backend.tag_thread_logs()
+            })
             .enable_io()
             .enable_time()
             .build()

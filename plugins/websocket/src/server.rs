@@ -73,6 +73,10 @@ impl Server {
         }
         let runtime = builder
             .thread_name(format!("{name}-ws"))
+            .on_thread_start({
+                let backend = backend.clone();
+                move || backend.tag_thread_logs()
+            })
             .enable_io()
             .enable_time()
             .build()

@@ -127,6 +127,24 @@ fn two_instances_of_one_library_serve_two_ports() {
             client.request(r#"{"controller":"server","action":"now","requestId":"x"}"#);
         assert_eq!((status, content["requestId"].as_str()), (200, Some("x")));
     }
+    // One library, one global `tracing` subscriber: each line still names its own protocol,
+    // from `init` (on the host's thread, logged before the ready line) and from each
+    // instance's own threads (the connections just made).
+    let started = server.log();
+    for protocol in ["first", "second"] {
+        let tag = format!("protocol=\"{protocol}\"");
+        assert!(
+            started
+                .lines()
+                .any(|line| line.contains("line protocol listening") && line.contains(&tag)),
+            "no start-up line for {protocol}:\n{started}"
+        );
+    }
+    let mut missing = vec!["protocol=\"first\"", "protocol=\"second\""];
+    while !missing.is_empty() {
+        let line = server.wait_for_log(&["line connection opened"], Duration::from_secs(10));
+        missing.retain(|tag| !line.contains(tag));
+    }
 }
 
 #[test]
