@@ -142,7 +142,14 @@ impl Program {
         let until = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                self.seen.extend(self.lines.try_iter());
+                // The reader thread may still hold the last lines: read until it hangs up (at
+                // the end of the output), not just what has arrived so far.
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(until.saturating_duration_since(Instant::now()))
+                {
+                    self.seen.push(line);
+                }
                 assert!(
                     status.success(),
                     "{status}; it printed:\n{}",
