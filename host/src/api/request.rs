@@ -576,6 +576,57 @@ mod tests {
     }
 
     #[test]
+    fn the_flat_fast_path_never_accepts_what_serde_reads_otherwise() {
+        // Random texts of JSON-ish pieces, many of them invalid: whatever the scanner accepts,
+        // serde must accept and read the same way.
+        const PIECES: [&str; 20] = [
+            "{",
+            "}",
+            "\"",
+            ":",
+            ",",
+            " ",
+            "\n",
+            "null",
+            "nul",
+            "\"a\"",
+            "\"jwt\"",
+            "\"index\"",
+            "\"controller\"",
+            "\"body\"",
+            "1",
+            "[",
+            "\\",
+            "é",
+            "\u{1}",
+            "\"x\":\"y\"",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let mut text = String::from("{");
+            for _ in 0..next() % 12 {
+                text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            }
+            if next() % 2 == 0 {
+                text.push('}');
+            }
+            if let Some(fast) = flat_fields(&text) {
+                accepted += 1;
+                assert_eq!(Some(fast), serde_fields(&text), "{text:?}");
+            }
+        }
+        // The generator must reach the fast path often enough to mean something.
+        assert!(accepted > 500, "only {accepted} texts took the fast path");
+    }
+
+    #[test]
     fn a_request_without_id_gets_a_uuid() {
         let request = Request::parse(r#"{"controller":"server","action":"now"}"#).unwrap();
         assert_eq!(request.request_id.len(), 36);
