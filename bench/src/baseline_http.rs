@@ -1,8 +1,11 @@
-//! The HTTP baseline, run in its own process by this same binary (`__baseline-http`): a bare
-//! hyper HTTP/1.1 server with keep-alive answering every request with a fixed JSON body of the
-//! size and shape of a real `server:now` response, with the same headers — what the same exchange costs with no host
-//! and no plugin layer. Same runtime shape as the HTTP plugin (tokio multi-thread, one worker
-//! per core), same hyper builder settings (keep-alive, a header-read timer).
+//! The HTTP baselines, run in their own process by this same binary (`__baseline-http
+//! [THREADS]`): a bare hyper HTTP/1.1 server with keep-alive answering every request with a
+//! fixed JSON body of the size and shape of a real `server:now` response, with the same headers
+//! — what the same exchange costs with no host and no plugin layer. Same hyper builder settings
+//! as the plugin (keep-alive, a header-read timer). Two runtime shapes: tokio's multi-thread
+//! runtime (one worker per core, `#[tokio::main]`'s: the usual bare hyper server, and the
+//! reference of the speed target), and with `1` a single current-thread runtime (the shape of
+//! the HTTP plugin's one request thread on a 2-core machine: the stricter comparison).
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -33,11 +36,18 @@ const HEADERS: &[(&str, &str)] = &[
 ];
 
 /// Runs the server on loopback, any free port; prints `listening on 127.0.0.1:PORT` once ready.
-/// Never returns.
-pub fn run_http() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+/// `single_thread`: one current-thread runtime instead of tokio's multi-thread one. Never
+/// returns.
+pub fn run_http(single_thread: bool) -> anyhow::Result<()> {
+    let runtime = if single_thread {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening on {}", listener.local_addr()?);

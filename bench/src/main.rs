@@ -153,7 +153,7 @@ fn main() -> anyhow::Result<()> {
         return baseline_ws::run_ws_broadcast(0, threads, read_buffer);
     }
     if args.first().map(String::as_str) == Some("__baseline-http") {
-        return baseline_http::run_http();
+        return baseline_http::run_http(args.get(1).map(String::as_str) == Some("1"));
     }
     if args.is_empty() || args.iter().any(|arg| arg == "--help" || arg == "-h") {
         println!("{}", include_str!("usage.txt"));

@@ -71,6 +71,12 @@ impl Running {
         }
     }
 
+    /// The HTTP baseline on one current-thread runtime: the thread shape of the HTTP plugin with
+    /// one request thread (its default on 2 cores).
+    pub fn start_single_thread_http_baseline() -> anyhow::Result<Running> {
+        reexecute(&["__baseline-http", "1"], "hyper-baseline-1-thread")
+    }
+
     /// The WebSocket baseline with a 4 KiB read buffer per connection instead of tungstenite's
     /// default 128 KiB (zero-filled, so all resident): the fair baseline for idle memory.
     pub fn start_lean_ws_baseline() -> anyhow::Result<Running> {

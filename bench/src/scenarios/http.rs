@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{cpu_figures, histogram, percentiles, ratio, runtime};
-use crate::target::{Protocol, Running};
+use crate::target::{Kind, Protocol, Running};
 use crate::wsclient::find;
 use crate::Settings;
 
@@ -34,6 +34,24 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
             .with_context(|| format!("http against {}", server.name()))?;
         results.push(result);
     }
+    // The same bare server on a single current-thread runtime, measured after the others.
+    let single_thread = if settings.targets.contains(&Kind::Baseline) {
+        let server = Running::start_single_thread_http_baseline()?;
+        let result = drive(&server, path, connections, settings)
+            .with_context(|| format!("http against {}", server.name()))?;
+        results.push(result.clone());
+        Some(result)
+    } else {
+        None
+    };
+    let ours = results
+        .iter()
+        .find(|result| result["target"] == "switchyard")
+        .cloned();
+    let vs_single_thread = match (ours, single_thread) {
+        (Some(ours), Some(theirs)) => ratio(&[ours, theirs], "requests_per_second"),
+        _ => Value::Null,
+    };
     Ok(json!({
         "scenario": "http",
         "parameters": {
@@ -43,8 +61,9 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
             "warmup": settings.warmup.as_secs_f64(),
             "request": "switchyard: GET path (server:now by default); baseline: a fixed body of the same size",
         },
-        "results": results,
         "ratio_requests_per_second": ratio(&results, "requests_per_second"),
+        "ratio_requests_per_second_vs_single_thread_hyper": vs_single_thread,
+        "results": results,
     }))
 }
 
