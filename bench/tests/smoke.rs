@@ -60,7 +60,11 @@ fn results(record: &Value) -> &Vec<Value> {
     let results = record["results"].as_array().expect("results");
     // switchyard and the baseline; http also measures bare hyper on one thread.
     let expected = if record["scenario"] == "http" { 3 } else { 2 };
-    assert_eq!(results.len(), expected, "switchyard and the baselines: {record}");
+    assert_eq!(
+        results.len(),
+        expected,
+        "switchyard and the baselines: {record}"
+    );
     results
 }
 
