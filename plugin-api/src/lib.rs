@@ -22,6 +22,8 @@ pub mod export;
 pub mod json;
 mod logging;
 pub mod net;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod sdk;
 
 pub use abi::{ConnectionId, DisconnectReason, LogLevel, INTERFACE_VERSION};

@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_plugin_api::runtime::InstanceRuntime;
 use switchyard_plugin_api::{BoxError, ConnectionId};
 use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
 use tracing::{debug, warn};
 
 use crate::broker::{Broker, Fanout};
@@ -31,8 +31,8 @@ pub struct Shared {
 /// A running MQTT listener.
 pub struct Server {
     shared: Arc<Shared>,
-    /// The instance's own runtime; `None` only while dropping.
-    runtime: Option<Runtime>,
+    /// The instance's own runtime; dropping the server stops it.
+    _runtime: InstanceRuntime,
     /// The address actually bound (the real port when 0 was asked).
     local_address: SocketAddr,
 }
@@ -65,18 +65,9 @@ impl Server {
     ) -> Result<Server, BoxError> {
         let listener = bind_listener(name, &settings)?;
         let local_address = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name(format!("{name}-mqtt"))
-            .on_thread_start({
-                let backend = backend.clone();
-                move || backend.tag_thread_logs()
-            })
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|error| format!("protocol \"{name}\" cannot start its runtime: {error}"))?;
+        let runtime = InstanceRuntime::start(name, "mqtt", 0, &backend)?;
         let listener = {
-            let _context = runtime.enter();
+            let _context = runtime.handle().enter();
             TcpListener::from_std(listener)?
         };
         let shared = Arc::new(Shared {
@@ -84,13 +75,15 @@ impl Server {
             settings,
             backend,
         });
-        runtime.spawn(accept_loop(listener, shared.clone()));
+        runtime
+            .handle()
+            .spawn(accept_loop(listener, shared.clone()));
         shared
             .backend
             .announce_listener(&announced_url(local_address));
         Ok(Server {
             shared,
-            runtime: Some(runtime),
+            _runtime: runtime,
             local_address,
         })
     }
@@ -134,15 +127,6 @@ impl Server {
     /// Subscribers of a filter (tests, metrics).
     pub fn subscriber_count(&self, filter: &str) -> usize {
         self.shared.broker.subscriber_count(filter)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks; tests may drop a server inside another runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 

@@ -14,10 +14,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::net::{announced_url, bind_listener};
+use switchyard_plugin_api::runtime::InstanceRuntime;
 use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{BoxError, ConnectionId};
 use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
 use tracing::{debug, warn};
 
 use crate::config::Settings;
@@ -121,8 +121,8 @@ async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
 /// A running Socket.io listener.
 pub struct Server {
     shared: Arc<Shared>,
-    /// The instance's own runtime; `None` only while dropping.
-    runtime: Option<Runtime>,
+    /// The instance's own runtime; dropping the server stops it.
+    _runtime: InstanceRuntime,
     /// The address actually bound.
     local_address: SocketAddr,
 }
@@ -144,18 +144,9 @@ impl Server {
     ) -> Result<Server, BoxError> {
         let listener = bind_listener(name, settings.address, settings.port)?;
         let local_address = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name(format!("{name}-sio"))
-            .on_thread_start({
-                let backend = backend.clone();
-                move || backend.tag_thread_logs()
-            })
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|error| format!("protocol \"{name}\" cannot start its runtime: {error}"))?;
+        let runtime = InstanceRuntime::start(name, "sio", 0, &backend)?;
         let listener = {
-            let _context = runtime.enter();
+            let _context = runtime.handle().enter();
             TcpListener::from_std(listener)?
         };
         let shared = Arc::new(Shared {
@@ -163,13 +154,15 @@ impl Server {
             backend,
             registry: Registry::default(),
         });
-        runtime.spawn(accept_loop(listener, shared.clone()));
+        runtime
+            .handle()
+            .spawn(accept_loop(listener, shared.clone()));
         shared
             .backend
             .announce_listener(&announced_url("http", local_address));
         Ok(Server {
             shared,
-            runtime: Some(runtime),
+            _runtime: runtime,
             local_address,
         })
     }
@@ -229,14 +222,6 @@ impl Server {
     /// Members of `channel` (tests, metrics).
     pub fn member_count(&self, channel: &str) -> usize {
         self.shared.registry.member_count(channel)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 

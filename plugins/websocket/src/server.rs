@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_plugin_api::runtime::InstanceRuntime;
 use switchyard_plugin_api::{BoxError, ConnectionId};
 use tokio::net::TcpListener;
-use tokio::runtime::Runtime;
 use tracing::{debug, warn};
 
 use crate::config::Settings;
@@ -33,8 +33,8 @@ pub struct Shared {
 /// A running WebSocket listener.
 pub struct Server {
     shared: Arc<Shared>,
-    /// The instance's own runtime; `None` only while dropping.
-    runtime: Option<Runtime>,
+    /// The instance's own runtime; dropping the server stops it.
+    _runtime: InstanceRuntime,
     /// The address actually bound (the real port when 0 was asked).
     local_address: SocketAddr,
 }
@@ -67,22 +67,9 @@ impl Server {
     ) -> Result<Server, BoxError> {
         let listener = bind_listener(name, &settings)?;
         let local_address = listener.local_addr()?;
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        if settings.worker_threads > 0 {
-            builder.worker_threads(settings.worker_threads);
-        }
-        let runtime = builder
-            .thread_name(format!("{name}-ws"))
-            .on_thread_start({
-                let backend = backend.clone();
-                move || backend.tag_thread_logs()
-            })
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|error| format!("protocol \"{name}\" cannot start its runtime: {error}"))?;
+        let runtime = InstanceRuntime::start(name, "ws", settings.worker_threads, &backend)?;
         let listener = {
-            let _context = runtime.enter();
+            let _context = runtime.handle().enter();
             TcpListener::from_std(listener)?
         };
         let shared = Arc::new(Shared {
@@ -90,13 +77,15 @@ impl Server {
             backend,
             registry: Registry::default(),
         });
-        runtime.spawn(accept_loop(listener, shared.clone()));
+        runtime
+            .handle()
+            .spawn(accept_loop(listener, shared.clone()));
         shared
             .backend
             .announce_listener(&announced_url(local_address));
         Ok(Server {
             shared,
-            runtime: Some(runtime),
+            _runtime: runtime,
             local_address,
         })
     }
@@ -154,15 +143,6 @@ impl Server {
     /// Members of `channel` (tests, metrics).
     pub fn member_count(&self, channel: &str) -> usize {
         self.shared.registry.member_count(channel)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks; tests may drop a server inside another runtime.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
