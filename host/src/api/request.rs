@@ -280,27 +280,18 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
             } else {
                 Text::String(Cow::Borrowed(string(&mut at)?))
             };
-            let slot = match key {
-                "requestId" => Some(&mut fields.request_id),
-                "controller" => Some(&mut fields.controller),
-                "action" => Some(&mut fields.action),
-                "index" => Some(&mut fields.index),
-                "collection" => Some(&mut fields.collection),
-                "jwt" => Some(&mut fields.jwt),
+            match fields.member(key) {
+                Member::Text(slot) => *slot = Some(value),
                 // Anything but an object there is a type error: serde's path words it.
-                "volatile" | "body" => return None,
-                _ => None,
-            };
-            match (slot, value) {
-                (Some(slot), value) => *slot = Some(value),
-                (None, Text::String(value)) => {
-                    fields
-                        .args
-                        .insert(key.to_string(), Value::String(value.into_owned()));
-                }
-                (None, _) => {
-                    fields.args.shift_remove(key);
-                }
+                Member::Object(_) => return None,
+                Member::Other(args) => match value {
+                    Text::String(value) => {
+                        args.insert(key.to_string(), Value::String(value.into_owned()));
+                    }
+                    _ => {
+                        args.shift_remove(key);
+                    }
+                },
             }
             skip_space(&mut at);
             match bytes.get(at) {
@@ -318,6 +309,32 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
     }
     skip_space(&mut at);
     (at == bytes.len()).then_some(fields)
+}
+
+/// Where a top-level member goes, by its key: the one table both parsing paths use.
+enum Member<'f, 'de> {
+    /// `requestId`, `controller`, `action`, `index`, `collection`, `jwt`.
+    Text(&'f mut Option<Text<'de>>),
+    /// `volatile`, `body`.
+    Object(&'f mut Option<Value>),
+    /// Any other key: `args`.
+    Other(&'f mut Map<String, Value>),
+}
+
+impl<'de> Fields<'de> {
+    fn member(&mut self, key: &str) -> Member<'_, 'de> {
+        match key {
+            "requestId" => Member::Text(&mut self.request_id),
+            "controller" => Member::Text(&mut self.controller),
+            "action" => Member::Text(&mut self.action),
+            "index" => Member::Text(&mut self.index),
+            "collection" => Member::Text(&mut self.collection),
+            "jwt" => Member::Text(&mut self.jwt),
+            "volatile" => Member::Object(&mut self.volatile),
+            "body" => Member::Object(&mut self.body),
+            _ => Member::Other(&mut self.args),
+        }
+    }
 }
 
 /// A member that must be a string: only its kind matters when it is not one (the value is
@@ -387,32 +404,18 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut fields = Fields::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let slot = match &*key {
-                "requestId" => &mut fields.request_id,
-                "controller" => &mut fields.controller,
-                "action" => &mut fields.action,
-                "index" => &mut fields.index,
-                "collection" => &mut fields.collection,
-                "jwt" => &mut fields.jwt,
-                "volatile" => {
-                    fields.volatile = Some(map.next_value()?);
-                    continue;
-                }
-                "body" => {
-                    fields.body = Some(map.next_value()?);
-                    continue;
-                }
-                _ => {
+            match fields.member(&key) {
+                Member::Text(slot) => *slot = Some(map.next_value()?),
+                Member::Object(slot) => *slot = Some(map.next_value()?),
+                Member::Other(args) => {
                     let value: Value = map.next_value()?;
                     if value.is_null() {
-                        fields.args.shift_remove(&*key);
+                        args.shift_remove(&*key);
                     } else {
-                        fields.args.insert(key.into_owned(), value);
+                        args.insert(key.into_owned(), value);
                     }
-                    continue;
                 }
-            };
-            *slot = Some(map.next_value()?);
+            }
         }
         Ok(fields)
     }
