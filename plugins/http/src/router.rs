@@ -260,10 +260,10 @@ pub fn percent_decode_cow(text: &str, plus_is_space: bool) -> Cow<'_, str> {
         });
         at += 1;
     }
-    match String::from_utf8_lossy(&out) {
-        Cow::Borrowed(_) => Cow::Owned(String::from_utf8(out).unwrap_or_default()),
-        Cow::Owned(lossy) => Cow::Owned(lossy),
-    }
+    Cow::Owned(
+        String::from_utf8(out)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned()),
+    )
 }
 
 /// `a=1&b=x+y&c` → `("a", Some("1")), ("b", Some("x y")), ("c", None)`, decoded.
