@@ -30,6 +30,10 @@ pub struct Config {
     pub concurrent_requests: usize,
     /// Bound of the request queue; past it, requests get `api.process.overloaded`.
     pub request_queue_size: usize,
+    /// Threads of the blocking pool (actions that touch the disk or hash passwords).
+    pub blocking_threads: usize,
+    /// Bound of the blocking pool's queue; past it, requests get `api.process.overloaded`.
+    pub blocking_queue_size: usize,
     /// Panics after which a protocol is disabled (0: never).
     pub hook_panic_limit: u32,
     /// Enabled protocols, in file order.
@@ -108,6 +112,10 @@ struct RawServer {
     #[serde(default)]
     request_queue_size: Option<usize>,
     #[serde(default)]
+    blocking_threads: Option<usize>,
+    #[serde(default)]
+    blocking_queue_size: Option<usize>,
+    #[serde(default)]
     hook_panic_limit: Option<u32>,
     #[serde(default)]
     protocols: toml::Table,
@@ -181,6 +189,14 @@ impl Config {
         let request_queue_size = raw.server.request_queue_size.unwrap_or(50_000);
         if request_queue_size == 0 {
             problems.push("server.requestQueueSize: must be greater than 0".to_string());
+        }
+        let blocking_threads = raw.server.blocking_threads.unwrap_or(32);
+        if blocking_threads == 0 {
+            problems.push("server.blockingThreads: must be greater than 0".to_string());
+        }
+        let blocking_queue_size = raw.server.blocking_queue_size.unwrap_or(10_000);
+        if blocking_queue_size == 0 {
+            problems.push("server.blockingQueueSize: must be greater than 0".to_string());
         }
 
         let mut protocols = Vec::new();
@@ -276,6 +292,8 @@ impl Config {
             shutdown_timeout: Duration::from_millis(raw.server.shutdown_timeout.unwrap_or(10_000)),
             concurrent_requests: raw.server.concurrent_requests.unwrap_or(50),
             request_queue_size,
+            blocking_threads,
+            blocking_queue_size,
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             protocols,
             server_json,
@@ -420,7 +438,7 @@ mod tests {
             problems,
             ["server.portt: unknown field `portt`, expected one of `pluginDir`, `maxRequestSize`, \
               `initTimeout`, `shutdownTimeout`, `concurrentRequests`, `requestQueueSize`, \
-              `hookPanicLimit`, `protocols` (line 2, column 1)"]
+              `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `protocols` (line 2, column 1)"]
         );
     }
 }
