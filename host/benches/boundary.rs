@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use switchyard::config::Config;
 use switchyard::entry_point::EntryPoint;
+use switchyard::plugin::callback::Callback;
+use switchyard::plugin::host_api::EntryPointApi;
 use switchyard::startup;
 use switchyard_plugin_api::abi::{FfiCallback, FfiResponse};
 use switchyard_plugin_api::{ConnectionId, DisconnectReason};
@@ -23,11 +25,11 @@ extern "C" fn count_answer(_context: *mut c_void, response: FfiResponse<'_>) {
     ANSWERED.fetch_add(1, Ordering::Release);
 }
 
-fn callback() -> FfiCallback {
-    FfiCallback {
+fn callback() -> Callback {
+    Callback::Abi(FfiCallback {
         call: count_answer,
         context: std::ptr::null_mut(),
-    }
+    })
 }
 
 fn wait_for(answers: u64) {
@@ -91,7 +93,7 @@ fn round_trips(entry: &EntryPoint, label: &str) {
 
 fn main() {
     let entry = start("");
-    let protocol = &entry.protocols()[0];
+    let protocol = &entry.services.protocols.all()[0];
     println!(
         "plugin boundary ({} cores)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -120,7 +122,7 @@ fn main() {
 
     // What a protocol pays to declare and forget a connection (HTTP does it per request).
     const CONNECTIONS: u64 = 1_000_000;
-    let ips = [abi_stable::std_types::RStr::from_str("127.0.0.1")];
+    let ips = ["127.0.0.1"];
     let headers = r#"{"host":"127.0.0.1:7511","user-agent":"bench","accept":"*/*"}"#;
     let begun = Instant::now();
     for _ in 0..CONNECTIONS {

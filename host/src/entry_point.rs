@@ -1,379 +1,332 @@
-//! Kuzzle's *entry point*: connections, request admission, and shutdown state.
+//! Kuzzle's *entry point*: what plugins call (through `plugin/host_api.rs`), on their own
+//! threads — connections, and where each request runs.
 //!
-//! Plugins reach it through the host API (`plugin/host_api.rs`), on their own threads. Requests
-//! are admitted as Kuzzle's funnel does: while fewer than `concurrentRequests` are in flight and
-//! nothing is waiting, a request runs at once on the calling thread (every action is in-memory
-//! and short, and this saves a thread wake-up per request); otherwise it waits in a bounded
-//! queue for an API worker thread; when the queue is full it is refused with
-//! `api.process.overloaded`.
+//! Where a request runs: an in-memory (`Inline`) action runs at once on the calling plugin
+//! thread while fewer than `concurrentRequests` requests are in flight, nothing waits for a
+//! worker and the request is small (`INLINE_REQUEST_BYTES`: parsing a large body is not a
+//! network thread's job); otherwise it waits in the API workers' bounded queue. A `Blocking`
+//! action always runs on the blocking pool (`execution.rs`). A full queue answers
+//! `api.process.overloaded` at once; no plugin thread ever waits for room.
 //!
-//! Invariant: every accepted `execute` calls its callback exactly once — from the worker that
-//! ran it, or at once when it is refused (overloaded, shutting down).
+//! Invariant: every `execute` calls its callback exactly once. Admitted requests hold a
+//! `Responder` (`admission.rs`) that answers exactly once by construction; refused ones are
+//! answered before `execute` returns.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
-use abi_stable::std_types::RStr;
-use parking_lot::RwLock;
-use switchyard_plugin_api::abi::{FfiCallback, FfiResponse};
-use switchyard_plugin_api::errors::{self, KuzzleError};
-use switchyard_plugin_api::{json, ConnectionId};
+use switchyard_plugin_api::errors;
+use switchyard_plugin_api::ConnectionId;
 
-use crate::api::{self, Api};
+use crate::admission::{self, Admission, Responder};
+use crate::api::dispatch::{dispatch, BlockingRequest, Dispatched};
+use crate::api::Router;
 use crate::config::Config;
-use crate::plugin::registry::ProtocolSlot;
-use crate::realtime::{Broadcast, Departure, Realtime};
+use crate::execution::{Pool, PoolKind};
+use crate::plugin::callback::Callback;
+use crate::plugin::host_api::EntryPointApi;
+use crate::services::Services;
 
-/// A map keyed by connection id. Ids are sequential and never chosen by clients, so a
-/// fixed mixer spreads them as well as SipHash does, at a fraction of its cost (three lookups
-/// per HTTP request).
-pub type ConnectionMap<V> = HashMap<ConnectionId, V, ConnectionHash>;
+/// Requests longer than this are parsed and run on an API worker, never on the plugin's thread.
+pub const INLINE_REQUEST_BYTES: usize = 64 * 1024;
 
-/// The hasher of [`ConnectionMap`].
-pub type ConnectionHash = BuildHasherDefault<IdHasher>;
-
-/// Hashes one `u64` (a connection id) with splitmix64's finalizer: every bit of the id moves
-/// every bit of the hash, the low ones included (the table indexes by the low bits, and the
-/// ids of one shard share their low four).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only ids are hashed; kept correct for any input anyway.
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, id: u64) {
-        let mut mixed = (id ^ (id >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = mixed ^ (mixed >> 31);
-    }
-}
-
-/// A client connection a protocol declared.
-#[derive(Debug)]
-pub struct Connection {
-    /// The protocol that owns it (index into the protocol list).
-    pub protocol: usize,
-    /// What the protocol told about the client, in one allocation (an HTTP request declares a
-    /// connection): `{"ips":[…],"headers":{…}}`, the socket's peer first in `ips`.
-    pub context: Box<str>,
-}
-
-/// Connections in shards, so protocols declaring and removing connections on several threads
-/// (an HTTP request is a connection) do not all queue on one lock. Ids are sequential, so
-/// `id % SHARDS` spreads them evenly.
-struct Connections {
-    shards: [RwLock<ConnectionMap<Connection>>; CONNECTION_SHARDS],
-}
-
-const CONNECTION_SHARDS: usize = 16;
-
-impl Connections {
-    fn new() -> Connections {
-        // Sized up front: with one HTTP connection per request, a shard that grows and
-        // shrinks around a handful of entries would otherwise rehash again and again.
-        Connections {
-            shards: std::array::from_fn(|_| {
-                RwLock::new(HashMap::with_capacity_and_hasher(
-                    64,
-                    ConnectionHash::default(),
-                ))
-            }),
-        }
-    }
-
-    fn shard(&self, id: ConnectionId) -> &RwLock<ConnectionMap<Connection>> {
-        &self.shards[(id.0 % CONNECTION_SHARDS as u64) as usize]
-    }
-}
-
-/// A request waiting for an API worker.
+/// A request waiting for an API worker: not parsed yet.
 struct Job {
     connection: ConnectionId,
     request: String,
-    callback: FfiCallback,
+    responder: Responder,
 }
 
-/// Host-wide state shared by the host API, the API workers and the start-up code.
+/// A checked request waiting for the blocking pool.
+struct BlockingJob {
+    request: Box<BlockingRequest>,
+    responder: Responder,
+}
+
+/// Host-wide state shared by the host API, the pools and the start-up code.
 pub struct EntryPoint {
-    /// The validated configuration.
-    pub config: Arc<Config>,
-    /// Every enabled protocol, set once before any `init` runs.
-    protocols: OnceLock<Box<[Arc<ProtocolSlot>]>>,
-    /// Declared connections.
-    connections: Connections,
-    /// The next connection id (never reused; starts at 1).
-    next_connection: AtomicU64,
-    /// True once shutdown has begun: new requests are refused with 503.
-    shutting_down: AtomicBool,
-    /// Requests accepted whose callback has not run yet.
-    in_flight: AtomicUsize,
-    /// Requests in the queue, not yet taken by a worker (the queue's own length takes its
-    /// lock, on every request).
-    queued: AtomicUsize,
-    /// The bounded request queue.
-    queue: flume::Sender<Job>,
-    /// Kept so workers can be started after the entry point is shared.
-    queue_receiver: flume::Receiver<Job>,
+    /// What actions use.
+    pub services: Arc<Services>,
     /// Controllers and actions.
-    pub api: Api,
-    /// Rooms, channels and subscriptions.
-    pub realtime: Realtime,
-    /// When the host started.
-    pub started_at: Instant,
+    pub router: Arc<Router>,
+    /// Requests in flight, and the drain.
+    admission: Arc<Admission>,
+    /// The API workers' queue (in-memory actions that did not run inline).
+    workers: Arc<Pool<Job>>,
+    /// The blocking pool's queue.
+    blocking: Arc<Pool<BlockingJob>>,
 }
 
 impl std::fmt::Debug for EntryPoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EntryPoint").finish_non_exhaustive()
+        f.debug_struct("EntryPoint")
+            .field("in_flight", &self.admission.in_flight())
+            .finish_non_exhaustive()
     }
 }
 
 impl EntryPoint {
-    /// A new entry point with an empty queue and no workers yet.
-    pub fn new(config: Arc<Config>) -> Arc<Self> {
-        let (queue, queue_receiver) = flume::bounded(config.request_queue_size);
-        Arc::new(EntryPoint {
-            config,
-            protocols: OnceLock::new(),
-            connections: Connections::new(),
-            next_connection: AtomicU64::new(1),
-            shutting_down: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
-            queued: AtomicUsize::new(0),
-            queue,
-            queue_receiver,
-            api: Api::new(),
-            realtime: Realtime::new(),
-            started_at: Instant::now(),
-        })
+    /// An entry point over `services` and `router`, with its pools started.
+    pub fn start(services: Services, router: Router) -> std::io::Result<Arc<EntryPoint>> {
+        let config = Arc::clone(&services.config);
+        let entry = Arc::new(EntryPoint {
+            services: Arc::new(services),
+            router: Arc::new(router),
+            admission: Arc::new(Admission::default()),
+            workers: Arc::new(Pool::new("api", config.request_queue_size)),
+            blocking: Arc::new(Pool::new("blocking", config.blocking_queue_size)),
+        });
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let worker_entry = Arc::clone(&entry);
+        entry
+            .workers
+            .start(cores, PoolKind::Compute, move |job, _| {
+                worker_entry.run_here(job.connection, &job.request, job.responder);
+            })?;
+        let blocking_entry = Arc::clone(&entry);
+        entry.blocking.start(
+            config.blocking_threads,
+            PoolKind::Blocking,
+            move |job, on_pool| {
+                let on_pool = on_pool.expect("the blocking pool lends its proof");
+                let answer =
+                    job.request
+                        .run(&blocking_entry.services, &blocking_entry.router, on_pool);
+                job.responder.answer(&answer);
+            },
+        )?;
+        Ok(entry)
     }
 
-    /// Sets the protocol list (once, before any `init`).
-    pub fn set_protocols(&self, protocols: Vec<Arc<ProtocolSlot>>) {
-        let _ = self.protocols.set(protocols.into_boxed_slice());
+    /// A fresh entry point for `config`: empty services, the standard controllers.
+    pub fn for_config(config: Arc<Config>) -> std::io::Result<Arc<EntryPoint>> {
+        EntryPoint::start(Services::new(config), Router::standard())
     }
 
-    /// The enabled protocols.
-    pub fn protocols(&self) -> &[Arc<ProtocolSlot>] {
-        self.protocols.get().map(|list| &list[..]).unwrap_or(&[])
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.services.config
     }
 
-    /// Starts `count` API worker threads.
-    pub fn start_workers(self: &Arc<Self>, count: usize) -> std::io::Result<()> {
-        for worker in 0..count {
-            let entry = Arc::clone(self);
-            let receiver = self.queue_receiver.clone();
-            std::thread::Builder::new()
-                .name(format!("api-{worker}"))
-                .spawn(move || {
-                    while let Ok(job) = receiver.recv() {
-                        entry.queued.fetch_sub(1, Ordering::AcqRel);
-                        entry.run(job);
-                    }
-                })?;
-        }
-        Ok(())
+    /// Requests admitted whose callback has not returned yet.
+    pub fn in_flight(&self) -> usize {
+        self.admission.in_flight()
     }
 
-    /// Declares a connection for protocol `protocol`.
-    pub fn new_connection(&self, protocol: usize, ips: &[RStr<'_>], headers: &str) -> ConnectionId {
-        let id = ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed));
-        let mut context = String::with_capacity(
-            24 + headers.len() + ips.iter().map(|ip| ip.len() + 3).sum::<usize>(),
-        );
-        context.push_str("{\"ips\":[");
-        for (index, ip) in ips.iter().enumerate() {
-            if index > 0 {
-                context.push(',');
-            }
-            json::push_str(&mut context, ip.as_str());
-        }
-        context.push_str("],\"headers\":");
-        context.push_str(if headers.is_empty() { "{}" } else { headers });
-        context.push('}');
-        let connection = Connection {
-            protocol,
-            context: context.into_boxed_str(),
-        };
-        self.connections.shard(id).write().insert(id, connection);
-        id
+    /// Stops admitting requests: new ones get 503 `network.entrypoint.shutting_down`.
+    pub fn stop_admitting(&self) {
+        self.admission.close();
     }
 
-    /// Forgets a connection: it leaves every room (its protocol hears `leave_channel` for each
-    /// channel, the rooms' other members get user "out" notifications). Unknown ids are ignored.
-    pub fn remove_connection(&self, id: ConnectionId) {
-        let Some(connection) = self.connections.shard(id).write().remove(&id) else {
-            return;
-        };
-        for departure in self.realtime.remove_connection(id) {
-            self.complete_departure(id, connection.protocol, &departure);
-        }
+    /// Stops admitting requests (new ones get 503 `network.entrypoint.shutting_down`), then
+    /// waits until none is in flight or `deadline` passes. Returns how many remain.
+    pub fn drain(&self, deadline: Instant) -> usize {
+        self.admission.drain(deadline)
     }
 
-    /// Tells the plugins about a connection leaving a room.
-    pub fn complete_departure(&self, id: ConnectionId, protocol: usize, departure: &Departure) {
-        if let Some(protocol) = self.protocols().get(protocol) {
-            for channel in &departure.channels {
-                protocol.leave_channel(channel, id);
+    /// Parses, checks and runs a request on this thread; a blocking action goes on to the
+    /// blocking pool.
+    fn run_here(&self, connection: ConnectionId, request: &str, responder: Responder) {
+        match dispatch(&self.services, &self.router, connection, request) {
+            Dispatched::Answered(answer) => responder.answer(&answer),
+            Dispatched::Blocking(request) => {
+                if let Err(job) = self.blocking.submit(BlockingJob { request, responder }) {
+                    let answer = job.request.refuse(errors::API_PROCESS_OVERLOADED.error());
+                    job.responder.answer(&answer);
+                }
             }
         }
-        if let Some(notification) = &departure.user_notification {
-            self.broadcast(notification);
-        }
+    }
+}
+
+impl EntryPointApi for EntryPoint {
+    fn new_connection(&self, protocol: usize, ips: &[&str], headers_json: &str) -> ConnectionId {
+        self.services
+            .connections
+            .declare(protocol, ips, headers_json)
     }
 
-    /// Hands a notification to every protocol (each delivers to its own members).
-    pub fn broadcast(&self, notification: &Broadcast) {
-        let channels: Vec<RStr<'_>> = notification
-            .channels
-            .iter()
-            .map(|channel| RStr::from_str(channel))
-            .collect();
-        for protocol in self.protocols() {
-            protocol.broadcast(&channels, &notification.payload);
-        }
+    fn remove_connection(&self, connection: ConnectionId) {
+        self.services.remove_connection(connection);
     }
 
-    /// How many connections are declared.
-    pub fn connection_count(&self) -> usize {
-        self.connections
-            .shards
-            .iter()
-            .map(|shard| shard.read().len())
-            .sum()
-    }
-
-    /// The protocol owning a connection.
-    pub fn connection_protocol(&self, id: ConnectionId) -> Option<usize> {
-        self.connections
-            .shard(id)
-            .read()
-            .get(&id)
-            .map(|c| c.protocol)
-    }
-
-    /// Every declared connection with its protocol.
-    pub fn connection_ids(&self) -> Vec<(ConnectionId, usize)> {
-        let mut ids = Vec::new();
-        for shard in &self.connections.shards {
-            ids.extend(
-                shard
-                    .read()
-                    .iter()
-                    .map(|(id, connection)| (*id, connection.protocol)),
-            );
-        }
-        ids
-    }
-
-    /// True once shutdown began.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
-    /// Starts refusing new requests.
-    pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Release);
-    }
-
-    /// Waits until no request is in flight, or `deadline` passes. Returns how many remain.
-    pub fn drain(&self, deadline: Duration) -> usize {
-        let until = Instant::now() + deadline;
-        loop {
-            let remaining = self.in_flight.load(Ordering::Acquire);
-            if remaining == 0 || Instant::now() >= until {
-                return remaining;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Runs or queues a request; `callback` runs exactly once (see the module's invariant).
-    pub fn execute(&self, connection: ConnectionId, request: &str, callback: FfiCallback) {
-        if self.is_shutting_down() {
-            return answer_refusal(
+    fn execute(&self, connection: ConnectionId, request: &str, callback: Callback) {
+        let Some(ticket) = self.admission.admit() else {
+            return admission::refuse(
                 request,
                 callback,
                 errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error(),
             );
-        }
-        let running = self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if running < self.config.concurrent_requests && self.queued.load(Ordering::Acquire) == 0 {
-            let protocol = self.connection_protocol(connection);
-            let answer = api::handle(self, connection, protocol, request);
-            deliver(callback, &answer);
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return;
+        };
+        let responder = Responder::new(callback, ticket);
+        if responder.in_flight_before() < self.services.config.concurrent_requests
+            && self.workers.queued() == 0
+            && request.len() <= INLINE_REQUEST_BYTES
+        {
+            return self.run_here(connection, request, responder);
         }
         let job = Job {
             connection,
             request: request.to_owned(),
-            callback,
+            responder,
         };
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        if let Err(error) = self.queue.try_send(job) {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            let (job, refusal) = match error {
-                flume::TrySendError::Full(job) => (job, errors::API_PROCESS_OVERLOADED.error()),
-                flume::TrySendError::Disconnected(job) => {
-                    (job, errors::NETWORK_ENTRYPOINT_SHUTTING_DOWN.error())
-                }
-            };
-            answer_refusal(&job.request, job.callback, refusal);
+        if let Err(job) = self.workers.submit(job) {
+            let answer =
+                crate::api::Answer::refusal(&job.request, errors::API_PROCESS_OVERLOADED.error());
+            job.responder.answer(&answer);
         }
     }
 
-    /// Runs one queued request on an API worker and answers it.
-    fn run(&self, job: Job) {
-        let protocol = self.connection_protocol(job.connection);
-        let answer = api::handle(self, job.connection, protocol, &job.request);
-        deliver(job.callback, &answer);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    fn is_shutting_down(&self) -> bool {
+        self.admission.is_draining()
     }
-}
 
-/// Answers a request that will not run, with the request id when it can be read cheaply.
-fn answer_refusal(request: &str, callback: FfiCallback, error: KuzzleError) {
-    let answer = api::Answer::refusal(request, error);
-    deliver(callback, &answer);
-}
-
-fn deliver(callback: FfiCallback, answer: &api::Answer) {
-    let response = FfiResponse {
-        status: answer.status,
-        request_id: RStr::from_str(&answer.request_id),
-        content: RStr::from_str(&answer.content),
-        headers: RStr::from_str("{}"),
-    };
-    (callback.call)(callback.context, response);
+    fn announce_listener(&self, protocol: usize, address: &str) {
+        if let Some(protocol) = self.services.protocols.get(protocol) {
+            protocol.add_listener(address.to_string());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::hash::BuildHasher;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
 
     use super::*;
+    use crate::api::action::{
+        Action, ActionResult, Args, BlockingContext, Context, Controller, Run,
+    };
+    use crate::api::Request;
+
+    fn explode(_context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
+        panic!("this action always panics");
+    }
+
+    fn explode_blocking(
+        _context: &BlockingContext<'_>,
+        _request: &mut Request<'_>,
+    ) -> ActionResult {
+        panic!("this blocking action always panics");
+    }
+
+    fn fine(_context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
+        Ok(json!("fine").into())
+    }
+
+    static BROKEN: Controller = Controller {
+        name: "broken",
+        actions: &[
+            Action {
+                name: "inline",
+                http: &[],
+                args: Args::NONE,
+                run: Run::Inline(explode),
+            },
+            Action {
+                name: "blocking",
+                http: &[],
+                args: Args::NONE,
+                run: Run::Blocking(explode_blocking),
+            },
+            Action {
+                name: "fine",
+                http: &[],
+                args: Args::NONE,
+                run: Run::Inline(fine),
+            },
+        ],
+    };
+
+    /// An entry point over the `broken` controller; `extra` goes into `[server]`.
+    fn start(extra: &str) -> Arc<EntryPoint> {
+        let config = Config::parse(
+            std::path::Path::new("test.toml"),
+            &format!("[server]\n{extra}\n"),
+        )
+        .expect("a valid configuration");
+        EntryPoint::start(Services::new(Arc::new(config)), Router::new(&[&BROKEN]))
+            .expect("threads start")
+    }
+
+    /// Executes `request` and waits for its one answer: `(status, content)`.
+    fn execute(entry: &EntryPoint, request: &str) -> (u16, Value) {
+        let (answers, answer) = mpsc::channel();
+        let connection = entry.new_connection(0, &["127.0.0.1"], "{}");
+        entry.execute(
+            connection,
+            request,
+            Callback::Native(Box::new(move |status, _, content| {
+                let _ = answers.send((status, content.to_owned()));
+            })),
+        );
+        let (status, content) = answer
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every request is answered");
+        assert!(
+            answer.recv_timeout(Duration::from_millis(50)).is_err(),
+            "answered twice"
+        );
+        entry.remove_connection(connection);
+        (status, serde_json::from_str(&content).expect("JSON"))
+    }
+
+    fn assert_answers_500_then_keeps_serving(entry: &EntryPoint, action: &str) {
+        let (status, content) = execute(
+            entry,
+            &format!(r#"{{"controller":"broken","action":"{action}","requestId":"r1"}}"#),
+        );
+        assert_eq!(status, 500);
+        assert_eq!(content["requestId"], "r1");
+        assert_eq!(content["error"]["id"], "core.fatal.unexpected_error");
+        assert_eq!(content["error"]["status"], 500);
+        // The host goes on: the same threads answer the next request.
+        let (status, content) = execute(entry, r#"{"controller":"broken","action":"fine"}"#);
+        assert_eq!((status, &content["result"]), (200, &json!("fine")));
+    }
+
+    /// Nothing leaked: the drain finds every request finished (a callback may still be
+    /// returning when its answer arrives, so this waits for it rather than reading the count).
+    fn assert_nothing_in_flight(entry: &EntryPoint) {
+        assert_eq!(entry.drain(Instant::now() + Duration::from_secs(30)), 0);
+        assert_eq!(entry.in_flight(), 0);
+    }
 
     #[test]
-    fn ids_of_one_shard_spread_over_the_low_bits() {
-        // The ids a shard holds (`id % 16` fixed) must still reach every bucket of a table.
-        let hasher = ConnectionHash::default();
-        let buckets: std::collections::HashSet<u64> = (0..4096u64)
-            .map(|n| hasher.hash_one(ConnectionId(n * CONNECTION_SHARDS as u64 + 3)) & 255)
-            .collect();
-        assert_eq!(buckets.len(), 256);
+    fn a_panic_on_the_plugin_thread_answers_500_and_leaks_nothing() {
+        let entry = start("");
+        assert_answers_500_then_keeps_serving(&entry, "inline");
+        assert_nothing_in_flight(&entry);
+    }
+
+    #[test]
+    fn a_panic_on_an_api_worker_answers_500_and_leaks_nothing() {
+        // concurrentRequests = 0: every request waits for a worker.
+        let entry = start("concurrentRequests = 0");
+        for _ in 0..4 {
+            assert_answers_500_then_keeps_serving(&entry, "inline");
+        }
+        assert_nothing_in_flight(&entry);
+    }
+
+    #[test]
+    fn a_panic_on_the_blocking_pool_answers_500_and_leaks_nothing() {
+        let entry = start("blockingThreads = 1");
+        for _ in 0..4 {
+            assert_answers_500_then_keeps_serving(&entry, "blocking");
+        }
+        assert_nothing_in_flight(&entry);
+    }
+
+    #[test]
+    fn after_the_drain_requests_are_refused_before_execute_returns() {
+        let entry = start("");
+        assert_eq!(entry.drain(Instant::now() + Duration::from_secs(5)), 0);
+        let (status, content) = execute(&entry, r#"{"controller":"broken","action":"fine"}"#);
+        assert_eq!(status, 503);
+        assert_eq!(content["error"]["id"], "network.entrypoint.shutting_down");
+        assert!(entry.is_shutting_down());
     }
 }

@@ -22,15 +22,19 @@ const CLOSE_AT_ONCE: usize = 100;
 /// Shuts the host down; returns when it is safe to exit. The whole sequence takes at most
 /// `server.shutdownTimeout`: requests in flight get that long to finish, and protocols get
 /// what is left of it to report their connections closed.
+///
+/// One signal starts it: the drain (`admission.rs`) refuses every request admitted after it,
+/// atomically with the in-flight count, and its completion is awaited on a condition
+/// variable, as is the last connection's removal: nothing here polls.
 pub fn shutdown(entry: &EntryPoint) {
-    entry.begin_shutdown();
-    let timeout = entry.config.shutdown_timeout;
+    let timeout = entry.config().shutdown_timeout;
     let deadline = Instant::now() + timeout;
+    entry.stop_admitting();
     tracing::info!(
         deadline_ms = timeout.as_millis() as u64,
         "shutting down: new requests are refused; waiting for requests in flight"
     );
-    let unfinished = entry.drain(timeout);
+    let unfinished = entry.drain(deadline);
     if unfinished > 0 {
         tracing::warn!(
             unfinished,
@@ -38,8 +42,8 @@ pub fn shutdown(entry: &EntryPoint) {
         );
     }
 
-    let connections = entry.connection_ids();
-    let protocols = entry.protocols();
+    let services = &entry.services;
+    let connections = services.connections.ids();
     let batches = if connections.len() <= CLOSE_AT_ONCE {
         1
     } else {
@@ -49,10 +53,11 @@ pub fn shutdown(entry: &EntryPoint) {
     let pause = CLOSE_WINDOW / batches as u32;
     for (number, batch) in connections.chunks(batch_size).enumerate() {
         if number > 0 {
+            // Pacing, not polling: spreads reconnections over CLOSE_WINDOW.
             std::thread::sleep(pause);
         }
         for (connection, protocol) in batch {
-            if let Some(protocol) = protocols.get(*protocol) {
+            if let Some(protocol) = services.protocols.get(*protocol) {
                 protocol.disconnect(
                     *connection,
                     DisconnectReason::SHUTDOWN,
@@ -62,10 +67,7 @@ pub fn shutdown(entry: &EntryPoint) {
         }
     }
 
-    while entry.connection_count() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let left_open = entry.connection_count();
+    let left_open = services.connections.wait_until_empty(deadline);
     if left_open > 0 {
         tracing::warn!(left_open, "connections still open at the shutdown deadline");
     }

@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 use abi_stable::std_types::{RErr, ROk, RStr};
 use switchyard_plugin_api::abi::{FfiInitArgs, LogLevel};
 
+use crate::api::Router;
 use crate::config::{Config, ConfigError};
 use crate::entry_point::EntryPoint;
+use crate::plugin::host_api::{self, EntryPointApi};
+use crate::plugin::loader;
 use crate::plugin::registry::ProtocolSlot;
-use crate::plugin::{host_api, loader};
+use crate::services::Services;
 
 /// One reason the host will not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +93,9 @@ impl Started {
     pub fn ready_line(&self) -> String {
         let protocols: Vec<String> = self
             .entry
-            .protocols()
+            .services
+            .protocols
+            .all()
             .iter()
             .map(|protocol| {
                 let listeners = protocol.listeners();
@@ -138,7 +143,6 @@ fn describe(protocol: &str, path: &std::path::Path) -> String {
 pub fn start(config: Config) -> Result<Started, StartupError> {
     let begun = Instant::now();
     let config = Arc::new(config);
-    let entry = EntryPoint::new(Arc::clone(&config));
 
     let mut problems = Vec::new();
     let mut slots = Vec::new();
@@ -164,18 +168,18 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         return Err(StartupError { problems });
     }
 
-    entry.set_protocols(slots.clone());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    entry.start_workers(workers).map_err(|error| StartupError {
+    let services = Services::new(Arc::clone(&config));
+    services.protocols.set(slots.clone());
+    let entry = EntryPoint::start(services, Router::standard()).map_err(|error| StartupError {
         problems: vec![Problem {
-            message: format!("cannot start API workers: {error}"),
+            message: format!("cannot start the API's threads: {error}"),
             hint: None,
         }],
     })?;
 
     let problems = init_all(&entry, &slots, config.init_timeout);
     if !problems.is_empty() {
-        entry.begin_shutdown();
+        entry.drain(Instant::now());
         return Err(StartupError { problems });
     }
     Ok(Started {
@@ -197,19 +201,21 @@ fn init_all(
 ) -> Vec<Problem> {
     let (report, outcomes) = mpsc::channel::<(usize, InitOutcome)>();
     let level = plugin_log_level();
-    let server_json: Arc<str> = Arc::from(entry.config.server_json.as_str());
+    let config = entry.config();
+    let server_json: Arc<str> = Arc::from(config.server_json.as_str());
+    let api: Arc<dyn EntryPointApi> = Arc::clone(entry) as Arc<dyn EntryPointApi>;
     for slot in slots {
         let slot = Arc::clone(slot);
-        let entry = Arc::clone(entry);
+        let api = Arc::clone(&api);
         let report = report.clone();
         let server_json = Arc::clone(&server_json);
-        let config_json = entry.config.protocols[slot.index].config_json.clone();
+        let config_json = config.protocols[slot.index].config_json.clone();
         let (index, failure_report) = (slot.index, report.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("init-{}", slot.name))
             .spawn(move || {
                 let host =
-                    host_api::host_for(&entry, slot.index, &slot.name, slot.library.plugin_name);
+                    host_api::host_for(&api, slot.index, &slot.name, slot.library.plugin_name);
                 let args = FfiInitArgs {
                     name: RStr::from_str(&slot.name),
                     config: RStr::from_str(&config_json),

@@ -156,6 +156,22 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The same request, owning its strings: to hand it to another thread.
+    pub fn into_owned(self) -> Request<'static> {
+        let own = |text: Cow<'_, str>| Cow::Owned(text.into_owned());
+        Request {
+            request_id: own(self.request_id),
+            controller: own(self.controller),
+            action: own(self.action),
+            index: self.index.map(own),
+            collection: self.collection.map(own),
+            jwt: self.jwt.map(own),
+            volatile: self.volatile,
+            body: self.body,
+            args: self.args,
+        }
+    }
+
     /// `body.<key>` as a string: Kuzzle's errors when the body, the key or its type is wrong.
     pub fn body_string(&self, key: &str) -> Result<&str, KuzzleError> {
         let Some(body) = &self.body else {

@@ -3,6 +3,9 @@
 //! Each protocol instance gets its own `Binding`, leaked so the pointer in `FfiHost::context`
 //! stays valid for the life of the process (plugins are never unloaded, so neither is this).
 //! These functions run on plugin threads; none blocks, and none unwinds into the plugin.
+//!
+//! They reach the host through [`EntryPointApi`], which the entry point implements: this module
+//! imports nothing above `plugin/`.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -13,11 +16,25 @@ use abi_stable::std_types::{RSlice, RStr};
 use switchyard_plugin_api::abi::{FfiCallback, FfiHost, HostVTable, HostVTableRef, LogLevel};
 use switchyard_plugin_api::ConnectionId;
 
-use crate::entry_point::EntryPoint;
+use super::callback::Callback;
+
+/// What the host offers a protocol, whatever ABI the protocol speaks: Kuzzle's entry point.
+pub trait EntryPointApi: Send + Sync + 'static {
+    /// Declares a connection of protocol `protocol`.
+    fn new_connection(&self, protocol: usize, ips: &[&str], headers_json: &str) -> ConnectionId;
+    /// Forgets a connection (it leaves every room first).
+    fn remove_connection(&self, connection: ConnectionId);
+    /// Runs a request; `callback` is called exactly once.
+    fn execute(&self, connection: ConnectionId, request_json: &str, callback: Callback);
+    /// True once shutdown began.
+    fn is_shutting_down(&self) -> bool;
+    /// Protocol `protocol` listens at `address`.
+    fn announce_listener(&self, protocol: usize, address: &str);
+}
 
 /// What a protocol's `FfiHost::context` points to.
 struct Binding {
-    entry: Arc<EntryPoint>,
+    entry: Arc<dyn EntryPointApi>,
     protocol: usize,
     protocol_name: String,
     plugin_name: &'static str,
@@ -25,7 +42,7 @@ struct Binding {
 
 /// The `FfiHost` for protocol number `protocol`.
 pub fn host_for(
-    entry: &Arc<EntryPoint>,
+    entry: &Arc<dyn EntryPointApi>,
     protocol: usize,
     protocol_name: &str,
     plugin_name: &'static str,
@@ -75,9 +92,24 @@ extern "C" fn new_connection(
 ) -> ConnectionId {
     shielded("new_connection", ConnectionId(0), || {
         let binding = binding(&host);
-        binding
-            .entry
-            .new_connection(binding.protocol, ips.as_slice(), headers_json.as_str())
+        // One or two addresses in practice: borrowed on the stack.
+        const INLINE: usize = 4;
+        let ips = ips.as_slice();
+        let headers = headers_json.as_str();
+        if ips.len() <= INLINE {
+            let mut borrowed = [""; INLINE];
+            for (slot, ip) in borrowed.iter_mut().zip(ips) {
+                *slot = ip.as_str();
+            }
+            binding
+                .entry
+                .new_connection(binding.protocol, &borrowed[..ips.len()], headers)
+        } else {
+            let borrowed: Vec<&str> = ips.iter().map(|ip| ip.as_str()).collect();
+            binding
+                .entry
+                .new_connection(binding.protocol, &borrowed, headers)
+        }
     })
 }
 
@@ -93,13 +125,13 @@ extern "C" fn execute(
     request_json: RStr<'_>,
     callback: FfiCallback,
 ) {
-    // The callback must still run exactly once if the host panics here; `execute` has no
-    // code between taking the callback and queueing it that can panic short of allocation
-    // failure, which aborts anyway.
+    // The callback runs exactly once even if the host panics in there: once the request is
+    // admitted, a `Responder` owns the callback and answers 500 when it is dropped unanswered,
+    // unwinding included; before that only an atomic add runs (`admission.rs`).
     shielded("execute", (), || {
         binding(&host)
             .entry
-            .execute(connection, request_json.as_str(), callback)
+            .execute(connection, request_json.as_str(), Callback::Abi(callback))
     })
 }
 
@@ -128,8 +160,8 @@ extern "C" fn is_shutting_down(host: FfiHost) -> bool {
 extern "C" fn announce_listener(host: FfiHost, address: RStr<'_>) {
     shielded("announce_listener", (), || {
         let binding = binding(&host);
-        if let Some(protocol) = binding.entry.protocols().get(binding.protocol) {
-            protocol.add_listener(address.as_str().to_string());
-        }
+        binding
+            .entry
+            .announce_listener(binding.protocol, address.as_str())
     })
 }

@@ -3,10 +3,12 @@
 //! Every hook call goes through `ProtocolSlot`, which logs a failed or panicking hook with the
 //! protocol's and plugin's names and counts panics. A protocol that keeps panicking is
 //! disabled: the host stops calling it (see README, "When a plugin misbehaves").
+//! `Protocols` is the list of every enabled protocol; `broadcast` fans a notification out to
+//! all of them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use abi_stable::std_types::{RErr, RStr};
 use parking_lot::Mutex;
@@ -184,6 +186,65 @@ impl ProtocolSlot {
                 plugin = self.library.plugin_name,
                 "protocol disabled after {panics} panics (server.hookPanicLimit): its hooks are no longer called"
             );
+        }
+    }
+}
+
+/// Every enabled protocol, in configuration order; set once, before any `init` runs.
+#[derive(Debug, Default)]
+pub struct Protocols {
+    list: OnceLock<Box<[Arc<ProtocolSlot>]>>,
+}
+
+impl Protocols {
+    /// An empty list, to be set once with [`Protocols::set`].
+    pub fn new() -> Protocols {
+        Protocols::default()
+    }
+
+    /// Sets the list (once; later calls are ignored).
+    pub fn set(&self, protocols: Vec<Arc<ProtocolSlot>>) {
+        let _ = self.list.set(protocols.into_boxed_slice());
+    }
+
+    /// Every protocol, in configuration order.
+    pub fn all(&self) -> &[Arc<ProtocolSlot>] {
+        self.list.get().map(|list| &list[..]).unwrap_or(&[])
+    }
+
+    /// Protocol number `index`.
+    pub fn get(&self, index: usize) -> Option<&ProtocolSlot> {
+        self.all().get(index).map(|slot| &**slot)
+    }
+
+    /// The name of protocol number `index` (`""` when there is none).
+    pub fn name(&self, index: usize) -> &str {
+        self.get(index)
+            .map_or("", |protocol| protocol.name.as_str())
+    }
+
+    /// Hands a notification to every protocol: each delivers to its own members of `channels`.
+    pub fn broadcast<S: AsRef<str>>(&self, channels: &[S], payload: &str) {
+        // A few channels per notification: on the stack, not in a `Vec`.
+        const INLINE: usize = 8;
+        if channels.len() <= INLINE {
+            let mut borrowed = [RStr::from_str(""); INLINE];
+            for (slot, channel) in borrowed.iter_mut().zip(channels) {
+                *slot = RStr::from_str(channel.as_ref());
+            }
+            self.broadcast_borrowed(&borrowed[..channels.len()], payload);
+        } else {
+            let borrowed: Vec<RStr<'_>> = channels
+                .iter()
+                .map(|channel| RStr::from_str(channel.as_ref()))
+                .collect();
+            self.broadcast_borrowed(&borrowed, payload);
+        }
+    }
+
+    fn broadcast_borrowed(&self, channels: &[RStr<'_>], payload: &str) {
+        for protocol in self.all() {
+            protocol.broadcast(channels, payload);
         }
     }
 }

@@ -7,11 +7,16 @@
 //!
 //! Locking: one `RwLock` over the whole state. Publishing takes it for reading; subscriptions
 //! take it for writing. Hooks are never called while it is held: the state changes, the lock is
-//! released, then the plugins are told (`Effects`).
+//! released, then the caller tells the plugins (`Subscribed`, `Departure`, `Broadcast`).
+//! No write lock is held for work proportional to one client's state: a departing connection
+//! leaves its rooms in slices of `DEPARTURE_SLICE`, the lock released between slices.
+//!
+//! This module knows nothing of plugins or of the entry point: it imports only the connection
+//! map types (`connections.rs`) and the filter engine.
 
 mod notification;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -20,7 +25,7 @@ use switchyard_filters::{Engine, EngineConfig};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::ConnectionId;
 
-use crate::entry_point::ConnectionMap;
+use crate::connections::ConnectionMap;
 
 pub use notification::{
     document_notification, now_ms, user_notification, DocumentEvent, UserEvent,
@@ -136,8 +141,9 @@ struct Room {
 struct State {
     engine: Engine,
     rooms: HashMap<Arc<str>, Room>,
-    /// The rooms each connection is in.
-    connection_rooms: ConnectionMap<Vec<Arc<str>>>,
+    /// The rooms each connection is in (a set: joining and leaving are O(1), whatever the
+    /// number of rooms one connection holds).
+    connection_rooms: ConnectionMap<HashSet<Arc<str>>>,
 }
 
 /// What a subscription asks for.
@@ -189,6 +195,9 @@ pub struct Departure {
     /// The user "out" notification, if the room still has subscribers to tell.
     pub user_notification: Option<Broadcast>,
 }
+
+/// Rooms a departing connection leaves per write-lock acquisition.
+const DEPARTURE_SLICE: usize = 256;
 
 /// The realtime engine.
 #[derive(Debug)]
@@ -276,7 +285,7 @@ impl Realtime {
         let in_room = state
             .connection_rooms
             .get(&connection)
-            .is_some_and(|rooms| rooms.iter().any(|id| &**id == room_id));
+            .is_some_and(|rooms| rooms.contains(room_id));
         if !in_room {
             return Err(
                 errors::CORE_REALTIME_NOT_SUBSCRIBED.with(&[&connection.to_string(), room_id])
@@ -286,21 +295,35 @@ impl Realtime {
             .ok_or_else(|| errors::CORE_REALTIME_ROOM_NOT_FOUND.with(&[room_id]))
     }
 
-    /// A connection went away: it leaves every room.
-    pub fn remove_connection(&self, connection: ConnectionId) -> Vec<Departure> {
+    /// A connection went away: it leaves every room. `on_departure` runs for each room left,
+    /// outside the lock (it tells the plugins). The rooms are left in slices, so a connection
+    /// with 100,000 subscriptions holds the write lock for one slice at a time, never for all.
+    pub fn remove_connection(
+        &self,
+        connection: ConnectionId,
+        mut on_departure: impl FnMut(Departure),
+    ) {
         // Most connections never subscribe (every HTTP request is one): check under the read
         // lock before taking the write lock that would stall every publish.
         if !self.state.read().connection_rooms.contains_key(&connection) {
-            return Vec::new();
+            return;
         }
-        let mut state = self.state.write();
-        let Some(rooms) = state.connection_rooms.get(&connection).cloned() else {
-            return Vec::new();
+        let Some(rooms) = self.state.write().connection_rooms.remove(&connection) else {
+            return;
         };
-        rooms
-            .iter()
-            .filter_map(|room_id| leave_room(&mut state, connection, room_id, true))
-            .collect()
+        let rooms: Vec<Arc<str>> = rooms.into_iter().collect();
+        let mut departures = Vec::with_capacity(DEPARTURE_SLICE.min(rooms.len()));
+        for slice in rooms.chunks(DEPARTURE_SLICE) {
+            {
+                let mut state = self.state.write();
+                departures.extend(
+                    slice
+                        .iter()
+                        .filter_map(|room_id| leave_room(&mut state, connection, room_id, true)),
+                );
+            }
+            departures.drain(..).for_each(&mut on_departure);
+        }
     }
 
     /// `realtime:count`: connections in a room.
@@ -401,7 +424,7 @@ fn join_room(
             .connection_rooms
             .entry(request.connection)
             .or_default()
-            .push(Arc::clone(room_id));
+            .insert(Arc::clone(room_id));
     }
     Subscribed {
         room_id: Arc::clone(room_id),
@@ -417,7 +440,7 @@ fn leave_room(
     notify: bool,
 ) -> Option<Departure> {
     if let Some(rooms) = state.connection_rooms.get_mut(&connection) {
-        rooms.retain(|id| &**id != room_id);
+        rooms.remove(room_id);
         if rooms.is_empty() {
             state.connection_rooms.remove(&connection);
         }
@@ -572,7 +595,8 @@ mod tests {
     fn leaving_frees_the_room() {
         let realtime = Realtime::new();
         let a = subscribe(&realtime, 1, json!({}), Scope::All, Users::None);
-        let departures = realtime.remove_connection(ConnectionId(1));
+        let mut departures = Vec::new();
+        realtime.remove_connection(ConnectionId(1), |departure| departures.push(departure));
         assert_eq!(departures.len(), 1);
         assert_eq!(departures[0].channels, vec![a.channel.clone()]);
         assert_eq!(realtime.room_count(), 0);

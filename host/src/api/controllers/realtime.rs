@@ -6,8 +6,52 @@
 use serde_json::{json, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 
-use super::{ActionResult, Context, Request};
+use crate::api::action::{ActionResult, Args, Context, Controller, Run};
+use crate::api::{Action, Request};
 use crate::realtime::{self, DocumentEvent, Scope, SubscribeRequest, Subscribed, Users};
+
+/// The `realtime` controller.
+pub static CONTROLLER: Controller = Controller {
+    name: "realtime",
+    actions: &[
+        Action {
+            name: "subscribe",
+            http: &[],
+            args: Args::INDEX_COLLECTION_BODY,
+            run: Run::Inline(subscribe),
+        },
+        Action {
+            name: "join",
+            http: &[],
+            args: Args::BODY,
+            run: Run::Inline(join),
+        },
+        Action {
+            name: "unsubscribe",
+            http: &[],
+            args: Args::BODY,
+            run: Run::Inline(unsubscribe),
+        },
+        Action {
+            name: "count",
+            http: &[],
+            args: Args::BODY,
+            run: Run::Inline(count),
+        },
+        Action {
+            name: "list",
+            http: &[("GET", "/_listSubscriptions")],
+            args: Args::NONE,
+            run: Run::Inline(list),
+        },
+        Action {
+            name: "publish",
+            http: &[("POST", "/:index/:collection/_publish")],
+            args: Args::INDEX_COLLECTION_BODY,
+            run: Run::Inline(publish),
+        },
+    ],
+};
 
 fn subscribe_request<'a>(
     context: &Context<'_>,
@@ -16,7 +60,7 @@ fn subscribe_request<'a>(
 ) -> Result<SubscribeRequest<'a>, KuzzleError> {
     let (index, collection) = request.index_and_collection()?;
     Ok(SubscribeRequest {
-        connection: context.connection,
+        connection: context.caller.connection,
         index,
         collection,
         filter,
@@ -28,40 +72,41 @@ fn subscribe_request<'a>(
 
 /// Tells the plugins about a new subscription and answers `{roomId, channel}`.
 fn announce(context: &Context<'_>, subscribed: Subscribed) -> ActionResult {
-    let entry = context.entry;
+    let services = context.services;
     if let Some(notification) = &subscribed.user_notification {
-        entry.broadcast(notification);
+        services.broadcast(notification);
     }
-    if let Some(protocol) = entry.protocols().get(context.protocol) {
-        protocol.join_channel(&subscribed.channel, context.connection);
-    }
+    services.join_channel(
+        context.caller.protocol,
+        &subscribed.channel,
+        context.caller.connection,
+    );
     Ok(json!({ "roomId": &*subscribed.room_id, "channel": &*subscribed.channel }).into())
 }
 
 /// `realtime:subscribe`.
-pub fn subscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
-    request.index_and_collection()?;
+fn subscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let Some(filter) = &request.body else {
         return Err(errors::API_ASSERT_BODY_REQUIRED.error());
     };
     let subscription = subscribe_request(context, request, filter)?;
-    let entry = context.entry;
+    let services = context.services;
     let subscribed =
-        entry
+        services
             .realtime
             .subscribe(&subscription, context.protocol_name(), |connection| {
-                entry.connection_protocol(connection).is_some()
+                services.connections.contains(connection)
             })?;
     announce(context, subscribed)
 }
 
 /// `realtime:join`: subscribe to an existing room by id.
-pub fn join(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
+fn join(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?.to_string();
-    let entry = context.entry;
+    let services = context.services;
     let no_filter = Value::Null;
     let subscription = SubscribeRequest {
-        connection: context.connection,
+        connection: context.caller.connection,
         index: "",
         collection: "",
         filter: &no_filter,
@@ -69,42 +114,38 @@ pub fn join(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
         users: Users::parse(request.args.get("users"))?,
         volatile: request.volatile.as_ref(),
     };
-    let subscribed = entry.realtime.join(
+    let subscribed = services.realtime.join(
         &room_id,
         &subscription,
         context.protocol_name(),
-        |connection| entry.connection_protocol(connection).is_some(),
+        |connection| services.connections.contains(connection),
     )?;
     announce(context, subscribed)
 }
 
 /// `realtime:unsubscribe`.
-pub fn unsubscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
+fn unsubscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?;
-    let departure = context
-        .entry
-        .realtime
-        .unsubscribe(context.connection, room_id)?;
-    context
-        .entry
-        .complete_departure(context.connection, context.protocol, &departure);
+    let caller = context.caller;
+    let services = context.services;
+    let departure = services.realtime.unsubscribe(caller.connection, room_id)?;
+    services.complete_departure(caller.connection, caller.protocol, &departure);
     Ok(json!({ "roomId": room_id }).into())
 }
 
 /// `realtime:count`.
-pub fn count(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
+fn count(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?;
-    Ok(json!({ "count": context.entry.realtime.count(room_id)? }).into())
+    Ok(json!({ "count": context.services.realtime.count(room_id)? }).into())
 }
 
 /// `realtime:list`.
-pub fn list(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
-    Ok(context.entry.realtime.list().into())
+fn list(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
+    Ok(context.services.realtime.list().into())
 }
 
 /// `realtime:publish`: notifies matching subscribers; nothing is stored.
-pub fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
-    request.index_and_collection()?;
+fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let Some(Value::Object(mut body)) = request.body.take() else {
         return Err(errors::API_ASSERT_BODY_REQUIRED.error());
     };
@@ -120,8 +161,8 @@ pub fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult
         fields.insert("_id".to_string(), Value::String(id.clone()));
     }
     let (index, collection) = request.index_and_collection()?;
-    let channels = context
-        .entry
+    let services = context.services;
+    let channels = services
         .realtime
         .match_document(index, collection, &document);
     if !channels.is_empty() {
@@ -138,9 +179,50 @@ pub fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult
             protocol: context.protocol_name(),
             timestamp,
         });
-        context
-            .entry
-            .broadcast(&realtime::Broadcast { channels, payload });
+        services.broadcast(&realtime::Broadcast { channels, payload });
     }
     Ok(json!({ "published": true }).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::testing::Harness;
+
+    const SUBSCRIBE: &str = r#"{"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{"equals":{"k":1}}}"#;
+
+    #[test]
+    fn subscribe_count_unsubscribe() {
+        let harness = Harness::new();
+        let subscribed = harness.call(SUBSCRIBE);
+        assert_eq!(subscribed["status"], 200, "{subscribed}");
+        let room = subscribed["result"]["roomId"].as_str().expect("a room id");
+        let channel = subscribed["result"]["channel"].as_str().expect("a channel");
+        assert!(channel.starts_with(room), "{channel} of {room}");
+
+        let counted = harness.call(&format!(
+            r#"{{"controller":"realtime","action":"count","body":{{"roomId":"{room}"}}}}"#
+        ));
+        assert_eq!(counted["result"]["count"], 1, "{counted}");
+
+        let left = harness.call(&format!(
+            r#"{{"controller":"realtime","action":"unsubscribe","body":{{"roomId":"{room}"}}}}"#
+        ));
+        assert_eq!(left["result"]["roomId"], room, "{left}");
+        let counted = harness.call(&format!(
+            r#"{{"controller":"realtime","action":"count","body":{{"roomId":"{room}"}}}}"#
+        ));
+        assert_eq!(counted["status"], 404, "{counted}");
+        assert_eq!(counted["error"]["id"], "core.realtime.room_not_found");
+    }
+
+    #[test]
+    fn subscribe_needs_an_index_and_a_collection() {
+        let harness = Harness::new();
+        let answer = harness.call(
+            r#"{"controller":"realtime","action":"subscribe","collection":"c","body":{}}"#,
+        );
+        assert_eq!(answer["status"], 400);
+        assert_eq!(answer["error"]["id"], "api.assert.missing_argument");
+        assert_eq!(answer["error"]["message"], "Missing argument \"index\".");
+    }
 }

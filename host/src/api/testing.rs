@@ -1,0 +1,68 @@
+//! Unit-test support: services with no plugin and one declared connection, and a way to run a
+//! request through the real dispatch (and, for a blocking action, a real blocking pool) and
+//! read its answer as JSON. No host, no plugin, no socket.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_plugin_api::ConnectionId;
+
+use super::dispatch::{dispatch, BlockingRequest, Dispatched};
+use super::router::Router;
+use crate::config::Config;
+use crate::execution::{Pool, PoolKind};
+use crate::services::Services;
+
+/// Services, a router and one connection (of protocol 0, which has no plugin behind it).
+pub struct Harness {
+    pub services: Arc<Services>,
+    pub router: Arc<Router>,
+    pub connection: ConnectionId,
+}
+
+impl Harness {
+    /// The standard router over fresh services.
+    pub fn new() -> Harness {
+        Harness::with_router(Router::standard())
+    }
+
+    /// `router` over fresh services.
+    pub fn with_router(router: Router) -> Harness {
+        let config = Config::parse(std::path::Path::new("test.toml"), "[server]\n")
+            .expect("an empty configuration is valid");
+        let services = Services::new(Arc::new(config));
+        let connection = services.connections.declare(0, &["127.0.0.1"], "");
+        Harness {
+            services: Arc::new(services),
+            router: Arc::new(router),
+            connection,
+        }
+    }
+
+    /// Runs `request` as the harness's connection and returns the response `content`.
+    pub fn call(&self, request: &str) -> Value {
+        let text = match dispatch(&self.services, &self.router, self.connection, request) {
+            Dispatched::Answered(answer) => answer.content,
+            Dispatched::Blocking(blocking) => self.run_blocking(blocking),
+        };
+        serde_json::from_str(&text).expect("answers are JSON")
+    }
+
+    /// Runs a blocking request on a one-thread blocking pool, as the host would.
+    fn run_blocking(&self, blocking: Box<BlockingRequest>) -> String {
+        let (answers, answer) = mpsc::channel();
+        let pool: Arc<Pool<Box<BlockingRequest>>> = Arc::new(Pool::new("harness", 1));
+        let (services, router) = (Arc::clone(&self.services), Arc::clone(&self.router));
+        pool.start(1, PoolKind::Blocking, move |job, on_pool| {
+            let on_pool = on_pool.expect("a blocking pool lends its proof");
+            let _ = answers.send(job.run(&services, &router, on_pool).content);
+        })
+        .expect("a thread starts");
+        pool.submit(blocking).expect("an empty queue has room");
+        answer
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the blocking pool answers")
+    }
+}

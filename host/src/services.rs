@@ -1,0 +1,92 @@
+//! What an action may use: the host's services, without the entry point.
+//!
+//! Controllers receive `&Services` (through their context), never the entry point: they can be
+//! unit-tested with a `Services` and no plugin, no thread, no running host. Services that may
+//! block (storage, password hashing) are not reachable from here: only an action declared
+//! `Blocking` gets them (`api::action::BlockingContext`), and it runs on the blocking pool.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_plugin_api::ConnectionId;
+
+use crate::config::Config;
+use crate::connections::Connections;
+use crate::plugin::registry::Protocols;
+use crate::realtime::{Broadcast, Departure, Realtime};
+use crate::security::{Gatekeeper, OpenGate};
+
+/// The host's in-memory services.
+pub struct Services {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Declared connections.
+    pub connections: Connections,
+    /// Rooms, channels and subscriptions.
+    pub realtime: Realtime,
+    /// The enabled protocols: the one way to call their hooks.
+    pub protocols: Protocols,
+    /// Who a request runs as, and whether it may.
+    pub gate: Box<dyn Gatekeeper>,
+    /// When the host started.
+    pub started_at: Instant,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("connections", &self.connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Services with no connection, no room, no protocol yet, and the open gate.
+    pub fn new(config: Arc<Config>) -> Services {
+        Services {
+            config,
+            connections: Connections::new(),
+            realtime: Realtime::new(),
+            protocols: Protocols::new(),
+            gate: Box::new(OpenGate),
+            started_at: Instant::now(),
+        }
+    }
+
+    /// Hands a notification to every protocol (each delivers to its own members).
+    pub fn broadcast(&self, notification: &Broadcast) {
+        self.protocols
+            .broadcast(&notification.channels, &notification.payload);
+    }
+
+    /// `connection` (of protocol `protocol`) joins `channel`.
+    pub fn join_channel(&self, protocol: usize, channel: &str, connection: ConnectionId) {
+        if let Some(protocol) = self.protocols.get(protocol) {
+            protocol.join_channel(channel, connection);
+        }
+    }
+
+    /// Tells the plugins about a connection leaving a room: its protocol hears `leaveChannel`
+    /// for each of the room's channels, the room's other members get the user notification.
+    pub fn complete_departure(&self, id: ConnectionId, protocol: usize, departure: &Departure) {
+        if let Some(protocol) = self.protocols.get(protocol) {
+            for channel in &departure.channels {
+                protocol.leave_channel(channel, id);
+            }
+        }
+        if let Some(notification) = &departure.user_notification {
+            self.broadcast(notification);
+        }
+    }
+
+    /// Forgets a connection: it leaves every room (see [`Services::complete_departure`]).
+    /// Unknown ids are ignored.
+    pub fn remove_connection(&self, id: ConnectionId) {
+        let Some(connection) = self.connections.remove(id) else {
+            return;
+        };
+        self.realtime.remove_connection(id, |departure| {
+            self.complete_departure(id, connection.protocol, &departure)
+        });
+    }
+}
