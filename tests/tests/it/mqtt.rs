@@ -51,7 +51,7 @@ fn tool(name: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "{name} is not on PATH: the MQTT tests use real clients.\n\
-             hint: apt-get install -y mosquitto-clients (Debian's package)"
+             hint: run scripts/test.sh, which installs it, or apt-get install -y mosquitto-clients"
         )
     })
 }
@@ -65,7 +65,7 @@ fn python() -> Command {
         Ok(output) if output.status.success() => {}
         _ => panic!(
             "python3 with paho-mqtt is needed by the MQTT tests.\n\
-             hint: python3 -m pip install paho-mqtt (PyPI's package)"
+             hint: run scripts/test.sh, which installs it, or python3 -m pip install paho-mqtt"
         ),
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/kuzzle_mqtt.py");
