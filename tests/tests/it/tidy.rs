@@ -117,3 +117,112 @@ fn shipped_plugins_deny_unsafe_code() {
     }
     assert!(checked >= 4, "only {checked} plugins found");
 }
+
+/// The host's modules in layers, lowest first: a module uses only modules of lower layers, so
+/// there is no import circle and a newcomer reads the host bottom-up. `host/src/lib.rs` says
+/// the same in prose.
+const HOST_LAYERS: &[&[&str]] = &[
+    &["config", "connections", "execution", "security"],
+    &["plugin"],
+    &["realtime"],
+    &["services"],
+    &["api"],
+    &["admission"],
+    &["entry_point"],
+    &["startup", "shutdown"],
+];
+
+fn host_layer(module: &str) -> Option<usize> {
+    HOST_LAYERS.iter().position(|layer| layer.contains(&module))
+}
+
+#[test]
+fn host_modules_import_only_from_layers_below() {
+    let mut problems = Vec::new();
+    for (path, text) in rust_files() {
+        let Some(inside) = path.strip_prefix("host/src/") else {
+            continue;
+        };
+        if matches!(inside, "lib.rs" | "main.rs") {
+            continue;
+        }
+        let module = inside
+            .split(['/', '.'])
+            .next()
+            .expect("a path has a first component");
+        let Some(layer) = host_layer(module) else {
+            problems.push(format!(
+                "{path}: module `{module}` is in no layer of HOST_LAYERS"
+            ));
+            continue;
+        };
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for (at, _) in code.match_indices("crate::") {
+                let used: String = code[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if used == module || used.is_empty() {
+                    continue;
+                }
+                match host_layer(&used) {
+                    Some(below) if below < layer => {}
+                    _ => problems.push(format!(
+                        "{path}:{}: `{module}` uses `crate::{used}`, which is not in a lower layer",
+                        number + 1
+                    )),
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Plugin hooks are called in one place (`ProtocolSlot`, which counts panics and disables a
+/// protocol), except `init`, which start-up calls once per protocol.
+#[test]
+fn plugin_hooks_are_called_only_by_the_registry() {
+    let mut problems = Vec::new();
+    for (path, text) in rust_files() {
+        if !path.starts_with("host/") || path == "host/src/plugin/registry.rs" {
+            continue;
+        }
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for hook in [
+                "broadcast()",
+                "notify()",
+                "join_channel()",
+                "leave_channel()",
+                "disconnect()",
+                "init()",
+            ] {
+                let call = format!("module.{hook}");
+                let allowed = hook == "init()" && path == "host/src/startup.rs";
+                if code.contains(&call) && !allowed {
+                    problems.push(format!(
+                        "{path}:{}: calls the `{hook}` hook outside plugin/registry.rs",
+                        number + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `ARCHITECTURE.md` names every source file of the host: the map stays complete.
+#[test]
+fn the_architecture_map_names_every_host_file() {
+    let map = std::fs::read_to_string(repository().join("ARCHITECTURE.md")).expect("the map");
+    let missing: Vec<String> = rust_files()
+        .into_iter()
+        .filter_map(|(path, _)| path.strip_prefix("host/").map(str::to_string))
+        .filter(|inside| !map.contains(inside.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md does not mention: {missing:?}"
+    );
+}
