@@ -14,10 +14,7 @@ use serde_json::Value;
 use crate::error::{FilterError, FilterErrorKind};
 use crate::js;
 use crate::model::{Cond, Literal, Node, RangeOp};
-
-/// Hard cap on minterms per filter. Koncorde enumerates a truth table of 2^conditions rows and
-/// never finishes on such filters; we refuse them instead.
-pub(crate) const MAX_MINTERMS: usize = 1 << 14;
+use crate::{Limits, MAX_MINTERMS};
 
 type Cube = Vec<(usize, bool)>;
 
@@ -26,6 +23,38 @@ fn too_many_terms() -> FilterError {
         FilterErrorKind::TooComplex,
         format!("Filter too complex: its disjunctive normal form exceeds {MAX_MINTERMS} terms"),
     )
+}
+
+/// How many minterms `canonical` would build (before dropping impossible ones), computed
+/// without building any: a product node multiplies its children's counts, a union adds them,
+/// and a condition group that ends up as an `or` inside a minterm multiplies by its size.
+/// Saturating: a huge filter costs time proportional to its size, not to its terms.
+fn count_minterms(node: &Node, positive: bool) -> usize {
+    match node {
+        Node::Not(inner) => count_minterms(inner, !positive),
+        Node::Op {
+            is_and,
+            items,
+            leaf: false,
+        } => {
+            let counts = items.iter().map(|item| count_minterms(item, positive));
+            if *is_and == positive {
+                counts.fold(1usize, usize::saturating_mul)
+            } else {
+                counts.fold(0usize, usize::saturating_add)
+            }
+        }
+        // A leaf group: its conditions join the minterm when it is a product, or multiply the
+        // minterms when it is a union.
+        Node::Op { is_and, items, .. } => {
+            if *is_and == positive {
+                1
+            } else {
+                items.len().max(1)
+            }
+        }
+        Node::Cond(_) => 1,
+    }
 }
 
 /// Koncorde's `_extractConditions`: the formula's variables, in order.
@@ -107,8 +136,9 @@ fn literal_of(item: &Node, negate: bool) -> Literal {
 /// Checks the number of conditions and returns Koncorde's minterms, impossible ones removed.
 pub(crate) fn canonical(
     node: Option<&Node>,
-    max_conditions: usize,
+    limits: &Limits,
 ) -> Result<Vec<Vec<Literal>>, FilterError> {
+    let max_conditions = limits.max_conditions;
     let Some(node) = node else {
         return Ok(vec![vec![Literal {
             cond: Cond::Everything,
@@ -131,6 +161,14 @@ pub(crate) fn canonical(
                 "Filter too complex: exceeds the configured maximum number of conditions (conditions: {count}, max: {max_conditions})"
             ),
         ));
+    }
+    let terms = count_minterms(node, true);
+    if terms > limits.max_minterms {
+        return Err(if limits.max_minterms == MAX_MINTERMS {
+            too_many_terms()
+        } else {
+            FilterError::too_many_terms(limits.max_minterms, terms)
+        });
     }
     let mut next_column = 0;
     let mut cubes = dnf(node, true, &mut next_column)?;

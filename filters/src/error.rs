@@ -13,6 +13,10 @@ pub enum FilterErrorKind {
     /// rewritten in disjunctive normal form, than the engine accepts). Koncorde throws a plain
     /// `Error` for this; Kuzzle answers `core.realtime.too_many_terms`-style errors.
     TooComplex,
+    /// The filter's disjunctive normal form has more terms than `EngineConfig::max_minterms`
+    /// (Kuzzle's `limits.subscriptionMinterms`): [`FilterError::terms`] gives the limit and
+    /// the count.
+    TooManyTerms,
     /// A geo distance could not be parsed (Koncorde throws a plain `Error`).
     Distance,
     /// Koncorde fails on this input with a JavaScript `TypeError` rather than a parse error
@@ -35,6 +39,8 @@ pub struct FilterError {
     keyword: Option<String>,
     /// The dotted location in the filter, as `KoncordeParseError.path`.
     path: Option<String>,
+    /// For `TooManyTerms`: (the limit, the filter's count).
+    terms: Option<(usize, usize)>,
 }
 
 impl FilterError {
@@ -49,6 +55,7 @@ impl FilterError {
             message: full,
             keyword: Some(keyword.to_owned()),
             path: path.map(str::to_owned),
+            terms: None,
         }
     }
 
@@ -58,7 +65,25 @@ impl FilterError {
             message: message.into(),
             keyword: None,
             path: None,
+            terms: None,
         }
+    }
+
+    pub(crate) fn too_many_terms(max: usize, received: usize) -> Self {
+        FilterError {
+            kind: FilterErrorKind::TooManyTerms,
+            message: format!(
+                "Filter too complex: its disjunctive normal form has {received} terms (max {max})"
+            ),
+            keyword: None,
+            path: None,
+            terms: Some((max, received)),
+        }
+    }
+
+    /// For [`FilterErrorKind::TooManyTerms`]: the limit and the filter's number of terms.
+    pub fn terms(&self) -> Option<(usize, usize)> {
+        self.terms
     }
 
     /// What kind of failure this is.

@@ -50,6 +50,14 @@ use FastMap as HashMap;
 /// Koncorde's default `maxConditions`, used when `max_conditions` is 0 (as Koncorde does).
 pub const KONCORDE_DEFAULT_MAX_CONDITIONS: usize = 50;
 
+/// The most minterms (terms of a filter's disjunctive normal form) any filter may have,
+/// whatever the configuration: Koncorde enumerates a truth table of 2^conditions rows and never
+/// finishes on such filters; we refuse them instead.
+pub const MAX_MINTERMS: usize = 1 << 14;
+
+/// RE2's default memory budget for one compiled regexp (npm `re2`, which Koncorde uses).
+pub const DEFAULT_REGEXP_SIZE_LIMIT: usize = 8 << 20;
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -58,23 +66,69 @@ pub struct EngineConfig {
     /// Kuzzle passes `limits.subscriptionConditionsCount` (100). 0 means Koncorde's default
     /// (50), as in Koncorde.
     pub max_conditions: usize,
+    /// Kuzzle's `limits.subscriptionMinterms`: a filter whose disjunctive normal form has more
+    /// terms is refused with [`FilterErrorKind::TooManyTerms`], counted before any term is
+    /// built (so refusing costs time proportional to the filter's size, not its terms). 0 means
+    /// no limit but [`MAX_MINTERMS`].
+    pub max_minterms: usize,
+    /// The largest compiled program one `regexp` condition may have, in bytes (RE2's
+    /// `max_mem`); a pattern longer than this is refused before it is compiled.
+    pub regexp_size_limit: usize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             max_conditions: 100,
+            max_minterms: 0,
+            regexp_size_limit: DEFAULT_REGEXP_SIZE_LIMIT,
         }
     }
 }
 
+/// The limits normalization applies, as the internal passes use them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_conditions: usize,
+    pub(crate) max_minterms: usize,
+    pub(crate) regexp_size_limit: usize,
+}
+
 impl EngineConfig {
-    fn effective_max_conditions(&self) -> usize {
-        if self.max_conditions == 0 {
-            KONCORDE_DEFAULT_MAX_CONDITIONS
-        } else {
-            self.max_conditions
+    /// An engine configuration with Kuzzle's limits.
+    pub fn new(max_conditions: usize, max_minterms: usize, regexp_size_limit: usize) -> Self {
+        EngineConfig {
+            max_conditions,
+            max_minterms,
+            regexp_size_limit,
         }
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            max_conditions: if self.max_conditions == 0 {
+                KONCORDE_DEFAULT_MAX_CONDITIONS
+            } else {
+                self.max_conditions
+            },
+            max_minterms: if self.max_minterms == 0 {
+                MAX_MINTERMS
+            } else {
+                self.max_minterms.min(MAX_MINTERMS)
+            },
+            regexp_size_limit: self.regexp_size_limit,
+        }
+    }
+
+    /// Checks and normalizes a filter for `index` (`"<index>/<collection>"`) with these
+    /// limits. Needs no engine: callers normalize before taking the lock around their engine,
+    /// and store the result under it.
+    pub fn normalize(&self, index: &str, filter: &Value) -> Result<NormalizedFilter, FilterError> {
+        let limits = self.limits();
+        let node = Standardizer::new(&limits).standardize(filter)?;
+        let minterms = canonical::canonical(node.as_ref(), &limits)?;
+        let compiled = matcher::compile_minterms(&minterms, &limits)?;
+        Ok(normalized::finish(index, minterms, compiled))
     }
 }
 
@@ -109,16 +163,14 @@ impl Engine {
     /// Checks a filter's syntax, as Koncorde's `validate` (which does not count conditions:
     /// [`normalize`](Self::normalize) does).
     pub fn validate(&self, filter: &Value) -> Result<(), FilterError> {
-        Standardizer.standardize(filter).map(|_| ())
+        Standardizer::new(&self.config.limits())
+            .standardize(filter)
+            .map(|_| ())
     }
 
     /// Checks and normalizes a filter for `index` (`"<index>/<collection>"`). Nothing is stored.
     pub fn normalize(&self, index: &str, filter: &Value) -> Result<NormalizedFilter, FilterError> {
-        let node = Standardizer.standardize(filter)?;
-        let max = self.config.effective_max_conditions();
-        let minterms = canonical::canonical(node.as_ref(), max)?;
-        let compiled = matcher::compile_minterms(&minterms, max)?;
-        Ok(normalized::finish(index, minterms, compiled))
+        self.config.normalize(index, filter)
     }
 
     /// Stores a normalized filter and returns its id. Storing the same filter again does nothing.

@@ -16,6 +16,7 @@ use crate::js;
 use crate::model::{Cond, Literal, RangeOp};
 use crate::re2;
 use crate::standardize::Standardizer;
+use crate::Limits;
 
 /// Koncorde widens or narrows exclusive bounds by this much (its interval tree is inclusive).
 const EPSILON: f64 = 1e-10;
@@ -111,10 +112,7 @@ pub(crate) struct CompiledLiteral {
 
 /// Compiles a literal. Negated `nothing` and `select` are refused, as Koncorde fails to store
 /// them (it has no operand for them).
-pub(crate) fn compile(
-    literal: &Literal,
-    max_conditions: usize,
-) -> Result<CompiledLiteral, FilterError> {
+pub(crate) fn compile(literal: &Literal, limits: &Limits) -> Result<CompiledLiteral, FilterError> {
     if literal.not && matches!(literal.cond, Cond::Nothing | Cond::Select { .. }) {
         return Err(FilterError::plain(
             FilterErrorKind::Type,
@@ -142,8 +140,12 @@ pub(crate) fn compile(
             pattern,
             flags,
         } => {
-            let regex = re2::compile(pattern, flags.as_deref().unwrap_or(""))
-                .map_err(|e| FilterError::plain(FilterErrorKind::Parse, e))?;
+            let regex = re2::compile(
+                pattern,
+                flags.as_deref().unwrap_or(""),
+                limits.regexp_size_limit,
+            )
+            .map_err(|e| FilterError::plain(FilterErrorKind::Parse, e))?;
             Test::Regexp {
                 field: field.clone(),
                 regex,
@@ -182,9 +184,9 @@ pub(crate) fn compile(
             index,
             query,
         } => {
-            let node = Standardizer.standardize(query)?;
-            let minterms = canonical::canonical(node.as_ref(), max_conditions)?;
-            let inner = compile_minterms(&minterms, max_conditions)?;
+            let node = Standardizer::new(limits).standardize(query)?;
+            let minterms = canonical::canonical(node.as_ref(), limits)?;
+            let inner = compile_minterms(&minterms, limits)?;
             Test::Select {
                 field: field.clone(),
                 index: *index,
@@ -200,11 +202,11 @@ pub(crate) fn compile(
 
 pub(crate) fn compile_minterms(
     minterms: &[Vec<Literal>],
-    max_conditions: usize,
+    limits: &Limits,
 ) -> Result<Vec<Vec<CompiledLiteral>>, FilterError> {
     minterms
         .iter()
-        .map(|m| m.iter().map(|l| compile(l, max_conditions)).collect())
+        .map(|m| m.iter().map(|l| compile(l, limits)).collect())
         .collect()
 }
 

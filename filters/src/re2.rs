@@ -154,9 +154,21 @@ fn re2_message(pattern: &str, error: &regex_syntax::ast::Error, multi_line: bool
     }
 }
 
+/// RE2's message for a program over its memory budget.
+const TOO_LARGE: &str = "pattern too large - compile failed";
+
 /// Compiles `pattern` with JavaScript-style `flags` (`i`, `m`, `s`; others are ignored, as
-/// npm `re2` ignores them for a single test); the error is RE2's message.
-pub(crate) fn compile(pattern: &str, flags: &str) -> Result<regex::Regex, String> {
+/// npm `re2` ignores them for a single test); the error is RE2's message. A compiled program
+/// over `size_limit` bytes is refused as RE2 refuses one over its memory budget, and so is a
+/// pattern longer than `size_limit`, before any compiling (its program could not be smaller).
+pub(crate) fn compile(
+    pattern: &str,
+    flags: &str,
+    size_limit: usize,
+) -> Result<regex::Regex, String> {
+    if pattern.len() > size_limit {
+        return Err(TOO_LARGE.to_owned());
+    }
     let control_free = replace_control_escapes(pattern);
     if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&control_free) {
         return Err(re2_message(&control_free, &e, flags.contains('m')));
@@ -167,7 +179,7 @@ pub(crate) fn compile(pattern: &str, flags: &str) -> Result<regex::Regex, String
         .case_insensitive(flags.contains('i'))
         .multi_line(flags.contains('m'))
         .dot_matches_new_line(flags.contains('s'))
-        .size_limit(8 << 20);
+        .size_limit(size_limit);
     builder.build().map_err(|e| match e {
         regex::Error::Syntax(text) => {
             if text.contains("Unicode property") || text.contains("class") {
@@ -176,13 +188,16 @@ pub(crate) fn compile(pattern: &str, flags: &str) -> Result<regex::Regex, String
                 format!("invalid regular expression: {pattern}")
             }
         }
-        _ => "pattern too large - compile failed".to_owned(),
+        _ => TOO_LARGE.to_owned(),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::compile;
+    /// Compiles with RE2's default budget.
+    fn compile(pattern: &str, flags: &str) -> Result<regex::Regex, String> {
+        super::compile(pattern, flags, crate::DEFAULT_REGEXP_SIZE_LIMIT)
+    }
 
     #[test]
     fn messages_follow_re2() {

@@ -12,6 +12,7 @@ use crate::geo::{self, GeoShape};
 use crate::js;
 use crate::model::{Cond, Node, RangeOp};
 use crate::re2;
+use crate::Limits;
 
 type Result<T> = std::result::Result<T, FilterError>;
 
@@ -169,10 +170,19 @@ fn is_array<'v>(
     Ok(items)
 }
 
-/// The standardizer. Stateless; a struct so that configuration can be added.
-pub(crate) struct Standardizer;
+/// The standardizer.
+pub(crate) struct Standardizer {
+    /// Largest compiled regexp accepted, in bytes (a longer pattern is refused uncompiled).
+    regexp_size_limit: usize,
+}
 
 impl Standardizer {
+    pub(crate) fn new(limits: &Limits) -> Standardizer {
+        Standardizer {
+            regexp_size_limit: limits.regexp_size_limit,
+        }
+    }
+
     /// Checks `filter` and returns its standardized tree, `None` for a filter that matches
     /// everything (`{}`, `null`, and the other values Koncorde reads as having no keyword).
     pub(crate) fn standardize(&self, filter: &Value) -> Result<Option<Node>> {
@@ -638,7 +648,9 @@ impl Standardizer {
         };
         let shown = js::to_string(pattern);
         let checked = match pattern {
-            Value::String(p) => re2::compile(p, flags.unwrap_or("")).map(|_| ()),
+            Value::String(p) => {
+                re2::compile(p, flags.unwrap_or(""), self.regexp_size_limit).map(|_| ())
+            }
             _ => Err("Expected string, Buffer, RegExp, or RE2 as the 1st argument.".to_owned()),
         };
         if let Err(reason) = checked {

@@ -120,7 +120,10 @@ fn store_is_idempotent_and_remove_frees() {
 
 #[test]
 fn max_conditions_is_checked_at_normalization_only() {
-    let engine = Engine::new(EngineConfig { max_conditions: 2 });
+    let engine = Engine::new(EngineConfig {
+        max_conditions: 2,
+        ..EngineConfig::default()
+    });
     let filter = json!({"and": [{"equals": {"a": 1}}, {"in": {"b": ["x", "y"]}}]});
     engine.validate(&filter).unwrap();
     let err = engine.normalize(INDEX, &filter).unwrap_err();
@@ -130,7 +133,10 @@ fn max_conditions_is_checked_at_normalization_only() {
         "Filter too complex: exceeds the configured maximum number of conditions (conditions: 3, max: 2)"
     );
     // 0 means Koncorde's default, 50.
-    let engine = Engine::new(EngineConfig { max_conditions: 0 });
+    let engine = Engine::new(EngineConfig {
+        max_conditions: 0,
+        ..EngineConfig::default()
+    });
     let many: Vec<Value> = (0..51).map(|i| json!({"equals": {"a": i}})).collect();
     assert!(engine.normalize(INDEX, &json!({"or": many})).is_err());
 }
@@ -439,6 +445,7 @@ fn koncorde_suite_cases_replay() {
             .map(|i| {
                 Engine::new(EngineConfig {
                     max_conditions: i["maxConditions"].as_u64().unwrap_or(0) as usize,
+                    ..EngineConfig::default()
                 })
             })
             .collect();
@@ -558,4 +565,47 @@ fn koncorde_suite_cases_replay() {
         failures.join("\n")
     );
     assert!(replayed >= 250, "only {replayed} cases replayed");
+}
+
+#[test]
+fn the_minterm_limit_counts_terms_without_building_them() {
+    // (a1 or a2 or a3 or a4) and … 7 times: 4^7 = 16,384 terms, counted, never built.
+    let group = |n: usize| json!({"or": (0..4).map(|v| json!({"equals": {format!("f{n}"): v}})).collect::<Vec<_>>()});
+    let filter = json!({"and": (0..7).map(group).collect::<Vec<_>>()});
+    let engine = Engine::new(EngineConfig::new(
+        100,
+        256,
+        crate::DEFAULT_REGEXP_SIZE_LIMIT,
+    ));
+    let err = engine.normalize("i/c", &filter).unwrap_err();
+    assert_eq!(err.kind(), FilterErrorKind::TooManyTerms);
+    assert_eq!(err.terms(), Some((256, 16_384)));
+    // 4^4 = 256 terms: exactly at the limit.
+    let filter = json!({"and": (0..4).map(group).collect::<Vec<_>>()});
+    assert!(engine.normalize("i/c", &filter).is_ok());
+    // not(a and b) = not a or not b: 2 terms.
+    let negated = json!({"not": {"and": [{"equals": {"a": 1}}, {"equals": {"b": 1}}]}});
+    let tight = Engine::new(EngineConfig::new(100, 1, crate::DEFAULT_REGEXP_SIZE_LIMIT));
+    assert_eq!(
+        tight.normalize("i/c", &negated).unwrap_err().terms(),
+        Some((1, 2))
+    );
+}
+
+#[test]
+fn a_regexp_over_the_size_limit_is_refused_uncompiled() {
+    let engine = Engine::new(EngineConfig::new(100, 0, 1024));
+    let pattern: String = (0..400).map(|i| format!("w{i}|")).collect::<String>() + "end";
+    let err = engine
+        .normalize("i/c", &json!({"regexp": {"s": {"value": pattern}}}))
+        .unwrap_err();
+    assert!(
+        err.message()
+            .ends_with("(pattern too large - compile failed)"),
+        "{}",
+        err.message()
+    );
+    assert!(engine
+        .normalize("i/c", &json!({"regexp": {"s": {"value": "^a(b|c)$"}}}))
+        .is_ok());
 }

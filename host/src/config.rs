@@ -36,6 +36,8 @@ pub struct Config {
     pub blocking_queue_size: usize,
     /// Panics after which a protocol is disabled (0: never).
     pub hook_panic_limit: u32,
+    /// `[limits]`: Kuzzle's limits, and Switchyard's own beside them.
+    pub limits: Limits,
     /// Enabled protocols, in file order.
     pub protocols: Vec<ProtocolConfig>,
     /// The whole `[server]` table as JSON (given to every plugin, as Kuzzle does).
@@ -89,11 +91,45 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The `[server]` table as written. Keys are camelCase, as in Kuzzle's configuration.
+/// `[limits]`: what one request or one connection may cost (Kuzzle's `limits`, same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Limits {
+    /// Conditions one filter may have (Kuzzle's `subscriptionConditionsCount`, Koncorde's
+    /// `maxConditions`).
+    pub subscription_conditions_count: usize,
+    /// Terms of one filter's disjunctive normal form (Kuzzle's `subscriptionMinterms`; Kuzzle's
+    /// default is 0, no limit; ours bounds the cost of one subscription to about 2 ms). 0: no
+    /// limit but the filter engine's hard cap (16,384).
+    pub subscription_minterms: usize,
+    /// Rooms (distinct filters) on the server (Kuzzle's `subscriptionRooms`).
+    pub subscription_rooms: usize,
+    /// Rooms one connection may be in (Switchyard's; Kuzzle has none). 0: no limit.
+    pub subscriptions_per_connection: usize,
+    /// Largest compiled program of one `regexp` filter condition, in bytes (RE2's budget is
+    /// 8 MB; ours bounds one compilation to about 2 ms).
+    pub regexp_size_limit: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            subscription_conditions_count: 100,
+            subscription_minterms: 512,
+            subscription_rooms: 1_000_000,
+            subscriptions_per_connection: 10_000,
+            regexp_size_limit: 64 * 1024,
+        }
+    }
+}
+
+/// The file as written. Keys are camelCase, as in Kuzzle's configuration.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawFile {
     server: RawServer,
+    #[serde(default)]
+    limits: Limits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +234,9 @@ impl Config {
         if blocking_queue_size == 0 {
             problems.push("server.blockingQueueSize: must be greater than 0".to_string());
         }
+        if raw.limits.regexp_size_limit == 0 {
+            problems.push("limits.regexpSizeLimit: must be greater than 0".to_string());
+        }
 
         let mut protocols = Vec::new();
         let mut seen: Vec<String> = Vec::new();
@@ -295,6 +334,7 @@ impl Config {
             blocking_threads,
             blocking_queue_size,
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
+            limits: raw.limits,
             protocols,
             server_json,
         })

@@ -44,9 +44,9 @@ impl Services {
     /// Services with no connection, no room, no protocol yet, and the open gate.
     pub fn new(config: Arc<Config>) -> Services {
         Services {
+            realtime: Realtime::new(config.limits),
             config,
             connections: Connections::new(),
-            realtime: Realtime::new(),
             protocols: Protocols::new(),
             gate: Box::new(OpenGate),
             started_at: Instant::now(),

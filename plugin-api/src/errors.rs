@@ -132,6 +132,9 @@ catalogue! {
     CORE_REALTIME_TOO_MANY_ROOMS = ("core.realtime.too_many_rooms", 65543, 413, "Unable to subscribe: maximum number of unique rooms reached.");
     /// Unsubscribing from a room the connection is not in.
     CORE_REALTIME_NOT_SUBSCRIBED = ("core.realtime.not_subscribed", 65544, 412, "User \"%s\" has not subscribed to \"%s\".");
+    /// Switchyard's (not in Kuzzle's catalogue; code 100 of the subdomain, clear of Kuzzle's):
+    /// the connection holds `limits.subscriptionsPerConnection` subscriptions already.
+    CORE_REALTIME_TOO_MANY_SUBSCRIPTIONS = ("core.realtime.too_many_subscriptions", 65636, 413, "Unable to subscribe: this connection already holds the maximum number of subscriptions (%s).");
     /// An argument has the wrong JSON type.
     API_ASSERT_INVALID_TYPE = ("api.assert.invalid_type", 33619969, 400, "Wrong type for argument \"%s\" (expected: %s)");
     /// An argument has a wrong value.

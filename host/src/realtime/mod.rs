@@ -21,10 +21,11 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::Value;
-use switchyard_filters::{Engine, EngineConfig};
+use switchyard_filters::{Engine, EngineConfig, FilterErrorKind, NormalizedFilter};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::ConnectionId;
 
+use crate::config::Limits;
 use crate::connections::ConnectionMap;
 
 pub use notification::{
@@ -203,23 +204,64 @@ const DEPARTURE_SLICE: usize = 256;
 #[derive(Debug)]
 pub struct Realtime {
     state: RwLock<State>,
+    /// Normalizes filters with the configured limits, before the lock is taken.
+    filters: EngineConfig,
+    limits: Limits,
 }
 
 impl Default for Realtime {
     fn default() -> Self {
-        Realtime::new()
+        Realtime::new(Limits::default())
     }
 }
 
 impl Realtime {
     /// An engine with no rooms.
-    pub fn new() -> Self {
+    pub fn new(limits: Limits) -> Self {
+        let filters = EngineConfig::new(
+            limits.subscription_conditions_count,
+            limits.subscription_minterms,
+            limits.regexp_size_limit,
+        );
         Realtime {
             state: RwLock::new(State {
-                engine: Engine::new(EngineConfig::default()),
+                engine: Engine::new(filters.clone()),
                 rooms: HashMap::new(),
                 connection_rooms: ConnectionMap::default(),
             }),
+            filters,
+            limits,
+        }
+    }
+
+    /// Checks and normalizes a filter, with no lock held: its cost is bounded by the limits
+    /// but paid by the caller alone.
+    fn normalize(&self, request: &SubscribeRequest<'_>) -> Result<NormalizedFilter, KuzzleError> {
+        let koncorde_index = format!("{}/{}", request.index, request.collection);
+        self.filters
+            .normalize(&koncorde_index, request.filter)
+            .map_err(|error| match (error.kind(), error.terms()) {
+                (FilterErrorKind::TooManyTerms, Some((max, received))) => {
+                    errors::CORE_REALTIME_TOO_MANY_TERMS
+                        .with(&[&max.to_string(), &received.to_string()])
+                }
+                _ => errors::API_ASSERT_KONCORDE_DSL_ERROR.with(&[error.message()]),
+            })
+    }
+
+    /// Refuses a connection at its subscription cap, unless it is in `room_id` already.
+    fn check_connection_cap(
+        &self,
+        state: &State,
+        connection: ConnectionId,
+        room_id: &str,
+    ) -> Result<(), KuzzleError> {
+        let cap = self.limits.subscriptions_per_connection;
+        match state.connection_rooms.get(&connection) {
+            Some(rooms) if cap > 0 && rooms.len() >= cap && !rooms.contains(room_id) => {
+                Err(errors::CORE_REALTIME_TOO_MANY_SUBSCRIPTIONS.with(&[&cap.to_string()]))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -231,17 +273,17 @@ impl Realtime {
         protocol_name: &str,
         alive: impl Fn(ConnectionId) -> bool,
     ) -> Result<Subscribed, KuzzleError> {
-        let koncorde_index = format!("{}/{}", request.index, request.collection);
+        let normalized = self.normalize(request)?;
+        let room_id: Arc<str> = Arc::from(normalized.id());
         let mut state = self.state.write();
-        let normalized = state
-            .engine
-            .normalize(&koncorde_index, request.filter)
-            .map_err(|error| errors::API_ASSERT_KONCORDE_DSL_ERROR.with(&[error.message()]))?;
         if !alive(request.connection) {
             return Err(errors::API_PROCESS_CONNECTION_DROPPED.error());
         }
-        let room_id: Arc<str> = Arc::from(normalized.id());
+        self.check_connection_cap(&state, request.connection, &room_id)?;
         if !state.rooms.contains_key(&room_id) {
+            if state.rooms.len() >= self.limits.subscription_rooms {
+                return Err(errors::CORE_REALTIME_TOO_MANY_ROOMS.error());
+            }
             state.engine.store(normalized);
             state.rooms.insert(
                 Arc::clone(&room_id),
@@ -272,6 +314,7 @@ impl Realtime {
         if !alive(request.connection) {
             return Err(errors::API_PROCESS_CONNECTION_DROPPED.error());
         }
+        self.check_connection_cap(&state, request.connection, &room_id)?;
         Ok(join_room(&mut state, &room_id, request, protocol_name))
     }
 
@@ -525,7 +568,7 @@ mod tests {
 
     #[test]
     fn equivalent_filters_share_a_room_and_options_pick_the_channel() {
-        let realtime = Realtime::new();
+        let realtime = Realtime::default();
         let a = subscribe(
             &realtime,
             1,
@@ -561,7 +604,7 @@ mod tests {
 
     #[test]
     fn publishing_reaches_matching_rooms_only() {
-        let realtime = Realtime::new();
+        let realtime = Realtime::default();
         let x1 = subscribe(
             &realtime,
             1,
@@ -593,7 +636,7 @@ mod tests {
 
     #[test]
     fn leaving_frees_the_room() {
-        let realtime = Realtime::new();
+        let realtime = Realtime::default();
         let a = subscribe(&realtime, 1, json!({}), Scope::All, Users::None);
         let mut departures = Vec::new();
         realtime.remove_connection(ConnectionId(1), |departure| departures.push(departure));
@@ -606,6 +649,80 @@ mod tests {
                 .unwrap_err()
                 .id(),
             "core.realtime.not_subscribed"
+        );
+    }
+
+    fn try_subscribe(
+        realtime: &Realtime,
+        connection: u64,
+        filter: Value,
+    ) -> Result<Subscribed, KuzzleError> {
+        realtime.subscribe(
+            &SubscribeRequest {
+                connection: ConnectionId(connection),
+                index: "i",
+                collection: "c",
+                filter: &filter,
+                scope: Scope::All,
+                users: Users::None,
+                volatile: None,
+            },
+            "line",
+            |_| true,
+        )
+    }
+
+    #[test]
+    fn limits_refuse_with_kuzzles_errors() {
+        let realtime = Realtime::new(Limits {
+            subscription_minterms: 16,
+            subscription_rooms: 3,
+            subscriptions_per_connection: 2,
+            ..Limits::default()
+        });
+        // (4 equals) and (4 equals) and (4 equals): 64 terms.
+        let group = |n: usize| json!({"or": (0..4).map(|v| json!({"equals": {format!("f{n}"): v}})).collect::<Vec<_>>()});
+        let error = try_subscribe(&realtime, 1, json!({"and": [group(0), group(1), group(2)]}))
+            .unwrap_err();
+        assert_eq!(error.id(), "core.realtime.too_many_terms");
+        assert_eq!(
+            error.message,
+            "Unable to subscribe: maximum number of terms exceeded (max 16, received 64)."
+        );
+        assert_eq!(realtime.room_count(), 0);
+
+        try_subscribe(&realtime, 1, json!({"equals": {"a": 1}})).unwrap();
+        try_subscribe(&realtime, 1, json!({"equals": {"a": 2}})).unwrap();
+        let error = try_subscribe(&realtime, 1, json!({"equals": {"a": 3}})).unwrap_err();
+        assert_eq!(error.id(), "core.realtime.too_many_subscriptions");
+        assert_eq!(error.status(), 413);
+        // A room the connection is in already does not count twice.
+        try_subscribe(&realtime, 1, json!({"equals": {"a": 2}})).unwrap();
+
+        try_subscribe(&realtime, 2, json!({"equals": {"a": 3}})).unwrap();
+        let error = try_subscribe(&realtime, 2, json!({"equals": {"a": 4}})).unwrap_err();
+        assert_eq!(error.id(), "core.realtime.too_many_rooms");
+        // Existing rooms can still be joined.
+        try_subscribe(&realtime, 3, json!({"equals": {"a": 1}})).unwrap();
+    }
+
+    #[test]
+    fn a_connection_with_many_subscriptions_leaves_them_all() {
+        let realtime = Realtime::new(Limits {
+            subscriptions_per_connection: 0,
+            ..Limits::default()
+        });
+        for k in 0..5_000 {
+            try_subscribe(&realtime, 7, json!({"equals": {"k": k}})).unwrap();
+        }
+        try_subscribe(&realtime, 8, json!({"equals": {"k": 0}})).unwrap();
+        let mut departures = 0;
+        realtime.remove_connection(ConnectionId(7), |_| departures += 1);
+        assert_eq!(departures, 5_000);
+        assert_eq!(
+            realtime.room_count(),
+            1,
+            "the room connection 8 is in stays"
         );
     }
 }

@@ -149,3 +149,50 @@ fn a_dropped_connection_leaves_its_rooms() {
     assert_eq!(left["result"]["count"], 1);
     assert_eq!(left["volatile"], json!({"who": "leaver"}));
 }
+
+#[test]
+fn costly_filters_are_refused_with_kuzzles_errors_at_the_default_limits() {
+    let server = Server::start(&format!(
+        "[server]\n{}",
+        protocol_section("line", "fixture_line", "")
+    ));
+    let mut client = LineClient::connect(&server.address("line"));
+    // The probe of issue 19: 833 bytes that normalize to 16,384 terms.
+    let group = |n: usize| json!({"or": (0..4).map(|v| json!({"equals": {format!("f{n}"): v}})).collect::<Vec<_>>()});
+    let bomb = json!({"and": (0..7).map(group).collect::<Vec<_>>()});
+    let (_, status, content) = client.request(&format!(
+        r#"{{"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{bomb}}}"#
+    ));
+    assert_eq!(status, 413, "{content}");
+    assert_eq!(
+        content["error"],
+        json!({
+            "message": "Unable to subscribe: maximum number of terms exceeded (max 512, received 16384).",
+            "status": 413,
+            "id": "core.realtime.too_many_terms",
+            "code": 65542,
+            "props": []
+        })
+    );
+
+    // A regexp of 80,000 alternatives (about 790 KB) is refused before it is compiled.
+    let pattern = (0..80_000)
+        .map(|i| format!("word{i}"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let (_, status, content) = client.request(&format!(
+        r#"{{"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{{"regexp":{{"s":{{"value":"{pattern}"}}}}}}}}"#
+    ));
+    assert_eq!(status, 400, "{content}");
+    assert_eq!(content["error"]["id"], "api.assert.koncorde_dsl_error");
+    assert!(
+        content["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("(pattern too large - compile failed)"),
+        "{content}"
+    );
+    // Nothing was stored.
+    let (_, _, content) = client.request(r#"{"controller":"realtime","action":"list"}"#);
+    assert_eq!(content["result"], json!({}));
+}
