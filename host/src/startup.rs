@@ -17,7 +17,7 @@ use crate::api::Router;
 use crate::config::{Config, ConfigError};
 use crate::entry_point::EntryPoint;
 use crate::plugin::host_api::{self, EntryPointApi};
-use crate::plugin::loader;
+use crate::plugin::loader::{self, PluginModule};
 use crate::plugin::registry::ProtocolSlot;
 use crate::services::Services;
 
@@ -214,25 +214,37 @@ fn init_all(
         let spawned = std::thread::Builder::new()
             .name(format!("init-{}", slot.name))
             .spawn(move || {
-                let host =
-                    host_api::host_for(&api, slot.index, &slot.name, slot.library.plugin_name);
-                let args = FfiInitArgs {
-                    name: RStr::from_str(&slot.name),
-                    config: RStr::from_str(&config_json),
-                    server: RStr::from_str(&server_json),
-                    max_log_level: level,
+                let plugin_name = slot.library.plugin_name;
+                let outcome = match slot.library.module {
+                    PluginModule::Rust(hooks) => {
+                        let host = host_api::host_for(&api, slot.index, &slot.name, plugin_name);
+                        let args = FfiInitArgs {
+                            name: RStr::from_str(&slot.name),
+                            config: RStr::from_str(&config_json),
+                            server: RStr::from_str(&server_json),
+                            max_log_level: level,
+                        };
+                        match (hooks.init)(host, args) {
+                            ROk(instance) => Ok(instance),
+                            RErr(error) if error.panicked => Err(format!("init {}", error.message)),
+                            RErr(error) => {
+                                Err(format!("init returned an error: {}", error.message))
+                            }
+                        }
+                    }
+                    PluginModule::C(module) => {
+                        let host = host_api::c_host_for(&api, slot.index, &slot.name, plugin_name);
+                        module
+                            .init(host, &slot.name, &config_json, &server_json, level)
+                            .map_err(|message| format!("init returned an error: {message}"))
+                    }
                 };
-                let outcome = match (slot.library.module.init())(host, args) {
-                    ROk(instance) => {
+                let outcome = match outcome {
+                    Ok(instance) => {
                         slot.set_instance(instance);
                         InitOutcome::Ready
                     }
-                    RErr(error) if error.panicked => {
-                        InitOutcome::Failed(format!("init {}", error.message))
-                    }
-                    RErr(error) => {
-                        InitOutcome::Failed(format!("init returned an error: {}", error.message))
-                    }
+                    Err(reason) => InitOutcome::Failed(reason),
                 };
                 let _ = report.send((slot.index, outcome));
             });

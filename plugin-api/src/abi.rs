@@ -92,6 +92,30 @@ pub struct FfiHookError {
 /// The result of every hook but `init`.
 pub type FfiHookResult = RResult<(), FfiHookError>;
 
+/// How a plugin library was built, as bits (since 1.1; the root module's `build` field).
+///
+/// Unknown bits are ignored: later versions may add flags.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BuildFlags(pub u32);
+
+impl BuildFlags {
+    /// Built with `panic = "unwind"`: the SDK's trampolines can turn a panic into an error.
+    /// Without it, a panic in a hook aborts the whole host, so the host refuses the library.
+    pub const PANIC_UNWIND: u32 = 1;
+
+    /// The flags of the crate being compiled: `export_protocol!` passes
+    /// `cfg!(panic = "unwind")`, evaluated in the plugin's crate.
+    pub const fn new(panic_unwind: bool) -> BuildFlags {
+        BuildFlags(if panic_unwind { Self::PANIC_UNWIND } else { 0 })
+    }
+
+    /// True when the library was built with `panic = "unwind"`.
+    pub const fn panic_unwind(self) -> bool {
+        self.0 & Self::PANIC_UNWIND != 0
+    }
+}
+
 /// A plugin's description of itself, read by the host before `init`.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug)]
@@ -257,6 +281,10 @@ pub struct ProtocolModule {
         reason: DisconnectReason,
         message: RStr<'_>,
     ) -> FfiHookResult,
+    /// Since 1.1: how the library was built (its panic strategy). Absent (`None`) in 1.0
+    /// plugins.
+    #[sabi(missing_field(option))]
+    pub build: BuildFlags,
 }
 
 impl RootModule for ProtocolModuleRef {
@@ -264,4 +292,71 @@ impl RootModule for ProtocolModuleRef {
     const BASE_NAME: &'static str = ROOT_MODULE_NAME;
     const NAME: &'static str = ROOT_MODULE_NAME;
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The root module as plugin-api 1.0 declared it, frozen: the host checks a plugin whose root
+/// module has only 1.0's fields against this layout.
+///
+/// abi_stable refuses a root module with fewer fields than the loader's type ("too many
+/// fields", `ABI.md`, "Versioning"), so a host that reads a field appended in 1.N keeps the
+/// layout of every older minor and picks the one the plugin's field names match. Never edit
+/// this type: it is what 1.0 plugins export.
+pub mod v1_0 {
+    use abi_stable::{
+        declare_root_module_statics, library::RootModule, sabi_types::VersionStrings,
+        std_types::RResult, StableAbi,
+    };
+
+    use super::{ConnectionId, DisconnectReason, ROOT_MODULE_NAME};
+    use super::{FfiHookError, FfiHookResult, FfiHost, FfiInitArgs, FfiInstance, PluginInfo};
+    use abi_stable::std_types::{RSlice, RStr};
+
+    /// plugin-api 1.0's root module: info and the six hooks.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = ProtocolModuleRef)))]
+    #[sabi(missing_field(panic))]
+    #[allow(missing_docs)]
+    pub struct ProtocolModule {
+        pub info: PluginInfo,
+        pub init: extern "C" fn(
+            host: FfiHost,
+            args: FfiInitArgs<'_>,
+        ) -> RResult<FfiInstance, FfiHookError>,
+        pub broadcast: extern "C" fn(
+            instance: FfiInstance,
+            channels: RSlice<'_, RStr<'_>>,
+            payload: RStr<'_>,
+        ) -> FfiHookResult,
+        pub notify: extern "C" fn(
+            instance: FfiInstance,
+            connection: ConnectionId,
+            channels: RSlice<'_, RStr<'_>>,
+            payload: RStr<'_>,
+        ) -> FfiHookResult,
+        pub join_channel: extern "C" fn(
+            instance: FfiInstance,
+            channel: RStr<'_>,
+            connection: ConnectionId,
+        ) -> FfiHookResult,
+        pub leave_channel: extern "C" fn(
+            instance: FfiInstance,
+            channel: RStr<'_>,
+            connection: ConnectionId,
+        ) -> FfiHookResult,
+        #[sabi(last_prefix_field)]
+        pub disconnect: extern "C" fn(
+            instance: FfiInstance,
+            connection: ConnectionId,
+            reason: DisconnectReason,
+            message: RStr<'_>,
+        ) -> FfiHookResult,
+    }
+
+    impl RootModule for ProtocolModuleRef {
+        declare_root_module_statics! {ProtocolModuleRef}
+        const BASE_NAME: &'static str = ROOT_MODULE_NAME;
+        const NAME: &'static str = ROOT_MODULE_NAME;
+        const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+    }
 }

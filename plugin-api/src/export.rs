@@ -16,8 +16,8 @@ use abi_stable::{
 };
 
 use crate::abi::{
-    ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs, FfiInstance,
-    FfiResponse, PluginInfo, ProtocolModule, ProtocolModuleRef,
+    BuildFlags, ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs,
+    FfiInstance, FfiResponse, PluginInfo, ProtocolModule, ProtocolModuleRef,
 };
 use crate::sdk::{Channels, Host, InitConfig, Protocol, Response};
 
@@ -27,6 +27,9 @@ pub trait ProtocolInfo {
     const NAME: &'static str;
     /// The plugin's version.
     const VERSION: &'static str;
+    /// True when the plugin's crate is built with `panic = "unwind"`: `export_protocol!` sets
+    /// it from `cfg!(panic = "unwind")`, and the host refuses a library where it is false.
+    const PANIC_UNWIND: bool;
 }
 
 /// The library header `export_protocol!` puts in the exported static.
@@ -57,6 +60,7 @@ fn root_module<P: Protocol + ProtocolInfo>() -> ProtocolModuleRef {
         join_channel: join_channel_trampoline::<P>,
         leave_channel: leave_channel_trampoline::<P>,
         disconnect: disconnect_trampoline::<P>,
+        build: BuildFlags::new(P::PANIC_UNWIND),
     }
     .leak_into_prefix()
 }

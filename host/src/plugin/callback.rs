@@ -5,6 +5,7 @@
 
 use abi_stable::std_types::RStr;
 use switchyard_plugin_api::abi::{FfiCallback, FfiResponse};
+use switchyard_plugin_api::c_abi::{CAbiCallback, CAbiResponse, CAbiStr};
 
 /// An in-process continuation: status, request id, response JSON.
 pub type NativeCallback = Box<dyn FnOnce(u16, &str, &str) + Send>;
@@ -13,6 +14,8 @@ pub type NativeCallback = Box<dyn FnOnce(u16, &str, &str) + Send>;
 pub enum Callback {
     /// An abi_stable plugin's `FfiCallback`.
     Abi(FfiCallback),
+    /// A C plugin's `switchyard_callback_fn` and its context.
+    C(CAbiCallback),
     /// A caller inside the host (tests, and later in-process callers): gets the status, the
     /// request id and the response's JSON.
     Native(NativeCallback),
@@ -22,6 +25,7 @@ impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Callback::Abi(_) => "Callback::Abi",
+            Callback::C(_) => "Callback::C",
             Callback::Native(_) => "Callback::Native",
         })
     }
@@ -39,6 +43,15 @@ impl Callback {
                     headers: RStr::from_str("{}"),
                 };
                 (callback.call)(callback.context, response);
+            }
+            Callback::C(callback) => {
+                let response = CAbiResponse {
+                    status,
+                    request_id: CAbiStr::new(request_id),
+                    content: CAbiStr::new(content),
+                    headers: CAbiStr::new("{}"),
+                };
+                (callback.call)(callback.context, &response);
             }
             Callback::Native(callback) => callback(status, request_id, content),
         }

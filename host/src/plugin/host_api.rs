@@ -1,4 +1,5 @@
-//! The host API vtable handed to every plugin's `init` (Kuzzle's entry point, over the ABI).
+//! The host API handed to every plugin's `init` (Kuzzle's entry point, over the ABI): the
+//! abi_stable vtable for Rust plugins, and `switchyard_host_api` for C plugins.
 //!
 //! Each protocol instance gets its own `Binding`, leaked so the pointer in `FfiHost::context`
 //! stays valid for the life of the process (plugins are never unloaded, so neither is this).
@@ -7,6 +8,7 @@
 //! They reach the host through [`EntryPointApi`], which the entry point implements: this module
 //! imports nothing above `plugin/`.
 
+use std::borrow::Cow;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RSlice, RStr};
 use switchyard_plugin_api::abi::{FfiCallback, FfiHost, HostVTable, HostVTableRef, LogLevel};
+use switchyard_plugin_api::c_abi::{CAbiCallback, CAbiCallbackFn, CAbiHost, CAbiHostApi, CAbiStr};
 use switchyard_plugin_api::ConnectionId;
 
 use super::callback::Callback;
@@ -47,16 +50,41 @@ pub fn host_for(
     protocol_name: &str,
     plugin_name: &'static str,
 ) -> FfiHost {
-    let binding: &'static Binding = Box::leak(Box::new(Binding {
-        entry: Arc::clone(entry),
-        protocol,
-        protocol_name: protocol_name.to_string(),
-        plugin_name,
-    }));
+    let binding = leak_binding(entry, protocol, protocol_name, plugin_name);
     FfiHost {
         vtable: vtable(),
         context: (binding as *const Binding).cast::<c_void>(),
     }
+}
+
+/// The `switchyard_host` for protocol number `protocol`, a C plugin.
+pub fn c_host_for(
+    entry: &Arc<dyn EntryPointApi>,
+    protocol: usize,
+    protocol_name: &str,
+    plugin_name: &'static str,
+) -> CAbiHost {
+    let binding = leak_binding(entry, protocol, protocol_name, plugin_name);
+    CAbiHost {
+        api: &C_HOST_API,
+        // The plugin gets a `void *` (C has no const-correct opaque handle worth the
+        // friction); the host never writes through it.
+        context: (binding as *const Binding).cast_mut().cast::<c_void>(),
+    }
+}
+
+fn leak_binding(
+    entry: &Arc<dyn EntryPointApi>,
+    protocol: usize,
+    protocol_name: &str,
+    plugin_name: &'static str,
+) -> &'static Binding {
+    Box::leak(Box::new(Binding {
+        entry: Arc::clone(entry),
+        protocol,
+        protocol_name: protocol_name.to_string(),
+        plugin_name,
+    }))
 }
 
 fn vtable() -> HostVTableRef {
@@ -137,18 +165,20 @@ extern "C" fn execute(
 
 extern "C" fn log(host: FfiHost, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
     shielded("log", (), || {
-        let binding = binding(&host);
-        let (plugin, protocol) = (binding.plugin_name, binding.protocol_name.as_str());
-        let (target, message) = (target.as_str(), message.as_str());
-        match level {
-            LogLevel::ERROR => tracing::error!(plugin, protocol, target, "{message}"),
-            LogLevel::WARN => tracing::warn!(plugin, protocol, target, "{message}"),
-            LogLevel::INFO => tracing::info!(plugin, protocol, target, "{message}"),
-            LogLevel::DEBUG => tracing::debug!(plugin, protocol, target, "{message}"),
-            LogLevel::OFF => {}
-            _ => tracing::trace!(plugin, protocol, target, "{message}"),
-        }
+        log_line(binding(&host), level, target.as_str(), message.as_str())
     })
+}
+
+fn log_line(binding: &Binding, level: LogLevel, target: &str, message: &str) {
+    let (plugin, protocol) = (binding.plugin_name, binding.protocol_name.as_str());
+    match level {
+        LogLevel::ERROR => tracing::error!(plugin, protocol, target, "{message}"),
+        LogLevel::WARN => tracing::warn!(plugin, protocol, target, "{message}"),
+        LogLevel::INFO => tracing::info!(plugin, protocol, target, "{message}"),
+        LogLevel::DEBUG => tracing::debug!(plugin, protocol, target, "{message}"),
+        LogLevel::OFF => {}
+        _ => tracing::trace!(plugin, protocol, target, "{message}"),
+    }
 }
 
 extern "C" fn is_shutting_down(host: FfiHost) -> bool {
@@ -163,5 +193,128 @@ extern "C" fn announce_listener(host: FfiHost, address: RStr<'_>) {
         binding
             .entry
             .announce_listener(binding.protocol, address.as_str())
+    })
+}
+
+// The C ABI's host functions (`switchyard_host_api`). Each checks what C can get wrong (a NULL
+// handle or buffer, bytes that are not UTF-8) instead of trusting it, and none unwinds.
+
+static C_HOST_API: CAbiHostApi = CAbiHostApi {
+    size: size_of::<CAbiHostApi>() as u32,
+    new_connection: c_new_connection,
+    remove_connection: c_remove_connection,
+    execute: c_execute,
+    log: c_log,
+    is_shutting_down: c_is_shutting_down,
+    announce_listener: c_announce_listener,
+};
+
+fn c_binding(host: *mut c_void) -> Option<&'static Binding> {
+    if host.is_null() {
+        return None;
+    }
+    // SAFETY: the only non-null `context` the host gives a C plugin comes from `c_host_for`: a
+    // leaked `Binding`, never freed; the header says to pass it back unchanged.
+    Some(unsafe { &*host.cast_const().cast::<Binding>() })
+}
+
+/// A C string argument: borrowed for the call; invalid UTF-8 is replaced, not trusted.
+fn c_text<'a>(text: CAbiStr) -> Cow<'a, str> {
+    if text.ptr.is_null() || text.len == 0 {
+        return Cow::Borrowed("");
+    }
+    // SAFETY: non-null, and the header requires `len` readable bytes at `ptr` for the call.
+    let bytes = unsafe { std::slice::from_raw_parts(text.ptr.cast::<u8>(), text.len) };
+    String::from_utf8_lossy(bytes)
+}
+
+extern "C" fn c_new_connection(
+    host: *mut c_void,
+    ips: *const CAbiStr,
+    n_ips: usize,
+    headers_json: CAbiStr,
+) -> u64 {
+    shielded("new_connection", 0, || {
+        let Some(binding) = c_binding(host) else {
+            return 0;
+        };
+        let ips: &[CAbiStr] = if ips.is_null() || n_ips == 0 {
+            &[]
+        } else {
+            // SAFETY: non-null, and the header requires `n_ips` strings at `ips` for the call.
+            unsafe { std::slice::from_raw_parts(ips, n_ips) }
+        };
+        let owned: Vec<Cow<'_, str>> = ips.iter().map(|ip| c_text(*ip)).collect();
+        let borrowed: Vec<&str> = owned.iter().map(|ip| ip.as_ref()).collect();
+        let headers = c_text(headers_json);
+        let headers = if headers.is_empty() { "{}" } else { &headers };
+        binding
+            .entry
+            .new_connection(binding.protocol, &borrowed, headers)
+            .0
+    })
+}
+
+extern "C" fn c_remove_connection(host: *mut c_void, connection: u64) {
+    shielded("remove_connection", (), || {
+        if let Some(binding) = c_binding(host) {
+            binding.entry.remove_connection(ConnectionId(connection))
+        }
+    })
+}
+
+extern "C" fn c_execute(
+    host: *mut c_void,
+    connection: u64,
+    request_json: CAbiStr,
+    callback: Option<CAbiCallbackFn>,
+    callback_context: *mut c_void,
+) {
+    // As for `execute`: once admitted, a `Responder` owns the callback and answers once.
+    shielded("execute", (), || {
+        let Some(binding) = c_binding(host) else {
+            return;
+        };
+        let Some(call) = callback else {
+            log_line(
+                binding,
+                LogLevel::ERROR,
+                "switchyard",
+                "execute called with a NULL callback: request ignored",
+            );
+            return;
+        };
+        let callback = Callback::C(CAbiCallback {
+            call,
+            context: callback_context,
+        });
+        binding
+            .entry
+            .execute(ConnectionId(connection), &c_text(request_json), callback)
+    })
+}
+
+extern "C" fn c_log(host: *mut c_void, level: u32, target: CAbiStr, message: CAbiStr) {
+    shielded("log", (), || {
+        if let Some(binding) = c_binding(host) {
+            let level = LogLevel(u8::try_from(level).unwrap_or(LogLevel::TRACE.0));
+            log_line(binding, level, &c_text(target), &c_text(message))
+        }
+    })
+}
+
+extern "C" fn c_is_shutting_down(host: *mut c_void) -> i32 {
+    shielded("is_shutting_down", 1, || {
+        c_binding(host).map_or(1, |binding| i32::from(binding.entry.is_shutting_down()))
+    })
+}
+
+extern "C" fn c_announce_listener(host: *mut c_void, address: CAbiStr) {
+    shielded("announce_listener", (), || {
+        if let Some(binding) = c_binding(host) {
+            binding
+                .entry
+                .announce_listener(binding.protocol, &c_text(address))
+        }
     })
 }

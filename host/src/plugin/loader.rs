@@ -1,6 +1,9 @@
 //! Opens protocol libraries and checks them (ABI version, layout, the six hooks) without
-//! calling anything in them. abi_stable's loader does the unsafe work (`dlopen`, the layout
-//! check) behind safe functions; the host's only `unsafe` is in `host_api.rs`.
+//! calling anything in them but a root-module constructor. A library speaks one of two ABIs:
+//! abi_stable's (the Rust SDK), looked up first, or the C header's (`c_abi.rs`, which holds the
+//! unsafe part of that lookup); both pass the same checks and give the same messages. For
+//! abi_stable, its loader does the unsafe work (`dlopen`, the layout check) behind safe
+//! functions.
 //!
 //! The checks run in an order that gives the most useful message first: is it a loadable
 //! library, is it a Switchyard plugin, which plugin-api was it built against, which hooks does
@@ -9,18 +12,56 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use abi_stable::abi_stability::abi_checking::AbiInstabilityErrors;
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
 use abi_stable::sabi_types::VersionNumber;
+use abi_stable::std_types::{RResult, RSlice, RStr};
 use abi_stable::type_layout::TypeLayout;
-use switchyard_plugin_api::abi::{ProtocolModuleRef, HOOKS, INTERFACE_VERSION, ROOT_MODULE_NAME};
+use switchyard_plugin_api::abi::{
+    self, ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs,
+    FfiInstance, HOOKS, INTERFACE_VERSION, ROOT_MODULE_NAME,
+};
 
+use super::c_abi::{self, CModule};
 use crate::config::LibrarySpec;
+
+/// The oldest plugin-api minor this host loads (of its major). A host keeps loading plugins
+/// built against every older 1.x: the root module only grows by appending (`ABI.md`).
+pub const OLDEST_MINOR: u32 = 0;
+
+/// An abi_stable plugin's hooks, read from its checked root module.
+#[derive(Clone, Copy)]
+pub struct RustHooks {
+    /// `init`.
+    pub init: extern "C" fn(FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>,
+    /// `broadcast`.
+    pub broadcast: extern "C" fn(FfiInstance, RSlice<'_, RStr<'_>>, RStr<'_>) -> FfiHookResult,
+    /// `notify`.
+    pub notify:
+        extern "C" fn(FfiInstance, ConnectionId, RSlice<'_, RStr<'_>>, RStr<'_>) -> FfiHookResult,
+    /// `joinChannel`.
+    pub join_channel: extern "C" fn(FfiInstance, RStr<'_>, ConnectionId) -> FfiHookResult,
+    /// `leaveChannel`.
+    pub leave_channel: extern "C" fn(FfiInstance, RStr<'_>, ConnectionId) -> FfiHookResult,
+    /// `disconnect`.
+    pub disconnect:
+        extern "C" fn(FfiInstance, ConnectionId, DisconnectReason, RStr<'_>) -> FfiHookResult,
+}
+
+/// A checked library's hooks, whichever ABI it speaks.
+#[derive(Clone, Copy)]
+pub enum PluginModule {
+    /// Built with the Rust SDK (abi_stable's root module).
+    Rust(RustHooks),
+    /// Built against `switchyard_protocol.h`.
+    C(CModule),
+}
 
 /// A library that passed every check.
 #[derive(Clone, Copy)]
 pub struct LoadedLibrary {
-    /// The root module: info and hooks.
-    pub module: ProtocolModuleRef,
+    /// Its hooks.
+    pub module: PluginModule,
     /// The plugin's name, from its info.
     pub plugin_name: &'static str,
     /// The plugin's version, from its info.
@@ -57,6 +98,8 @@ pub enum LoadErrorKind {
     MissingHooks { missing: Vec<&'static str> },
     /// abi_stable's layout check failed (types changed without a version change).
     LayoutMismatch { summary: String, report: String },
+    /// Built with `panic = "abort"`: a panic in a hook would kill the host.
+    PanicAbort,
 }
 
 impl fmt::Display for LoadErrorKind {
@@ -90,6 +133,10 @@ impl fmt::Display for LoadErrorKind {
             LoadErrorKind::LayoutMismatch { summary, .. } => {
                 write!(f, "does not match plugin-api {INTERFACE_VERSION}: {summary}")
             }
+            LoadErrorKind::PanicAbort => write!(
+                f,
+                "was built with panic = \"abort\": a panic in one of its hooks would kill the host"
+            ),
         }
     }
 }
@@ -115,9 +162,14 @@ impl LoadErrorKind {
                 "rebuild it against plugin-api {}.x; every protocol must export all six hooks",
                 version.major
             )),
-            LoadErrorKind::LayoutMismatch { .. } => Some(format!(
-                "rebuild it against switchyard-plugin-api {INTERFACE_VERSION}; run `switchyard check -v` for abi_stable's full report"
-            )),
+            LoadErrorKind::LayoutMismatch { .. } => Some(
+                "its version is compatible but its types are not: it was built against a modified or vendored copy of switchyard-plugin-api; build it against the published crate (`switchyard check -v` prints abi_stable's full report)"
+                    .to_string(),
+            ),
+            LoadErrorKind::PanicAbort => Some(
+                "build it with panic = \"unwind\" (Cargo's default): remove `panic = \"abort\"` from its profile"
+                    .to_string(),
+            ),
         }
     }
 }
@@ -138,11 +190,14 @@ fn host_version() -> VersionNumber {
     .expect("plugin-api's own version parses")
 }
 
-/// The oldest interface this host loads: same major, minor at least the host's (abi_stable's
-/// rule: a host reading more root-module fields than the plugin has would fail its layout check).
+/// The oldest interface this host loads: same major, minor at least [`OLDEST_MINOR`].
 fn min_version() -> String {
-    let version = host_version();
-    format!("{}.{}", version.major, version.minor)
+    format!("{}.{OLDEST_MINOR}", host_version().major)
+}
+
+/// True when this host loads a plugin built against plugin-api `major.minor`.
+pub fn loads_version(major: u32, minor: u32) -> bool {
+    major == host_version().major && minor >= OLDEST_MINOR
 }
 
 /// The paths tried for a library, in order.
@@ -177,9 +232,22 @@ pub fn load(spec: &LibrarySpec, plugin_dirs: &[PathBuf]) -> Result<LoadedLibrary
 
 /// Opens and checks the library at `path`.
 pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
+    let path = &dlopen_path(path);
     // Libraries are never unloaded (abi_stable leaks them on purpose: unloading Rust code
     // with thread-local destructors is unsound), so the header is `'static`.
-    let header: &'static LibHeader = lib_header_from_path(path).map_err(open_error)?;
+    let header: &'static LibHeader = match lib_header_from_path(path) {
+        Ok(header) => header,
+        // Not an abi_stable library: maybe a C one.
+        Err(LibraryError::GetSymbolError { .. }) => {
+            return match c_abi::load(path)? {
+                Some(module) => Ok(module),
+                None => Err(LoadErrorKind::NotAPlugin {
+                    reason: "it exports no Switchyard root module".to_string(),
+                }),
+            }
+        }
+        Err(error) => return Err(open_error(error)),
+    };
 
     let consts = header.root_mod_consts();
     if consts.name() != ROOT_MODULE_NAME {
@@ -200,15 +268,14 @@ pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
             })
         }
     };
-    let wanted = host_version();
-    if interface_version.major != wanted.major || interface_version.minor < wanted.minor {
+    if !loads_version(interface_version.major, interface_version.minor) {
         return Err(LoadErrorKind::IncompatibleVersion {
             found: interface_version.to_string(),
         });
     }
 
-    if let Some(layout) = header.layout() {
-        let present = root_module_fields(layout);
+    let present = header.layout().map(root_module_fields).unwrap_or_default();
+    if header.layout().is_some() {
         let missing: Vec<&'static str> = HOOKS
             .iter()
             .filter(|(field, _)| !present.contains(field))
@@ -219,35 +286,122 @@ pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
         }
     }
 
-    let module = header
-        .init_root_module::<ProtocolModuleRef>()
-        .map_err(|error| match error {
-            LibraryError::AbiInstability(report) => {
-                let report = report.to_string();
-                let summary = report
-                    .lines()
-                    .map(str::trim)
-                    .find(|line| !line.is_empty())
-                    .unwrap_or("layout check failed")
-                    .to_string();
-                LoadErrorKind::LayoutMismatch { summary, report }
-            }
-            LibraryError::IncompatibleVersionNumber { actual_version, .. } => {
-                LoadErrorKind::IncompatibleVersion {
-                    found: actual_version.to_string(),
-                }
-            }
-            other => LoadErrorKind::NotAPlugin {
-                reason: other.to_string(),
-            },
-        })?;
-    let info = module.info();
+    // abi_stable refuses a root module with fewer fields than the type it is checked against,
+    // so a plugin without 1.1's `build` field is checked against 1.0's frozen layout.
+    let (hooks, info, build) = if present.contains(&"build") {
+        let root = header
+            .init_root_module::<abi::ProtocolModuleRef>()
+            .map_err(root_module_error)?;
+        let hooks = RustHooks {
+            init: root.init(),
+            broadcast: root.broadcast(),
+            notify: root.notify(),
+            join_channel: root.join_channel(),
+            leave_channel: root.leave_channel(),
+            disconnect: root.disconnect(),
+        };
+        (hooks, root.info(), root.build())
+    } else {
+        let root = header
+            .init_root_module::<abi::v1_0::ProtocolModuleRef>()
+            .map_err(root_module_error)?;
+        let hooks = RustHooks {
+            init: root.init(),
+            broadcast: root.broadcast(),
+            notify: root.notify(),
+            join_channel: root.join_channel(),
+            leave_channel: root.leave_channel(),
+            disconnect: root.disconnect(),
+        };
+        (hooks, root.info(), None)
+    };
+    // 1.0 plugins do not say; the 1.0 SDK documented unwinding as required.
+    if build.is_some_and(|build| !build.panic_unwind()) {
+        return Err(LoadErrorKind::PanicAbort);
+    }
     Ok(LoadedLibrary {
-        module,
+        module: PluginModule::Rust(hooks),
         plugin_name: info.name.as_str(),
         plugin_version: info.version.as_str(),
         interface_version,
     })
+}
+
+/// The path handed to `dlopen`: a bare file name (`libfoo.so`) is made `./libfoo.so`, since
+/// `dlopen` searches the system's library folders for a name without a slash, never the
+/// current folder.
+pub fn dlopen_path(path: &Path) -> PathBuf {
+    if path.components().count() == 1 && path.is_relative() {
+        Path::new(".").join(path)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+fn root_module_error(error: LibraryError) -> LoadErrorKind {
+    match error {
+        LibraryError::AbiInstability(report) => {
+            let summary = report
+                .downcast_ref::<AbiInstabilityErrors>()
+                .and_then(layout_summary)
+                .unwrap_or_else(|| "layout check failed".to_string());
+            LoadErrorKind::LayoutMismatch {
+                summary,
+                report: report.to_string(),
+            }
+        }
+        LibraryError::IncompatibleVersionNumber { actual_version, .. } => {
+            LoadErrorKind::IncompatibleVersion {
+                found: actual_version.to_string(),
+            }
+        }
+        other => LoadErrorKind::NotAPlugin {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// abi_stable's report in one line: the innermost mismatching field (the deepest error is the
+/// cause; the ones around it follow from it), what differs, and the two values. The full
+/// report is hundreds of lines (`switchyard check -v`).
+fn layout_summary(errors: &AbiInstabilityErrors) -> Option<String> {
+    let innermost = errors
+        .errors
+        .iter()
+        .max_by_key(|error| error.stack_trace.len())?;
+    let text = innermost.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let after = |label: &str| {
+        lines
+            .iter()
+            .position(|line| line.trim() == label)
+            .and_then(|at| lines.get(at + 1))
+            .map(|line| line.trim().to_string())
+    };
+    let what = lines
+        .iter()
+        .find_map(|line| line.strip_prefix("Error:"))?
+        .trim()
+        .to_string();
+    let mut summary = what;
+    if let Some(field) = innermost.stack_trace.last() {
+        let described = field.found.to_string();
+        let name = described
+            .lines()
+            .find_map(|line| line.strip_prefix("field_name:"))
+            .unwrap_or("");
+        let ty = described
+            .lines()
+            .find_map(|line| line.strip_prefix("type:"))
+            .unwrap_or("");
+        if !name.is_empty() {
+            summary.push_str(&format!(" in field `{name}: {ty}`"));
+        }
+    }
+    if let (Some(expected), Some(found)) = (after("Expected:"), after("Found:")) {
+        summary.push_str(&format!(" (expected {expected}, found {found})"));
+    }
+    Some(summary)
 }
 
 /// The field names of the root module's prefix struct. The exported layout is that of the

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use switchyard_plugin_api::abi::{FfiHookResult, FfiInstance};
 use switchyard_plugin_api::{ConnectionId, DisconnectReason};
 
-use super::loader::LoadedLibrary;
+use super::loader::{LoadedLibrary, PluginModule};
 
 /// One enabled protocol: a library plus the instance its `init` returned.
 pub struct ProtocolSlot {
@@ -100,11 +100,12 @@ impl ProtocolSlot {
     /// Delivers a notification to this protocol's members of `channels`.
     pub fn broadcast(&self, channels: &[RStr<'_>], payload: &str) {
         if let Some(instance) = self.instance() {
-            let result = (self.library.module.broadcast())(
-                instance,
-                channels.into(),
-                RStr::from_str(payload),
-            );
+            let result = match self.library.module {
+                PluginModule::Rust(hooks) => {
+                    (hooks.broadcast)(instance, channels.into(), RStr::from_str(payload))
+                }
+                PluginModule::C(module) => module.broadcast(instance, channels, payload),
+            };
             self.check("broadcast", result);
         }
     }
@@ -112,12 +113,15 @@ impl ProtocolSlot {
     /// Delivers a notification to one connection.
     pub fn notify(&self, connection: ConnectionId, channels: &[RStr<'_>], payload: &str) {
         if let Some(instance) = self.instance() {
-            let result = (self.library.module.notify())(
-                instance,
-                connection,
-                channels.into(),
-                RStr::from_str(payload),
-            );
+            let result = match self.library.module {
+                PluginModule::Rust(hooks) => (hooks.notify)(
+                    instance,
+                    connection,
+                    channels.into(),
+                    RStr::from_str(payload),
+                ),
+                PluginModule::C(module) => module.notify(instance, connection, channels, payload),
+            };
             self.check("notify", result);
         }
     }
@@ -125,8 +129,12 @@ impl ProtocolSlot {
     /// Adds a connection to a channel.
     pub fn join_channel(&self, channel: &str, connection: ConnectionId) {
         if let Some(instance) = self.instance() {
-            let result =
-                (self.library.module.join_channel())(instance, RStr::from_str(channel), connection);
+            let result = match self.library.module {
+                PluginModule::Rust(hooks) => {
+                    (hooks.join_channel)(instance, RStr::from_str(channel), connection)
+                }
+                PluginModule::C(module) => module.join_channel(instance, channel, connection),
+            };
             self.check("joinChannel", result);
         }
     }
@@ -134,11 +142,12 @@ impl ProtocolSlot {
     /// Removes a connection from a channel.
     pub fn leave_channel(&self, channel: &str, connection: ConnectionId) {
         if let Some(instance) = self.instance() {
-            let result = (self.library.module.leave_channel())(
-                instance,
-                RStr::from_str(channel),
-                connection,
-            );
+            let result = match self.library.module {
+                PluginModule::Rust(hooks) => {
+                    (hooks.leave_channel)(instance, RStr::from_str(channel), connection)
+                }
+                PluginModule::C(module) => module.leave_channel(instance, channel, connection),
+            };
             self.check("leaveChannel", result);
         }
     }
@@ -146,12 +155,12 @@ impl ProtocolSlot {
     /// Asks the protocol to close a connection.
     pub fn disconnect(&self, connection: ConnectionId, reason: DisconnectReason, message: &str) {
         if let Some(instance) = self.instance() {
-            let result = (self.library.module.disconnect())(
-                instance,
-                connection,
-                reason,
-                RStr::from_str(message),
-            );
+            let result = match self.library.module {
+                PluginModule::Rust(hooks) => {
+                    (hooks.disconnect)(instance, connection, reason, RStr::from_str(message))
+                }
+                PluginModule::C(module) => module.disconnect(instance, connection, reason, message),
+            };
             self.check("disconnect", result);
         }
     }
