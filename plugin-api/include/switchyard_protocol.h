@@ -166,9 +166,16 @@ typedef struct switchyard_protocol {
                           switchyard_str message);
 } switchyard_protocol;
 
+/* Exports a symbol from a library built with -fvisibility=hidden. */
+#if defined(_WIN32)
+#define SWITCHYARD_EXPORT __declspec(dllexport)
+#else
+#define SWITCHYARD_EXPORT __attribute__((visibility("default")))
+#endif
+
 /* The entry symbol. It must only return the address of a static description: the host calls
  * it while checking the library (`switchyard check` too), before any `init`. */
-const switchyard_protocol *switchyard_protocol_entry(void);
+SWITCHYARD_EXPORT const switchyard_protocol *switchyard_protocol_entry(void);
 
 #ifdef __cplusplus
 }

@@ -201,7 +201,13 @@ pub struct Finished {
 
 /// Runs `switchyard` with `args` to completion (at most `timeout`).
 pub fn run_host(args: &[&str], timeout: Duration) -> Finished {
+    run_host_in(Path::new("."), args, timeout)
+}
+
+/// Runs `switchyard` with `args` in the folder `dir` to completion (at most `timeout`).
+pub fn run_host_in(dir: &Path, args: &[&str], timeout: Duration) -> Finished {
     let mut child = Command::new(&artifacts().host)
+        .current_dir(dir)
         .args(args)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -506,4 +512,65 @@ pub fn parse_answer(line: &str) -> (String, u16, serde_json::Value) {
     let content = serde_json::from_str(parts.next().unwrap_or_default())
         .unwrap_or_else(|error| panic!("answer content is not JSON ({error}): {line}"));
     (timing, status, content)
+}
+
+/// The repository's root folder.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
+/// Builds the C example `examples/<name>` with its Makefile and the system C compiler into
+/// `out`; returns the library's path (`lib<name with _>.so`). Panics with make's output.
+pub fn build_c_example(name: &str, out: &Path) -> PathBuf {
+    let output = Command::new("make")
+        .arg("-C")
+        .arg(repository().join("examples").join(name))
+        .arg(format!("BUILD={}", out.display()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("make runs (the C example needs make and cc)");
+    assert!(
+        output.status.success(),
+        "building examples/{name} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out.join(format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+/// Compiles C source `source` with the system `cc` and `plugin-api/include` on the include
+/// path, with extra `args` (`-shared`, `-D…`), into `out`. Panics with the compiler's output.
+pub fn compile_c(source: &Path, out: &Path, args: &[&str]) {
+    let output = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".to_string()))
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fPIC",
+        ])
+        .arg("-I")
+        .arg(repository().join("plugin-api/include"))
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .arg(source)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the system C compiler `cc` runs");
+    assert!(
+        output.status.success(),
+        "compiling {} failed:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
