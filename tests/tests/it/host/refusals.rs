@@ -276,3 +276,51 @@ fn check_reports_each_library() {
     let finished = run_host(&["check", &good], TIMEOUT);
     assert_eq!(finished.status.code(), Some(0));
 }
+
+/// Issue 17: `switchyard check libfoo.so` in the library's folder made `dlopen` search the
+/// system's folders ("cannot open shared object file"); a bare name is the current folder's.
+#[test]
+fn check_takes_a_bare_file_name_from_the_current_folder() {
+    let scratch = Scratch::new();
+    std::fs::copy(
+        library("fixture_line"),
+        scratch.path().join("libcopied_line.so"),
+    )
+    .expect("copy the fixture");
+    let finished =
+        switchyard_tests::run_host_in(scratch.path(), &["check", "libcopied_line.so"], TIMEOUT);
+    assert_eq!(
+        finished.stdout,
+        "libcopied_line.so: fixture-line 0.3.0, plugin-api 1.1.0: OK\n"
+    );
+    assert_eq!(finished.status.code(), Some(0));
+}
+
+/// Issue 17: a plugin built with `panic = "abort"` loaded, and its first hook panic killed the
+/// host without a log line. Its header says how it was built; the host refuses it.
+#[test]
+fn a_plugin_built_with_panic_abort_is_refused() {
+    let finished = refused(&format!(
+        "[server]\n{}",
+        protocol_section("fragile", "fixture_panic_abort", "")
+    ));
+    assert_eq!(
+        finished.stderr,
+        format!(
+            "error: protocol \"fragile\" ({}) was built with panic = \"abort\": a panic in one of its hooks would kill the host\n\
+             hint: build it with panic = \"unwind\" (Cargo's default): remove `panic = \"abort\"` from its profile\n\
+             error: switchyard did not start (1 problem)\n",
+            library("fixture_panic_abort")
+        )
+    );
+    let path = library("fixture_panic_abort");
+    let finished = run_host(&["check", &path], TIMEOUT);
+    assert_eq!(finished.status.code(), Some(1));
+    assert!(
+        finished
+            .stdout
+            .starts_with(&format!("{path}: error: was built with panic = \"abort\"")),
+        "{}",
+        finished.stdout
+    );
+}
