@@ -179,9 +179,12 @@ pub struct CAbiProtocol {
 /// The entry symbol's type.
 pub type CAbiEntry = extern "C" fn() -> *const CAbiProtocol;
 
+/// One C struct as Rust lays it out: its C name, its size, and each field's name and offset.
+pub type CLayout = (&'static str, usize, Vec<(&'static str, usize)>);
+
 /// Every C struct with its size and the offset of each field, as Rust lays them out: the
 /// header test prints the same from C and compares.
-pub fn layouts() -> Vec<(&'static str, usize, Vec<(&'static str, usize)>)> {
+pub fn layouts() -> Vec<CLayout> {
     use std::mem::{offset_of, size_of};
     macro_rules! layout {
         ($c:literal, $t:ty, [$($field:ident),*]) => {

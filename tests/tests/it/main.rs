@@ -5,6 +5,7 @@
 //! runs one protocol's.
 
 mod c_abi;
+mod guide;
 mod host;
 mod http;
 mod mqtt;
