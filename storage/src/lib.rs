@@ -1,0 +1,1 @@
+//! Switchyard's document storage: the `Storage` trait, its query language and the embedded store.
