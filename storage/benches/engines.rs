@@ -17,7 +17,10 @@ const CACHE_BYTES: usize = 16 << 20;
 const ENGINES: &[&str] = &["redb", "redb-quick-repair", "sqlite", "fjall"];
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     match args.first().map(String::as_str) {
         Some("measure") => measure(&args[1], Path::new(&args[2]), args[3].parse().unwrap()),
         Some("crash-child") => crash_child(&args[1], Path::new(&args[2]), args[3].parse().unwrap()),
@@ -62,7 +65,12 @@ fn run_engine(engine: &str, n: u64) {
     assert!(status.success());
     // Crash: durable single writes from one thread; kill -9 after 500 acknowledgements.
     let mut child = Command::new(&me)
-        .args(["crash-child", engine, path.to_str().unwrap(), &n.to_string()])
+        .args([
+            "crash-child",
+            engine,
+            path.to_str().unwrap(),
+            &n.to_string(),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -157,9 +165,7 @@ impl Engine {
                 txn.commit().unwrap();
             }
             Engine::Fjall(db, ks) => {
-                let mut batch = db
-                    .batch()
-                    .durability(Some(fjall::PersistMode::SyncData));
+                let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncData));
                 for (k, v) in docs {
                     batch.insert(ks, k.clone(), v.clone());
                 }
@@ -191,9 +197,12 @@ impl Engine {
                     let mut own = match shared {
                         // SQLite needs one connection per writer; redb and fjall share the handle.
                         Shared::Sqlite => {
-                            let conn = rusqlite::Connection::open(path.join("data.sqlite")).unwrap();
-                            conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=60000;")
-                                .unwrap();
+                            let conn =
+                                rusqlite::Connection::open(path.join("data.sqlite")).unwrap();
+                            conn.execute_batch(
+                                "PRAGMA synchronous=FULL; PRAGMA busy_timeout=60000;",
+                            )
+                            .unwrap();
                             Some(conn)
                         }
                         _ => None,
@@ -217,8 +226,11 @@ impl Engine {
                                     rusqlite::TransactionBehavior::Immediate,
                                 )
                                 .unwrap();
-                                txn.execute("INSERT OR REPLACE INTO docs (k, v) VALUES (?1, ?2)", (&k, &v))
-                                    .unwrap();
+                                txn.execute(
+                                    "INSERT OR REPLACE INTO docs (k, v) VALUES (?1, ?2)",
+                                    (&k, &v),
+                                )
+                                .unwrap();
                                 txn.commit().unwrap();
                             }
                             (Shared::Fjall(db, ks), _) => {
@@ -245,7 +257,9 @@ impl Engine {
                 table.get(key).unwrap().map(|v| v.value().len())
             }
             Engine::Sqlite(conn) => {
-                let mut stmt = conn.prepare_cached("SELECT v FROM docs WHERE k = ?1").unwrap();
+                let mut stmt = conn
+                    .prepare_cached("SELECT v FROM docs WHERE k = ?1")
+                    .unwrap();
                 let mut rows = stmt.query([key]).unwrap();
                 rows.next()
                     .unwrap()
