@@ -283,7 +283,7 @@ fn document(i: u64) -> Vec<u8> {
         i % 7,
         i % 13,
         i % 10_000,
-        i % 2 == 0,
+        i.is_multiple_of(2),
         1_700_000_000_000u64 + i
     )
     .into_bytes()

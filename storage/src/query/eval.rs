@@ -35,8 +35,7 @@ fn collect(value: &Value, path: &str, out: &mut Vec<Value>) {
             if let Some(found) = map.get(path) {
                 collect(found, "", out);
             }
-            let mut split = path.match_indices('.');
-            while let Some((at, _)) = split.next() {
+            for (at, _) in path.match_indices('.') {
                 if let Some(child) = map.get(&path[..at]) {
                     collect(child, &path[at + 1..], out);
                 }
@@ -117,7 +116,7 @@ impl Query {
         let values = |field: &str| field_values(document, schema.source_path(field));
         match self {
             Query::MatchAll => true,
-            Query::Ids(ids) => ids.iter().any(|id| *id == document.id),
+            Query::Ids(ids) => ids.contains(&document.id),
             Query::Term { field, value } => values(field).iter().any(|v| equal(v, value)),
             Query::Terms {
                 field,

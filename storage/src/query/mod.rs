@@ -25,7 +25,10 @@ pub enum Query {
     /// `terms: {field: [values]}`: any of.
     Terms { field: String, values: Vec<Value> },
     /// `range: {field: {gt, gte, lt, lte}}`: numbers with numbers, strings with strings.
-    Range { field: String, bounds: RangeBounds },
+    Range {
+        field: String,
+        bounds: Box<RangeBounds>,
+    },
     /// `exists: {field}`: a non-null value (an empty array is missing).
     Exists { field: String },
     /// `prefix: {field: "p"}`: a string value starting with `p`.

@@ -272,13 +272,16 @@ fn scalar(keyword: &str, value: &Value) -> Result<Value, QueryError> {
     }
 }
 
+/// A clause's value and, in the long form, its options.
+type LongForm<'a> = (&'a Value, Option<&'a Map<String, Value>>);
+
 /// `{value: v, …}` or a bare `v`; unknown options of the long form are refused.
 fn long_form<'a>(
     keyword: &str,
     spec: &'a Value,
     value_key: &str,
     allowed: &[&str],
-) -> Result<(&'a Value, Option<&'a Map<String, Value>>), QueryError> {
+) -> Result<LongForm<'a>, QueryError> {
     match spec {
         Value::Object(options) => {
             for key in options.keys() {
@@ -362,7 +365,7 @@ fn range(body: &Value) -> Result<Query, QueryError> {
     }
     Ok(Query::Range {
         field: field.clone(),
-        bounds,
+        bounds: Box::new(bounds),
     })
 }
 
