@@ -94,14 +94,26 @@ mod tests {
     fn debug_never_shows_the_value() {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
-        assert_eq!(format!("{:#?}", Some(&secret)), "Some(\n    Secret(***),\n)");
+        assert_eq!(
+            format!("{:#?}", Some(&secret)),
+            "Some(\n    Secret(***),\n)"
+        );
     }
 
     #[test]
     fn comparisons_are_by_value() {
-        let table = [("a", "a", true), ("a", "b", false), ("a", "ab", false), ("", "", true)];
+        let table = [
+            ("a", "a", true),
+            ("a", "b", false),
+            ("a", "ab", false),
+            ("", "", true),
+        ];
         for (left, right, equal) in table {
-            assert_eq!(Secret::new(left).ct_eq(right), equal, "{left:?} vs {right:?}");
+            assert_eq!(
+                Secret::new(left).ct_eq(right),
+                equal,
+                "{left:?} vs {right:?}"
+            );
         }
     }
 
