@@ -199,18 +199,12 @@ pub fn kuzzle_hash(
             )))
         }
     };
-    let family = &algorithm[algorithm.len() - 3..];
-    let family = if algorithm.ends_with("Encryption") {
-        &algorithm[3..6]
-    } else {
-        family
-    };
     let bytes: Vec<u8> = if stretching {
         let mut out = vec![0u8; key_length];
         let (p, s) = (password.as_bytes(), salt.as_bytes());
-        match family {
-            "256" => pbkdf2::pbkdf2_hmac::<Sha256>(p, s, 10_000, &mut out),
-            "384" => pbkdf2::pbkdf2_hmac::<Sha384>(p, s, 10_000, &mut out),
+        match key_length {
+            256 => pbkdf2::pbkdf2_hmac::<Sha256>(p, s, 10_000, &mut out),
+            384 => pbkdf2::pbkdf2_hmac::<Sha384>(p, s, 10_000, &mut out),
             _ => pbkdf2::pbkdf2_hmac::<Sha512>(p, s, 10_000, &mut out),
         }
         out
@@ -222,9 +216,9 @@ pub fn kuzzle_hash(
             mac.finalize().into_bytes().to_vec()
         }
         let (key, data) = (salt.as_bytes(), password.as_bytes());
-        match family {
-            "256" => mac::<Hmac<Sha256>>(key, data),
-            "384" => mac::<Hmac<Sha384>>(key, data),
+        match key_length {
+            256 => mac::<Hmac<Sha256>>(key, data),
+            384 => mac::<Hmac<Sha384>>(key, data),
             _ => mac::<Hmac<Sha512>>(key, data),
         }
     } else if encryption == "hash" {
@@ -233,9 +227,9 @@ pub fn kuzzle_hash(
         } else {
             format!("{salt}:{password}")
         };
-        match family {
-            "256" => Sha256::digest(salted.as_bytes()).to_vec(),
-            "384" => Sha384::digest(salted.as_bytes()).to_vec(),
+        match key_length {
+            256 => Sha256::digest(salted.as_bytes()).to_vec(),
+            384 => Sha384::digest(salted.as_bytes()).to_vec(),
             _ => Sha512::digest(salted.as_bytes()).to_vec(),
         }
     } else {

@@ -18,6 +18,9 @@ use crate::model::{Profile, Role, ANONYMOUS_KUID};
 
 type FastMap<K, V> = HashMap<K, V, RandomState>;
 
+/// An index and its sorted collections (empty: all of them).
+type IndexEntry = (Box<str>, Box<[Box<str>]>);
+
 /// What a rights check looks at in a request.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RightsRequest<'a> {
@@ -79,7 +82,7 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restrictions {
     /// `(index, sorted collections)`, indexes in first-appearance order.
-    entries: Vec<(Box<str>, Box<[Box<str>]>)>,
+    entries: Vec<IndexEntry>,
     /// Index → position in `entries`, once there are enough to be worth hashing.
     by_index: FastMap<Box<str>, usize>,
 }
@@ -109,7 +112,7 @@ impl Restrictions {
                     .extend(collections.iter().map(|c| Box::<str>::from(c.as_str())));
             }
         }
-        let entries: Vec<(Box<str>, Box<[Box<str>]>)> = entries
+        let entries: Vec<IndexEntry> = entries
             .into_iter()
             .map(|(index, mut collections)| {
                 collections.sort_unstable();

@@ -243,9 +243,10 @@ fn logout_refresh_and_revocation() {
 
 #[test]
 fn expires_in_rules() {
-    let mut config = TokenConfig::default();
-    config.max_ttl_ms = Some(60_000);
-    let (tokens, _clock, _) = service(config);
+    let (tokens, _clock, _) = service(TokenConfig {
+        max_ttl_ms: Some(60_000),
+        ..Default::default()
+    });
     let error = tokens
         .issue(
             "a",
