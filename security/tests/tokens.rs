@@ -586,3 +586,106 @@ fn limits_on_a_manual_clock() {
     clock.advance(600_000);
     assert!(guard.check("alice", "10.0.0.9").is_ok());
 }
+
+#[test]
+fn local_strategy_login_and_rights_loading() {
+    use switchyard_security::auth::{load_user_rights, LocalStrategy};
+    use switchyard_security::{defaults, RightsRequest, User};
+
+    let repository = Arc::new(InMemoryRepository::new());
+    for role in defaults::standard_roles() {
+        repository.put_role(&role, true).unwrap();
+    }
+    for profile in defaults::standard_profiles() {
+        repository.put_profile(&profile, true).unwrap();
+    }
+    let alice = User::from_content("alice", &json!({"profileIds": ["default"]})).unwrap();
+    repository.put_user(&alice, true).unwrap();
+    let params = Argon2Params {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+    let strategy = LocalStrategy::new(repository.clone(), params).unwrap();
+
+    // An imported Kuzzle hash logs in, then is re-hashed with Argon2id.
+    let salt = "0f".repeat(128);
+    let hash = kuzzle_hash("s3cret", &salt, "sha512", true, "hmac", "hex").unwrap();
+    let imported = StoredPassword::Kuzzle {
+        hash: Secret::new(hash),
+        salt: Secret::new(salt),
+        algorithm: "sha512".into(),
+        stretching: true,
+        encryption: "hmac".into(),
+        digest: "hex".into(),
+    };
+    repository
+        .put_credentials(&LocalCredentials {
+            username: "alice-login".into(),
+            kuid: "alice".into(),
+            password: imported,
+        })
+        .unwrap();
+    assert_eq!(
+        strategy
+            .verify(&json!({"username": "alice-login", "password": "s3cret"}))
+            .unwrap(),
+        "alice"
+    );
+    let stored = repository
+        .credentials_by_username("alice-login")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(stored.password, StoredPassword::Argon2id(_)));
+    assert_eq!(
+        strategy
+            .verify(&json!({"username": "alice-login", "password": "s3cret"}))
+            .unwrap(),
+        "alice"
+    );
+
+    for (body, message) in [
+        (
+            json!({"username": "alice-login", "password": "nope"}),
+            "wrong username or password",
+        ),
+        (
+            json!({"username": "nobody", "password": "s3cret"}),
+            "wrong username or password",
+        ),
+        (json!({"username": "alice-login"}), "Missing credentials"),
+        (json!({}), "Missing credentials"),
+    ] {
+        let error = strategy.verify(&body).unwrap_err();
+        assert_eq!(
+            (error.id(), error.message()),
+            ("plugin.strategy.missing_user", message.to_owned()),
+            "{body}"
+        );
+        assert_eq!(error.to_kuzzle().status(), 401);
+    }
+
+    let (user, rights) = load_user_rights(&*repository, "alice").unwrap();
+    assert_eq!(user.id, "alice");
+    assert!(rights.is_allowed(&RightsRequest::new("auth", "logout")));
+    assert!(!rights.is_allowed(&RightsRequest::new("document", "get").on("i", "c")));
+    let (anonymous, rights) = load_user_rights(&*repository, "-1").unwrap();
+    assert!(anonymous.is_anonymous());
+    assert!(rights.is_allowed(&RightsRequest::new("auth", "login")));
+    assert_eq!(
+        load_user_rights(&*repository, "bob").unwrap_err().message(),
+        r#"User "bob" not found."#
+    );
+    let ghost = User {
+        id: "ghost".into(),
+        profile_ids: vec!["gone".into()],
+        content: Default::default(),
+    };
+    repository.put_user(&ghost, true).unwrap();
+    assert_eq!(
+        load_user_rights(&*repository, "ghost")
+            .unwrap_err()
+            .message(),
+        r#"Unable to hydrate the user "ghost": missing profile(s) in the database"#
+    );
+}
