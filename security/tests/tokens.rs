@@ -97,7 +97,9 @@ fn login_tokens_have_kuzzles_shape() {
 
 #[test]
 fn a_jwt_made_elsewhere_with_the_secret_verifies() {
-    // Python's hmac over the same header and payload (see the commit message for the script).
+    // Built with Python's hmac, independently of this crate: base64url (unpadded) of
+    // {"alg":"HS256","typ":"JWT"} and {"_id":"my-user-id","iat":1700000000,"exp":1700003600},
+    // signed with HMAC-SHA256 under the key "test-secret".
     let jwt = "kauth-eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJfaWQiOiJteS11c2VyLWlkIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDM2MDB9.uG5EMxCMcsyJCvK4YcqRpf7qlPYCAh8Z-WbJOsTWH9c";
     let (tokens, _clock, repository) = service(TokenConfig::default());
     // A valid signature without a server-side record is refused.
