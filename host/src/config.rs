@@ -19,6 +19,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Where libraries named without a path are looked up, in order.
     pub plugin_dirs: Vec<PathBuf>,
+    /// The document store's folder (`server.dataDir`, relative to the config file's folder).
+    pub data_dir: PathBuf,
     /// `server.maxRequestSize`, in bytes.
     pub max_request_size: u64,
     /// How long one protocol's `init` may take.
@@ -137,6 +139,8 @@ struct RawFile {
 struct RawServer {
     #[serde(default)]
     plugin_dir: Option<String>,
+    #[serde(default)]
+    data_dir: Option<String>,
     #[serde(default)]
     max_request_size: Option<Size>,
     #[serde(default)]
@@ -326,6 +330,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             plugin_dirs,
+            data_dir: base.join(raw.server.data_dir.as_deref().unwrap_or("data")),
             max_request_size,
             init_timeout: Duration::from_millis(raw.server.init_timeout.unwrap_or(10_000)),
             shutdown_timeout: Duration::from_millis(raw.server.shutdown_timeout.unwrap_or(10_000)),
@@ -476,7 +481,7 @@ mod tests {
         let problems = parse("[server]\nportt = 1\n").unwrap_err();
         assert_eq!(
             problems,
-            ["server.portt: unknown field `portt`, expected one of `pluginDir`, `maxRequestSize`, \
+            ["server.portt: unknown field `portt`, expected one of `pluginDir`, `dataDir`, `maxRequestSize`, \
               `initTimeout`, `shutdownTimeout`, `concurrentRequests`, `requestQueueSize`, \
               `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `protocols` (line 2, column 1)"]
         );

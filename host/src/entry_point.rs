@@ -98,11 +98,6 @@ impl EntryPoint {
         Ok(entry)
     }
 
-    /// A fresh entry point for `config`: empty services, the standard controllers.
-    pub fn for_config(config: Arc<Config>) -> std::io::Result<Arc<EntryPoint>> {
-        EntryPoint::start(Services::new(config), Router::standard())
-    }
-
     /// The validated configuration.
     pub fn config(&self) -> &Config {
         &self.services.config
@@ -194,6 +189,7 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{json, Value};
+    use switchyard_storage::EmbeddedStorage;
 
     use super::*;
     use crate::api::action::{
@@ -247,8 +243,12 @@ mod tests {
             &format!("[server]\n{extra}\n"),
         )
         .expect("a valid configuration");
-        EntryPoint::start(Services::new(Arc::new(config)), Router::new(&[&BROKEN]))
-            .expect("threads start")
+        let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
+        EntryPoint::start(
+            Services::new(Arc::new(config), storage),
+            Router::new(&[&BROKEN]),
+        )
+        .expect("threads start")
     }
 
     /// Executes `request` and waits for its one answer: `(status, content)`.

@@ -10,8 +10,11 @@ use std::time::Instant;
 
 use switchyard_plugin_api::ConnectionId;
 
+use switchyard_storage::Storage;
+
 use crate::config::Config;
 use crate::connections::Connections;
+use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
 use crate::realtime::{Broadcast, Departure, Realtime};
 use crate::security::{Gatekeeper, OpenGate};
@@ -30,6 +33,8 @@ pub struct Services {
     pub gate: Box<dyn Gatekeeper>,
     /// When the host started.
     pub started_at: Instant,
+    /// The document store: reachable only from a blocking-pool thread ([`Services::storage`]).
+    storage: Arc<dyn Storage>,
 }
 
 impl std::fmt::Debug for Services {
@@ -42,8 +47,9 @@ impl std::fmt::Debug for Services {
 
 impl Services {
     /// Services with no connection, no room, no protocol yet, and the open gate.
-    pub fn new(config: Arc<Config>) -> Services {
+    pub fn new(config: Arc<Config>, storage: Arc<dyn Storage>) -> Services {
         Services {
+            storage,
             realtime: Realtime::new(config.limits),
             config,
             connections: Connections::new(),
@@ -51,6 +57,12 @@ impl Services {
             gate: Box::new(OpenGate),
             started_at: Instant::now(),
         }
+    }
+
+    /// The document store. Its calls may block on the disk: only a blocking-pool thread can
+    /// show the proof this asks for.
+    pub fn storage(&self, _on_pool: &OnBlockingPool) -> &dyn Storage {
+        &*self.storage
     }
 
     /// Hands a notification to every protocol (each delivers to its own members).

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RErr, ROk, RStr};
 use switchyard_plugin_api::abi::{FfiInitArgs, LogLevel};
+use switchyard_storage::{EmbeddedOptions, EmbeddedStorage};
 
 use crate::api::Router;
 use crate::config::{Config, ConfigError};
@@ -168,7 +169,20 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         return Err(StartupError { problems });
     }
 
-    let services = Services::new(Arc::clone(&config));
+    let storage = EmbeddedStorage::open(&config.data_dir, EmbeddedOptions::default())
+        .map_err(|error| StartupError {
+            problems: vec![Problem {
+                message: format!(
+                    "cannot open the document store in {}: {error}",
+                    config.data_dir.display()
+                ),
+                hint: Some(
+                    "set server.dataDir to a writable folder; another switchyard may be using this one"
+                        .to_string(),
+                ),
+            }],
+        })?;
+    let services = Services::new(Arc::clone(&config), Arc::new(storage));
     services.protocols.set(slots.clone());
     let entry = EntryPoint::start(services, Router::standard()).map_err(|error| StartupError {
         problems: vec![Problem {

@@ -170,16 +170,19 @@ pub struct BlockingContext<'a> {
     /// The in-memory part.
     pub context: Context<'a>,
     /// Proof that this runs on the blocking pool.
-    _on_pool: &'a OnBlockingPool,
+    on_pool: &'a OnBlockingPool,
 }
 
 impl<'a> BlockingContext<'a> {
     /// A context for a handler running on the blocking pool.
     pub fn new(context: Context<'a>, on_pool: &'a OnBlockingPool) -> BlockingContext<'a> {
-        BlockingContext {
-            context,
-            _on_pool: on_pool,
-        }
+        BlockingContext { context, on_pool }
+    }
+
+    /// The document store (its calls may block: this context only exists on the blocking
+    /// pool).
+    pub fn storage(&self) -> &'a dyn switchyard_storage::Storage {
+        self.context.services.storage(self.on_pool)
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_plugin_api::ConnectionId;
+use switchyard_storage::EmbeddedStorage;
 
 use super::dispatch::{dispatch, BlockingRequest, Dispatched};
 use super::router::Router;
@@ -32,7 +33,8 @@ impl Harness {
     pub fn with_router(router: Router) -> Harness {
         let config = Config::parse(std::path::Path::new("test.toml"), "[server]\n")
             .expect("an empty configuration is valid");
-        let services = Services::new(Arc::new(config));
+        let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
+        let services = Services::new(Arc::new(config), storage);
         let connection = services.connections.declare(0, &["127.0.0.1"], "");
         Harness {
             services: Arc::new(services),

@@ -142,6 +142,23 @@ impl EmbeddedStorage {
             .set_cache_size(options.cache_bytes)
             .create(&path)
             .map_err(|e| StorageError::store(format!("cannot open {}: {e}", path.display())))?;
+        EmbeddedStorage::with_database(db, path, options)
+    }
+
+    /// A store that lives in memory only (unit tests of code above the store): same engine,
+    /// nothing written to disk.
+    pub fn in_memory() -> Result<EmbeddedStorage> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StorageError::store(format!("cannot create an in-memory store: {e}")))?;
+        EmbeddedStorage::with_database(db, PathBuf::new(), EmbeddedOptions::default())
+    }
+
+    fn with_database(
+        db: Database,
+        path: PathBuf,
+        options: EmbeddedOptions,
+    ) -> Result<EmbeddedStorage> {
         let txn = db.begin_write().map_err(store_error)?;
         txn.open_table(INDEXES).map_err(store_error)?;
         txn.open_table(COLLECTIONS).map_err(store_error)?;
@@ -156,7 +173,7 @@ impl EmbeddedStorage {
         })
     }
 
-    /// The database file.
+    /// The database file (empty for an in-memory store).
     pub fn path(&self) -> &Path {
         &self.path
     }
