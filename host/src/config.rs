@@ -38,6 +38,8 @@ pub struct Config {
     pub blocking_queue_size: usize,
     /// Panics after which a protocol is disabled (0: never).
     pub hook_panic_limit: u32,
+    /// `[server.admin]`: the admin listener (metrics, health, admin page); `None`: off.
+    pub admin: Option<AdminConfig>,
     /// `[limits]`: Kuzzle's limits, and Switchyard's own beside them.
     pub limits: Limits,
     /// Enabled protocols, in file order.
@@ -92,6 +94,28 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// `[server.admin]`: where the admin listener (metrics, health, admin page) listens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AdminConfig {
+    /// `false` keeps the section but turns the listener off.
+    pub enabled: bool,
+    /// The address to bind (loopback by default: the admin page has no login yet).
+    pub host: String,
+    /// The port (0: any free port).
+    pub port: u16,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            enabled: true,
+            host: "127.0.0.1".to_string(),
+            port: 7510,
+        }
+    }
+}
 
 /// `[limits]`: what one request or one connection may cost (Kuzzle's `limits`, same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -157,6 +181,8 @@ struct RawServer {
     blocking_queue_size: Option<usize>,
     #[serde(default)]
     hook_panic_limit: Option<u32>,
+    #[serde(default)]
+    admin: Option<AdminConfig>,
     #[serde(default)]
     protocols: toml::Table,
 }
@@ -340,6 +366,7 @@ impl Config {
             blocking_queue_size,
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             limits: raw.limits,
+            admin: raw.server.admin.clone().filter(|admin| admin.enabled),
             protocols,
             server_json,
         })
@@ -483,7 +510,7 @@ mod tests {
             problems,
             ["server.portt: unknown field `portt`, expected one of `pluginDir`, `dataDir`, `maxRequestSize`, \
               `initTimeout`, `shutdownTimeout`, `concurrentRequests`, `requestQueueSize`, \
-              `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `protocols` (line 2, column 1)"]
+              `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `admin`, `protocols` (line 2, column 1)"]
         );
     }
 }

@@ -20,9 +20,10 @@ use switchyard_plugin_api::ConnectionId;
 
 use crate::admission::{self, Admission, Responder};
 use crate::api::dispatch::{dispatch, BlockingRequest, Dispatched};
-use crate::api::Router;
+use crate::api::{Answer, Router};
 use crate::config::Config;
 use crate::execution::{Pool, PoolKind};
+use crate::metrics::Metrics;
 use crate::plugin::callback::Callback;
 use crate::plugin::host_api::EntryPointApi;
 use crate::services::Services;
@@ -55,6 +56,8 @@ pub struct EntryPoint {
     workers: Arc<Pool<Job>>,
     /// The blocking pool's queue.
     blocking: Arc<Pool<BlockingJob>>,
+    /// Requests and connections counted per thread, for the admin listener.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for EntryPoint {
@@ -69,12 +72,14 @@ impl EntryPoint {
     /// An entry point over `services` and `router`, with its pools started.
     pub fn start(services: Services, router: Router) -> std::io::Result<Arc<EntryPoint>> {
         let config = Arc::clone(&services.config);
+        let actions = router.action_names().len();
         let entry = Arc::new(EntryPoint {
             services: Arc::new(services),
             router: Arc::new(router),
             admission: Arc::new(Admission::default()),
             workers: Arc::new(Pool::new("api", config.request_queue_size)),
             blocking: Arc::new(Pool::new("blocking", config.blocking_queue_size)),
+            metrics: Metrics::new(config.protocols.len(), actions),
         });
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let worker_entry = Arc::clone(&entry);
@@ -92,7 +97,7 @@ impl EntryPoint {
                 let answer =
                     job.request
                         .run(&blocking_entry.services, &blocking_entry.router, on_pool);
-                job.responder.answer(&answer);
+                blocking_entry.reply(job.responder, &answer);
             },
         )?;
         Ok(entry)
@@ -106,6 +111,16 @@ impl EntryPoint {
     /// Requests admitted whose callback has not returned yet.
     pub fn in_flight(&self) -> usize {
         self.admission.in_flight()
+    }
+
+    /// True once the drain began.
+    pub fn is_draining(&self) -> bool {
+        self.admission.is_draining()
+    }
+
+    /// Requests waiting for an API worker, and for a blocking thread.
+    pub fn queue_depths(&self) -> (usize, usize) {
+        (self.workers.queued(), self.blocking.queued())
     }
 
     /// Stops admitting requests: new ones get 503 `network.entrypoint.shutting_down`.
@@ -123,26 +138,36 @@ impl EntryPoint {
     /// blocking pool.
     fn run_here(&self, connection: ConnectionId, request: &str, responder: Responder) {
         match dispatch(&self.services, &self.router, connection, request) {
-            Dispatched::Answered(answer) => responder.answer(&answer),
+            Dispatched::Answered(answer) => self.reply(responder, &answer),
             Dispatched::Blocking(request) => {
                 if let Err(job) = self.blocking.submit(BlockingJob { request, responder }) {
                     let answer = job.request.refuse(errors::API_PROCESS_OVERLOADED.error());
-                    job.responder.answer(&answer);
+                    self.reply(job.responder, &answer);
                 }
             }
         }
+    }
+
+    /// Counts the answer, then sends it.
+    fn reply(&self, responder: Responder, answer: &Answer<'_>) {
+        self.metrics
+            .request(answer.route, answer.status, responder.elapsed());
+        responder.answer(answer);
     }
 }
 
 impl EntryPointApi for EntryPoint {
     fn new_connection(&self, protocol: usize, ips: &[&str], headers_json: &str) -> ConnectionId {
+        self.metrics.connection_accepted(protocol);
         self.services
             .connections
             .declare(protocol, ips, headers_json)
     }
 
     fn remove_connection(&self, connection: ConnectionId) {
-        self.services.remove_connection(connection);
+        if let Some(protocol) = self.services.remove_connection(connection) {
+            self.metrics.connection_closed(protocol);
+        }
     }
 
     fn execute(&self, connection: ConnectionId, request: &str, callback: Callback) {
@@ -166,9 +191,8 @@ impl EntryPointApi for EntryPoint {
             responder,
         };
         if let Err(job) = self.workers.submit(job) {
-            let answer =
-                crate::api::Answer::refusal(&job.request, errors::API_PROCESS_OVERLOADED.error());
-            job.responder.answer(&answer);
+            let answer = Answer::refusal(&job.request, errors::API_PROCESS_OVERLOADED.error());
+            self.reply(job.responder, &answer);
         }
     }
 

@@ -92,13 +92,12 @@ impl Services {
     }
 
     /// Forgets a connection: it leaves every room (see [`Services::complete_departure`]).
-    /// Unknown ids are ignored.
-    pub fn remove_connection(&self, id: ConnectionId) {
-        let Some(connection) = self.connections.remove(id) else {
-            return;
-        };
+    /// Returns its protocol; unknown ids are ignored (`None`).
+    pub fn remove_connection(&self, id: ConnectionId) -> Option<usize> {
+        let connection = self.connections.remove(id)?;
         self.realtime.remove_connection(id, |departure| {
             self.complete_departure(id, connection.protocol, &departure)
         });
+        Some(connection.protocol)
     }
 }

@@ -16,6 +16,7 @@ use super::request::{Rejected, Request};
 use super::response::{build, Answer};
 use super::router::Router;
 use crate::execution::OnBlockingPool;
+use crate::metrics::Route;
 use crate::security::Access;
 use crate::services::Services;
 
@@ -33,6 +34,7 @@ pub struct BlockingRequest {
     request: Request<'static>,
     caller: Caller,
     handler: BlockingHandler,
+    route: Route,
 }
 
 impl std::fmt::Debug for BlockingRequest {
@@ -56,6 +58,7 @@ impl BlockingRequest {
             request,
             caller,
             handler,
+            route,
         } = self;
         let context = BlockingContext::new(
             Context {
@@ -65,12 +68,12 @@ impl BlockingRequest {
             },
             on_pool,
         );
-        invoke(request, |request| handler(&context, request))
+        routed(invoke(request, |request| handler(&context, request)), route)
     }
 
     /// The answer when the blocking pool cannot take it.
     pub fn refuse(self, error: errors::KuzzleError) -> Answer<'static> {
-        build(self.request, Err(error))
+        routed(build(self.request, Err(error)), self.route)
     }
 }
 
@@ -81,23 +84,36 @@ pub fn dispatch<'a>(
     connection: ConnectionId,
     text: &'a str,
 ) -> Dispatched<'a> {
+    let protocol = services.connections.protocol_of(connection);
+    let mut route = Route {
+        protocol: protocol.and_then(|p| u16::try_from(p).ok()),
+        action: None,
+    };
+    let refuse =
+        |request, error, route| Dispatched::Answered(routed(build(request, Err(error)), route));
     let request = match Request::parse(text) {
         Ok(request) => request,
         Err(rejected) => {
             let Rejected { request, error } = *rejected;
-            return Dispatched::Answered(build(request, Err(error)));
+            return refuse(request, error, route);
         }
     };
-    let refuse = |request, error| Dispatched::Answered(build(request, Err(error)));
-    let Some(protocol) = services.connections.protocol_of(connection) else {
-        return refuse(request, errors::API_PROCESS_CONNECTION_DROPPED.error());
+    let Some(protocol) = protocol else {
+        return refuse(
+            request,
+            errors::API_PROCESS_CONNECTION_DROPPED.error(),
+            route,
+        );
     };
-    let action = match router.find(&request.controller, &request.action) {
-        Ok(action) => action,
-        Err(error) => return refuse(request, error),
+    let action = match router.locate(&request.controller, &request.action) {
+        Ok((id, action)) => {
+            route.action = Some(id);
+            action
+        }
+        Err(error) => return refuse(request, error, route),
     };
     if let Err(error) = action.args.check(&request) {
-        return refuse(request, error);
+        return refuse(request, error, route);
     }
     let access = Access {
         connection,
@@ -109,7 +125,7 @@ pub fn dispatch<'a>(
     };
     let identity = match services.gate.admit(&access) {
         Ok(identity) => identity,
-        Err(error) => return refuse(request, error),
+        Err(error) => return refuse(request, error, route),
     };
     let caller = Caller {
         connection,
@@ -123,14 +139,22 @@ pub fn dispatch<'a>(
                 router,
                 caller: &caller,
             };
-            Dispatched::Answered(invoke(request, |request| handler(&context, request)))
+            let answer = invoke(request, |request| handler(&context, request));
+            Dispatched::Answered(routed(answer, route))
         }
         Run::Blocking(handler) => Dispatched::Blocking(Box::new(BlockingRequest {
             request: request.into_owned(),
             caller,
             handler,
+            route,
         })),
     }
+}
+
+/// `answer`, counted under `route`.
+fn routed(mut answer: Answer<'_>, route: Route) -> Answer<'_> {
+    answer.route = route;
+    answer
 }
 
 /// Runs a handler, turning a panic into Kuzzle's 500.

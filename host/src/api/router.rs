@@ -13,15 +13,19 @@ use super::action::{Action, Controller};
 pub struct Router {
     /// In declaration order (descriptions list them this way).
     controllers: Vec<&'static Controller>,
-    /// Controller name → action name → action.
-    lookup: HashMap<&'static str, HashMap<&'static str, &'static Action>>,
+    /// Controller name → action name → (the action's id, the action).
+    lookup: HashMap<&'static str, HashMap<&'static str, (u16, &'static Action)>>,
+    /// `controller:action` names by id (ids are dense, in declaration order: metrics index by
+    /// them).
+    names: Vec<(&'static str, &'static str)>,
 }
 
 impl Router {
     /// A router over `controllers`. A controller or action declared twice is a bug: panics.
     pub fn new(controllers: &[&'static Controller]) -> Router {
-        let mut lookup: HashMap<&'static str, HashMap<&'static str, &'static Action>> =
+        let mut lookup: HashMap<&'static str, HashMap<&'static str, (u16, &'static Action)>> =
             HashMap::with_capacity(controllers.len());
+        let mut names = Vec::new();
         for controller in controllers {
             let actions = lookup.entry(controller.name).or_default();
             assert!(
@@ -30,7 +34,9 @@ impl Router {
                 controller.name
             );
             for action in controller.actions {
-                let previous = actions.insert(action.name, action);
+                let id = u16::try_from(names.len()).expect("fewer than 65536 actions");
+                names.push((controller.name, action.name));
+                let previous = actions.insert(action.name, (id, action));
                 assert!(
                     previous.is_none(),
                     "action {}:{} is declared twice",
@@ -42,6 +48,7 @@ impl Router {
         Router {
             controllers: controllers.to_vec(),
             lookup,
+            names,
         }
     }
 
@@ -57,6 +64,15 @@ impl Router {
 
     /// The action `controller:action`, or Kuzzle's not-found error.
     pub fn find(&self, controller: &str, action: &str) -> Result<&'static Action, KuzzleError> {
+        self.locate(controller, action).map(|(_, action)| action)
+    }
+
+    /// The action `controller:action` with its id, or Kuzzle's not-found error.
+    pub fn locate(
+        &self,
+        controller: &str,
+        action: &str,
+    ) -> Result<(u16, &'static Action), KuzzleError> {
         let Some(actions) = self.lookup.get(controller) else {
             return Err(errors::API_PROCESS_CONTROLLER_NOT_FOUND.with(&[controller]));
         };
@@ -64,6 +80,11 @@ impl Router {
             .get(action)
             .copied()
             .ok_or_else(|| errors::API_PROCESS_ACTION_NOT_FOUND.with(&[controller, action]))
+    }
+
+    /// `(controller, action)` of every action, by id.
+    pub fn action_names(&self) -> &[(&'static str, &'static str)] {
+        &self.names
     }
 
     /// `server:info`'s `api.routes`: `{controller: {action: {controller, action, http:
