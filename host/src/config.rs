@@ -32,6 +32,10 @@ pub struct Config {
     pub concurrent_requests: usize,
     /// Bound of the request queue; past it, requests get `api.process.overloaded`.
     pub request_queue_size: usize,
+    /// How long a request that fans out may wait for congested protocols to drain.
+    pub pacing_timeout: Duration,
+    /// Requests waiting for congested protocols to drain; past it, 503.
+    pub pacing_queue_size: usize,
     /// Threads of the blocking pool (actions that touch the disk or hash passwords).
     pub blocking_threads: usize,
     /// Bound of the blocking pool's queue; past it, requests get `api.process.overloaded`.
@@ -175,6 +179,10 @@ struct RawServer {
     concurrent_requests: Option<usize>,
     #[serde(default)]
     request_queue_size: Option<usize>,
+    #[serde(default)]
+    pacing_timeout: Option<u64>,
+    #[serde(default)]
+    pacing_queue_size: Option<usize>,
     #[serde(default)]
     blocking_threads: Option<usize>,
     #[serde(default)]
@@ -364,6 +372,8 @@ impl Config {
             request_queue_size,
             blocking_threads,
             blocking_queue_size,
+            pacing_timeout: Duration::from_millis(raw.server.pacing_timeout.unwrap_or(5_000)),
+            pacing_queue_size: raw.server.pacing_queue_size.unwrap_or(10_000).max(1),
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             limits: raw.limits,
             admin: raw.server.admin.clone().filter(|admin| admin.enabled),
@@ -510,7 +520,7 @@ mod tests {
             problems,
             ["server.portt: unknown field `portt`, expected one of `pluginDir`, `dataDir`, `maxRequestSize`, \
               `initTimeout`, `shutdownTimeout`, `concurrentRequests`, `requestQueueSize`, \
-              `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `admin`, `protocols` (line 2, column 1)"]
+              `pacingTimeout`, `pacingQueueSize`, `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `admin`, `protocols` (line 2, column 1)"]
         );
     }
 }

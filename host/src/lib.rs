@@ -3,7 +3,7 @@
 //! `main.rs` is a thin shell over `startup::start` and `shutdown::shutdown`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
 //! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `metrics`,
-//! `security` → `plugin` → `realtime` → `services` → `api` → `admission` → `entry_point` →
+//! `pressure`, `security` → `plugin` → `realtime` → `services` → `api` → `admission` → `entry_point` →
 //! `admin` → `startup`, `shutdown`.
 
 #![deny(unsafe_code)]
@@ -18,6 +18,7 @@ pub mod execution;
 pub mod metrics;
 #[allow(unsafe_code)]
 pub mod plugin;
+pub mod pressure;
 pub mod realtime;
 pub mod security;
 pub mod services;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::connections::Connections;
 use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
+use crate::pressure::Pressure;
 use crate::realtime::{Broadcast, Departure, Realtime};
 use crate::security::{Gatekeeper, OpenGate};
 
@@ -33,6 +34,8 @@ pub struct Services {
     pub gate: Box<dyn Gatekeeper>,
     /// When the host started.
     pub started_at: Instant,
+    /// Which protocols report their subscribers' queues congested.
+    pub pressure: Pressure,
     /// The document store: reachable only from a blocking-pool thread ([`Services::storage`]).
     storage: Arc<dyn Storage>,
 }
@@ -51,6 +54,7 @@ impl Services {
         Services {
             storage,
             realtime: Realtime::new(config.limits),
+            pressure: Pressure::new(config.protocols.len()),
             config,
             connections: Connections::new(),
             protocols: Protocols::new(),

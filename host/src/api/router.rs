@@ -18,6 +18,8 @@ pub struct Router {
     /// `controller:action` names by id (ids are dense, in declaration order: metrics index by
     /// them).
     names: Vec<(&'static str, &'static str)>,
+    /// By id: whether the action fans out (`action::FAN_OUT`).
+    fans_out: Vec<bool>,
 }
 
 impl Router {
@@ -45,10 +47,15 @@ impl Router {
                 );
             }
         }
+        let fans_out = names
+            .iter()
+            .map(|name| super::action::FAN_OUT.contains(name))
+            .collect();
         Router {
             controllers: controllers.to_vec(),
             lookup,
             names,
+            fans_out,
         }
     }
 
@@ -80,6 +87,11 @@ impl Router {
             .get(action)
             .copied()
             .ok_or_else(|| errors::API_PROCESS_ACTION_NOT_FOUND.with(&[controller, action]))
+    }
+
+    /// Whether the action `id` fans out (it waits while a protocol is congested).
+    pub fn fans_out(&self, id: u16) -> bool {
+        self.fans_out.get(usize::from(id)).copied().unwrap_or(false)
     }
 
     /// `(controller, action)` of every action, by id.
