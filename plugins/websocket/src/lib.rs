@@ -3,26 +3,18 @@
 //! One JSON request per text frame in, responses (`room` = requestId) and notifications
 //! (`room` = channel) out. See `README.md` for configuration, behaviour on bad input and limits.
 //!
-//! Code map: `server` (runtime, listener, hooks) → `connection` (one task per client, plus a
-//! writer task) → `reader` (frames to messages) / `outbox` (bounded queue) → `writer`.
-//! `registry` holds connections and channel members; `replies` builds every JSON frame;
-//! `frame`, `handshake` and `deflate` are the RFC 6455 / 7692 codecs.
+//! Code map: `server` (hooks) → `connection` (one task per client, plus a writer task) →
+//! `replies` (every JSON frame). `registry` is this plugin's connection type and fan-out. The
+//! RFC 6455 / 7692 codecs, the outbox, the writer, the channel registry and the server loop are
+//! `switchyard_plugin_kit`'s.
 
 #![deny(unsafe_code)]
 
 pub mod config;
 mod connection;
-pub mod deflate;
-pub mod frame;
-pub mod handshake;
-pub mod outbox;
-pub mod reader;
 pub mod registry;
 pub mod replies;
 pub mod server;
-#[doc(hidden)]
-pub mod testing;
-mod writer;
 
 use std::sync::Arc;
 

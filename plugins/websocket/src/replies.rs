@@ -6,8 +6,8 @@ use serde::de::IgnoredAny;
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::json;
 
-use crate::deflate;
-use crate::frame::{opcode, FrameBuilder};
+use switchyard_plugin_kit::ws::deflate;
+use switchyard_plugin_kit::ws::frame::{opcode, FrameBuilder};
 
 /// The answer to the application ping `{"p":1}`.
 pub const APPLICATION_PONG: &[u8] = b"{\"p\":2}";
@@ -179,7 +179,7 @@ mod tests {
             assert_eq!(is_application_ping(text), expected, "{text}");
         }
     }
-    use crate::reader::{Event, MessageReader};
+    use switchyard_plugin_kit::ws::reader::{Event, MessageReader};
 
     #[test]
     fn requests_are_checked() {
@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(first.as_ptr(), second.as_ptr(), "same buffer, not a copy");
         let mut reader = MessageReader::new(100, false);
         // Server frames are unmasked; mask it the way a client would to reuse the reader.
-        let mut client = crate::testing::masked_frame(0x81, &first[2..]);
+        let mut client = switchyard_plugin_kit::ws::testing::masked_frame(0x81, &first[2..]);
         let (_, event) = reader.decode(&mut client).unwrap();
         assert_eq!(event, Some(Event::Text(r#"{"n":1,"room":"c"}"#)));
     }

@@ -1,0 +1,19 @@
+//! What every Switchyard protocol plugin needs, linked statically into each (an `rlib`: nothing
+//! here crosses the ABI, and every plugin still carries its own copy).
+//!
+//! - `server` — the listener, the instance runtime, the accept loop and its shutdown check.
+//! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings.
+//! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
+//!   vectored writes.
+//! - `registry` — connections and channel memberships, O(1) per join and leave.
+//! - `ws` — the RFC 6455 codec, the opening handshake and permessage-deflate (RFC 7692),
+//!   shared by the WebSocket and Socket.io plugins.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod outbox;
+pub mod registry;
+pub mod server;
+pub mod writer;
+pub mod ws;
