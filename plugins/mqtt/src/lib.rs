@@ -24,7 +24,6 @@ mod packets;
 pub mod server;
 pub mod session;
 pub mod topic;
-mod writer;
 
 #[cfg(test)]
 mod codec_tests;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::{BoxError, InitConfig};
+use switchyard_plugin_kit::config as kit_config;
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -31,7 +32,7 @@ struct RawConfig {
     #[serde(default = "default_port")]
     port: u16,
     /// Listening address.
-    #[serde(default = "default_address")]
+    #[serde(default = "kit_config::any_address")]
     address: IpAddr,
     /// Where Engine.IO is served (`path` of socket.io-client).
     #[serde(default = "default_path")]
@@ -61,9 +62,6 @@ struct RawConfig {
 
 fn default_port() -> u16 {
     DEFAULT_PORT
-}
-fn default_address() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
 }
 fn default_path() -> String {
     DEFAULT_PATH.to_string()
@@ -139,22 +137,12 @@ impl Default for Settings {
 impl Settings {
     /// Reads the protocol's section and `[server] maxRequestSize`.
     pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse()?;
-        let max_request_size = config.max_request_size(raw.max_request_size)?;
-        validate(
-            raw,
-            max_request_size,
-            &format!("server.protocols.{}", config.name),
-        )
+        kit_config::load(config, |raw: &RawConfig| raw.max_request_size, validate)
     }
 
     /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
     pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&InitConfig {
-            name,
-            config: section,
-            server,
-        })
+        Settings::from_init(&kit_config::from_json(name, section, server))
     }
 }
 

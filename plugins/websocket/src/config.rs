@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::{BoxError, InitConfig};
+use switchyard_plugin_kit::config as kit_config;
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
@@ -24,7 +25,7 @@ struct RawConfig {
     #[serde(default = "default_port")]
     port: u16,
     /// Listening address; Kuzzle listens on every interface.
-    #[serde(default = "default_address")]
+    #[serde(default = "kit_config::any_address")]
     address: IpAddr,
     /// Overrides `[server] maxRequestSize` for this listener.
     #[serde(default)]
@@ -59,10 +60,6 @@ fn default_port() -> u16 {
     DEFAULT_PORT
 }
 
-fn default_address() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
-}
-
 fn default_idle_timeout() -> u64 {
     DEFAULT_IDLE_TIMEOUT_MS
 }
@@ -93,7 +90,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            address: default_address(),
+            address: kit_config::any_address(),
             port: DEFAULT_PORT,
             max_message_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
@@ -109,19 +106,16 @@ impl Default for Settings {
 impl Settings {
     /// Reads the protocol's section and `[server] maxRequestSize`.
     pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse()?;
-        let max_request_size = config.max_request_size(raw.max_request_size)?;
-        let section = format!("server.protocols.{}", config.name);
-        Settings::validate(raw, max_request_size, &section)
+        kit_config::load(
+            config,
+            |raw: &RawConfig| raw.max_request_size,
+            Settings::validate,
+        )
     }
 
     /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
     pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&InitConfig {
-            name,
-            config: section,
-            server,
-        })
+        Settings::from_init(&kit_config::from_json(name, section, server))
     }
 
     fn validate(
@@ -129,9 +123,7 @@ impl Settings {
         max_request_size: u64,
         section: &str,
     ) -> Result<Settings, BoxError> {
-        if max_request_size == 0 {
-            return Err(format!("{section}.maxRequestSize: must be greater than 0").into());
-        }
+        kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
         let max_queued_bytes = raw
             .max_queued_bytes
             .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
