@@ -10,7 +10,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use crate::outbox::{Outbox, Taken};
 
 /// Frames per `writev` (Linux allows 1024; 64 already amortizes the syscall ~50-fold).
-const MAX_SLICES: usize = 64;
+pub const MAX_SLICES: usize = 64;
 
 /// Writes the outbox of `owner` (a connection, or the outbox itself) to the socket until a close
 /// is taken (then writes what came with it and sends a FIN by dropping the write half) or the

@@ -8,14 +8,13 @@
 //! Code map: `server` (runtime, listener, session drivers, hooks) → `http` (routing, polling)
 //! and `websocket` (upgrade, reader, writer) → `inbound` (Engine.IO / Socket.IO / Kuzzle
 //! packets in). `session` holds one session's queue and state; `registry` sessions, connections
-//! and channels; `packets` builds every outgoing frame. `engine`, `sio` and `frame` are the
-//! Engine.IO, Socket.IO and RFC 6455 codecs.
+//! and channels; `packets` builds every outgoing frame. `engine` and `sio` are the
+//! Engine.IO and Socket.IO codecs; RFC 6455 is `switchyard_plugin_kit::ws`.
 
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod engine;
-pub mod frame;
 pub mod http;
 pub mod inbound;
 pub mod packets;
