@@ -14,11 +14,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::BoxError;
+use switchyard_plugin_kit::server::{self, Listen};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::Settings;
 use crate::exchange;
@@ -96,16 +97,6 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Creates the listening socket: a port in use fails start-up with a hint.
-pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    switchyard_plugin_api::net::bind_listener(name, settings.address, settings.port)
-}
-
-/// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
-pub fn announced_url(bound: SocketAddr) -> String {
-    switchyard_plugin_api::net::announced_url("http", bound)
-}
-
 impl Server {
     /// Binds the listener, starts serving and starts loading the route table.
     pub fn start(
@@ -113,17 +104,20 @@ impl Server {
         settings: Settings,
         backend: Arc<dyn Backend>,
     ) -> Result<Server, BoxError> {
-        let listener = bind_listener(name, &settings)?;
-        let local_address = listener.local_addr()?;
         let threads = match settings.worker_threads {
             0 => default_worker_threads(),
             n => n,
         };
-        let workers = Workers::start(name, threads, &backend)?;
-        let listener = {
-            let _context = workers.handles[0].enter();
-            TcpListener::from_std(listener)?
+        let listen = Listen {
+            address: settings.address,
+            port: settings.port,
+            scheme: "http",
+            worker_threads: threads,
         };
+        let listener = server::bind(name, &listen)?;
+        let local_address = listener.local_addr()?;
+        let workers = Workers::start(name, threads, &backend)?;
+        let listener = server::register(listener, &workers.handles[0])?;
         let (routes_sender, routes) = watch::channel(None);
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -153,7 +147,7 @@ impl Server {
         ));
         shared
             .backend
-            .announce_listener(&announced_url(local_address));
+            .announce_listener(&server::announced_url(listen.scheme, local_address));
         Ok(Server {
             shared,
             _workers: workers,
@@ -236,41 +230,30 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
         .half_close(true)
         .keep_alive(true);
     let builder = Arc::new(builder);
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if shared.backend.is_shutting_down() {
-                    debug!(peer = %peer, "refused: shutting down");
-                    continue;
-                }
-                // Answers are small and written in one go: do not wait for more to send.
-                let _ = stream.set_nodelay(true);
+    let backend = shared.backend.clone();
+    server::accept_loop(listener, backend, move |stream, peer| {
+        // Answers are small and written in one go: do not wait for more to send.
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        // Formatted once per connection: every request declares the peer's address.
+        let peer_ip: Arc<str> = peer.ip().to_string().into();
+        next_worker = (next_worker + 1) % workers.len();
+        workers[next_worker].spawn(async move {
+            let service = service_fn(move |request| {
                 let shared = shared.clone();
-                let builder = builder.clone();
-                // Formatted once per connection: every request declares the peer's address.
-                let peer_ip: Arc<str> = peer.ip().to_string().into();
-                next_worker = (next_worker + 1) % workers.len();
-                workers[next_worker].spawn(async move {
-                    let service = service_fn(move |request| {
-                        let shared = shared.clone();
-                        let peer_ip = peer_ip.clone();
-                        async move {
-                            Ok::<_, Infallible>(exchange::handle(&shared, &peer_ip, request).await)
-                        }
-                    });
-                    if let Err(error) = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        debug!(peer = %peer, error = %error, "connection ended with an error");
-                    }
-                });
+                let peer_ip = peer_ip.clone();
+                async move {
+                    Ok::<_, Infallible>(exchange::handle(&shared, &peer_ip, request).await)
+                }
+            });
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(peer = %peer, error = %error, "connection ended with an error");
             }
-            Err(error) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                warn!(error = %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+        });
+    })
+    .await;
 }
