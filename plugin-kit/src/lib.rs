@@ -1,6 +1,8 @@
 //! What every Switchyard protocol plugin needs, linked statically into each (an `rlib`: nothing
 //! here crosses the ABI, and every plugin still carries its own copy).
 //!
+//! - `instance` — the `Instance` trait and `protocol!`, which turns it into the plugin's
+//!   ABI type.
 //! - `server` — the listener, the instance runtime, the accept loop and its shutdown check.
 //! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings.
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
@@ -12,8 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod instance;
 pub mod outbox;
 pub mod registry;
 pub mod server;
 pub mod writer;
 pub mod ws;
+
+#[doc(hidden)]
+pub use switchyard_plugin_api as __api;

@@ -13,7 +13,8 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use switchyard_plugin_api::BoxError;
+use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{self, Listen};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
@@ -164,6 +165,30 @@ impl Server {
     pub fn is_ready(&self) -> bool {
         self.shared.route_table_now().is_some()
     }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        Server::start(config.name, settings, Arc::new(host))
+    }
+
+    // HTTP clients never join channels (subscriptions are refused), so there is nothing to
+    // deliver, and `joinChannel` / `leaveChannel` keep their no-op defaults.
+    fn broadcast<'c>(&self, _channels: impl Iterator<Item = &'c str>, _payload: &str) {}
+
+    fn notify<'c>(
+        &self,
+        _connection: ConnectionId,
+        _channels: impl Iterator<Item = &'c str>,
+        _payload: &str,
+    ) {
+    }
+
+    // The request in flight finishes (the host refuses new ones while shutting down) and its
+    // connection is removed then; keep-alive sockets get `Connection: close` on their next
+    // answer.
+    fn disconnect(&self, _connection: ConnectionId, _reason: DisconnectReason, _message: &str) {}
 }
 
 /// Half the cores, at least one: more than half of a request's CPU time is the kernel's

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use switchyard_plugin_api::{Backend, BoxError, ConnectionId};
+use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{Listen, Running};
 
 use crate::broker::{Broker, Fanout};
@@ -63,19 +64,31 @@ impl Server {
         self.running.shared()
     }
 
-    /// The `broadcast` hook: one QoS 0 PUBLISH per channel, on the channel's topic.
-    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) -> Fanout {
+    /// What the `broadcast` hook does: one QoS 0 PUBLISH per channel, on the channel's topic.
+    pub fn fanout<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) -> Fanout {
         self.shared().broker.broadcast(channels, payload)
+    }
+
+    /// Subscribers of a filter (tests, metrics).
+    pub fn subscriber_count(&self, filter: &str) -> usize {
+        self.shared().broker.subscriber_count(filter)
+    }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        Server::start(config.name, settings, Arc::new(host))
+    }
+
+    /// The `broadcast` hook: see `fanout`.
+    fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        self.fanout(channels, payload);
     }
 
     /// The `notify` hook: `payload` on each channel's topic, to one client, subscribed or not
     /// (as Kuzzle's MQTT protocol does).
-    pub fn notify<'c>(
-        &self,
-        id: ConnectionId,
-        channels: impl Iterator<Item = &'c str>,
-        payload: &str,
-    ) {
+    fn notify<'c>(&self, id: ConnectionId, channels: impl Iterator<Item = &'c str>, payload: &str) {
         let Some(link) = self.shared().broker.link(id) else {
             return;
         };
@@ -85,20 +98,18 @@ impl Server {
         }
     }
 
+    /// The `joinChannel` and `leaveChannel` hooks are no-ops, as in Kuzzle: the client
+    /// subscribes to the channel's topic itself after reading `result.channel`.
+    ///
     /// The `disconnect` hook: queued packets are written, then the socket is closed (MQTT
     /// 3.1.1 has no DISCONNECT from the server). The will is published unless the host is
     /// shutting down.
-    pub fn disconnect(&self, id: ConnectionId) {
+    fn disconnect(&self, id: ConnectionId, _reason: DisconnectReason, _message: &str) {
         if let Some(link) = self.shared().broker.link(id) {
             link.outbox.close(
                 crate::outbox::Closing::silent("disconnected by the host"),
                 false,
             );
         }
-    }
-
-    /// Subscribers of a filter (tests, metrics).
-    pub fn subscriber_count(&self, filter: &str) -> usize {
-        self.shared().broker.subscriber_count(filter)
     }
 }

@@ -15,7 +15,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::sdk::Backend;
-use switchyard_plugin_api::{BoxError, ConnectionId};
+use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{Listen, Running};
 use switchyard_plugin_kit::ws::frame::close_code;
 use tokio::net::TcpStream;
@@ -157,48 +158,6 @@ impl Server {
         self.running.shared()
     }
 
-    /// The `broadcast` hook.
-    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        self.shared().registry.broadcast(channels, payload);
-    }
-
-    /// The `notify` hook: `payload` once per channel, to one connection.
-    pub fn notify<'c>(
-        &self,
-        id: ConnectionId,
-        channels: impl Iterator<Item = &'c str>,
-        payload: &str,
-    ) {
-        if let Some(session) = self.shared().registry.connection(id) {
-            for channel in channels {
-                session.push(packets::event(channel, payload));
-            }
-        }
-    }
-
-    /// The `joinChannel` hook.
-    pub fn join_channel(&self, channel: &str, id: ConnectionId) {
-        self.shared().registry.join(channel, id);
-    }
-
-    /// The `leaveChannel` hook.
-    pub fn leave_channel(&self, channel: &str, id: ConnectionId) {
-        self.shared().registry.leave(channel, id);
-    }
-
-    /// The `disconnect` hook: the session closes after what is queued (WebSocket: 1001 on
-    /// shutdown, 1000 otherwise; polling: a close packet). socket.io-client reconnects.
-    pub fn disconnect(&self, id: ConnectionId, shutdown: bool) {
-        if let Some(session) = self.shared().registry.connection(id) {
-            let code = if shutdown {
-                close_code::GOING_AWAY
-            } else {
-                close_code::NORMAL
-            };
-            session.close(code, false);
-        }
-    }
-
     /// Live sessions (tests, metrics).
     pub fn session_count(&self) -> usize {
         self.shared().registry.session_count()
@@ -207,6 +166,50 @@ impl Server {
     /// Members of `channel` (tests, metrics).
     pub fn member_count(&self, channel: &str) -> usize {
         self.shared().registry.member_count(channel)
+    }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        Server::start(config.name, settings, Arc::new(host))
+    }
+
+    /// The `broadcast` hook.
+    fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        self.shared().registry.broadcast(channels, payload);
+    }
+
+    /// The `notify` hook: `payload` once per channel, to one connection.
+    fn notify<'c>(&self, id: ConnectionId, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        if let Some(session) = self.shared().registry.connection(id) {
+            for channel in channels {
+                session.push(packets::event(channel, payload));
+            }
+        }
+    }
+
+    /// The `joinChannel` hook.
+    fn join_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared().registry.join(channel, id);
+    }
+
+    /// The `leaveChannel` hook.
+    fn leave_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared().registry.leave(channel, id);
+    }
+
+    /// The `disconnect` hook: the session closes after what is queued (WebSocket: 1001 on
+    /// shutdown, 1000 otherwise; polling: a close packet). socket.io-client reconnects.
+    fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, _message: &str) {
+        if let Some(session) = self.shared().registry.connection(id) {
+            let code = if reason == DisconnectReason::SHUTDOWN {
+                close_code::GOING_AWAY
+            } else {
+                close_code::NORMAL
+            };
+            session.close(code, false);
+        }
     }
 }
 

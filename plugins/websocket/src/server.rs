@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use switchyard_plugin_api::{Backend, BoxError, ConnectionId};
+use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{Listen, Running};
 use switchyard_plugin_kit::ws::frame::{self, close_code};
 
@@ -64,18 +65,28 @@ impl Server {
         self.running.shared()
     }
 
+    /// Members of `channel` (tests, metrics).
+    pub fn member_count(&self, channel: &str) -> usize {
+        self.shared().registry.member_count(channel)
+    }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        if let Some(warning) = &settings.idle_timeout_warning {
+            tracing::warn!("{warning}");
+        }
+        Server::start(config.name, settings, Arc::new(host))
+    }
+
     /// The `broadcast` hook.
-    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+    fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
         registry::broadcast(&self.shared().registry, channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.
-    pub fn notify<'c>(
-        &self,
-        id: ConnectionId,
-        channels: impl Iterator<Item = &'c str>,
-        payload: &str,
-    ) {
+    fn notify<'c>(&self, id: ConnectionId, channels: impl Iterator<Item = &'c str>, payload: &str) {
         let Some(connection) = self.shared().registry.get(id) else {
             return;
         };
@@ -86,21 +97,21 @@ impl Server {
     }
 
     /// The `joinChannel` hook.
-    pub fn join_channel(&self, channel: &str, id: ConnectionId) {
+    fn join_channel(&self, channel: &str, id: ConnectionId) {
         self.shared().registry.join(channel, id);
     }
 
     /// The `leaveChannel` hook.
-    pub fn leave_channel(&self, channel: &str, id: ConnectionId) {
+    fn leave_channel(&self, channel: &str, id: ConnectionId) {
         self.shared().registry.leave(channel, id);
     }
 
     /// The `disconnect` hook. A shutdown closes with 1001 (the Kuzzle SDK reconnects; it would
     /// not after 1000), anything else with 1011. Queued frames are written first. Shutdown closes
     /// are not delayed here: the host already spreads its `disconnect` calls over a window.
-    pub fn disconnect(&self, id: ConnectionId, shutdown: bool, message: &str) {
+    fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, message: &str) {
         if let Some(connection) = self.shared().registry.get(id) {
-            let code = if shutdown {
+            let code = if reason == DisconnectReason::SHUTDOWN {
                 close_code::GOING_AWAY
             } else {
                 close_code::INTERNAL_ERROR
@@ -109,10 +120,5 @@ impl Server {
                 .outbox
                 .close(frame::closing(code, message), false);
         }
-    }
-
-    /// Members of `channel` (tests, metrics).
-    pub fn member_count(&self, channel: &str) -> usize {
-        self.shared().registry.member_count(channel)
     }
 }
