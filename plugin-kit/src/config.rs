@@ -7,6 +7,28 @@ use serde::de::DeserializeOwned;
 use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::{BoxError, InitConfig};
 
+/// A protocol's validated settings, made from its section as written.
+pub trait Section: Sized {
+    /// The section as written (serde, `deny_unknown_fields`).
+    type Raw: DeserializeOwned;
+
+    /// The section's own `maxRequestSize`, if it has one (it overrides `[server]`'s).
+    fn own_max_request_size(raw: &Self::Raw) -> Option<Size>;
+
+    /// Checks the section and makes the settings; `section` is its path, for messages.
+    fn validate(raw: Self::Raw, max_request_size: u64, section: &str) -> Result<Self, BoxError>;
+
+    /// Reads the protocol's section and `[server] maxRequestSize`.
+    fn from_init(config: &InitConfig<'_>) -> Result<Self, BoxError> {
+        load(config, Self::own_max_request_size, Self::validate)
+    }
+
+    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
+    fn from_json(name: &str, section: &str, server: &str) -> Result<Self, BoxError> {
+        Self::from_init(&init_config(name, section, server))
+    }
+}
+
 /// Parses the protocol's section into `Raw`, resolves `maxRequestSize` (the section's own value
 /// from `own_max_request_size`, else `[server] maxRequestSize`), and hands both to `validate`
 /// with the section's path for messages (`server.protocols.<name>`).
@@ -26,7 +48,7 @@ pub fn section_path(name: &str) -> String {
 }
 
 /// The init configuration of a protocol from JSON text (tests, tools).
-pub fn from_json<'a>(name: &'a str, section: &'a str, server: &'a str) -> InitConfig<'a> {
+pub fn init_config<'a>(name: &'a str, section: &'a str, server: &'a str) -> InitConfig<'a> {
     InitConfig {
         name,
         config: section,
@@ -60,7 +82,7 @@ mod tests {
 
     fn settings(section: &str, server: &str) -> Result<(u64, String), BoxError> {
         load(
-            &from_json("demo", section, server),
+            &init_config("demo", section, server),
             |raw: &Raw| raw.max_request_size,
             |_, max, path| Ok((max, path.to_string())),
         )

@@ -14,6 +14,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{self, Listen};
 use tokio::net::TcpListener;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{Listen, Running};
 

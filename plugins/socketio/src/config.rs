@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
-use switchyard_plugin_api::{BoxError, InitConfig};
-use switchyard_plugin_kit::config as kit_config;
+use switchyard_plugin_api::BoxError;
+use switchyard_plugin_kit::config::{self as kit_config, Section};
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 /// The section as written. Keys are camelCase, as in Kuzzle's configuration.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+pub struct RawConfig {
     /// Listening port; 0 asks the system for a free one (tests).
     #[serde(default = "default_port")]
     port: u16,
@@ -134,15 +134,19 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Reads the protocol's section and `[server] maxRequestSize`.
-    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        kit_config::load(config, |raw: &RawConfig| raw.max_request_size, validate)
+impl Section for Settings {
+    type Raw = RawConfig;
+
+    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
+        raw.max_request_size
     }
 
-    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
-    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&kit_config::from_json(name, section, server))
+    fn validate(
+        raw: RawConfig,
+        max_request_size: u64,
+        section: &str,
+    ) -> Result<Settings, BoxError> {
+        validate(raw, max_request_size, section)
     }
 }
 

@@ -16,6 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{Listen, Running};
 use switchyard_plugin_kit::ws::frame::close_code;

@@ -21,6 +21,7 @@ use switchyard_plugin_api::export_protocol;
 pub use config::Settings;
 pub use server::Server;
 pub use switchyard_plugin_api::{Backend, ResponseCallback};
+pub use switchyard_plugin_kit::config::Section;
 pub use switchyard_plugin_kit::instance::Instance;
 
 switchyard_plugin_kit::protocol!(

@@ -2,7 +2,7 @@
 
 use switchyard_plugin_api::{ConnectionId, DisconnectReason};
 use tokio::io::AsyncReadExt;
-use websocket::Instance;
+use websocket::{Instance, Section};
 
 use crate::support::{Harness, HostEvent, RawClient, WAIT};
 
