@@ -7,6 +7,7 @@
 //! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings.
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
 //!   vectored writes.
+//! - `socket` — reading a socket into a connection's buffer.
 //! - `registry` — connections and channel memberships, O(1) per join and leave.
 //! - `ws` — the RFC 6455 codec, the opening handshake and permessage-deflate (RFC 7692),
 //!   shared by the WebSocket and Socket.io plugins.
@@ -18,6 +19,7 @@ pub mod instance;
 pub mod outbox;
 pub mod registry;
 pub mod server;
+pub mod socket;
 pub mod writer;
 pub mod ws;
 

@@ -23,12 +23,11 @@ use crate::outbox::{self, Closing};
 use crate::packets::{Ending, Handler};
 use crate::server::Shared;
 use crate::session::Message;
+use switchyard_plugin_kit::socket::{self, Filled};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Read granularity; the buffer is freed whenever no partial packet is left in it.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Serial numbers of network connections: they tell a session's current connection from one
 /// it replaced, and name clients that sent an empty client id.
@@ -253,14 +252,10 @@ async fn read_loop(
                 if ready.is_err() {
                     return Ending::Gone;
                 }
-                if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                    buffer.reserve(READ_CHUNK);
-                }
-                match read_half.try_read_buf(&mut buffer) {
-                    Ok(0) => return Ending::Gone,
-                    Ok(_) => last_activity = Instant::now(),
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return Ending::Gone,
+                match socket::fill(read_half, &mut buffer) {
+                    Filled::Data => last_activity = Instant::now(),
+                    Filled::Nothing => {}
+                    Filled::Gone => return Ending::Gone,
                 }
             }
             () = &mut idle => {

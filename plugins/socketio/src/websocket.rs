@@ -24,6 +24,7 @@ use crate::http::{refuse, Body};
 use crate::server::Shared;
 use crate::session::{Client, Session, Taken, Transport};
 use crate::{inbound, packets};
+use switchyard_plugin_kit::socket::{self, Filled, READ_CHUNK};
 use switchyard_plugin_kit::writer::{write_all, MAX_SLICES};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -31,8 +32,6 @@ use switchyard_plugin_kit::ws::reader::{Event, MessageReader as Reader};
 
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Read granularity.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// True for a WebSocket upgrade request.
 pub fn is_upgrade(request: &Request<Incoming>) -> bool {
@@ -291,20 +290,9 @@ async fn read_loop(
                     session.close(close_code::NORMAL, true);
                     return;
                 }
-                if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                    buffer.reserve(READ_CHUNK);
-                }
-                match read_half.try_read_buf(buffer) {
-                    Ok(0) => {
-                        session.close(close_code::NORMAL, true);
-                        return;
-                    }
-                    Ok(_) => {}
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        session.close(close_code::NORMAL, true);
-                        return;
-                    }
+                if socket::fill(read_half, buffer) == Filled::Gone {
+                    session.close(close_code::NORMAL, true);
+                    return;
                 }
             }
         }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
+use switchyard_plugin_kit::socket::{self, Filled};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -31,8 +32,6 @@ use switchyard_plugin_api::errors;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Read granularity; the buffer is freed whenever no partial frame is left in it.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Why the reader stopped.
 #[derive(Debug)]
@@ -214,14 +213,10 @@ impl Session<'_> {
                     if ready.is_err() {
                         return Ending::Gone;
                     }
-                    if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                        buffer.reserve(READ_CHUNK);
-                    }
-                    match read_half.try_read_buf(&mut buffer) {
-                        Ok(0) => return Ending::Gone,
-                        Ok(_) => last_activity = Instant::now(),
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Ending::Gone,
+                    match socket::fill(read_half, &mut buffer) {
+                        Filled::Data => last_activity = Instant::now(),
+                        Filled::Nothing => {}
+                        Filled::Gone => return Ending::Gone,
                     }
                 }
                 () = &mut idle => {
