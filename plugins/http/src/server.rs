@@ -186,9 +186,9 @@ impl Instance for Server {
     ) {
     }
 
-    // The request in flight finishes (the host refuses new ones while shutting down) and its
-    // connection is removed then; keep-alive sockets get `Connection: close` on their next
-    // answer.
+    // The request in flight finishes (the host refuses new ones while shutting down) and the
+    // socket's connection is removed when it closes; keep-alive sockets get `Connection:
+    // close` on their next answer.
     fn disconnect(&self, _connection: ConnectionId, _reason: DisconnectReason, _message: &str) {}
 }
 
@@ -262,16 +262,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let builder = builder.clone();
-        // Formatted once per connection: every request declares the peer's address.
-        let peer_ip: Arc<str> = peer.ip().to_string().into();
+        // The socket's host connection is removed when hyper drops the service, with it.
+        let socket = Arc::new(exchange::Socket::new(
+            shared.backend.clone(),
+            peer.ip().to_string(),
+        ));
         next_worker = (next_worker + 1) % workers.len();
         workers[next_worker].spawn(async move {
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                let peer_ip = peer_ip.clone();
-                async move {
-                    Ok::<_, Infallible>(exchange::handle(&shared, &peer_ip, request).await)
-                }
+                let socket = socket.clone();
+                async move { Ok::<_, Infallible>(exchange::handle(&shared, &socket, request).await) }
             });
             if let Err(error) = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -282,4 +283,90 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
         });
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::testing::FakeHost;
+
+    /// Sends `POST /_query` on `stream` and reads one answer (its headers and body).
+    fn query(stream: &mut TcpStream, extra_header: &str) -> String {
+        let body = r#"{"controller":"server","action":"now"}"#;
+        write!(
+            stream,
+            "POST /_query HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra_header}content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0; 4096];
+        loop {
+            let read = stream.read(&mut chunk).unwrap();
+            assert!(read > 0, "closed before an answer");
+            answer.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if answer.len() >= end + 4 + length {
+                    return text.into_owned();
+                }
+            }
+        }
+    }
+
+    fn live_connections(host: &FakeHost) -> Vec<Vec<String>> {
+        host.connections
+            .lock()
+            .iter()
+            .map(|(_, ips)| ips.clone())
+            .collect()
+    }
+
+    /// Issue 12, item 10: one host connection per keep-alive socket, removed when it closes;
+    /// a request with `X-Forwarded-For` still gets its own, as in Kuzzle.
+    #[test]
+    fn issue_12_one_host_connection_per_keep_alive_socket() {
+        let host = Arc::new(FakeHost::default());
+        let settings = Settings {
+            address: [127, 0, 0, 1].into(),
+            port: 0,
+            worker_threads: 1,
+            ..Settings::default()
+        };
+        let server = Server::start("http", settings, host.clone()).unwrap();
+        let mut stream = TcpStream::connect(server.local_address()).unwrap();
+        for _ in 0..3 {
+            assert!(query(&mut stream, "").starts_with("HTTP/1.1 200"));
+        }
+        assert_eq!(live_connections(&host), [vec!["127.0.0.1".to_string()]]);
+        query(&mut stream, "x-forwarded-for: 10.0.0.7\r\n");
+        assert_eq!(
+            live_connections(&host),
+            [vec!["127.0.0.1".to_string()]],
+            "the forwarded request's own connection is gone once answered"
+        );
+        let mut other = TcpStream::connect(server.local_address()).unwrap();
+        query(&mut other, "");
+        assert_eq!(live_connections(&host).len(), 2);
+
+        drop(stream);
+        drop(other);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !live_connections(&host).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connections never removed"
+            );
+            std::thread::yield_now();
+        }
+    }
 }
