@@ -8,6 +8,7 @@
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
 //!   vectored writes.
 //! - `socket` — reading a socket into a connection's buffer.
+//! - `request` — checks on a request's text (one JSON object, its `requestId`).
 //! - `registry` — connections and channel memberships, O(1) per join and leave.
 //! - `ws` — the RFC 6455 codec, the opening handshake and permessage-deflate (RFC 7692),
 //!   shared by the WebSocket and Socket.io plugins.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod instance;
 pub mod outbox;
 pub mod registry;
+pub mod request;
 pub mod server;
 pub mod socket;
 pub mod writer;

@@ -182,6 +182,30 @@ impl<M: Member> Registry<M> {
         .ok()
     }
 
+    /// Delivers to every member of each channel, under the channel's shard read lock:
+    /// `prepare` runs once per channel that has members (build its frame there), `deliver` once
+    /// per member (push the frame into its outbox, nothing slower). Returns how many members
+    /// were reached.
+    pub fn fan_out<'c, T>(
+        &self,
+        channels: impl Iterator<Item = &'c str>,
+        mut prepare: impl FnMut(&'c str) -> T,
+        mut deliver: impl FnMut(&mut T, &M),
+    ) -> usize {
+        let mut delivered = 0;
+        for channel in channels {
+            let Some(members) = self.members(channel) else {
+                continue;
+            };
+            let mut prepared = prepare(channel);
+            for member in members.values() {
+                deliver(&mut prepared, member);
+            }
+            delivered += members.len();
+        }
+        delivered
+    }
+
     /// Number of members of `channel` (tests, metrics).
     pub fn member_count(&self, channel: &str) -> usize {
         self.members(channel).map_or(0, |members| members.len())

@@ -66,18 +66,13 @@ pub fn broadcast<'c>(
     channels: impl Iterator<Item = &'c str>,
     payload: &str,
 ) -> usize {
-    let mut delivered = 0;
-    for channel in channels {
-        let Some(members) = registry.members(channel) else {
-            continue;
-        };
-        let mut frames = ChannelFrames::new(payload, channel);
-        for connection in members.values() {
+    registry.fan_out(
+        channels,
+        |channel| ChannelFrames::new(payload, channel),
+        |frames, connection| {
             connection.outbox.push(frames.get(connection.deflate));
-            delivered += 1;
-        }
-    }
-    delivered
+        },
+    )
 }
 
 #[cfg(test)]

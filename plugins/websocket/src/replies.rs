@@ -2,9 +2,9 @@
 //! Kuzzle's error responses for input that never reaches the host.
 
 use bytes::Bytes;
-use serde::de::IgnoredAny;
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::json;
+use switchyard_plugin_kit::request::NotAnObject;
 
 use switchyard_plugin_kit::ws::deflate;
 use switchyard_plugin_kit::ws::frame::{opcode, FrameBuilder};
@@ -92,29 +92,14 @@ pub enum BadRequest {
 
 /// Checks that `text` is one JSON object, without building it.
 pub fn check_request(text: &str) -> Result<(), BadRequest> {
-    if let Err(error) = serde_json::from_str::<IgnoredAny>(text) {
-        return Err(BadRequest::InvalidJson(error.to_string()));
-    }
-    if text.trim_start().starts_with('{') {
-        Ok(())
-    } else {
-        Err(BadRequest::NotAnObject)
+    match switchyard_plugin_kit::request::check_object(text) {
+        Ok(()) => Ok(()),
+        Err(NotAnObject::InvalidJson(why)) => Err(BadRequest::InvalidJson(why)),
+        Err(NotAnObject::OtherJson) => Err(BadRequest::NotAnObject),
     }
 }
 
-/// The request's `requestId` when `bytes` is a JSON object holding a string one.
-pub fn request_id_of(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "requestId")]
-        request_id: Option<serde_json::Value>,
-    }
-    let probe: Probe = serde_json::from_slice(bytes).ok()?;
-    match probe.request_id? {
-        serde_json::Value::String(id) => Some(id),
-        _ => None,
-    }
-}
+pub use switchyard_plugin_kit::request::request_id_of;
 
 impl BadRequest {
     /// Kuzzle's error for it (`network.websocket.unexpected_error`, 400).
