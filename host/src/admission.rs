@@ -106,6 +106,8 @@ pub struct Responder {
     callback: Option<Callback>,
     /// Dropped after the callback ran (fields drop after `Drop::drop`).
     _ticket: Ticket,
+    /// When the request was admitted (its latency runs from here).
+    admitted: Instant,
 }
 
 impl Responder {
@@ -114,12 +116,18 @@ impl Responder {
         Responder {
             callback: Some(callback),
             _ticket: ticket,
+            admitted: Instant::now(),
         }
     }
 
     /// Requests in flight when this one was admitted.
     pub fn in_flight_before(&self) -> usize {
         self._ticket.in_flight_before
+    }
+
+    /// Time since the request was admitted.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.admitted.elapsed()
     }
 
     /// Sends the answer.

@@ -19,6 +19,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Where libraries named without a path are looked up, in order.
     pub plugin_dirs: Vec<PathBuf>,
+    /// The document store's folder (`server.dataDir`, relative to the config file's folder).
+    pub data_dir: PathBuf,
     /// `server.maxRequestSize`, in bytes.
     pub max_request_size: u64,
     /// How long one protocol's `init` may take.
@@ -30,12 +32,18 @@ pub struct Config {
     pub concurrent_requests: usize,
     /// Bound of the request queue; past it, requests get `api.process.overloaded`.
     pub request_queue_size: usize,
+    /// How long a request that fans out may wait for congested protocols to drain.
+    pub pacing_timeout: Duration,
+    /// Requests waiting for congested protocols to drain; past it, 503.
+    pub pacing_queue_size: usize,
     /// Threads of the blocking pool (actions that touch the disk or hash passwords).
     pub blocking_threads: usize,
     /// Bound of the blocking pool's queue; past it, requests get `api.process.overloaded`.
     pub blocking_queue_size: usize,
     /// Panics after which a protocol is disabled (0: never).
     pub hook_panic_limit: u32,
+    /// `[server.admin]`: the admin listener (metrics, health, admin page); `None`: off.
+    pub admin: Option<AdminConfig>,
     /// `[limits]`: Kuzzle's limits, and Switchyard's own beside them.
     pub limits: Limits,
     /// Enabled protocols, in file order.
@@ -91,6 +99,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// `[server.admin]`: where the admin listener (metrics, health, admin page) listens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AdminConfig {
+    /// `false` keeps the section but turns the listener off.
+    pub enabled: bool,
+    /// The address to bind (loopback by default: the admin page has no login yet).
+    pub host: String,
+    /// The port (0: any free port).
+    pub port: u16,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            enabled: true,
+            host: "127.0.0.1".to_string(),
+            port: 7510,
+        }
+    }
+}
+
 /// `[limits]`: what one request or one connection may cost (Kuzzle's `limits`, same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -138,6 +168,8 @@ struct RawServer {
     #[serde(default)]
     plugin_dir: Option<String>,
     #[serde(default)]
+    data_dir: Option<String>,
+    #[serde(default)]
     max_request_size: Option<Size>,
     #[serde(default)]
     init_timeout: Option<u64>,
@@ -148,11 +180,17 @@ struct RawServer {
     #[serde(default)]
     request_queue_size: Option<usize>,
     #[serde(default)]
+    pacing_timeout: Option<u64>,
+    #[serde(default)]
+    pacing_queue_size: Option<usize>,
+    #[serde(default)]
     blocking_threads: Option<usize>,
     #[serde(default)]
     blocking_queue_size: Option<usize>,
     #[serde(default)]
     hook_panic_limit: Option<u32>,
+    #[serde(default)]
+    admin: Option<AdminConfig>,
     #[serde(default)]
     protocols: toml::Table,
 }
@@ -326,6 +364,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             plugin_dirs,
+            data_dir: base.join(raw.server.data_dir.as_deref().unwrap_or("data")),
             max_request_size,
             init_timeout: Duration::from_millis(raw.server.init_timeout.unwrap_or(10_000)),
             shutdown_timeout: Duration::from_millis(raw.server.shutdown_timeout.unwrap_or(10_000)),
@@ -333,8 +372,11 @@ impl Config {
             request_queue_size,
             blocking_threads,
             blocking_queue_size,
+            pacing_timeout: Duration::from_millis(raw.server.pacing_timeout.unwrap_or(5_000)),
+            pacing_queue_size: raw.server.pacing_queue_size.unwrap_or(10_000).max(1),
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             limits: raw.limits,
+            admin: raw.server.admin.clone().filter(|admin| admin.enabled),
             protocols,
             server_json,
         })
@@ -476,9 +518,9 @@ mod tests {
         let problems = parse("[server]\nportt = 1\n").unwrap_err();
         assert_eq!(
             problems,
-            ["server.portt: unknown field `portt`, expected one of `pluginDir`, `maxRequestSize`, \
+            ["server.portt: unknown field `portt`, expected one of `pluginDir`, `dataDir`, `maxRequestSize`, \
               `initTimeout`, `shutdownTimeout`, `concurrentRequests`, `requestQueueSize`, \
-              `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `protocols` (line 2, column 1)"]
+              `pacingTimeout`, `pacingQueueSize`, `blockingThreads`, `blockingQueueSize`, `hookPanicLimit`, `admin`, `protocols` (line 2, column 1)"]
         );
     }
 }

@@ -19,10 +19,11 @@ use switchyard_plugin_api::errors;
 use switchyard_plugin_api::ConnectionId;
 
 use crate::admission::{self, Admission, Responder};
-use crate::api::dispatch::{dispatch, BlockingRequest, Dispatched};
-use crate::api::Router;
+use crate::api::dispatch::{dispatch, Dispatched, OwnedRequest};
+use crate::api::{Answer, Router};
 use crate::config::Config;
 use crate::execution::{Pool, PoolKind};
+use crate::metrics::Metrics;
 use crate::plugin::callback::Callback;
 use crate::plugin::host_api::EntryPointApi;
 use crate::services::Services;
@@ -37,9 +38,16 @@ struct Job {
     responder: Responder,
 }
 
+/// A request that fans out, waiting for congested protocols to drain.
+struct PacedJob {
+    request: Box<OwnedRequest>,
+    responder: Responder,
+    deadline: Instant,
+}
+
 /// A checked request waiting for the blocking pool.
 struct BlockingJob {
-    request: Box<BlockingRequest>,
+    request: Box<OwnedRequest>,
     responder: Responder,
 }
 
@@ -55,6 +63,10 @@ pub struct EntryPoint {
     workers: Arc<Pool<Job>>,
     /// The blocking pool's queue.
     blocking: Arc<Pool<BlockingJob>>,
+    /// Requests that fan out while a protocol is congested (`pressure.rs`), in order.
+    pacing: Arc<Pool<PacedJob>>,
+    /// Requests and connections counted per thread, for the admin listener.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for EntryPoint {
@@ -69,12 +81,15 @@ impl EntryPoint {
     /// An entry point over `services` and `router`, with its pools started.
     pub fn start(services: Services, router: Router) -> std::io::Result<Arc<EntryPoint>> {
         let config = Arc::clone(&services.config);
+        let actions = router.action_names().len();
         let entry = Arc::new(EntryPoint {
             services: Arc::new(services),
             router: Arc::new(router),
             admission: Arc::new(Admission::default()),
             workers: Arc::new(Pool::new("api", config.request_queue_size)),
             blocking: Arc::new(Pool::new("blocking", config.blocking_queue_size)),
+            pacing: Arc::new(Pool::new("pacing", config.pacing_queue_size)),
+            metrics: Metrics::new(config.protocols.len(), actions),
         });
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let worker_entry = Arc::clone(&entry);
@@ -92,15 +107,21 @@ impl EntryPoint {
                 let answer =
                     job.request
                         .run(&blocking_entry.services, &blocking_entry.router, on_pool);
-                job.responder.answer(&answer);
+                blocking_entry.reply(job.responder, &answer);
             },
         )?;
+        // One thread: paced requests leave in the order they came, once every protocol is
+        // relieved; each waits at most until its own deadline.
+        let pacing_entry = Arc::clone(&entry);
+        entry.pacing.start(1, PoolKind::Compute, move |job, _| {
+            let entry = &pacing_entry;
+            if !entry.services.pressure.wait_relieved(job.deadline) {
+                let answer = job.request.refuse(errors::API_PROCESS_OVERLOADED.error());
+                return entry.reply(job.responder, &answer);
+            }
+            entry.run_owned(job.request, job.responder);
+        })?;
         Ok(entry)
-    }
-
-    /// A fresh entry point for `config`: empty services, the standard controllers.
-    pub fn for_config(config: Arc<Config>) -> std::io::Result<Arc<EntryPoint>> {
-        EntryPoint::start(Services::new(config), Router::standard())
     }
 
     /// The validated configuration.
@@ -111,6 +132,16 @@ impl EntryPoint {
     /// Requests admitted whose callback has not returned yet.
     pub fn in_flight(&self) -> usize {
         self.admission.in_flight()
+    }
+
+    /// True once the drain began.
+    pub fn is_draining(&self) -> bool {
+        self.admission.is_draining()
+    }
+
+    /// Requests waiting for an API worker, and for a blocking thread.
+    pub fn queue_depths(&self) -> (usize, usize) {
+        (self.workers.queued(), self.blocking.queued())
     }
 
     /// Stops admitting requests: new ones get 503 `network.entrypoint.shutting_down`.
@@ -128,26 +159,55 @@ impl EntryPoint {
     /// blocking pool.
     fn run_here(&self, connection: ConnectionId, request: &str, responder: Responder) {
         match dispatch(&self.services, &self.router, connection, request) {
-            Dispatched::Answered(answer) => responder.answer(&answer),
-            Dispatched::Blocking(request) => {
-                if let Err(job) = self.blocking.submit(BlockingJob { request, responder }) {
+            Dispatched::Answered(answer) => self.reply(responder, &answer),
+            Dispatched::Blocking(request) => self.run_owned(request, responder),
+            Dispatched::Paced(request) => {
+                let deadline = Instant::now() + self.services.config.pacing_timeout;
+                let job = PacedJob {
+                    request,
+                    responder,
+                    deadline,
+                };
+                if let Err(job) = self.pacing.submit(job) {
                     let answer = job.request.refuse(errors::API_PROCESS_OVERLOADED.error());
-                    job.responder.answer(&answer);
+                    self.reply(job.responder, &answer);
                 }
             }
         }
+    }
+
+    /// Runs a checked request: an in-memory action here, a blocking one on the blocking pool.
+    fn run_owned(&self, request: Box<OwnedRequest>, responder: Responder) {
+        let request = match request.run_inline(&self.services, &self.router) {
+            Ok(answer) => return self.reply(responder, &answer),
+            Err(blocking) => blocking,
+        };
+        if let Err(job) = self.blocking.submit(BlockingJob { request, responder }) {
+            let answer = job.request.refuse(errors::API_PROCESS_OVERLOADED.error());
+            self.reply(job.responder, &answer);
+        }
+    }
+
+    /// Counts the answer, then sends it.
+    fn reply(&self, responder: Responder, answer: &Answer<'_>) {
+        self.metrics
+            .request(answer.route, answer.status, responder.elapsed());
+        responder.answer(answer);
     }
 }
 
 impl EntryPointApi for EntryPoint {
     fn new_connection(&self, protocol: usize, ips: &[&str], headers_json: &str) -> ConnectionId {
+        self.metrics.connection_accepted(protocol);
         self.services
             .connections
             .declare(protocol, ips, headers_json)
     }
 
     fn remove_connection(&self, connection: ConnectionId) {
-        self.services.remove_connection(connection);
+        if let Some(protocol) = self.services.remove_connection(connection) {
+            self.metrics.connection_closed(protocol);
+        }
     }
 
     fn execute(&self, connection: ConnectionId, request: &str, callback: Callback) {
@@ -171,14 +231,17 @@ impl EntryPointApi for EntryPoint {
             responder,
         };
         if let Err(job) = self.workers.submit(job) {
-            let answer =
-                crate::api::Answer::refusal(&job.request, errors::API_PROCESS_OVERLOADED.error());
-            job.responder.answer(&answer);
+            let answer = Answer::refusal(&job.request, errors::API_PROCESS_OVERLOADED.error());
+            self.reply(job.responder, &answer);
         }
     }
 
     fn is_shutting_down(&self) -> bool {
         self.admission.is_draining()
+    }
+
+    fn report_pressure(&self, protocol: usize, congested: bool) {
+        self.services.pressure.set(protocol, congested);
     }
 
     fn announce_listener(&self, protocol: usize, address: &str) {
@@ -194,6 +257,7 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{json, Value};
+    use switchyard_storage::EmbeddedStorage;
 
     use super::*;
     use crate::api::action::{
@@ -242,13 +306,18 @@ mod tests {
 
     /// An entry point over the `broken` controller; `extra` goes into `[server]`.
     fn start(extra: &str) -> Arc<EntryPoint> {
+        start_with(extra, Router::new(&[&BROKEN]))
+    }
+
+    /// An entry point over `router`, with one protocol section (so pressure has a slot).
+    fn start_with(extra: &str, router: Router) -> Arc<EntryPoint> {
         let config = Config::parse(
             std::path::Path::new("test.toml"),
-            &format!("[server]\n{extra}\n"),
+            &format!("[server]\n{extra}\n[server.protocols.line]\nlibrary = \"none\"\n"),
         )
         .expect("a valid configuration");
-        EntryPoint::start(Services::new(Arc::new(config)), Router::new(&[&BROKEN]))
-            .expect("threads start")
+        let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
+        EntryPoint::start(Services::new(Arc::new(config), storage), router).expect("threads start")
     }
 
     /// Executes `request` and waits for its one answer: `(status, content)`.
@@ -328,5 +397,55 @@ mod tests {
         assert_eq!(status, 503);
         assert_eq!(content["error"]["id"], "network.entrypoint.shutting_down");
         assert!(entry.is_shutting_down());
+    }
+
+    const PUBLISH: &str = r#"{"controller":"realtime","action":"publish","index":"i","collection":"c","body":{"n":1}}"#;
+
+    /// Executes `request` without waiting: the answer comes on the returned channel.
+    fn send(entry: &EntryPoint, request: &str) -> mpsc::Receiver<(u16, String)> {
+        let (answers, answer) = mpsc::channel();
+        let connection = entry.new_connection(0, &["127.0.0.1"], "{}");
+        entry.execute(
+            connection,
+            request,
+            Callback::Native(Box::new(move |status, _, content| {
+                let _ = answers.send((status, content.to_owned()));
+            })),
+        );
+        answer
+    }
+
+    #[test]
+    fn requests_that_fan_out_wait_while_a_protocol_is_congested() {
+        let entry = start_with("pacingTimeout = 60000", Router::standard());
+        entry.report_pressure(0, true);
+        let published = send(&entry, PUBLISH);
+        // Requests that do not fan out go on.
+        let (status, _) = execute(&entry, r#"{"controller":"server","action":"now"}"#);
+        assert_eq!(status, 200);
+        assert!(
+            published.recv_timeout(Duration::from_millis(100)).is_err(),
+            "a publish ran while its subscribers were congested"
+        );
+        entry.report_pressure(0, false);
+        let (status, content) = published
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the publish runs once relieved");
+        assert_eq!(status, 200, "{content}");
+        assert_nothing_in_flight(&entry);
+    }
+
+    #[test]
+    fn a_publisher_paced_past_the_timeout_gets_503() {
+        let entry = start_with("pacingTimeout = 50", Router::standard());
+        entry.report_pressure(0, true);
+        let (status, content) = send(&entry, PUBLISH)
+            .recv_timeout(Duration::from_secs(30))
+            .expect("refused after the pacing timeout");
+        assert_eq!(status, 503);
+        let content: Value = serde_json::from_str(&content).unwrap();
+        assert_eq!(content["error"]["id"], "api.process.overloaded");
+        assert_eq!(content["controller"], "realtime");
+        assert_nothing_in_flight(&entry);
     }
 }

@@ -2,20 +2,23 @@
 //!
 //! `main.rs` is a thin shell over `startup::start` and `shutdown::shutdown`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
-//! below it; `tests/tidy` checks it): `config`, `connections`, `execution`, `security` →
-//! `plugin` → `realtime` → `services` → `api` → `admission`, `entry_point` → `startup`,
-//! `shutdown`.
+//! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `metrics`,
+//! `pressure`, `security` → `plugin` → `realtime` → `services` → `api` → `admission` → `entry_point` →
+//! `admin` → `startup`, `shutdown`.
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod admission;
 pub mod api;
 pub mod config;
 pub mod connections;
 pub mod entry_point;
 pub mod execution;
+pub mod metrics;
 #[allow(unsafe_code)]
 pub mod plugin;
+pub mod pressure;
 pub mod realtime;
 pub mod security;
 pub mod services;

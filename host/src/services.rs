@@ -10,9 +10,13 @@ use std::time::Instant;
 
 use switchyard_plugin_api::ConnectionId;
 
+use switchyard_storage::Storage;
+
 use crate::config::Config;
 use crate::connections::Connections;
+use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
+use crate::pressure::Pressure;
 use crate::realtime::{Broadcast, Departure, Realtime};
 use crate::security::{Gatekeeper, OpenGate};
 
@@ -30,6 +34,10 @@ pub struct Services {
     pub gate: Box<dyn Gatekeeper>,
     /// When the host started.
     pub started_at: Instant,
+    /// Which protocols report their subscribers' queues congested.
+    pub pressure: Pressure,
+    /// The document store: reachable only from a blocking-pool thread ([`Services::storage`]).
+    storage: Arc<dyn Storage>,
 }
 
 impl std::fmt::Debug for Services {
@@ -42,15 +50,23 @@ impl std::fmt::Debug for Services {
 
 impl Services {
     /// Services with no connection, no room, no protocol yet, and the open gate.
-    pub fn new(config: Arc<Config>) -> Services {
+    pub fn new(config: Arc<Config>, storage: Arc<dyn Storage>) -> Services {
         Services {
+            storage,
             realtime: Realtime::new(config.limits),
+            pressure: Pressure::new(config.protocols.len()),
             config,
             connections: Connections::new(),
             protocols: Protocols::new(),
             gate: Box::new(OpenGate),
             started_at: Instant::now(),
         }
+    }
+
+    /// The document store. Its calls may block on the disk: only a blocking-pool thread can
+    /// show the proof this asks for.
+    pub fn storage(&self, _on_pool: &OnBlockingPool) -> &dyn Storage {
+        &*self.storage
     }
 
     /// Hands a notification to every protocol (each delivers to its own members).
@@ -80,13 +96,12 @@ impl Services {
     }
 
     /// Forgets a connection: it leaves every room (see [`Services::complete_departure`]).
-    /// Unknown ids are ignored.
-    pub fn remove_connection(&self, id: ConnectionId) {
-        let Some(connection) = self.connections.remove(id) else {
-            return;
-        };
+    /// Returns its protocol; unknown ids are ignored (`None`).
+    pub fn remove_connection(&self, id: ConnectionId) -> Option<usize> {
+        let connection = self.connections.remove(id)?;
         self.realtime.remove_connection(id, |departure| {
             self.complete_departure(id, connection.protocol, &departure)
         });
+        Some(connection.protocol)
     }
 }

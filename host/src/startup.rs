@@ -4,7 +4,7 @@
 //! checked before reporting, and all `init`s run (in parallel, as Kuzzle does) before
 //! reporting. No `init` runs unless every library passed its checks.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RErr, ROk, RStr};
 use switchyard_plugin_api::abi::{FfiInitArgs, LogLevel};
+use switchyard_storage::{EmbeddedOptions, EmbeddedStorage};
 
+use crate::admin;
 use crate::api::Router;
 use crate::config::{Config, ConfigError};
 use crate::entry_point::EntryPoint;
@@ -86,6 +88,8 @@ pub struct Started {
     pub entry: Arc<EntryPoint>,
     /// How long start-up took.
     pub elapsed: Duration,
+    /// Where the admin listener is bound, when it is on.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 impl Started {
@@ -110,11 +114,14 @@ impl Started {
                 )
             })
             .collect();
-        let list = if protocols.is_empty() {
+        let mut list = if protocols.is_empty() {
             "no protocols enabled".to_string()
         } else {
             protocols.join("; ")
         };
+        if let Some(admin) = self.admin {
+            let _ = write!(list, "; admin on http://{admin}");
+        }
         format!(
             "switchyard {} ready in {} ms: {list}",
             env!("CARGO_PKG_VERSION"),
@@ -168,7 +175,20 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         return Err(StartupError { problems });
     }
 
-    let services = Services::new(Arc::clone(&config));
+    let storage = EmbeddedStorage::open(&config.data_dir, EmbeddedOptions::default())
+        .map_err(|error| StartupError {
+            problems: vec![Problem {
+                message: format!(
+                    "cannot open the document store in {}: {error}",
+                    config.data_dir.display()
+                ),
+                hint: Some(
+                    "set server.dataDir to a writable folder; another switchyard may be using this one"
+                        .to_string(),
+                ),
+            }],
+        })?;
+    let services = Services::new(Arc::clone(&config), Arc::new(storage));
     services.protocols.set(slots.clone());
     let entry = EntryPoint::start(services, Router::standard()).map_err(|error| StartupError {
         problems: vec![Problem {
@@ -182,9 +202,25 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         entry.drain(Instant::now());
         return Err(StartupError { problems });
     }
+    let admin = match &config.admin {
+        Some(admin) => Some(admin::start(Arc::clone(&entry), admin).map_err(|error| {
+            entry.drain(Instant::now());
+            StartupError {
+                problems: vec![Problem {
+                    message: format!(
+                        "cannot listen for the admin listener on {}:{}: {error}",
+                        admin.host, admin.port
+                    ),
+                    hint: Some("change or free server.admin.port".to_string()),
+                }],
+            }
+        })?),
+        None => None,
+    };
     Ok(Started {
         entry,
         elapsed: begun.elapsed(),
+        admin,
     })
 }
 

@@ -188,6 +188,79 @@ catalogue! {
     NETWORK_WEBSOCKET_RATELIMIT_EXCEEDED = ("network.websocket.ratelimit_exceeded", 50528258, 429, "Rejected: too many requests received from that socket");
     /// The host is shutting down.
     NETWORK_ENTRYPOINT_SHUTTING_DOWN = ("network.entrypoint.shutting_down", 50593795, 503, "Rejected: instance is shutting down");
+
+    // ---- security (switchyard-security): users, profiles, roles, rights, tokens, credentials ----
+    /// An argument that must not be empty is.
+    API_ASSERT_EMPTY_ARGUMENT = ("api.assert.empty_argument", 33619972, 400, "The argument \"%s\" is empty.");
+    /// An argument the action does not accept (a member of a policy or restriction).
+    API_ASSERT_UNEXPECTED_ARGUMENT = ("api.assert.unexpected_argument", 33619975, 400, "Unexpected argument \"%s\" (accepted arguments: %s)");
+    /// An argument this action refuses (`profileIds` in `createFirstAdmin`).
+    API_ASSERT_FORBIDDEN_ARGUMENT = ("api.assert.forbidden_argument", 33619979, 400, "The argument \"%s\" is not allowed by this API action.");
+    /// More requests per second than the user's profiles allow (`rateLimit`).
+    API_PROCESS_TOO_MANY_REQUESTS = ("api.process.too_many_requests", 33685512, 429, "Rejected: requests rate limit exceeded for this user.");
+    /// `createFirstAdmin` when an admin exists.
+    API_PROCESS_ADMIN_EXISTS = ("api.process.admin_exists", 33685513, 412, "Admin user is already set.");
+    /// More `auth:login` per second on one connection than `loginsPerSecond`.
+    API_PROCESS_TOO_MANY_LOGINS_REQUESTS = ("api.process.too_many_logins_requests", 33685517, 429, "Rejected: Too many login attempts per second");
+    /// A strategy refused the credentials (the message is the strategy's).
+    PLUGIN_STRATEGY_MISSING_USER = ("plugin.strategy.missing_user", 67305492, 401, "%s");
+    /// A token that is malformed, badly signed, revoked or past its grace period.
+    SECURITY_TOKEN_INVALID = ("security.token.invalid", 117506049, 401, "Invalid token.");
+    /// A token asked for a user that does not exist.
+    SECURITY_TOKEN_UNKNOWN_USER = ("security.token.unknown_user", 117506050, 500, "Unknown User : cannot generate token");
+    /// `expiresIn` above `maxTTL`.
+    SECURITY_TOKEN_TTL_EXCEEDED = ("security.token.ttl_exceeded", 117506052, 400, "expiresIn value exceeds maximum allowed value");
+    /// A token past its `exp`.
+    SECURITY_TOKEN_EXPIRED = ("security.token.expired", 117506054, 401, "Token expired");
+    /// Verification failed for another reason than the token itself.
+    SECURITY_TOKEN_VERIFICATION_ERROR = ("security.token.verification_error", 117506055, 500, "Error verifying token: %s");
+    /// Refreshing an API key or a token that never expires.
+    SECURITY_TOKEN_REFRESH_FORBIDDEN = ("security.token.refresh_forbidden", 117506056, 401, "Token cannot be refreshed.");
+    /// `auth:createToken` with `expiresIn: -1`.
+    SECURITY_TOKEN_INVALID_EXPIRATION = ("security.token.invalid_expiration", 117506057, 400, "Token can not be created with this expiration time: %s");
+    /// A strategy name no strategy has.
+    SECURITY_CREDENTIALS_UNKNOWN_STRATEGY = ("security.credentials.unknown_strategy", 117571585, 400, "Unknown authentication strategy \"%s\"");
+    /// Credentials that exist for a user that does not.
+    SECURITY_CREDENTIALS_DATABASE_INCONSISTENCY = ("security.credentials.database_inconsistency", 117571586, 500, "Internal database inconsistency detected: existing credentials found on non-existing user %s.");
+    /// A strategy refused credentials while a user was created.
+    SECURITY_CREDENTIALS_REJECTED = ("security.credentials.rejected", 117571587, 400, "Credentials rejected: %s");
+    /// The anonymous user lacks a right.
+    SECURITY_RIGHTS_UNAUTHORIZED = ("security.rights.unauthorized", 117637121, 401, "Unauthorized: authentication required to execute the action \"%s:%s\".");
+    /// An authenticated user lacks a right.
+    SECURITY_RIGHTS_FORBIDDEN = ("security.rights.forbidden", 117637122, 403, "Insufficient permissions to execute the action \"%s:%s\" (User \"%s\").");
+    /// Creating a user whose id is taken.
+    SECURITY_USER_ALREADY_EXISTS = ("security.user.already_exists", 117702657, 412, "User %s already exists.");
+    /// No such user.
+    SECURITY_USER_NOT_FOUND = ("security.user.not_found", 117702658, 404, "User \"%s\" not found.");
+    /// Taking the anonymous profile away from the anonymous user.
+    SECURITY_USER_ANONYMOUS_PROFILE_REQUIRED = ("security.user.anonymous_profile_required", 117702659, 400, "The anonymous user must be assigned to the anonymous profile");
+    /// A user whose profiles do not all exist.
+    SECURITY_USER_CANNOT_HYDRATE = ("security.user.cannot_hydrate", 117702660, 500, "Unable to hydrate the user \"%s\": missing profile(s) in the database");
+    /// A user without profiles.
+    SECURITY_USER_NO_PROFILE = ("security.user.no_profile", 117702663, 500, "Cannot load user \"%s\": there is no security profiles associated to it");
+    /// No such role.
+    SECURITY_ROLE_NOT_FOUND = ("security.role.not_found", 117768193, 404, "Role \"%s\" not found.");
+    /// The anonymous role must keep `auth:login`.
+    SECURITY_ROLE_LOGIN_REQUIRED = ("security.role.login_required", 117768194, 400, "Cannot remove the \"login\" action from the anonymous role.");
+    /// Deleting `anonymous`, `default` or `admin`.
+    SECURITY_ROLE_CANNOT_DELETE = ("security.role.cannot_delete", 117768195, 400, "The following roles are protected and cannot be deleted: anonymous, default, admin");
+    /// Deleting a role some profile uses.
+    SECURITY_ROLE_IN_USE = ("security.role.in_use", 117768196, 412, "The role \"%s\" is still used and cannot be deleted.");
+    /// A role naming a controller that does not exist.
+    SECURITY_ROLE_UNKNOWN_CONTROLLER = ("security.role.unknown_controller", 117768201, 400, "Trying to set role %s with a non-existing controller '%s'. %s");
+    /// A role naming an action its controller does not have.
+    SECURITY_ROLE_UNKNOWN_ACTION = ("security.role.unknown_action", 117768202, 400, "Trying to set role %s with a non-existing action '%s' in controller '%s'. %s");
+    /// No such profile.
+    SECURITY_PROFILE_NOT_FOUND = ("security.profile.not_found", 117833729, 404, "Profile \"%s\" not found.");
+    /// Deleting `anonymous`, `default` or `admin`.
+    SECURITY_PROFILE_CANNOT_DELETE = ("security.profile.cannot_delete", 117833730, 400, "The following profiles are protected and cannot be deleted: anonymous, default, admin");
+    /// Deleting a profile some user has.
+    SECURITY_PROFILE_IN_USE = ("security.profile.in_use", 117833731, 412, "The profile \"%s\" is still used and cannot be deleted.");
+    /// A profile whose roles do not all exist.
+    SECURITY_PROFILE_CANNOT_HYDRATE = ("security.profile.cannot_hydrate", 117833732, 500, "Unable to hydrate the profile \"%s\": missing role(s) in the database");
+    /// The anonymous profile must keep the anonymous role.
+    SECURITY_PROFILE_MISSING_ANONYMOUS_ROLE = ("security.profile.missing_anonymous_role", 117833733, 400, "The anonymous profile must include the anonymous role");
+    // ---- end of security ----
 }
 
 #[cfg(test)]

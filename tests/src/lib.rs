@@ -443,6 +443,10 @@ pub fn parse_ready_line(line: &str) -> HashMap<String, Vec<String>> {
         return listeners;
     };
     for entry in list.split("; ") {
+        if let Some(url) = entry.strip_prefix("admin on ") {
+            listeners.insert("admin".to_string(), vec![url.to_string()]);
+            continue;
+        }
         let Some((name, rest)) = entry.split_once(" (") else {
             continue;
         };

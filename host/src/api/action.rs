@@ -17,6 +17,28 @@ use crate::execution::OnBlockingPool;
 use crate::security::Identity;
 use crate::services::Services;
 
+/// Actions that fan out notifications: while a protocol reports its subscribers' queues past
+/// their high-water mark (`pressure.rs`), they wait in the pacing queue instead of running, so
+/// that a burst slows its publisher rather than overflowing its subscribers.
+pub const FAN_OUT: &[(&str, &str)] = &[
+    ("realtime", "publish"),
+    ("document", "create"),
+    ("document", "createOrReplace"),
+    ("document", "replace"),
+    ("document", "update"),
+    ("document", "upsert"),
+    ("document", "delete"),
+    ("document", "mCreate"),
+    ("document", "mCreateOrReplace"),
+    ("document", "mReplace"),
+    ("document", "mUpdate"),
+    ("document", "mUpsert"),
+    ("document", "mDelete"),
+    ("document", "deleteByQuery"),
+    ("document", "updateByQuery"),
+    ("document", "deleteFields"),
+];
+
 /// What an action returns: a result or a Kuzzle error.
 pub type ActionResult = Result<Output, KuzzleError>;
 
@@ -170,16 +192,19 @@ pub struct BlockingContext<'a> {
     /// The in-memory part.
     pub context: Context<'a>,
     /// Proof that this runs on the blocking pool.
-    _on_pool: &'a OnBlockingPool,
+    on_pool: &'a OnBlockingPool,
 }
 
 impl<'a> BlockingContext<'a> {
     /// A context for a handler running on the blocking pool.
     pub fn new(context: Context<'a>, on_pool: &'a OnBlockingPool) -> BlockingContext<'a> {
-        BlockingContext {
-            context,
-            _on_pool: on_pool,
-        }
+        BlockingContext { context, on_pool }
+    }
+
+    /// The document store (its calls may block: this context only exists on the blocking
+    /// pool).
+    pub fn storage(&self) -> &'a dyn switchyard_storage::Storage {
+        self.context.services.storage(self.on_pool)
     }
 }
 

@@ -1,6 +1,7 @@
 //! One request, from its text to its answer: parse, find the action, check its arguments, ask
-//! the gate who calls and whether they may, then run the handler — or, for an action declared
-//! `Blocking`, hand back an owned request for the blocking pool.
+//! the gate who calls and whether they may, then run the handler — or hand back an owned
+//! request: for the blocking pool when the action is declared `Blocking`, for the pacing queue
+//! when the action fans out while a protocol reports congestion (`pressure.rs`).
 //!
 //! A handler that panics is caught here: the request is answered 500
 //! (`core.fatal.unexpected_error`) and the panic is logged with `controller:action`.
@@ -11,11 +12,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use switchyard_plugin_api::errors;
 use switchyard_plugin_api::ConnectionId;
 
-use super::action::{ActionResult, BlockingContext, BlockingHandler, Caller, Context, Run};
+use super::action::{ActionResult, BlockingContext, Caller, Context, Run};
 use super::request::{Rejected, Request};
 use super::response::{build, Answer};
 use super::router::Router;
 use crate::execution::OnBlockingPool;
+use crate::metrics::Route;
 use crate::security::Access;
 use crate::services::Services;
 
@@ -25,52 +27,84 @@ pub enum Dispatched<'a> {
     /// It ran (or was refused): here is its answer.
     Answered(Answer<'a>),
     /// Its action may block: run it on the blocking pool.
-    Blocking(Box<BlockingRequest>),
+    Blocking(Box<OwnedRequest>),
+    /// Its action fans out and a protocol is congested: it waits for relief.
+    Paced(Box<OwnedRequest>),
 }
 
-/// A checked request for a blocking action, owning everything it needs to move threads.
-pub struct BlockingRequest {
+/// A checked request, owning everything it needs to move threads.
+pub struct OwnedRequest {
     request: Request<'static>,
     caller: Caller,
-    handler: BlockingHandler,
+    run: Run,
+    route: Route,
 }
 
-impl std::fmt::Debug for BlockingRequest {
+impl std::fmt::Debug for OwnedRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingRequest")
+        f.debug_struct("OwnedRequest")
             .field("controller", &self.request.controller)
             .field("action", &self.request.action)
             .finish_non_exhaustive()
     }
 }
 
-impl BlockingRequest {
-    /// Runs the action; only the blocking pool can call this (it needs `on_pool`).
+impl OwnedRequest {
+    /// True when its action must run on the blocking pool.
+    pub fn is_blocking(&self) -> bool {
+        matches!(self.run, Run::Blocking(_))
+    }
+
+    /// Runs an in-memory action here; a blocking one is handed back.
+    pub fn run_inline(
+        self: Box<Self>,
+        services: &Services,
+        router: &Router,
+    ) -> Result<Answer<'static>, Box<Self>> {
+        let Run::Inline(handler) = self.run else {
+            return Err(self);
+        };
+        let context = Context {
+            services,
+            router,
+            caller: &self.caller,
+        };
+        let answer = invoke(self.request, |request| handler(&context, request));
+        Ok(routed(answer, self.route))
+    }
+
+    /// Runs the action, whatever its kind; only the blocking pool can call this (it needs
+    /// `on_pool`).
     pub fn run(
         self,
         services: &Services,
         router: &Router,
         on_pool: &OnBlockingPool,
     ) -> Answer<'static> {
-        let BlockingRequest {
+        let OwnedRequest {
             request,
             caller,
-            handler,
+            run,
+            route,
         } = self;
-        let context = BlockingContext::new(
-            Context {
-                services,
-                router,
-                caller: &caller,
-            },
-            on_pool,
-        );
-        invoke(request, |request| handler(&context, request))
+        let context = Context {
+            services,
+            router,
+            caller: &caller,
+        };
+        let answer = match run {
+            Run::Inline(handler) => invoke(request, |request| handler(&context, request)),
+            Run::Blocking(handler) => {
+                let context = BlockingContext::new(context, on_pool);
+                invoke(request, |request| handler(&context, request))
+            }
+        };
+        routed(answer, route)
     }
 
-    /// The answer when the blocking pool cannot take it.
+    /// The answer when it cannot run (a full queue, a pacing deadline passed).
     pub fn refuse(self, error: errors::KuzzleError) -> Answer<'static> {
-        build(self.request, Err(error))
+        routed(build(self.request, Err(error)), self.route)
     }
 }
 
@@ -81,23 +115,36 @@ pub fn dispatch<'a>(
     connection: ConnectionId,
     text: &'a str,
 ) -> Dispatched<'a> {
+    let protocol = services.connections.protocol_of(connection);
+    let mut route = Route {
+        protocol: protocol.and_then(|p| u16::try_from(p).ok()),
+        action: None,
+    };
+    let refuse =
+        |request, error, route| Dispatched::Answered(routed(build(request, Err(error)), route));
     let request = match Request::parse(text) {
         Ok(request) => request,
         Err(rejected) => {
             let Rejected { request, error } = *rejected;
-            return Dispatched::Answered(build(request, Err(error)));
+            return refuse(request, error, route);
         }
     };
-    let refuse = |request, error| Dispatched::Answered(build(request, Err(error)));
-    let Some(protocol) = services.connections.protocol_of(connection) else {
-        return refuse(request, errors::API_PROCESS_CONNECTION_DROPPED.error());
+    let Some(protocol) = protocol else {
+        return refuse(
+            request,
+            errors::API_PROCESS_CONNECTION_DROPPED.error(),
+            route,
+        );
     };
-    let action = match router.find(&request.controller, &request.action) {
-        Ok(action) => action,
-        Err(error) => return refuse(request, error),
+    let (id, action) = match router.locate(&request.controller, &request.action) {
+        Ok((id, action)) => {
+            route.action = Some(id);
+            (id, action)
+        }
+        Err(error) => return refuse(request, error, route),
     };
     if let Err(error) = action.args.check(&request) {
-        return refuse(request, error);
+        return refuse(request, error, route);
     }
     let access = Access {
         connection,
@@ -109,13 +156,24 @@ pub fn dispatch<'a>(
     };
     let identity = match services.gate.admit(&access) {
         Ok(identity) => identity,
-        Err(error) => return refuse(request, error),
+        Err(error) => return refuse(request, error, route),
     };
     let caller = Caller {
         connection,
         protocol,
         identity,
     };
+    let owned = |request: Request<'_>, caller| {
+        Box::new(OwnedRequest {
+            request: request.into_owned(),
+            caller,
+            run: action.run,
+            route,
+        })
+    };
+    if router.fans_out(id) && services.pressure.is_congested() {
+        return Dispatched::Paced(owned(request, caller));
+    }
     match action.run {
         Run::Inline(handler) => {
             let context = Context {
@@ -123,14 +181,17 @@ pub fn dispatch<'a>(
                 router,
                 caller: &caller,
             };
-            Dispatched::Answered(invoke(request, |request| handler(&context, request)))
+            let answer = invoke(request, |request| handler(&context, request));
+            Dispatched::Answered(routed(answer, route))
         }
-        Run::Blocking(handler) => Dispatched::Blocking(Box::new(BlockingRequest {
-            request: request.into_owned(),
-            caller,
-            handler,
-        })),
+        Run::Blocking(_) => Dispatched::Blocking(owned(request, caller)),
     }
+}
+
+/// `answer`, counted under `route`.
+fn routed(mut answer: Answer<'_>, route: Route) -> Answer<'_> {
+    answer.route = route;
+    answer
 }
 
 /// Runs a handler, turning a panic into Kuzzle's 500.

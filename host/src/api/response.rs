@@ -9,6 +9,7 @@ use switchyard_plugin_api::json;
 
 use super::action::{ActionResult, Output};
 use super::request::Request;
+use crate::metrics::Route;
 
 /// A finished answer: status, request id, and the response `content` as JSON text.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct Answer<'a> {
     pub request_id: Cow<'a, str>,
     /// The response `content` object.
     pub content: String,
+    /// Where it is counted (`metrics.rs`): set by dispatch once it knows.
+    pub route: Route,
 }
 
 impl<'a> Answer<'a> {
@@ -95,6 +98,7 @@ pub fn build(request: Request<'_>, outcome: ActionResult) -> Answer<'_> {
         status,
         request_id: request.request_id,
         content,
+        route: Route::UNKNOWN,
     }
 }
 

@@ -13,15 +13,21 @@ use super::action::{Action, Controller};
 pub struct Router {
     /// In declaration order (descriptions list them this way).
     controllers: Vec<&'static Controller>,
-    /// Controller name → action name → action.
-    lookup: HashMap<&'static str, HashMap<&'static str, &'static Action>>,
+    /// Controller name → action name → (the action's id, the action).
+    lookup: HashMap<&'static str, HashMap<&'static str, (u16, &'static Action)>>,
+    /// `controller:action` names by id (ids are dense, in declaration order: metrics index by
+    /// them).
+    names: Vec<(&'static str, &'static str)>,
+    /// By id: whether the action fans out (`action::FAN_OUT`).
+    fans_out: Vec<bool>,
 }
 
 impl Router {
     /// A router over `controllers`. A controller or action declared twice is a bug: panics.
     pub fn new(controllers: &[&'static Controller]) -> Router {
-        let mut lookup: HashMap<&'static str, HashMap<&'static str, &'static Action>> =
+        let mut lookup: HashMap<&'static str, HashMap<&'static str, (u16, &'static Action)>> =
             HashMap::with_capacity(controllers.len());
+        let mut names = Vec::new();
         for controller in controllers {
             let actions = lookup.entry(controller.name).or_default();
             assert!(
@@ -30,7 +36,9 @@ impl Router {
                 controller.name
             );
             for action in controller.actions {
-                let previous = actions.insert(action.name, action);
+                let id = u16::try_from(names.len()).expect("fewer than 65536 actions");
+                names.push((controller.name, action.name));
+                let previous = actions.insert(action.name, (id, action));
                 assert!(
                     previous.is_none(),
                     "action {}:{} is declared twice",
@@ -39,9 +47,15 @@ impl Router {
                 );
             }
         }
+        let fans_out = names
+            .iter()
+            .map(|name| super::action::FAN_OUT.contains(name))
+            .collect();
         Router {
             controllers: controllers.to_vec(),
             lookup,
+            names,
+            fans_out,
         }
     }
 
@@ -57,6 +71,15 @@ impl Router {
 
     /// The action `controller:action`, or Kuzzle's not-found error.
     pub fn find(&self, controller: &str, action: &str) -> Result<&'static Action, KuzzleError> {
+        self.locate(controller, action).map(|(_, action)| action)
+    }
+
+    /// The action `controller:action` with its id, or Kuzzle's not-found error.
+    pub fn locate(
+        &self,
+        controller: &str,
+        action: &str,
+    ) -> Result<(u16, &'static Action), KuzzleError> {
         let Some(actions) = self.lookup.get(controller) else {
             return Err(errors::API_PROCESS_CONTROLLER_NOT_FOUND.with(&[controller]));
         };
@@ -64,6 +87,16 @@ impl Router {
             .get(action)
             .copied()
             .ok_or_else(|| errors::API_PROCESS_ACTION_NOT_FOUND.with(&[controller, action]))
+    }
+
+    /// Whether the action `id` fans out (it waits while a protocol is congested).
+    pub fn fans_out(&self, id: u16) -> bool {
+        self.fans_out.get(usize::from(id)).copied().unwrap_or(false)
+    }
+
+    /// `(controller, action)` of every action, by id.
+    pub fn action_names(&self) -> &[(&'static str, &'static str)] {
+        &self.names
     }
 
     /// `server:info`'s `api.routes`: `{controller: {action: {controller, action, http:

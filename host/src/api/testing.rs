@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_plugin_api::ConnectionId;
+use switchyard_storage::EmbeddedStorage;
 
-use super::dispatch::{dispatch, BlockingRequest, Dispatched};
+use super::dispatch::{dispatch, Dispatched, OwnedRequest};
 use super::router::Router;
 use crate::config::Config;
 use crate::execution::{Pool, PoolKind};
@@ -32,7 +33,8 @@ impl Harness {
     pub fn with_router(router: Router) -> Harness {
         let config = Config::parse(std::path::Path::new("test.toml"), "[server]\n")
             .expect("an empty configuration is valid");
-        let services = Services::new(Arc::new(config));
+        let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
+        let services = Services::new(Arc::new(config), storage);
         let connection = services.connections.declare(0, &["127.0.0.1"], "");
         Harness {
             services: Arc::new(services),
@@ -45,15 +47,17 @@ impl Harness {
     pub fn call(&self, request: &str) -> Value {
         let text = match dispatch(&self.services, &self.router, self.connection, request) {
             Dispatched::Answered(answer) => answer.content,
-            Dispatched::Blocking(blocking) => self.run_blocking(blocking),
+            Dispatched::Blocking(blocking) | Dispatched::Paced(blocking) => {
+                self.run_blocking(blocking)
+            }
         };
         serde_json::from_str(&text).expect("answers are JSON")
     }
 
     /// Runs a blocking request on a one-thread blocking pool, as the host would.
-    fn run_blocking(&self, blocking: Box<BlockingRequest>) -> String {
+    fn run_blocking(&self, blocking: Box<OwnedRequest>) -> String {
         let (answers, answer) = mpsc::channel();
-        let pool: Arc<Pool<Box<BlockingRequest>>> = Arc::new(Pool::new("harness", 1));
+        let pool: Arc<Pool<Box<OwnedRequest>>> = Arc::new(Pool::new("harness", 1));
         let (services, router) = (Arc::clone(&self.services), Arc::clone(&self.router));
         pool.start(1, PoolKind::Blocking, move |job, on_pool| {
             let on_pool = on_pool.expect("a blocking pool lends its proof");

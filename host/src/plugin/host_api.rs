@@ -29,6 +29,11 @@ pub trait EntryPointApi: Send + Sync + 'static {
     fn remove_connection(&self, connection: ConnectionId);
     /// Runs a request; `callback` is called exactly once.
     fn execute(&self, connection: ConnectionId, request_json: &str, callback: Callback);
+    /// `protocol`'s subscribers' queues passed their high-water mark (`true`) or drained
+    /// below the low-water mark (`false`).
+    fn report_pressure(&self, protocol: usize, congested: bool) {
+        let _ = (protocol, congested);
+    }
     /// True once shutdown began.
     fn is_shutting_down(&self) -> bool;
     /// Protocol `protocol` listens at `address`.

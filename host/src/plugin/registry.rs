@@ -85,6 +85,11 @@ impl ProtocolSlot {
         self.listeners.lock().clone()
     }
 
+    /// Panics caught in this protocol's hooks so far.
+    pub fn panics(&self) -> u32 {
+        self.panics.load(Ordering::Relaxed)
+    }
+
     /// True when the protocol was disabled after too many panics.
     pub fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Relaxed)

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
-use switchyard_plugin_api::{BoxError, InitConfig};
+use switchyard_plugin_api::BoxError;
+use switchyard_plugin_kit::config::{self as kit_config, Section};
 
 use crate::cors::{Cors, OriginRule};
 
@@ -28,12 +29,12 @@ pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// `server.protocols.http` sections (merged here: each protocol owns its whole section).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+pub struct RawConfig {
     /// Listening port; 0 asks the system for a free one (tests).
     #[serde(default = "default_port")]
     port: u16,
     /// Listening address; Kuzzle listens on every interface.
-    #[serde(default = "default_address")]
+    #[serde(default = "kit_config::any_address")]
     address: IpAddr,
     /// Overrides `[server] maxRequestSize` for this listener.
     #[serde(default)]
@@ -77,10 +78,6 @@ enum Origins {
 
 fn default_port() -> u16 {
     DEFAULT_PORT
-}
-
-fn default_address() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
 }
 
 fn default_true() -> bool {
@@ -128,22 +125,11 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Reads the protocol's section and `[server] maxRequestSize`.
-    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse()?;
-        let max_request_size = config.max_request_size(raw.max_request_size)?;
-        let section = format!("server.protocols.{}", config.name);
-        Settings::validate(raw, max_request_size, &section)
-    }
+impl Section for Settings {
+    type Raw = RawConfig;
 
-    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
-    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&InitConfig {
-            name,
-            config: section,
-            server,
-        })
+    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
+        raw.max_request_size
     }
 
     fn validate(
@@ -151,9 +137,7 @@ impl Settings {
         max_request_size: u64,
         section: &str,
     ) -> Result<Settings, BoxError> {
-        if max_request_size == 0 {
-            return Err(format!("{section}.maxRequestSize: must be greater than 0").into());
-        }
+        kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
         // Kuzzle splits a string on commas; a list is taken as is.
         let origins: Vec<String> = match raw.access_control_allow_origin {
             None => vec!["*".to_string()],

@@ -1,7 +1,7 @@
-//! One HTTP request, start to finish: checks in Kuzzle's order, body, routing, one host
-//! connection for the API call, and the framed response with CORS headers.
+//! One HTTP request, start to finish: checks in Kuzzle's order, body, routing, the API call on
+//! the socket's host connection, and the framed response with CORS headers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -19,10 +19,44 @@ use crate::router::{self, Target, KNOWN_VERBS};
 use crate::server::Shared;
 use switchyard_plugin_api::Backend;
 
+/// One client socket, shared by the requests it carries one after the other (keep-alive).
+///
+/// It declares one host connection, at its first API call, and removes it when the socket
+/// closes (this value is dropped with hyper's connection, also when the instance stops):
+/// per-connection limits then count a client, not a request, and a request costs no
+/// declaration. Kuzzle declares one per request; see README.md, "Host connections".
+pub struct Socket {
+    /// The peer's address, formatted once.
+    peer_ip: String,
+    /// The host, to remove the connection.
+    backend: Arc<dyn Backend>,
+    /// The socket's host connection, once declared.
+    connection: OnceLock<ConnectionId>,
+}
+
+impl Socket {
+    /// A socket from `peer_ip`, with no host connection yet.
+    pub fn new(backend: Arc<dyn Backend>, peer_ip: String) -> Socket {
+        Socket {
+            peer_ip,
+            backend,
+            connection: OnceLock::new(),
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if let Some(id) = self.connection.get() {
+            self.backend.remove_connection(*id);
+        }
+    }
+}
+
 /// Answers one request. Never fails: every problem is an HTTP answer.
 pub async fn handle<B>(
     shared: &Shared,
-    peer_ip: &str,
+    socket: &Socket,
     request: hyper::Request<B>,
 ) -> hyper::Response<Full<Bytes>>
 where
@@ -45,7 +79,7 @@ where
     };
     let reply = answer(
         shared,
-        peer_ip,
+        socket,
         &parts,
         &known,
         body,
@@ -143,7 +177,7 @@ impl<'a> KnownHeaders<'a> {
 
 async fn answer<B>(
     shared: &Shared,
-    peer_ip: &str,
+    socket: &Socket,
     parts: &hyper::http::request::Parts,
     known: &KnownHeaders<'_>,
     body: B,
@@ -237,7 +271,7 @@ where
         },
     };
     let client = Client {
-        peer_ip,
+        socket,
         headers,
         forwarded_for: known.forwarded_for,
     };
@@ -323,22 +357,58 @@ impl Drop for HostConnection<'_> {
 
 /// Who sent a request, as the host connection declares it.
 struct Client<'a> {
-    /// The socket's peer.
-    peer_ip: &'a str,
+    /// The socket it came on.
+    socket: &'a Socket,
     /// The request's headers.
     headers: &'a HeaderMap,
     /// The request has `X-Forwarded-For` (its addresses follow the peer's).
     forwarded_for: bool,
 }
 
-/// One API call on its own host connection (as Kuzzle: a connection per HTTP request, with
-/// the peer and `X-Forwarded-For` addresses and the request headers).
+/// One API call, on the socket's host connection. A request with `X-Forwarded-For` gets a
+/// connection of its own, as in Kuzzle: a proxy may carry many clients on one socket, and the
+/// connection declares the forwarded addresses.
 async fn execute(shared: &Shared, client: &Client<'_>, json: &str, request_id: &str) -> Reply {
+    let own_connection;
+    let id = if client.forwarded_for {
+        own_connection = HostConnection {
+            backend: &shared.backend,
+            id: declare(shared, client),
+        };
+        own_connection.id
+    } else {
+        *client
+            .socket
+            .connection
+            .get_or_init(|| declare(shared, client))
+    };
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    shared.backend.execute(
+        id,
+        json,
+        Box::new(move |response| {
+            let content = Bytes::copy_from_slice(response.content.as_bytes());
+            let _ = sender.send((response.status, content));
+        }),
+    );
+    match receiver.await {
+        Ok((status, content)) => Reply::content(status, content),
+        Err(_) => {
+            let error = errors::CORE_FATAL_UNEXPECTED_ERROR.with(&["the host dropped the request"]);
+            Reply::error(request_id, &error)
+        }
+    }
+}
+
+/// Declares a host connection for `client`: the peer and `X-Forwarded-For` addresses, and the
+/// request's headers.
+fn declare(shared: &Shared, client: &Client<'_>) -> ConnectionId {
     let Client {
-        peer_ip,
+        socket,
         headers,
         forwarded_for,
     } = *client;
+    let peer_ip = socket.peer_ip.as_str();
     let peer_only = [peer_ip];
     let mut forwarded: Vec<&str> = Vec::new();
     if forwarded_for {
@@ -372,26 +442,5 @@ async fn execute(shared: &Shared, client: &Client<'_>, json: &str, request_id: &
         many = text_headers.collect();
         &many
     };
-    let connection = HostConnection {
-        backend: &shared.backend,
-        id: shared.backend.new_connection(ips, header_pairs),
-    };
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    shared.backend.execute(
-        connection.id,
-        json,
-        Box::new(move |response| {
-            let content = Bytes::copy_from_slice(response.content.as_bytes());
-            let _ = sender.send((response.status, content));
-        }),
-    );
-    let answered = receiver.await;
-    drop(connection);
-    match answered {
-        Ok((status, content)) => Reply::content(status, content),
-        Err(_) => {
-            let error = errors::CORE_FATAL_UNEXPECTED_ERROR.with(&["the host dropped the request"]);
-            Reply::error(request_id, &error)
-        }
-    }
+    shared.backend.new_connection(ips, header_pairs)
 }

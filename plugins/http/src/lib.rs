@@ -24,44 +24,15 @@ pub mod server;
 #[doc(hidden)]
 pub mod testing;
 
-use std::sync::Arc;
-
-use switchyard_plugin_api::{
-    export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
-};
+use switchyard_plugin_api::export_protocol;
 
 pub use config::Settings;
 pub use server::Server;
 pub use switchyard_plugin_api::{Backend, ResponseCallback};
 
-/// The plugin: one value per `[server.protocols.<name>]` section using this library.
-#[derive(Debug)]
-pub struct HttpProtocol {
-    /// Kept alive for the life of the instance (its drop stops the runtime).
-    _server: Server,
-}
-
-impl Protocol for HttpProtocol {
-    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        let server = Server::start(config.name, settings, Arc::new(host))?;
-        Ok(HttpProtocol { _server: server })
-    }
-
-    // HTTP connections live for one request and never join channels (subscriptions are
-    // refused), so there is nothing to deliver.
-    fn broadcast(&self, _channels: Channels<'_>, _payload: &str) {}
-
-    fn notify(&self, _connection: ConnectionId, _channels: Channels<'_>, _payload: &str) {}
-
-    fn join_channel(&self, _channel: &str, _connection: ConnectionId) {}
-
-    fn leave_channel(&self, _channel: &str, _connection: ConnectionId) {}
-
-    // The request in flight finishes (the host refuses new ones while shutting down) and its
-    // connection is removed then; keep-alive sockets get `Connection: close` on their next
-    // answer.
-    fn disconnect(&self, _connection: ConnectionId, _reason: DisconnectReason, _message: &str) {}
-}
+switchyard_plugin_kit::protocol!(
+    /// The plugin: one value per `[server.protocols.<name>]` section using this library.
+    HttpProtocol => Server
+);
 
 export_protocol!(HttpProtocol, name = "http");

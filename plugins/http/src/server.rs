@@ -13,12 +13,15 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use switchyard_plugin_api::BoxError;
+use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::config::Section;
+use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::server::{self, Listen};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::Settings;
 use crate::exchange;
@@ -96,16 +99,6 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Creates the listening socket: a port in use fails start-up with a hint.
-pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    switchyard_plugin_api::net::bind_listener(name, settings.address, settings.port)
-}
-
-/// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
-pub fn announced_url(bound: SocketAddr) -> String {
-    switchyard_plugin_api::net::announced_url("http", bound)
-}
-
 impl Server {
     /// Binds the listener, starts serving and starts loading the route table.
     pub fn start(
@@ -113,17 +106,20 @@ impl Server {
         settings: Settings,
         backend: Arc<dyn Backend>,
     ) -> Result<Server, BoxError> {
-        let listener = bind_listener(name, &settings)?;
-        let local_address = listener.local_addr()?;
         let threads = match settings.worker_threads {
             0 => default_worker_threads(),
             n => n,
         };
-        let workers = Workers::start(name, threads, &backend)?;
-        let listener = {
-            let _context = workers.handles[0].enter();
-            TcpListener::from_std(listener)?
+        let listen = Listen {
+            address: settings.address,
+            port: settings.port,
+            scheme: "http",
+            worker_threads: threads,
         };
+        let listener = server::bind(name, &listen)?;
+        let local_address = listener.local_addr()?;
+        let workers = Workers::start(name, threads, &backend)?;
+        let listener = server::register(listener, &workers.handles[0])?;
         let (routes_sender, routes) = watch::channel(None);
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -153,7 +149,7 @@ impl Server {
         ));
         shared
             .backend
-            .announce_listener(&announced_url(local_address));
+            .announce_listener(&server::announced_url(listen.scheme, local_address));
         Ok(Server {
             shared,
             _workers: workers,
@@ -170,6 +166,30 @@ impl Server {
     pub fn is_ready(&self) -> bool {
         self.shared.route_table_now().is_some()
     }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        Server::start(config.name, settings, Arc::new(host))
+    }
+
+    // HTTP clients never join channels (subscriptions are refused), so there is nothing to
+    // deliver, and `joinChannel` / `leaveChannel` keep their no-op defaults.
+    fn broadcast<'c>(&self, _channels: impl Iterator<Item = &'c str>, _payload: &str) {}
+
+    fn notify<'c>(
+        &self,
+        _connection: ConnectionId,
+        _channels: impl Iterator<Item = &'c str>,
+        _payload: &str,
+    ) {
+    }
+
+    // The request in flight finishes (the host refuses new ones while shutting down) and the
+    // socket's connection is removed when it closes; keep-alive sockets get `Connection:
+    // close` on their next answer.
+    fn disconnect(&self, _connection: ConnectionId, _reason: DisconnectReason, _message: &str) {}
 }
 
 /// Half the cores, at least one: more than half of a request's CPU time is the kernel's
@@ -236,41 +256,117 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
         .half_close(true)
         .keep_alive(true);
     let builder = Arc::new(builder);
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if shared.backend.is_shutting_down() {
-                    debug!(peer = %peer, "refused: shutting down");
-                    continue;
-                }
-                // Answers are small and written in one go: do not wait for more to send.
-                let _ = stream.set_nodelay(true);
+    let backend = shared.backend.clone();
+    server::accept_loop(listener, backend, move |stream, peer| {
+        // Answers are small and written in one go: do not wait for more to send.
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let builder = builder.clone();
+        // The socket's host connection is removed when hyper drops the service, with it.
+        let socket = Arc::new(exchange::Socket::new(
+            shared.backend.clone(),
+            peer.ip().to_string(),
+        ));
+        next_worker = (next_worker + 1) % workers.len();
+        workers[next_worker].spawn(async move {
+            let service = service_fn(move |request| {
                 let shared = shared.clone();
-                let builder = builder.clone();
-                // Formatted once per connection: every request declares the peer's address.
-                let peer_ip: Arc<str> = peer.ip().to_string().into();
-                next_worker = (next_worker + 1) % workers.len();
-                workers[next_worker].spawn(async move {
-                    let service = service_fn(move |request| {
-                        let shared = shared.clone();
-                        let peer_ip = peer_ip.clone();
-                        async move {
-                            Ok::<_, Infallible>(exchange::handle(&shared, &peer_ip, request).await)
-                        }
-                    });
-                    if let Err(error) = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
-                        debug!(peer = %peer, error = %error, "connection ended with an error");
-                    }
-                });
+                let socket = socket.clone();
+                async move { Ok::<_, Infallible>(exchange::handle(&shared, &socket, request).await) }
+            });
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(peer = %peer, error = %error, "connection ended with an error");
             }
-            Err(error) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                warn!(error = %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::testing::FakeHost;
+
+    /// Sends `POST /_query` on `stream` and reads one answer (its headers and body).
+    fn query(stream: &mut TcpStream, extra_header: &str) -> String {
+        let body = r#"{"controller":"server","action":"now"}"#;
+        write!(
+            stream,
+            "POST /_query HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra_header}content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0; 4096];
+        loop {
+            let read = stream.read(&mut chunk).unwrap();
+            assert!(read > 0, "closed before an answer");
+            answer.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                if answer.len() >= end + 4 + length {
+                    return text.into_owned();
+                }
             }
+        }
+    }
+
+    fn live_connections(host: &FakeHost) -> Vec<Vec<String>> {
+        host.connections
+            .lock()
+            .iter()
+            .map(|(_, ips)| ips.clone())
+            .collect()
+    }
+
+    /// Issue 12, item 10: one host connection per keep-alive socket, removed when it closes;
+    /// a request with `X-Forwarded-For` still gets its own, as in Kuzzle.
+    #[test]
+    fn issue_12_one_host_connection_per_keep_alive_socket() {
+        let host = Arc::new(FakeHost::default());
+        let settings = Settings {
+            address: [127, 0, 0, 1].into(),
+            port: 0,
+            worker_threads: 1,
+            ..Settings::default()
+        };
+        let server = Server::start("http", settings, host.clone()).unwrap();
+        let mut stream = TcpStream::connect(server.local_address()).unwrap();
+        for _ in 0..3 {
+            assert!(query(&mut stream, "").starts_with("HTTP/1.1 200"));
+        }
+        assert_eq!(live_connections(&host), [vec!["127.0.0.1".to_string()]]);
+        query(&mut stream, "x-forwarded-for: 10.0.0.7\r\n");
+        assert_eq!(
+            live_connections(&host),
+            [vec!["127.0.0.1".to_string()]],
+            "the forwarded request's own connection is gone once answered"
+        );
+        let mut other = TcpStream::connect(server.local_address()).unwrap();
+        query(&mut other, "");
+        assert_eq!(live_connections(&host).len(), 2);
+
+        drop(stream);
+        drop(other);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !live_connections(&host).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connections never removed"
+            );
+            std::thread::yield_now();
         }
     }
 }

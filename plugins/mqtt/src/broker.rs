@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use switchyard_plugin_api::ConnectionId;
 
 use crate::encode;
-use crate::outbox::Outbox;
+use crate::outbox::{Closing, Outbox};
 use crate::session::{Delivered, Message, Session};
 use crate::topic;
 
@@ -110,7 +110,7 @@ impl Broker {
                 drop(sessions);
                 if let Some(old) = existing {
                     if let Some(outbox) = old.outbox() {
-                        outbox.close(TAKEN_OVER, false);
+                        outbox.close(Closing::silent(TAKEN_OVER), false);
                     }
                     self.purge(&old);
                 }
@@ -303,7 +303,7 @@ mod tests {
 
     fn online(broker: &Broker, id: &str, clean: bool, serial: u64) -> (Arc<Session>, Arc<Outbox>) {
         let (session, _) = broker.open_session(id, clean);
-        let outbox = Arc::new(Outbox::new(100, 1 << 20));
+        let outbox = Arc::new(crate::outbox::new(100, 1 << 20));
         session.attach(serial, outbox.clone());
         (session, outbox)
     }
@@ -322,7 +322,7 @@ mod tests {
         let (old, old_outbox) = online(&broker, "c", true, 1);
         broker.subscribe(&old, "t", 0);
         let (new, _) = online(&broker, "c", true, 2);
-        assert_eq!(old_outbox.closing(), Some(TAKEN_OVER));
+        assert_eq!(old_outbox.close_reason(), Some(TAKEN_OVER));
         broker.subscribe(&new, "t", 0);
         // The old connection's late cleanup must not touch the new session's subscription.
         broker.close_session(&old, 1);
@@ -375,7 +375,7 @@ mod tests {
         broker.subscribe(&exact, "room-311", 0);
         broker.subscribe(&wild, "#", 0);
         assert_eq!(broker.broadcast(["room-311"].into_iter(), "{}").sent, 1);
-        assert_eq!(exact_outbox.queued(), 1);
-        assert_eq!(wild_outbox.queued(), 0);
+        assert_eq!(exact_outbox.queued_frames(), 1);
+        assert_eq!(wild_outbox.queued_frames(), 0);
     }
 }

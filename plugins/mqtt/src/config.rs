@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
-use switchyard_plugin_api::{BoxError, InitConfig};
+use switchyard_plugin_api::BoxError;
+use switchyard_plugin_kit::config::{self as kit_config, Section};
 
 /// MQTT's registered port.
 pub const DEFAULT_PORT: u16 = 1883;
@@ -20,12 +21,12 @@ pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.mqtt`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+pub struct RawConfig {
     /// Listening port; 0 asks the system for a free one (tests).
     #[serde(default = "default_port")]
     port: u16,
     /// Listening address.
-    #[serde(default = "default_address")]
+    #[serde(default = "kit_config::any_address")]
     address: IpAddr,
     /// Let clients publish and subscribe to ordinary topics (a plain MQTT broker).
     #[serde(default)]
@@ -56,10 +57,6 @@ struct RawConfig {
 
 fn default_port() -> u16 {
     DEFAULT_PORT
-}
-
-fn default_address() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
 }
 
 fn default_request_topic() -> String {
@@ -106,7 +103,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            address: default_address(),
+            address: kit_config::any_address(),
             port: DEFAULT_PORT,
             allow_pub_sub: false,
             request_topic: default_request_topic(),
@@ -120,22 +117,11 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Reads the protocol's section and `[server] maxRequestSize`.
-    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse()?;
-        let max_request_size = config.max_request_size(raw.max_request_size)?;
-        let section = format!("server.protocols.{}", config.name);
-        Settings::validate(raw, max_request_size, &section)
-    }
+impl Section for Settings {
+    type Raw = RawConfig;
 
-    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
-    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&InitConfig {
-            name,
-            config: section,
-            server,
-        })
+    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
+        raw.max_request_size
     }
 
     fn validate(

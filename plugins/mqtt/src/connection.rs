@@ -19,16 +19,15 @@ use tracing::debug;
 use crate::broker::Link;
 use crate::codec::{self, Connect, Violation};
 use crate::encode::{self, connack_code};
-use crate::outbox::Outbox;
+use crate::outbox::{self, Closing};
 use crate::packets::{Ending, Handler};
 use crate::server::Shared;
 use crate::session::Message;
-use crate::writer::{write_all, write_loop};
+use switchyard_plugin_kit::socket::{self, Filled};
+use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Read granularity; the buffer is freed whenever no partial packet is left in it.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Serial numbers of network connections: they tell a session's current connection from one
 /// it replaced, and name clients that sent an empty client id.
@@ -86,7 +85,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
     let ip = peer.ip().to_string();
     let id = shared.backend.new_connection(&[&ip], &[]);
-    let outbox = Arc::new(Outbox::new(
+    let outbox = Arc::new(outbox::new(
         shared.settings.max_queued_messages,
         shared.settings.max_queued_bytes,
     ));
@@ -100,7 +99,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         },
     );
     if let Some(replaced) = session.attach(serial, outbox.clone()) {
-        replaced.close(crate::broker::TAKEN_OVER, false);
+        replaced.close(Closing::silent(crate::broker::TAKEN_OVER), false);
     }
     debug!(connection = %id, client_id = %client_id, clean = hello.clean, present, "connected");
     let writer = tokio::spawn(write_loop(write_half, outbox.clone()));
@@ -118,13 +117,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     debug!(connection = %id, ending = ?ending, "closing");
     match ending {
         Ending::Disconnected => {
-            outbox.close("client disconnected", false);
+            outbox.close(Closing::silent("client disconnected"), false);
         }
         Ending::Violation(_) | Ending::Refused(_) => {
-            outbox.close("protocol violation", true);
+            outbox.close(Closing::silent("protocol violation"), true);
         }
         Ending::KeepAlive | Ending::Gone => {
-            outbox.close("keep-alive timeout or socket closed", true);
+            outbox.close(Closing::silent("keep-alive timeout or socket closed"), true);
         }
         Ending::Requested => {}
     }
@@ -253,14 +252,10 @@ async fn read_loop(
                 if ready.is_err() {
                     return Ending::Gone;
                 }
-                if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                    buffer.reserve(READ_CHUNK);
-                }
-                match read_half.try_read_buf(&mut buffer) {
-                    Ok(0) => return Ending::Gone,
-                    Ok(_) => last_activity = Instant::now(),
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return Ending::Gone,
+                match socket::fill(read_half, &mut buffer) {
+                    Filled::Data => last_activity = Instant::now(),
+                    Filled::Nothing => {}
+                    Filled::Gone => return Ending::Gone,
                 }
             }
             () = &mut idle => {

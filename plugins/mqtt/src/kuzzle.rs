@@ -1,10 +1,10 @@
 //! Kuzzle's side of the protocol: checking a request published on `requestTopic` and building
 //! the error response a malformed one gets (on `responseTopic`, to its sender only).
 
-use serde::de::IgnoredAny;
 use switchyard_plugin_api::errors::KuzzleError;
 pub use switchyard_plugin_api::errors::NETWORK_MQTT_UNEXPECTED_ERROR;
 use switchyard_plugin_api::json;
+use switchyard_plugin_kit::request::NotAnObject;
 
 /// Why a request payload cannot go to the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,29 +32,14 @@ impl BadRequest {
 /// The payload as request text, if it is one UTF-8 JSON object.
 pub fn check_request(payload: &[u8]) -> Result<&str, BadRequest> {
     let text = std::str::from_utf8(payload).map_err(|_| BadRequest::NotUtf8)?;
-    if let Err(error) = serde_json::from_str::<IgnoredAny>(text) {
-        return Err(BadRequest::InvalidJson(error.to_string()));
-    }
-    if text.trim_start().starts_with('{') {
-        Ok(text)
-    } else {
-        Err(BadRequest::NotAnObject)
+    match switchyard_plugin_kit::request::check_object(text) {
+        Ok(()) => Ok(text),
+        Err(NotAnObject::InvalidJson(why)) => Err(BadRequest::InvalidJson(why)),
+        Err(NotAnObject::OtherJson) => Err(BadRequest::NotAnObject),
     }
 }
 
-/// The request's `requestId`, when the payload is an object with a string one.
-pub fn request_id_of(payload: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "requestId")]
-        request_id: Option<serde_json::Value>,
-    }
-    let probe: Probe = serde_json::from_slice(payload).ok()?;
-    match probe.request_id? {
-        serde_json::Value::String(id) => Some(id),
-        _ => None,
-    }
-}
+pub use switchyard_plugin_kit::request::request_id_of;
 
 /// Kuzzle's error response content (no `room`: on MQTT the topic says what it is).
 pub fn error_response(request_id: Option<&str>, error: &KuzzleError) -> String {

@@ -24,54 +24,22 @@ mod packets;
 pub mod server;
 pub mod session;
 pub mod topic;
-mod writer;
 
 #[cfg(test)]
 mod codec_tests;
 #[cfg(test)]
 mod socket_tests;
 
-use std::sync::Arc;
-
-use switchyard_plugin_api::{
-    export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
-};
+use switchyard_plugin_api::export_protocol;
 
 pub use config::Settings;
 pub use server::Server;
 pub use switchyard_plugin_api::{Backend, ResponseCallback};
+pub use switchyard_plugin_kit::instance::Instance;
 
-/// The plugin: one value per `[server.protocols.<name>]` section using this library.
-#[derive(Debug)]
-pub struct MqttProtocol {
-    server: Server,
-}
-
-impl Protocol for MqttProtocol {
-    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        let server = Server::start(config.name, settings, Arc::new(host))?;
-        Ok(MqttProtocol { server })
-    }
-
-    fn broadcast(&self, channels: Channels<'_>, payload: &str) {
-        self.server.broadcast(channels.iter(), payload);
-    }
-
-    fn notify(&self, connection: ConnectionId, channels: Channels<'_>, payload: &str) {
-        self.server.notify(connection, channels.iter(), payload);
-    }
-
-    /// A no-op, as in Kuzzle: the client subscribes to the channel's topic itself after
-    /// reading `result.channel`.
-    fn join_channel(&self, _channel: &str, _connection: ConnectionId) {}
-
-    /// A no-op, as in Kuzzle.
-    fn leave_channel(&self, _channel: &str, _connection: ConnectionId) {}
-
-    fn disconnect(&self, connection: ConnectionId, _reason: DisconnectReason, _message: &str) {
-        self.server.disconnect(connection);
-    }
-}
+switchyard_plugin_kit::protocol!(
+    /// The plugin: one value per `[server.protocols.<name>]` section using this library.
+    MqttProtocol => Server
+);
 
 export_protocol!(MqttProtocol, name = "mqtt");

@@ -276,7 +276,7 @@ mod tests {
 
     fn drain(outbox: &Outbox) -> Vec<Bytes> {
         let mut batch = VecDeque::new();
-        assert_ne!(outbox.take(&mut batch), Taken::Close);
+        assert_ne!(outbox.take(&mut batch), Taken::Close(bytes::Bytes::new()));
         batch.into()
     }
 
@@ -286,14 +286,14 @@ mod tests {
         assert_eq!(session.deliver(&message(0), 0, false), Delivered::Dropped);
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Stored);
 
-        let first = Arc::new(Outbox::new(100, 1 << 20));
+        let first = Arc::new(crate::outbox::new(100, 1 << 20));
         assert!(session.attach(1, first.clone()).is_none());
         let sent = drain(&first);
         assert_eq!(sent, [encode::publish("t", b"p", 1, false, false, Some(1))]);
         assert!(session.detach(1));
 
         // Not acknowledged: sent again with DUP on the next connection.
-        let second = Arc::new(Outbox::new(100, 1 << 20));
+        let second = Arc::new(crate::outbox::new(100, 1 << 20));
         session.attach(2, second.clone());
         assert_eq!(
             drain(&second),
@@ -301,7 +301,7 @@ mod tests {
         );
         session.acknowledged(1);
         assert!(session.detach(2));
-        let third = Arc::new(Outbox::new(100, 1 << 20));
+        let third = Arc::new(crate::outbox::new(100, 1 << 20));
         session.attach(3, third.clone());
         assert!(drain(&third).is_empty());
     }
@@ -309,13 +309,13 @@ mod tests {
     #[test]
     fn qos2_outgoing_state_survives_as_pubrel() {
         let session = Session::new(Arc::from("c"), false, 10);
-        let first = Arc::new(Outbox::new(100, 1 << 20));
+        let first = Arc::new(crate::outbox::new(100, 1 << 20));
         session.attach(1, first.clone());
         session.deliver(&message(2), 2, false);
         drain(&first);
         session.received(1);
         session.detach(1);
-        let second = Arc::new(Outbox::new(100, 1 << 20));
+        let second = Arc::new(crate::outbox::new(100, 1 << 20));
         session.attach(2, second.clone());
         assert_eq!(drain(&second), [encode::ack(kind::PUBREL, 1)]);
     }
@@ -323,9 +323,9 @@ mod tests {
     #[test]
     fn a_takeover_returns_the_old_outbox_and_stale_detaches_are_ignored() {
         let session = Session::new(Arc::from("c"), true, 10);
-        let first = Arc::new(Outbox::new(100, 1 << 20));
+        let first = Arc::new(crate::outbox::new(100, 1 << 20));
         session.attach(1, first.clone());
-        let replaced = session.attach(2, Arc::new(Outbox::new(100, 1 << 20)));
+        let replaced = session.attach(2, Arc::new(crate::outbox::new(100, 1 << 20)));
         assert!(Arc::ptr_eq(&replaced.unwrap(), &first));
         assert!(!session.detach(1));
         assert!(session.detach(2));
@@ -339,7 +339,7 @@ mod tests {
         }
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Dropped);
         assert_eq!(session.stored(), 2);
-        session.attach(1, Arc::new(Outbox::new(100, 1 << 20)));
+        session.attach(1, Arc::new(crate::outbox::new(100, 1 << 20)));
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Dropped);
         assert!(session.begin_incoming(7));
         assert!(!session.begin_incoming(7));

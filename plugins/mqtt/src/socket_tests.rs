@@ -156,7 +156,7 @@ fn broadcasts_reach_channel_subscribers_with_one_shared_packet() {
         );
     }
     assert_eq!(server.subscriber_count("room-1"), 3);
-    let fanout = server.broadcast(["room-1", "room-2"].into_iter(), r#"{"n":1}"#);
+    let fanout = server.fanout(["room-1", "room-2"].into_iter(), r#"{"n":1}"#);
     assert_eq!(fanout.sent, 3);
     for client in &mut clients {
         assert_eq!(

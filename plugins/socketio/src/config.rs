@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
-use switchyard_plugin_api::{BoxError, InitConfig};
+use switchyard_plugin_api::BoxError;
+use switchyard_plugin_kit::config::{self as kit_config, Section};
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -26,12 +27,12 @@ pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 /// The section as written. Keys are camelCase, as in Kuzzle's configuration.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+pub struct RawConfig {
     /// Listening port; 0 asks the system for a free one (tests).
     #[serde(default = "default_port")]
     port: u16,
     /// Listening address.
-    #[serde(default = "default_address")]
+    #[serde(default = "kit_config::any_address")]
     address: IpAddr,
     /// Where Engine.IO is served (`path` of socket.io-client).
     #[serde(default = "default_path")]
@@ -61,9 +62,6 @@ struct RawConfig {
 
 fn default_port() -> u16 {
     DEFAULT_PORT
-}
-fn default_address() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
 }
 fn default_path() -> String {
     DEFAULT_PATH.to_string()
@@ -136,25 +134,19 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Reads the protocol's section and `[server] maxRequestSize`.
-    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse()?;
-        let max_request_size = config.max_request_size(raw.max_request_size)?;
-        validate(
-            raw,
-            max_request_size,
-            &format!("server.protocols.{}", config.name),
-        )
+impl Section for Settings {
+    type Raw = RawConfig;
+
+    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
+        raw.max_request_size
     }
 
-    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
-    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&InitConfig {
-            name,
-            config: section,
-            server,
-        })
+    fn validate(
+        raw: RawConfig,
+        max_request_size: u64,
+        section: &str,
+    ) -> Result<Settings, BoxError> {
+        validate(raw, max_request_size, section)
     }
 }
 

@@ -16,7 +16,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::debug;
 
 use crate::engine::{self, RequestError};
-use crate::frame::{close_code, payload_of};
+use switchyard_plugin_kit::ws::frame::{close_code, payload_of};
+
 use crate::server::Shared;
 use crate::session::{Session, Taken, Transport};
 use crate::{inbound, packets, websocket};

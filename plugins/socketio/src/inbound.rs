@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use tracing::debug;
 
-use crate::frame::close_code;
+use switchyard_plugin_kit::ws::frame::close_code;
+
 use crate::server::Shared;
 use crate::session::Session;
 use crate::{engine, packets, sio};
@@ -46,7 +47,7 @@ pub fn on_engine_packet(
 
 fn on_socket_io(shared: &Shared, session: &Arc<Session>, data: &str) -> Result<(), Refused> {
     let packet = sio::decode(data).map_err(|_| Refused("parse error"))?;
-    let connection = session.kuzzle.lock().connection;
+    let connection = session.memberships.connection();
     match packet {
         sio::Packet::Connect { namespace } if namespace != sio::MAIN_NAMESPACE => {
             session.push(packets::engine(&format!(

@@ -8,14 +8,13 @@
 //! Code map: `server` (runtime, listener, session drivers, hooks) → `http` (routing, polling)
 //! and `websocket` (upgrade, reader, writer) → `inbound` (Engine.IO / Socket.IO / Kuzzle
 //! packets in). `session` holds one session's queue and state; `registry` sessions, connections
-//! and channels; `packets` builds every outgoing frame. `engine`, `sio` and `frame` are the
-//! Engine.IO, Socket.IO and RFC 6455 codecs.
+//! and channels; `packets` builds every outgoing frame. `engine` and `sio` are the
+//! Engine.IO and Socket.IO codecs; RFC 6455 is `switchyard_plugin_kit::ws`.
 
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod engine;
-pub mod frame;
 pub mod http;
 pub mod inbound;
 pub mod packets;
@@ -25,49 +24,16 @@ pub mod session;
 pub mod sio;
 pub mod websocket;
 
-use std::sync::Arc;
-
-use switchyard_plugin_api::{
-    export_protocol, BoxError, Channels, ConnectionId, DisconnectReason, Host, InitConfig, Protocol,
-};
+use switchyard_plugin_api::export_protocol;
 
 pub use config::Settings;
 pub use server::Server;
-pub use switchyard_plugin_api::sdk::{Backend, ResponseCallback};
+pub use switchyard_plugin_api::{Backend, ResponseCallback};
+pub use switchyard_plugin_kit::instance::Instance;
 
-/// The plugin: one value per `[server.protocols.<name>]` section using this library.
-#[derive(Debug)]
-pub struct SocketIoProtocol {
-    server: Server,
-}
-
-impl Protocol for SocketIoProtocol {
-    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        let server = Server::start(config.name, settings, Arc::new(host))?;
-        Ok(SocketIoProtocol { server })
-    }
-
-    fn broadcast(&self, channels: Channels<'_>, payload: &str) {
-        self.server.broadcast(channels.iter(), payload);
-    }
-
-    fn notify(&self, connection: ConnectionId, channels: Channels<'_>, payload: &str) {
-        self.server.notify(connection, channels.iter(), payload);
-    }
-
-    fn join_channel(&self, channel: &str, connection: ConnectionId) {
-        self.server.join_channel(channel, connection);
-    }
-
-    fn leave_channel(&self, channel: &str, connection: ConnectionId) {
-        self.server.leave_channel(channel, connection);
-    }
-
-    fn disconnect(&self, connection: ConnectionId, reason: DisconnectReason, _message: &str) {
-        self.server
-            .disconnect(connection, reason == DisconnectReason::SHUTDOWN);
-    }
-}
+switchyard_plugin_kit::protocol!(
+    /// The plugin: one value per `[server.protocols.<name>]` section using this library.
+    SocketIoProtocol => Server
+);
 
 export_protocol!(SocketIoProtocol, name = "socketio");

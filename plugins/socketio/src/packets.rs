@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
-use crate::frame::{opcode, FrameBuilder};
+use switchyard_plugin_kit::ws::frame::{opcode, FrameBuilder};
+
 use crate::sio;
 
 /// An Engine.IO packet (`text` includes its type digit) as a frame.
 pub fn engine(text: &str) -> Bytes {
-    crate::frame::build(opcode::TEXT, text.as_bytes())
+    switchyard_plugin_kit::ws::frame::build(opcode::TEXT, text.as_bytes())
 }
 
 /// The ping packet `2`.
@@ -34,24 +35,24 @@ impl ChannelFrame {
 
 /// `42[<name>,<raw argument>]` in a frame.
 pub fn event(name: &str, raw_argument: &str) -> Bytes {
-    let mut builder = FrameBuilder::new(name.len() + raw_argument.len() + 8);
-    builder.buffer().push(b'4');
-    sio::push_event(builder.buffer(), name, raw_argument);
-    builder.finish(opcode::TEXT)
+    let mut builder = FrameBuilder::with_capacity(name.len() + raw_argument.len() + 8);
+    builder.payload().push(b'4');
+    sio::push_event(builder.payload(), name, raw_argument);
+    builder.finish(opcode::TEXT, false)
 }
 
 /// `43<id>[<raw argument>]` in a frame.
 pub fn ack(id: u64, raw_argument: &str) -> Bytes {
-    let mut builder = FrameBuilder::new(raw_argument.len() + 24);
-    builder.buffer().push(b'4');
-    sio::push_ack(builder.buffer(), id, raw_argument);
-    builder.finish(opcode::TEXT)
+    let mut builder = FrameBuilder::with_capacity(raw_argument.len() + 24);
+    builder.payload().push(b'4');
+    sio::push_ack(builder.payload(), id, raw_argument);
+    builder.finish(opcode::TEXT, false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::payload_of;
+    use switchyard_plugin_kit::ws::frame::payload_of;
 
     #[test]
     fn frames_hold_engine_packets() {

@@ -1,8 +1,9 @@
-//! One instance: its own tokio runtime, its listener (hyper, HTTP/1.1 with upgrades), its
-//! registry, each session's driver (pings, timeouts, the one clean-up), and the hooks.
+//! One instance: its HTTP/1.1 connections (hyper, with upgrades), its registry, each session's
+//! driver (pings, timeouts, the one clean-up), and the hooks. The runtime, the listener and the
+//! accept loop are the kit's (`switchyard_plugin_kit::server`).
 //!
-//! Hooks run on host threads that know nothing of this runtime: they only touch the registry
-//! and session queues, which are runtime-agnostic.
+//! Hooks run on host threads that know nothing of the instance's runtime: they only touch the
+//! registry and session queues, which are runtime-agnostic.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,16 +14,17 @@ use base64::Engine as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use switchyard_plugin_api::net::{announced_url, bind_listener};
-use switchyard_plugin_api::runtime::InstanceRuntime;
 use switchyard_plugin_api::sdk::Backend;
-use switchyard_plugin_api::{BoxError, ConnectionId};
-use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::config::Section;
+use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::server::{Listen, Running};
+use switchyard_plugin_kit::ws::frame::close_code;
+use tokio::net::TcpStream;
+use tracing::debug;
 
 use crate::config::Settings;
 use crate::engine::{self, OpenInfo};
-use crate::frame::close_code;
 use crate::http;
 use crate::packets;
 use crate::registry::Registry;
@@ -91,7 +93,7 @@ async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
         if session.is_closing() {
             break;
         }
-        let connected = session.kuzzle.lock().connection.is_some();
+        let connected = session.memberships.connection().is_some();
         if !connected && started.elapsed() >= settings.connect_timeout {
             debug!(sid = %session.sid, "no namespace joined in time: closing");
             session.close(close_code::NORMAL, false);
@@ -119,20 +121,10 @@ async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
 }
 
 /// A running Socket.io listener.
+#[derive(Debug)]
 pub struct Server {
-    shared: Arc<Shared>,
-    /// The instance's own runtime; dropping the server stops it.
-    _runtime: InstanceRuntime,
-    /// The address actually bound.
-    local_address: SocketAddr,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("local_address", &self.local_address)
-            .finish_non_exhaustive()
-    }
+    /// The runtime, the listener and what connections share.
+    running: Running<Shared>,
 }
 
 impl Server {
@@ -142,49 +134,56 @@ impl Server {
         settings: Settings,
         backend: Arc<dyn Backend>,
     ) -> Result<Server, BoxError> {
-        let listener = bind_listener(name, settings.address, settings.port)?;
-        let local_address = listener.local_addr()?;
-        let runtime = InstanceRuntime::start(name, "sio", 0, &backend)?;
-        let listener = {
-            let _context = runtime.handle().enter();
-            TcpListener::from_std(listener)?
+        let listen = Listen {
+            address: settings.address,
+            port: settings.port,
+            // Engine.IO starts over plain HTTP (long-polling); clients upgrade from there.
+            scheme: "http",
+            worker_threads: 0,
         };
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             settings,
-            backend,
+            backend: backend.clone(),
             registry: Registry::default(),
-        });
-        runtime
-            .handle()
-            .spawn(accept_loop(listener, shared.clone()));
-        shared
-            .backend
-            .announce_listener(&announced_url("http", local_address));
-        Ok(Server {
-            shared,
-            _runtime: runtime,
-            local_address,
-        })
+        };
+        let running = Running::start(name, listen, backend, shared, serve_http)?;
+        Ok(Server { running })
     }
 
     /// The bound address.
     pub fn local_address(&self) -> SocketAddr {
-        self.local_address
+        self.running.local_address()
+    }
+
+    fn shared(&self) -> &Shared {
+        self.running.shared()
+    }
+
+    /// Live sessions (tests, metrics).
+    pub fn session_count(&self) -> usize {
+        self.shared().registry.session_count()
+    }
+
+    /// Members of `channel` (tests, metrics).
+    pub fn member_count(&self, channel: &str) -> usize {
+        self.shared().registry.member_count(channel)
+    }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        Server::start(config.name, settings, Arc::new(host))
     }
 
     /// The `broadcast` hook.
-    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        self.shared.registry.broadcast(channels, payload);
+    fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        self.shared().registry.broadcast(channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.
-    pub fn notify<'c>(
-        &self,
-        id: ConnectionId,
-        channels: impl Iterator<Item = &'c str>,
-        payload: &str,
-    ) {
-        if let Some(session) = self.shared.registry.connection(id) {
+    fn notify<'c>(&self, id: ConnectionId, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        if let Some(session) = self.shared().registry.connection(id) {
             for channel in channels {
                 session.push(packets::event(channel, payload));
             }
@@ -192,20 +191,20 @@ impl Server {
     }
 
     /// The `joinChannel` hook.
-    pub fn join_channel(&self, channel: &str, id: ConnectionId) {
-        self.shared.registry.join(channel, id);
+    fn join_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared().registry.join(channel, id);
     }
 
     /// The `leaveChannel` hook.
-    pub fn leave_channel(&self, channel: &str, id: ConnectionId) {
-        self.shared.registry.leave(channel, id);
+    fn leave_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared().registry.leave(channel, id);
     }
 
     /// The `disconnect` hook: the session closes after what is queued (WebSocket: 1001 on
     /// shutdown, 1000 otherwise; polling: a close packet). socket.io-client reconnects.
-    pub fn disconnect(&self, id: ConnectionId, shutdown: bool) {
-        if let Some(session) = self.shared.registry.connection(id) {
-            let code = if shutdown {
+    fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, _message: &str) {
+        if let Some(session) = self.shared().registry.connection(id) {
+            let code = if reason == DisconnectReason::SHUTDOWN {
                 close_code::GOING_AWAY
             } else {
                 close_code::NORMAL
@@ -213,42 +212,19 @@ impl Server {
             session.close(code, false);
         }
     }
-
-    /// Live sessions (tests, metrics).
-    pub fn session_count(&self) -> usize {
-        self.shared.registry.session_count()
-    }
-
-    /// Members of `channel` (tests, metrics).
-    pub fn member_count(&self, channel: &str) -> usize {
-        self.shared.registry.member_count(channel)
-    }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service =
-                        service_fn(move |request| http::handle(shared.clone(), peer, request));
-                    let connection = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades();
-                    if let Err(error) = connection.await {
-                        debug!(peer = %peer, error = %error, "HTTP connection ended");
-                    }
-                });
-            }
-            Err(error) => {
-                warn!(error = %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+/// Serves one HTTP/1.1 connection: polling requests, and the upgrade to WebSocket.
+async fn serve_http(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |request| http::handle(shared.clone(), peer, request));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(error) = connection.await {
+        debug!(peer = %peer, error = %error, "HTTP connection ended");
     }
 }
 

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use switchyard_plugin_api::ConnectionId;
 use tokio::sync::Notify;
 
-use crate::frame::close_code;
+use switchyard_plugin_kit::registry::{Member, Memberships};
+use switchyard_plugin_kit::ws::frame::close_code;
 
 /// The transport carrying the session's packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +61,6 @@ struct State {
     awaiting_pong: bool,
 }
 
-/// What Kuzzle knows of the session: its connection (while the main namespace is joined) and
-/// the channels that connection joined. One lock, so a late `join_channel` cannot add a
-/// membership after the connection is removed.
-#[derive(Debug, Default)]
-pub struct KuzzleState {
-    /// The host's connection id.
-    pub connection: Option<ConnectionId>,
-    /// Channels joined by `connection`.
-    pub channels: Vec<Arc<str>>,
-}
-
 /// One Engine.IO session.
 #[derive(Debug)]
 pub struct Session {
@@ -81,8 +70,9 @@ pub struct Session {
     pub socket_id: String,
     /// Client address and handshake headers, given to the host on the namespace connect.
     pub client: Client,
-    /// Connection and channels, as the host sees them.
-    pub kuzzle: Mutex<KuzzleState>,
+    /// Its Kuzzle connection (while the main namespace is joined) and the channels that
+    /// connection joined, as the host sees them.
+    pub memberships: Memberships,
     /// The queue and transport state, behind a lock never held across I/O or host calls.
     state: Mutex<State>,
     /// Wakes the consumer (a GET or the WebSocket writer) when something is queued or a close is
@@ -94,6 +84,12 @@ pub struct Session {
     driver_wake: Notify,
     /// The slow-consumer cap.
     max_queued_bytes: usize,
+}
+
+impl Member for Session {
+    fn memberships(&self) -> &Memberships {
+        &self.memberships
+    }
 }
 
 /// Who is at the other end, as seen at the handshake.
@@ -118,7 +114,7 @@ impl Session {
             sid: Arc::from(sid),
             socket_id,
             client,
-            kuzzle: Mutex::default(),
+            memberships: Memberships::default(),
             state: Mutex::new(State {
                 frames: VecDeque::new(),
                 queued_bytes: 0,

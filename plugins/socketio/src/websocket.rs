@@ -5,12 +5,11 @@
 //! writer can `writev` shared frames straight from the session's queue.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,18 +20,18 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::engine::RequestError;
-use crate::frame::{self, close_code, opcode, Event, Reader};
 use crate::http::{refuse, Body};
 use crate::server::Shared;
 use crate::session::{Client, Session, Taken, Transport};
 use crate::{inbound, packets};
+use switchyard_plugin_kit::socket::{self, Filled, READ_CHUNK};
+use switchyard_plugin_kit::writer::{write_all, MAX_SLICES};
+use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
+use switchyard_plugin_kit::ws::handshake;
+use switchyard_plugin_kit::ws::reader::{Event, MessageReader as Reader};
 
 /// How long the closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Read granularity.
-const READ_CHUNK: usize = 16 * 1024;
-/// Frames per `writev`.
-const MAX_SLICES: usize = 64;
 
 /// True for a WebSocket upgrade request.
 pub fn is_upgrade(request: &Request<Incoming>) -> bool {
@@ -76,7 +75,7 @@ fn accept(request: &Request<Incoming>) -> Option<Response<Body>> {
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|value| value.to_str().ok())
-        .filter(|key| frame::is_valid_key(key));
+        .filter(|key| handshake::is_valid_key(key));
     let (Some(key), true, true) = (
         key,
         request.method() == Method::GET,
@@ -89,7 +88,7 @@ fn accept(request: &Request<Incoming>) -> Option<Response<Body>> {
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(value) = HeaderValue::from_str(&frame::accept_key(key.trim())) {
+    if let Ok(value) = HeaderValue::from_str(&handshake::accept_key(key.trim())) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
     }
     Some(response)
@@ -143,7 +142,7 @@ pub fn upgrade_session(
     let shared = shared.clone();
     after_upgrade(request, move |mut stream, mut buffer| async move {
         let timeout = shared.settings.upgrade_timeout;
-        let mut reader = Reader::new(shared.settings.max_request_size);
+        let mut reader = Reader::new(shared.settings.max_request_size, false);
         let probed = tokio::time::timeout(timeout, async {
             if next_text(&mut stream, &mut reader, &mut buffer)
                 .await
@@ -194,7 +193,7 @@ async fn next_text(
                 continue;
             }
             Ok((used, Some(Event::Pong))) => (used, None),
-            Ok((_, Some(Event::Close(_)))) => return None,
+            Ok((_, Some(Event::Close { .. } | Event::Binary(_)))) => return None,
             Ok((used, None)) => {
                 buffer.drain(..used);
                 stream.readable().await.ok()?;
@@ -219,7 +218,7 @@ async fn serve(shared: Arc<Shared>, session: Arc<Session>, stream: TcpStream, mu
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let mut writer = tokio::spawn(write_loop(write_half, session.clone()));
-    let mut reader = Reader::new(shared.settings.max_request_size);
+    let mut reader = Reader::new(shared.settings.max_request_size, false);
     read_loop(&shared, &session, &read_half, &mut reader, &mut buffer).await;
     let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
     if tokio::time::timeout_at(deadline, &mut writer)
@@ -245,8 +244,9 @@ async fn read_loop(
         loop {
             match reader.decode(&mut buffer[used..]) {
                 Err(violation) => {
-                    debug!(sid = %session.sid, reason = violation.reason, "closing");
-                    session.close(violation.code, true);
+                    let (code, reason) = close_for(violation);
+                    debug!(sid = %session.sid, reason, "closing");
+                    session.close(code, true);
                     return;
                 }
                 Ok((length, event)) => {
@@ -262,7 +262,12 @@ async fn read_loop(
                             session.push(frame::build(opcode::PONG, payload));
                         }
                         Event::Pong => {}
-                        Event::Close(_) => {
+                        Event::Binary(_) => {
+                            debug!(sid = %session.sid, "binary message: closing");
+                            session.close(close_code::UNSUPPORTED_DATA, true);
+                            return;
+                        }
+                        Event::Close { .. } => {
                             session.close(close_code::NORMAL, false);
                             return;
                         }
@@ -285,20 +290,9 @@ async fn read_loop(
                     session.close(close_code::NORMAL, true);
                     return;
                 }
-                if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                    buffer.reserve(READ_CHUNK);
-                }
-                match read_half.try_read_buf(buffer) {
-                    Ok(0) => {
-                        session.close(close_code::NORMAL, true);
-                        return;
-                    }
-                    Ok(_) => {}
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        session.close(close_code::NORMAL, true);
-                        return;
-                    }
+                if socket::fill(read_half, buffer) == Filled::Gone {
+                    session.close(close_code::NORMAL, true);
+                    return;
                 }
             }
         }
@@ -332,43 +326,14 @@ async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
     }
 }
 
-/// Writes every frame of `batch`, emptying it, with as few `writev` calls as possible.
-async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
-    while !batch.is_empty() {
-        write_half.writable().await?;
-        match write_some(write_half, batch) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => return Err(error),
-        }
+/// The close code (and, for logs, the reason) for a rule the client broke. Socket.io's
+/// reference server (`ws`) closes text that is not UTF-8 with 1003, not RFC 6455's 1007.
+fn close_for(violation: Violation) -> (u16, &'static str) {
+    match violation {
+        Violation::InvalidUtf8 => (close_code::UNSUPPORTED_DATA, "invalid UTF-8"),
+        Violation::TooBig => (close_code::MESSAGE_TOO_BIG, "Max payload size exceeded"),
+        other => (other.code(), other.reason()),
     }
-    Ok(())
-}
-
-fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
-    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-    let count = batch
-        .iter()
-        .zip(slices.iter_mut())
-        .map(|(frame, slice)| *slice = IoSlice::new(frame))
-        .count();
-    let mut written = write_half.try_write_vectored(&slices[..count])?;
-    if written == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
-    while written > 0 {
-        let Some(front) = batch.front_mut() else {
-            break;
-        };
-        if front.len() <= written {
-            written -= front.len();
-            batch.pop_front();
-        } else {
-            front.advance(written);
-            written = 0;
-        }
-    }
-    Ok(())
 }
 
 async fn drain(read_half: &OwnedReadHalf) {
@@ -383,5 +348,49 @@ async fn drain(read_half: &OwnedReadHalf) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_plugin_kit::ws::testing::masked_frame as masked;
+
+    /// What a client's bad input closes the WebSocket with: the kit's rules, Socket.io's codes.
+    #[test]
+    fn violations_close_with_a_code() {
+        let mut unmasked = masked(0x81, b"40");
+        unmasked[1] &= 0x7F;
+        let cases = [
+            (masked(0x81, &[0xff, 0xfe]), 1003, "invalid UTF-8"),
+            (
+                masked(0x81, &[b'x'; 101]),
+                1009,
+                "Max payload size exceeded",
+            ),
+            (masked(0xC1, b"40"), 1002, "reserved bits set"),
+            (masked(0x83, b"40"), 1002, "reserved opcode"),
+            (
+                masked(0x80, b"40"),
+                1002,
+                "continuation frame without a message to continue",
+            ),
+            (masked(0x09, b""), 1002, "fragmented control frame"),
+            (unmasked, 1002, "client frames must be masked"),
+        ];
+        for (mut input, code, reason) in cases {
+            let error = Reader::new(100, false).decode(&mut input).unwrap_err();
+            assert_eq!(close_for(error), (code, reason));
+        }
+        // A fragmented message is capped as a whole.
+        let mut input = masked(0x01, &[b'x'; 60]);
+        input.extend(masked(0x80, &[b'x'; 60]));
+        let error = Reader::new(100, false).decode(&mut input).unwrap_err();
+        assert_eq!(close_for(error).0, 1009);
+        // Binary messages are refused by the read loop, not the codec.
+        let mut input = masked(0x82, b"\x01");
+        let mut reader = Reader::new(100, false);
+        let decoded = reader.decode(&mut input).unwrap();
+        assert!(matches!(decoded.1, Some(Event::Binary(_))));
     }
 }

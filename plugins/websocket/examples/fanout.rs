@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use switchyard_plugin_api::ConnectionId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use websocket::{Backend, ResponseCallback, Server, Settings};
+use websocket::{Backend, Instance, ResponseCallback, Section, Server, Settings};
 
 struct CountingHost(AtomicU64);
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
-use switchyard_plugin_api::{BoxError, InitConfig};
+use switchyard_plugin_api::BoxError;
+use switchyard_plugin_kit::config::{self as kit_config, Section};
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
@@ -19,12 +20,12 @@ pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawConfig {
+pub struct RawConfig {
     /// Listening port; 0 asks the system for a free one (tests).
     #[serde(default = "default_port")]
     port: u16,
     /// Listening address; Kuzzle listens on every interface.
-    #[serde(default = "default_address")]
+    #[serde(default = "kit_config::any_address")]
     address: IpAddr,
     /// Overrides `[server] maxRequestSize` for this listener.
     #[serde(default)]
@@ -59,10 +60,6 @@ fn default_port() -> u16 {
     DEFAULT_PORT
 }
 
-fn default_address() -> IpAddr {
-    IpAddr::from([0, 0, 0, 0])
-}
-
 fn default_idle_timeout() -> u64 {
     DEFAULT_IDLE_TIMEOUT_MS
 }
@@ -93,7 +90,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            address: default_address(),
+            address: kit_config::any_address(),
             port: DEFAULT_PORT,
             max_message_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
@@ -106,22 +103,11 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Reads the protocol's section and `[server] maxRequestSize`.
-    pub fn from_init(config: &InitConfig<'_>) -> Result<Settings, BoxError> {
-        let raw: RawConfig = config.parse()?;
-        let max_request_size = config.max_request_size(raw.max_request_size)?;
-        let section = format!("server.protocols.{}", config.name);
-        Settings::validate(raw, max_request_size, &section)
-    }
+impl Section for Settings {
+    type Raw = RawConfig;
 
-    /// Parses from JSON text, as `InitConfig` would give it (tests, tools).
-    pub fn from_json(name: &str, section: &str, server: &str) -> Result<Settings, BoxError> {
-        Settings::from_init(&InitConfig {
-            name,
-            config: section,
-            server,
-        })
+    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
+        raw.max_request_size
     }
 
     fn validate(
@@ -129,9 +115,7 @@ impl Settings {
         max_request_size: u64,
         section: &str,
     ) -> Result<Settings, BoxError> {
-        if max_request_size == 0 {
-            return Err(format!("{section}.maxRequestSize: must be greater than 0").into());
-        }
+        kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
         let max_queued_bytes = raw
             .max_queued_bytes
             .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);

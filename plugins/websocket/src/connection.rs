@@ -16,22 +16,22 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::frame::{self, close_code, opcode, Violation};
-use crate::handshake;
-use crate::outbox::Pushed;
-use crate::reader::{Event, MessageReader};
-use crate::registry::Connection;
+use switchyard_plugin_kit::outbox::Pushed;
+use switchyard_plugin_kit::socket::{self, Filled};
+use switchyard_plugin_kit::writer::{write_all, write_loop};
+use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
+use switchyard_plugin_kit::ws::handshake;
+use switchyard_plugin_kit::ws::reader::{Event, MessageReader};
+
+use crate::registry::{self, Connection};
 use crate::replies::{self, BadRequest};
 use crate::server::Shared;
-use crate::writer::{write_all, write_loop};
 use switchyard_plugin_api::errors;
 
 /// How long a client has to complete its opening handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Read granularity; the buffer is freed whenever no partial frame is left in it.
-const READ_CHUNK: usize = 16 * 1024;
 
 /// Why the reader stopped.
 #[derive(Debug)]
@@ -98,7 +98,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         .outbox
         .push(Bytes::from(std::mem::take(&mut upgrade.response)));
     drop(upgrade);
-    shared.registry.insert(connection.clone());
+    registry::insert(&shared.registry, connection.clone());
     let writer = tokio::spawn(write_loop(write_half, connection.clone()));
 
     let mut session = Session {
@@ -117,17 +117,18 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             } else {
                 code
             };
-            connection.outbox.close(echo, "", false);
+            connection.outbox.close(frame::closing(echo, ""), false);
         }
         Ending::Violation(violation) => {
             connection
                 .outbox
-                .close(violation.code, violation.reason, true);
+                .close(frame::closing(violation.code(), violation.reason()), true);
         }
         Ending::Idle => {
-            connection
-                .outbox
-                .close(close_code::GOING_AWAY, "idle timeout", false);
+            connection.outbox.close(
+                frame::closing(close_code::GOING_AWAY, "idle timeout"),
+                false,
+            );
         }
         Ending::Requested => {}
         Ending::Gone => {
@@ -212,14 +213,10 @@ impl Session<'_> {
                     if ready.is_err() {
                         return Ending::Gone;
                     }
-                    if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-                        buffer.reserve(READ_CHUNK);
-                    }
-                    match read_half.try_read_buf(&mut buffer) {
-                        Ok(0) => return Ending::Gone,
-                        Ok(_) => last_activity = Instant::now(),
-                        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Ending::Gone,
+                    match socket::fill(read_half, &mut buffer) {
+                        Filled::Data => last_activity = Instant::now(),
+                        Filled::Nothing => {}
+                        Filled::Gone => return Ending::Gone,
                     }
                 }
                 () = &mut idle => {
@@ -374,6 +371,7 @@ fn discard(read_half: &OwnedReadHalf) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_plugin_api::ConnectionId;
 
     #[test]
     fn the_rate_limit_counts_per_second() {
@@ -385,5 +383,49 @@ mod tests {
         assert!(limiter.allow(start + Duration::from_secs(1)));
         let mut unlimited = RateLimiter::new(0, start);
         assert!((0..10_000).all(|_| unlimited.allow(start)));
+    }
+
+    struct NoHost;
+
+    impl switchyard_plugin_api::Backend for NoHost {
+        fn new_connection(&self, _: &[&str], _: &[(&str, &str)]) -> ConnectionId {
+            ConnectionId(1)
+        }
+        fn remove_connection(&self, _: ConnectionId) {}
+        fn execute(&self, _: ConnectionId, _: &str, _: switchyard_plugin_api::ResponseCallback) {}
+        fn announce_listener(&self, _: &str) {}
+        fn is_shutting_down(&self) -> bool {
+            false
+        }
+    }
+
+    /// The per-connection budget is 4 KB of user-space memory while idle: the two task futures
+    /// and the shared connection state must stay far below it.
+    #[tokio::test]
+    async fn an_idle_connection_costs_little_memory() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let shared = Arc::new(Shared {
+            settings: crate::config::Settings::default(),
+            backend: Arc::new(NoHost),
+            registry: crate::registry::Registry::default(),
+        });
+        let reader_task = serve(shared, stream, peer);
+        let (_, write_half) = client.into_split();
+        let connection = Arc::new(Connection::new(ConnectionId(1), 1024, false));
+        let writer_task = write_loop(write_half, connection.clone());
+        let total = std::mem::size_of_val(&reader_task)
+            + std::mem::size_of_val(&writer_task)
+            + std::mem::size_of::<Connection>();
+        println!(
+            "reader {} + writer {} + connection {} = {total} bytes",
+            std::mem::size_of_val(&reader_task),
+            std::mem::size_of_val(&writer_task),
+            std::mem::size_of::<Connection>()
+        );
+        assert!(total < 2048, "{total} bytes");
     }
 }

@@ -2,12 +2,12 @@
 //! Kuzzle's error responses for input that never reaches the host.
 
 use bytes::Bytes;
-use serde::de::IgnoredAny;
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::json;
+use switchyard_plugin_kit::request::NotAnObject;
 
-use crate::deflate;
-use crate::frame::{opcode, FrameBuilder};
+use switchyard_plugin_kit::ws::deflate;
+use switchyard_plugin_kit::ws::frame::{opcode, FrameBuilder};
 
 /// The answer to the application ping `{"p":1}`.
 pub const APPLICATION_PONG: &[u8] = b"{\"p\":2}";
@@ -92,29 +92,14 @@ pub enum BadRequest {
 
 /// Checks that `text` is one JSON object, without building it.
 pub fn check_request(text: &str) -> Result<(), BadRequest> {
-    if let Err(error) = serde_json::from_str::<IgnoredAny>(text) {
-        return Err(BadRequest::InvalidJson(error.to_string()));
-    }
-    if text.trim_start().starts_with('{') {
-        Ok(())
-    } else {
-        Err(BadRequest::NotAnObject)
+    match switchyard_plugin_kit::request::check_object(text) {
+        Ok(()) => Ok(()),
+        Err(NotAnObject::InvalidJson(why)) => Err(BadRequest::InvalidJson(why)),
+        Err(NotAnObject::OtherJson) => Err(BadRequest::NotAnObject),
     }
 }
 
-/// The request's `requestId` when `bytes` is a JSON object holding a string one.
-pub fn request_id_of(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        #[serde(rename = "requestId")]
-        request_id: Option<serde_json::Value>,
-    }
-    let probe: Probe = serde_json::from_slice(bytes).ok()?;
-    match probe.request_id? {
-        serde_json::Value::String(id) => Some(id),
-        _ => None,
-    }
-}
+pub use switchyard_plugin_kit::request::request_id_of;
 
 impl BadRequest {
     /// Kuzzle's error for it (`network.websocket.unexpected_error`, 400).
@@ -179,7 +164,7 @@ mod tests {
             assert_eq!(is_application_ping(text), expected, "{text}");
         }
     }
-    use crate::reader::{Event, MessageReader};
+    use switchyard_plugin_kit::ws::reader::{Event, MessageReader};
 
     #[test]
     fn requests_are_checked() {
@@ -293,7 +278,7 @@ mod tests {
         assert_eq!(first.as_ptr(), second.as_ptr(), "same buffer, not a copy");
         let mut reader = MessageReader::new(100, false);
         // Server frames are unmasked; mask it the way a client would to reuse the reader.
-        let mut client = crate::testing::masked_frame(0x81, &first[2..]);
+        let mut client = switchyard_plugin_kit::ws::testing::masked_frame(0x81, &first[2..]);
         let (_, event) = reader.decode(&mut client).unwrap();
         assert_eq!(event, Some(Event::Text(r#"{"n":1,"room":"c"}"#)));
     }

@@ -6,19 +6,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use switchyard_plugin_api::runtime::InstanceRuntime;
-use switchyard_plugin_api::{BoxError, ConnectionId};
-use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_kit::config::Section;
+use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::server::{Listen, Running};
+use switchyard_plugin_kit::ws::frame::{self, close_code};
 
 use crate::config::Settings;
 use crate::connection;
-use crate::frame::close_code;
-use crate::registry::Registry;
+use crate::registry::{self, Registry};
 use crate::replies::ChannelFrames;
-use switchyard_plugin_api::Backend;
 
 /// What every task of an instance shares.
 pub struct Shared {
@@ -31,31 +29,10 @@ pub struct Shared {
 }
 
 /// A running WebSocket listener.
+#[derive(Debug)]
 pub struct Server {
-    shared: Arc<Shared>,
-    /// The instance's own runtime; dropping the server stops it.
-    _runtime: InstanceRuntime,
-    /// The address actually bound (the real port when 0 was asked).
-    local_address: SocketAddr,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("local_address", &self.local_address)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Creates the listening socket. The one place a listener is made: a later host version will hand
-/// plugins pre-opened sockets, and only this function will change.
-pub fn bind_listener(name: &str, settings: &Settings) -> Result<std::net::TcpListener, BoxError> {
-    switchyard_plugin_api::net::bind_listener(name, settings.address, settings.port)
-}
-
-/// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
-pub fn announced_url(bound: SocketAddr) -> String {
-    switchyard_plugin_api::net::announced_url("ws", bound)
+    /// The runtime, the listener and what connections share.
+    running: Running<Shared>,
 }
 
 impl Server {
@@ -65,49 +42,53 @@ impl Server {
         settings: Settings,
         backend: Arc<dyn Backend>,
     ) -> Result<Server, BoxError> {
-        let listener = bind_listener(name, &settings)?;
-        let local_address = listener.local_addr()?;
-        let runtime = InstanceRuntime::start(name, "ws", settings.worker_threads, &backend)?;
-        let listener = {
-            let _context = runtime.handle().enter();
-            TcpListener::from_std(listener)?
+        let listen = Listen {
+            address: settings.address,
+            port: settings.port,
+            scheme: "ws",
+            worker_threads: settings.worker_threads,
         };
-        let shared = Arc::new(Shared {
+        let shared = Shared {
             settings,
-            backend,
+            backend: backend.clone(),
             registry: Registry::default(),
-        });
-        runtime
-            .handle()
-            .spawn(accept_loop(listener, shared.clone()));
-        shared
-            .backend
-            .announce_listener(&announced_url(local_address));
-        Ok(Server {
-            shared,
-            _runtime: runtime,
-            local_address,
-        })
+        };
+        let running = Running::start(name, listen, backend, shared, connection::serve)?;
+        Ok(Server { running })
     }
 
     /// The bound address.
     pub fn local_address(&self) -> SocketAddr {
-        self.local_address
+        self.running.local_address()
+    }
+
+    fn shared(&self) -> &Shared {
+        self.running.shared()
+    }
+
+    /// Members of `channel` (tests, metrics).
+    pub fn member_count(&self, channel: &str) -> usize {
+        self.shared().registry.member_count(channel)
+    }
+}
+
+impl Instance for Server {
+    fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
+        let settings = Settings::from_init(&config)?;
+        if let Some(warning) = &settings.idle_timeout_warning {
+            tracing::warn!("{warning}");
+        }
+        Server::start(config.name, settings, Arc::new(host))
     }
 
     /// The `broadcast` hook.
-    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        self.shared.registry.broadcast(channels, payload);
+    fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        registry::broadcast(&self.shared().registry, channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.
-    pub fn notify<'c>(
-        &self,
-        id: ConnectionId,
-        channels: impl Iterator<Item = &'c str>,
-        payload: &str,
-    ) {
-        let Some(connection) = self.shared.registry.get(id) else {
+    fn notify<'c>(&self, id: ConnectionId, channels: impl Iterator<Item = &'c str>, payload: &str) {
+        let Some(connection) = self.shared().registry.get(id) else {
             return;
         };
         for channel in channels {
@@ -117,50 +98,28 @@ impl Server {
     }
 
     /// The `joinChannel` hook.
-    pub fn join_channel(&self, channel: &str, id: ConnectionId) {
-        self.shared.registry.join(channel, id);
+    fn join_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared().registry.join(channel, id);
     }
 
     /// The `leaveChannel` hook.
-    pub fn leave_channel(&self, channel: &str, id: ConnectionId) {
-        self.shared.registry.leave(channel, id);
+    fn leave_channel(&self, channel: &str, id: ConnectionId) {
+        self.shared().registry.leave(channel, id);
     }
 
     /// The `disconnect` hook. A shutdown closes with 1001 (the Kuzzle SDK reconnects; it would
     /// not after 1000), anything else with 1011. Queued frames are written first. Shutdown closes
     /// are not delayed here: the host already spreads its `disconnect` calls over a window.
-    pub fn disconnect(&self, id: ConnectionId, shutdown: bool, message: &str) {
-        if let Some(connection) = self.shared.registry.get(id) {
-            let code = if shutdown {
+    fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, message: &str) {
+        if let Some(connection) = self.shared().registry.get(id) {
+            let code = if reason == DisconnectReason::SHUTDOWN {
                 close_code::GOING_AWAY
             } else {
                 close_code::INTERNAL_ERROR
             };
-            connection.outbox.close(code, message, false);
-        }
-    }
-
-    /// Members of `channel` (tests, metrics).
-    pub fn member_count(&self, channel: &str) -> usize {
-        self.shared.registry.member_count(channel)
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if shared.backend.is_shutting_down() {
-                    debug!(peer = %peer, "refused: shutting down");
-                    continue;
-                }
-                tokio::spawn(connection::serve(shared.clone(), stream, peer));
-            }
-            Err(error) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                warn!(error = %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            connection
+                .outbox
+                .close(frame::closing(code, message), false);
         }
     }
 }

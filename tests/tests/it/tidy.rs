@@ -124,13 +124,21 @@ fn shipped_plugins_deny_unsafe_code() {
 /// there is no import circle and a newcomer reads the host bottom-up. `host/src/lib.rs` says
 /// the same in prose.
 const HOST_LAYERS: &[&[&str]] = &[
-    &["config", "connections", "execution", "security"],
+    &[
+        "config",
+        "connections",
+        "execution",
+        "metrics",
+        "pressure",
+        "security",
+    ],
     &["plugin"],
     &["realtime"],
     &["services"],
     &["api"],
     &["admission"],
     &["entry_point"],
+    &["admin"],
     &["startup", "shutdown"],
 ];
 

@@ -1,7 +1,8 @@
 //! Channels: broadcast, notify, disconnect, slow consumers, listeners.
 
-use switchyard_plugin_api::ConnectionId;
+use switchyard_plugin_api::{ConnectionId, DisconnectReason};
 use tokio::io::AsyncReadExt;
+use websocket::{Instance, Section};
 
 use crate::support::{Harness, HostEvent, RawClient, WAIT};
 
@@ -60,10 +61,10 @@ async fn disconnect_closes_with_1001_on_shutdown_and_1011_otherwise() {
     harness.server.join_channel("c", all[0].1);
     harness
         .server
-        .disconnect(all[0].1, true, "server shutting down");
+        .disconnect(all[0].1, DisconnectReason::SHUTDOWN, "server shutting down");
     harness
         .server
-        .disconnect(all[1].1, false, "protocol disabled");
+        .disconnect(all[1].1, DisconnectReason::REQUESTED, "protocol disabled");
     assert_eq!(
         all[0].0.frame().await.unwrap().close(),
         (1001, "server shutting down".into())

@@ -1,8 +1,8 @@
 //! RFC 6455 rules over a raw socket: handshake refusals, fragmentation, close codes for
 //! violations, permessage-deflate.
 
-use websocket::deflate;
-use websocket::testing::masked_frame;
+use switchyard_plugin_kit::ws::deflate;
+use switchyard_plugin_kit::ws::testing::masked_frame;
 
 use crate::support::{Harness, HostEvent, RawClient};
 

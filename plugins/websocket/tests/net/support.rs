@@ -12,7 +12,7 @@ use switchyard_plugin_api::{ConnectionId, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use websocket::{Backend, ResponseCallback, Server, Settings};
+use websocket::{Backend, ResponseCallback, Section, Server, Settings};
 
 /// How long any single wait may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -1,4 +1,4 @@
-//! A connection's writer: drains its outbox in batches, one `writev` per 64 packets, no copies.
+//! A connection's writer: drains its outbox in batches, one `writev` per 64 frames, no copies.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -9,13 +9,14 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::outbox::{Outbox, Taken};
 
-/// Packets per `writev` (Linux allows 1024; 64 already amortizes the syscall ~50-fold).
-const MAX_SLICES: usize = 64;
+/// Frames per `writev` (Linux allows 1024; 64 already amortizes the syscall ~50-fold).
+pub const MAX_SLICES: usize = 64;
 
-/// Writes the outbox to the socket until a close is taken (then writes what came with it and
-/// sends a FIN by dropping the write half) or the socket fails (then closes the outbox so the
-/// reader stops).
-pub async fn write_loop(write_half: OwnedWriteHalf, outbox: Arc<Outbox>) {
+/// Writes the outbox of `owner` (a connection, or the outbox itself) to the socket until a close
+/// is taken (then writes what came with it and sends a FIN by dropping the write half) or the
+/// socket fails (then closes the outbox so the reader stops).
+pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, owner: Arc<T>) {
+    let outbox = (*owner).as_ref();
     let mut batch = VecDeque::new();
     loop {
         let result = match outbox.take(&mut batch) {
@@ -26,20 +27,25 @@ pub async fn write_loop(write_half: OwnedWriteHalf, outbox: Arc<Outbox>) {
                 outbox.writer_wait().await;
                 continue;
             }
-            Taken::Packets => write_all(&write_half, &mut batch).await,
-            Taken::Close => {
-                let _ = write_all(&write_half, &mut batch).await;
+            Taken::Frames => write_all(&write_half, &mut batch).await,
+            Taken::Close(last) => {
+                if !last.is_empty() {
+                    batch.push_back(last);
+                }
+                if !batch.is_empty() {
+                    let _ = write_all(&write_half, &mut batch).await;
+                }
                 return;
             }
         };
         if result.is_err() {
-            outbox.close("socket write failed", true);
+            outbox.close_silently();
             return;
         }
     }
 }
 
-/// Writes every packet of `batch`, emptying it.
+/// Writes every frame of `batch`, emptying it.
 pub async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !batch.is_empty() {
         write_half.writable().await?;
@@ -52,7 +58,7 @@ pub async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>)
     Ok(())
 }
 
-/// One `writev` of the front of `batch`; written packets are popped, a partly written one is
+/// One `writev` of the front of `batch`; written frames are popped, a partly written one is
 /// advanced. Not async, so its slice array lives on the stack, not in every connection's future.
 fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
@@ -68,7 +74,7 @@ fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::R
     while written > 0 {
         let front = batch
             .front_mut()
-            .expect("written bytes come from queued packets");
+            .expect("written bytes come from queued frames");
         if front.len() <= written {
             written -= front.len();
             batch.pop_front();

@@ -1,8 +1,8 @@
 //! Turns the bytes a client sent into messages: frame parsing, fragment reassembly, size cap,
 //! UTF-8 validation and decompression. Pure (no I/O), so every rule is table-tested.
 
-use crate::deflate;
-use crate::frame::{self, close_code, opcode, too_big, Violation};
+use crate::ws::deflate;
+use crate::ws::frame::{self, close_code, opcode, Violation};
 
 /// Something a client sent that the connection must act on.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,11 +24,6 @@ pub enum Event<'a> {
         reason: &'a str,
     },
 }
-
-const INVALID_UTF8: Violation = Violation {
-    code: close_code::INVALID_PAYLOAD,
-    reason: "invalid UTF-8 in text message",
-};
 
 /// A message arriving in several frames.
 #[derive(Debug)]
@@ -101,12 +96,10 @@ impl MessageReader {
                 }
                 opcode::CONTINUATION => {
                     let Some(partial) = self.partial.as_mut() else {
-                        return Err(Violation::protocol(
-                            "continuation frame without a message to continue",
-                        ));
+                        return Err(Violation::OrphanContinuation);
                     };
                     if partial.data.len() + payload.len() > self.max_message_size {
-                        return Err(too_big());
+                        return Err(Violation::TooBig);
                     }
                     partial.data.extend_from_slice(payload);
                     if partial.opcode == opcode::TEXT && !partial.compressed {
@@ -119,9 +112,7 @@ impl MessageReader {
                 }
                 data_opcode => {
                     if self.partial.is_some() {
-                        return Err(Violation::protocol(
-                            "new message before the previous one ended",
-                        ));
+                        return Err(Violation::Interleaved);
                     }
                     if header.fin {
                         if header.compressed {
@@ -177,7 +168,7 @@ fn check_utf8(data: &[u8], checked: &mut usize, last: bool) -> Result<(), Violat
             *checked += error.valid_up_to();
             Ok(())
         }
-        Err(_) => Err(INVALID_UTF8),
+        Err(_) => Err(Violation::InvalidUtf8),
     }
 }
 
@@ -185,7 +176,7 @@ fn message_event(opcode: u8, payload: &[u8]) -> Result<Event<'_>, Violation> {
     if opcode == opcode::TEXT {
         std::str::from_utf8(payload)
             .map(Event::Text)
-            .map_err(|_| INVALID_UTF8)
+            .map_err(|_| Violation::InvalidUtf8)
     } else {
         Ok(Event::Binary(payload))
     }
@@ -197,13 +188,13 @@ fn close_event(payload: &[u8]) -> Result<Event<'_>, Violation> {
             code: close_code::NO_STATUS,
             reason: "",
         }),
-        [_] => Err(Violation::protocol("close frame with a 1-byte payload")),
+        [_] => Err(Violation::OneByteClose),
         [high, low, reason @ ..] => {
             let code = u16::from_be_bytes([*high, *low]);
             if !frame::is_valid_close_code(code) {
-                return Err(Violation::protocol("invalid close code"));
+                return Err(Violation::InvalidCloseCode);
             }
-            let reason = std::str::from_utf8(reason).map_err(|_| INVALID_UTF8)?;
+            let reason = std::str::from_utf8(reason).map_err(|_| Violation::CloseReasonNotUtf8)?;
             Ok(Event::Close { code, reason })
         }
     }

@@ -1,9 +1,11 @@
-//! RFC 6455 frame headers: parsing what clients send, building what the server sends.
+//! RFC 6455 frames: parsing the headers clients send, building the frames the server sends.
 //!
 //! Server frames are never masked, so a frame built once (header and payload in one `Bytes`) is
 //! byte-identical for every recipient: that is what makes fan-out a reference-count increment.
 
 use bytes::Bytes;
+
+use crate::outbox::{Closing, Limits, Outbox};
 
 /// Opcodes (RFC 6455 §5.2).
 pub mod opcode {
@@ -21,12 +23,16 @@ pub mod opcode {
     pub const PONG: u8 = 0xA;
 }
 
-/// Close status codes this server sends (RFC 6455 §7.4.1).
+/// Close status codes (RFC 6455 §7.4.1).
 pub mod close_code {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
     /// Going away: server shutdown or idle connection (the Kuzzle SDK reconnects).
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol error.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Data of a type the endpoint cannot accept (binary where text is expected).
+    pub const UNSUPPORTED_DATA: u16 = 1003;
     /// No status code in the client's close frame; never sent on the wire.
     pub const NO_STATUS: u16 = 1005;
     /// Invalid payload data (text that is not UTF-8).
@@ -37,21 +43,79 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
 }
 
-/// Why a connection must be closed: a close code and a short reason (≤ 123 bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Close code sent to the client.
-    pub code: u16,
-    /// Reason sent in the close frame.
-    pub reason: &'static str,
+/// A rule a client broke: the connection must be failed. `code` and `reason` are what the
+/// WebSocket plugin sends; another protocol on RFC 6455 (Socket.io) may map a rule to its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Violation {
+    /// RSV bits set without a negotiated extension, or on a frame that cannot carry them.
+    ReservedBits,
+    /// An opcode RFC 6455 reserves.
+    ReservedOpcode,
+    /// A client frame without a mask.
+    Unmasked,
+    /// A 64-bit length with its high bit set.
+    InvalidLength,
+    /// A control frame without FIN.
+    FragmentedControl,
+    /// A control frame over 125 bytes.
+    ControlTooLong,
+    /// A message over the cap (`maxRequestSize`), after reassembly and decompression.
+    TooBig,
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// A continuation frame with no message to continue.
+    OrphanContinuation,
+    /// A new data frame inside a fragmented message.
+    Interleaved,
+    /// A close frame whose payload is one byte.
+    OneByteClose,
+    /// A close code a client may not send.
+    InvalidCloseCode,
+    /// A close reason that is not UTF-8.
+    CloseReasonNotUtf8,
+    /// A compressed message that does not inflate.
+    InvalidCompressed,
 }
 
 impl Violation {
-    pub(crate) const fn protocol(reason: &'static str) -> Violation {
-        Violation {
-            code: close_code::PROTOCOL_ERROR,
-            reason,
+    /// The close code sent to the client.
+    pub fn code(self) -> u16 {
+        match self {
+            Violation::TooBig => close_code::MESSAGE_TOO_BIG,
+            Violation::InvalidUtf8
+            | Violation::CloseReasonNotUtf8
+            | Violation::InvalidCompressed => close_code::INVALID_PAYLOAD,
+            _ => close_code::PROTOCOL_ERROR,
         }
+    }
+
+    /// The reason sent in the close frame (at most 123 bytes).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Violation::ReservedBits => "reserved bits set",
+            Violation::ReservedOpcode => "reserved opcode",
+            Violation::Unmasked => "client frames must be masked",
+            Violation::InvalidLength => "invalid payload length",
+            Violation::FragmentedControl => "fragmented control frame",
+            Violation::ControlTooLong => "control frame too long",
+            Violation::TooBig => "message too big",
+            Violation::InvalidUtf8 | Violation::CloseReasonNotUtf8 => {
+                "invalid UTF-8 in text message"
+            }
+            Violation::OrphanContinuation => "continuation frame without a message to continue",
+            Violation::Interleaved => "new message before the previous one ended",
+            Violation::OneByteClose => "close frame with a 1-byte payload",
+            Violation::InvalidCloseCode => "invalid close code",
+            Violation::InvalidCompressed => "invalid compressed data",
+        }
+    }
+
+    /// True for the rules about a close frame's payload: the client did ask to close.
+    pub fn is_in_close_frame(self) -> bool {
+        matches!(
+            self,
+            Violation::OneByteClose | Violation::InvalidCloseCode | Violation::CloseReasonNotUtf8
+        )
     }
 }
 
@@ -94,7 +158,7 @@ pub fn parse_header(
     let rsv1 = first & 0x40 != 0;
     let opcode = first & 0x0F;
     if first & 0x30 != 0 {
-        return Err(Violation::protocol("reserved bits set"));
+        return Err(Violation::ReservedBits);
     }
     if !matches!(
         opcode,
@@ -105,14 +169,14 @@ pub fn parse_header(
             | opcode::PING
             | opcode::PONG
     ) {
-        return Err(Violation::protocol("reserved opcode"));
+        return Err(Violation::ReservedOpcode);
     }
     let is_control = opcode & 0x8 != 0;
     if rsv1 && (!deflate || is_control || opcode == opcode::CONTINUATION) {
-        return Err(Violation::protocol("reserved bits set"));
+        return Err(Violation::ReservedBits);
     }
     if second & 0x80 == 0 {
-        return Err(Violation::protocol("client frames must be masked"));
+        return Err(Violation::Unmasked);
     }
     let (payload_len, length_len) = match second & 0x7F {
         126 => match input.get(2..4) {
@@ -126,7 +190,7 @@ pub fn parse_header(
                 length.copy_from_slice(bytes);
                 let length = u64::from_be_bytes(length);
                 if length >> 63 != 0 {
-                    return Err(Violation::protocol("invalid payload length"));
+                    return Err(Violation::InvalidLength);
                 }
                 (length, 8)
             }
@@ -135,15 +199,15 @@ pub fn parse_header(
     };
     if is_control {
         if !fin {
-            return Err(Violation::protocol("fragmented control frame"));
+            return Err(Violation::FragmentedControl);
         }
         if payload_len > 125 {
-            return Err(Violation::protocol("control frame too long"));
+            return Err(Violation::ControlTooLong);
         }
     }
     let payload_len = match usize::try_from(payload_len) {
         Ok(length) if length <= max_payload => length,
-        _ => return Err(too_big()),
+        _ => return Err(Violation::TooBig),
     };
     let mask_at = 2 + length_len;
     let Some(mask) = input.get(mask_at..mask_at + 4) else {
@@ -157,14 +221,6 @@ pub fn parse_header(
         payload_len,
         header_len: mask_at + 4,
     }))
-}
-
-/// The violation for a message over `maxRequestSize`.
-pub fn too_big() -> Violation {
-    Violation {
-        code: close_code::MESSAGE_TOO_BIG,
-        reason: "message too big",
-    }
 }
 
 /// XORs `payload` with the masking key (RFC 6455 §5.3), in place.
@@ -260,6 +316,53 @@ pub fn close(code: u16, reason: &str) -> Bytes {
     build(opcode::CLOSE, &payload)
 }
 
+/// The payload of a server frame built here (a long-polling transport sends the same bytes
+/// without the frame header: a slice, no copy).
+pub fn payload_of(frame: &Bytes) -> Bytes {
+    let start = match frame.get(1).map(|length| length & 0x7F) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.slice(start.min(frame.len())..)
+}
+
+/// The close reason Kuzzle sends to a slow consumer.
+pub const BACKPRESSURE_REASON: &str = "too much backpressure: client is too slow";
+
+/// A close request sending a close frame with `code` and `reason`.
+pub fn closing(code: u16, reason: &str) -> Closing {
+    Closing {
+        frame: close(code, reason),
+        code,
+        reason: "close frame",
+    }
+}
+
+/// What a WebSocket outbox turns into when a slow consumer overflows it: a 1011 close, built
+/// once per process and shared.
+pub fn backpressure_closing() -> Closing {
+    static FRAME: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    Closing {
+        frame: FRAME
+            .get_or_init(|| close(close_code::INTERNAL_ERROR, BACKPRESSURE_REASON))
+            .clone(),
+        code: close_code::INTERNAL_ERROR,
+        reason: BACKPRESSURE_REASON,
+    }
+}
+
+/// An outbox for a WebSocket connection: capped in bytes, closed with 1011 on overflow.
+pub fn outbox(max_queued_bytes: usize) -> Outbox {
+    Outbox::new(
+        Limits {
+            max_frames: usize::MAX,
+            max_bytes: max_queued_bytes,
+        },
+        backpressure_closing(),
+    )
+}
+
 /// True for close codes a client may send (RFC 6455 §7.4; 1004–1006 and 1015 are reserved
 /// for local use, 1016–2999 unassigned, below 1000 unused).
 pub fn is_valid_close_code(code: u16) -> bool {
@@ -269,7 +372,7 @@ pub fn is_valid_close_code(code: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::masked_frame as client_frame;
+    use crate::ws::testing::masked_frame as client_frame;
 
     #[test]
     fn headers_parse_or_are_refused() {
@@ -419,7 +522,7 @@ mod tests {
             };
             let got = parse_header(&input, deflate, max)
                 .map(|header| header.map(|h| (h.fin, h.opcode, h.payload_len, h.header_len)))
-                .map_err(|violation| violation.reason);
+                .map_err(Violation::reason);
             assert_eq!(got, expected, "{name}");
         }
     }

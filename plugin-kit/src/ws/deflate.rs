@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::frame::{close_code, too_big, Violation};
+use crate::ws::frame::Violation;
 
 /// The `Sec-WebSocket-Extensions` value the server answers with when it accepts an offer.
 pub const RESPONSE: &str =
@@ -92,10 +92,6 @@ pub fn compress(input: &[u8], out: &mut Vec<u8>) {
 /// Appends the decompressed form of one permessage-deflate message to `out`, refusing to let
 /// `out` grow past `max_len` (a small compressed frame can expand a thousandfold).
 pub fn decompress(input: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<(), Violation> {
-    let invalid = Violation {
-        code: close_code::INVALID_PAYLOAD,
-        reason: "invalid compressed data",
-    };
     DECOMPRESSOR.with(|decompressor| {
         let mut decompressor = decompressor.borrow_mut();
         decompressor.reset(false);
@@ -108,10 +104,10 @@ pub fn decompress(input: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<(),
                 let before_out = out.len();
                 let status = decompressor
                     .decompress_vec(&chunk[offset..], out, FlushDecompress::Sync)
-                    .map_err(|_| invalid.clone())?;
+                    .map_err(|_| Violation::InvalidCompressed)?;
                 offset += (decompressor.total_in() - before_in) as usize;
                 if out.len() > max_len {
-                    return Err(too_big());
+                    return Err(Violation::TooBig);
                 }
                 let stalled = offset == chunk.len() && out.len() < out.capacity();
                 let no_progress = decompressor.total_in() == before_in && out.len() == before_out;
@@ -186,7 +182,10 @@ mod tests {
         compress(&vec![b'a'; 100_000], &mut compressed);
         assert!(compressed.len() < 1000);
         let mut out = Vec::new();
-        assert_eq!(decompress(&compressed, 99_999, &mut out), Err(too_big()));
+        assert_eq!(
+            decompress(&compressed, 99_999, &mut out),
+            Err(Violation::TooBig)
+        );
         out.clear();
         assert!(decompress(&compressed, 100_000, &mut out).is_ok());
     }
@@ -195,6 +194,6 @@ mod tests {
     fn garbage_is_invalid_payload() {
         let mut out = Vec::new();
         let error = decompress(&[0xff, 0xff, 0xff, 0xff, 0xff], 100, &mut out).unwrap_err();
-        assert_eq!(error.code, close_code::INVALID_PAYLOAD);
+        assert_eq!(error, Violation::InvalidCompressed);
     }
 }

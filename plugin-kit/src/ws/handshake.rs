@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::deflate;
+use crate::ws::deflate;
 
 /// Largest upgrade request accepted; browsers send well under 2 KB.
 pub const MAX_REQUEST_LEN: usize = 8 * 1024;
@@ -105,13 +105,7 @@ pub fn parse(buffer: &[u8], compression: bool) -> Result<Option<Upgrade>, Refusa
         ));
     }
     let key = match header("sec-websocket-key").as_slice() {
-        [key]
-            if BASE64
-                .decode(key.trim())
-                .is_ok_and(|bytes| bytes.len() == 16) =>
-        {
-            key.trim().to_string()
-        }
+        [key] if is_valid_key(key) => key.trim().to_string(),
         _ => {
             return Err(refuse(
                 400,
@@ -149,6 +143,13 @@ pub fn parse(buffer: &[u8], compression: bool) -> Result<Option<Upgrade>, Refusa
         deflate,
         request_len,
     }))
+}
+
+/// True for a well-formed `Sec-WebSocket-Key`: 16 bytes in base64 (surrounding spaces allowed).
+pub fn is_valid_key(key: &str) -> bool {
+    BASE64
+        .decode(key.trim())
+        .is_ok_and(|bytes| bytes.len() == 16)
 }
 
 /// `Sec-WebSocket-Accept` for a client's key.
@@ -199,6 +200,10 @@ mod tests {
     #[test]
     fn rfc_6455_example_key() {
         assert_eq!(accept_key(KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert!(is_valid_key(KEY));
+        assert!(is_valid_key(" dGhlIHNhbXBsZSBub25jZQ== "));
+        assert!(!is_valid_key("c2hvcnQ="));
+        assert!(!is_valid_key("not base64!"));
     }
 
     #[test]

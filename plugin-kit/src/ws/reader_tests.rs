@@ -1,7 +1,7 @@
 //! Table tests for `reader.rs`: every RFC 6455 receive rule, fed byte streams as a client sends.
 
 use super::*;
-use crate::testing::masked_frame as frame;
+use crate::ws::testing::masked_frame as frame;
 
 /// What decoding a stream yields, as owned values.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ fn run(input: &[u8], max: usize, deflate: bool, chunk: usize) -> Vec<Seen> {
         loop {
             match reader.decode(&mut buffer) {
                 Err(violation) => {
-                    seen.push(Seen::Fail(violation.code, violation.reason));
+                    seen.push(Seen::Fail(violation.code(), violation.reason()));
                     return seen;
                 }
                 Ok((used, event)) => {
@@ -301,5 +301,5 @@ fn an_oversized_frame_is_refused_from_its_header() {
     let header = &frame(0x82, &vec![0; 70_000])[..14];
     let mut reader = MessageReader::new(65_536, false);
     let mut input = header.to_vec();
-    assert_eq!(reader.decode(&mut input).unwrap_err().code, 1009);
+    assert_eq!(reader.decode(&mut input).unwrap_err(), Violation::TooBig);
 }

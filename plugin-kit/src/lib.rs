@@ -1,0 +1,29 @@
+//! What every Switchyard protocol plugin needs, linked statically into each (an `rlib`: nothing
+//! here crosses the ABI, and every plugin still carries its own copy).
+//!
+//! - `instance` — the `Instance` trait and `protocol!`, which turns it into the plugin's
+//!   ABI type.
+//! - `server` — the listener, the instance runtime, the accept loop and its shutdown check.
+//! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings.
+//! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
+//!   vectored writes.
+//! - `socket` — reading a socket into a connection's buffer.
+//! - `request` — checks on a request's text (one JSON object, its `requestId`).
+//! - `registry` — connections and channel memberships, O(1) per join and leave.
+//! - `ws` — the RFC 6455 codec, the opening handshake and permessage-deflate (RFC 7692),
+//!   shared by the WebSocket and Socket.io plugins.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod instance;
+pub mod outbox;
+pub mod registry;
+pub mod request;
+pub mod server;
+pub mod socket;
+pub mod writer;
+pub mod ws;
+
+#[doc(hidden)]
+pub use switchyard_plugin_api as __api;

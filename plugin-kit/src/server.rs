@@ -1,0 +1,144 @@
+//! Server scaffolding: the listener, the instance's runtime, the accept loop and its shutdown
+//! check, the same for every protocol.
+//!
+//! Hooks run on host threads that know nothing of an instance's runtime (the host has another
+//! copy of tokio): they only touch runtime-agnostic state (registries, outboxes), or spawn on the
+//! instance's runtime through its handle.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_plugin_api::runtime::InstanceRuntime;
+use switchyard_plugin_api::{Backend, BoxError};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tracing::{debug, warn};
+
+/// Where and how an instance listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    /// Listening address.
+    pub address: IpAddr,
+    /// Listening port (0: any free port).
+    pub port: u16,
+    /// The URL scheme announced to the host (`ws`, `mqtt`, `http`).
+    pub scheme: &'static str,
+    /// Threads of the instance's runtime (0: one per core).
+    pub worker_threads: usize,
+}
+
+/// Binds the listening socket (non-blocking, not yet tied to a runtime). The one place a
+/// listener is made: a later host version will hand plugins pre-opened sockets, and only
+/// `switchyard_plugin_api::net::bind_listener` will change.
+pub fn bind(name: &str, listen: &Listen) -> Result<std::net::TcpListener, BoxError> {
+    switchyard_plugin_api::net::bind_listener(name, listen.address, listen.port)
+}
+
+/// Registers a bound listener with the runtime of `handle`.
+pub fn register(listener: std::net::TcpListener, handle: &Handle) -> Result<TcpListener, BoxError> {
+    let _context = handle.enter();
+    Ok(TcpListener::from_std(listener)?)
+}
+
+/// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
+pub fn announced_url(scheme: &str, bound: SocketAddr) -> String {
+    switchyard_plugin_api::net::announced_url(scheme, bound)
+}
+
+/// Accepts connections until the runtime stops, handing each to `serve`. While the host shuts
+/// down, new connections are closed at once.
+pub async fn accept_loop(
+    listener: TcpListener,
+    backend: Arc<dyn Backend>,
+    mut serve: impl FnMut(TcpStream, SocketAddr),
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if backend.is_shutting_down() {
+                    debug!(peer = %peer, "refused: shutting down");
+                    continue;
+                }
+                serve(stream, peer);
+            }
+            Err(error) => {
+                // Out of file descriptors, most likely: back off instead of spinning.
+                warn!(error = %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A running instance on one tokio runtime: its listener's accept loop spawns one task per
+/// connection. Dropping it stops the runtime (and every connection with it).
+pub struct Running<S> {
+    /// What every task of the instance shares (settings, registry, the host).
+    shared: Arc<S>,
+    /// The instance's own runtime.
+    runtime: InstanceRuntime,
+    /// The address actually bound (the real port when 0 was asked).
+    local_address: SocketAddr,
+}
+
+impl<S> std::fmt::Debug for Running<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("local_address", &self.local_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync + 'static> Running<S> {
+    /// Binds the listener, starts the runtime, serves each connection with `serve` on it, and
+    /// announces the listener to the host. Fails if the port cannot be bound or the runtime
+    /// cannot start.
+    pub fn start<F, Fut>(
+        name: &str,
+        listen: Listen,
+        backend: Arc<dyn Backend>,
+        shared: S,
+        serve: F,
+    ) -> Result<Running<S>, BoxError>
+    where
+        F: Fn(Arc<S>, TcpStream, SocketAddr) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = bind(name, &listen)?;
+        let local_address = listener.local_addr()?;
+        let runtime = InstanceRuntime::start(name, listen.scheme, listen.worker_threads, &backend)?;
+        let listener = register(listener, runtime.handle())?;
+        let shared = Arc::new(shared);
+        let for_tasks = shared.clone();
+        runtime.handle().spawn(accept_loop(
+            listener,
+            backend.clone(),
+            move |stream, peer| {
+                tokio::spawn(serve(for_tasks.clone(), stream, peer));
+            },
+        ));
+        backend.announce_listener(&announced_url(listen.scheme, local_address));
+        Ok(Running {
+            shared,
+            runtime,
+            local_address,
+        })
+    }
+
+    /// What the instance's tasks share.
+    pub fn shared(&self) -> &Arc<S> {
+        &self.shared
+    }
+
+    /// The instance's runtime (to spawn on it from a host thread).
+    pub fn handle(&self) -> &Handle {
+        self.runtime.handle()
+    }
+
+    /// The bound address.
+    pub fn local_address(&self) -> SocketAddr {
+        self.local_address
+    }
+}

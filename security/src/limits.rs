@@ -1,0 +1,297 @@
+//! Abuse limits, on an injectable [`Clock`]: Kuzzle's per-user request rate (`rateLimit` of the
+//! profiles, per second) and per-connection logins per second (`limits.loginsPerSecond`), plus a
+//! token bucket and a failed-login lockout per username and per source address.
+//!
+//! Every map is pruned of idle keys as it grows, so a flood of distinct keys costs memory only
+//! for the current window.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use switchyard_plugin_api::errors::{self, KuzzleError};
+
+use crate::clock::Clock;
+
+/// At most `limit` events per key per fixed window (Kuzzle's limiter counts per second).
+pub struct FixedWindowLimiter<K> {
+    limit: u64,
+    window_ms: i64,
+    clock: Arc<dyn Clock>,
+    /// key → (window start, count).
+    counts: Mutex<HashMap<K, (i64, u64)>>,
+}
+
+impl<K> std::fmt::Debug for FixedWindowLimiter<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedWindowLimiter")
+            .field("limit", &self.limit)
+            .field("window_ms", &self.window_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone> FixedWindowLimiter<K> {
+    /// `limit` per `window_ms`.
+    pub fn new(limit: u64, window_ms: i64, clock: Arc<dyn Clock>) -> Self {
+        FixedWindowLimiter {
+            limit,
+            window_ms: window_ms.max(1),
+            clock,
+            counts: Mutex::default(),
+        }
+    }
+
+    /// Counts one event for `key` with this limit; whether it is within it.
+    pub fn try_acquire(&self, key: &K) -> bool {
+        self.try_acquire_with_limit(key, self.limit)
+    }
+
+    /// Counts one event for `key` with `limit` (per-user limits differ by profile).
+    pub fn try_acquire_with_limit(&self, key: &K, limit: u64) -> bool {
+        let now = self.clock.now_ms();
+        let window = now - now.rem_euclid(self.window_ms);
+        let mut counts = self.counts.lock();
+        if counts.len() > 1024 {
+            counts.retain(|_, (start, _)| *start == window);
+        }
+        let entry = counts.entry(key.clone()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= limit {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+
+    /// Forgets `key` (its connection closed).
+    pub fn forget(&self, key: &K) {
+        self.counts.lock().remove(key);
+    }
+}
+
+/// Kuzzle's two limiters: requests per user per second after the profiles' `rateLimit`, and
+/// `auth:login` per connection per second.
+pub struct RequestLimits<C> {
+    per_user: FixedWindowLimiter<String>,
+    logins: FixedWindowLimiter<C>,
+}
+
+impl<C> std::fmt::Debug for RequestLimits<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLimits")
+            .field("logins", &self.logins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Hash + Eq + Clone> RequestLimits<C> {
+    /// `logins_per_second` is `limits.loginsPerSecond` (Kuzzle's default is 1).
+    pub fn new(logins_per_second: u64, clock: Arc<dyn Clock>) -> Self {
+        RequestLimits {
+            per_user: FixedWindowLimiter::new(u64::MAX, 1000, Arc::clone(&clock)),
+            logins: FixedWindowLimiter::new(logins_per_second, 1000, clock),
+        }
+    }
+
+    /// `rateLimiter.isAllowed`: `auth:login` counts against the connection, every other request
+    /// against the user with `user_limit` (`None`: unlimited); an authenticated `auth:logout`
+    /// is never limited.
+    pub fn check(
+        &self,
+        connection: &C,
+        kuid: &str,
+        user_limit: Option<u64>,
+        controller: &str,
+        action: &str,
+    ) -> Result<(), KuzzleError> {
+        if controller == "auth" && action == "login" {
+            if self.logins.try_acquire(connection) {
+                return Ok(());
+            }
+            return Err(errors::API_PROCESS_TOO_MANY_LOGINS_REQUESTS.error());
+        }
+        if controller == "auth" && action == "logout" && kuid != crate::model::ANONYMOUS_KUID {
+            return Ok(());
+        }
+        let Some(limit) = user_limit else {
+            return Ok(());
+        };
+        if self
+            .per_user
+            .try_acquire_with_limit(&kuid.to_owned(), limit)
+        {
+            Ok(())
+        } else {
+            Err(errors::API_PROCESS_TOO_MANY_REQUESTS.error())
+        }
+    }
+
+    /// Forgets a closed connection.
+    pub fn forget_connection(&self, connection: &C) {
+        self.logins.forget(connection);
+    }
+}
+
+/// A token bucket per key: `capacity` burst, refilled at `per_second`.
+pub struct TokenBucket<K> {
+    capacity: f64,
+    per_second: f64,
+    clock: Arc<dyn Clock>,
+    /// key → (tokens, last refill ms).
+    buckets: Mutex<HashMap<K, (f64, i64)>>,
+}
+
+impl<K> std::fmt::Debug for TokenBucket<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBucket")
+            .field("capacity", &self.capacity)
+            .field("per_second", &self.per_second)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq + Clone> TokenBucket<K> {
+    /// A bucket of `capacity`, refilled at `per_second`.
+    pub fn new(capacity: u32, per_second: f64, clock: Arc<dyn Clock>) -> Self {
+        TokenBucket {
+            capacity: f64::from(capacity),
+            per_second,
+            clock,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one token for `key`; whether there was one.
+    pub fn try_acquire(&self, key: &K) -> bool {
+        let now = self.clock.now_ms();
+        let mut buckets = self.buckets.lock();
+        if buckets.len() > 1024 {
+            let (capacity, rate) = (self.capacity, self.per_second);
+            buckets
+                .retain(|_, (tokens, at)| *tokens + (now - *at) as f64 / 1000.0 * rate < capacity);
+        }
+        let (tokens, at) = buckets.entry(key.clone()).or_insert((self.capacity, now));
+        let elapsed = (now - *at).max(0) as f64 / 1000.0;
+        *tokens = (*tokens + elapsed * self.per_second).min(self.capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Failed-login lockout settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutConfig {
+    /// Failures allowed within `window_ms` before a lockout.
+    pub max_failures: u32,
+    /// The window the failures are counted in.
+    pub window_ms: i64,
+    /// How long a locked key stays locked.
+    pub lockout_ms: i64,
+}
+
+impl Default for LockoutConfig {
+    /// 10 failures in 5 minutes lock for 15 minutes.
+    fn default() -> Self {
+        LockoutConfig {
+            max_failures: 10,
+            window_ms: 300_000,
+            lockout_ms: 900_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    window_start: i64,
+    count: u32,
+    locked_until: i64,
+}
+
+/// Failed logins per username and per source address, with a lockout.
+pub struct LoginGuard {
+    config: LockoutConfig,
+    clock: Arc<dyn Clock>,
+    by_username: Mutex<HashMap<String, Failures>>,
+    by_address: Mutex<HashMap<String, Failures>>,
+}
+
+impl std::fmt::Debug for LoginGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginGuard")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginGuard {
+    /// A guard with `config`.
+    pub fn new(config: LockoutConfig, clock: Arc<dyn Clock>) -> Self {
+        LoginGuard {
+            config,
+            clock,
+            by_username: Mutex::default(),
+            by_address: Mutex::default(),
+        }
+    }
+
+    /// Before checking a password: `Err` with the epoch ms the lockout ends when the username
+    /// or the address is locked. The host answers Kuzzle's `too_many_logins_requests`.
+    pub fn check(&self, username: &str, address: &str) -> Result<(), i64> {
+        let now = self.clock.now_ms();
+        let locked = |map: &Mutex<HashMap<String, Failures>>, key: &str| {
+            map.lock()
+                .get(key)
+                .map(|f| f.locked_until)
+                .filter(|until| *until > now)
+        };
+        match (
+            locked(&self.by_username, username),
+            locked(&self.by_address, address),
+        ) {
+            (None, None) => Ok(()),
+            (a, b) => Err(a.unwrap_or(0).max(b.unwrap_or(0))),
+        }
+    }
+
+    /// After a wrong password (or unknown username).
+    pub fn record_failure(&self, username: &str, address: &str) {
+        let now = self.clock.now_ms();
+        for (map, key) in [(&self.by_username, username), (&self.by_address, address)] {
+            let mut map = map.lock();
+            if map.len() > 4096 {
+                let window = self.config.window_ms;
+                map.retain(|_, f| f.locked_until > now || now - f.window_start < window);
+            }
+            let entry = map.entry(key.to_owned()).or_insert(Failures {
+                window_start: now,
+                count: 0,
+                locked_until: 0,
+            });
+            if now - entry.window_start >= self.config.window_ms {
+                entry.window_start = now;
+                entry.count = 0;
+            }
+            entry.count += 1;
+            if entry.count >= self.config.max_failures {
+                entry.locked_until = now + self.config.lockout_ms;
+                entry.count = 0;
+                entry.window_start = now;
+            }
+        }
+    }
+
+    /// After a successful login: the username's failures are forgotten (the address's are
+    /// not: one good account must not launder a spray of guesses).
+    pub fn record_success(&self, username: &str) {
+        self.by_username.lock().remove(username);
+    }
+}

@@ -1,0 +1,730 @@
+//! The embedded store: redb (one file, copy-on-write B-trees, crash-safe commits, one writer and
+//! MVCC readers) behind [`Storage`], with group commit for writes.
+//!
+//! Layout, all in one redb file:
+//! * `indexes`: index name → ();
+//! * `collections`: (index, collection) → collection id (u64 LE) ‖ mapping generation (u64 LE) ‖
+//!   mapping JSON;
+//! * `counters`: `next` → the next collection id / mapping generation;
+//! * per collection `docs/<id>`: document id → record (`document::codec`);
+//! * per collection `index/<id>`: secondary index entries (`keys`) → ().
+//!
+//! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
+//! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
+
+mod group_commit;
+mod keys;
+mod plan;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use serde_json::Value;
+
+use crate::document::{codec, Document, Operation, Outcome, Precondition, WriteBatch};
+use crate::error::{Result, StorageError};
+use crate::mapping::{merge_mapping, Schema};
+use crate::names::{validate_collection_name, validate_document_id, validate_index_name};
+use crate::query::{field_values, page, Query, SearchPage, SearchRequest};
+use crate::storage::Storage;
+use group_commit::GroupCommit;
+
+const INDEXES: TableDefinition<&str, ()> = TableDefinition::new("indexes");
+const COLLECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collections");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
+type IndexTable<'a> = TableDefinition<'a, &'static [u8], ()>;
+
+fn docs_table_name(collection_id: u64) -> String {
+    format!("docs/{collection_id}")
+}
+
+fn index_table_name(collection_id: u64) -> String {
+    format!("index/{collection_id}")
+}
+
+/// Any redb error as a store failure.
+fn store_error(error: impl Into<redb::Error>) -> StorageError {
+    StorageError::store(error.into())
+}
+
+/// How the embedded store runs.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Concurrent `write` calls share one commit (default). Off: one commit per call, for
+    /// measurements.
+    pub group_commit: bool,
+    /// redb's page cache, in bytes.
+    pub cache_bytes: usize,
+    /// redb's quick repair: each commit also saves the allocator state, so opening after a crash
+    /// takes milliseconds instead of a scan of the file, at some cost per commit.
+    pub quick_repair: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            group_commit: true,
+            cache_bytes: 256 << 20,
+            quick_repair: false,
+        }
+    }
+}
+
+/// A collection's catalog entry.
+struct CollectionRecord {
+    id: u64,
+    generation: u64,
+    mapping: Vec<u8>,
+}
+
+impl CollectionRecord {
+    fn encode(id: u64, generation: u64, mapping: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&generation.to_le_bytes());
+        serde_json::to_writer(&mut out, mapping).expect("a Value always serialises");
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<CollectionRecord> {
+        if bytes.len() < 16 {
+            return Err(StorageError::store("a catalog record is corrupt"));
+        }
+        Ok(CollectionRecord {
+            id: u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")),
+            generation: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
+            mapping: bytes[16..].to_vec(),
+        })
+    }
+
+    fn mapping(&self) -> Result<Value> {
+        serde_json::from_slice(&self.mapping)
+            .map_err(|_| StorageError::store("a stored mapping is corrupt"))
+    }
+}
+
+/// The embedded document store. Cheap to share: wrap it in an `Arc`.
+pub struct EmbeddedStorage {
+    db: Database,
+    path: PathBuf,
+    options: EmbeddedOptions,
+    group: GroupCommit<WriteBatch, Vec<Outcome>>,
+    /// Parsed schemas by mapping generation (generations are never reused).
+    schemas: Mutex<HashMap<u64, Arc<Schema>>>,
+}
+
+impl std::fmt::Debug for EmbeddedStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStorage")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl EmbeddedStorage {
+    /// Opens (or creates) the store in the data folder `dir` (file `data.redb`). After a crash
+    /// redb repairs the file on open by itself; acknowledged writes are all there.
+    pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedStorage> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StorageError::store(format!("cannot create data folder {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("data.redb");
+        let db = Database::builder()
+            .set_cache_size(options.cache_bytes)
+            .create(&path)
+            .map_err(|e| StorageError::store(format!("cannot open {}: {e}", path.display())))?;
+        EmbeddedStorage::with_database(db, path, options)
+    }
+
+    /// A store that lives in memory only (unit tests of code above the store): same engine,
+    /// nothing written to disk.
+    pub fn in_memory() -> Result<EmbeddedStorage> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StorageError::store(format!("cannot create an in-memory store: {e}")))?;
+        EmbeddedStorage::with_database(db, PathBuf::new(), EmbeddedOptions::default())
+    }
+
+    fn with_database(
+        db: Database,
+        path: PathBuf,
+        options: EmbeddedOptions,
+    ) -> Result<EmbeddedStorage> {
+        let txn = db.begin_write().map_err(store_error)?;
+        txn.open_table(INDEXES).map_err(store_error)?;
+        txn.open_table(COLLECTIONS).map_err(store_error)?;
+        txn.open_table(COUNTERS).map_err(store_error)?;
+        txn.commit().map_err(store_error)?;
+        Ok(EmbeddedStorage {
+            db,
+            path,
+            options,
+            group: GroupCommit::new(),
+            schemas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The database file (empty for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction> {
+        let mut txn = self.db.begin_write().map_err(store_error)?;
+        txn.set_quick_repair(self.options.quick_repair);
+        Ok(txn)
+    }
+
+    fn schema(&self, record: &CollectionRecord) -> Result<Arc<Schema>> {
+        let mut schemas = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(schema) = schemas.get(&record.generation) {
+            return Ok(schema.clone());
+        }
+        let schema = Arc::new(Schema::from_mapping(&record.mapping()?)?);
+        if schemas.len() > 4096 {
+            schemas.clear();
+        }
+        schemas.insert(record.generation, schema.clone());
+        Ok(schema)
+    }
+
+    /// The catalog entry, or which of index and collection is missing.
+    fn find_collection(
+        indexes: &impl ReadableTable<&'static str, ()>,
+        collections: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+        index: &str,
+        collection: &str,
+    ) -> Result<Result<CollectionRecord>> {
+        if let Some(record) = collections.get((index, collection)).map_err(store_error)? {
+            return Ok(CollectionRecord::decode(record.value()));
+        }
+        Ok(Err(if indexes.get(index).map_err(store_error)?.is_none() {
+            StorageError::IndexNotFound {
+                index: index.into(),
+            }
+        } else {
+            StorageError::CollectionNotFound {
+                index: index.into(),
+                collection: collection.into(),
+            }
+        }))
+    }
+
+    fn find_collection_read(
+        &self,
+        txn: &redb::ReadTransaction,
+        index: &str,
+        collection: &str,
+    ) -> Result<CollectionRecord> {
+        let indexes = txn.open_table(INDEXES).map_err(store_error)?;
+        let collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+        Self::find_collection(&indexes, &collections, index, collection)?
+    }
+
+    fn find_collection_write(
+        txn: &WriteTransaction,
+        index: &str,
+        collection: &str,
+    ) -> Result<Result<CollectionRecord>> {
+        let indexes = txn.open_table(INDEXES).map_err(store_error)?;
+        let collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+        Self::find_collection(&indexes, &collections, index, collection)
+    }
+
+    fn next_counter(txn: &WriteTransaction) -> Result<u64> {
+        let mut counters = txn.open_table(COUNTERS).map_err(store_error)?;
+        let next = counters
+            .get("next")
+            .map_err(store_error)?
+            .map_or(1, |v| v.value());
+        counters.insert("next", next + 1).map_err(store_error)?;
+        Ok(next)
+    }
+
+    /// Commits a group of batches in one transaction. The outer `Err` fails every batch.
+    fn commit_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Vec<Outcome>>>> {
+        let txn = self.begin_write()?;
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            results.push(self.apply_batch(&txn, batch)?);
+        }
+        txn.commit().map_err(store_error)?;
+        Ok(results)
+    }
+
+    fn apply_batch(
+        &self,
+        txn: &WriteTransaction,
+        batch: WriteBatch,
+    ) -> Result<Result<Vec<Outcome>>> {
+        let record = match Self::find_collection_write(txn, &batch.index, &batch.collection)? {
+            Ok(record) => record,
+            Err(error) => return Ok(Err(error)),
+        };
+        let schema = self.schema(&record)?;
+        let indexed = IndexedFields::new(&schema);
+        let docs_name = docs_table_name(record.id);
+        let index_name = index_table_name(record.id);
+        let mut docs = txn
+            .open_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        let mut index = txn
+            .open_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        let mut outcomes = Vec::with_capacity(batch.operations.len());
+        for operation in batch.operations {
+            let id = operation.id().to_string();
+            if let Err(error) = validate_document_id(&id) {
+                outcomes.push(Outcome::Failed { id, error });
+                continue;
+            }
+            let previous = match docs.get(id.as_str()).map_err(store_error)? {
+                Some(bytes) => Some(codec::decode(&id, bytes.value())?),
+                None => None,
+            };
+            let not_found = || StorageError::DocumentNotFound {
+                index: batch.index.clone(),
+                collection: batch.collection.clone(),
+                id: id.clone(),
+            };
+            let precondition = match &operation {
+                Operation::Put { precondition, .. } | Operation::Delete { precondition, .. } => {
+                    *precondition
+                }
+            };
+            let check = match (precondition, &previous) {
+                (Precondition::Absent, Some(_)) => Err(StorageError::DocumentAlreadyExists {
+                    index: batch.index.clone(),
+                    collection: batch.collection.clone(),
+                    id: id.clone(),
+                }),
+                (Precondition::Present | Precondition::Version(_), None) => Err(not_found()),
+                (Precondition::Version(expected), Some(doc)) if doc.version != expected => {
+                    Err(StorageError::VersionConflict {
+                        id: id.clone(),
+                        expected,
+                        actual: doc.version,
+                    })
+                }
+                _ => Ok(()),
+            };
+            if let Err(error) = check {
+                outcomes.push(Outcome::Failed { id, error });
+                continue;
+            }
+            match operation {
+                Operation::Put {
+                    source, info, meta, ..
+                } => {
+                    if !source.is_object() {
+                        outcomes.push(Outcome::Failed {
+                            id: id.clone(),
+                            error: StorageError::InvalidDocument {
+                                id,
+                                reason: "document body must be an object",
+                            },
+                        });
+                        continue;
+                    }
+                    let version = previous.as_ref().map_or(1, |d| d.version + 1);
+                    let document = Document {
+                        id: id.clone(),
+                        version,
+                        source,
+                        info,
+                        meta,
+                    };
+                    if let Some(old) = &previous {
+                        for key in indexed.entries(old) {
+                            index.remove(key.as_slice()).map_err(store_error)?;
+                        }
+                    }
+                    for key in indexed.entries(&document) {
+                        index.insert(key.as_slice(), ()).map_err(store_error)?;
+                    }
+                    let bytes =
+                        codec::encode(version, &document.source, &document.info, &document.meta);
+                    docs.insert(id.as_str(), bytes.as_slice())
+                        .map_err(store_error)?;
+                    outcomes.push(Outcome::Written {
+                        id,
+                        version,
+                        created: previous.is_none(),
+                        previous,
+                    });
+                }
+                Operation::Delete { .. } => {
+                    let Some(old) = previous else {
+                        outcomes.push(Outcome::Failed {
+                            error: not_found(),
+                            id,
+                        });
+                        continue;
+                    };
+                    for key in indexed.entries(&old) {
+                        index.remove(key.as_slice()).map_err(store_error)?;
+                    }
+                    docs.remove(id.as_str()).map_err(store_error)?;
+                    outcomes.push(Outcome::Deleted { id, previous: old });
+                }
+            }
+        }
+        Ok(Ok(outcomes))
+    }
+
+    /// Re-creates a collection's secondary index from its documents.
+    fn rebuild_index(txn: &WriteTransaction, collection_id: u64, schema: &Schema) -> Result<()> {
+        let index_name = index_table_name(collection_id);
+        txn.delete_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        let mut index = txn
+            .open_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        let docs_name = docs_table_name(collection_id);
+        let docs = txn
+            .open_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        let indexed = IndexedFields::new(schema);
+        for entry in docs.iter().map_err(store_error)? {
+            let (id, bytes) = entry.map_err(store_error)?;
+            let document = codec::decode(id.value(), bytes.value())?;
+            for key in indexed.entries(&document) {
+                index.insert(key.as_slice(), ()).map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The documents of a collection matching `query`, through the secondary index when the plan
+    /// allows, else by a full scan.
+    fn matching(
+        &self,
+        index: &str,
+        collection: &str,
+        query: &Query,
+    ) -> Result<(Vec<Document>, Arc<Schema>)> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let record = self.find_collection_read(&txn, index, collection)?;
+        let schema = self.schema(&record)?;
+        let docs_name = docs_table_name(record.id);
+        let index_name = index_table_name(record.id);
+        let docs = txn
+            .open_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        let index_table = txn
+            .open_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        let mut found = Vec::new();
+        match plan::candidates(query, &schema, &index_table)? {
+            Some(ids) => {
+                for id in ids {
+                    if let Some(bytes) = docs.get(id.as_str()).map_err(store_error)? {
+                        let document = codec::decode(&id, bytes.value())?;
+                        if query.matches(&document, &schema) {
+                            found.push(document);
+                        }
+                    }
+                }
+            }
+            None => {
+                for entry in docs.iter().map_err(store_error)? {
+                    let (id, bytes) = entry.map_err(store_error)?;
+                    let document = codec::decode(id.value(), bytes.value())?;
+                    if query.matches(&document, &schema) {
+                        found.push(document);
+                    }
+                }
+            }
+        }
+        Ok((found, schema))
+    }
+
+    /// Number of documents in a collection (no query).
+    pub fn len(&self, index: &str, collection: &str) -> Result<u64> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let record = self.find_collection_read(&txn, index, collection)?;
+        let docs_name = docs_table_name(record.id);
+        let docs = txn
+            .open_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        docs.len().map_err(store_error)
+    }
+}
+
+/// The indexed fields of a schema, ready to produce entry keys.
+struct IndexedFields {
+    /// (source path, encoded field prefix).
+    fields: Vec<(String, Vec<u8>)>,
+}
+
+impl IndexedFields {
+    fn new(schema: &Schema) -> IndexedFields {
+        IndexedFields {
+            fields: schema
+                .indexed_fields()
+                .map(|(path, field)| (field.source_path.clone(), keys::field_prefix(path)))
+                .collect(),
+        }
+    }
+
+    fn entries(&self, document: &Document) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for (source_path, prefix) in &self.fields {
+            for value in field_values(document, source_path) {
+                if let Some(key) = keys::entry(prefix, &value, &document.id) {
+                    out.push(key);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Storage for EmbeddedStorage {
+    fn create_index(&self, index: &str) -> Result<()> {
+        validate_index_name(index)?;
+        let txn = self.begin_write()?;
+        {
+            let mut indexes = txn.open_table(INDEXES).map_err(store_error)?;
+            if indexes.get(index).map_err(store_error)?.is_some() {
+                return Err(StorageError::IndexAlreadyExists {
+                    index: index.into(),
+                });
+            }
+            indexes.insert(index, ()).map_err(store_error)?;
+        }
+        txn.commit().map_err(store_error)
+    }
+
+    fn delete_index(&self, index: &str) -> Result<()> {
+        let txn = self.begin_write()?;
+        {
+            let mut indexes = txn.open_table(INDEXES).map_err(store_error)?;
+            if indexes.remove(index).map_err(store_error)?.is_none() {
+                return Err(StorageError::IndexNotFound {
+                    index: index.into(),
+                });
+            }
+            let mut collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+            let mut doomed = Vec::new();
+            for entry in collections.range((index, "")..).map_err(store_error)? {
+                let (key, value) = entry.map_err(store_error)?;
+                let (entry_index, name) = key.value();
+                if entry_index != index {
+                    break;
+                }
+                doomed.push((
+                    name.to_string(),
+                    CollectionRecord::decode(value.value())?.id,
+                ));
+            }
+            for (name, id) in doomed {
+                collections
+                    .remove((index, name.as_str()))
+                    .map_err(store_error)?;
+                txn.delete_table(DocsTable::new(&docs_table_name(id)))
+                    .map_err(store_error)?;
+                txn.delete_table(IndexTable::new(&index_table_name(id)))
+                    .map_err(store_error)?;
+            }
+        }
+        txn.commit().map_err(store_error)
+    }
+
+    fn index_exists(&self, index: &str) -> Result<bool> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let indexes = txn.open_table(INDEXES).map_err(store_error)?;
+        let exists = indexes.get(index).map_err(store_error)?.is_some();
+        Ok(exists)
+    }
+
+    fn list_indexes(&self) -> Result<Vec<String>> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let indexes = txn.open_table(INDEXES).map_err(store_error)?;
+        let mut out = Vec::new();
+        for entry in indexes.iter().map_err(store_error)? {
+            out.push(entry.map_err(store_error)?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
+    fn create_collection(&self, index: &str, collection: &str, mapping: &Value) -> Result<()> {
+        validate_collection_name(collection)?;
+        Schema::from_mapping(mapping)?;
+        let txn = self.begin_write()?;
+        let id = match Self::find_collection_write(&txn, index, collection)? {
+            Ok(_) => {
+                return Err(StorageError::CollectionAlreadyExists {
+                    index: index.into(),
+                    collection: collection.into(),
+                })
+            }
+            Err(StorageError::CollectionNotFound { .. }) => Self::next_counter(&txn)?,
+            Err(error) => return Err(error),
+        };
+        {
+            let mut collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+            let record = CollectionRecord::encode(id, id, mapping);
+            collections
+                .insert((index, collection), record.as_slice())
+                .map_err(store_error)?;
+            txn.open_table(DocsTable::new(&docs_table_name(id)))
+                .map_err(store_error)?;
+            txn.open_table(IndexTable::new(&index_table_name(id)))
+                .map_err(store_error)?;
+        }
+        txn.commit().map_err(store_error)
+    }
+
+    fn update_mapping(&self, index: &str, collection: &str, mapping: &Value) -> Result<Value> {
+        if !mapping.is_object() {
+            return Err(StorageError::InvalidMapping {
+                reason: "a mapping is a JSON object".into(),
+            });
+        }
+        let txn = self.begin_write()?;
+        let record = Self::find_collection_write(&txn, index, collection)??;
+        let mut merged = record.mapping()?;
+        merge_mapping(&mut merged, mapping);
+        let old_schema = self.schema(&record)?;
+        let new_schema = Schema::from_mapping(&merged)?;
+        let indexed = |s: &Schema| -> Vec<(String, String)> {
+            s.indexed_fields()
+                .map(|(p, f)| (p.clone(), f.source_path.clone()))
+                .collect()
+        };
+        if indexed(&old_schema) != indexed(&new_schema) {
+            Self::rebuild_index(&txn, record.id, &new_schema)?;
+        }
+        let generation = Self::next_counter(&txn)?;
+        {
+            let mut collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+            let bytes = CollectionRecord::encode(record.id, generation, &merged);
+            collections
+                .insert((index, collection), bytes.as_slice())
+                .map_err(store_error)?;
+        }
+        txn.commit().map_err(store_error)?;
+        Ok(merged)
+    }
+
+    fn get_mapping(&self, index: &str, collection: &str) -> Result<Value> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        self.find_collection_read(&txn, index, collection)?
+            .mapping()
+    }
+
+    fn delete_collection(&self, index: &str, collection: &str) -> Result<()> {
+        let txn = self.begin_write()?;
+        let record = Self::find_collection_write(&txn, index, collection)??;
+        {
+            let mut collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+            collections
+                .remove((index, collection))
+                .map_err(store_error)?;
+        }
+        txn.delete_table(DocsTable::new(&docs_table_name(record.id)))
+            .map_err(store_error)?;
+        txn.delete_table(IndexTable::new(&index_table_name(record.id)))
+            .map_err(store_error)?;
+        txn.commit().map_err(store_error)
+    }
+
+    fn collection_exists(&self, index: &str, collection: &str) -> Result<bool> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+        let exists = collections
+            .get((index, collection))
+            .map_err(store_error)?
+            .is_some();
+        Ok(exists)
+    }
+
+    fn list_collections(&self, index: &str) -> Result<Vec<String>> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let indexes = txn.open_table(INDEXES).map_err(store_error)?;
+        if indexes.get(index).map_err(store_error)?.is_none() {
+            return Err(StorageError::IndexNotFound {
+                index: index.into(),
+            });
+        }
+        let collections = txn.open_table(COLLECTIONS).map_err(store_error)?;
+        let mut out = Vec::new();
+        for entry in collections.range((index, "")..).map_err(store_error)? {
+            let (key, _) = entry.map_err(store_error)?;
+            let (entry_index, name) = key.value();
+            if entry_index != index {
+                break;
+            }
+            out.push(name.to_string());
+        }
+        Ok(out)
+    }
+
+    fn truncate_collection(&self, index: &str, collection: &str) -> Result<()> {
+        let txn = self.begin_write()?;
+        let record = Self::find_collection_write(&txn, index, collection)??;
+        let docs_name = docs_table_name(record.id);
+        let index_name = index_table_name(record.id);
+        txn.delete_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        txn.delete_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        txn.open_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        txn.open_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        txn.commit().map_err(store_error)
+    }
+
+    fn get(&self, index: &str, collection: &str, id: &str) -> Result<Option<Document>> {
+        Ok(self
+            .mget(index, collection, &[id.to_string()])?
+            .pop()
+            .flatten())
+    }
+
+    fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let record = self.find_collection_read(&txn, index, collection)?;
+        let docs_name = docs_table_name(record.id);
+        let docs = txn
+            .open_table(DocsTable::new(&docs_name))
+            .map_err(store_error)?;
+        ids.iter()
+            .map(|id| match docs.get(id.as_str()).map_err(store_error)? {
+                Some(bytes) => codec::decode(id, bytes.value()).map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<Vec<Outcome>> {
+        if self.options.group_commit {
+            self.group
+                .submit(batch, &|batches| self.commit_group(batches))
+        } else {
+            self.commit_group(vec![batch])?
+                .pop()
+                .expect("one result per batch")
+        }
+    }
+
+    fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage> {
+        let (found, schema) = self.matching(index, collection, &request.query)?;
+        Ok(page(found, request, &schema))
+    }
+
+    fn count(&self, index: &str, collection: &str, query: &Query) -> Result<u64> {
+        Ok(self.matching(index, collection, query)?.0.len() as u64)
+    }
+}

@@ -1,0 +1,57 @@
+//! The `Storage` interface: what the host asks of any document store (the embedded one here, a
+//! PostgreSQL one later). Synchronous and object safe: the host holds an `Arc<dyn Storage>` and
+//! calls it from its blocking pool. Nothing in it assumes the store is in-process: every argument
+//! and result is owned data.
+
+use serde_json::Value;
+
+use crate::document::{Document, Outcome, WriteBatch};
+use crate::error::Result;
+use crate::query::{Query, SearchPage, SearchRequest};
+
+/// A durable document store of indexes, collections and documents.
+///
+/// Every document call first checks that the index then the collection exist
+/// (`IndexNotFound`, `CollectionNotFound`). Names are checked with Kuzzle's rules on creation.
+pub trait Storage: Send + Sync {
+    /// Creates an empty index. `IndexAlreadyExists` if it exists, `InvalidIndexName`.
+    fn create_index(&self, index: &str) -> Result<()>;
+    /// Deletes an index with its collections and documents. `IndexNotFound`.
+    fn delete_index(&self, index: &str) -> Result<()>;
+    fn index_exists(&self, index: &str) -> Result<bool>;
+    /// Index names, sorted.
+    fn list_indexes(&self) -> Result<Vec<String>>;
+
+    /// Creates a collection with its mapping (a JSON object, `{}` for none); the fields the
+    /// mapping types as keyword, numbers, date or boolean get secondary indexes. The index must
+    /// exist. `CollectionAlreadyExists` if it exists (Kuzzle then updates the mapping: the host
+    /// calls `update_mapping`).
+    fn create_collection(&self, index: &str, collection: &str, mapping: &Value) -> Result<()>;
+    /// Merges `mapping` into the stored one (objects key by key, as Elasticsearch does), rebuilds
+    /// the secondary indexes if the indexed fields changed, and returns the merged mapping.
+    fn update_mapping(&self, index: &str, collection: &str, mapping: &Value) -> Result<Value>;
+    /// The stored mapping, as given (the host adds or hides `_kuzzle_info`).
+    fn get_mapping(&self, index: &str, collection: &str) -> Result<Value>;
+    fn delete_collection(&self, index: &str, collection: &str) -> Result<()>;
+    fn collection_exists(&self, index: &str, collection: &str) -> Result<bool>;
+    /// Collection names of an index, sorted. `IndexNotFound`.
+    fn list_collections(&self, index: &str) -> Result<Vec<String>>;
+    /// Deletes every document, keeps the collection and its mapping.
+    fn truncate_collection(&self, index: &str, collection: &str) -> Result<()>;
+
+    /// One document, `None` if absent.
+    fn get(&self, index: &str, collection: &str, id: &str) -> Result<Option<Document>>;
+    /// Several documents, in the order of `ids`.
+    fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>>;
+    /// Applies a batch atomically and durably: when this returns `Ok`, every `Written` and
+    /// `Deleted` outcome is on disk, and a crash before it returns keeps all or none of them.
+    /// One outcome per operation, in order; an operation whose precondition fails (or whose id or
+    /// body is invalid) gets `Outcome::Failed` and the others still apply. `Err` means nothing of
+    /// the batch was applied.
+    fn write(&self, batch: WriteBatch) -> Result<Vec<Outcome>>;
+
+    /// Matching documents, sorted (then by `_id`), after `search_after`, from/size applied.
+    fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage>;
+    /// How many documents match.
+    fn count(&self, index: &str, collection: &str, query: &Query) -> Result<u64>;
+}

@@ -1,0 +1,707 @@
+//! Integration tests of the embedded store through the `Storage` trait.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use switchyard_storage::{
+    Document, EmbeddedOptions, EmbeddedStorage, KuzzleInfo, Operation, Outcome, Precondition,
+    Query, QueryError, SearchRequest, Storage, StorageError, WriteBatch,
+};
+
+fn open(dir: &std::path::Path) -> Arc<dyn Storage> {
+    Arc::new(EmbeddedStorage::open(dir, EmbeddedOptions::default()).unwrap())
+}
+
+fn info() -> KuzzleInfo {
+    KuzzleInfo {
+        author: Some("-1".into()),
+        created_at: Some(1_700_000_000_000),
+        updated_at: None,
+        updater: None,
+    }
+}
+
+fn put(id: &str, source: Value, precondition: Precondition) -> Operation {
+    Operation::Put {
+        id: id.into(),
+        source,
+        info: info(),
+        meta: id.as_bytes().to_vec(),
+        precondition,
+    }
+}
+
+fn batch(operations: Vec<Operation>) -> WriteBatch {
+    WriteBatch {
+        index: "nyc".into(),
+        collection: "taxi".into(),
+        operations,
+    }
+}
+
+fn setup(store: &dyn Storage, mapping: Value) {
+    store.create_index("nyc").unwrap();
+    store.create_collection("nyc", "taxi", &mapping).unwrap();
+}
+
+#[test]
+fn indexes_and_collections() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    assert!(!store.index_exists("nyc").unwrap());
+    store.create_index("nyc").unwrap();
+    assert!(matches!(
+        store.create_index("nyc"),
+        Err(StorageError::IndexAlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store.create_index("Bad"),
+        Err(StorageError::InvalidIndexName { .. })
+    ));
+    store.create_index("ams").unwrap();
+    assert_eq!(store.list_indexes().unwrap(), ["ams", "nyc"]);
+    assert!(matches!(
+        store.create_collection("nope", "taxi", &json!({})),
+        Err(StorageError::IndexNotFound { .. })
+    ));
+    assert!(matches!(
+        store.create_collection("nyc", "a.b", &json!({})),
+        Err(StorageError::InvalidCollectionName { .. })
+    ));
+    let mapping = json!({"dynamic": "true", "properties": {"city": {"type": "keyword"}}});
+    store.create_collection("nyc", "taxi", &mapping).unwrap();
+    store.create_collection("nyc", "bus", &json!({})).unwrap();
+    assert!(matches!(
+        store.create_collection("nyc", "taxi", &json!({})),
+        Err(StorageError::CollectionAlreadyExists { .. })
+    ));
+    assert_eq!(store.list_collections("nyc").unwrap(), ["bus", "taxi"]);
+    assert!(store.list_collections("ams").unwrap().is_empty());
+    assert!(store.collection_exists("nyc", "taxi").unwrap());
+    assert!(!store.collection_exists("ams", "taxi").unwrap());
+    assert_eq!(store.get_mapping("nyc", "taxi").unwrap(), mapping);
+    let merged = store
+        .update_mapping(
+            "nyc",
+            "taxi",
+            &json!({"properties": {"age": {"type": "integer"}}}),
+        )
+        .unwrap();
+    assert_eq!(
+        merged,
+        json!({"dynamic": "true", "properties": {"city": {"type": "keyword"}, "age": {"type": "integer"}}})
+    );
+    assert!(matches!(
+        store.get("nyc", "nope", "x"),
+        Err(StorageError::CollectionNotFound { .. })
+    ));
+    assert!(matches!(
+        store.get("nope", "taxi", "x"),
+        Err(StorageError::IndexNotFound { .. })
+    ));
+    store.delete_collection("nyc", "bus").unwrap();
+    assert_eq!(store.list_collections("nyc").unwrap(), ["taxi"]);
+    store
+        .write(batch(vec![put(
+            "a",
+            json!({"city": "x"}),
+            Precondition::Any,
+        )]))
+        .unwrap();
+    store.delete_index("nyc").unwrap();
+    assert_eq!(store.list_indexes().unwrap(), ["ams"]);
+    assert!(matches!(
+        store.delete_index("nyc"),
+        Err(StorageError::IndexNotFound { .. })
+    ));
+    // A re-created collection starts empty.
+    setup(&*store, json!({}));
+    assert_eq!(store.get("nyc", "taxi", "a").unwrap(), None);
+}
+
+#[test]
+fn crud_preconditions_and_partial_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(
+        &*store,
+        json!({"properties": {"city": {"type": "keyword"}}}),
+    );
+
+    let outcomes = store
+        .write(batch(vec![
+            put("a", json!({"city": "nyc"}), Precondition::Absent),
+            put("b", json!({"city": "ams"}), Precondition::Absent),
+            put("a", json!({"city": "dup"}), Precondition::Absent),
+            put("c", json!([1]), Precondition::Any),
+            put("", json!({}), Precondition::Any),
+            put("d", json!({}), Precondition::Present),
+        ]))
+        .unwrap();
+    assert!(matches!(
+        &outcomes[0],
+        Outcome::Written {
+            version: 1,
+            created: true,
+            previous: None,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &outcomes[1],
+        Outcome::Written {
+            version: 1,
+            created: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &outcomes[2],
+        Outcome::Failed {
+            error: StorageError::DocumentAlreadyExists { .. },
+            ..
+        }
+    ));
+    assert_eq!(
+        outcomes[2].clone(),
+        Outcome::Failed {
+            id: "a".into(),
+            error: StorageError::DocumentAlreadyExists {
+                index: "nyc".into(),
+                collection: "taxi".into(),
+                id: "a".into()
+            }
+        }
+    );
+    assert!(matches!(
+        &outcomes[3],
+        Outcome::Failed {
+            error: StorageError::InvalidDocument { .. },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &outcomes[4],
+        Outcome::Failed {
+            error: StorageError::InvalidId { .. },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &outcomes[5],
+        Outcome::Failed {
+            error: StorageError::DocumentNotFound { .. },
+            ..
+        }
+    ));
+
+    let a = store.get("nyc", "taxi", "a").unwrap().unwrap();
+    assert_eq!(
+        a,
+        Document {
+            id: "a".into(),
+            version: 1,
+            source: json!({"city": "nyc"}),
+            info: info(),
+            meta: b"a".to_vec(),
+        }
+    );
+    assert_eq!(a.source_with_info()["_kuzzle_info"]["author"], "-1");
+
+    // Read-modify-write with a version: a stale version fails, the right one applies.
+    let outcomes = store
+        .write(batch(vec![
+            put("a", json!({"city": "stale"}), Precondition::Version(7)),
+            put("a", json!({"city": "paris"}), Precondition::Version(1)),
+            put("b", json!({"city": "rome"}), Precondition::Present),
+        ]))
+        .unwrap();
+    assert!(matches!(
+        &outcomes[0],
+        Outcome::Failed {
+            error: StorageError::VersionConflict {
+                expected: 7,
+                actual: 1,
+                ..
+            },
+            ..
+        }
+    ));
+    match &outcomes[1] {
+        Outcome::Written {
+            version,
+            created,
+            previous,
+            ..
+        } => {
+            assert_eq!(*version, 2);
+            assert!(!created);
+            assert_eq!(previous.as_ref().unwrap().source, json!({"city": "nyc"}));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&outcomes[2], Outcome::Written { version: 2, .. }));
+
+    let docs = store
+        .mget("nyc", "taxi", &["b".into(), "zz".into(), "a".into()])
+        .unwrap();
+    assert_eq!(docs[0].as_ref().unwrap().source, json!({"city": "rome"}));
+    assert!(docs[1].is_none());
+    assert_eq!(docs[2].as_ref().unwrap().version, 2);
+
+    // Deletes: missing fails, a version mismatch fails, the rest applies; the index follows.
+    let outcomes = store
+        .write(batch(vec![
+            Operation::Delete {
+                id: "zz".into(),
+                precondition: Precondition::Any,
+            },
+            Operation::Delete {
+                id: "a".into(),
+                precondition: Precondition::Version(1),
+            },
+            Operation::Delete {
+                id: "b".into(),
+                precondition: Precondition::Any,
+            },
+        ]))
+        .unwrap();
+    assert!(matches!(
+        &outcomes[0],
+        Outcome::Failed {
+            error: StorageError::DocumentNotFound { .. },
+            ..
+        }
+    ));
+    assert!(matches!(
+        &outcomes[1],
+        Outcome::Failed {
+            error: StorageError::VersionConflict { .. },
+            ..
+        }
+    ));
+    match &outcomes[2] {
+        Outcome::Deleted { previous, .. } => assert_eq!(previous.source, json!({"city": "rome"})),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.get("nyc", "taxi", "b").unwrap(), None);
+    let rome = Query::parse(&json!({"term": {"city": "rome"}})).unwrap();
+    assert_eq!(store.count("nyc", "taxi", &rome).unwrap(), 0);
+    let paris = Query::parse(&json!({"term": {"city": "paris"}})).unwrap();
+    assert_eq!(store.count("nyc", "taxi", &paris).unwrap(), 1);
+
+    // A batch on a missing collection fails as a whole.
+    let mut missing = batch(vec![put("x", json!({}), Precondition::Any)]);
+    missing.collection = "nope".into();
+    assert!(matches!(
+        store.write(missing),
+        Err(StorageError::CollectionNotFound { .. })
+    ));
+
+    store.truncate_collection("nyc", "taxi").unwrap();
+    assert_eq!(store.get("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(store.count("nyc", "taxi", &paris).unwrap(), 0);
+    assert!(store.collection_exists("nyc", "taxi").unwrap());
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        setup(&*store, json!({"properties": {"n": {"type": "long"}}}));
+        let ops = (0..100)
+            .map(|i| put(&format!("d{i:03}"), json!({"n": i}), Precondition::Absent))
+            .collect();
+        store.write(batch(ops)).unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(store.list_collections("nyc").unwrap(), ["taxi"]);
+    let doc = store.get("nyc", "taxi", "d042").unwrap().unwrap();
+    assert_eq!(doc.source, json!({"n": 42}));
+    assert_eq!(doc.meta, b"d042");
+    let q = Query::parse(&json!({"range": {"n": {"gte": 10, "lt": 20}}})).unwrap();
+    assert_eq!(store.count("nyc", "taxi", &q).unwrap(), 10);
+}
+
+#[test]
+fn concurrent_writers_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(&*store, json!({}));
+    std::thread::scope(|scope| {
+        for t in 0..20 {
+            let store = store.clone();
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let outcomes = store
+                        .write(batch(vec![put(
+                            &format!("{t}-{i}"),
+                            json!({"t": t}),
+                            Precondition::Absent,
+                        )]))
+                        .unwrap();
+                    assert!(matches!(outcomes[0], Outcome::Written { .. }));
+                }
+            });
+        }
+    });
+    assert_eq!(store.count("nyc", "taxi", &Query::MatchAll).unwrap(), 500);
+}
+
+fn search_ids(store: &dyn Storage, collection: &str, body: Value) -> Vec<String> {
+    let request = SearchRequest::from_body(&body, None, Some(10_000)).unwrap();
+    store
+        .search("nyc", collection, &request)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
+}
+
+const MAPPING: &str = r#"{"properties": {
+    "city": {"type": "keyword"},
+    "name": {"type": "text", "fields": {"keyword": {"type": "keyword"}}},
+    "age": {"type": "integer"},
+    "score": {"type": "double"},
+    "active": {"type": "boolean"},
+    "tags": {"type": "keyword"},
+    "address": {"properties": {"zip": {"type": "keyword"}}},
+    "_kuzzle_info": {"properties": {"createdAt": {"type": "date"}, "author": {"type": "keyword"}}}
+}}"#;
+
+fn fixtures(store: &dyn Storage) {
+    let docs = [
+        (
+            "alice",
+            json!({"city": "nyc", "name": "Alice Smith", "age": 30, "score": 1.5, "active": true, "tags": ["a", "b"], "address": {"zip": "10001"}}),
+        ),
+        (
+            "bob",
+            json!({"city": "ams", "name": "Bob Stone", "age": 25, "score": -2.0, "active": false, "tags": ["b"]}),
+        ),
+        (
+            "carol",
+            json!({"city": "nyc", "name": "Carol Smith-Jones", "age": 41, "tags": [], "address": {"zip": "10002"}}),
+        ),
+        (
+            "dave",
+            json!({"city": "paris", "name": "dave", "age": null, "score": 7}),
+        ),
+        ("eve", json!({"city": "nycity", "age": 30, "active": true})),
+    ];
+    for collection in ["taxi", "scan"] {
+        let ops = docs
+            .iter()
+            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
+            .collect();
+        let mut b = batch(ops);
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+}
+
+#[test]
+fn search_clauses_index_and_scan_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(&*store, serde_json::from_str(MAPPING).unwrap());
+    store.create_collection("nyc", "scan", &json!({})).unwrap();
+    fixtures(&*store);
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (json!({}), vec!["alice", "bob", "carol", "dave", "eve"]),
+        (
+            json!({"match_all": {}}),
+            vec!["alice", "bob", "carol", "dave", "eve"],
+        ),
+        (
+            json!({"ids": {"values": ["bob", "zed", "eve"]}}),
+            vec!["bob", "eve"],
+        ),
+        (json!({"term": {"city": "nyc"}}), vec!["alice", "carol"]),
+        (json!({"term": {"city": {"value": "ams"}}}), vec!["bob"]),
+        (json!({"term": {"_id": "dave"}}), vec!["dave"]),
+        (json!({"term": {"tags": "b"}}), vec!["alice", "bob"]),
+        (json!({"term": {"age": 30}}), vec!["alice", "eve"]),
+        (json!({"term": {"age": 30.0}}), vec!["alice", "eve"]),
+        (json!({"term": {"active": false}}), vec!["bob"]),
+        (json!({"term": {"address.zip": "10002"}}), vec!["carol"]),
+        (json!({"term": {"name.keyword": "dave"}}), vec!["dave"]),
+        (
+            json!({"terms": {"city": ["ams", "paris", "x"]}}),
+            vec!["bob", "dave"],
+        ),
+        (
+            json!({"terms": {"_id": ["bob", "carol"]}}),
+            vec!["bob", "carol"],
+        ),
+        (
+            json!({"range": {"age": {"gte": 25, "lt": 41}}}),
+            vec!["alice", "bob", "eve"],
+        ),
+        (
+            json!({"range": {"age": {"gt": 25}}}),
+            vec!["alice", "carol", "eve"],
+        ),
+        (
+            json!({"range": {"age": {"lte": 30}}}),
+            vec!["alice", "bob", "eve"],
+        ),
+        (
+            json!({"range": {"score": {"gt": -3, "lt": 2}}}),
+            vec!["alice", "bob"],
+        ),
+        (
+            json!({"range": {"city": {"gte": "nyc", "lte": "nyz"}}}),
+            vec!["alice", "carol", "eve"],
+        ),
+        (json!({"range": {"age": {"gte": "a"}}}), vec![]),
+        (
+            json!({"range": {"_kuzzle_info.createdAt": {"gte": 1_700_000_000_000u64}}}),
+            vec!["alice", "bob", "carol", "dave", "eve"],
+        ),
+        (
+            json!({"exists": {"field": "age"}}),
+            vec!["alice", "bob", "carol", "eve"],
+        ),
+        (json!({"exists": {"field": "tags"}}), vec!["alice", "bob"]),
+        (
+            json!({"exists": {"field": "address"}}),
+            vec!["alice", "carol"],
+        ),
+        (
+            json!({"prefix": {"city": "nyc"}}),
+            vec!["alice", "carol", "eve"],
+        ),
+        (json!({"prefix": {"city": {"value": "p"}}}), vec!["dave"]),
+        (json!({"match": {"_id": "carol"}}), vec!["carol"]),
+        (json!({"match": {"name": "smith"}}), vec!["alice", "carol"]),
+        (
+            json!({"match": {"name": "SMITH bob"}}),
+            vec!["alice", "bob", "carol"],
+        ),
+        (
+            json!({"match": {"name": {"query": "smith jones", "operator": "and"}}}),
+            vec!["carol"],
+        ),
+        (json!({"match": {"city": "nyc"}}), vec!["alice", "carol"]),
+        (json!({"match": {"age": 41}}), vec!["carol"]),
+        (
+            json!({"bool": {"must": {"term": {"city": "nyc"}}, "must_not": [{"range": {"age": {"gt": 35}}}]}}),
+            vec!["alice"],
+        ),
+        (
+            json!({"bool": {"filter": [{"term": {"active": true}}, {"term": {"age": 30}}]}}),
+            vec!["alice", "eve"],
+        ),
+        (
+            json!({"bool": {"should": [{"term": {"city": "ams"}}, {"term": {"city": "paris"}}]}}),
+            vec!["bob", "dave"],
+        ),
+        (
+            json!({"bool": {"should": [{"term": {"city": "ams"}}, {"match": {"name": "dave"}}]}}),
+            vec!["bob", "dave"],
+        ),
+        (
+            json!({"bool": {"must": {"term": {"city": "nyc"}}, "should": [{"term": {"age": 30}}]}}),
+            vec!["alice", "carol"],
+        ),
+        (
+            json!({"bool": {"must": {"term": {"city": "nyc"}}, "should": [{"term": {"age": 30}}], "minimum_should_match": 1}}),
+            vec!["alice"],
+        ),
+        (
+            json!({"bool": {"should": [{"term": {"tags": "a"}}, {"term": {"tags": "b"}}, {"term": {"city": "ams"}}], "minimum_should_match": "2"}}),
+            vec!["alice", "bob"],
+        ),
+        (
+            json!({"bool": {"must_not": {"exists": {"field": "age"}}}}),
+            vec!["dave"],
+        ),
+    ];
+    for (query, expected) in cases {
+        for collection in ["taxi", "scan"] {
+            // A multi-field exists only where the mapping declares it.
+            if collection == "scan" && query.to_string().contains(".keyword") {
+                continue;
+            }
+            let got = search_ids(&*store, collection, json!({"query": query}));
+            assert_eq!(got, expected, "{query} on {collection}");
+        }
+    }
+}
+
+#[test]
+fn sort_paging_and_search_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(&*store, serde_json::from_str(MAPPING).unwrap());
+    store.create_collection("nyc", "scan", &json!({})).unwrap();
+    fixtures(&*store);
+    let body = json!({"sort": [{"age": "desc"}, "city"]});
+    assert_eq!(
+        search_ids(&*store, "taxi", body.clone()),
+        ["carol", "alice", "eve", "bob", "dave"]
+    );
+    let body = json!({"sort": {"city": {"order": "asc"}}});
+    assert_eq!(
+        search_ids(&*store, "scan", body),
+        ["bob", "alice", "carol", "eve", "dave"]
+    );
+
+    // Page through with search_after (the SDK's way: the last hit's raw source values).
+    let mut seen = Vec::new();
+    let mut after: Option<Value> = None;
+    loop {
+        let mut body = json!({"sort": ["age"], "size": 2});
+        if let Some(after) = &after {
+            body["search_after"] = after.clone();
+        }
+        let request = SearchRequest::from_body(&body, None, None).unwrap();
+        let page = store.search("nyc", "taxi", &request).unwrap();
+        assert_eq!(page.total, 5);
+        if page.hits.is_empty() {
+            break;
+        }
+        seen.extend(page.hits.iter().map(|d| d.id.clone()));
+        after = Some(Value::Array(page.next_search_after.unwrap()));
+    }
+    assert_eq!(seen, ["bob", "alice", "eve", "carol", "dave"]);
+
+    // from/size.
+    let request = SearchRequest::from_body(&json!({"sort": "_id"}), Some(1), Some(2)).unwrap();
+    let page = store.search("nyc", "taxi", &request).unwrap();
+    assert_eq!(
+        page.hits.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["bob", "carol"]
+    );
+    assert_eq!(page.total, 5);
+}
+
+#[test]
+fn search_body_errors_are_kuzzles() {
+    let cases = [
+        (json!({"query": {"equals": {"a": 1}}}), "The keyword \"equals\" is not part of Elasticsearch Query DSL. Are you trying to use a Koncorde query?"),
+        (json!({"foo": 1}), "The argument \"foo\" is not allowed at this level of a search query."),
+        (json!({"aggregations": {}}), "The \"aggregations\" keyword is not allowed in this query."),
+        (json!({"query": {"wildcard": {"a": "x*"}}}), "The \"wildcard\" keyword is not allowed in this query."),
+    ];
+    for (body, message) in cases {
+        let error = SearchRequest::from_body(&body, None, None).unwrap_err();
+        assert_eq!(error.to_string(), message);
+        assert_eq!(StorageError::from(error).to_string(), message);
+    }
+    assert!(matches!(
+        SearchRequest::from_body(
+            &json!({"query": {"bool": {"must": [{"nope": {}}]}}}),
+            None,
+            None
+        ),
+        Err(QueryError::UnknownKeyword { .. })
+    ));
+    assert!(matches!(
+        SearchRequest::from_body(&json!({"query": {"term": {"a": 1, "b": 2}}}), None, None),
+        Err(QueryError::Malformed { .. })
+    ));
+    let request = SearchRequest::from_body(&Value::Null, None, None).unwrap();
+    assert_eq!(request.query, Query::MatchAll);
+    assert_eq!(request.size, 10);
+}
+
+/// A tiny xorshift generator: the property test needs no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_value(rng: &mut Rng) -> Value {
+    match rng.below(6) {
+        0 => json!(rng.below(10)),
+        1 => json!(rng.below(10) as f64 - 4.5),
+        2 => json!(["a", "b", "c", "ab", "ba"][rng.below(5) as usize]),
+        3 => json!(rng.below(2) == 1),
+        4 => {
+            let s = ["a", "b"][rng.below(2) as usize];
+            json!([rng.below(5), s])
+        }
+        _ => Value::Null,
+    }
+}
+
+fn random_query(rng: &mut Rng, depth: u32) -> Value {
+    let field = ["k", "n", "m"][rng.below(3) as usize];
+    let value = random_value(rng);
+    let scalar = if value.is_null() || value.is_array() {
+        json!(3)
+    } else {
+        value
+    };
+    let extra = random_value(rng);
+    let values: Vec<Value> = [scalar.clone(), extra]
+        .into_iter()
+        .filter(|v| !v.is_null() && !v.is_array())
+        .collect();
+    let prefix = ["a", "b", ""][rng.below(3) as usize];
+    let after = ["a", "b"][rng.below(2) as usize];
+    match rng.below(if depth > 1 { 7 } else { 8 }) {
+        0 => json!({"term": {field: scalar}}),
+        1 => json!({"terms": {field: values}}),
+        2 => json!({"range": {field: {"gte": rng.below(6), "lt": rng.below(10)}}}),
+        3 => json!({"exists": {"field": field}}),
+        4 => json!({"prefix": {field: prefix}}),
+        5 => json!({"range": {field: {"gt": after}}}),
+        6 => {
+            json!({"ids": {"values": [format!("d{}", rng.below(40)), format!("d{}", rng.below(40))]}})
+        }
+        _ => json!({"bool": {
+            "must": (0..rng.below(3)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
+            "should": (0..rng.below(3)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
+            "must_not": (0..rng.below(2)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
+        }}),
+    }
+}
+
+#[test]
+fn property_index_and_scan_give_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mapping = json!({"properties": {"k": {"type": "keyword"}, "n": {"type": "double"}, "m": {"type": "boolean"}}});
+    setup(&*store, mapping);
+    store.create_collection("nyc", "scan", &json!({})).unwrap();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut ops = Vec::new();
+    for i in 0..200 {
+        let mut source = serde_json::Map::new();
+        for field in ["k", "n", "m"] {
+            if rng.below(4) != 0 {
+                source.insert(field.into(), random_value(&mut rng));
+            }
+        }
+        ops.push(put(
+            &format!("d{}", i % 40 + i / 40 * 1000),
+            Value::Object(source),
+            Precondition::Any,
+        ));
+    }
+    for collection in ["taxi", "scan"] {
+        let mut b = batch(ops.clone());
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+    for _ in 0..400 {
+        let query = random_query(&mut rng, 0);
+        let indexed = search_ids(&*store, "taxi", json!({"query": query}));
+        let scanned = search_ids(&*store, "scan", json!({"query": query}));
+        assert_eq!(indexed, scanned, "{query}");
+    }
+}
