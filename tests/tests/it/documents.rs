@@ -318,3 +318,161 @@ fn acknowledged_writes_survive_sigkill() {
         answered.len()
     );
 }
+
+/// One HTTP/1.1 request on its own connection: `(status, body as JSON)`.
+fn http(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(address).expect("connect to the HTTP plugin");
+    let body = body.map(|body| body.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let status = answer[9..12].parse().expect("a status");
+    let (_, content) = answer.split_once("\r\n\r\n").expect("headers end");
+    // Chunked answers: the JSON object sits between the chunk size lines.
+    let start = content.find('{').expect("a JSON body");
+    let end = content.rfind('}').expect("a JSON body");
+    (
+        status,
+        serde_json::from_str(&content[start..=end]).expect("JSON"),
+    )
+}
+
+/// The REST routes come from the host's action table: Kuzzle's URLs reach the document actions.
+#[test]
+fn rest_routes_reach_the_document_actions() {
+    let server = Server::start(&format!(
+        "[server]\n{}",
+        protocol_section("http", "http", "port = 0\naddress = \"127.0.0.1\"")
+    ));
+    let address = server.address("http");
+    let calls: Vec<(&str, &str, Option<Value>, u16, Value)> = vec![
+        ("POST", "/shop/_create", None, 200, json!(null)),
+        ("GET", "/shop/_exists", None, 200, json!(true)),
+        (
+            "PUT",
+            "/shop/items",
+            Some(json!({"mappings": {"properties": {"city": {"type": "keyword"}}}})),
+            200,
+            json!({"acknowledged": true}),
+        ),
+        ("GET", "/shop/items/_exists", None, 200, json!(true)),
+        (
+            "GET",
+            "/shop/_list",
+            None,
+            200,
+            json!({"type": "all", "collections": [{"name": "items", "type": "stored"}]}),
+        ),
+        (
+            "GET",
+            "/shop/items/_mapping",
+            None,
+            200,
+            json!({"dynamic": "true", "properties": {"city": {"type": "keyword"}}}),
+        ),
+        (
+            "PUT",
+            "/shop/items/b",
+            Some(json!({"city": "rome"})),
+            200,
+            json!("created"),
+        ),
+        ("GET", "/shop/items/b/_exists", None, 200, json!(true)),
+        (
+            "POST",
+            "/shop/items/_count",
+            Some(json!({"query": {"term": {"city": "rome"}}})),
+            200,
+            json!({"count": 1}),
+        ),
+        (
+            "POST",
+            "/shop/items/_mGet",
+            Some(json!({"ids": ["b", "zz"]})),
+            200,
+            json!("mget"),
+        ),
+        (
+            "DELETE",
+            "/shop/items/b?silent=true",
+            None,
+            200,
+            json!({"_id": "b"}),
+        ),
+        (
+            "GET",
+            "/shop/items/b",
+            None,
+            404,
+            json!("services.storage.not_found"),
+        ),
+        (
+            "DELETE",
+            "/shop/items/_truncate?refresh=wait_for",
+            None,
+            200,
+            json!({"acknowledged": true}),
+        ),
+        ("GET", "/_list", None, 200, json!({"indexes": ["shop"]})),
+        (
+            "POST",
+            "/admin/_resetDatabase",
+            None,
+            200,
+            json!({"acknowledge": true}),
+        ),
+        (
+            "DELETE",
+            "/shop",
+            None,
+            412,
+            json!("services.storage.unknown_index"),
+        ),
+    ];
+    for (method, path, body, status, want) in calls {
+        let (got_status, content) = http(&address, method, path, body);
+        assert_eq!(got_status, status, "{method} {path}: {content}");
+        match want.as_str() {
+            Some("created") => assert_eq!(content["result"]["created"], true, "{content}"),
+            Some("mget") => assert_eq!(content["result"]["errors"], json!(["zz"]), "{content}"),
+            Some(id) => assert_eq!(content["error"]["id"], id, "{method} {path}: {content}"),
+            None => assert_eq!(content["result"], want, "{method} {path}: {content}"),
+        }
+    }
+    // A document created over REST, read back over REST.
+    let (status, created) = http(&address, "POST", "/shop/_create", None);
+    assert_eq!(status, 200, "{created}");
+    http(&address, "PUT", "/shop/items", None);
+    let (status, created) = http(
+        &address,
+        "POST",
+        "/shop/items/a/_create?refresh=wait_for",
+        Some(json!({"n": 1})),
+    );
+    assert_eq!(
+        (status, created["result"]["_id"].clone()),
+        (200, json!("a")),
+        "{created}"
+    );
+    let (_, got) = http(&address, "GET", "/shop/items/a", None);
+    assert_eq!(got["result"]["_source"]["n"], 1, "{got}");
+    let (_, updated) = http(
+        &address,
+        "PUT",
+        "/shop/items/a/_update",
+        Some(json!({"m": 2})),
+    );
+    assert_eq!(updated["result"]["_version"], 2, "{updated}");
+    let (_, found) = http(
+        &address,
+        "POST",
+        "/shop/items/_search?size=1",
+        Some(json!({"query": {"range": {"m": {"gte": 2}}}})),
+    );
+    assert_eq!(found["result"]["total"], 1, "{found}");
+}
