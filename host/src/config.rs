@@ -139,6 +139,12 @@ pub struct Limits {
     /// Largest compiled program of one `regexp` filter condition, in bytes (RE2's budget is
     /// 8 MB; ours bounds one compilation to about 2 ms).
     pub regexp_size_limit: usize,
+    /// Documents one request may read: `mGet` ids, `search`'s `size - from` (Kuzzle's
+    /// `documentsFetchCount`).
+    pub documents_fetch_count: usize,
+    /// Documents one request may write: m* actions, the matches of by-query actions (Kuzzle's
+    /// `documentsWriteCount`).
+    pub documents_write_count: usize,
 }
 
 impl Default for Limits {
@@ -149,6 +155,8 @@ impl Default for Limits {
             subscription_rooms: 1_000_000,
             subscriptions_per_connection: 10_000,
             regexp_size_limit: 64 * 1024,
+            documents_fetch_count: 10_000,
+            documents_write_count: 200,
         }
     }
 }

@@ -189,6 +189,55 @@ catalogue! {
     /// The host is shutting down.
     NETWORK_ENTRYPOINT_SHUTTING_DOWN = ("network.entrypoint.shutting_down", 50593795, 503, "Rejected: instance is shutting down");
 
+    // ---- documents (switchyard-storage): indexes, collections, documents, search ----
+    /// The index does not exist.
+    SERVICES_STORAGE_UNKNOWN_INDEX = ("services.storage.unknown_index", 16842753, 412, "The index \"%s\" does not exist.");
+    /// The collection does not exist.
+    SERVICES_STORAGE_UNKNOWN_COLLECTION = ("services.storage.unknown_collection", 16842754, 412, "The collection \"%s\":\"%s\" does not exist.");
+    /// More documents asked for than `limits.documentsFetchCount`.
+    SERVICES_STORAGE_GET_LIMIT_EXCEEDED = ("services.storage.get_limit_exceeded", 16842755, 413, "The number of documents returned by this request exceeds the configured server limit.");
+    /// More documents written than `limits.documentsWriteCount`.
+    SERVICES_STORAGE_WRITE_LIMIT_EXCEEDED = ("services.storage.write_limit_exceeded", 16842756, 413, "The number of documents edited by this request exceeds the configured server limit.");
+    /// No such document.
+    SERVICES_STORAGE_NOT_FOUND = ("services.storage.not_found", 16842763, 404, "Document \"%s\" not found in \"%s\":\"%s\".");
+    /// A scroll id that never existed or has expired.
+    SERVICES_STORAGE_UNKNOWN_SCROLL_ID = ("services.storage.unknown_scroll_id", 16842766, 404, "Non-existing or expired scroll identifier.");
+    /// `_search` as a document id.
+    SERVICES_STORAGE_SEARCH_AS_AN_ID = ("services.storage.search_as_an_id", 16842767, 400, "_search is not a valid document identifier");
+    /// Creating a document whose id is taken.
+    SERVICES_STORAGE_DOCUMENT_ALREADY_EXISTS = ("services.storage.document_already_exists", 16842769, 400, "Document already exists.");
+    /// A storage argument with a wrong value (`refresh`).
+    SERVICES_STORAGE_INVALID_ARGUMENT = ("services.storage.invalid_argument", 16842771, 400, "Argument \"%s\" is invalid (expected: %s)");
+    /// A read-modify-write kept conflicting with concurrent writes.
+    SERVICES_STORAGE_TOO_MANY_CHANGES = ("services.storage.too_many_changes", 16842784, 500, "Unable to modify document \"%s\": cluster sync failed (too many simultaneous changes applied)");
+    /// A request the store refused (a malformed query clause or mapping).
+    SERVICES_STORAGE_UNEXPECTED_BAD_REQUEST = ("services.storage.unexpected_bad_request", 16842785, 400, "%s");
+    /// A document missing for a partial update.
+    SERVICES_STORAGE_UNEXPECTED_NOT_FOUND = ("services.storage.unexpected_not_found", 16842786, 404, "%s");
+    /// The store failed (I/O, a full disk): nothing acknowledged is lost.
+    SERVICES_STORAGE_UNEXPECTED_ERROR = ("services.storage.unexpected_error", 16842787, 500, "%s");
+    /// Creating an index that exists.
+    SERVICES_STORAGE_INDEX_ALREADY_EXISTS = ("services.storage.index_already_exists", 16842790, 412, "A %s index named \"%s\" already exists");
+    /// A search body key outside Kuzzle's whitelist.
+    SERVICES_STORAGE_INVALID_SEARCH_QUERY = ("services.storage.invalid_search_query", 16842792, 400, "The argument \"%s\" is not allowed at this level of a search query.");
+    /// An index name breaking Kuzzle's rules.
+    SERVICES_STORAGE_INVALID_INDEX_NAME = ("services.storage.invalid_index_name", 16842793, 400, "The index name \"%s\" is invalid");
+    /// A collection name breaking Kuzzle's rules.
+    SERVICES_STORAGE_INVALID_COLLECTION_NAME = ("services.storage.invalid_collection_name", 16842794, 400, "The collection name \"%s\" is invalid");
+    /// A scroll TTL above the maximum (1 minute).
+    SERVICES_STORAGE_SCROLL_DURATION_TOO_GREAT = ("services.storage.scroll_duration_too_great", 16842796, 400, "Scroll duration \"%s\" is too great.");
+    /// A query keyword that is not Elasticsearch DSL.
+    SERVICES_STORAGE_UNKNOWN_QUERY_KEYWORD = ("services.storage.unknown_query_keyword", 16842797, 400, "The keyword \"%s\" is not part of Elasticsearch Query DSL. Are you trying to use a Koncorde query?");
+    /// A query keyword this store refuses.
+    SERVICES_STORAGE_INVALID_QUERY_KEYWORD = ("services.storage.invalid_query_keyword", 16842799, 400, "The \"%s\" keyword is not allowed in this query.");
+    /// An action that refuses to run twice at once (`admin:resetDatabase`).
+    API_PROCESS_ACTION_LOCKED = ("api.process.action_locked", 33685505, 412, "Cannot execute action \"%s\": already executing.");
+    /// `strict` m* request with a failed item.
+    API_PROCESS_INCOMPLETE_MULTIPLE_REQUEST = ("api.process.incomplete_multiple_request", 33685514, 400, "At least one of the %s actions failed.");
+    /// A Koncorde keyword search queries cannot use (`lang: "koncorde"`).
+    API_ASSERT_KONCORDE_RESTRICTED_KEYWORD = ("api.assert.koncorde_restricted_keyword", 33619981, 400, "The %s \"%s\" of Koncorde DSL is not supported for search queries.");
+    // ---- end of documents ----
+
     // ---- security (switchyard-security): users, profiles, roles, rights, tokens, credentials ----
     /// An argument that must not be empty is.
     API_ASSERT_EMPTY_ARGUMENT = ("api.assert.empty_argument", 33619972, 400, "The argument \"%s\" is empty.");

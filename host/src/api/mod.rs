@@ -8,11 +8,15 @@
 //! - `controllers/`: one file per controller;
 //! - `router.rs`: the controllers assembled into one lookup and one API description;
 //! - `dispatch.rs`: one request from text to answer, with the gate's check before any action;
-//! - `request.rs` / `response.rs`: Kuzzle's request and response formats.
+//! - `request.rs` / `response.rs`: Kuzzle's request and response formats;
+//! - `documents.rs`: what the storage controllers share (errors, arguments, `_kuzzle_info`);
+//! - `notify.rs`: document notifications, with the rooms kept in each document's `meta`.
 
 pub mod action;
 pub mod controllers;
 pub mod dispatch;
+pub mod documents;
+pub mod notify;
 pub mod request;
 pub mod response;
 pub mod router;

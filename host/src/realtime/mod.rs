@@ -416,6 +416,58 @@ impl Realtime {
         channels
     }
 
+    /// The rooms whose filter matches a stored document (`document` carries `_id`), in the
+    /// filter engine's order: what a document write keeps with the document, and tests again
+    /// at its next write to tell "in" from "out".
+    pub fn match_rooms(&self, index: &str, collection: &str, document: &Value) -> Vec<Arc<str>> {
+        let koncorde_index = format!("{index}/{collection}");
+        let state = self.state.read();
+        state
+            .engine
+            .test(&koncorde_index, document)
+            .into_iter()
+            .filter_map(|room_id| state.rooms.get_key_value(room_id))
+            .map(|(room_id, _)| Arc::clone(room_id))
+            .collect()
+    }
+
+    /// The channels of `rooms` that take document notifications of `scope` (`In` or `Out`):
+    /// those whose scope is `all` or that one. Rooms that no longer exist are skipped.
+    pub fn channels_of<'r>(
+        &self,
+        rooms: impl IntoIterator<Item = &'r str>,
+        scope: Scope,
+    ) -> Vec<Arc<str>> {
+        let state = self.state.read();
+        let mut channels = Vec::new();
+        for room_id in rooms {
+            if let Some(room) = state.rooms.get(room_id) {
+                channels.extend(
+                    room.channels
+                        .iter()
+                        .filter(|channel| channel.scope == Scope::All || channel.scope == scope)
+                        .map(|channel| Arc::clone(&channel.name)),
+                );
+            }
+        }
+        channels
+    }
+
+    /// The collections of `index` that have subscriptions (`collection:list`'s "realtime"
+    /// entries), sorted.
+    pub fn collections(&self, index: &str) -> Vec<String> {
+        let state = self.state.read();
+        let mut names: Vec<String> = state
+            .rooms
+            .values()
+            .filter(|room| room.index == index)
+            .map(|room| room.collection.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// How many rooms exist.
     pub fn room_count(&self) -> usize {
         self.state.read().rooms.len()
@@ -632,6 +684,54 @@ mod tests {
         assert!(realtime
             .match_document("i", "other", &json!({"x": 1}))
             .is_empty());
+    }
+
+    #[test]
+    fn rooms_and_their_channels_by_scope() {
+        let realtime = Realtime::default();
+        let all = subscribe(
+            &realtime,
+            1,
+            json!({"equals": {"x": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        let only_in = subscribe(
+            &realtime,
+            2,
+            json!({"equals": {"x": 1}}),
+            Scope::In,
+            Users::None,
+        );
+        let only_out = subscribe(
+            &realtime,
+            3,
+            json!({"equals": {"x": 1}}),
+            Scope::Out,
+            Users::None,
+        );
+        let other = subscribe(
+            &realtime,
+            4,
+            json!({"equals": {"x": 2}}),
+            Scope::All,
+            Users::None,
+        );
+        let rooms = realtime.match_rooms("i", "c", &json!({"x": 1}));
+        assert_eq!(rooms, vec![all.room_id.clone()]);
+        let room = [&*all.room_id];
+        assert_eq!(
+            realtime.channels_of(room, Scope::In),
+            vec![all.channel.clone(), only_in.channel.clone()]
+        );
+        assert_eq!(
+            realtime.channels_of(room, Scope::Out),
+            vec![all.channel.clone(), only_out.channel.clone()]
+        );
+        assert!(realtime.channels_of(["gone"], Scope::In).is_empty());
+        assert_eq!(realtime.collections("i"), vec!["c".to_string()]);
+        assert!(realtime.collections("j").is_empty());
+        assert_ne!(other.room_id, all.room_id);
     }
 
     #[test]

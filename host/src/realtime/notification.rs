@@ -86,6 +86,9 @@ pub struct DocumentEvent<'a> {
     pub protocol: &'a str,
     /// The originating request's time.
     pub timestamp: u64,
+    /// More members of `result`, serialized, without braces (`"_version":2,"created":true`),
+    /// written after `_source`.
+    pub extra: Option<&'a str>,
 }
 
 /// `{type:"document", status, action, scope, result:{_id?, _source}, node, event, requestId,
@@ -104,6 +107,10 @@ pub fn document_notification(event: &DocumentEvent<'_>) -> String {
     }
     out.push_str("\"_source\":");
     out.push_str(event.source);
+    if let Some(extra) = event.extra.filter(|extra| !extra.is_empty()) {
+        out.push(',');
+        out.push_str(extra);
+    }
     out.push_str("},\"node\":");
     json::push_str(&mut out, NODE);
     out.push_str(",\"event\":");
@@ -161,6 +168,7 @@ mod tests {
             controller: "realtime",
             protocol: "websocket",
             timestamp: 5,
+            extra: None,
         });
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["result"], json!({"_source": {"a": 1}}));

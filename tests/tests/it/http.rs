@@ -272,7 +272,8 @@ fn bad_input_gets_kuzzles_errors() {
             "network.http.too_many_encodings", "Too many encodings.".into()),
         ("GET", "/_nope/", vec![], vec![], 404, "network.http.url_not_found", "API URL not found: /_nope.".into()),
         ("GET", "/_query", vec![], vec![], 404, "network.http.url_not_found", "API URL not found: /_query.".into()),
-        ("DELETE", "/_now", vec![], vec![], 404, "network.http.url_not_found", "API URL not found: /_now.".into()),
+        // (`DELETE /_now` is `index:delete` of index `_now`, as in Kuzzle.)
+        ("PATCH", "/_now", vec![], vec![], 404, "network.http.url_not_found", "API URL not found: /_now.".into()),
         ("TRACE", "/", vec![], vec![], 400, "network.http.unsupported_verb", "Unsupported HTTP verb \"TRACE\".".into()),
         ("GET", "/_now", vec!["X-Kuzzle-Volatile: {oops"], vec![], 400, "network.http.volatile_parse_failed",
             "Unable to convert the \"x-kuzzle-volatile\" HTTP header to JSON: key must be a string at line 1 column 2".into()),

@@ -5,6 +5,7 @@
 //! runs one protocol's.
 
 mod c_abi;
+mod documents;
 mod guide;
 mod host;
 mod http;

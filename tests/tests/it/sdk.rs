@@ -154,20 +154,20 @@ impl Drop for Scenario {
 }
 
 /// Runs a scenario to completion against `server`.
-fn run(script: &str, server: &Server) -> Observations {
+pub(crate) fn run(script: &str, server: &Server) -> Observations {
     Scenario::start(script, server.url("websocket")).finish()
 }
 
-fn start_server() -> Server {
+pub(crate) fn start_server() -> Server {
     Server::start(&config(0))
 }
 
 /// What a scenario printed.
-struct Observations(Vec<Value>);
+pub(crate) struct Observations(pub(crate) Vec<Value>);
 
 impl Observations {
     /// Every observation of `event`.
-    fn all(&self, event: &str) -> Vec<&Value> {
+    pub(crate) fn all(&self, event: &str) -> Vec<&Value> {
         self.0
             .iter()
             .filter(|value| value["event"] == event)
@@ -190,7 +190,7 @@ impl Observations {
     }
 
     /// `received` notifications for `who`, by key `key`.
-    fn received(&self, key: &str, who: &str) -> &Vec<Value> {
+    pub(crate) fn received(&self, key: &str, who: &str) -> &Vec<Value> {
         self.find("received", key, who)["notifications"]
             .as_array()
             .expect("a list of notifications")

@@ -178,6 +178,7 @@ fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
             controller: "realtime",
             protocol: context.protocol_name(),
             timestamp,
+            extra: None,
         });
         services.broadcast(&realtime::Broadcast { channels, payload });
     }

@@ -1,0 +1,240 @@
+//! Unit tests of the `document` controller, through the real dispatch and an in-memory store.
+
+use serde_json::{json, Value};
+
+use crate::api::testing::Harness;
+
+/// A harness with index `i` and collection `c` (`city` mapped as a keyword).
+fn harness() -> Harness {
+    let harness = Harness::new();
+    harness.call(r#"{"controller":"index","action":"create","index":"i"}"#);
+    harness.call(r#"{"controller":"collection","action":"create","index":"i","collection":"c","body":{"properties":{"city":{"type":"keyword"}}}}"#);
+    harness
+}
+
+/// Runs `document:<action>` on `i`/`c` with the given extra members.
+fn call(harness: &Harness, action: &str, members: Value) -> Value {
+    let mut request = json!({"controller": "document", "action": action, "index": "i", "collection": "c"});
+    for (key, value) in members.as_object().expect("an object") {
+        request[key] = value.clone();
+    }
+    harness.call(&request.to_string())
+}
+
+fn info(source: &Value) -> &Value {
+    &source["_kuzzle_info"]
+}
+
+#[test]
+fn create_get_exists_and_kuzzle_info() {
+    let harness = harness();
+    let created = call(&harness, "create", json!({"_id": "a", "body": {"x": 1, "_kuzzle_info": {"author": "forged"}}}));
+    assert_eq!(created["status"], 200, "{created}");
+    let result = &created["result"];
+    assert_eq!(result["_id"], "a");
+    assert_eq!(result["_version"], 1);
+    assert_eq!(result["_source"]["x"], 1);
+    assert_eq!(info(&result["_source"])["author"], "-1");
+    assert!(info(&result["_source"])["createdAt"].is_u64());
+    assert_eq!(info(&result["_source"])["updatedAt"], Value::Null);
+    assert_eq!(info(&result["_source"])["updater"], Value::Null);
+
+    let again = call(&harness, "create", json!({"_id": "a", "body": {}}));
+    assert_eq!(again["status"], 400);
+    assert_eq!(again["error"]["id"], "services.storage.document_already_exists");
+    assert_eq!(again["error"]["message"], "Document already exists.");
+
+    let generated = call(&harness, "create", json!({"_id": null, "body": {"y": 2}}));
+    assert_eq!(generated["result"]["_id"].as_str().map(str::len), Some(20));
+
+    let got = call(&harness, "get", json!({"_id": "a"}));
+    assert_eq!(got["result"], created["result"]);
+    assert_eq!(call(&harness, "exists", json!({"_id": "a"}))["result"], true);
+    assert_eq!(call(&harness, "exists", json!({"_id": "zz"}))["result"], false);
+    let missing = call(&harness, "get", json!({"_id": "zz"}));
+    assert_eq!(missing["status"], 404);
+    assert_eq!(missing["error"]["id"], "services.storage.not_found");
+    assert_eq!(missing["error"]["message"], "Document \"zz\" not found in \"i\":\"c\".");
+}
+
+#[test]
+fn errors_for_bad_arguments_and_missing_targets() {
+    let harness = harness();
+    let cases = [
+        (json!({"controller": "document", "action": "create", "index": "nope", "collection": "c", "body": {}}), 412, "services.storage.unknown_index"),
+        (json!({"controller": "document", "action": "create", "index": "i", "collection": "nope", "body": {}}), 412, "services.storage.unknown_collection"),
+        (json!({"controller": "document", "action": "create", "index": "i", "collection": "c"}), 400, "api.assert.body_required"),
+        (json!({"controller": "document", "action": "create", "index": "i", "collection": "c", "_id": "_search", "body": {}}), 400, "services.storage.search_as_an_id"),
+        (json!({"controller": "document", "action": "create", "index": "i", "collection": "c", "_id": 3, "body": {}}), 400, "api.assert.invalid_type"),
+        (json!({"controller": "document", "action": "create", "index": "i", "collection": "c", "body": {}, "refresh": "now"}), 400, "services.storage.invalid_argument"),
+        (json!({"controller": "document", "action": "replace", "index": "i", "collection": "c", "body": {}}), 400, "api.assert.missing_argument"),
+        (json!({"controller": "document", "action": "replace", "index": "i", "collection": "c", "_id": "zz", "body": {}}), 404, "services.storage.not_found"),
+        (json!({"controller": "document", "action": "update", "index": "i", "collection": "c", "_id": "zz", "body": {}}), 404, "services.storage.not_found"),
+        (json!({"controller": "document", "action": "delete", "index": "i", "collection": "c", "_id": "zz"}), 404, "services.storage.not_found"),
+        (json!({"controller": "document", "action": "search", "index": "i", "collection": "c", "body": {"query": {"equals": {"a": 1}}}}), 400, "services.storage.unknown_query_keyword"),
+        (json!({"controller": "document", "action": "search", "index": "i", "collection": "c", "body": {"aggs": {}}}), 400, "services.storage.invalid_query_keyword"),
+        (json!({"controller": "document", "action": "search", "index": "i", "collection": "c", "body": {"nope": {}}}), 400, "services.storage.invalid_search_query"),
+        (json!({"controller": "document", "action": "search", "index": "i", "collection": "c", "size": 10001}), 413, "services.storage.get_limit_exceeded"),
+        (json!({"controller": "document", "action": "search", "index": "i", "collection": "c", "scroll": "2m"}), 400, "services.storage.scroll_duration_too_great"),
+        (json!({"controller": "document", "action": "scroll", "scrollId": "nope"}), 404, "services.storage.unknown_scroll_id"),
+        (json!({"controller": "document", "action": "count", "index": "i", "collection": "c", "lang": "koncorde", "body": {"query": {"bool": {}}}}), 400, "api.assert.koncorde_restricted_keyword"),
+        (json!({"controller": "document", "action": "mCreate", "index": "i", "collection": "c", "body": {"documents": [{"_source": {}}]}}), 400, "api.assert.unexpected_argument"),
+    ];
+    for (request, status, id) in cases {
+        let answer = harness.call(&request.to_string());
+        assert_eq!((answer["status"].clone(), answer["error"]["id"].clone()), (json!(status), json!(id)), "{request} → {answer}");
+    }
+}
+
+#[test]
+fn replace_update_upsert_delete_fields_delete() {
+    let harness = harness();
+    call(&harness, "create", json!({"_id": "a", "body": {"x": 1, "o": {"p": 1, "q": 2}}}));
+    let replaced = call(&harness, "replace", json!({"_id": "a", "body": {"a": "replaced"}}));
+    assert_eq!(replaced["result"]["_version"], 2, "{replaced}");
+    assert_eq!(replaced["result"]["_source"]["a"], "replaced");
+    assert_eq!(info(&replaced["result"]["_source"])["updater"], "-1");
+
+    let updated = call(&harness, "update", json!({"_id": "a", "body": {"some": "update", "o": {"p": 3}}}));
+    assert_eq!(updated["result"]["_version"], 3, "{updated}");
+    assert_eq!(updated["result"]["_source"]["some"], "update");
+    assert!(updated["result"]["_source"].get("a").is_none(), "only the changes without source");
+    let full = call(&harness, "update", json!({"_id": "a", "body": {"n": 1}, "source": true}));
+    assert_eq!(full["result"]["_source"]["a"], "replaced");
+    assert_eq!(full["result"]["_source"]["o"], json!({"p": 3}));
+
+    let upserted = call(&harness, "upsert", json!({"_id": "u", "body": {"changes": {"c": 1}, "default": {"d": 2}}}));
+    assert_eq!(upserted["result"], json!({"_id": "u", "_version": 1, "created": true}));
+    let upserted = call(&harness, "upsert", json!({"_id": "u", "body": {"changes": {"c": 5}}, "source": true}));
+    assert_eq!(upserted["result"]["created"], false);
+    assert_eq!(upserted["result"]["_source"]["c"], 5);
+    assert_eq!(upserted["result"]["_source"]["d"], 2);
+
+    let fields = call(&harness, "deleteFields", json!({"_id": "u", "body": {"fields": ["d"]}, "source": true}));
+    assert_eq!(fields["result"]["_source"].get("d"), None, "{fields}");
+    assert_eq!(fields["result"]["_version"], 3);
+
+    let deleted = call(&harness, "delete", json!({"_id": "u"}));
+    assert_eq!(deleted["result"], json!({"_id": "u"}));
+    let deleted = call(&harness, "delete", json!({"_id": "a", "source": true}));
+    assert_eq!(deleted["result"]["_source"]["a"], "replaced");
+
+    let created = call(&harness, "createOrReplace", json!({"_id": "n", "body": {"k": 1}}));
+    assert_eq!(created["result"]["created"], true);
+    let replaced = call(&harness, "createOrReplace", json!({"_id": "n", "body": {"k": 2}}));
+    assert_eq!(replaced["result"]["created"], false);
+    assert_eq!(replaced["result"]["_version"], 2);
+}
+
+#[test]
+fn multiple_writes_report_partial_failures() {
+    let harness = harness();
+    call(&harness, "create", json!({"_id": "a", "body": {}}));
+    let created = call(&harness, "mCreate", json!({"body": {"documents": [
+        {"_id": "a", "body": {"n": 1}},
+        {"_id": "b", "body": {"n": 2}},
+        {"_id": 5, "body": {}},
+        {"_id": "c", "body": 3},
+    ]}}));
+    let result = &created["result"];
+    assert_eq!(result["successes"].as_array().unwrap().len(), 1, "{created}");
+    let success = &result["successes"][0];
+    assert_eq!((success["_id"].clone(), success["created"].clone(), success["result"].clone(), success["status"].clone()), (json!("b"), json!(true), json!("created"), json!(201)));
+    assert_eq!(result["errors"], json!([
+        {"document": {"_id": 5, "body": {}}, "reason": "document _id must be a string", "status": 400},
+        {"document": {"_id": "c", "body": 3}, "reason": "document body must be an object", "status": 400},
+        {"document": {"_id": "a", "body": {"n": 1}}, "reason": "document already exists", "status": 400},
+    ]));
+    let strict = call(&harness, "mCreate", json!({"strict": true, "body": {"documents": [{"_id": "a", "body": {}}]}}));
+    assert_eq!(strict["error"]["id"], "api.process.incomplete_multiple_request");
+    assert_eq!(strict["error"]["message"], "At least one of the mCreate actions failed.");
+
+    let replaced = call(&harness, "mReplace", json!({"body": {"documents": [{"_id": "b", "body": {"n": 3}}, {"_id": "zz", "body": {}}]}}));
+    assert_eq!(replaced["result"]["successes"][0]["_source"]["n"], 3, "{replaced}");
+    assert_eq!(replaced["result"]["errors"][0]["reason"], "document not found");
+    assert_eq!(replaced["result"]["errors"][0]["status"], 404);
+
+    let written = call(&harness, "mCreateOrReplace", json!({"body": {"documents": [{"_id": "b", "body": {"n": 4}}, {"_id": "d", "body": {"n": 5}}]}}));
+    let statuses: Vec<Value> = written["result"]["successes"].as_array().unwrap().iter().map(|s| s["status"].clone()).collect();
+    assert_eq!(statuses, vec![json!(200), json!(201)]);
+
+    let updated = call(&harness, "mUpdate", json!({"body": {"documents": [{"_id": "b", "body": {"m": 1}}, {"_id": "zz", "body": {}}]}}));
+    assert_eq!(updated["result"]["successes"][0]["_source"]["n"], 4, "{updated}");
+    assert_eq!(updated["result"]["successes"][0]["_source"]["m"], 1);
+    assert_eq!(updated["result"]["successes"][0]["status"], 200);
+    assert_eq!(updated["result"]["errors"][0]["reason"], "document not found");
+
+    let upserted = call(&harness, "mUpsert", json!({"body": {"documents": [{"_id": "b", "changes": {"u": 1}}, {"_id": "e", "changes": {"u": 2}, "default": {"v": 3}}]}}));
+    assert_eq!(upserted["result"]["successes"][1]["created"], true, "{upserted}");
+    assert_eq!(upserted["result"]["successes"][1]["_source"]["v"], 3);
+
+    let got = call(&harness, "mGet", json!({"body": {"ids": ["b", "zz"]}}));
+    assert_eq!(got["result"]["successes"][0]["_id"], "b");
+    assert_eq!(got["result"]["errors"], json!(["zz"]));
+    let exist = call(&harness, "mExists", json!({"ids": "b,zz"}));
+    assert_eq!(exist["result"], json!({"successes": ["b"], "errors": ["zz"]}));
+
+    let deleted = call(&harness, "mDelete", json!({"body": {"ids": ["b", "zz"]}}));
+    assert_eq!(deleted["result"], json!({"successes": ["b"], "errors": [{"_id": "zz", "reason": "document not found", "status": 404}]}));
+}
+
+#[test]
+fn the_write_and_fetch_limits_apply() {
+    let harness = harness();
+    let documents: Vec<Value> = (0..201).map(|n| json!({"_id": n.to_string(), "body": {}})).collect();
+    let refused = call(&harness, "mCreate", json!({"body": {"documents": documents}}));
+    assert_eq!(refused["status"], 413);
+    assert_eq!(refused["error"]["id"], "services.storage.write_limit_exceeded");
+    let ids: Vec<String> = (0..10_001).map(|n| n.to_string()).collect();
+    let refused = call(&harness, "mGet", json!({"body": {"ids": ids}}));
+    assert_eq!(refused["error"]["id"], "services.storage.get_limit_exceeded");
+}
+
+#[test]
+fn search_count_scroll_and_by_query() {
+    let harness = harness();
+    let documents: Vec<Value> = (0..5).map(|n| json!({"_id": format!("d{n}"), "body": {"n": n, "city": if n % 2 == 0 { "paris" } else { "rome" }}})).collect();
+    call(&harness, "mCreate", json!({"body": {"documents": documents}, "refresh": "wait_for"}));
+
+    let found = call(&harness, "search", json!({"body": {"query": {"match": {"_id": "d1"}}}}));
+    assert_eq!(found["result"]["total"], 1, "{found}");
+    assert_eq!(found["result"]["hits"][0]["_id"], "d1");
+    assert_eq!(found["result"]["hits"][0]["index"], "i");
+    let page = call(&harness, "search", json!({"from": 0, "size": 2, "body": {"sort": ["n"]}}));
+    assert_eq!(page["result"]["total"], 5);
+    let ids: Vec<&str> = page["result"]["hits"].as_array().unwrap().iter().map(|h| h["_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["d0", "d1"]);
+    assert!(page["result"].get("scrollId").is_none());
+
+    let counted = call(&harness, "count", json!({"body": {"query": {"term": {"city": "paris"}}}}));
+    assert_eq!(counted["result"], json!({"count": 3}));
+    let koncorde = call(&harness, "count", json!({"lang": "koncorde", "body": {"query": {"and": [{"equals": {"city": "rome"}}, {"range": {"n": {"gt": 1}}}]}}}));
+    assert_eq!(koncorde["result"], json!({"count": 1}), "{koncorde}");
+
+    let first = call(&harness, "search", json!({"size": 2, "scroll": "10s", "body": {"sort": [{"n": "desc"}]}}));
+    assert_eq!(first["result"]["remaining"], 3, "{first}");
+    let scroll_id = first["result"]["scrollId"].as_str().unwrap().to_string();
+    let mut seen: Vec<String> = first["result"]["hits"].as_array().unwrap().iter().map(|h| h["_id"].as_str().unwrap().to_string()).collect();
+    loop {
+        let next = harness.call(&json!({"controller": "document", "action": "scroll", "scrollId": scroll_id}).to_string());
+        let hits = next["result"]["hits"].as_array().unwrap().clone();
+        if hits.is_empty() {
+            assert_eq!(next["result"]["remaining"], 0);
+            break;
+        }
+        seen.extend(hits.iter().map(|h| h["_id"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(seen, ["d4", "d3", "d2", "d1", "d0"]);
+
+    let updated = call(&harness, "updateByQuery", json!({"body": {"query": {"term": {"city": "rome"}}, "changes": {"flag": true}}}));
+    assert_eq!(updated["result"]["successes"].as_array().unwrap().len(), 2, "{updated}");
+    assert_eq!(updated["result"]["successes"][0]["status"], 200);
+    assert_eq!(updated["result"]["errors"], json!([]));
+    let deleted = call(&harness, "deleteByQuery", json!({"body": {"query": {"term": {"flag": true}}}}));
+    let mut ids = deleted["result"]["ids"].as_array().unwrap().clone();
+    ids.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    assert_eq!(ids, vec![json!("d1"), json!("d3")], "{deleted}");
+    assert_eq!(call(&harness, "count", json!({}))["result"]["count"], 3);
+    let validated = call(&harness, "validate", json!({"body": {"x": 1}}));
+    assert_eq!(validated["result"], json!({"errorMessages": {}, "valid": true}));
+}

@@ -1,0 +1,478 @@
+//! Documents against the real host: every index, collection and document action through the
+//! official SDK (`js/documents.js`), the notification matrix (`js/notifications.js`), and a
+//! crash test: SIGKILL during 50 concurrent writers, restart, every acknowledged write there.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use switchyard_tests::{parse_answer, protocol_section, LineClient, Scratch, Server};
+
+use crate::sdk::{run, start_server};
+
+/// The steps `documents.js` reported, by name: `{ok}` or `{error}`.
+fn steps(observed: &crate::sdk::Observations) -> HashMap<String, Value> {
+    observed
+        .all("step")
+        .into_iter()
+        .map(|step| {
+            let name = step["name"].as_str().expect("a step name").to_string();
+            let mut outcome = step.clone();
+            let fields = outcome.as_object_mut().expect("an object");
+            fields.remove("event");
+            fields.remove("name");
+            (name, outcome)
+        })
+        .collect()
+}
+
+fn error(id: &str, status: u16, message: &str) -> Value {
+    json!({ "error": { "id": id, "status": status, "message": message } })
+}
+
+fn info_created() -> Value {
+    json!({ "author": "-1", "createdAt": "<time>", "updatedAt": null, "updater": null })
+}
+
+fn info_replaced() -> Value {
+    json!({ "author": "-1", "createdAt": "<time>", "updatedAt": "<time>", "updater": "-1" })
+}
+
+#[test]
+fn every_document_action_through_the_sdk() {
+    let server = start_server();
+    let observed = run("documents", &server);
+    let steps = steps(&observed);
+    let ok = |value: Value| json!({ "ok": value });
+    let expected: Vec<(&str, Value)> = vec![
+        ("index:create", ok(json!(null))),
+        ("index:create again", error("services.storage.index_already_exists", 412, "A public index named \"shop\" already exists")),
+        ("index:create bad name", error("services.storage.invalid_index_name", 400, "The index name \"Shop\" is invalid")),
+        ("index:exists", ok(json!(true))),
+        ("index:create other", ok(json!(null))),
+        ("index:list", ok(json!(["other", "shop"]))),
+        ("index:mDelete", ok(json!(["other"]))),
+        ("collection:create", ok(json!(null))),
+        ("collection:create bad name", error("services.storage.invalid_collection_name", 400, "The collection name \"It.ems\" is invalid")),
+        ("collection:exists", ok(json!(true))),
+        ("collection:list", ok(json!({"type": "all", "collections": [{"name": "items", "type": "stored"}]}))),
+        ("collection:getMapping", ok(json!({"dynamic": "true", "properties": {"city": {"type": "keyword"}}}))),
+        ("collection:updateMapping", ok(json!({"dynamic": "true", "properties": {"age": {"type": "integer"}, "city": {"type": "keyword"}}}))),
+        ("collection:update", ok(json!(null))),
+        ("collection:getMapping after", ok(json!({"_meta": {"v": 1}, "dynamic": "true", "properties": {"age": {"type": "integer"}, "city": {"type": "keyword"}}}))),
+        ("collection:refresh", ok(json!(null))),
+        ("collection:delete", ok(json!(null))),
+        ("collection:exists deleted", ok(json!(false))),
+        ("document:create", ok(json!({"_id": "a", "_version": 1, "_source": {"city": "paris", "age": 3, "_kuzzle_info": info_created()}}))),
+        ("document:create existing", error("services.storage.document_already_exists", 400, "Document already exists.")),
+        ("document:create unknown index", error("services.storage.unknown_index", 412, "The index \"ghost\" does not exist.")),
+        ("document:create unknown collection", error("services.storage.unknown_collection", 412, "The collection \"shop\":\"ghost\" does not exist.")),
+        ("document:create bad refresh", error("services.storage.invalid_argument", 400, "Argument \"refresh\" is invalid (expected: \"wait_for\", \"false\")")),
+        ("document:get", ok(json!({"_id": "a", "_version": 1, "_source": {"city": "paris", "age": 3, "_kuzzle_info": info_created()}}))),
+        ("document:get missing", error("services.storage.not_found", 404, "Document \"zz\" not found in \"shop\":\"items\".")),
+        ("document:exists", ok(json!(true))),
+        ("document:createOrReplace new", ok(json!({"_id": "b", "_version": 1, "created": true, "_source": {"city": "rome", "age": 5, "_kuzzle_info": info_replaced()}}))),
+        ("document:createOrReplace existing", ok(json!({"_id": "b", "_version": 2, "created": false, "_source": {"city": "rome", "age": 6, "_kuzzle_info": info_replaced()}}))),
+        ("document:replace", ok(json!({"_id": "a", "_version": 2, "_source": {"city": "paris", "age": 4, "_kuzzle_info": info_replaced()}}))),
+        ("document:replace missing", error("services.storage.not_found", 404, "Document \"zz\" not found in \"shop\":\"items\".")),
+        ("document:update", ok(json!({"_id": "a", "_version": 3, "_source": {"tag": "x", "_kuzzle_info": info_replaced()}}))),
+        ("document:update source", ok(json!({"_id": "a", "_version": 4, "_source": {"city": "paris", "age": 4, "tag": "y", "_kuzzle_info": info_replaced()}}))),
+        ("document:update missing", error("services.storage.not_found", 404, "Document \"zz\" not found in \"shop\":\"items\".")),
+        ("document:upsert create", ok(json!({"_id": "c", "_version": 1, "created": true}))),
+        ("document:upsert update", ok(json!({"_id": "c", "_version": 2, "created": false, "_source": {"city": "oslo", "age": 10, "_kuzzle_info": {"author": "-1", "createdAt": "<time>", "updatedAt": "<time>", "updater": "-1"}}}))),
+        ("document:deleteFields", ok(json!({"_id": "c", "_version": 3, "_source": {"city": "oslo", "_kuzzle_info": {"author": "-1", "createdAt": "<time>", "updatedAt": "<time>", "updater": "-1"}}}))),
+        ("document:count", ok(json!(3))),
+        ("document:count term", ok(json!(1))),
+        ("document:count koncorde", ok(json!(2))),
+        ("document:search next", ok(json!(["c"]))),
+        ("document:search unknown keyword", error("services.storage.unknown_query_keyword", 400, "The keyword \"equals\" is not part of Elasticsearch Query DSL. Are you trying to use a Koncorde query?")),
+        ("document:search forbidden key", error("services.storage.invalid_search_query", 400, "The argument \"nope\" is not allowed at this level of a search query.")),
+        ("document:search too many", error("services.storage.get_limit_exceeded", 413, "The number of documents returned by this request exceeds the configured server limit.")),
+        ("document:scroll all", ok(json!(["a", "b", "c"]))),
+        ("document:scroll unknown", error("services.storage.unknown_scroll_id", 404, "Non-existing or expired scroll identifier.")),
+        ("document:mCreate strict", error("api.process.incomplete_multiple_request", 400, "At least one of the mCreate actions failed.")),
+        ("document:mCreate too many", error("services.storage.write_limit_exceeded", 413, "The number of documents edited by this request exceeds the configured server limit.")),
+        ("document:mGet strict", error("api.process.incomplete_multiple_request", 400, "At least one of the get actions failed.")),
+        ("document:mExists", ok(json!({"successes": ["m1"], "errors": ["zz"]}))),
+        ("document:mDelete", ok(json!({"successes": ["m4"], "errors": [{"_id": "zz", "reason": "document not found", "status": 404}]}))),
+        ("document:deleteByQuery", ok(json!(["m1", "m3"]))),
+        ("document:validate", ok(json!({"errorMessages": {}, "valid": true}))),
+        ("document:delete", ok(json!("b"))),
+        ("document:get deleted", error("services.storage.not_found", 404, "Document \"b\" not found in \"shop\":\"items\".")),
+        ("document:delete missing", error("services.storage.not_found", 404, "Document \"b\" not found in \"shop\":\"items\".")),
+        ("collection:truncate", ok(json!(null))),
+        ("document:count truncated", ok(json!(0))),
+        ("admin:resetDatabase", ok(json!({"acknowledge": true}))),
+        ("index:list after reset", ok(json!([]))),
+        ("index:delete missing", error("services.storage.unknown_index", 412, "The index \"shop\" does not exist.")),
+    ];
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter(|(name, want)| steps.get(*name) != Some(want))
+        .map(|(name, want)| format!("{name}: got {:?}, want {want}", steps.get(*name)))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Steps whose results are checked field by field.
+    let search = &steps["document:search"]["ok"];
+    assert_eq!(search["total"], 3, "{search}");
+    let hits: Vec<&Value> = search["hits"].as_array().expect("hits").iter().collect();
+    assert_eq!(
+        hits.iter()
+            .map(|hit| hit["_id"].clone())
+            .collect::<Vec<_>>(),
+        [json!("a"), json!("b")]
+    );
+    assert_eq!(hits[0]["index"], "shop");
+    assert_eq!(hits[0]["collection"], "items");
+    assert_eq!(steps["document:search by id"]["ok"]["total"], 1);
+    assert_eq!(steps["document:search scroll"]["ok"]["total"], 3);
+
+    let created = &steps["document:mCreate"]["ok"];
+    assert_eq!(
+        created["successes"].as_array().map(Vec::len),
+        Some(1),
+        "{created}"
+    );
+    assert_eq!(created["successes"][0]["_id"], "m1");
+    assert_eq!(created["successes"][0]["status"], 201);
+    assert_eq!(
+        created["errors"],
+        json!([
+            {"document": {"_id": "m2", "body": "nope"}, "reason": "document body must be an object", "status": 400},
+            {"document": {"_id": "a", "body": {"age": 1}}, "reason": "document already exists", "status": 400},
+        ])
+    );
+    let replaced = &steps["document:mReplace"]["ok"];
+    assert_eq!(replaced["successes"][0]["_source"]["age"], 2, "{replaced}");
+    assert_eq!(
+        replaced["errors"],
+        json!([{"document": {"_id": "zz", "body": {}}, "reason": "document not found", "status": 404}])
+    );
+    let written = &steps["document:mCreateOrReplace"]["ok"];
+    assert_eq!(written["successes"][0]["result"], "updated", "{written}");
+    assert_eq!(written["successes"][1]["result"], "created");
+    let updated = &steps["document:mUpdate"]["ok"];
+    assert_eq!(updated["successes"][0]["_source"]["tag"], "u", "{updated}");
+    assert_eq!(updated["errors"][0]["reason"], "document not found");
+    let upserted = &steps["document:mUpsert"]["ok"];
+    assert_eq!(upserted["successes"][1]["created"], true, "{upserted}");
+    assert_eq!(upserted["successes"][1]["_source"]["age"], 4);
+    let got = &steps["document:mGet"]["ok"];
+    assert_eq!(got["successes"][0]["_id"], "m1", "{got}");
+    assert_eq!(got["errors"], json!(["zz"]));
+    let by_query = &steps["document:updateByQuery"]["ok"];
+    let mut ids: Vec<String> = by_query["successes"]
+        .as_array()
+        .expect("successes")
+        .iter()
+        .map(|s| s["_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["m1", "m3"], "{by_query}");
+    assert_eq!(
+        steps.len(),
+        expected.len() + 11,
+        "every step is checked: {steps:?}"
+    );
+}
+
+/// One reduced notification: `[action, scope, id, event]` plus `updatedFields`/`volatile`.
+fn n(action: &str, scope: &str, id: &str, extra: Value) -> Value {
+    let event = match action {
+        "delete" => "delete",
+        _ => "write",
+    };
+    let mut out = json!({ "action": action, "scope": scope, "id": id, "event": event });
+    for (key, value) in extra.as_object().expect("an object") {
+        out[key] = value.clone();
+    }
+    out
+}
+
+#[test]
+fn every_write_notifies_with_scope_in_and_out() {
+    let server = start_server();
+    let observed = run("notifications", &server);
+    let none = json!({});
+    let all = vec![
+        n("create", "in", "d1", json!({"volatile": 1})),
+        n("replace", "out", "d1", none.clone()),
+        n("replace", "in", "d2", none.clone()),
+        n("update", "in", "d2", json!({"updatedFields": ["size"]})),
+        n("update", "out", "d2", json!({"updatedFields": ["color"]})),
+        n("create", "in", "d3", none.clone()),
+        n("replace", "in", "d3", none.clone()),
+        n("delete", "out", "d3", none.clone()),
+        n("update", "in", "d2", json!({"updatedFields": ["color"]})),
+        n("create", "in", "d4", none.clone()),
+        n("update", "out", "d4", json!({"updatedFields": ["color"]})),
+        n("delete", "out", "d2", none.clone()),
+        n("create", "in", "d6", none.clone()),
+        n("update", "in", "d7", json!({"updatedFields": ["color"]})),
+        n("delete", "out", "d6", none.clone()),
+        n("delete", "out", "d7", none.clone()),
+    ];
+    let only = |scope: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|notification| notification["scope"] == scope)
+            .cloned()
+            .collect()
+    };
+    assert_eq!(observed.received("scope", "all"), &all);
+    assert_eq!(observed.received("scope", "in"), &only("in"));
+    assert_eq!(observed.received("scope", "out"), &only("out"));
+}
+
+/// Acknowledged document writes survive SIGKILL: 50 writers on the line protocol, the host
+/// killed once 1,500 writes were answered, then restarted on the same data folder; every
+/// answered write is there, and the store opened without help.
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let data = Scratch::new();
+    let config = format!(
+        "[server]\ndataDir = {:?}\n{}",
+        data.path().join("store"),
+        protocol_section("line", "fixture_line", "")
+    );
+    let server = Server::start(&config);
+    let address = server.address("line");
+    let mut setup = LineClient::connect(&address);
+    let (_, status, answer) = setup.request(
+        r#"{"controller":"collection","action":"create","index":"crash","collection":"c"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let (acks, acknowledged) = mpsc::channel::<String>();
+    let writers: Vec<_> = (0..50)
+        .map(|writer| {
+            let acks = acks.clone();
+            let address = address.clone();
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(&address).expect("connect");
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut stream = stream;
+                for n in 0.. {
+                    let id = format!("w{writer}-{n}");
+                    let request = json!({"controller": "document", "action": "create", "index": "crash", "collection": "c", "_id": id, "body": {"writer": writer, "n": n}});
+                    if stream.write_all(format!("{request}\n").as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let (_, status, answer) = parse_answer(line.trim_end());
+                    assert_eq!(status, 200, "{answer}");
+                    if acks.send(id).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(acks);
+    let mut answered = Vec::new();
+    while answered.len() < 1_500 {
+        answered.push(
+            acknowledged
+                .recv_timeout(Duration::from_secs(60))
+                .expect("writes are answered"),
+        );
+    }
+    server.signal(Signal::SIGKILL);
+    // Answers already in flight when the host died count too.
+    answered.extend(acknowledged.iter());
+    for writer in writers {
+        writer.join().expect("a writer ends when the host dies");
+    }
+    drop(server);
+
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    for chunk in answered.chunks(1_000) {
+        let request = json!({"controller": "document", "action": "mGet", "index": "crash", "collection": "c", "body": {"ids": chunk}});
+        let (_, status, answer) = client.request(&request.to_string());
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["result"]["errors"],
+            json!([]),
+            "acknowledged writes lost"
+        );
+        assert_eq!(
+            answer["result"]["successes"].as_array().map(Vec::len),
+            Some(chunk.len())
+        );
+    }
+    let (_, _, counted) = client
+        .request(r#"{"controller":"document","action":"count","index":"crash","collection":"c"}"#);
+    let count = counted["result"]["count"].as_u64().expect("a count");
+    assert!(
+        count as usize >= answered.len(),
+        "{count} < {}",
+        answered.len()
+    );
+}
+
+/// One HTTP/1.1 request on its own connection: `(status, body as JSON)`.
+fn http(address: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(address).expect("connect to the HTTP plugin");
+    let body = body.map(|body| body.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    let status = answer[9..12].parse().expect("a status");
+    let (_, content) = answer.split_once("\r\n\r\n").expect("headers end");
+    // Chunked answers: the JSON object sits between the chunk size lines.
+    let start = content.find('{').expect("a JSON body");
+    let end = content.rfind('}').expect("a JSON body");
+    (
+        status,
+        serde_json::from_str(&content[start..=end]).expect("JSON"),
+    )
+}
+
+/// The REST routes come from the host's action table: Kuzzle's URLs reach the document actions.
+#[test]
+fn rest_routes_reach_the_document_actions() {
+    let server = Server::start(&format!(
+        "[server]\n{}",
+        protocol_section("http", "http", "port = 0\naddress = \"127.0.0.1\"")
+    ));
+    let address = server.address("http");
+    let calls: Vec<(&str, &str, Option<Value>, u16, Value)> = vec![
+        ("POST", "/shop/_create", None, 200, json!(null)),
+        ("GET", "/shop/_exists", None, 200, json!(true)),
+        (
+            "PUT",
+            "/shop/items",
+            Some(json!({"mappings": {"properties": {"city": {"type": "keyword"}}}})),
+            200,
+            json!({"acknowledged": true}),
+        ),
+        ("GET", "/shop/items/_exists", None, 200, json!(true)),
+        (
+            "GET",
+            "/shop/_list",
+            None,
+            200,
+            json!({"type": "all", "collections": [{"name": "items", "type": "stored"}]}),
+        ),
+        (
+            "GET",
+            "/shop/items/_mapping",
+            None,
+            200,
+            json!({"dynamic": "true", "properties": {"city": {"type": "keyword"}}}),
+        ),
+        (
+            "PUT",
+            "/shop/items/b",
+            Some(json!({"city": "rome"})),
+            200,
+            json!("created"),
+        ),
+        ("GET", "/shop/items/b/_exists", None, 200, json!(true)),
+        (
+            "POST",
+            "/shop/items/_count",
+            Some(json!({"query": {"term": {"city": "rome"}}})),
+            200,
+            json!({"count": 1}),
+        ),
+        (
+            "POST",
+            "/shop/items/_mGet",
+            Some(json!({"ids": ["b", "zz"]})),
+            200,
+            json!("mget"),
+        ),
+        (
+            "DELETE",
+            "/shop/items/b?silent=true",
+            None,
+            200,
+            json!({"_id": "b"}),
+        ),
+        (
+            "GET",
+            "/shop/items/b",
+            None,
+            404,
+            json!("services.storage.not_found"),
+        ),
+        (
+            "DELETE",
+            "/shop/items/_truncate?refresh=wait_for",
+            None,
+            200,
+            json!({"acknowledged": true}),
+        ),
+        ("GET", "/_list", None, 200, json!({"indexes": ["shop"]})),
+        (
+            "POST",
+            "/admin/_resetDatabase",
+            None,
+            200,
+            json!({"acknowledge": true}),
+        ),
+        (
+            "DELETE",
+            "/shop",
+            None,
+            412,
+            json!("services.storage.unknown_index"),
+        ),
+    ];
+    for (method, path, body, status, want) in calls {
+        let (got_status, content) = http(&address, method, path, body);
+        assert_eq!(got_status, status, "{method} {path}: {content}");
+        match want.as_str() {
+            Some("created") => assert_eq!(content["result"]["created"], true, "{content}"),
+            Some("mget") => assert_eq!(content["result"]["errors"], json!(["zz"]), "{content}"),
+            Some(id) => assert_eq!(content["error"]["id"], id, "{method} {path}: {content}"),
+            None => assert_eq!(content["result"], want, "{method} {path}: {content}"),
+        }
+    }
+    // A document created over REST, read back over REST.
+    let (status, created) = http(&address, "POST", "/shop/_create", None);
+    assert_eq!(status, 200, "{created}");
+    http(&address, "PUT", "/shop/items", None);
+    let (status, created) = http(
+        &address,
+        "POST",
+        "/shop/items/a/_create?refresh=wait_for",
+        Some(json!({"n": 1})),
+    );
+    assert_eq!(
+        (status, created["result"]["_id"].clone()),
+        (200, json!("a")),
+        "{created}"
+    );
+    let (_, got) = http(&address, "GET", "/shop/items/a", None);
+    assert_eq!(got["result"]["_source"]["n"], 1, "{got}");
+    let (_, updated) = http(
+        &address,
+        "PUT",
+        "/shop/items/a/_update",
+        Some(json!({"m": 2})),
+    );
+    assert_eq!(updated["result"]["_version"], 2, "{updated}");
+    let (_, found) = http(
+        &address,
+        "POST",
+        "/shop/items/_search?size=1",
+        Some(json!({"query": {"range": {"m": {"gte": 2}}}})),
+    );
+    assert_eq!(found["result"]["total"], 1, "{found}");
+}
