@@ -46,6 +46,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// `[limits]`: Kuzzle's limits, and Switchyard's own beside them.
     pub limits: Limits,
+    /// `[cluster]`: realtime shared with other nodes through Redis; `None`: a single node.
+    pub cluster: Option<ClusterConfig>,
     /// Enabled protocols, in file order.
     pub protocols: Vec<ProtocolConfig>,
     /// The whole `[server]` table as JSON (given to every plugin, as Kuzzle does).
@@ -121,6 +123,50 @@ impl Default for AdminConfig {
     }
 }
 
+/// `[cluster]`: several nodes share realtime through Redis (README, "Cluster").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ClusterConfig {
+    /// `false` keeps the section but runs a single node.
+    pub enabled: bool,
+    /// The Redis URL (`redis://host:port/db`).
+    pub redis: String,
+    /// This node's name, unique in the cluster; generated (`node-<8 hex>`) when absent.
+    pub node_name: Option<String>,
+    /// Milliseconds one connection attempt to Redis may take (start-up and reconnects).
+    pub connect_timeout: u64,
+    /// Milliseconds one Redis command may take.
+    pub response_timeout: u64,
+    /// Milliseconds between checks while Redis is unreachable.
+    pub retry_interval: u64,
+    /// Events waiting to be published; past it, new ones are dropped (and counted).
+    pub outgoing_queue_size: usize,
+    /// Prefix of the Redis channels (`<prefix><index>/<collection>`).
+    pub channel_prefix: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            enabled: true,
+            redis: "redis://127.0.0.1:6379".to_string(),
+            node_name: None,
+            connect_timeout: 1_000,
+            response_timeout: 500,
+            retry_interval: 500,
+            outgoing_queue_size: 10_000,
+            channel_prefix: "switchyard:".to_string(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The node's name (set by validation).
+    pub fn node(&self) -> &str {
+        self.node_name.as_deref().unwrap_or("")
+    }
+}
+
 /// `[limits]`: what one request or one connection may cost (Kuzzle's `limits`, same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -168,6 +214,8 @@ struct RawFile {
     server: RawServer,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    cluster: Option<ClusterConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -284,6 +332,33 @@ impl Config {
             problems.push("limits.regexpSizeLimit: must be greater than 0".to_string());
         }
 
+        let cluster = raw
+            .cluster
+            .clone()
+            .filter(|cluster| cluster.enabled)
+            .map(|mut cluster| {
+                let name = cluster.node_name.get_or_insert_with(|| {
+                    format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+                });
+                if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    problems.push(
+                        "cluster.nodeName: must be non-empty, without spaces or control characters"
+                            .to_string(),
+                    );
+                }
+                if cluster.outgoing_queue_size == 0 {
+                    problems.push("cluster.outgoingQueueSize: must be greater than 0".to_string());
+                }
+                if cluster.connect_timeout == 0 || cluster.response_timeout == 0 {
+                    problems.push(
+                        "cluster.connectTimeout, cluster.responseTimeout: must be greater than 0"
+                            .to_string(),
+                    );
+                }
+                cluster.retry_interval = cluster.retry_interval.max(10);
+                cluster
+            });
+
         let mut protocols = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         for (name, value) in &raw.server.protocols {
@@ -384,6 +459,7 @@ impl Config {
             pacing_queue_size: raw.server.pacing_queue_size.unwrap_or(10_000).max(1),
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             limits: raw.limits,
+            cluster,
             admin: raw.server.admin.clone().filter(|admin| admin.enabled),
             protocols,
             server_json,

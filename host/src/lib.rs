@@ -3,14 +3,15 @@
 //! `main.rs` is a thin shell over `startup::start` and `shutdown::shutdown`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
 //! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `metrics`,
-//! `pressure`, `security` → `plugin` → `realtime` → `services` → `api` → `admission` → `entry_point` →
-//! `admin` → `startup`, `shutdown`.
+//! `pressure`, `security` → `plugin` → `realtime` → `cluster` → `services` → `api` →
+//! `admission` → `entry_point` → `admin` → `startup`, `shutdown`.
 
 #![deny(unsafe_code)]
 
 pub mod admin;
 pub mod admission;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod entry_point;

@@ -12,12 +12,13 @@ use switchyard_plugin_api::ConnectionId;
 
 use switchyard_storage::Storage;
 
+use crate::cluster::{Cluster, Contents, Destination, Inbound};
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
 use crate::pressure::Pressure;
-use crate::realtime::{Broadcast, Departure, Realtime};
+use crate::realtime::{Broadcast, Departure, DocumentEvent, Realtime, Scope};
 use crate::security::{Gatekeeper, OpenGate};
 
 /// The host's in-memory services.
@@ -38,6 +39,8 @@ pub struct Services {
     pub pressure: Pressure,
     /// The document store: reachable only from a blocking-pool thread ([`Services::storage`]).
     storage: Arc<dyn Storage>,
+    /// `[cluster]`: the other nodes, through Redis; `None` on a single node.
+    pub cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for Services {
@@ -60,6 +63,7 @@ impl Services {
             protocols: Protocols::new(),
             gate: Box::new(OpenGate),
             started_at: Instant::now(),
+            cluster: None,
         }
     }
 
@@ -73,6 +77,40 @@ impl Services {
     pub fn broadcast(&self, notification: &Broadcast) {
         self.protocols
             .broadcast(&notification.channels, &notification.payload);
+    }
+
+    /// The one place an event becomes notifications: `in` to `into`, `out` to `out` (channels of
+    /// this node's rooms), at once; then, in cluster mode, the event is queued for the other
+    /// nodes, which match `contents()` against their own rooms ([`Destination::deliver`]).
+    pub fn notify(
+        &self,
+        event: &DocumentEvent<'_>,
+        into: Vec<Arc<str>>,
+        out: Vec<Arc<str>>,
+        contents: impl FnOnce() -> Contents,
+    ) {
+        self.deliver(event, into, out);
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(event, &contents());
+        }
+    }
+
+    fn deliver(&self, event: &DocumentEvent<'_>, into: Vec<Arc<str>>, out: Vec<Arc<str>>) {
+        for (scope, channels) in [("in", into), ("out", out)] {
+            if !channels.is_empty() {
+                let payload =
+                    crate::realtime::document_notification(&DocumentEvent { scope, ..*event });
+                self.broadcast(&Broadcast { channels, payload });
+            }
+        }
+    }
+
+    /// This node's rooms changed (a subscription, a departure): in cluster mode, the channels
+    /// it listens to follow.
+    pub fn rooms_changed(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.rooms_changed();
+        }
     }
 
     /// `connection` (of protocol `protocol`) joins `channel`.
@@ -93,6 +131,7 @@ impl Services {
         if let Some(notification) = &departure.user_notification {
             self.broadcast(notification);
         }
+        self.rooms_changed();
     }
 
     /// Forgets a connection: it leaves every room (see [`Services::complete_departure`]).
@@ -103,5 +142,27 @@ impl Services {
             self.complete_departure(id, connection.protocol, &departure)
         });
         Some(connection.protocol)
+    }
+}
+
+/// Events from other nodes: matched against this node's rooms, as a local event would be.
+impl Destination for Services {
+    fn deliver(&self, inbound: &Inbound) {
+        let realtime = &self.realtime;
+        let rooms = |content: &Option<serde_json::Value>| {
+            content.as_ref().map_or_else(Vec::new, |document| {
+                realtime.match_rooms(&inbound.index, &inbound.collection, document)
+            })
+        };
+        let now = rooms(&inbound.now);
+        let before = rooms(&inbound.before);
+        let left = before.iter().filter(|room| !now.contains(room));
+        let into = realtime.channels_of(now.iter().map(|room| &**room), Scope::In);
+        let out = realtime.channels_of(left.map(|room| &**room), Scope::Out);
+        self.deliver(&inbound.event(), into, out);
+    }
+
+    fn collections(&self) -> Vec<(String, String)> {
+        self.realtime.koncorde_indexes()
     }
 }

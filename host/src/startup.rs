@@ -16,6 +16,7 @@ use switchyard_storage::{EmbeddedOptions, EmbeddedStorage};
 
 use crate::admin;
 use crate::api::Router;
+use crate::cluster::{Cluster, Destination};
 use crate::config::{Config, ConfigError};
 use crate::entry_point::EntryPoint;
 use crate::plugin::host_api::{self, EntryPointApi};
@@ -122,6 +123,14 @@ impl Started {
         if let Some(admin) = self.admin {
             let _ = write!(list, "; admin on http://{admin}");
         }
+        if let Some(cluster) = &self.entry.services.cluster {
+            let _ = write!(
+                list,
+                "; cluster node {} via {}",
+                cluster.node(),
+                cluster.url()
+            );
+        }
         format!(
             "switchyard {} ready in {} ms: {list}",
             env!("CARGO_PKG_VERSION"),
@@ -188,7 +197,25 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
                 ),
             }],
         })?;
-    let services = Services::new(Arc::clone(&config), Arc::new(storage));
+    let cluster = match &config.cluster {
+        Some(cluster) => Some(Cluster::start(cluster).map_err(|error| {
+            StartupError {
+                problems: vec![Problem {
+                    message: format!(
+                        "cannot reach Redis at {} (cluster.redis): {error}",
+                        cluster.redis
+                    ),
+                    hint: Some(
+                        "start Redis, fix cluster.redis, or remove [cluster] to run a single node"
+                            .to_string(),
+                    ),
+                }],
+            }
+        })?),
+        None => None,
+    };
+    let mut services = Services::new(Arc::clone(&config), Arc::new(storage));
+    services.cluster = cluster;
     services.protocols.set(slots.clone());
     let entry = EntryPoint::start(services, Router::standard()).map_err(|error| StartupError {
         problems: vec![Problem {
@@ -197,6 +224,11 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         }],
     })?;
 
+    if let Some(cluster) = &entry.services.cluster {
+        let services = Arc::downgrade(&entry.services);
+        let destination: std::sync::Weak<dyn Destination> = services;
+        cluster.attach(destination);
+    }
     let problems = init_all(&entry, &slots, config.init_timeout);
     if !problems.is_empty() {
         entry.drain(Instant::now());

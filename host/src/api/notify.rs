@@ -15,7 +15,8 @@ use switchyard_storage::{Document, KuzzleInfo};
 
 use super::action::Context;
 use super::Request;
-use crate::realtime::{self, Broadcast, DocumentEvent, Scope};
+use crate::cluster::Contents;
+use crate::realtime::{self, DocumentEvent, Scope};
 
 /// Room ids a document matches, in the engine's order.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -89,6 +90,19 @@ pub struct Change<'a> {
     pub matching: &'a Rooms,
     /// Writes: the rooms the document matched before (from its previous `meta`).
     pub before: Vec<&'a str>,
+    /// Writes: the new content as notified (other nodes match it against their rooms).
+    pub content: Option<&'a Value>,
+    /// The document before the write, or the deleted one (other nodes match it too).
+    pub previous: Option<&'a Document>,
+}
+
+/// `document` with `_id`, as rooms match it.
+fn with_id(document: &Value, id: &str) -> Value {
+    let mut document = document.clone();
+    if let Value::Object(fields) = &mut document {
+        fields.insert("_id".to_string(), Value::String(id.to_string()));
+    }
+    document
 }
 
 /// Sends one change's notifications: `in` to every matching room's `all`/`in` channels and,
@@ -101,30 +115,33 @@ pub fn notify(
     collection: &str,
     change: &Change<'_>,
 ) {
-    let realtime = &context.services.realtime;
-    let send = |scope: Scope, channels: Vec<Arc<str>>| {
-        if channels.is_empty() {
-            return;
-        }
-        let payload = realtime::document_notification(&DocumentEvent {
-            action: change.action,
-            scope: if scope == Scope::In { "in" } else { "out" },
-            id: Some(change.id),
-            source: &change.source,
-            request_id: &request.request_id,
-            volatile: request.volatile.as_ref(),
-            index,
-            collection,
-            controller: "document",
-            protocol: context.protocol_name(),
-            timestamp: realtime::now_ms(),
-            extra: Some(&change.extra),
-        });
-        context.services.broadcast(&Broadcast { channels, payload });
+    let services = context.services;
+    let realtime = &services.realtime;
+    let event = DocumentEvent {
+        action: change.action,
+        scope: "in",
+        id: Some(change.id),
+        source: &change.source,
+        request_id: &request.request_id,
+        volatile: request.volatile.as_ref(),
+        index,
+        collection,
+        controller: "document",
+        protocol: context.protocol_name(),
+        timestamp: realtime::now_ms(),
+        extra: Some(&change.extra),
+    };
+    // What other nodes match against their own rooms (built only in cluster mode).
+    let contents = || Contents {
+        now: change.content.map(|content| with_id(content, change.id)),
+        before: change
+            .previous
+            .map(|previous| with_id(&previous.source_with_info(), &previous.id)),
     };
     let now: Vec<&str> = change.matching.0.iter().map(|room| &**room).collect();
     if change.action == "delete" {
-        send(Scope::Out, realtime.channels_of(now, Scope::Out));
+        let out = realtime.channels_of(now, Scope::Out);
+        services.notify(&event, Vec::new(), out, contents);
         return;
     }
     let left: Vec<&str> = change
@@ -133,8 +150,9 @@ pub fn notify(
         .copied()
         .filter(|room| !now.contains(room))
         .collect();
-    send(Scope::In, realtime.channels_of(now, Scope::In));
-    send(Scope::Out, realtime.channels_of(left, Scope::Out));
+    let into = realtime.channels_of(now, Scope::In);
+    let out = realtime.channels_of(left, Scope::Out);
+    services.notify(&event, into, out, contents);
 }
 
 #[cfg(test)]

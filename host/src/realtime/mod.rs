@@ -468,6 +468,19 @@ impl Realtime {
         names
     }
 
+    /// `(index, collection)` of every room, without repeats.
+    pub fn koncorde_indexes(&self) -> Vec<(String, String)> {
+        let state = self.state.read();
+        let mut pairs: Vec<(String, String)> = state
+            .rooms
+            .values()
+            .map(|room| (room.index.clone(), room.collection.clone()))
+            .collect();
+        pairs.sort();
+        pairs.dedup();
+        pairs
+    }
+
     /// How many rooms exist.
     pub fn room_count(&self) -> usize {
         self.state.read().rooms.len()

@@ -62,7 +62,7 @@ pub fn user_notification(
 }
 
 /// What a document notification describes.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct DocumentEvent<'a> {
     /// `publish`, `create`…
     pub action: &'a str,

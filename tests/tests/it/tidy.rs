@@ -134,6 +134,7 @@ const HOST_LAYERS: &[&[&str]] = &[
     ],
     &["plugin"],
     &["realtime"],
+    &["cluster"],
     &["services"],
     &["api"],
     &["admission"],

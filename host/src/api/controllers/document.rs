@@ -167,7 +167,7 @@ impl<'c, 'a> Writer<'c, 'a> {
         source: &Value,
         extra: String,
         rooms: &Rooms,
-        before: &[u8],
+        previous: Option<&Document>,
     ) {
         if self.silent {
             return;
@@ -178,7 +178,9 @@ impl<'c, 'a> Writer<'c, 'a> {
             source: source.to_string(),
             extra,
             matching: rooms,
-            before: Rooms::decode(before),
+            before: previous.map_or_else(Vec::new, |doc| Rooms::decode(&doc.meta)),
+            content: Some(source),
+            previous,
         };
         notify(
             self.context,
@@ -202,6 +204,8 @@ impl<'c, 'a> Writer<'c, 'a> {
             extra,
             matching: &rooms,
             before: Vec::new(),
+            content: None,
+            previous: Some(previous),
         };
         notify(
             self.context,
@@ -217,10 +221,6 @@ impl<'c, 'a> Writer<'c, 'a> {
 fn members(value: &Value) -> String {
     let text = value.to_string();
     text[1..text.len() - 1].to_string()
-}
-
-fn previous_meta(previous: &Option<Document>) -> &[u8] {
-    previous.as_ref().map_or(&[][..], |doc| &doc.meta[..])
 }
 
 fn with_info(source: &Value, info: &KuzzleInfo) -> Value {
@@ -260,7 +260,7 @@ fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
         &source,
         members(&json!({ "_version": version })),
         &rooms,
-        &[],
+        None,
     );
     Ok(json!({ "_id": id, "_version": version, "_source": source }).into())
 }
@@ -317,7 +317,7 @@ fn write_whole(
             &body,
             String::new(),
             &rooms,
-            previous_meta(&previous),
+            previous.as_ref(),
         );
         Ok(json!({ "_id": id, "_version": version, "_source": source }).into())
     } else {
@@ -329,7 +329,7 @@ fn write_whole(
             &source,
             members(&json!({ "_version": version, "created": created })),
             &rooms,
-            previous_meta(&previous),
+            previous.as_ref(),
         );
         Ok(json!({ "_id": id, "_version": version, "_source": source, "created": created }).into())
     }
@@ -358,7 +358,8 @@ struct Edited {
     source: Value,
     info: KuzzleInfo,
     rooms: Rooms,
-    before: Vec<u8>,
+    /// The document before the write (its `meta` holds the rooms it matched).
+    previous: Option<Document>,
 }
 
 impl Edited {
@@ -462,7 +463,7 @@ impl Writer<'_, '_> {
                             source,
                             info,
                             rooms,
-                            before: previous.map(|doc| doc.meta).unwrap_or_default(),
+                            previous,
                         }))
                     }
                     Outcome::Failed {
@@ -522,7 +523,7 @@ fn update(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
         &full,
         members(&json!({ "_updatedFields": fields })),
         &edited.rooms,
-        &edited.before,
+        edited.previous.as_ref(),
     );
     let source = if source_flag {
         full
@@ -567,7 +568,7 @@ fn upsert(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
         &full,
         extra,
         &edited.rooms,
-        &edited.before,
+        edited.previous.as_ref(),
     );
     let mut result = json!({ "_id": id, "_version": edited.version, "created": edited.created });
     if source_flag {
@@ -598,7 +599,7 @@ fn delete_fields(context: &BlockingContext<'_>, request: &mut Request<'_>) -> Ac
         &full,
         String::new(),
         &edited.rooms,
-        &edited.before,
+        edited.previous.as_ref(),
     );
     let mut result = json!({ "_id": id, "_version": edited.version });
     if source_flag {
@@ -827,7 +828,7 @@ fn m_write(
         return Err(errors::API_PROCESS_INCOMPLETE_MULTIPLE_REQUEST.with(&[name]));
     }
     for (item, action, rooms, previous) in &notifications {
-        notify_item(&writer, request, item, action, rooms, previous_meta(previous), None);
+        notify_item(&writer, request, item, action, rooms, previous.as_ref(), None);
     }
     Ok(json!({ "successes": successes, "errors": errors_out }).into())
 }
@@ -839,7 +840,7 @@ fn notify_item(
     item: &Value,
     action: &'static str,
     rooms: &Rooms,
-    before: &[u8],
+    previous: Option<&Document>,
     updated: Option<Vec<String>>,
 ) {
     let mut rest = item.clone();
@@ -854,7 +855,7 @@ fn notify_item(
     if let Some(updated) = updated {
         fields.insert("_updatedFields".into(), json!(updated));
     }
-    writer.notify(request, &id, action, &source, members(&rest), rooms, before);
+    writer.notify(request, &id, action, &source, members(&rest), rooms, previous);
 }
 
 fn m_update(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
@@ -947,7 +948,7 @@ fn m_edit(context: &BlockingContext<'_>, request: &mut Request<'_>, upsert: bool
             &item,
             action,
             &edited.rooms,
-            &edited.before,
+            edited.previous.as_ref(),
             updated,
         );
     }
@@ -1094,7 +1095,7 @@ fn update_by_query(context: &BlockingContext<'_>, request: &mut Request<'_>) -> 
                     &full,
                     members(&json!({ "_updatedFields": fields })),
                     &edited.rooms,
-                    &edited.before,
+                    edited.previous.as_ref(),
                 );
                 let mut item = json!({ "_id": id, "_version": edited.version, "status": 200 });
                 if source_flag {

@@ -8,6 +8,7 @@ use switchyard_plugin_api::errors::{self, KuzzleError};
 
 use crate::api::action::{ActionResult, Args, Context, Controller, Run};
 use crate::api::{Action, Request};
+use crate::cluster::Contents;
 use crate::realtime::{self, DocumentEvent, Scope, SubscribeRequest, Subscribed, Users};
 
 /// The `realtime` controller.
@@ -81,6 +82,7 @@ fn announce(context: &Context<'_>, subscribed: Subscribed) -> ActionResult {
         &subscribed.channel,
         context.caller.connection,
     );
+    services.rooms_changed();
     Ok(json!({ "roomId": &*subscribed.room_id, "channel": &*subscribed.channel }).into())
 }
 
@@ -165,23 +167,24 @@ fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let channels = services
         .realtime
         .match_document(index, collection, &document);
-    if !channels.is_empty() {
-        let payload = realtime::document_notification(&DocumentEvent {
-            action: "publish",
-            scope: "in",
-            id: id.as_deref(),
-            source: &source,
-            request_id: &request.request_id,
-            volatile: request.volatile.as_ref(),
-            index,
-            collection,
-            controller: "realtime",
-            protocol: context.protocol_name(),
-            timestamp,
-            extra: None,
-        });
-        services.broadcast(&realtime::Broadcast { channels, payload });
-    }
+    let event = DocumentEvent {
+        action: "publish",
+        scope: "in",
+        id: id.as_deref(),
+        source: &source,
+        request_id: &request.request_id,
+        volatile: request.volatile.as_ref(),
+        index,
+        collection,
+        controller: "realtime",
+        protocol: context.protocol_name(),
+        timestamp,
+        extra: None,
+    };
+    services.notify(&event, channels, Vec::new(), || Contents {
+        now: Some(document),
+        before: None,
+    });
     Ok(json!({ "published": true }).into())
 }
 

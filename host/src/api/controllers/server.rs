@@ -61,7 +61,7 @@ fn info(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
             }),
         );
     }
-    Ok(json!({
+    let mut info = json!({
         "serverInfo": {
             "kuzzle": {
                 "name": "switchyard",
@@ -73,8 +73,11 @@ fn info(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
             },
             "services": {},
         }
-    })
-    .into())
+    });
+    if let Some(cluster) = &services.cluster {
+        info["serverInfo"]["kuzzle"]["cluster"] = cluster.info();
+    }
+    Ok(info.into())
 }
 
 /// `server:healthCheck` → `{status: "green", services: {}}`.

@@ -1,0 +1,638 @@
+//! Cluster mode (`[cluster]`): realtime shared with other nodes through Redis, evaluated at the
+//! destination.
+//!
+//! Every event that produces notifications (a `realtime:publish`, a document change) is
+//! delivered to this node's rooms first (`Services::notify`), then handed to [`Cluster::publish`],
+//! which only queues it: a bounded queue (full: the event is dropped and counted) feeds one
+//! publisher task on the `cluster` thread, which PUBLISHes it, pipelined, on the channel of its
+//! collection (`<prefix><index>/<collection>`). Nothing here runs on a plugin's thread or under
+//! the realtime lock, and no request waits for Redis.
+//!
+//! A node SUBSCRIBEs to a collection's channel while it has a room on that collection
+//! ([`Cluster::rooms_changed`] asks the `cluster` thread to compare). What arrives is matched by
+//! the receiving node against its own rooms through the normal local path
+//! ([`Destination::deliver`]): scopes and channels stay right without any node knowing another's
+//! filters.
+//!
+//! Each message is `SY1 <origin> <epoch> <seq>\n<json>`: `origin` the node's name, `epoch` its
+//! start time (a restarted node is a new origin), `seq` numbered per channel from 1. A receiver
+//! drops its own messages (echoes) and those at or below the last sequence it saw from that
+//! origin on that channel (duplicates); a jump counts the missing ones as lost (logged).
+//!
+//! Redis lost after start-up: local delivery goes on, publishes fail (counted; never retried: a
+//! timeout does not mean "not published"), the loss is logged (at most every 10 s), and every
+//! `retryInterval` the node pings Redis; once both connections answer, it subscribes again to
+//! its channels and logs it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::config::ClusterConfig;
+use crate::realtime::DocumentEvent;
+
+/// Where remote events go: this node's rooms (`Services` implements it).
+pub trait Destination: Send + Sync {
+    /// Matches a remote event against this node's rooms and notifies them. Runs on the
+    /// `cluster` thread.
+    fn deliver(&self, event: &Inbound);
+    /// `(index, collection)` of every room of this node: the channels to subscribe to.
+    fn collections(&self) -> Vec<(String, String)>;
+}
+
+/// What a receiver matches against its rooms: the document now (rooms matching it hear `in`)
+/// and before the change (rooms matching it and not now hear `out`).
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// The content now, with `_id`; `None` for a delete.
+    pub now: Option<Value>,
+    /// The content before a write, or the deleted content, with `_id`.
+    pub before: Option<Value>,
+}
+
+/// An event as published.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Outbound<'a> {
+    index: &'a str,
+    collection: &'a str,
+    action: &'a str,
+    id: Option<&'a str>,
+    extra: &'a str,
+    request_id: &'a str,
+    volatile: Option<&'a Value>,
+    controller: &'a str,
+    protocol: &'a str,
+    timestamp: u64,
+    now: Option<&'a Value>,
+    before: Option<&'a Value>,
+}
+
+/// An event from another node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inbound {
+    /// `index`.
+    pub index: String,
+    /// `collection`.
+    pub collection: String,
+    action: String,
+    id: Option<String>,
+    source: Box<RawValue>,
+    extra: String,
+    request_id: String,
+    volatile: Option<Value>,
+    controller: String,
+    protocol: String,
+    timestamp: u64,
+    /// The content now (see [`Contents`]).
+    pub now: Option<Value>,
+    /// The content before (see [`Contents`]).
+    pub before: Option<Value>,
+}
+
+impl Inbound {
+    /// The notification it makes (scope `in`; the caller sets `out`).
+    pub fn event(&self) -> DocumentEvent<'_> {
+        DocumentEvent {
+            action: &self.action,
+            scope: "in",
+            id: self.id.as_deref(),
+            source: self.source.get(),
+            request_id: &self.request_id,
+            volatile: self.volatile.as_ref(),
+            index: &self.index,
+            collection: &self.collection,
+            controller: &self.controller,
+            protocol: &self.protocol,
+            timestamp: self.timestamp,
+            extra: Some(&self.extra),
+        }
+    }
+}
+
+/// Counters, exported in `server:info` (`serverInfo.kuzzle.cluster`).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events queued for Redis.
+    pub queued: AtomicU64,
+    /// Events dropped because the outgoing queue was full.
+    pub dropped: AtomicU64,
+    /// Events PUBLISHed (Redis answered).
+    pub published: AtomicU64,
+    /// Events whose PUBLISH failed or timed out (maybe delivered anyway; never retried).
+    pub publish_failed: AtomicU64,
+    /// Messages received from Redis.
+    pub received: AtomicU64,
+    /// Remote events matched against this node's rooms.
+    pub delivered: AtomicU64,
+    /// This node's own messages, dropped.
+    pub echoes: AtomicU64,
+    /// Messages seen already (sequence not above the last), dropped.
+    pub duplicates: AtomicU64,
+    /// Messages missing from another node's sequence.
+    pub lost: AtomicU64,
+    /// Messages that could not be decoded.
+    pub malformed: AtomicU64,
+    /// Times Redis was lost.
+    pub disconnections: AtomicU64,
+    /// Channels subscribed to now.
+    pub channels: AtomicU64,
+}
+
+/// A running cluster member.
+pub struct Cluster {
+    node: Arc<str>,
+    epoch: u64,
+    url: String,
+    prefix: String,
+    outgoing: mpsc::Sender<(String, String)>,
+    changed: mpsc::Sender<()>,
+    destination: Arc<OnceLock<Weak<dyn Destination>>>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.node)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs at most once per this long, per kind of trouble.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Events published in one pipeline, at most.
+const BATCH: usize = 256;
+
+impl Cluster {
+    /// Connects to Redis (both connections, within the connect timeout) and starts the
+    /// `cluster` thread. The error names what failed; the caller names the URL.
+    pub fn start(config: &ClusterConfig) -> Result<Cluster, String> {
+        let epoch = crate::realtime::now_ms();
+        let node: Arc<str> = Arc::from(config.node());
+        let (outgoing, outgoing_rx) = mpsc::channel(config.outgoing_queue_size);
+        let (changed, changed_rx) = mpsc::channel(1);
+        let destination: Arc<OnceLock<Weak<dyn Destination>>> = Arc::new(OnceLock::new());
+        let stats = Arc::new(Stats::default());
+        let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
+        let worker = Worker {
+            node: Arc::clone(&node),
+            epoch,
+            url: config.redis.clone(),
+            prefix: config.channel_prefix.clone(),
+            retry: Duration::from_millis(config.retry_interval),
+            destination: Arc::clone(&destination),
+            stats: Arc::clone(&stats),
+            down: Cell::new(false),
+            last_log: RefCell::new(HashMap::new()),
+            subscribed: RefCell::new(HashSet::new()),
+            last_seq: RefCell::new(HashMap::new()),
+        };
+        let settings = config.clone();
+        std::thread::Builder::new()
+            .name("cluster".to_string())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = ready.send(Err(format!("cannot start its runtime: {error}")));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
+                    let connections = tokio::time::timeout(
+                        Duration::from_millis(settings.connect_timeout.saturating_mul(2)),
+                        connect(&settings, push_tx),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".to_string()));
+                    let (publisher, subscriber) = match connections {
+                        Ok(connections) => connections,
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                            return;
+                        }
+                    };
+                    let _ = ready.send(Ok(()));
+                    worker
+                        .run(publisher, subscriber, outgoing_rx, changed_rx, push_rx)
+                        .await;
+                });
+            })
+            .map_err(|error| format!("cannot start the cluster thread: {error}"))?;
+        started
+            .recv()
+            .map_err(|_| "the cluster thread stopped".to_string())??;
+        tracing::info!(
+            "cluster: node {node} (epoch {epoch}) connected to Redis at {}",
+            config.redis
+        );
+        Ok(Cluster {
+            node,
+            epoch,
+            url: config.redis.clone(),
+            prefix: config.channel_prefix.clone(),
+            outgoing,
+            changed,
+            destination,
+            stats,
+        })
+    }
+
+    /// Where remote events go from now on (set once, after start-up).
+    pub fn attach(&self, destination: Weak<dyn Destination>) {
+        let _ = self.destination.set(destination);
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Queues an event (already delivered locally) for the other nodes. Never blocks: a full
+    /// queue drops it (counted).
+    pub fn publish(&self, event: &DocumentEvent<'_>, contents: &Contents) {
+        let outbound = Outbound {
+            index: event.index,
+            collection: event.collection,
+            action: event.action,
+            id: event.id,
+            extra: event.extra.unwrap_or(""),
+            request_id: event.request_id,
+            volatile: event.volatile,
+            controller: event.controller,
+            protocol: event.protocol,
+            timestamp: event.timestamp,
+            now: contents.now.as_ref(),
+            before: contents.before.as_ref(),
+        };
+        let Ok(rest) = serde_json::to_string(&outbound) else {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        // `source` is JSON already: spliced in, not parsed again.
+        let body = format!("{{\"source\":{},{}", event.source, &rest[1..]);
+        let channel = channel_name(&self.prefix, event.index, event.collection);
+        match self.outgoing.try_send((channel, body)) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Tells the `cluster` thread the node's rooms changed: it subscribes to the channels of
+    /// new collections and unsubscribes from those left. Never blocks (requests coalesce).
+    pub fn rooms_changed(&self) {
+        let _ = self.changed.try_send(());
+    }
+
+    /// The counters, for `server:info`.
+    pub fn info(&self) -> Value {
+        let stats = &*self.stats;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        serde_json::json!({
+            "node": &*self.node,
+            "epoch": self.epoch,
+            "redis": self.url,
+            "channels": get(&stats.channels),
+            "queued": get(&stats.queued),
+            "dropped": get(&stats.dropped),
+            "published": get(&stats.published),
+            "publishFailed": get(&stats.publish_failed),
+            "received": get(&stats.received),
+            "delivered": get(&stats.delivered),
+            "echoes": get(&stats.echoes),
+            "duplicates": get(&stats.duplicates),
+            "lost": get(&stats.lost),
+            "malformed": get(&stats.malformed),
+            "disconnections": get(&stats.disconnections),
+        })
+    }
+}
+
+/// `<prefix><index>/<collection>`.
+pub fn channel_name(prefix: &str, index: &str, collection: &str) -> String {
+    format!("{prefix}{index}/{collection}")
+}
+
+/// The publisher's and the subscriber's connections (RESP3, the subscriber's pushes to `push`).
+async fn connect(
+    config: &ClusterConfig,
+    push: mpsc::UnboundedSender<PushInfo>,
+) -> Result<(ConnectionManager, ConnectionManager), String> {
+    let info = config
+        .redis
+        .as_str()
+        .into_connection_info()
+        .map_err(|error| format!("invalid URL: {error}"))?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(settings))
+        .map_err(|error| error.to_string())?;
+    let base = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(config.connect_timeout)))
+        .set_response_timeout(Some(Duration::from_millis(config.response_timeout)))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(config.retry_interval));
+    let publisher = ConnectionManager::new_with_config(client.clone(), base.clone())
+        .await
+        .map_err(|error| error.to_string())?;
+    let subscriber = ConnectionManager::new_with_config(
+        client,
+        base.set_push_sender(push).set_automatic_resubscription(),
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    Ok((publisher, subscriber))
+}
+
+/// The `cluster` thread's state (one thread: cells, no locks).
+struct Worker {
+    node: Arc<str>,
+    epoch: u64,
+    url: String,
+    prefix: String,
+    retry: Duration,
+    destination: Arc<OnceLock<Weak<dyn Destination>>>,
+    stats: Arc<Stats>,
+    down: Cell<bool>,
+    last_log: RefCell<HashMap<&'static str, Instant>>,
+    subscribed: RefCell<HashSet<String>>,
+    /// Last sequence by (channel, origin, epoch).
+    last_seq: RefCell<HashMap<(String, String, u64), u64>>,
+}
+
+impl Worker {
+    async fn run(
+        &self,
+        publisher: ConnectionManager,
+        subscriber: ConnectionManager,
+        outgoing: mpsc::Receiver<(String, String)>,
+        changed: mpsc::Receiver<()>,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+    ) {
+        tokio::select! {
+            () = self.publish_loop(publisher.clone(), outgoing) => {}
+            () = self.receive_loop(pushes) => {}
+            () = self.control_loop(publisher, subscriber, changed) => {}
+        }
+    }
+
+    /// Logs `message` unless the same kind was logged within [`LOG_EVERY`].
+    fn log_limited(&self, kind: &'static str, message: impl FnOnce() -> String) {
+        let mut last = self.last_log.borrow_mut();
+        let now = Instant::now();
+        if last
+            .get(kind)
+            .is_some_and(|at| now.duration_since(*at) < LOG_EVERY)
+        {
+            return;
+        }
+        last.insert(kind, now);
+        tracing::warn!("{}", message());
+    }
+
+    fn lost_redis(&self, error: &dyn std::fmt::Display) {
+        if !self.down.replace(true) {
+            self.stats.disconnections.fetch_add(1, Ordering::Relaxed);
+            self.last_log.borrow_mut().remove("down");
+        }
+        self.log_limited("down", || {
+            format!(
+                "cluster: lost Redis at {}: {error}; serving this node's clients only until it returns",
+                self.url
+            )
+        });
+    }
+
+    async fn publish_loop(
+        &self,
+        mut publisher: ConnectionManager,
+        mut outgoing: mpsc::Receiver<(String, String)>,
+    ) {
+        let mut sequences: HashMap<String, u64> = HashMap::new();
+        let mut batch = Vec::with_capacity(BATCH);
+        while outgoing.recv_many(&mut batch, BATCH).await > 0 {
+            let mut pipe = redis::pipe();
+            for (channel, body) in batch.drain(..) {
+                let seq = sequences.entry(channel.clone()).or_insert(0);
+                *seq += 1;
+                let message = format!("SY1 {} {} {seq}\n{body}", self.node, self.epoch);
+                pipe.publish(channel, message).ignore();
+            }
+            let count = pipe.len() as u64;
+            match pipe.query_async::<()>(&mut publisher).await {
+                Ok(()) => {
+                    self.stats.published.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    self.stats
+                        .publish_failed
+                        .fetch_add(count, Ordering::Relaxed);
+                    self.lost_redis(&error);
+                }
+            }
+        }
+    }
+
+    async fn receive_loop(&self, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
+        while let Some(push) = pushes.recv().await {
+            match push.kind {
+                PushKind::Message => {
+                    self.stats.received.fetch_add(1, Ordering::Relaxed);
+                    self.receive(&push.data);
+                }
+                PushKind::Disconnection => self.lost_redis(&"connection closed"),
+                _ => {}
+            }
+        }
+    }
+
+    /// One message: header, echo, sequence, then the rooms.
+    fn receive(&self, data: &[redis::Value]) {
+        let (Some(redis::Value::BulkString(channel)), Some(redis::Value::BulkString(payload))) =
+            (data.first(), data.get(1))
+        else {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some((origin, epoch, seq, body)) = parse(payload) else {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if origin == &*self.node && epoch == self.epoch {
+            self.stats.echoes.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let channel = String::from_utf8_lossy(channel).into_owned();
+        {
+            let mut last_seq = self.last_seq.borrow_mut();
+            let last = last_seq
+                .entry((channel.clone(), origin.to_string(), epoch))
+                .or_insert(0);
+            if *last != 0 && seq <= *last {
+                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if *last != 0 && seq > *last + 1 {
+                let missing = seq - *last - 1;
+                self.stats.lost.fetch_add(missing, Ordering::Relaxed);
+                let from = *last;
+                self.log_limited("lost", || {
+                    format!(
+                        "cluster: lost {missing} event(s) from node {origin} on {channel} (sequence {from} to {seq})"
+                    )
+                });
+            }
+            *last = seq;
+        }
+        let Ok(event) = serde_json::from_slice::<Inbound>(body) else {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Some(destination) = self.destination.get().and_then(Weak::upgrade) {
+            destination.deliver(&event);
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    async fn control_loop(
+        &self,
+        mut publisher: ConnectionManager,
+        mut subscriber: ConnectionManager,
+        mut changed: mpsc::Receiver<()>,
+    ) {
+        let mut tick = tokio::time::interval(self.retry);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = changed.recv() => {
+                    if message.is_none() {
+                        return;
+                    }
+                    self.reconcile(&mut subscriber).await;
+                }
+                _ = tick.tick() => {
+                    if self.down.get() {
+                        self.recover(&mut publisher, &mut subscriber).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Subscribes to the channels of collections with rooms here, unsubscribes from the rest.
+    async fn reconcile(&self, subscriber: &mut ConnectionManager) {
+        let Some(destination) = self.destination.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let wanted: HashSet<String> = destination
+            .collections()
+            .into_iter()
+            .map(|(index, collection)| channel_name(&self.prefix, &index, &collection))
+            .collect();
+        drop(destination);
+        let current = self.subscribed.borrow().clone();
+        for channel in wanted.difference(&current) {
+            match subscriber.subscribe(channel).await {
+                Ok(()) => {
+                    self.subscribed.borrow_mut().insert(channel.clone());
+                    tracing::info!("cluster: subscribed to {channel}");
+                }
+                Err(error) => self.lost_redis(&error),
+            }
+        }
+        for channel in current.difference(&wanted) {
+            self.subscribed.borrow_mut().remove(channel);
+            self.last_seq
+                .borrow_mut()
+                .retain(|(name, _, _), _| name != channel);
+            match subscriber.unsubscribe(channel).await {
+                Ok(()) => tracing::info!("cluster: unsubscribed from {channel}"),
+                Err(error) => self.lost_redis(&error),
+            }
+        }
+        self.stats
+            .channels
+            .store(self.subscribed.borrow().len() as u64, Ordering::Relaxed);
+    }
+
+    /// While Redis is lost: pings both connections; once both answer, subscribes again.
+    async fn recover(&self, publisher: &mut ConnectionManager, subscriber: &mut ConnectionManager) {
+        let ping = redis::cmd("PING");
+        if let Err(error) = ping.query_async::<()>(publisher).await {
+            return self.lost_redis(&error);
+        }
+        if let Err(error) = ping.query_async::<()>(subscriber).await {
+            return self.lost_redis(&error);
+        }
+        let channels: Vec<String> = self.subscribed.borrow().iter().cloned().collect();
+        for channel in &channels {
+            if let Err(error) = subscriber.subscribe(channel).await {
+                return self.lost_redis(&error);
+            }
+        }
+        self.down.set(false);
+        tracing::warn!(
+            "cluster: Redis at {} is back; resubscribed to {} channel(s)",
+            self.url,
+            channels.len()
+        );
+        // Rooms may have come and gone meanwhile.
+        self.reconcile(subscriber).await;
+    }
+}
+
+/// `SY1 <origin> <epoch> <seq>\n<body>`.
+fn parse(payload: &[u8]) -> Option<(&str, u64, u64, &[u8])> {
+    let newline = payload.iter().position(|byte| *byte == b'\n')?;
+    let header = std::str::from_utf8(&payload[..newline]).ok()?;
+    let mut parts = header.split(' ');
+    if parts.next()? != "SY1" {
+        return None;
+    }
+    let origin = parts.next()?;
+    let epoch = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((origin, epoch, seq, &payload[newline + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse() {
+        let (origin, epoch, seq, body) = parse(b"SY1 node-a 12 3\n{}").expect("a header");
+        assert_eq!((origin, epoch, seq, body), ("node-a", 12, 3, &b"{}"[..]));
+        assert!(parse(b"SY2 a 1 1\n{}").is_none());
+        assert!(parse(b"SY1 a x 1\n{}").is_none());
+        assert!(parse(b"no newline").is_none());
+    }
+}
