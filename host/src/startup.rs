@@ -198,9 +198,8 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
             }],
         })?;
     let cluster = match &config.cluster {
-        Some(cluster) => Some(Cluster::start(cluster).map_err(|error| {
-            StartupError {
-                problems: vec![Problem {
+        Some(cluster) => Some(Cluster::start(cluster).map_err(|error| StartupError {
+            problems: vec![Problem {
                     message: format!(
                         "cannot reach Redis at {} (cluster.redis): {error}",
                         cluster.redis
@@ -210,7 +209,6 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
                             .to_string(),
                     ),
                 }],
-            }
         })?),
         None => None,
     };

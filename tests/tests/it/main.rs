@@ -5,6 +5,7 @@
 //! runs one protocol's.
 
 mod c_abi;
+mod cluster;
 mod documents;
 mod guide;
 mod host;
