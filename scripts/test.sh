@@ -4,7 +4,7 @@
 #
 # What it installs, only when absent: Node.js 18+ and npm (Debian), the npm test clients
 # (`tests/js`: the Kuzzle SDK, socket.io-client; `filters/oracle`: koncorde), Debian's
-# `mosquitto` and `mosquitto-clients`, PyPI's `paho-mqtt`. Debian packages need root or sudo.
+# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), PyPI's `paho-mqtt`. Debian packages need root or sudo.
 # `SWITCHYARD_TEST_SETUP=0` skips the set-up (plain `cargo test --workspace` works too, for
 # those who have the tools).
 set -euo pipefail
@@ -45,6 +45,9 @@ setup() {
 
   if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null; then
     apt_install mosquitto mosquitto-clients
+  fi
+  if ! command -v redis-server >/dev/null; then
+    apt_install redis-server
   fi
   if ! python3 -c "import paho.mqtt.client" 2>/dev/null; then
     say "installing paho-mqtt (PyPI)"
