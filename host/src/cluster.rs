@@ -19,6 +19,12 @@
 //! drops its own messages (echoes) and those at or below the last sequence it saw from that
 //! origin on that channel (duplicates); a jump counts the missing ones as lost (logged).
 //!
+//! `realtime:count` adds the other nodes' subscribers: every heartbeat each node rewrites its
+//! room counts in Redis (a hash that expires after three heartbeats, so a dead node's
+//! subscribers disappear by themselves) and reads the other live nodes' hashes into
+//! [`Cluster::remote_count`]'s cache: an answer at most one heartbeat old, never a Redis call
+//! on the request's thread.
+//!
 //! Redis lost after start-up: local delivery goes on, publishes fail (counted; never retried: a
 //! timeout does not mean "not published"), the loss is logged (at most every 10 s), and every
 //! `retryInterval` the node pings Redis; once both connections answer, it subscribes again to
@@ -30,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
 use serde::{Deserialize, Serialize};
@@ -47,6 +54,8 @@ pub trait Destination: Send + Sync {
     fn deliver(&self, event: &Inbound);
     /// `(index, collection)` of every room of this node: the channels to subscribe to.
     fn collections(&self) -> Vec<(String, String)>;
+    /// Every room of this node and its subscriber count.
+    fn room_counts(&self) -> Vec<(Arc<str>, usize)>;
 }
 
 /// What a receiver matches against its rooms: the document now (rooms matching it hear `in`)
@@ -159,6 +168,7 @@ pub struct Cluster {
     changed: mpsc::Sender<()>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
+    remote_counts: Arc<RwLock<HashMap<String, u64>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -185,6 +195,7 @@ impl Cluster {
         let (changed, changed_rx) = mpsc::channel(1);
         let destination: Arc<OnceLock<Weak<dyn Destination>>> = Arc::new(OnceLock::new());
         let stats = Arc::new(Stats::default());
+        let remote_counts = Arc::new(RwLock::new(HashMap::new()));
         let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
         let worker = Worker {
             node: Arc::clone(&node),
@@ -192,6 +203,8 @@ impl Cluster {
             url: config.redis.clone(),
             prefix: config.channel_prefix.clone(),
             retry: Duration::from_millis(config.retry_interval),
+            heartbeat: Duration::from_millis(config.heartbeat_interval),
+            remote_counts: Arc::clone(&remote_counts),
             destination: Arc::clone(&destination),
             stats: Arc::clone(&stats),
             down: Cell::new(false),
@@ -251,7 +264,14 @@ impl Cluster {
             changed,
             destination,
             stats,
+            remote_counts,
         })
+    }
+
+    /// Subscribers of `room_id` on the other live nodes, as they last reported them (at most
+    /// one heartbeat old); `None` when none has the room.
+    pub fn remote_count(&self, room_id: &str) -> Option<u64> {
+        self.remote_counts.read().get(room_id).copied()
     }
 
     /// Where remote events go from now on (set once, after start-up).
@@ -379,6 +399,8 @@ struct Worker {
     url: String,
     prefix: String,
     retry: Duration,
+    heartbeat: Duration,
+    remote_counts: Arc<RwLock<HashMap<String, u64>>>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
     down: Cell<bool>,
@@ -530,8 +552,15 @@ impl Worker {
     ) {
         let mut tick = tokio::time::interval(self.retry);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat = tokio::time::interval(self.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = heartbeat.tick() => {
+                    if !self.down.get() {
+                        self.exchange_counts(&mut publisher).await;
+                    }
+                }
                 message = changed.recv() => {
                     if message.is_none() {
                         return;
@@ -545,6 +574,60 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Writes this node's room counts (`<prefix>cnt:<node>`, expiring after three heartbeats,
+    /// and its entry in `<prefix>nodes`), then reads the other live nodes' counts.
+    async fn exchange_counts(&self, connection: &mut ConnectionManager) {
+        let Some(destination) = self.destination.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let counts = destination.room_counts();
+        drop(destination);
+        let ttl = self.heartbeat.as_millis() as u64 * 3;
+        let now = crate::realtime::now_ms();
+        let nodes = format!("{}nodes", self.prefix);
+        let own = format!("{}cnt:{}", self.prefix, self.node);
+        let mut pipe = redis::pipe();
+        pipe.atomic().del(&own).ignore();
+        if !counts.is_empty() {
+            let fields: Vec<(&str, usize)> = counts
+                .iter()
+                .map(|(room, count)| (&**room, *count))
+                .collect();
+            pipe.hset_multiple(&own, &fields).ignore();
+        }
+        pipe.pexpire(&own, ttl as i64)
+            .ignore()
+            .zadd(&nodes, &*self.node, now + ttl)
+            .ignore()
+            .zrembyscore(&nodes, "-inf", now)
+            .ignore()
+            .zrangebyscore(&nodes, now, "+inf");
+        let alive: Vec<String> = match pipe.query_async::<(Vec<String>,)>(connection).await {
+            Ok((alive,)) => alive,
+            Err(error) => return self.lost_redis(&error),
+        };
+        let others: Vec<&String> = alive.iter().filter(|node| **node != *self.node).collect();
+        let mut read = redis::pipe();
+        for node in &others {
+            read.hgetall(format!("{}cnt:{node}", self.prefix));
+        }
+        let hashes: Vec<HashMap<String, u64>> = if others.is_empty() {
+            Vec::new()
+        } else {
+            match read.query_async(connection).await {
+                Ok(hashes) => hashes,
+                Err(error) => return self.lost_redis(&error),
+            }
+        };
+        let mut sums: HashMap<String, u64> = HashMap::new();
+        for hash in hashes {
+            for (room, count) in hash {
+                *sums.entry(room).or_insert(0) += count;
+            }
+        }
+        *self.remote_counts.write() = sums;
     }
 
     /// Subscribes to the channels of collections with rooms here, unsubscribes from the rest.

@@ -141,6 +141,9 @@ pub struct ClusterConfig {
     pub retry_interval: u64,
     /// Events waiting to be published; past it, new ones are dropped (and counted).
     pub outgoing_queue_size: usize,
+    /// Milliseconds between two writes of this node's room counts to Redis (and reads of the
+    /// others'); they expire after three.
+    pub heartbeat_interval: u64,
     /// Prefix of the Redis channels (`<prefix><index>/<collection>`).
     pub channel_prefix: String,
 }
@@ -155,6 +158,7 @@ impl Default for ClusterConfig {
             response_timeout: 500,
             retry_interval: 500,
             outgoing_queue_size: 10_000,
+            heartbeat_interval: 2_000,
             channel_prefix: "switchyard:".to_string(),
         }
     }
@@ -356,6 +360,7 @@ impl Config {
                     );
                 }
                 cluster.retry_interval = cluster.retry_interval.max(10);
+                cluster.heartbeat_interval = cluster.heartbeat_interval.max(10);
                 cluster
             });
 

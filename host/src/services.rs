@@ -165,4 +165,8 @@ impl Destination for Services {
     fn collections(&self) -> Vec<(String, String)> {
         self.realtime.koncorde_indexes()
     }
+
+    fn room_counts(&self) -> Vec<(Arc<str>, usize)> {
+        self.realtime.room_counts()
+    }
 }

@@ -468,6 +468,16 @@ impl Realtime {
         names
     }
 
+    /// Every room's id and subscriber count (what this node publishes in cluster mode).
+    pub fn room_counts(&self) -> Vec<(Arc<str>, usize)> {
+        let state = self.state.read();
+        state
+            .rooms
+            .iter()
+            .map(|(id, room)| (Arc::clone(id), room.subscribers.len()))
+            .collect()
+    }
+
     /// `(index, collection)` of every room, without repeats.
     pub fn koncorde_indexes(&self) -> Vec<(String, String)> {
         let state = self.state.read();

@@ -108,7 +108,7 @@ fn spawn_redis(port: u16, dir: &Scratch) -> Child {
 
 fn node(redis: &str, name: &str) -> Server {
     Server::start(&format!(
-        "[server]\n{}[cluster]\nredis = \"{redis}\"\nnodeName = \"{name}\"\nretryInterval = 100\n",
+        "[server]\n{}[cluster]\nredis = \"{redis}\"\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n",
         protocol_section("line", "fixture_line", "")
     ))
 }
@@ -124,12 +124,39 @@ fn call(client: &mut LineClient, request: Value) -> Value {
 }
 
 fn subscribe(client: &mut LineClient, filter: Value) -> String {
+    subscribe_room(client, filter).1
+}
+
+/// Subscribes; returns the room id and the channel.
+fn subscribe_room(client: &mut LineClient, filter: Value) -> (String, String) {
     let result = call(
         client,
         json!({"controller": "realtime", "action": "subscribe", "index": "i",
                "collection": "c", "body": filter}),
     );
-    result["channel"].as_str().expect("a channel").to_string()
+    (
+        result["roomId"].as_str().expect("a room").to_string(),
+        result["channel"].as_str().expect("a channel").to_string(),
+    )
+}
+
+/// Asks `realtime:count` until it answers `expected` (counts from other nodes are at most
+/// one heartbeat old: this converges, it does not synchronise), for `WAIT` at most.
+fn wait_for_count(client: &mut LineClient, room: &str, expected: u64) {
+    let until = Instant::now() + WAIT;
+    let mut last = Value::Null;
+    while Instant::now() < until {
+        let (_, _, content) = client.request(
+            &json!({"controller": "realtime", "action": "count", "body": {"roomId": room}})
+                .to_string(),
+        );
+        if content["result"]["count"] == expected {
+            return;
+        }
+        last = content;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("realtime:count never answered {expected}; last answer: {last}");
 }
 
 fn publish(client: &mut LineClient, body: Value) {
@@ -327,4 +354,31 @@ fn nodes_resubscribe_after_a_redis_restart() {
     assert!(info["disconnections"].as_u64() >= Some(1), "{info}");
     assert_eq!(info["duplicates"], 0, "{info}");
     assert_eq!(info["channels"], 1, "{info}");
+}
+
+#[test]
+fn counts_add_up_across_nodes_and_a_killed_node_s_expire() {
+    let Some(redis) =
+        Redis::start("cluster::counts_add_up_across_nodes_and_a_killed_node_s_expire")
+    else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let b = node(&redis.url(), "b");
+    let filter = json!({"equals": {"color": "red"}});
+    let mut first = client(&a);
+    let mut second = client(&a);
+    let mut on_b = client(&b);
+    let mut only_b = client(&b);
+    let (room, _) = subscribe_room(&mut first, filter.clone());
+    subscribe_room(&mut second, filter.clone());
+    assert_eq!(subscribe_room(&mut on_b, filter).0, room);
+    let (room_on_b, _) = subscribe_room(&mut only_b, json!({"equals": {"color": "blue"}}));
+    wait_for_count(&mut first, &room, 3);
+    // A room only B has is counted from A too.
+    wait_for_count(&mut first, &room_on_b, 1);
+    wait_for_count(&mut on_b, &room, 3);
+    // B dies without a word: its counts expire within three heartbeats.
+    drop(b);
+    wait_for_count(&mut first, &room, 2);
 }

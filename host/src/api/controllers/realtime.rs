@@ -138,7 +138,18 @@ fn unsubscribe(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult
 /// `realtime:count`.
 fn count(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let room_id = request.body_string("roomId")?;
-    Ok(json!({ "count": context.services.realtime.count(room_id)? }).into())
+    let local = context.services.realtime.count(room_id);
+    if let Some(cluster) = &context.services.cluster {
+        // The other nodes' subscribers too; a room only they have is known here.
+        let remote = cluster.remote_count(room_id);
+        let count = match (local, remote) {
+            (Ok(local), remote) => local as u64 + remote.unwrap_or(0),
+            (Err(_), Some(remote)) => remote,
+            (Err(error), None) => return Err(error),
+        };
+        return Ok(json!({ "count": count }).into());
+    }
+    Ok(json!({ "count": local? }).into())
 }
 
 /// `realtime:list`.
