@@ -354,6 +354,18 @@ fn nodes_resubscribe_after_a_redis_restart() {
     assert!(info["disconnections"].as_u64() >= Some(1), "{info}");
     assert_eq!(info["duplicates"], 0, "{info}");
     assert_eq!(info["channels"], 1, "{info}");
+    if seen == [3] {
+        // B numbered the lost event: A counts the gap and says so.
+        assert_eq!(info["lost"], 1, "{info}");
+        a.wait_for_log(
+            &["cluster: lost 1 event(s) from node b on switchyard:i/c"],
+            WAIT,
+        );
+    }
+
+    // The last room on the collection goes: A stops listening to its channel.
+    drop(on_a);
+    a.wait_for_log(&["cluster: unsubscribed from switchyard:i/c"], WAIT);
 }
 
 #[test]
@@ -381,4 +393,59 @@ fn counts_add_up_across_nodes_and_a_killed_node_s_expire() {
     // B dies without a word: its counts expire within three heartbeats.
     drop(b);
     wait_for_count(&mut first, &room, 2);
+}
+
+#[test]
+fn a_frozen_redis_never_holds_local_delivery_and_nothing_arrives_twice() {
+    let Some(redis) = Redis::start("cluster::a_frozen_redis_never_holds_local_delivery") else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let b = Server::start(&format!(
+        "[server]\n{}[cluster]\nredis = \"{}\"\nnodeName = \"b\"\nretryInterval = 100\n\
+         outgoingQueueSize = 2\n",
+        protocol_section("line", "fixture_line", ""),
+        redis.url()
+    ));
+    let mut on_a = client(&a);
+    subscribe(&mut on_a, json!({"equals": {"color": "red"}}));
+    a.wait_for_log(&["cluster: subscribed to switchyard:i/c"], WAIT);
+    let mut on_b = client(&b);
+    subscribe(&mut on_b, json!({"equals": {"color": "red"}}));
+    let mut writer = client(&b);
+    publish(&mut writer, json!({"color": "red", "n": 0}));
+    assert_eq!(notification(&mut on_a).1["result"]["_source"]["n"], 0);
+    assert_eq!(notification(&mut on_b).1["result"]["_source"]["n"], 0);
+
+    let redis_pid = nix::unistd::Pid::from_raw(redis.child.id() as i32);
+    nix::sys::signal::kill(redis_pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    for n in 1..=20 {
+        let begun = Instant::now();
+        publish(&mut writer, json!({"color": "red", "n": n}));
+        let answered = begun.elapsed();
+        assert!(
+            answered < Duration::from_millis(500),
+            "publish {n}: {answered:?}"
+        );
+        assert_eq!(notification(&mut on_b).1["result"]["_source"]["n"], n);
+    }
+    b.wait_for_log(&["cluster: lost Redis at"], WAIT);
+    nix::sys::signal::kill(redis_pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    b.wait_for_log(&["is back"], WAIT);
+    publish(&mut writer, json!({"color": "red", "n": 21}));
+    // Whatever Redis took before the freeze arrives once, in order; then the marker.
+    let mut seen = Vec::new();
+    while seen.last() != Some(&21) {
+        let n = notification(&mut on_a).1["result"]["_source"]["n"]
+            .as_u64()
+            .expect("n");
+        assert!(
+            seen.last().is_none_or(|last| *last < n),
+            "{seen:?} then {n}"
+        );
+        seen.push(n);
+    }
+    let info = cluster_info(&mut writer);
+    assert!(info["dropped"].as_u64() >= Some(1), "{info}");
+    assert_eq!(cluster_info(&mut on_a)["duplicates"], 0);
 }
