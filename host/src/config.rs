@@ -530,6 +530,23 @@ mod tests {
     }
 
     #[test]
+    fn cluster_is_off_unless_its_section_is_enabled() {
+        assert_eq!(parse("[server]\n").expect("valid").cluster, None);
+        let off = parse("[server]\n[cluster]\nenabled = false\n").expect("valid");
+        assert_eq!(off.cluster, None);
+        let on = parse("[server]\n[cluster]\nredis = \"redis://r:1\"\n").expect("valid");
+        let cluster = on.cluster.expect("on");
+        assert_eq!(cluster.redis, "redis://r:1");
+        assert!(cluster.node().starts_with("node-") && cluster.node().len() == 13);
+        let named = parse("[server]\n[cluster]\nnodeName = \"a\"\n").expect("valid");
+        assert_eq!(named.cluster.expect("on").node(), "a");
+        let problems = parse("[server]\n[cluster]\nnodeName = \"a b\"\noutgoingQueueSize = 0\n")
+            .expect_err("invalid");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("cluster.nodeName"), "{problems:?}");
+    }
+
+    #[test]
     fn sections_enable_protocols_in_file_order() {
         let config = parse(
             r#"
