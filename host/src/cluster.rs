@@ -19,7 +19,7 @@
 //! drops its own messages (echoes) and those at or below the last sequence it saw from that
 //! origin on that channel (duplicates); a jump counts the missing ones as lost (logged).
 //!
-//! `realtime:count` adds the other nodes' subscribers: every heartbeat each node rewrites its
+//! `realtime:count` and `realtime:list` add the other nodes' subscribers: every heartbeat each node rewrites its
 //! room counts in Redis (a hash that expires after three heartbeats, so a dead node's
 //! subscribers disappear by themselves) and reads the other live nodes' hashes into
 //! [`Cluster::remote_count`]'s cache: an answer at most one heartbeat old, never a Redis call
@@ -45,7 +45,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
-use crate::realtime::DocumentEvent;
+use crate::realtime::{DocumentEvent, RoomCount};
 
 /// Where remote events go: this node's rooms (`Services` implements it).
 pub trait Destination: Send + Sync {
@@ -55,7 +55,7 @@ pub trait Destination: Send + Sync {
     /// `(index, collection)` of every room of this node: the channels to subscribe to.
     fn collections(&self) -> Vec<(String, String)>;
     /// Every room of this node and its subscriber count.
-    fn room_counts(&self) -> Vec<(Arc<str>, usize)>;
+    fn room_counts(&self) -> Vec<RoomCount>;
 }
 
 /// What a receiver matches against its rooms: the document now (rooms matching it hear `in`)
@@ -168,7 +168,7 @@ pub struct Cluster {
     changed: mpsc::Sender<()>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
-    remote_counts: Arc<RwLock<HashMap<String, u64>>>,
+    remote_counts: Arc<RwLock<HashMap<String, RemoteRoom>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -178,6 +178,14 @@ impl std::fmt::Debug for Cluster {
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
+}
+
+/// A room as the other live nodes reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RemoteRoom {
+    index: String,
+    collection: String,
+    count: u64,
 }
 
 /// Logs at most once per this long, per kind of trouble.
@@ -271,7 +279,19 @@ impl Cluster {
     /// Subscribers of `room_id` on the other live nodes, as they last reported them (at most
     /// one heartbeat old); `None` when none has the room.
     pub fn remote_count(&self, room_id: &str) -> Option<u64> {
-        self.remote_counts.read().get(room_id).copied()
+        self.remote_counts
+            .read()
+            .get(room_id)
+            .map(|room| room.count)
+    }
+
+    /// Adds the other live nodes' rooms and subscribers to a `realtime:list` answer
+    /// (`{index: {collection: {roomId: count}}}`), as they last reported them.
+    pub fn merge_list(&self, list: &mut Value) {
+        for (room_id, room) in self.remote_counts.read().iter() {
+            let counts = &mut list[&room.index][&room.collection][room_id];
+            *counts = Value::from(counts.as_u64().unwrap_or(0) + room.count);
+        }
     }
 
     /// Where remote events go from now on (set once, after start-up).
@@ -400,7 +420,7 @@ struct Worker {
     prefix: String,
     retry: Duration,
     heartbeat: Duration,
-    remote_counts: Arc<RwLock<HashMap<String, u64>>>,
+    remote_counts: Arc<RwLock<HashMap<String, RemoteRoom>>>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
     down: Cell<bool>,
@@ -591,9 +611,13 @@ impl Worker {
         let mut pipe = redis::pipe();
         pipe.atomic().del(&own).ignore();
         if !counts.is_empty() {
-            let fields: Vec<(&str, usize)> = counts
+            // roomId → "count\nindex\ncollection" (names have no newline).
+            let fields: Vec<(&str, String)> = counts
                 .iter()
-                .map(|(room, count)| (&**room, *count))
+                .map(|room| {
+                    let value = format!("{}\n{}\n{}", room.count, room.index, room.collection);
+                    (&*room.room_id, value)
+                })
                 .collect();
             pipe.hset_multiple(&own, &fields).ignore();
         }
@@ -613,7 +637,7 @@ impl Worker {
         for node in &others {
             read.hgetall(format!("{}cnt:{node}", self.prefix));
         }
-        let hashes: Vec<HashMap<String, u64>> = if others.is_empty() {
+        let hashes: Vec<HashMap<String, String>> = if others.is_empty() {
             Vec::new()
         } else {
             match read.query_async(connection).await {
@@ -621,10 +645,24 @@ impl Worker {
                 Err(error) => return self.lost_redis(&error),
             }
         };
-        let mut sums: HashMap<String, u64> = HashMap::new();
+        let mut sums: HashMap<String, RemoteRoom> = HashMap::new();
         for hash in hashes {
-            for (room, count) in hash {
-                *sums.entry(room).or_insert(0) += count;
+            for (room_id, value) in hash {
+                let mut parts = value.splitn(3, '\n');
+                let (Some(count), Some(index), Some(collection)) = (
+                    parts.next().and_then(|count| count.parse::<u64>().ok()),
+                    parts.next(),
+                    parts.next(),
+                ) else {
+                    continue;
+                };
+                sums.entry(room_id)
+                    .or_insert_with(|| RemoteRoom {
+                        index: index.to_string(),
+                        collection: collection.to_string(),
+                        count: 0,
+                    })
+                    .count += count;
             }
         }
         *self.remote_counts.write() = sums;

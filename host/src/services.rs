@@ -18,7 +18,7 @@ use crate::connections::Connections;
 use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
 use crate::pressure::Pressure;
-use crate::realtime::{Broadcast, Departure, DocumentEvent, Realtime, Scope};
+use crate::realtime::{Broadcast, Departure, DocumentEvent, Realtime, RoomCount, Scope};
 use crate::security::{Gatekeeper, OpenGate};
 
 /// The host's in-memory services.
@@ -166,7 +166,7 @@ impl Destination for Services {
         self.realtime.koncorde_indexes()
     }
 
-    fn room_counts(&self) -> Vec<(Arc<str>, usize)> {
+    fn room_counts(&self) -> Vec<RoomCount> {
         self.realtime.room_counts()
     }
 }

@@ -186,6 +186,19 @@ pub struct Broadcast {
     pub payload: String,
 }
 
+/// One room's subscribers, for the other nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCount {
+    /// The room's id.
+    pub room_id: Arc<str>,
+    /// Its index.
+    pub index: String,
+    /// Its collection.
+    pub collection: String,
+    /// Its subscribers on this node.
+    pub count: usize,
+}
+
 /// One channel a connection leaves.
 #[derive(Debug)]
 pub struct Departure {
@@ -468,13 +481,19 @@ impl Realtime {
         names
     }
 
-    /// Every room's id and subscriber count (what this node publishes in cluster mode).
-    pub fn room_counts(&self) -> Vec<(Arc<str>, usize)> {
+    /// Every room: id, index, collection and subscriber count (what this node publishes in
+    /// cluster mode).
+    pub fn room_counts(&self) -> Vec<RoomCount> {
         let state = self.state.read();
         state
             .rooms
             .iter()
-            .map(|(id, room)| (Arc::clone(id), room.subscribers.len()))
+            .map(|(id, room)| RoomCount {
+                room_id: Arc::clone(id),
+                index: room.index.clone(),
+                collection: room.collection.clone(),
+                count: room.subscribers.len(),
+            })
             .collect()
     }
 

@@ -369,10 +369,8 @@ fn nodes_resubscribe_after_a_redis_restart() {
 }
 
 #[test]
-fn counts_add_up_across_nodes_and_a_killed_node_s_expire() {
-    let Some(redis) =
-        Redis::start("cluster::counts_add_up_across_nodes_and_a_killed_node_s_expire")
-    else {
+fn counts_and_lists_add_up_across_nodes_and_a_killed_node_s_expire() {
+    let Some(redis) = Redis::start("cluster::counts_and_lists_add_up_across_nodes") else {
         return;
     };
     let a = node(&redis.url(), "a");
@@ -390,6 +388,13 @@ fn counts_add_up_across_nodes_and_a_killed_node_s_expire() {
     // A room only B has is counted from A too.
     wait_for_count(&mut first, &room_on_b, 1);
     wait_for_count(&mut on_b, &room, 3);
+    // realtime:list too, from the same reports.
+    let list = call(
+        &mut first,
+        json!({"controller": "realtime", "action": "list"}),
+    );
+    assert_eq!(list["i"]["c"][&room], 3, "{list}");
+    assert_eq!(list["i"]["c"][&room_on_b], 1, "{list}");
     // B dies without a word: its counts expire within three heartbeats.
     drop(b);
     wait_for_count(&mut first, &room, 2);

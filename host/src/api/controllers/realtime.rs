@@ -154,7 +154,11 @@ fn count(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
 
 /// `realtime:list`.
 fn list(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
-    Ok(context.services.realtime.list().into())
+    let mut list = context.services.realtime.list();
+    if let Some(cluster) = &context.services.cluster {
+        cluster.merge_list(&mut list);
+    }
+    Ok(list.into())
 }
 
 /// `realtime:publish`: notifies matching subscribers; nothing is stored.
