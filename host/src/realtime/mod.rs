@@ -145,6 +145,9 @@ struct State {
     /// The rooms each connection is in (a set: joining and leaving are O(1), whatever the
     /// number of rooms one connection holds).
     connection_rooms: ConnectionMap<HashSet<Arc<str>>>,
+    /// Rooms per `(index, collection)`: the collections with rooms, without a walk over the
+    /// rooms (cluster mode asks after every subscription).
+    collection_rooms: HashMap<(String, String), usize>,
 }
 
 /// What a subscription asks for.
@@ -240,6 +243,7 @@ impl Realtime {
             state: RwLock::new(State {
                 engine: Engine::new(filters.clone()),
                 rooms: HashMap::new(),
+                collection_rooms: HashMap::new(),
                 connection_rooms: ConnectionMap::default(),
             }),
             filters,
@@ -298,6 +302,10 @@ impl Realtime {
                 return Err(errors::CORE_REALTIME_TOO_MANY_ROOMS.error());
             }
             state.engine.store(normalized);
+            *state
+                .collection_rooms
+                .entry((request.index.to_string(), request.collection.to_string()))
+                .or_insert(0) += 1;
             state.rooms.insert(
                 Arc::clone(&room_id),
                 Room {
@@ -499,14 +507,9 @@ impl Realtime {
 
     /// `(index, collection)` of every room, without repeats.
     pub fn koncorde_indexes(&self) -> Vec<(String, String)> {
-        let state = self.state.read();
-        let mut pairs: Vec<(String, String)> = state
-            .rooms
-            .values()
-            .map(|room| (room.index.clone(), room.collection.clone()))
-            .collect();
+        let mut pairs: Vec<(String, String)> =
+            self.state.read().collection_rooms.keys().cloned().collect();
         pairs.sort();
-        pairs.dedup();
         pairs
     }
 
@@ -589,7 +592,15 @@ fn leave_room(
     let subscriber = room.subscribers.remove(&connection);
     let mut user_notification = None;
     if room.subscribers.is_empty() {
-        state.rooms.remove(room_id);
+        if let Some(room) = state.rooms.remove(room_id) {
+            let key = (room.index, room.collection);
+            if let Some(rooms) = state.collection_rooms.get_mut(&key) {
+                *rooms -= 1;
+                if *rooms == 0 {
+                    state.collection_rooms.remove(&key);
+                }
+            }
+        }
         state.engine.remove(room_id);
     } else if notify {
         let volatile = subscriber.and_then(|subscriber| subscriber.volatile);
@@ -658,6 +669,40 @@ mod tests {
                 |_| true,
             )
             .unwrap()
+    }
+
+    #[test]
+    fn collections_with_rooms_follow_rooms_coming_and_going() {
+        let realtime = Realtime::default();
+        let x = subscribe(
+            &realtime,
+            1,
+            json!({"equals": {"x": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        subscribe(
+            &realtime,
+            2,
+            json!({"equals": {"x": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        let y = subscribe(
+            &realtime,
+            3,
+            json!({"equals": {"y": 1}}),
+            Scope::All,
+            Users::None,
+        );
+        let pair = vec![("i".to_string(), "c".to_string())];
+        assert_eq!(realtime.koncorde_indexes(), pair);
+        realtime.unsubscribe(ConnectionId(1), &x.room_id).unwrap();
+        realtime.unsubscribe(ConnectionId(3), &y.room_id).unwrap();
+        assert_eq!(realtime.koncorde_indexes(), pair);
+        realtime.unsubscribe(ConnectionId(2), &x.room_id).unwrap();
+        assert!(realtime.koncorde_indexes().is_empty());
+        assert!(realtime.room_counts().is_empty());
     }
 
     #[test]
