@@ -197,21 +197,7 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
                 ),
             }],
         })?;
-    let cluster = match &config.cluster {
-        Some(cluster) => Some(Cluster::start(cluster).map_err(|error| StartupError {
-            problems: vec![Problem {
-                    message: format!(
-                        "cannot reach Redis at {} (cluster.redis): {error}",
-                        cluster.redis
-                    ),
-                    hint: Some(
-                        "start Redis, fix cluster.redis, or remove [cluster] to run a single node"
-                            .to_string(),
-                    ),
-                }],
-        })?),
-        None => None,
-    };
+    let cluster = start_cluster(&config)?;
     let mut services = Services::new(Arc::clone(&config), Arc::new(storage));
     services.cluster = cluster;
     services.protocols.set(slots.clone());
@@ -252,6 +238,27 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         elapsed: begun.elapsed(),
         admin,
     })
+}
+
+/// `[cluster]`: connects to Redis, or refuses to start naming the URL and the error.
+fn start_cluster(config: &Config) -> Result<Option<Cluster>, StartupError> {
+    let Some(settings) = &config.cluster else {
+        return Ok(None);
+    };
+    Cluster::start(settings)
+        .map(Some)
+        .map_err(|error| StartupError {
+            problems: vec![Problem {
+                message: format!(
+                    "cannot reach Redis at {} (cluster.redis): {error}",
+                    settings.redis
+                ),
+                hint: Some(
+                    "start Redis, fix cluster.redis, or remove [cluster] to run a single node"
+                        .to_string(),
+                ),
+            }],
+        })
 }
 
 enum InitOutcome {
