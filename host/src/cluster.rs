@@ -14,7 +14,10 @@
 //! ([`Destination::deliver`]): scopes and channels stay right without any node knowing another's
 //! filters.
 //!
-//! Each message is `SY1 <origin> <epoch> <seq>\n<json>`: `origin` the node's name, `epoch` its
+//! Someone arriving in or leaving a room is published the same way (kind `u`), so the room's
+//! members on other nodes get their user notifications (`users: all/in/out`).
+//!
+//! Each message is `SY1 <origin> <epoch> <seq> <kind>\n<json>`: `origin` the node's name, `epoch` its
 //! start time (a restarted node is a new origin), `seq` numbered per channel from 1. A receiver
 //! drops its own messages (echoes) and those at or below the last sequence it saw from that
 //! origin on that channel (duplicates); a jump counts the missing ones as lost (logged).
@@ -45,13 +48,16 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::config::ClusterConfig;
-use crate::realtime::{DocumentEvent, RoomCount};
+use crate::realtime::{DocumentEvent, RoomCount, UserChange, UserEvent};
 
 /// Where remote events go: this node's rooms (`Services` implements it).
 pub trait Destination: Send + Sync {
     /// Matches a remote event against this node's rooms and notifies them. Runs on the
     /// `cluster` thread.
     fn deliver(&self, event: &Inbound);
+    /// Tells this node's members of a room about someone arriving or leaving elsewhere. Runs on
+    /// the `cluster` thread.
+    fn deliver_user(&self, event: &UserInbound);
     /// `(index, collection)` of every room of this node: the channels to subscribe to.
     fn collections(&self) -> Vec<(String, String)>;
     /// Every room of this node and its subscriber count.
@@ -129,6 +135,40 @@ impl Inbound {
     }
 }
 
+/// Someone arrived in or left a room, as published.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserOutbound<'a> {
+    room_id: &'a str,
+    user: &'a str,
+    volatile: Option<&'a Value>,
+    protocol: Option<&'a str>,
+}
+
+/// Someone arrived in or left a room on another node.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInbound {
+    /// The room.
+    pub room_id: String,
+    user: String,
+    /// The subscriber's `volatile`.
+    pub volatile: Option<Value>,
+    /// The arrival's protocol (none for a departure).
+    pub protocol: Option<String>,
+}
+
+impl UserInbound {
+    /// `in` or `out`.
+    pub fn event(&self) -> UserEvent {
+        if self.user == "out" {
+            UserEvent::Out
+        } else {
+            UserEvent::In
+        }
+    }
+}
+
 /// Counters, exported in `server:info` (`serverInfo.kuzzle.cluster`).
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -164,7 +204,7 @@ pub struct Cluster {
     epoch: u64,
     url: String,
     prefix: String,
-    outgoing: mpsc::Sender<(String, String)>,
+    outgoing: mpsc::Sender<(String, char, String)>,
     changed: mpsc::Sender<()>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
@@ -333,7 +373,28 @@ impl Cluster {
         // `source` is JSON already: spliced in, not parsed again.
         let body = format!("{{\"source\":{},{}", event.source, &rest[1..]);
         let channel = channel_name(&self.prefix, event.index, event.collection);
-        match self.outgoing.try_send((channel, body)) {
+        self.queue(channel, 'd', body);
+    }
+
+    /// Queues someone's arrival in or departure from a room, for the other nodes' members of
+    /// it. Never blocks.
+    pub fn publish_user(&self, change: &UserChange, event: UserEvent, protocol: Option<&str>) {
+        let user = UserOutbound {
+            room_id: &change.room_id,
+            user: if event == UserEvent::In { "in" } else { "out" },
+            volatile: change.volatile.as_ref(),
+            protocol,
+        };
+        let Ok(body) = serde_json::to_string(&user) else {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let channel = channel_name(&self.prefix, &change.index, &change.collection);
+        self.queue(channel, 'u', body);
+    }
+
+    fn queue(&self, channel: String, kind: char, body: String) {
+        match self.outgoing.try_send((channel, kind, body)) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
@@ -435,7 +496,7 @@ impl Worker {
         &self,
         publisher: ConnectionManager,
         subscriber: ConnectionManager,
-        outgoing: mpsc::Receiver<(String, String)>,
+        outgoing: mpsc::Receiver<(String, char, String)>,
         changed: mpsc::Receiver<()>,
         pushes: mpsc::UnboundedReceiver<PushInfo>,
     ) {
@@ -476,16 +537,16 @@ impl Worker {
     async fn publish_loop(
         &self,
         mut publisher: ConnectionManager,
-        mut outgoing: mpsc::Receiver<(String, String)>,
+        mut outgoing: mpsc::Receiver<(String, char, String)>,
     ) {
         let mut sequences: HashMap<String, u64> = HashMap::new();
         let mut batch = Vec::with_capacity(BATCH);
         while outgoing.recv_many(&mut batch, BATCH).await > 0 {
             let mut pipe = redis::pipe();
-            for (channel, body) in batch.drain(..) {
+            for (channel, kind, body) in batch.drain(..) {
                 let seq = sequences.entry(channel.clone()).or_insert(0);
                 *seq += 1;
-                let message = format!("SY1 {} {} {seq}\n{body}", self.node, self.epoch);
+                let message = format!("SY1 {} {} {seq} {kind}\n{body}", self.node, self.epoch);
                 pipe.publish(channel, message).ignore();
             }
             let count = pipe.len() as u64;
@@ -524,7 +585,7 @@ impl Worker {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some((origin, epoch, seq, body)) = parse(payload) else {
+        let Some((origin, epoch, seq, kind, body)) = parse(payload) else {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -554,14 +615,24 @@ impl Worker {
             }
             *last = seq;
         }
-        let Ok(event) = serde_json::from_slice::<Inbound>(body) else {
-            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        let Some(destination) = self.destination.get().and_then(Weak::upgrade) else {
             return;
         };
-        if let Some(destination) = self.destination.get().and_then(Weak::upgrade) {
-            destination.deliver(&event);
-            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-        }
+        let delivered = match kind {
+            'd' => serde_json::from_slice::<Inbound>(body)
+                .map(|event| destination.deliver(&event))
+                .is_ok(),
+            'u' => serde_json::from_slice::<UserInbound>(body)
+                .map(|event| destination.deliver_user(&event))
+                .is_ok(),
+            _ => false,
+        };
+        let counter = if delivered {
+            &self.stats.delivered
+        } else {
+            &self.stats.malformed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn control_loop(
@@ -730,8 +801,9 @@ impl Worker {
     }
 }
 
-/// `SY1 <origin> <epoch> <seq>\n<body>`.
-fn parse(payload: &[u8]) -> Option<(&str, u64, u64, &[u8])> {
+/// `SY1 <origin> <epoch> <seq> <kind>\n<body>`; kind `d` (a document event) or `u` (a user
+/// event).
+fn parse(payload: &[u8]) -> Option<(&str, u64, u64, char, &[u8])> {
     let newline = payload.iter().position(|byte| *byte == b'\n')?;
     let header = std::str::from_utf8(&payload[..newline]).ok()?;
     let mut parts = header.split(' ');
@@ -741,7 +813,8 @@ fn parse(payload: &[u8]) -> Option<(&str, u64, u64, &[u8])> {
     let origin = parts.next()?;
     let epoch = parts.next()?.parse().ok()?;
     let seq = parts.next()?.parse().ok()?;
-    Some((origin, epoch, seq, &payload[newline + 1..]))
+    let kind = parts.next()?.parse().ok()?;
+    Some((origin, epoch, seq, kind, &payload[newline + 1..]))
 }
 
 #[cfg(test)]
@@ -750,10 +823,11 @@ mod tests {
 
     #[test]
     fn headers_parse() {
-        let (origin, epoch, seq, body) = parse(b"SY1 node-a 12 3\n{}").expect("a header");
-        assert_eq!((origin, epoch, seq, body), ("node-a", 12, 3, &b"{}"[..]));
-        assert!(parse(b"SY2 a 1 1\n{}").is_none());
-        assert!(parse(b"SY1 a x 1\n{}").is_none());
+        let header = parse(b"SY1 node-a 12 3 d\n{}").expect("a header");
+        assert_eq!(header, ("node-a", 12, 3, 'd', &b"{}"[..]));
+        assert!(parse(b"SY2 a 1 1 d\n{}").is_none());
+        assert!(parse(b"SY1 a x 1 d\n{}").is_none());
+        assert!(parse(b"SY1 a 1 1\n{}").is_none());
         assert!(parse(b"no newline").is_none());
     }
 }

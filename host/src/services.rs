@@ -12,13 +12,15 @@ use switchyard_plugin_api::ConnectionId;
 
 use switchyard_storage::Storage;
 
-use crate::cluster::{Cluster, Contents, Destination, Inbound};
+use crate::cluster::{Cluster, Contents, Destination, Inbound, UserInbound};
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
 use crate::pressure::Pressure;
-use crate::realtime::{Broadcast, Departure, DocumentEvent, Realtime, RoomCount, Scope};
+use crate::realtime::{
+    Broadcast, Departure, DocumentEvent, Realtime, RoomCount, Scope, UserChange, UserEvent,
+};
 use crate::security::{Gatekeeper, OpenGate};
 
 /// The host's in-memory services.
@@ -113,6 +115,18 @@ impl Services {
         }
     }
 
+    /// Cluster mode: someone arrived in or left a room; the other nodes tell their members.
+    pub fn share_user_change(
+        &self,
+        change: Option<&UserChange>,
+        event: UserEvent,
+        protocol: Option<&str>,
+    ) {
+        if let (Some(cluster), Some(change)) = (&self.cluster, change) {
+            cluster.publish_user(change, event, protocol);
+        }
+    }
+
     /// `connection` (of protocol `protocol`) joins `channel`.
     pub fn join_channel(&self, protocol: usize, channel: &str, connection: ConnectionId) {
         if let Some(protocol) = self.protocols.get(protocol) {
@@ -131,6 +145,7 @@ impl Services {
         if let Some(notification) = &departure.user_notification {
             self.broadcast(notification);
         }
+        self.share_user_change(departure.user_change.as_ref(), UserEvent::Out, None);
         self.rooms_changed();
     }
 
@@ -160,6 +175,23 @@ impl Destination for Services {
         let into = realtime.channels_of(now.iter().map(|room| &**room), Scope::In);
         let out = realtime.channels_of(left.map(|room| &**room), Scope::Out);
         self.deliver(&inbound.event(), into, out);
+    }
+
+    fn deliver_user(&self, event: &UserInbound) {
+        let others = self
+            .cluster
+            .as_ref()
+            .and_then(|cluster| cluster.remote_count(&event.room_id))
+            .unwrap_or(0);
+        if let Some(notification) = self.realtime.user_notification_from_elsewhere(
+            &event.room_id,
+            event.event(),
+            event.volatile.as_ref(),
+            event.protocol.as_deref(),
+            others as usize,
+        ) {
+            self.broadcast(&notification);
+        }
     }
 
     fn collections(&self) -> Vec<(String, String)> {

@@ -199,6 +199,9 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         })?;
     let cluster = start_cluster(&config)?;
     let mut services = Services::new(Arc::clone(&config), Arc::new(storage));
+    if cluster.is_some() {
+        services.realtime.share();
+    }
     services.cluster = cluster;
     services.protocols.set(slots.clone());
     let entry = EntryPoint::start(services, Router::standard()).map_err(|error| StartupError {

@@ -148,6 +148,8 @@ struct State {
     /// Rooms per `(index, collection)`: the collections with rooms, without a walk over the
     /// rooms (cluster mode asks after every subscription).
     collection_rooms: HashMap<(String, String), usize>,
+    /// Cluster mode: arrivals and departures carry a [`UserChange`].
+    shared: bool,
 }
 
 /// What a subscription asks for.
@@ -178,6 +180,22 @@ pub struct Subscribed {
     pub channel: Arc<str>,
     /// A user "in" notification to broadcast, when the connection is new in the room.
     pub user_notification: Option<Broadcast>,
+    /// Shared realtime only ([`Realtime::share`]): the arrival, for the other nodes' members.
+    pub user_change: Option<UserChange>,
+}
+
+/// Shared realtime (cluster mode): someone arrived in or left a room, for the other nodes to
+/// tell their own members of it.
+#[derive(Debug, Clone)]
+pub struct UserChange {
+    /// The room.
+    pub room_id: Arc<str>,
+    /// Its index.
+    pub index: String,
+    /// Its collection.
+    pub collection: String,
+    /// The subscriber's `volatile`.
+    pub volatile: Option<Value>,
 }
 
 /// A notification to hand to every protocol's `broadcast`.
@@ -211,6 +229,8 @@ pub struct Departure {
     pub channels: Vec<Arc<str>>,
     /// The user "out" notification, if the room still has subscribers to tell.
     pub user_notification: Option<Broadcast>,
+    /// Shared realtime only ([`Realtime::share`]): the departure, for the other nodes' members.
+    pub user_change: Option<UserChange>,
 }
 
 /// Rooms a departing connection leaves per write-lock acquisition.
@@ -244,6 +264,7 @@ impl Realtime {
                 engine: Engine::new(filters.clone()),
                 rooms: HashMap::new(),
                 collection_rooms: HashMap::new(),
+                shared: false,
                 connection_rooms: ConnectionMap::default(),
             }),
             filters,
@@ -513,6 +534,31 @@ impl Realtime {
         pairs
     }
 
+    /// Cluster mode: from now on, arrivals and departures carry a [`UserChange`].
+    pub fn share(&self) {
+        self.state.write().shared = true;
+    }
+
+    /// A user notification for this node's members of `room_id` about someone arriving or
+    /// leaving on another node; `None` when no channel here wants it. `others` are the room's
+    /// subscribers elsewhere, added to the count.
+    pub fn user_notification_from_elsewhere(
+        &self,
+        room_id: &str,
+        event: UserEvent,
+        volatile: Option<&Value>,
+        protocol: Option<&str>,
+        others: usize,
+    ) -> Option<Broadcast> {
+        let state = self.state.read();
+        let room = state.rooms.get(room_id)?;
+        let action = match event {
+            UserEvent::In => "subscribe",
+            UserEvent::Out => "unsubscribe",
+        };
+        user_broadcast(room, event, volatile, protocol, action, others)
+    }
+
     /// How many rooms exist.
     pub fn room_count(&self) -> usize {
         self.state.read().rooms.len()
@@ -543,8 +589,15 @@ fn join_room(
             request.volatile,
             Some(protocol_name),
             "subscribe",
+            0,
         );
     }
+    let user_change = (is_new && state.shared).then(|| UserChange {
+        room_id: Arc::clone(room_id),
+        index: room.index.clone(),
+        collection: room.collection.clone(),
+        volatile: request.volatile.cloned(),
+    });
     let name: Arc<str> = Arc::from(channel_name(room_id, request.scope, request.users));
     // Channels are keyed by name: with `out` and `none` sharing a name, the first one's
     // options stay (as in Kuzzle).
@@ -570,6 +623,7 @@ fn join_room(
         room_id: Arc::clone(room_id),
         channel,
         user_notification,
+        user_change,
     }
 }
 
@@ -591,6 +645,14 @@ fn leave_room(
     let room = state.rooms.get_mut(room_id)?;
     let subscriber = room.subscribers.remove(&connection);
     let mut user_notification = None;
+    let user_change = (notify && state.shared).then(|| UserChange {
+        room_id: Arc::clone(&room_key),
+        index: room.index.clone(),
+        collection: room.collection.clone(),
+        volatile: subscriber
+            .as_ref()
+            .and_then(|subscriber| subscriber.volatile.clone()),
+    });
     if room.subscribers.is_empty() {
         if let Some(room) = state.rooms.remove(room_id) {
             let key = (room.index, room.collection);
@@ -604,13 +666,20 @@ fn leave_room(
         state.engine.remove(room_id);
     } else if notify {
         let volatile = subscriber.and_then(|subscriber| subscriber.volatile);
-        user_notification =
-            user_broadcast(room, UserEvent::Out, volatile.as_ref(), None, "unsubscribe");
+        user_notification = user_broadcast(
+            room,
+            UserEvent::Out,
+            volatile.as_ref(),
+            None,
+            "unsubscribe",
+            0,
+        );
     }
     Some(Departure {
         room_id: room_key,
         channels,
         user_notification,
+        user_change,
     })
 }
 
@@ -620,6 +689,7 @@ fn user_broadcast(
     volatile: Option<&Value>,
     protocol: Option<&str>,
     action: &str,
+    others: usize,
 ) -> Option<Broadcast> {
     let channels: Vec<Arc<str>> = room
         .channels
@@ -632,7 +702,7 @@ fn user_broadcast(
     }
     let payload = user_notification(
         event,
-        room.subscribers.len(),
+        room.subscribers.len() + others,
         &room.index,
         &room.collection,
         volatile,

@@ -295,14 +295,20 @@ fn publications_and_document_changes_cross_nodes_exactly_once() {
         assert_eq!(payload["action"], expected, "{payload}");
     }
 
+    // A heard all of B's events: the arrival of B's subscriber, 4 publishes, 3 changes.
     let info_a = cluster_info(&mut on_a);
     assert_eq!(info_a["node"], "a", "{info_a}");
-    assert_eq!(info_a["received"], 7, "{info_a}");
+    assert_eq!(info_a["delivered"], 8, "{info_a}");
+    // Plus, maybe, the echo of its own subscriber's arrival (published as it subscribed).
+    let (received, echoes) = (&info_a["received"], &info_a["echoes"]);
+    assert_eq!(received.as_u64(), echoes.as_u64().map(|echoes| echoes + 8));
     assert_eq!(info_a["duplicates"], 0, "{info_a}");
     assert_eq!(info_a["lost"], 0, "{info_a}");
+    // B queued each once, and dropped its own when Redis sent them back.
     let info_b = cluster_info(&mut on_b);
-    assert_eq!(info_b["published"], 7, "{info_b}");
-    assert_eq!(info_b["echoes"], 7, "{info_b}");
+    assert_eq!(info_b["queued"], 8, "{info_b}");
+    assert_eq!(info_b["dropped"], 0, "{info_b}");
+    assert!(info_b["echoes"].as_u64() >= Some(1), "{info_b}");
     assert_eq!(info_b["delivered"], 0, "{info_b}");
 }
 
@@ -453,4 +459,57 @@ fn a_frozen_redis_never_holds_local_delivery_and_nothing_arrives_twice() {
     let info = cluster_info(&mut writer);
     assert!(info["dropped"].as_u64() >= Some(1), "{info}");
     assert_eq!(cluster_info(&mut on_a)["duplicates"], 0);
+}
+
+#[test]
+fn members_of_a_room_hear_arrivals_and_departures_on_other_nodes() {
+    let Some(redis) = Redis::start("cluster::members_of_a_room_hear_arrivals_and_departures")
+    else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let b = node(&redis.url(), "b");
+    let filter = json!({"equals": {"color": "red"}});
+    let mut watcher = client(&a);
+    let watching = call(
+        &mut watcher,
+        json!({"controller": "realtime", "action": "subscribe", "index": "i",
+               "collection": "c", "body": filter, "users": "all",
+               "volatile": {"who": "watcher"}}),
+    );
+    let room = watching["roomId"].as_str().expect("a room").to_string();
+    a.wait_for_log(&["cluster: subscribed to switchyard:i/c"], WAIT);
+
+    let mut newcomer = client(&b);
+    let joined = call(
+        &mut newcomer,
+        json!({"controller": "realtime", "action": "subscribe", "index": "i",
+               "collection": "c", "body": filter, "volatile": {"who": "newcomer"}}),
+    );
+    assert_eq!(joined["roomId"], room);
+    let (channel, payload) = notification(&mut watcher);
+    assert_eq!(channel, watching["channel"]);
+    assert_eq!(payload["type"], "user", "{payload}");
+    assert_eq!(payload["user"], "in", "{payload}");
+    assert_eq!(payload["volatile"], json!({"who": "newcomer"}), "{payload}");
+    assert!(payload["result"]["count"].as_u64() >= Some(1), "{payload}");
+
+    call(
+        &mut newcomer,
+        json!({"controller": "realtime", "action": "unsubscribe", "body": {"roomId": room}}),
+    );
+    let (_, payload) = notification(&mut watcher);
+    assert_eq!(
+        (&payload["type"], &payload["user"], &payload["action"]),
+        (&json!("user"), &json!("out"), &json!("unsubscribe")),
+        "{payload}"
+    );
+    assert_eq!(payload["volatile"], json!({"who": "newcomer"}), "{payload}");
+
+    // A connection that goes away on B: its departure too.
+    let mut passer = client(&b);
+    subscribe(&mut passer, filter);
+    assert_eq!(notification(&mut watcher).1["user"], "in");
+    drop(passer);
+    assert_eq!(notification(&mut watcher).1["user"], "out");
 }

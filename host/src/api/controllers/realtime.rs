@@ -9,7 +9,9 @@ use switchyard_plugin_api::errors::{self, KuzzleError};
 use crate::api::action::{ActionResult, Args, Context, Controller, Run};
 use crate::api::{Action, Request};
 use crate::cluster::Contents;
-use crate::realtime::{self, DocumentEvent, Scope, SubscribeRequest, Subscribed, Users};
+use crate::realtime::{
+    self, DocumentEvent, Scope, SubscribeRequest, Subscribed, UserEvent, Users,
+};
 
 /// The `realtime` controller.
 pub static CONTROLLER: Controller = Controller {
@@ -81,6 +83,11 @@ fn announce(context: &Context<'_>, subscribed: Subscribed) -> ActionResult {
         context.caller.protocol,
         &subscribed.channel,
         context.caller.connection,
+    );
+    services.share_user_change(
+        subscribed.user_change.as_ref(),
+        UserEvent::In,
+        Some(context.protocol_name()),
     );
     services.rooms_changed();
     Ok(json!({ "roomId": &*subscribed.room_id, "channel": &*subscribed.channel }).into())
