@@ -17,14 +17,15 @@
 //! Someone arriving in or leaving a room is published the same way (kind `u`), so the room's
 //! members on other nodes get their user notifications (`users: all/in/out`).
 //!
-//! Each message is `SY1 <origin> <epoch> <seq> <kind>\n<json>`: `origin` the node's name, `epoch` its
-//! start time (a restarted node is a new origin), `seq` numbered per channel from 1. A receiver
-//! drops its own messages (echoes) and those at or below the last sequence it saw from that
-//! origin on that channel (duplicates); a jump counts the missing ones as lost (logged).
+//! Each message is `SY1 <origin> <epoch> <seq> <kind>\n<json>`: `origin` the node's name,
+//! `epoch` its start time (a restarted node is a new origin), `seq` numbered per channel from 1.
+//! A receiver drops its own messages (echoes) and those at or below the last sequence it saw
+//! from that origin on that channel (duplicates); a jump counts the missing ones as lost
+//! (logged).
 //!
-//! `realtime:count` and `realtime:list` add the other nodes' subscribers: every heartbeat each node rewrites its
-//! room counts in Redis (a hash that expires after three heartbeats, so a dead node's
-//! subscribers disappear by themselves) and reads the other live nodes' hashes into
+//! `realtime:count` and `realtime:list` add the other nodes' subscribers: every heartbeat each
+//! node rewrites its room counts in Redis (a hash that expires after three heartbeats, so a dead
+//! node's subscribers disappear by themselves) and reads the other live nodes' hashes into
 //! [`Cluster::remote_count`]'s cache: an answer at most one heartbeat old, never a Redis call
 //! on the request's thread.
 //!
