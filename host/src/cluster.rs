@@ -231,6 +231,8 @@ struct RemoteRoom {
 
 /// Logs at most once per this long, per kind of trouble.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long the publisher waits for more events before publishing a short batch.
+const LINGER: Duration = Duration::from_millis(1);
 /// Events published in one pipeline, at most.
 const BATCH: usize = 256;
 
@@ -543,6 +545,17 @@ impl Worker {
         let mut sequences: HashMap<String, u64> = HashMap::new();
         let mut batch = Vec::with_capacity(BATCH);
         while outgoing.recv_many(&mut batch, BATCH).await > 0 {
+            if batch.len() < BATCH {
+                // Linger: events arriving one by one would each wake this thread (a context
+                // switch per event); gathered for a moment, they share one wake and one write.
+                tokio::time::sleep(LINGER).await;
+                while batch.len() < BATCH {
+                    match outgoing.try_recv() {
+                        Ok(event) => batch.push(event),
+                        Err(_) => break,
+                    }
+                }
+            }
             let mut pipe = redis::pipe();
             for (channel, kind, body) in batch.drain(..) {
                 let seq = sequences.entry(channel.clone()).or_insert(0);
