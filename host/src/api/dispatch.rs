@@ -101,6 +101,7 @@ pub fn dispatch<'a>(
     }
     let access = Access {
         connection,
+        protocol,
         controller: &request.controller,
         action: &request.action,
         index: request.index.as_deref(),
