@@ -12,4 +12,4 @@ macro_rules! controllers {
     };
 }
 
-controllers![auth, realtime, server];
+controllers![auth, realtime, security, server];
