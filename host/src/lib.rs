@@ -3,8 +3,8 @@
 //! `main.rs` is a thin shell over `startup::start` and `shutdown::shutdown`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
 //! below it; `tests/tidy` checks it): `config`, `connections`, `execution`, `security` →
-//! `plugin` → `realtime` → `services` → `api` → `admission`, `entry_point` → `startup`,
-//! `shutdown`.
+//! `plugin` → `realtime` → `services` → `sessions` → `api` → `admission`, `entry_point` →
+//! `startup`, `shutdown`.
 
 #![deny(unsafe_code)]
 
@@ -19,5 +19,6 @@ pub mod plugin;
 pub mod realtime;
 pub mod security;
 pub mod services;
+pub mod sessions;
 pub mod shutdown;
 pub mod startup;

@@ -209,6 +209,12 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         }],
     })?;
 
+    crate::sessions::start_timer(&entry.services).map_err(|error| StartupError {
+        problems: vec![Problem {
+            message: format!("cannot start the token expiry thread: {error}"),
+            hint: None,
+        }],
+    })?;
     let problems = init_all(&entry, &slots, config.init_timeout);
     if !problems.is_empty() {
         entry.drain(Instant::now());

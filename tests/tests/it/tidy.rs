@@ -126,6 +126,7 @@ const HOST_LAYERS: &[&[&str]] = &[
     &["plugin"],
     &["realtime"],
     &["services"],
+    &["sessions"],
     &["api"],
     &["admission"],
     &["entry_point"],
