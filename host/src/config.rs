@@ -573,6 +573,34 @@ mod tests {
     }
 
     #[test]
+    fn security_keys_are_checked() {
+        let config = parse(
+            "[server]\n[security.authToken]\nexpiresIn = \"2h\"\nmaxTTL = 60000\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let tokens = config.security.token_config();
+        assert_eq!(
+            tokens.expires_in,
+            switchyard_security::token::ExpiresIn::Millis(7_200_000)
+        );
+        assert_eq!(tokens.max_ttl_ms, Some(60_000));
+        assert!(
+            !format!("{config:?}").contains("\"s\""),
+            "the secret is never printed"
+        );
+        let problems =
+            parse("[server]\n[security.authToken]\nalgorithm = \"none\"\nexpiresIn = \"soon\"\n")
+                .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "security.authToken.algorithm: \"none\" is not HS256, HS384 or HS512",
+                "security.authToken.expiresIn: \"soon\" is not a duration (milliseconds, a string such as \"1h\", or -1)",
+            ]
+        );
+    }
+
+    #[test]
     fn syntax_and_type_errors_give_line_and_column() {
         let problems = parse("[server]\nmaxRequestSize = = 3\n").unwrap_err();
         assert_eq!(problems.len(), 1);

@@ -103,7 +103,8 @@ impl Security {
             Arc::clone(&clock),
         )?;
         if generated {
-            tracing::warn!(
+            // Kuzzle warns; here it is the normal first start (documented in the README).
+            tracing::debug!(
                 "security.authToken.secret is not set: a random one was generated and stored in the internal index"
             );
         }

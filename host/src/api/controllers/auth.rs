@@ -665,3 +665,78 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod expiry_tests {
+    use serde_json::json;
+    use switchyard_security::clock::ManualClock;
+    use switchyard_storage::EmbeddedStorage;
+
+    use std::sync::Arc;
+
+    use crate::api::testing::Harness;
+    use crate::services::Services;
+    use crate::sessions::expire_due;
+    use crate::api::Router;
+    use crate::config::Config;
+    use crate::security::Security;
+    use crate::services::security_settings;
+
+    #[test]
+    fn an_expired_token_drops_its_connections_subscriptions_once() {
+        let config = Config::parse(
+            std::path::Path::new("test.toml"),
+            "[server]\n[security.argon2]\nmemoryKib = 64\niterations = 1\nparallelism = 1\n",
+        )
+        .unwrap();
+        let storage: Arc<dyn switchyard_storage::Storage> =
+            Arc::new(EmbeddedStorage::in_memory().unwrap());
+        let clock = ManualClock::at(1_000_000);
+        let security = Security::open(
+            Arc::clone(&storage),
+            security_settings(&config),
+            Arc::new(clock.clone()),
+        )
+        .unwrap();
+        let services = Services::with_security(Arc::new(config), storage, Arc::new(security));
+        let connection = services.connections.declare(0, &["127.0.0.1"], "");
+        let harness = Harness {
+            services: Arc::new(services),
+            router: Arc::new(Router::standard()),
+            connection,
+        };
+        let call = |request: serde_json::Value| harness.call(&request.to_string());
+        assert_eq!(
+            call(
+                json!({"controller": "security", "action": "createUser", "_id": "u",
+                        "body": {"content": {"profileIds": ["default"]},
+                                 "credentials": {"local": {"username": "u", "password": "p"}}}})
+            )["status"],
+            200
+        );
+        let login = call(
+            json!({"controller": "auth", "action": "login", "strategy": "local",
+                                "expiresIn": "3s", "body": {"username": "u", "password": "p"}}),
+        );
+        assert_eq!(login["result"]["expiresAt"], 1_003_000, "{login}");
+        assert_eq!(login["result"]["ttl"], 3_000);
+        let jwt = login["result"]["jwt"].as_str().unwrap().to_owned();
+        let subscribed = call(
+            json!({"controller": "realtime", "action": "subscribe", "jwt": jwt,
+                                     "index": "i", "collection": "c", "body": {}}),
+        );
+        let room = subscribed["result"]["roomId"].as_str().unwrap().to_owned();
+        let count = || harness.services.realtime.count(&room).unwrap_or(0);
+        assert_eq!(count(), 1);
+
+        clock.advance(2_999);
+        assert_eq!(expire_due(&harness.services), 0);
+        assert_eq!(count(), 1);
+        clock.advance(1);
+        assert_eq!(expire_due(&harness.services), 1);
+        assert_eq!(count(), 0);
+        assert_eq!(expire_due(&harness.services), 0, "told once");
+        let late = call(json!({"controller": "server", "action": "now", "jwt": jwt}));
+        assert_eq!(late["error"]["id"], "security.token.expired");
+    }
+}
