@@ -48,10 +48,32 @@ struct RightsCache {
     by_user: HashMap<Box<str>, Arc<UserRights>>,
 }
 
+/// A token the gate verified (signature, claims, record).
+#[derive(Debug, Clone)]
+struct Verified {
+    record: TokenRecord,
+    /// The JWT's `exp` claim (seconds), if any.
+    exp_s: Option<i64>,
+}
+
+/// Verified tokens, all valid for one generation of the token records.
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    generation: u64,
+    by_token: HashMap<Box<str>, Verified>,
+}
+
+/// Most verified tokens kept; past it, the cache starts over.
+const VERIFIED_CAPACITY: usize = 100_000;
+
 /// The security service.
 pub struct Security {
     /// Users, profiles, roles, credentials, tokens, API keys.
     pub repository: Arc<dyn SecurityRepository>,
+    /// The same, concretely (for its token generation).
+    store: Arc<StoredRepository>,
+    /// Tokens already verified, by their text: a request with one costs a lookup, not an HMAC.
+    verified: RwLock<VerifiedCache>,
     /// Issues, verifies, refreshes and revokes tokens.
     pub tokens: TokenService,
     /// The `local` strategy (its calls hash: blocking pool only).
@@ -86,8 +108,8 @@ impl Security {
         settings: SecuritySettings,
         clock: Arc<dyn Clock>,
     ) -> Result<Security, SecurityError> {
-        let repository: Arc<dyn SecurityRepository> =
-            Arc::new(StoredRepository::open(storage, clock.now_ms())?);
+        let store = Arc::new(StoredRepository::open(storage, clock.now_ms())?);
+        let repository: Arc<dyn SecurityRepository> = store.clone();
         if repository.role("anonymous")?.is_none() {
             for role in defaults::bootstrap_roles() {
                 repository.put_role(&role, false)?;
@@ -111,6 +133,8 @@ impl Security {
         let local = LocalStrategy::new(Arc::clone(&repository), settings.argon2)?;
         Ok(Security {
             repository,
+            store,
+            verified: RwLock::new(VerifiedCache::default()),
             tokens,
             local,
             clock,
@@ -231,17 +255,73 @@ impl Security {
     }
 }
 
+impl Security {
+    /// `TokenService::verify` for the gate, remembering what it verified: the same token again
+    /// costs a lookup and the time checks (its `exp`, its record's grace period), until a token
+    /// record changes anywhere (login, logout, refresh, revocation clear it).
+    pub fn verify_cached(&self, jwt: &str) -> Result<TokenRecord, KuzzleError> {
+        let generation = self.store.token_generation();
+        let now = self.clock.now_ms();
+        let cache = self.verified.read();
+        if let Some(hit) = cache.by_token.get(jwt) {
+            if cache.generation == generation {
+                if hit.exp_s.is_some_and(|exp| now.div_euclid(1000) >= exp) {
+                    return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_EXPIRED.error());
+                }
+                let live = hit.record.valid_until < 0 || now < hit.record.valid_until;
+                if !live {
+                    return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_INVALID.error());
+                }
+                return Ok(hit.record.clone());
+            }
+        }
+        drop(cache);
+        let record = match self.tokens.verify(Some(jwt)).map_err(kuzzle)? {
+            token::Identity::Token(record) => record,
+            token::Identity::Anonymous => {
+                return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_INVALID.error())
+            }
+        };
+        if !record.single_use {
+            let mut cache = self.verified.write();
+            if generation > cache.generation {
+                cache.by_token.clear();
+                cache.generation = generation;
+            } else if cache.by_token.len() >= VERIFIED_CAPACITY {
+                cache.by_token.clear();
+            }
+            // Verified against an older generation than the cache's: do not keep it.
+            if cache.generation == generation {
+                cache.by_token.insert(
+                    jwt.into(),
+                    Verified {
+                        record: record.clone(),
+                        exp_s: jwt_exp(jwt),
+                    },
+                );
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// The `exp` claim of a token that verified.
+fn jwt_exp(jwt: &str) -> Option<i64> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_f64().map(|exp| exp.ceil() as i64)
+}
+
 impl Gatekeeper for Security {
     fn admit(&self, access: &Access<'_>) -> Result<Identity, KuzzleError> {
         let (identity, rights) = match access.jwt {
             None => (Identity::anonymous(), self.rights_of(ANONYMOUS_KUID)?),
             Some(jwt) => {
-                let record = match self.tokens.verify(Some(jwt)).map_err(kuzzle)? {
-                    token::Identity::Token(record) => record,
-                    token::Identity::Anonymous => {
-                        return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_INVALID.error())
-                    }
-                };
+                let record = self.verify_cached(jwt)?;
                 let rights = self.rights_of(&record.user_id)?;
                 if self.is_notifiable(access.protocol) {
                     self.link(access.connection, &record);

@@ -7,6 +7,7 @@
 //! memory, under one lock so memory and disk apply writes in the same order. Expired token
 //! records are dropped at open.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -51,6 +52,9 @@ pub struct StoredRepository {
     storage: Arc<dyn Storage>,
     /// Serialises writes, so memory applies them in the store's order.
     writes: Mutex<()>,
+    /// Bumped by every token record write or deletion (the gate's verified-token cache checks
+    /// it).
+    token_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for StoredRepository {
@@ -91,6 +95,7 @@ impl StoredRepository {
             memory: InMemoryRepository::new(),
             storage,
             writes: Mutex::new(()),
+            token_generation: AtomicU64::new(0),
         };
         repository.load(now_ms)?;
         Ok(repository)
@@ -244,6 +249,13 @@ impl StoredRepository {
                 precondition: Precondition::Any,
             }],
         )
+    }
+}
+
+impl StoredRepository {
+    /// Changes with every token record write or deletion.
+    pub fn token_generation(&self) -> u64 {
+        self.token_generation.load(Ordering::Acquire)
     }
 }
 
@@ -516,7 +528,9 @@ impl SecurityRepository for StoredRepository {
             KuzzleInfo::default(),
             false,
         )?;
-        self.memory.put_token(record)
+        let stored = self.memory.put_token(record);
+        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        stored
     }
     fn delete_token(&self, fingerprint: &str) -> Result<bool, RepositoryError> {
         let _writes = self.writes.lock();
@@ -524,7 +538,9 @@ impl SecurityRepository for StoredRepository {
             return Ok(false);
         }
         self.delete(TOKENS, fingerprint)?;
-        self.memory.delete_token(fingerprint)
+        let deleted = self.memory.delete_token(fingerprint);
+        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        deleted
     }
     fn tokens_of_user(&self, kuid: &str) -> Result<Vec<TokenRecord>, RepositoryError> {
         self.memory.tokens_of_user(kuid)

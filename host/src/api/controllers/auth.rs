@@ -740,3 +740,64 @@ mod expiry_tests {
         assert_eq!(late["error"]["id"], "security.token.expired");
     }
 }
+
+#[cfg(test)]
+mod gate_cost {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use crate::api::dispatch::{dispatch, Dispatched};
+    use crate::api::testing::Harness;
+    use crate::security::OpenGate;
+
+    /// ns per `server:now` through `dispatch` (parse, route, gate, run, answer).
+    fn per_request(harness: &Harness, request: &str) -> f64 {
+        let rounds = 200_000;
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let begun = Instant::now();
+            for _ in 0..rounds {
+                match dispatch(&harness.services, &harness.router, harness.connection, request) {
+                    Dispatched::Answered(answer) => assert!(answer.content.len() > 10),
+                    Dispatched::Blocking(_) => unreachable!(),
+                }
+            }
+            best = best.min(begun.elapsed().as_nanos() as f64 / rounds as f64);
+        }
+        best
+    }
+
+    /// `cargo test -p switchyard --release --lib gate_cost -- --ignored --nocapture`: what the
+    /// gate adds to `server:now` dispatched in memory (no network: the strictest ratio).
+    #[test]
+    #[ignore = "a measurement, run in release"]
+    fn what_the_gate_costs_per_request() {
+        let harness = Harness::new();
+        let created = harness.call(
+            &json!({"controller": "security", "action": "createUser", "_id": "u",
+                    "body": {"content": {"profileIds": ["default"]},
+                             "credentials": {"local": {"username": "u", "password": "p"}}}})
+            .to_string(),
+        );
+        assert_eq!(created["status"], 200);
+        let login = harness.call(
+            r#"{"controller":"auth","action":"login","strategy":"local","body":{"username":"u","password":"p"}}"#,
+        );
+        let jwt = login["result"]["jwt"].as_str().unwrap().to_owned();
+        let anonymous = r#"{"controller":"server","action":"now","requestId":"r"}"#;
+        let with_jwt =
+            format!(r#"{{"controller":"server","action":"now","requestId":"r","jwt":"{jwt}"}}"#);
+        let gate_anonymous = per_request(&harness, anonymous);
+        let gate_token = per_request(&harness, &with_jwt);
+        let mut open = Harness::new();
+        std::sync::Arc::get_mut(&mut open.services).unwrap().gate = Box::new(OpenGate);
+        let open_anonymous = per_request(&open, anonymous);
+        let open_token = per_request(&open, &with_jwt);
+        println!(
+            "server:now via dispatch, ns/request: open gate {open_anonymous:.0} (anonymous) / \
+             {open_token:.0} (with jwt); security gate {gate_anonymous:.0} (anonymous) / \
+             {gate_token:.0} (authenticated)"
+        );
+    }
+}
