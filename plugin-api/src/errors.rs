@@ -309,6 +309,14 @@ catalogue! {
     SECURITY_PROFILE_CANNOT_HYDRATE = ("security.profile.cannot_hydrate", 117833732, 500, "Unable to hydrate the profile \"%s\": missing role(s) in the database");
     /// The anonymous profile must keep the anonymous role.
     SECURITY_PROFILE_MISSING_ANONYMOUS_ROLE = ("security.profile.missing_anonymous_role", 117833733, 400, "The anonymous profile must include the anonymous role");
+    /// The `local` strategy's `PreconditionError` (`Login "<u>" is already used.`, `A strategy
+    /// already exists for user "<kuid>".`). Kuzzle sends it with status 412 and no id or code;
+    /// this id and code are Switchyard's.
+    PLUGIN_STRATEGY_PRECONDITION_FAILED = ("plugin.strategy.precondition_failed", 67305472, 412, "%s");
+    /// A security document (an API key) that does not exist: Kuzzle's storage error.
+    SECURITY_STORAGE_NOT_FOUND = ("services.storage.not_found", 16842763, 404, "Document \"%s\" not found in \"%s\":\"%s\".");
+    /// A role or profile `create*` on an existing id: Kuzzle's storage error.
+    SECURITY_STORAGE_DOCUMENT_ALREADY_EXISTS = ("services.storage.document_already_exists", 16842769, 400, "Document already exists.");
     // ---- end of security ----
 }
 

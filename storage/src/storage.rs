@@ -16,10 +16,14 @@ use crate::query::{Query, SearchPage, SearchRequest};
 pub trait Storage: Send + Sync {
     /// Creates an empty index. `IndexAlreadyExists` if it exists, `InvalidIndexName`.
     fn create_index(&self, index: &str) -> Result<()>;
+    /// Creates an internal index (`%kuzzle`: `%` then a valid name, see
+    /// [`crate::names::INTERNAL_INDEX_PREFIX`]), which `create_index` refuses.
+    /// `IndexAlreadyExists` if it exists, `InvalidIndexName`.
+    fn create_internal_index(&self, index: &str) -> Result<()>;
     /// Deletes an index with its collections and documents. `IndexNotFound`.
     fn delete_index(&self, index: &str) -> Result<()>;
     fn index_exists(&self, index: &str) -> Result<bool>;
-    /// Index names, sorted.
+    /// Public index names (internal ones left out), sorted.
     fn list_indexes(&self) -> Result<Vec<String>>;
 
     /// Creates a collection with its mapping (a JSON object, `{}` for none); the fields the

@@ -59,6 +59,16 @@ fn indexes_and_collections() {
         Err(StorageError::InvalidIndexName { .. })
     ));
     store.create_index("ams").unwrap();
+    assert!(matches!(
+        store.create_index("%kuzzle"),
+        Err(StorageError::InvalidIndexName { .. })
+    ));
+    store.create_internal_index("%kuzzle").unwrap();
+    assert!(store.index_exists("%kuzzle").unwrap());
+    store
+        .create_collection("%kuzzle", "users", &json!({}))
+        .unwrap();
+    // Internal indexes are not listed: `index:list` and `admin:resetDatabase` never see them.
     assert_eq!(store.list_indexes().unwrap(), ["ams", "nyc"]);
     assert!(matches!(
         store.create_collection("nope", "taxi", &json!({})),

@@ -149,19 +149,32 @@ pub fn optional_id(request: &Request<'_>) -> Result<Option<String>, KuzzleError>
     }
 }
 
-/// `index` and `collection`, owned.
+/// `index` and `collection`, owned. An internal index (`%kuzzle`: users, tokens) does not
+/// exist for the API.
 pub fn target(request: &Request<'_>) -> Result<(String, String), KuzzleError> {
     let (index, collection) = request.index_and_collection()?;
+    public(index)?;
     Ok((index.to_string(), collection.to_string()))
 }
 
-/// `index`, owned.
+/// `index`, owned; an internal index does not exist for the API.
 pub fn index_of(request: &Request<'_>) -> Result<String, KuzzleError> {
-    request
+    let index = request
         .index
         .as_deref()
-        .map(str::to_string)
-        .ok_or_else(|| errors::API_ASSERT_MISSING_ARGUMENT.with(&["index"]))
+        .ok_or_else(|| errors::API_ASSERT_MISSING_ARGUMENT.with(&["index"]))?;
+    public(index)?;
+    Ok(index.to_string())
+}
+
+/// Refuses an internal index's name as if the index did not exist.
+pub fn public(index: &str) -> Result<(), KuzzleError> {
+    if switchyard_storage::names::is_internal_index(index) {
+        return Err(storage_error(StorageError::IndexNotFound {
+            index: index.to_string(),
+        }));
+    }
+    Ok(())
 }
 
 /// The body as an object (taken out of the request).

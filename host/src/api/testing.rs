@@ -31,8 +31,12 @@ impl Harness {
 
     /// `router` over fresh services.
     pub fn with_router(router: Router) -> Harness {
-        let config = Config::parse(std::path::Path::new("test.toml"), "[server]\n")
-            .expect("an empty configuration is valid");
+        // Cheap Argon2 parameters: debug builds hash slowly.
+        let config = Config::parse(
+            std::path::Path::new("test.toml"),
+            "[server]\n[security.argon2]\nmemoryKib = 64\niterations = 1\nparallelism = 1\n",
+        )
+        .expect("an empty configuration is valid");
         let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
         let services = Services::new(Arc::new(config), storage);
         let connection = services.connections.declare(0, &["127.0.0.1"], "");

@@ -29,7 +29,10 @@ use serde_json::Value;
 use crate::document::{codec, Document, Operation, Outcome, Precondition, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::mapping::{merge_mapping, Schema};
-use crate::names::{validate_collection_name, validate_document_id, validate_index_name};
+use crate::names::{
+    is_internal_index, validate_collection_name, validate_document_id, validate_index_name,
+    validate_internal_index_name,
+};
 use crate::query::{field_values, page, Query, SearchPage, SearchRequest};
 use crate::storage::Storage;
 use group_commit::GroupCommit;
@@ -449,6 +452,21 @@ impl EmbeddedStorage {
     }
 
     /// Number of documents in a collection (no query).
+    /// Adds an index whose name was checked.
+    fn insert_index(&self, index: &str) -> Result<()> {
+        let txn = self.begin_write()?;
+        {
+            let mut indexes = txn.open_table(INDEXES).map_err(store_error)?;
+            if indexes.get(index).map_err(store_error)?.is_some() {
+                return Err(StorageError::IndexAlreadyExists {
+                    index: index.into(),
+                });
+            }
+            indexes.insert(index, ()).map_err(store_error)?;
+        }
+        txn.commit().map_err(store_error)
+    }
+
     pub fn len(&self, index: &str, collection: &str) -> Result<u64> {
         let txn = self.db.begin_read().map_err(store_error)?;
         let record = self.find_collection_read(&txn, index, collection)?;
@@ -492,17 +510,12 @@ impl IndexedFields {
 impl Storage for EmbeddedStorage {
     fn create_index(&self, index: &str) -> Result<()> {
         validate_index_name(index)?;
-        let txn = self.begin_write()?;
-        {
-            let mut indexes = txn.open_table(INDEXES).map_err(store_error)?;
-            if indexes.get(index).map_err(store_error)?.is_some() {
-                return Err(StorageError::IndexAlreadyExists {
-                    index: index.into(),
-                });
-            }
-            indexes.insert(index, ()).map_err(store_error)?;
-        }
-        txn.commit().map_err(store_error)
+        self.insert_index(index)
+    }
+
+    fn create_internal_index(&self, index: &str) -> Result<()> {
+        validate_internal_index_name(index)?;
+        self.insert_index(index)
     }
 
     fn delete_index(&self, index: &str) -> Result<()> {
@@ -552,7 +565,10 @@ impl Storage for EmbeddedStorage {
         let indexes = txn.open_table(INDEXES).map_err(store_error)?;
         let mut out = Vec::new();
         for entry in indexes.iter().map_err(store_error)? {
-            out.push(entry.map_err(store_error)?.0.value().to_string());
+            let name = entry.map_err(store_error)?.0.value().to_string();
+            if !is_internal_index(&name) {
+                out.push(name);
+            }
         }
         Ok(out)
     }

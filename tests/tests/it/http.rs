@@ -493,7 +493,6 @@ fn publish_over_http_reaches_websocket_subscribers() {
         &[
             "Content-Type: application/json; charset=utf-8",
             "X-Kuzzle-Volatile: {\"from\":\"http\"}",
-            "Authorization: Bearer a.b.c",
         ],
         br#"{"hello":"world"}"#,
     );
@@ -512,6 +511,19 @@ fn publish_over_http_reaches_websocket_subscribers() {
     assert_eq!(notification["result"]["_id"], "doc-1");
     assert_eq!(notification["result"]["_source"]["hello"], "world");
     assert_eq!(notification["volatile"], json!({"from":"http"}));
+
+    // The bearer token is the request's `jwt`: a bad one is refused before the action runs.
+    let refused = Raw::connect(&server).request(
+        "POST",
+        "/i/c/_publish",
+        &[
+            "Content-Type: application/json",
+            "Authorization: Bearer a.b.c",
+        ],
+        br#"{"hello":"world"}"#,
+    );
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["error"]["id"], "security.token.invalid");
 }
 
 #[test]

@@ -135,6 +135,7 @@ const HOST_LAYERS: &[&[&str]] = &[
     &["plugin"],
     &["realtime"],
     &["services"],
+    &["sessions"],
     &["api"],
     &["admission"],
     &["entry_point"],
