@@ -251,6 +251,9 @@ pub struct Limits {
     /// Documents one request may write: m* actions, the matches of by-query actions (Kuzzle's
     /// `documentsWriteCount`).
     pub documents_write_count: usize,
+    /// Bytes of one document's JSON (Switchyard's; Kuzzle leaves it to Elasticsearch): a larger
+    /// create, replace or update is refused before it is stored.
+    pub document_max_size: usize,
 }
 
 impl Default for Limits {
@@ -263,6 +266,7 @@ impl Default for Limits {
             regexp_size_limit: 64 * 1024,
             documents_fetch_count: 10_000,
             documents_write_count: 200,
+            document_max_size: DEFAULT_MAX_REQUEST_SIZE as usize,
         }
     }
 }

@@ -236,6 +236,13 @@ catalogue! {
     API_PROCESS_INCOMPLETE_MULTIPLE_REQUEST = ("api.process.incomplete_multiple_request", 33685514, 400, "At least one of the %s actions failed.");
     /// A Koncorde keyword search queries cannot use (`lang: "koncorde"`).
     API_ASSERT_KONCORDE_RESTRICTED_KEYWORD = ("api.assert.koncorde_restricted_keyword", 33619981, 400, "The %s \"%s\" of Koncorde DSL is not supported for search queries.");
+    /// Specifications with unknown keys, bad types or unknown field types.
+    VALIDATION_ASSERT_INVALID_SPECIFICATIONS = ("validation.assert.invalid_specifications", 83951627, 400, "Errors occured with the provided specifications:\n%s");
+    /// `collection:getSpecifications` on a collection that has none.
+    VALIDATION_ASSERT_NOT_FOUND = ("validation.assert.not_found", 83951628, 404, "No specifications defined for index %s and collection %s");
+    /// Switchyard's (not in Kuzzle's catalogue; code 100 of the subdomain, clear of Kuzzle's):
+    /// a document larger than `limits.documentMaxSize`, refused before it is stored.
+    SERVICES_STORAGE_DOCUMENT_TOO_LARGE = ("services.storage.document_too_large", 16842852, 413, "Document \"%s\" is too large: %s bytes (limits.documentMaxSize: %s bytes).");
     // ---- end of documents ----
 
     // ---- security (switchyard-security): users, profiles, roles, rights, tokens, credentials ----

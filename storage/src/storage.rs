@@ -58,4 +58,12 @@ pub trait Storage: Send + Sync {
     fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage>;
     /// How many documents match.
     fn count(&self, index: &str, collection: &str, query: &Query) -> Result<u64>;
+
+    /// An internal record: a JSON value the host keeps outside every index (Kuzzle's internal
+    /// index: validation specifications under `kind` `"validations"`, key `<index>#<collection>`).
+    /// Deleting an index or a collection never touches them. `None` if absent.
+    fn get_internal(&self, kind: &str, key: &str) -> Result<Option<Value>>;
+    /// Stores an internal record durably (on disk when this returns), replacing any previous
+    /// one; `None` deletes it. Returns whether a record was there before.
+    fn put_internal(&self, kind: &str, key: &str, value: Option<&Value>) -> Result<bool>;
 }

@@ -715,3 +715,37 @@ fn property_index_and_scan_give_the_same_answers() {
         assert_eq!(indexed, scanned, "{query}");
     }
 }
+
+#[test]
+fn internal_records_survive_index_deletion_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        setup(&*store, json!({}));
+        assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
+        let spec = json!({"strict": false});
+        assert!(!store
+            .put_internal("validations", "nyc#taxi", Some(&spec))
+            .unwrap());
+        assert!(store
+            .put_internal("validations", "nyc#taxi", Some(&json!({"strict": true})))
+            .unwrap());
+        store.delete_index("nyc").unwrap();
+        assert_eq!(
+            store.get_internal("validations", "nyc#taxi").unwrap(),
+            Some(json!({"strict": true}))
+        );
+        assert_eq!(store.get_internal("other", "nyc#taxi").unwrap(), None);
+        store
+            .put_internal("validations", "a#b", Some(&spec))
+            .unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store.get_internal("validations", "nyc#taxi").unwrap(),
+        Some(json!({"strict": true}))
+    );
+    assert!(store.put_internal("validations", "a#b", None).unwrap());
+    assert!(!store.put_internal("validations", "a#b", None).unwrap());
+    assert_eq!(store.get_internal("validations", "a#b").unwrap(), None);
+}
