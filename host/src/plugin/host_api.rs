@@ -72,6 +72,7 @@ fn vtable() -> HostVTableRef {
         log,
         is_shutting_down,
         announce_listener,
+        report_pressure,
     }
     .leak_into_prefix()
 }
@@ -168,5 +169,12 @@ extern "C" fn announce_listener(host: FfiHost, address: RStr<'_>) {
         binding
             .entry
             .announce_listener(binding.protocol, address.as_str())
+    })
+}
+
+extern "C" fn report_pressure(host: FfiHost, congested: bool) {
+    shielded("report_pressure", (), || {
+        let binding = binding(&host);
+        binding.entry.report_pressure(binding.protocol, congested)
     })
 }
