@@ -146,6 +146,13 @@ impl AsRef<Outbox> for Outbox {
     }
 }
 
+impl Drop for Outbox {
+    /// Frames never taken (the writer was stopped) leave the protocol's total with it.
+    fn drop(&mut self) {
+        self.pressure.sub(self.state.get_mut().queued_bytes);
+    }
+}
+
 impl Outbox {
     /// An empty outbox of `connection` with these caps, its bytes counted in `pressure`; a
     /// push past a cap requests `overflow`.
@@ -182,10 +189,11 @@ impl Outbox {
     }
 
     /// Queues a complete frame (a response, a pong: one at a time). Never blocks beyond a
-    /// short lock.
+    /// short lock. Not subject to `maxTotalQueuedBytes`: a connection's answers are bounded by
+    /// its pending requests (`maxPendingRequests`), and a publisher must get its answers.
     pub fn push(&self, frame: Bytes) -> Pushed {
         let len = frame.len();
-        let pushed = self.push_inner(frame, self.pressure.over_total());
+        let pushed = self.push_inner(frame, false);
         if pushed == Pushed::Queued {
             self.pressure.add(len);
         }
@@ -501,6 +509,14 @@ mod tests {
         a.push(frame(5));
         a.close(closing(1001, "bye"), true);
         assert_eq!(pressure.queued_bytes(), 0);
+        let c = outbox(3);
+        c.push(frame(7));
+        drop(c);
+        assert_eq!(
+            pressure.queued_bytes(),
+            0,
+            "a dropped outbox leaves the total"
+        );
     }
 
     #[test]
@@ -523,6 +539,11 @@ mod tests {
         a.push(frame(60));
         b.push(frame(60));
         assert!(pressure.over_total());
+        assert_eq!(
+            a.push(frame(1)),
+            Pushed::Queued,
+            "answers are not capped by the total"
+        );
         let mut batch = pressure.batch();
         assert_eq!(a.push_counted(frame(1), &mut batch), Pushed::Overflow);
         let mut taken = VecDeque::new();

@@ -181,10 +181,13 @@ impl Pressure {
             }
             *reported = want;
             self.congested.store(want, Ordering::SeqCst);
+            // Report first: until the host knows, its threads keep running fan-outs (a log
+            // line can block on the host's output).
             (self.report)(want);
             if !want {
                 self.relieved.notify_waiters();
             }
+            tracing::debug!(protocol = %self.protocol, queued, congested = want, "pressure");
         }
     }
 
