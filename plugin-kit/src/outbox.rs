@@ -234,7 +234,7 @@ impl Outbox {
                 "its queue passed its cap"
             };
             self.pressure
-                .slow_consumer_closed(self.connection, dropped, why);
+                .slow_consumer_closed(&self.connection, dropped, why);
             return Pushed::Overflow;
         }
         state.queued_bytes += frame.len();
@@ -279,7 +279,7 @@ impl Outbox {
             self.limits.slow_consumer_timeout.as_millis()
         );
         self.pressure
-            .slow_consumer_closed(self.connection, queued + unwritten, &why);
+            .slow_consumer_closed(&self.connection, queued + unwritten, &why);
         true
     }
 

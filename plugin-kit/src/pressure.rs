@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use switchyard_plugin_api::ConnectionId;
 use tokio::sync::Notify;
 
 /// Default high-water mark: 64 MB queued in all of a protocol's outboxes.
@@ -218,7 +217,12 @@ impl Pressure {
 
     /// A slow consumer was closed: counted, and logged at warn at most once per second per
     /// protocol (with how many closes were not logged since the last line).
-    pub fn slow_consumer_closed(&self, connection: ConnectionId, queued_bytes: usize, why: &str) {
+    pub fn slow_consumer_closed(
+        &self,
+        connection: &dyn std::fmt::Display,
+        queued_bytes: usize,
+        why: &str,
+    ) {
         self.slow_closed.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let mut log = self.warn_log.lock();
@@ -252,6 +256,19 @@ pub struct Batch<'a> {
     pub(crate) over_total: bool,
 }
 
+impl Batch<'_> {
+    /// True when the protocol's total was past `maxTotalQueuedBytes` as the fan-out began: a
+    /// push into a non-empty queue then closes that consumer.
+    pub fn over_total(&self) -> bool {
+        self.over_total
+    }
+
+    /// `bytes` more were queued (for a protocol whose queues are not the kit's outboxes).
+    pub fn count(&mut self, bytes: usize) {
+        self.bytes += bytes;
+    }
+}
+
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
         self.pressure.add(self.bytes);
@@ -261,6 +278,8 @@ impl Drop for Batch<'_> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use switchyard_plugin_api::ConnectionId;
 
     use super::*;
 
@@ -352,7 +371,7 @@ mod tests {
     fn slow_consumer_closes_are_counted() {
         let pressure = Pressure::unreported();
         for id in 0..5 {
-            pressure.slow_consumer_closed(ConnectionId(id), 10, "test");
+            pressure.slow_consumer_closed(&ConnectionId(id), 10, "test");
         }
         assert_eq!(pressure.slow_consumers_closed(), 5);
         assert_eq!(pressure.warn_log.lock().suppressed, 4);
