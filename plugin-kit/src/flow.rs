@@ -17,12 +17,14 @@ use tokio::sync::Notify;
 
 use crate::pressure::{Marks, DEFAULT_HIGH_WATER_MARK, DEFAULT_LOW_WATER_MARK};
 
-/// Default `slowConsumerTimeout`, in ms: writes making no progress for 10 s. A reader that keeps
-/// reading never comes near it, however long a paced burst lasts (the timer only runs while the
-/// kernel refuses bytes); a stalled one is dropped within the time Kuzzle's SDKs take to notice
-/// a dead socket on their own (their ping interval), and before it holds up a paced publisher
-/// for long. nats-server's `write_deadline` is 10 s too.
-pub const DEFAULT_SLOW_CONSUMER_TIMEOUT_MS: u64 = 10_000;
+/// Default `slowConsumerTimeout`, in ms: writes making no progress for 4 s. A reader that keeps
+/// reading never comes near it, however long a paced burst lasts: the timer only runs while the
+/// kernel takes nothing at all. It is below the host's `pacingTimeout` (5 s) on purpose: a
+/// stalled reader whose queue alone pushes its protocol past the high-water mark holds up every
+/// publisher, and it must be closed before a paced publisher is refused with 503.
+/// (nats-server's `write_deadline` is 10 s, but nats does not pace publishers on a
+/// subscriber's behalf.)
+pub const DEFAULT_SLOW_CONSUMER_TIMEOUT_MS: u64 = 4_000;
 /// Default `maxPendingRequests`: requests of one connection awaiting answers before it stops
 /// being read. Above what a client pipelining in order needs (the host answers in batches of
 /// `concurrentRequests`, 50), small enough that a paced publisher is held by TCP, not memory.
