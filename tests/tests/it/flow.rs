@@ -205,3 +205,43 @@ fn a_stalled_reader_is_closed_after_the_slow_consumer_timeout() {
         "the stalled client got all {PUBLISHES} notifications"
     );
 }
+
+/// A publisher paced past `[server] pacingTimeout` gets 503 `api.process.overloaded`, never
+/// silence: here a subscriber that never reads (with a slow-consumer timeout far away) keeps
+/// the instance past its high-water mark.
+#[test]
+fn a_publisher_paced_past_the_pacing_timeout_gets_503() {
+    let server = Server::start(&format!(
+        "[server]\npacingTimeout = 500\n{}",
+        protocol_section(
+            "websocket",
+            "websocket",
+            "port = 0\naddress = \"127.0.0.1\"\nhighWaterMark = \"256KB\"\nlowWaterMark = \"64KB\"\nslowConsumerTimeout = 120000"
+        )
+    ));
+    let mut stalled = Raw::connect(&server);
+    stalled.send(TEXT, SUBSCRIBE);
+    assert_eq!(stalled.expect_frame().json()["status"], 200);
+    let mut publisher = Raw::connect(&server);
+    let pad = "x".repeat(16 * 1024);
+    // The stalled client's socket buffers take a few MB first; 2,000 × 16 KB is far beyond.
+    for n in 0..2_000 {
+        let request = json!({"controller":"realtime","action":"publish","index":"i",
+            "collection":"c","body":{"n":n,"pad":pad},"requestId":format!("p{n}")});
+        let sent = Instant::now();
+        publisher.send(TEXT, request.to_string().as_bytes());
+        let answer = publisher.expect_frame().json();
+        if answer["status"] == 200 {
+            continue;
+        }
+        let waited = sent.elapsed();
+        assert_eq!(answer["status"], 503, "{answer}");
+        assert_eq!(answer["error"]["id"], "api.process.overloaded", "{answer}");
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+            "answered after {waited:?}"
+        );
+        return;
+    }
+    panic!("2,000 publishes to a stalled subscriber were never paced");
+}

@@ -462,3 +462,101 @@ fn sigterm_closes_mqtt_clients_and_the_host_exits_cleanly() {
     let status = server.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "{status}");
 }
+
+/// Issue 13, cross-protocol pacing: Kuzzle `realtime:publish` requests sent back to back over
+/// MQTT fan out to WebSocket subscribers; the WebSocket instance's pressure paces them in the
+/// host, the MQTT connection stops being read at `maxPendingRequests`, and every subscriber
+/// that reads gets every notification, with a 1 MB cap per subscriber.
+#[test]
+fn an_mqtt_publisher_is_paced_by_websocket_subscribers_pressure() {
+    const SUBSCRIBERS: usize = 50;
+    const PUBLISHES: usize = 3_000;
+    let server = Server::start(&format!(
+        "[server]\n{}{}",
+        protocol_section("mqtt", "mqtt", "port = 0\naddress = \"127.0.0.1\""),
+        protocol_section(
+            "websocket",
+            "websocket",
+            "port = 0\naddress = \"127.0.0.1\"\nhighWaterMark = \"256KB\"\nlowWaterMark = \"64KB\"\nmaxQueuedBytes = \"1MB\""
+        )
+    ));
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let subscribers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let (mut client, _) =
+                tungstenite::connect(server.url("websocket")).expect("connect");
+            if let tungstenite::stream::MaybeTlsStream::Plain(stream) = client.get_ref() {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+            }
+            let ready = ready_tx.clone();
+            std::thread::spawn(move || {
+                client
+                    .send(tungstenite::Message::text(
+                        r#"{"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{},"requestId":"s"}"#,
+                    ))
+                    .unwrap();
+                let mut next = || -> Value {
+                    loop {
+                        match client.read().expect("a message within 10 s") {
+                            tungstenite::Message::Text(text) => {
+                                return serde_json::from_str(text.as_str()).expect("JSON")
+                            }
+                            tungstenite::Message::Ping(_) => continue,
+                            other => panic!("expected text, got {other:?}"),
+                        }
+                    }
+                };
+                let answer = next();
+                assert_eq!(answer["status"], 200, "{answer}");
+                ready.send(()).unwrap();
+                let mut numbers: Vec<u64> = (0..PUBLISHES)
+                    .map(|_| {
+                        let notification = next();
+                        notification["result"]["_source"]["n"]
+                            .as_u64()
+                            .unwrap_or_else(|| panic!("a notification: {notification}"))
+                    })
+                    .collect();
+                numbers.sort_unstable();
+                numbers
+            })
+        })
+        .collect();
+    for _ in 0..SUBSCRIBERS {
+        ready
+            .recv_timeout(Duration::from_secs(30))
+            .expect("every subscriber subscribed within 30 s");
+    }
+    let mut publisher = Raw::connected(&server, "publisher");
+    let mut writer = Raw {
+        stream: publisher.stream.try_clone().unwrap(),
+        buffer: Vec::new(),
+    };
+    let sending = std::thread::spawn(move || {
+        let pad = "x".repeat(100);
+        for n in 0..PUBLISHES {
+            let request = format!(
+                r#"{{"controller":"realtime","action":"publish","index":"i","collection":"c","body":{{"n":{n},"pad":"{pad}"}},"requestId":"p{n}"}}"#
+            );
+            writer.send(&publish("Kuzzle/request", request.as_bytes()));
+        }
+    });
+    for _ in 0..PUBLISHES {
+        let (topic, payload) = publish_parts(&publisher.next());
+        assert_eq!(topic, "Kuzzle/response");
+        let response: Value = serde_json::from_slice(&payload).expect("JSON");
+        assert_eq!(response["status"], 200, "{response}");
+    }
+    sending.join().expect("the publisher's writer");
+    for subscriber in subscribers {
+        let numbers = subscriber.join().expect("a subscriber");
+        assert_eq!(numbers, (0..PUBLISHES as u64).collect::<Vec<_>>());
+    }
+    assert!(
+        !server.log().contains("slow consumer closed"),
+        "{}",
+        server.log()
+    );
+}
