@@ -146,6 +146,10 @@ catalogue! {
     /// An action a protocol cannot serve (a realtime subscription over HTTP). Kuzzle's class
     /// for it is `InternalError`, hence 500.
     API_ASSERT_UNSUPPORTED_PROTOCOL = ("api.assert.unsupported_protocol", 33619984, 500, "The protocol \"%s\" is not supported by the API action \"%s\".");
+    /// Switchyard's (not in Kuzzle's catalogue; code 100 of the subdomain, clear of Kuzzle's):
+    /// a realtime subscription asked over a protocol whose connection ends with the request
+    /// (HTTP). A client mistake, so 400, where Kuzzle answers 500 `unsupported_protocol`.
+    API_ASSERT_PERSISTENT_CONNECTION_REQUIRED = ("api.assert.persistent_connection_required", 33620068, 400, "The API action \"%s\" subscribes to notifications, which needs a persistent connection: use WebSocket, MQTT or Socket.io, not %s.");
     /// A malformed Koncorde filter.
     API_ASSERT_KONCORDE_DSL_ERROR = ("api.assert.koncorde_dsl_error", 33619982, 400, "%s");
     /// The request queue is full.

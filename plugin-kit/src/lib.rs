@@ -6,7 +6,11 @@
 //! - `server` — the listener, the instance runtime, the accept loop and its shutdown check.
 //! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings.
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
-//!   vectored writes.
+//!   vectored writes and closes a consumer whose writes stall.
+//! - `pressure` — the bytes queued in all of an instance's outboxes, reported to the host on
+//!   crossing the high- and low-water marks; slow-consumer warnings.
+//! - `flow` — flow-control settings shared by every protocol, and the per-connection count of
+//!   requests awaiting their answers that pauses reading.
 //! - `socket` — reading a socket into a connection's buffer.
 //! - `request` — checks on a request's text (one JSON object, its `requestId`).
 //! - `registry` — connections and channel memberships, O(1) per join and leave.
@@ -16,8 +20,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod flow;
 pub mod instance;
 pub mod outbox;
+pub mod pressure;
 pub mod registry;
 pub mod request;
 pub mod server;

@@ -20,9 +20,10 @@ use crate::broker::Link;
 use crate::codec::{self, Connect, Violation};
 use crate::encode::{self, connack_code};
 use crate::outbox::{self, Closing};
-use crate::packets::{Ending, Handler};
+use crate::packets::{Ending, Handler, Pause};
 use crate::server::Shared;
 use crate::session::Message;
+use switchyard_plugin_kit::flow::Pending;
 use switchyard_plugin_kit::socket::{self, Filled};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
@@ -86,8 +87,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let ip = peer.ip().to_string();
     let id = shared.backend.new_connection(&[&ip], &[]);
     let outbox = Arc::new(outbox::new(
-        shared.settings.max_queued_messages,
-        shared.settings.max_queued_bytes,
+        id,
+        &shared.settings.flow,
+        shared.pressure().clone(),
     ));
     let (session, present) = shared.broker.open_session(&client_id, hello.clean);
     // CONNACK is the first packet out, before anything the session resends.
@@ -104,11 +106,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     debug!(connection = %id, client_id = %client_id, clean = hello.clean, present, "connected");
     let writer = tokio::spawn(write_loop(write_half, outbox.clone()));
 
+    let pending = Arc::new(Pending::new(shared.settings.flow.max_pending_requests));
     let mut handler = Handler {
         shared: &shared,
         connection: id,
         session: &session,
         outbox: &outbox,
+        pending: &pending,
     };
     // The specification's grace: one and a half keep-alive periods without any packet.
     let keep_alive =
@@ -238,17 +242,27 @@ async fn read_loop(
     let idle = tokio::time::sleep(window);
     tokio::pin!(idle);
     loop {
-        if let Some(ending) = process(handler, &mut buffer, max_packet_size) {
-            return ending;
-        }
+        let pause = match process(handler, &mut buffer, max_packet_size) {
+            Err(ending) => return ending,
+            Ok(pause) => pause,
+        };
         if buffer.is_empty() {
             // An idle connection keeps no read buffer.
             buffer = Vec::new();
         }
+        let pending = handler.pending;
+        let pressure = handler.shared.pressure();
         tokio::select! {
             biased;
             () = handler.outbox.reader_wait() => return Ending::Requested,
-            ready = read_half.readable() => {
+            () = pending.room(), if pause == Some(Pause::Answers) => {
+                // Waiting for the server is not the client's idleness.
+                last_activity = Instant::now();
+            }
+            () = pressure.wait_relieved(), if pause == Some(Pause::Congestion) => {
+                last_activity = Instant::now();
+            }
+            ready = read_half.readable(), if pause.is_none() => {
                 if ready.is_err() {
                     return Ending::Gone;
                 }
@@ -269,25 +283,29 @@ async fn read_loop(
     }
 }
 
-/// Handles every complete packet in `buffer`, then drops the bytes used.
+/// Handles every complete packet in `buffer`, then drops the bytes used. Stops early, leaving
+/// the rest buffered, when a packet must wait (`Ok(Some(pause))`).
 fn process(
     handler: &mut Handler<'_>,
     buffer: &mut Vec<u8>,
     max_packet_size: usize,
-) -> Option<Ending> {
+) -> Result<Option<Pause>, Ending> {
     let mut used = 0;
-    let ending = loop {
+    let outcome = loop {
         match codec::decode(&buffer[used..], max_packet_size) {
-            Err(violation) => break Some(Ending::Violation(violation)),
-            Ok(None) => break None,
+            Err(violation) => break Err(Ending::Violation(violation)),
+            Ok(None) => break Ok(None),
             Ok(Some((length, packet))) => {
+                if let Some(pause) = handler.pause_before(&packet) {
+                    break Ok(Some(pause));
+                }
                 used += length;
                 if let Some(ending) = handler.handle(packet) {
-                    break Some(ending);
+                    break Err(ending);
                 }
             }
         }
     };
     buffer.drain(..used);
-    ending
+    outcome
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Running};
 
 use crate::broker::{Broker, Fanout};
@@ -25,6 +26,26 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     /// Sessions, subscriptions, retained messages, live connections.
     pub broker: Broker,
+}
+
+impl Shared {
+    /// What an instance named `name` shares; its pressure is reported to `backend`.
+    pub fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        let reporter = backend.clone();
+        let pressure = Pressure::new(name, settings.flow.marks, move |congested| {
+            reporter.report_pressure(congested)
+        });
+        Shared {
+            broker: Broker::new(settings.max_queued_messages, Arc::new(pressure)),
+            settings,
+            backend,
+        }
+    }
+
+    /// The instance's queued bytes.
+    pub fn pressure(&self) -> &Arc<Pressure> {
+        self.broker.pressure()
+    }
 }
 
 /// A running MQTT listener.
@@ -47,11 +68,7 @@ impl Server {
             scheme: "mqtt",
             worker_threads: 0,
         };
-        let shared = Shared {
-            broker: Broker::new(settings.max_queued_messages),
-            settings,
-            backend: backend.clone(),
-        };
+        let shared = Shared::new(name, settings, backend.clone());
         let running = Running::start(name, listen, backend, shared, connection::serve)?;
         Ok(Server { running })
     }

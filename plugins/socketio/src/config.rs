@@ -7,6 +7,7 @@ use serde::Deserialize;
 use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, Section};
+use switchyard_plugin_kit::flow::{Flow, RawFlow};
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -21,8 +22,6 @@ pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
 /// Socket.IO's default `connectTimeout`: a session that joins no namespace by then is closed.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
-/// Bytes a session may have waiting for the client before it counts as a slow consumer.
-pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 
 /// The section as written. Keys are camelCase, as in Kuzzle's configuration.
 #[derive(Debug, Deserialize)]
@@ -55,9 +54,24 @@ pub struct RawConfig {
     /// Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
     #[serde(default)]
     max_request_size: Option<Size>,
-    /// Cap on bytes waiting for one client.
+    /// Hard cap on bytes waiting for one client (the last resort).
     #[serde(default)]
     max_queued_bytes: Option<Size>,
+    /// The instance's queued bytes past which the host paces publishers.
+    #[serde(default)]
+    high_water_mark: Option<Size>,
+    /// The instance's queued bytes below which pacing stops.
+    #[serde(default)]
+    low_water_mark: Option<Size>,
+    /// Cap on the instance's queued bytes (memory bound).
+    #[serde(default)]
+    max_total_queued_bytes: Option<Size>,
+    /// Milliseconds of WebSocket writes without progress before a session is closed as too slow.
+    #[serde(default)]
+    slow_consumer_timeout: Option<u64>,
+    /// Requests of one session awaiting answers before its WebSocket stops being read.
+    #[serde(default)]
+    max_pending_requests: Option<usize>,
 }
 
 fn default_port() -> u16 {
@@ -124,8 +138,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Largest POST body or WebSocket message.
     pub max_request_size: usize,
-    /// Slow-consumer cap.
-    pub max_queued_bytes: usize,
+    /// Flow control: pressure marks, slow-consumer caps, pending requests.
+    pub flow: Flow,
 }
 
 impl Default for Settings {
@@ -151,12 +165,19 @@ impl Section for Settings {
 }
 
 fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
-    let max_queued_bytes = raw
-        .max_queued_bytes
-        .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
+    let flow = Flow::validate(
+        RawFlow {
+            high_water_mark: raw.high_water_mark,
+            low_water_mark: raw.low_water_mark,
+            max_total_queued_bytes: raw.max_total_queued_bytes,
+            max_queued_bytes: raw.max_queued_bytes,
+            slow_consumer_timeout: raw.slow_consumer_timeout,
+            max_pending_requests: raw.max_pending_requests,
+        },
+        section,
+    )?;
     for (key, value) in [
         ("maxRequestSize", max_request_size),
-        ("maxQueuedBytes", max_queued_bytes),
         ("pingInterval", raw.ping_interval),
         ("pingTimeout", raw.ping_timeout),
         ("upgradeTimeout", raw.upgrade_timeout),
@@ -198,7 +219,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
         upgrade_timeout: Duration::from_millis(raw.upgrade_timeout),
         connect_timeout: Duration::from_millis(raw.connect_timeout),
         max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
-        max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+        flow,
     })
 }
 
@@ -221,7 +242,7 @@ mod tests {
         assert_eq!(settings.upgrade_timeout, Duration::from_secs(10));
         assert_eq!(settings.connect_timeout, Duration::from_secs(45));
         assert_eq!(settings.max_request_size, 1 << 20);
-        assert_eq!(settings.max_queued_bytes, 1 << 20);
+        assert_eq!(settings.flow, Flow::default());
     }
 
     #[test]
@@ -244,7 +265,7 @@ mod tests {
         assert_eq!(settings.upgrade_timeout, Duration::from_millis(300));
         assert_eq!(settings.connect_timeout, Duration::from_millis(400));
         assert_eq!(settings.max_request_size, 2048);
-        assert_eq!(settings.max_queued_bytes, 4096);
+        assert_eq!(settings.flow.max_queued_bytes, 4096);
         assert_eq!(
             parse("{}", r#"{"maxRequestSize":512}"#)
                 .unwrap()
@@ -266,7 +287,7 @@ mod tests {
             ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
             (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
-            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`"),
         ];
         for (section, server, expected) in cases {
             assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");

@@ -18,6 +18,7 @@ use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Running};
 use switchyard_plugin_kit::ws::frame::close_code;
 use tokio::net::TcpStream;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     /// Sessions, connections and channels.
     pub registry: Registry,
+    /// Bytes queued in all sessions, reported to the host on crossings.
+    pub pressure: Arc<Pressure>,
 }
 
 impl Shared {
@@ -52,7 +55,8 @@ impl Shared {
             random_id(),
             client,
             transport,
-            self.settings.max_queued_bytes,
+            &self.settings.flow,
+            self.pressure.clone(),
         ));
         let open = engine::open_packet(&OpenInfo {
             sid: &session.sid,
@@ -141,10 +145,15 @@ impl Server {
             scheme: "http",
             worker_threads: 0,
         };
+        let reporter = backend.clone();
+        let pressure = Pressure::new(name, settings.flow.marks, move |congested| {
+            reporter.report_pressure(congested)
+        });
         let shared = Shared {
             settings,
             backend: backend.clone(),
             registry: Registry::default(),
+            pressure: Arc::new(pressure),
         };
         let running = Running::start(name, listen, backend, shared, serve_http)?;
         Ok(Server { running })
@@ -178,7 +187,10 @@ impl Instance for Server {
 
     /// The `broadcast` hook.
     fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        self.shared().registry.broadcast(channels, payload);
+        let shared = self.shared();
+        shared
+            .registry
+            .broadcast(&shared.pressure, channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Running};
 use switchyard_plugin_kit::ws::frame::{self, close_code};
 
@@ -26,6 +27,24 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     /// Connections and channels.
     pub registry: Registry,
+    /// Bytes queued in all of the instance's outboxes, reported to the host on crossings.
+    pub pressure: Arc<Pressure>,
+}
+
+impl Shared {
+    /// What an instance named `name` shares; its pressure is reported to `backend`.
+    pub fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        let reporter = backend.clone();
+        let pressure = Pressure::new(name, settings.flow.marks, move |congested| {
+            reporter.report_pressure(congested)
+        });
+        Shared {
+            settings,
+            backend,
+            registry: Registry::default(),
+            pressure: Arc::new(pressure),
+        }
+    }
 }
 
 /// A running WebSocket listener.
@@ -48,11 +67,7 @@ impl Server {
             scheme: "ws",
             worker_threads: settings.worker_threads,
         };
-        let shared = Shared {
-            settings,
-            backend: backend.clone(),
-            registry: Registry::default(),
-        };
+        let shared = Shared::new(name, settings, backend.clone());
         let running = Running::start(name, listen, backend, shared, connection::serve)?;
         Ok(Server { running })
     }
@@ -64,6 +79,11 @@ impl Server {
 
     fn shared(&self) -> &Shared {
         self.running.shared()
+    }
+
+    /// Bytes queued in all outboxes (tests, metrics).
+    pub fn queued_bytes(&self) -> u64 {
+        self.shared().pressure.queued_bytes()
     }
 
     /// Members of `channel` (tests, metrics).
@@ -83,7 +103,8 @@ impl Instance for Server {
 
     /// The `broadcast` hook.
     fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        registry::broadcast(&self.shared().registry, channels, payload);
+        let shared = self.shared();
+        registry::broadcast(&shared.registry, &shared.pressure, channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.

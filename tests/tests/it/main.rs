@@ -6,6 +6,7 @@
 
 mod c_abi;
 mod documents;
+mod flow;
 mod guide;
 mod host;
 mod http;
