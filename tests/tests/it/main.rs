@@ -12,6 +12,7 @@ mod host;
 mod http;
 mod mqtt;
 mod mqtt_raw;
+mod rust_example;
 mod sdk;
 mod socketio;
 mod tidy;
