@@ -16,7 +16,8 @@
 //! return. Locks are held only for bookkeeping, never across I/O or a host call.
 //!
 //! The socket code is generic over [`Backend`], so the tests below run it against a fake host;
-//! the plugin runs it against the real [`Host`]. `docs/writing-a-protocol.md` quotes this file.
+//! the plugin runs it against the real [`Host`]. `docs/writing-a-protocol.md` quotes this file;
+//! `templates/protocol/src/lib.rs` is a copy of it (a test keeps them equal).
 
 #![forbid(unsafe_code)]
 
@@ -97,7 +98,7 @@ impl<B: Backend> Lines<B> {
             }
             let lines = Arc::clone(&self);
             let spawned = std::thread::Builder::new()
-                .name("rust-line-client".into())
+                .name("line-client".into())
                 .spawn(move || lines.serve(socket));
             if let Err(error) = spawned {
                 tracing::error!(%error, "cannot start a connection thread");
@@ -123,7 +124,7 @@ impl<B: Backend> Lines<B> {
             },
         );
         let writer = std::thread::Builder::new()
-            .name("rust-line-writer".into())
+            .name("line-writer".into())
             .spawn(move || write_lines(for_writer, outputs));
         if writer.is_ok() {
             for line in BufReader::new(socket).lines() {

@@ -1,6 +1,7 @@
 //! The guide cannot rot: every C code block of `docs/writing-a-protocol.md` is verbatim in
 //! `examples/c-line/c_line.c`, which `c_abi.rs` builds and runs, and every Rust block in
-//! `examples/rust-line/src/lib.rs`, which `rust_example.rs` loads and runs.
+//! `examples/rust-line/src/lib.rs`, which `rust_example.rs` loads and runs, and every TOML block
+//! in `templates/protocol/Cargo.toml`, which `rust_example.rs` builds outside the repository.
 
 use switchyard_tests::repository;
 
@@ -54,4 +55,9 @@ fn every_c_block_of_the_guide_is_in_the_c_example() {
 #[test]
 fn every_rust_block_of_the_guide_is_in_the_rust_example() {
     blocks_are_in("rust", 10, "examples/rust-line/src/lib.rs");
+}
+
+#[test]
+fn every_toml_block_of_the_guide_is_in_the_template() {
+    blocks_are_in("toml", 1, "templates/protocol/Cargo.toml");
 }

@@ -2,10 +2,12 @@
 //! `c_abi.rs` does for the C one; the template (`templates/protocol`) builds outside the
 //! workspace and passes `switchyard check`.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_tests::{artifacts, protocol_section, run_host, LineClient, Server};
+use switchyard_tests::{artifacts, protocol_section, run_host, LineClient, Scratch, Server};
 use tungstenite::Message;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,4 +100,101 @@ fn the_rust_example_receives_a_publication_made_over_websocket() {
     // At shutdown the host calls disconnect: the writer flushes and closes the socket.
     server.stop_with(nix::sys::signal::Signal::SIGTERM, TIMEOUT);
     assert_eq!(subscriber.read_line(), None);
+}
+
+/// The template is the tested example under a neutral name: same code, word for word.
+#[test]
+fn the_template_is_the_rust_example() {
+    let root = switchyard_tests::repository();
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).expect(path);
+    assert!(
+        read("templates/protocol/src/lib.rs") == read("examples/rust-line/src/lib.rs"),
+        "templates/protocol/src/lib.rs differs from examples/rust-line/src/lib.rs: copy it over"
+    );
+}
+
+/// Copies `from` into `to`, recursively, leaving out build output.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a folder");
+    for entry in std::fs::read_dir(from).expect("read a folder") {
+        let entry = entry.expect("a folder entry");
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_name() == "target" || entry.file_name() == "build" {
+            continue;
+        }
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_tree(&source, &target);
+        } else {
+            std::fs::copy(&source, &target).expect("copy a file");
+        }
+    }
+}
+
+/// The template and plugin-api, copied out of the repository, build on their own (offline, with
+/// the workspace's lock file so the registry cache has every crate), and the library passes
+/// `switchyard check`.
+#[test]
+fn the_template_builds_outside_the_repository_and_passes_check() {
+    let root = switchyard_tests::repository();
+    let scratch = Scratch::new();
+    let template = scratch.path().join("templates/protocol");
+    copy_tree(&root.join("templates/protocol"), &template);
+    copy_tree(&root.join("plugin-api"), &scratch.path().join("plugin-api"));
+    std::fs::copy(root.join("Cargo.lock"), template.join("Cargo.lock")).expect("copy Cargo.lock");
+
+    // The workspace's target folder: the registry crates are built there already.
+    let target = artifacts()
+        .host
+        .parent()
+        .and_then(Path::parent)
+        .expect("the host is in <target>/<profile>/")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = Command::new(cargo)
+        .current_dir(&template)
+        .args(["build", "--offline"])
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success()
+        && [
+            "--offline was specified",
+            "failed to download",
+            "no matching package named",
+        ]
+        .iter()
+        .any(|cause| stderr.contains(cause))
+    {
+        eprintln!(
+            "SKIPPED the_template_builds_outside_the_repository: cargo cannot resolve the template's dependencies offline (the local registry cache lacks a crate):\n{stderr}"
+        );
+        return;
+    }
+    assert!(
+        output.status.success(),
+        "building the template failed:\n{stderr}"
+    );
+
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    let library = target.join(profile).join(format!(
+        "{}my_protocol{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let finished = run_host(&["check", library.to_str().unwrap()], TIMEOUT);
+    assert_eq!(
+        finished.stdout,
+        format!(
+            "{}: my-protocol 0.1.0, plugin-api 1.1.0: OK\n",
+            library.display()
+        ),
+        "{}",
+        finished.stderr
+    );
 }
