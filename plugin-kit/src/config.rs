@@ -171,6 +171,17 @@ pub fn init_config<'a>(name: &'a str, section: &'a str, server: &'a str) -> Init
     }
 }
 
+/// A serde `default` of the constant `N`, so that a constant needs no function of its own:
+/// `#[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_X>")]`.
+pub fn default_u64<const N: u64>() -> u64 {
+    N
+}
+
+/// [`default_u64`] for `usize` keys.
+pub fn default_usize<const N: usize>() -> usize {
+    N
+}
+
 /// Every interface (`0.0.0.0`), where Kuzzle listens by default.
 pub fn any_address() -> IpAddr {
     IpAddr::from([0, 0, 0, 0])

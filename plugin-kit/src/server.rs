@@ -63,8 +63,9 @@ pub trait Service: Send + Sync + Sized + 'static {
 }
 
 /// Declares the plugin's running instance, `$name`, serving a [`Service`] (`$shared`): a
-/// [`Running`] with `start(name, settings, backend)`, `local_address()` and, for the plugin's
-/// own methods, `shared()`.
+/// [`Running`] with `start(name, settings, backend)`, `from_init(host, config)` (settings that are
+/// a [`Section`](crate::config::Section)), `local_address()` and, for the plugin's own methods,
+/// `shared()`.
 #[macro_export]
 macro_rules! server {
     ($(#[$meta:meta])* $name:ident => $shared:ty) => {
@@ -85,6 +86,16 @@ macro_rules! server {
             ) -> ::std::result::Result<$name, $crate::__api::BoxError> {
                 let running = $crate::server::Running::launch(name, settings, backend)?;
                 Ok($name { running })
+            }
+
+            /// The `init` hook's work: reads the protocol's section (and `[server]
+            /// maxRequestSize`), then starts serving.
+            pub fn from_init(
+                host: $crate::__api::Host,
+                config: &$crate::__api::InitConfig<'_>,
+            ) -> ::std::result::Result<$name, $crate::__api::BoxError> {
+                let settings = $crate::config::Section::from_init(config)?;
+                $name::start(config.name, settings, ::std::sync::Arc::new(host))
             }
 
             /// The bound address.

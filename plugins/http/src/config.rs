@@ -46,13 +46,13 @@ switchyard_plugin_kit::raw_section! {
         #[serde(default = "default_true")]
         allow_compression: bool,
         /// Most `Content-Encoding` layers a request body may have.
-        #[serde(default = "default_max_encoding_layers")]
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_ENCODING_LAYERS>")]
         max_encoding_layers: usize,
         /// Milliseconds to receive a request's headers.
-        #[serde(default = "default_header_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_HEADER_TIMEOUT_MS>")]
         header_timeout: u64,
         /// Milliseconds to receive a request's body.
-        #[serde(default = "default_body_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_BODY_TIMEOUT_MS>")]
         body_timeout: u64,
         /// Request threads, each with its own connections (0: half the cores, at least one).
         #[serde(default)]
@@ -70,18 +70,6 @@ enum Origins {
 
 fn default_true() -> bool {
     true
-}
-
-fn default_max_encoding_layers() -> usize {
-    DEFAULT_MAX_ENCODING_LAYERS
-}
-
-fn default_header_timeout() -> u64 {
-    DEFAULT_HEADER_TIMEOUT_MS
-}
-
-fn default_body_timeout() -> u64 {
-    DEFAULT_BODY_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.

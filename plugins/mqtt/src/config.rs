@@ -33,14 +33,14 @@ switchyard_plugin_kit::raw_section! {
         @max_request_size,
         /// QoS 1/2 messages in flight (online) or stored (offline persistent session) per
         /// session; more are dropped.
-        #[serde(default = "default_max_queued_messages")]
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_QUEUED_MESSAGES>")]
         max_queued_messages: usize,
         @flow,
         /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
         #[serde(default)]
         max_keep_alive: u16,
         /// Milliseconds to wait for CONNECT after the socket opens.
-        #[serde(default = "default_connect_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
         connect_timeout: u64,
     }
 }
@@ -51,14 +51,6 @@ fn default_request_topic() -> String {
 
 fn default_response_topic() -> String {
     "Kuzzle/response".to_string()
-}
-
-fn default_max_queued_messages() -> usize {
-    DEFAULT_MAX_QUEUED_MESSAGES
-}
-
-fn default_connect_timeout() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
-use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
@@ -83,8 +82,7 @@ impl Server {
 
 impl Instance for Server {
     fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        Server::start(config.name, settings, Arc::new(host))
+        Server::from_init(host, &config)
     }
 
     /// The `broadcast` hook: see `fanout`.

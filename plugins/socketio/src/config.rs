@@ -32,16 +32,16 @@ switchyard_plugin_kit::raw_section! {
         #[serde(default = "default_origins")]
         origins: Vec<String>,
         /// Milliseconds between pings.
-        #[serde(default = "default_ping_interval")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_PING_INTERVAL_MS>")]
         ping_interval: u64,
         /// Milliseconds a client has to answer a ping.
-        #[serde(default = "default_ping_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_PING_TIMEOUT_MS>")]
         ping_timeout: u64,
         /// Milliseconds a client has to finish an upgrade to WebSocket.
-        #[serde(default = "default_upgrade_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_UPGRADE_TIMEOUT_MS>")]
         upgrade_timeout: u64,
         /// Milliseconds a session has to join the main namespace.
-        #[serde(default = "default_connect_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
         connect_timeout: u64,
         // Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
         @max_request_size,
@@ -54,18 +54,6 @@ fn default_path() -> String {
 }
 fn default_origins() -> Vec<String> {
     vec!["*".to_string()]
-}
-fn default_ping_interval() -> u64 {
-    DEFAULT_PING_INTERVAL_MS
-}
-fn default_ping_timeout() -> u64 {
-    DEFAULT_PING_TIMEOUT_MS
-}
-fn default_upgrade_timeout() -> u64 {
-    DEFAULT_UPGRADE_TIMEOUT_MS
-}
-fn default_connect_timeout() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_MS
 }
 
 /// Which origins may connect.
@@ -114,17 +102,17 @@ pub struct Settings {
     pub flow: Flow,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings::from_json("socketio", "{}", "{}").expect("the defaults are valid")
-    }
-}
-
 impl Section for Settings {
     type Raw = RawConfig;
 
     fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         validate(raw, max_request_size, section)
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_json("socketio", "{}", "{}").expect("the defaults are valid")
     }
 }
 

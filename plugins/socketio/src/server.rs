@@ -17,7 +17,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
-use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
@@ -169,8 +168,7 @@ impl Server {
 
 impl Instance for Server {
     fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        Server::start(config.name, settings, Arc::new(host))
+        Server::from_init(host, &config)
     }
 
     /// The `broadcast` hook.
@@ -204,12 +202,7 @@ impl Instance for Server {
     /// shutdown, 1000 otherwise; polling: a close packet). socket.io-client reconnects.
     fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, _message: &str) {
         if let Some(session) = self.shared().registry.connection(id) {
-            let code = if reason == DisconnectReason::SHUTDOWN {
-                close_code::GOING_AWAY
-            } else {
-                close_code::NORMAL
-            };
-            session.close(code, false);
+            session.close(close_code::on_disconnect(reason, close_code::NORMAL), false);
         }
     }
 }

@@ -19,7 +19,7 @@ switchyard_plugin_kit::raw_section! {
         @listen(DEFAULT_PORT),
         @max_request_size,
         /// Milliseconds without any frame from the client before it is closed.
-        #[serde(default = "default_idle_timeout")]
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_IDLE_TIMEOUT_MS>")]
         idle_timeout: u64,
         /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
         #[serde(default)]
@@ -41,10 +41,6 @@ switchyard_plugin_kit::raw_section! {
 /// thread and 1.0 M with two (`switchyard-bench ws-fanout`, BENCHMARKS.md).
 fn default_worker_threads() -> usize {
     1
-}
-
-fn default_idle_timeout() -> u64 {
-    DEFAULT_IDLE_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.

@@ -126,11 +126,7 @@ impl Instance for Server {
     /// are not delayed here: the host already spreads its `disconnect` calls over a window.
     fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, message: &str) {
         if let Some(connection) = self.shared().registry.get(id) {
-            let code = if reason == DisconnectReason::SHUTDOWN {
-                close_code::GOING_AWAY
-            } else {
-                close_code::INTERNAL_ERROR
-            };
+            let code = close_code::on_disconnect(reason, close_code::INTERNAL_ERROR);
             connection
                 .outbox
                 .close(frame::closing(code, message), false);
