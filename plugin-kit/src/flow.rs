@@ -64,7 +64,8 @@ pub fn default_max_queued_bytes(high_water_mark: u64) -> usize {
 }
 
 /// The flow-control keys of a section, as written (each plugin's `RawConfig` holds them, as
-/// `deny_unknown_fields` rules out `flatten`).
+/// `deny_unknown_fields` rules out `flatten`: `raw_section!`'s `@flow` declares them there, and
+/// `RawSection::flow` collects them).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RawFlow {
     /// `highWaterMark`.

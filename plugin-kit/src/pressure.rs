@@ -15,6 +15,7 @@
 //! (`maxTotalQueuedBytes`), and the rate-limited warning for every slow consumer closed.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -92,6 +93,18 @@ impl std::fmt::Debug for Pressure {
 }
 
 impl Pressure {
+    /// Pressure of protocol `protocol`, reporting crossings to the host (`report_pressure`).
+    pub fn reported_to(
+        protocol: &str,
+        marks: Marks,
+        backend: &Arc<dyn switchyard_plugin_api::Backend>,
+    ) -> Pressure {
+        let backend = backend.clone();
+        Pressure::new(protocol, marks, move |congested| {
+            backend.report_pressure(congested)
+        })
+    }
+
     /// Pressure of protocol `protocol`, reporting crossings to `report`.
     pub fn new(
         protocol: &str,

@@ -46,6 +46,17 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// Internal error; also Kuzzle's code for "too much backpressure".
     pub const INTERNAL_ERROR: u16 = 1011;
+
+    /// The code a `disconnect` hook closes with: 1001 on shutdown (the Kuzzle SDK and
+    /// socket.io-client reconnect; the SDK would not after 1000), `otherwise` for any other
+    /// reason.
+    pub fn on_disconnect(reason: switchyard_plugin_api::DisconnectReason, otherwise: u16) -> u16 {
+        if reason == switchyard_plugin_api::DisconnectReason::SHUTDOWN {
+            GOING_AWAY
+        } else {
+            otherwise
+        }
+    }
 }
 
 /// A rule a client broke: the connection must be failed. `code` and `reason` are what the

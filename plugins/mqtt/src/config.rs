@@ -3,11 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
-use switchyard_plugin_kit::flow::{Flow, RawFlow};
+use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
+use switchyard_plugin_kit::flow::Flow;
 
 /// MQTT's registered port.
 pub const DEFAULT_PORT: u16 = 1883;
@@ -18,60 +16,33 @@ pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
 /// Milliseconds a client has to send CONNECT after opening the socket.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.mqtt`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Let clients publish and subscribe to ordinary topics (a plain MQTT broker).
-    #[serde(default)]
-    allow_pub_sub: bool,
-    /// Where clients publish Kuzzle API requests.
-    #[serde(default = "default_request_topic")]
-    request_topic: String,
-    /// Where each client receives its own responses.
-    #[serde(default = "default_response_topic")]
-    response_topic: String,
-    /// Largest packet accepted; overrides `[server] maxRequestSize`.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// QoS 1/2 messages in flight (online) or stored (offline persistent session) per
-    /// session; more are dropped.
-    #[serde(default = "default_max_queued_messages")]
-    max_queued_messages: usize,
-    /// Hard cap on bytes queued per online client (the last resort).
-    #[serde(default)]
-    max_queued_bytes: Option<Size>,
-    /// The instance's queued bytes past which publishers are paced.
-    #[serde(default)]
-    high_water_mark: Option<Size>,
-    /// The instance's queued bytes below which pacing stops.
-    #[serde(default)]
-    low_water_mark: Option<Size>,
-    /// Cap on the instance's queued bytes (memory bound).
-    #[serde(default)]
-    max_total_queued_bytes: Option<Size>,
-    /// Milliseconds of writes without progress before a client is closed as too slow.
-    #[serde(default)]
-    slow_consumer_timeout: Option<u64>,
-    /// Kuzzle requests of one connection awaiting answers before it stops being read.
-    #[serde(default)]
-    max_pending_requests: Option<usize>,
-    /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
-    #[serde(default)]
-    max_keep_alive: u16,
-    /// Milliseconds to wait for CONNECT after the socket opens.
-    #[serde(default = "default_connect_timeout")]
-    connect_timeout: u64,
-}
-
-fn default_port() -> u16 {
-    DEFAULT_PORT
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.mqtt`.
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        /// Let clients publish and subscribe to ordinary topics (a plain MQTT broker).
+        #[serde(default)]
+        allow_pub_sub: bool,
+        /// Where clients publish Kuzzle API requests.
+        #[serde(default = "default_request_topic")]
+        request_topic: String,
+        /// Where each client receives its own responses.
+        #[serde(default = "default_response_topic")]
+        response_topic: String,
+        // Largest packet accepted; overrides `[server] maxRequestSize`.
+        @max_request_size,
+        /// QoS 1/2 messages in flight (online) or stored (offline persistent session) per
+        /// session; more are dropped.
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_QUEUED_MESSAGES>")]
+        max_queued_messages: usize,
+        @flow,
+        /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
+        #[serde(default)]
+        max_keep_alive: u16,
+        /// Milliseconds to wait for CONNECT after the socket opens.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
+        connect_timeout: u64,
+    }
 }
 
 fn default_request_topic() -> String {
@@ -80,14 +51,6 @@ fn default_request_topic() -> String {
 
 fn default_response_topic() -> String {
     "Kuzzle/response".to_string()
-}
-
-fn default_max_queued_messages() -> usize {
-    DEFAULT_MAX_QUEUED_MESSAGES
-}
-
-fn default_connect_timeout() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.
@@ -135,15 +98,7 @@ impl Default for Settings {
 impl Section for Settings {
     type Raw = RawConfig;
 
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         // 268,435,455 is the largest remaining length MQTT can encode.
         if !(2..=268_435_460).contains(&max_request_size) {
             return Err(format!(
@@ -169,17 +124,7 @@ impl Section for Settings {
         if raw.max_queued_messages == 0 {
             return Err(format!("{section}.maxQueuedMessages: must be greater than 0").into());
         }
-        let flow = Flow::validate(
-            RawFlow {
-                high_water_mark: raw.high_water_mark,
-                low_water_mark: raw.low_water_mark,
-                max_total_queued_bytes: raw.max_total_queued_bytes,
-                max_queued_bytes: raw.max_queued_bytes,
-                slow_consumer_timeout: raw.slow_consumer_timeout,
-                max_pending_requests: raw.max_pending_requests,
-            },
-            section,
-        )?;
+        let flow = Flow::validate(raw.flow(), section)?;
         if raw.connect_timeout == 0 {
             return Err(format!("{section}.connectTimeout: must be greater than 0").into());
         }

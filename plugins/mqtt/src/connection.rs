@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::tcp::OwnedReadHalf;
@@ -24,7 +24,7 @@ use crate::packets::{Ending, Handler, Pause};
 use crate::server::Shared;
 use crate::session::Message;
 use switchyard_plugin_kit::flow::Pending;
-use switchyard_plugin_kit::socket::{self, Filled};
+use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
@@ -238,9 +238,9 @@ async fn read_loop(
     let max_packet_size = handler.shared.settings.max_packet_size;
     // Without a keep-alive the deadline is far away; the timer is still cheap.
     let window = keep_alive.unwrap_or(Duration::from_secs(86_400 * 365));
-    let mut last_activity = Instant::now();
-    let idle = tokio::time::sleep(window);
-    tokio::pin!(idle);
+    let mut idle = Idle::new(window);
+    let timer = tokio::time::sleep(window);
+    tokio::pin!(timer);
     loop {
         let pause = match process(handler, &mut buffer, max_packet_size) {
             Err(ending) => return ending,
@@ -255,30 +255,17 @@ async fn read_loop(
         tokio::select! {
             biased;
             () = handler.outbox.reader_wait() => return Ending::Requested,
-            () = pending.room(), if pause == Some(Pause::Answers) => {
-                // Waiting for the server is not the client's idleness.
-                last_activity = Instant::now();
-            }
-            () = pressure.wait_relieved(), if pause == Some(Pause::Congestion) => {
-                last_activity = Instant::now();
-            }
+            // Waiting for the server is not the client's idleness.
+            () = pending.room(), if pause == Some(Pause::Answers) => idle.touch(),
+            () = pressure.wait_relieved(), if pause == Some(Pause::Congestion) => idle.touch(),
             ready = read_half.readable(), if pause.is_none() => {
-                if ready.is_err() {
-                    return Ending::Gone;
-                }
-                match socket::fill(read_half, &mut buffer) {
-                    Filled::Data => last_activity = Instant::now(),
+                match socket::fill_ready(ready, read_half, &mut buffer) {
+                    Filled::Data => idle.touch(),
                     Filled::Nothing => {}
                     Filled::Gone => return Ending::Gone,
                 }
             }
-            () = &mut idle => {
-                let idle_until = last_activity + window;
-                if Instant::now() >= idle_until {
-                    return Ending::KeepAlive;
-                }
-                idle.as_mut().reset(tokio::time::Instant::from_std(idle_until));
-            }
+            () = idle.expired(timer.as_mut()) => return Ending::KeepAlive,
         }
     }
 }

@@ -3,11 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
-use switchyard_plugin_kit::flow::{Flow, RawFlow};
+use switchyard_plugin_kit::config::{RawSection, Section};
+use switchyard_plugin_kit::flow::Flow;
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -23,77 +21,39 @@ pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's configuration.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Where Engine.IO is served (`path` of socket.io-client).
-    #[serde(default = "default_path")]
-    path: String,
-    /// Allowed `Origin` values; `*` allows any (Kuzzle 1's `origins`, default `*:*`).
-    #[serde(default = "default_origins")]
-    origins: Vec<String>,
-    /// Milliseconds between pings.
-    #[serde(default = "default_ping_interval")]
-    ping_interval: u64,
-    /// Milliseconds a client has to answer a ping.
-    #[serde(default = "default_ping_timeout")]
-    ping_timeout: u64,
-    /// Milliseconds a client has to finish an upgrade to WebSocket.
-    #[serde(default = "default_upgrade_timeout")]
-    upgrade_timeout: u64,
-    /// Milliseconds a session has to join the main namespace.
-    #[serde(default = "default_connect_timeout")]
-    connect_timeout: u64,
-    /// Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// Hard cap on bytes waiting for one client (the last resort).
-    #[serde(default)]
-    max_queued_bytes: Option<Size>,
-    /// The instance's queued bytes past which the host paces publishers.
-    #[serde(default)]
-    high_water_mark: Option<Size>,
-    /// The instance's queued bytes below which pacing stops.
-    #[serde(default)]
-    low_water_mark: Option<Size>,
-    /// Cap on the instance's queued bytes (memory bound).
-    #[serde(default)]
-    max_total_queued_bytes: Option<Size>,
-    /// Milliseconds of WebSocket writes without progress before a session is closed as too slow.
-    #[serde(default)]
-    slow_consumer_timeout: Option<u64>,
-    /// Requests of one session awaiting answers before its WebSocket stops being read.
-    #[serde(default)]
-    max_pending_requests: Option<usize>,
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's configuration.
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        /// Where Engine.IO is served (`path` of socket.io-client).
+        #[serde(default = "default_path")]
+        path: String,
+        /// Allowed `Origin` values; `*` allows any (Kuzzle 1's `origins`, default `*:*`).
+        #[serde(default = "default_origins")]
+        origins: Vec<String>,
+        /// Milliseconds between pings.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_PING_INTERVAL_MS>")]
+        ping_interval: u64,
+        /// Milliseconds a client has to answer a ping.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_PING_TIMEOUT_MS>")]
+        ping_timeout: u64,
+        /// Milliseconds a client has to finish an upgrade to WebSocket.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_UPGRADE_TIMEOUT_MS>")]
+        upgrade_timeout: u64,
+        /// Milliseconds a session has to join the main namespace.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
+        connect_timeout: u64,
+        // Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
+        @max_request_size,
+        @flow,
+    }
 }
 
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
 fn default_path() -> String {
     DEFAULT_PATH.to_string()
 }
 fn default_origins() -> Vec<String> {
     vec!["*".to_string()]
-}
-fn default_ping_interval() -> u64 {
-    DEFAULT_PING_INTERVAL_MS
-}
-fn default_ping_timeout() -> u64 {
-    DEFAULT_PING_TIMEOUT_MS
-}
-fn default_upgrade_timeout() -> u64 {
-    DEFAULT_UPGRADE_TIMEOUT_MS
-}
-fn default_connect_timeout() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_MS
 }
 
 /// Which origins may connect.
@@ -142,40 +102,22 @@ pub struct Settings {
     pub flow: Flow,
 }
 
+impl Section for Settings {
+    type Raw = RawConfig;
+
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
+        validate(raw, max_request_size, section)
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings::from_json("socketio", "{}", "{}").expect("the defaults are valid")
     }
 }
 
-impl Section for Settings {
-    type Raw = RawConfig;
-
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
-        validate(raw, max_request_size, section)
-    }
-}
-
 fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
-    let flow = Flow::validate(
-        RawFlow {
-            high_water_mark: raw.high_water_mark,
-            low_water_mark: raw.low_water_mark,
-            max_total_queued_bytes: raw.max_total_queued_bytes,
-            max_queued_bytes: raw.max_queued_bytes,
-            slow_consumer_timeout: raw.slow_consumer_timeout,
-            max_pending_requests: raw.max_pending_requests,
-        },
-        section,
-    )?;
+    let flow = Flow::validate(raw.flow(), section)?;
     for (key, value) in [
         ("maxRequestSize", max_request_size),
         ("pingInterval", raw.ping_interval),

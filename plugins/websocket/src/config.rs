@@ -3,11 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
-use switchyard_plugin_kit::flow::{Flow, RawFlow};
+use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
+use switchyard_plugin_kit::flow::Flow;
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
@@ -15,49 +13,25 @@ pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 /// Kuzzle's default `idleTimeout`, and what values below 1 s are forced to.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address; Kuzzle listens on every interface.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Overrides `[server] maxRequestSize` for this listener.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// Milliseconds without any frame from the client before it is closed.
-    #[serde(default = "default_idle_timeout")]
-    idle_timeout: u64,
-    /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
-    #[serde(default)]
-    rate_limit: u32,
-    /// Hard cap on bytes waiting to be written to one connection (the last resort).
-    #[serde(default)]
-    max_queued_bytes: Option<Size>,
-    /// The instance's queued bytes past which the host paces publishers.
-    #[serde(default)]
-    high_water_mark: Option<Size>,
-    /// The instance's queued bytes below which pacing stops.
-    #[serde(default)]
-    low_water_mark: Option<Size>,
-    /// Cap on the instance's queued bytes (memory bound).
-    #[serde(default)]
-    max_total_queued_bytes: Option<Size>,
-    /// Milliseconds of writes without progress before a connection is closed as too slow.
-    #[serde(default)]
-    slow_consumer_timeout: Option<u64>,
-    /// Requests of one connection awaiting answers before it stops being read.
-    #[serde(default)]
-    max_pending_requests: Option<usize>,
-    /// Accept permessage-deflate (RFC 7692) when a client offers it.
-    #[serde(default)]
-    compression: bool,
-    /// Threads of this listener's runtime; 0 = one per core.
-    #[serde(default = "default_worker_threads")]
-    worker_threads: usize,
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        @max_request_size,
+        /// Milliseconds without any frame from the client before it is closed.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_IDLE_TIMEOUT_MS>")]
+        idle_timeout: u64,
+        /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
+        #[serde(default)]
+        rate_limit: u32,
+        @flow,
+        /// Accept permessage-deflate (RFC 7692) when a client offers it.
+        #[serde(default)]
+        compression: bool,
+        /// Threads of this listener's runtime; 0 = one per core.
+        #[serde(default = "default_worker_threads")]
+        worker_threads: usize,
+    }
 }
 
 /// One thread by default: with every connection's writer on the thread that fans a message
@@ -67,14 +41,6 @@ pub struct RawConfig {
 /// thread and 1.0 M with two (`switchyard-bench ws-fanout`, BENCHMARKS.md).
 fn default_worker_threads() -> usize {
     1
-}
-
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
-
-fn default_idle_timeout() -> u64 {
-    DEFAULT_IDLE_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.
@@ -119,27 +85,9 @@ impl Default for Settings {
 impl Section for Settings {
     type Raw = RawConfig;
 
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
-        let flow = Flow::validate(
-            RawFlow {
-                high_water_mark: raw.high_water_mark,
-                low_water_mark: raw.low_water_mark,
-                max_total_queued_bytes: raw.max_total_queued_bytes,
-                max_queued_bytes: raw.max_queued_bytes,
-                slow_consumer_timeout: raw.slow_consumer_timeout,
-                max_pending_requests: raw.max_pending_requests,
-            },
-            section,
-        )?;
+        let flow = Flow::validate(raw.flow(), section)?;
         // Kuzzle forces values below one second (0 included) to its default, with a warning;
         // an idle timeout cannot be switched off there either.
         let (idle_timeout, idle_timeout_warning) = if raw.idle_timeout < 1000 {

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
-use switchyard_plugin_kit::socket::{self, Filled};
+use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -196,9 +196,9 @@ struct Session<'a> {
 impl Session<'_> {
     async fn read_loop(&mut self, read_half: &OwnedReadHalf, mut buffer: Vec<u8>) -> Ending {
         let idle_timeout = self.shared.settings.idle_timeout;
-        let mut last_activity = Instant::now();
-        let idle = tokio::time::sleep(idle_timeout);
-        tokio::pin!(idle);
+        let mut idle = Idle::new(idle_timeout);
+        let timer = tokio::time::sleep(idle_timeout);
+        tokio::pin!(timer);
         loop {
             if let Some(ending) = self.process(&mut buffer) {
                 return ending;
@@ -213,27 +213,16 @@ impl Session<'_> {
             tokio::select! {
                 biased;
                 () = self.connection.outbox.reader_wait() => return Ending::Requested,
-                () = self.connection.pending.room(), if paused => {
-                    // Waiting for answers is not the client's idleness.
-                    last_activity = Instant::now();
-                }
+                // Waiting for answers is not the client's idleness.
+                () = self.connection.pending.room(), if paused => idle.touch(),
                 ready = read_half.readable(), if !paused => {
-                    if ready.is_err() {
-                        return Ending::Gone;
-                    }
-                    match socket::fill(read_half, &mut buffer) {
-                        Filled::Data => last_activity = Instant::now(),
+                    match socket::fill_ready(ready, read_half, &mut buffer) {
+                        Filled::Data => idle.touch(),
                         Filled::Nothing => {}
                         Filled::Gone => return Ending::Gone,
                     }
                 }
-                () = &mut idle => {
-                    let idle_until = last_activity + idle_timeout;
-                    if Instant::now() >= idle_until {
-                        return Ending::Idle;
-                    }
-                    idle.as_mut().reset(tokio::time::Instant::from_std(idle_until));
-                }
+                () = idle.expired(timer.as_mut()) => return Ending::Idle,
             }
         }
     }
