@@ -10,6 +10,7 @@
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
 //! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W]
 //! switchyard-bench connections     [--connections C]
+//! switchyard-bench documents       [--connections C]
 //! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--rounds N]
 //!         [--json PATH]
 //! ```

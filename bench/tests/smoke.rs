@@ -201,3 +201,21 @@ fn socketio_baseline_without_node_says_what_to_install() {
     assert!(stderr.contains("install Node.js"), "{stderr}");
     assert!(stderr.contains("npm ci"), "{stderr}");
 }
+
+#[test]
+fn documents_creates_then_gets_on_both_sides() {
+    let record = run(&["documents", "--connections", "4"]);
+    let results = results(&record);
+    assert_eq!(results.len(), 2, "{record}");
+    for result in results {
+        assert!(result["documents"].as_u64().unwrap() > 0, "{result}");
+        assert!(
+            result["create_latency"]["samples"].as_u64().unwrap() > 0,
+            "{result}"
+        );
+        assert!(
+            result["get_latency"]["samples"].as_u64().unwrap() > 0,
+            "{result}"
+        );
+    }
+}

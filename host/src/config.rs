@@ -52,6 +52,112 @@ pub struct Config {
     pub protocols: Vec<ProtocolConfig>,
     /// The whole `[server]` table as JSON (given to every plugin, as Kuzzle does).
     pub server_json: String,
+    /// `[security]`: tokens, API keys, password hashing.
+    pub security: SecurityConfig,
+}
+
+/// `[security]` (Kuzzle's `security` keys, same names; `argon2` is Switchyard's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct SecurityConfig {
+    /// `[security.authToken]`.
+    pub auth_token: AuthTokenConfig,
+    /// `[security.apiKey]`.
+    pub api_key: ApiKeyConfig,
+    /// `[security.argon2]`: new passwords' Argon2id cost (OWASP's recommendation by default).
+    pub argon2: Option<switchyard_security::password::Argon2Params>,
+    /// Profiles `security:createRestrictedUser` assigns (Kuzzle's default: `["default"]`).
+    pub restricted_profile_ids: Option<Vec<String>>,
+}
+
+/// `[security.authToken]`: Kuzzle's token settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct AuthTokenConfig {
+    /// `HS256`, `HS384` or `HS512`.
+    pub algorithm: String,
+    /// Default token lifetime: milliseconds, or a string such as `"1h"`; -1 never expires.
+    pub expires_in: serde_json::Value,
+    /// Milliseconds a refreshed token stays valid.
+    pub grace_period: i64,
+    /// Longest lifetime a client may ask for (milliseconds; -1: no limit).
+    #[serde(rename = "maxTTL")]
+    pub max_ttl: i64,
+    /// The signing secret; unset, one is generated once and kept in the internal index.
+    pub secret: Option<switchyard_security::secret::Secret>,
+}
+
+impl Default for AuthTokenConfig {
+    fn default() -> Self {
+        AuthTokenConfig {
+            algorithm: "HS256".into(),
+            expires_in: serde_json::Value::String("1h".into()),
+            grace_period: 1000,
+            max_ttl: -1,
+            secret: None,
+        }
+    }
+}
+
+/// `[security.apiKey]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ApiKeyConfig {
+    /// Longest API key lifetime (milliseconds; -1: no limit).
+    #[serde(rename = "maxTTL")]
+    pub max_ttl: i64,
+}
+
+impl Default for ApiKeyConfig {
+    fn default() -> Self {
+        ApiKeyConfig { max_ttl: -1 }
+    }
+}
+
+impl SecurityConfig {
+    /// The token service's settings.
+    pub fn token_config(&self) -> switchyard_security::token::TokenConfig {
+        use switchyard_security::token::{ExpiresIn, TokenConfig};
+        let cap = |ms: i64| (ms >= 0).then_some(ms);
+        TokenConfig {
+            algorithm: self.auth_token.algorithm.clone(),
+            expires_in: ExpiresIn::parse(&self.auth_token.expires_in),
+            grace_period_ms: self.auth_token.grace_period.max(0),
+            max_ttl_ms: cap(self.auth_token.max_ttl),
+            api_key_max_ttl_ms: cap(self.api_key.max_ttl),
+        }
+    }
+
+    /// Every problem, with its key.
+    fn problems(&self) -> Vec<String> {
+        use switchyard_security::token::ExpiresIn;
+        let mut problems = Vec::new();
+        if !["HS256", "HS384", "HS512"].contains(&self.auth_token.algorithm.as_str()) {
+            problems.push(format!(
+                "security.authToken.algorithm: \"{}\" is not HS256, HS384 or HS512",
+                self.auth_token.algorithm
+            ));
+        }
+        if let ExpiresIn::Millis(ms) = ExpiresIn::parse(&self.auth_token.expires_in) {
+            if ms <= 0 {
+                problems.push(format!(
+                    "security.authToken.expiresIn: {} is not a duration (milliseconds, a string such as \"1h\", or -1)",
+                    self.auth_token.expires_in
+                ));
+            }
+        }
+        if let Some(params) = &self.argon2 {
+            if switchyard_security::password::StoredPassword::hash(
+                &switchyard_security::secret::Secret::new("check"),
+                params,
+            )
+            .is_err()
+            {
+                problems.push("security.argon2: parameters out of Argon2's range".to_string());
+            }
+        }
+        problems
+    }
 }
 
 /// One enabled `[server.protocols.<name>]` section.
@@ -195,6 +301,9 @@ pub struct Limits {
     /// Documents one request may write: m* actions, the matches of by-query actions (Kuzzle's
     /// `documentsWriteCount`).
     pub documents_write_count: usize,
+    /// Bytes of one document's JSON (Switchyard's; Kuzzle leaves it to Elasticsearch): a larger
+    /// create, replace or update is refused before it is stored.
+    pub document_max_size: usize,
 }
 
 impl Default for Limits {
@@ -207,6 +316,7 @@ impl Default for Limits {
             regexp_size_limit: 64 * 1024,
             documents_fetch_count: 10_000,
             documents_write_count: 200,
+            document_max_size: DEFAULT_MAX_REQUEST_SIZE as usize,
         }
     }
 }
@@ -220,6 +330,7 @@ struct RawFile {
     limits: Limits,
     #[serde(default)]
     cluster: Option<ClusterConfig>,
+    security: SecurityConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -444,6 +555,7 @@ impl Config {
             });
         }
 
+        problems.extend(raw.security.problems());
         if !problems.is_empty() {
             return Err(fail(problems));
         }
@@ -468,6 +580,7 @@ impl Config {
             admin: raw.server.admin.clone().filter(|admin| admin.enabled),
             protocols,
             server_json,
+            security: raw.security,
         })
     }
 }
@@ -601,6 +714,34 @@ mod tests {
                 "server.protocols.a.enabled: invalid type: string, expected a boolean",
                 "server.protocols.internal: protocol name \"internal\" is reserved",
                 "server.protocols.b: duplicate protocol name \"b\" (same as \"B\"; names are case-insensitive)",
+            ]
+        );
+    }
+
+    #[test]
+    fn security_keys_are_checked() {
+        let config = parse(
+            "[server]\n[security.authToken]\nexpiresIn = \"2h\"\nmaxTTL = 60000\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let tokens = config.security.token_config();
+        assert_eq!(
+            tokens.expires_in,
+            switchyard_security::token::ExpiresIn::Millis(7_200_000)
+        );
+        assert_eq!(tokens.max_ttl_ms, Some(60_000));
+        assert!(
+            !format!("{config:?}").contains("\"s\""),
+            "the secret is never printed"
+        );
+        let problems =
+            parse("[server]\n[security.authToken]\nalgorithm = \"none\"\nexpiresIn = \"soon\"\n")
+                .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "security.authToken.algorithm: \"none\" is not HS256, HS384 or HS512",
+                "security.authToken.expiresIn: \"soon\" is not a duration (milliseconds, a string such as \"1h\", or -1)",
             ]
         );
     }

@@ -3,8 +3,8 @@
 //! `main.rs` is a thin shell over `startup::start` and `shutdown::shutdown`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
 //! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `metrics`,
-//! `pressure`, `security` → `plugin` → `realtime` → `cluster` → `services` → `api` →
-//! `admission` → `entry_point` → `admin` → `startup`, `shutdown`.
+//! `pressure`, `security` → `plugin` → `realtime` → `cluster` → `services` → `sessions` →
+//! `api` → `admission` → `entry_point` → `admin` → `startup`, `shutdown`.
 
 #![deny(unsafe_code)]
 
@@ -23,5 +23,6 @@ pub mod pressure;
 pub mod realtime;
 pub mod security;
 pub mod services;
+pub mod sessions;
 pub mod shutdown;
 pub mod startup;

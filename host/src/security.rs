@@ -1,9 +1,14 @@
 //! Who makes a request, and whether they may: the one check every request passes before
 //! dispatch, whatever its protocol.
 //!
-//! Until users exist (the security issue), the gate is open: every request is made by the
-//! anonymous user `-1`, and every action is allowed. The security service will implement
-//! [`Gatekeeper`] and take its place in `Services`; nothing else changes.
+//! [`service::Security`] is the real gate (Kuzzle's users, profiles, roles and tokens, kept in
+//! the document store's internal index by [`store::StoredRepository`]); [`OpenGate`] lets
+//! everyone in as the anonymous user, for tests of what lies behind the gate.
+
+pub mod service;
+pub mod store;
+
+pub use service::{Security, SecuritySettings};
 
 use std::sync::Arc;
 
@@ -53,6 +58,8 @@ impl Identity {
 pub struct Access<'a> {
     /// The connection the request came from.
     pub connection: ConnectionId,
+    /// Its protocol's index.
+    pub protocol: usize,
     /// Controller name.
     pub controller: &'a str,
     /// Action name.

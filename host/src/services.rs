@@ -13,7 +13,7 @@ use switchyard_plugin_api::ConnectionId;
 use switchyard_storage::Storage;
 
 use crate::cluster::{Cluster, Contents, Destination, Inbound, UserInbound};
-use crate::config::Config;
+use crate::config::{Config, LibrarySpec};
 use crate::connections::Connections;
 use crate::execution::OnBlockingPool;
 use crate::plugin::registry::Protocols;
@@ -21,7 +21,7 @@ use crate::pressure::Pressure;
 use crate::realtime::{
     Broadcast, Departure, DocumentEvent, Realtime, RoomCount, Scope, UserChange, UserEvent,
 };
-use crate::security::{Gatekeeper, OpenGate};
+use crate::security::{Gatekeeper, Security, SecuritySettings};
 
 /// The host's in-memory services.
 pub struct Services {
@@ -35,6 +35,8 @@ pub struct Services {
     pub protocols: Protocols,
     /// Who a request runs as, and whether it may.
     pub gate: Box<dyn Gatekeeper>,
+    /// Users, rights, tokens (the gate, unless a test replaced it).
+    pub security: Arc<Security>,
     /// When the host started.
     pub started_at: Instant,
     /// Which protocols report their subscribers' queues congested.
@@ -54,8 +56,24 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    /// Services with no connection, no room, no protocol yet, and the open gate.
+    /// Services with no connection, no room, no protocol yet, and the security service opened
+    /// on `storage` (for tests: start-up opens it first, to report a failure).
     pub fn new(config: Arc<Config>, storage: Arc<dyn Storage>) -> Services {
+        let security = Security::open(
+            Arc::clone(&storage),
+            security_settings(&config),
+            Arc::new(switchyard_security::clock::SystemClock),
+        )
+        .expect("the security service opens");
+        Services::with_security(config, storage, Arc::new(security))
+    }
+
+    /// Services with no connection, no room, no protocol yet, and `security` as the gate.
+    pub fn with_security(
+        config: Arc<Config>,
+        storage: Arc<dyn Storage>,
+        security: Arc<Security>,
+    ) -> Services {
         Services {
             storage,
             realtime: Realtime::new(config.limits),
@@ -63,7 +81,8 @@ impl Services {
             config,
             connections: Connections::new(),
             protocols: Protocols::new(),
-            gate: Box::new(OpenGate),
+            gate: Box::new(Arc::clone(&security)),
+            security,
             started_at: Instant::now(),
             cluster: None,
         }
@@ -153,6 +172,7 @@ impl Services {
     /// Returns its protocol; unknown ids are ignored (`None`).
     pub fn remove_connection(&self, id: ConnectionId) -> Option<usize> {
         let connection = self.connections.remove(id)?;
+        self.security.unlink(id);
         self.realtime.remove_connection(id, |departure| {
             self.complete_departure(id, connection.protocol, &departure)
         });
@@ -200,5 +220,31 @@ impl Destination for Services {
 
     fn room_counts(&self) -> Vec<RoomCount> {
         self.realtime.room_counts()
+    }
+}
+
+/// The security service's settings from `[security]` and the protocols: HTTP connections, one
+/// per request, are not notifiable (Kuzzle's `realtimeNotifications`).
+pub fn security_settings(config: &Config) -> SecuritySettings {
+    let security = &config.security;
+    let notifiable = config
+        .protocols
+        .iter()
+        .map(|protocol| match &protocol.library {
+            LibrarySpec::Named(name) => name != "http",
+            LibrarySpec::Path(path) => !path
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("libhttp.")),
+        })
+        .collect();
+    SecuritySettings {
+        tokens: security.token_config(),
+        secret: security.auth_token.secret.clone(),
+        argon2: security.argon2.unwrap_or_default(),
+        restricted_profile_ids: security
+            .restricted_profile_ids
+            .clone()
+            .unwrap_or_else(switchyard_security::defaults::restricted_profile_ids),
+        notifiable,
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RErr, ROk, RStr};
 use switchyard_plugin_api::abi::{FfiInitArgs, LogLevel};
+use switchyard_security::clock::SystemClock;
 use switchyard_storage::{EmbeddedOptions, EmbeddedStorage};
 
 use crate::admin;
@@ -22,7 +23,8 @@ use crate::entry_point::EntryPoint;
 use crate::plugin::host_api::{self, EntryPointApi};
 use crate::plugin::loader::{self, PluginModule};
 use crate::plugin::registry::ProtocolSlot;
-use crate::services::Services;
+use crate::security::Security;
+use crate::services::{security_settings, Services};
 
 /// One reason the host will not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,8 +199,24 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
                 ),
             }],
         })?;
+    let storage: Arc<dyn switchyard_storage::Storage> = Arc::new(storage);
+    let security = Security::open(
+        Arc::clone(&storage),
+        security_settings(&config),
+        Arc::new(SystemClock),
+    )
+    .map_err(|error| StartupError {
+        problems: vec![Problem {
+            message: format!(
+                "cannot open the security objects in {}: {}",
+                config.data_dir.display(),
+                error.message()
+            ),
+            hint: None,
+        }],
+    })?;
     let cluster = start_cluster(&config)?;
-    let mut services = Services::new(Arc::clone(&config), Arc::new(storage));
+    let mut services = Services::with_security(Arc::clone(&config), storage, Arc::new(security));
     if cluster.is_some() {
         services.realtime.share();
     }
@@ -216,6 +234,12 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         let destination: std::sync::Weak<dyn Destination> = services;
         cluster.attach(destination);
     }
+    crate::sessions::start_timer(&entry.services).map_err(|error| StartupError {
+        problems: vec![Problem {
+            message: format!("cannot start the token expiry thread: {error}"),
+            hint: None,
+        }],
+    })?;
     let problems = init_all(&entry, &slots, config.init_timeout);
     if !problems.is_empty() {
         entry.drain(Instant::now());

@@ -206,8 +206,8 @@ unsafe impl Sync for FfiHost {}
 
 /// The functions the host offers a protocol (Kuzzle's *entry point*).
 ///
-/// Later versions append fields after `is_shutting_down`; a plugin reads them as `Option`, so
-/// it can run on an older host that lacks them.
+/// Later versions append fields after `announce_listener` (the last prefix field); a plugin
+/// reads them as `Option`, so it can run on an older host that lacks them.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = HostVTableRef)))]
@@ -235,6 +235,10 @@ pub struct HostVTable {
     /// Tells the host where this instance listens (`ws://127.0.0.1:7512`), for its ready line.
     #[sabi(last_prefix_field)]
     pub announce_listener: extern "C" fn(host: FfiHost, address: RStr<'_>),
+    /// Added after 1.0 (a suffix field: `None` on older hosts): this instance's queued outgoing bytes
+    /// passed its high-water mark (`true`) or drained below its low-water mark (`false`), so
+    /// the host paces (or resumes) the requests that fan out. Edge-triggered.
+    pub report_pressure: extern "C" fn(host: FfiHost, congested: bool),
 }
 
 /// The root module a protocol library exports: its info and the six hooks.

@@ -146,6 +146,10 @@ catalogue! {
     /// An action a protocol cannot serve (a realtime subscription over HTTP). Kuzzle's class
     /// for it is `InternalError`, hence 500.
     API_ASSERT_UNSUPPORTED_PROTOCOL = ("api.assert.unsupported_protocol", 33619984, 500, "The protocol \"%s\" is not supported by the API action \"%s\".");
+    /// Switchyard's (not in Kuzzle's catalogue; code 100 of the subdomain, clear of Kuzzle's):
+    /// a realtime subscription asked over a protocol whose connection ends with the request
+    /// (HTTP). A client mistake, so 400, where Kuzzle answers 500 `unsupported_protocol`.
+    API_ASSERT_PERSISTENT_CONNECTION_REQUIRED = ("api.assert.persistent_connection_required", 33620068, 400, "The API action \"%s\" subscribes to notifications, which needs a persistent connection: use WebSocket, MQTT or Socket.io, not %s.");
     /// A malformed Koncorde filter.
     API_ASSERT_KONCORDE_DSL_ERROR = ("api.assert.koncorde_dsl_error", 33619982, 400, "%s");
     /// The request queue is full.
@@ -236,6 +240,13 @@ catalogue! {
     API_PROCESS_INCOMPLETE_MULTIPLE_REQUEST = ("api.process.incomplete_multiple_request", 33685514, 400, "At least one of the %s actions failed.");
     /// A Koncorde keyword search queries cannot use (`lang: "koncorde"`).
     API_ASSERT_KONCORDE_RESTRICTED_KEYWORD = ("api.assert.koncorde_restricted_keyword", 33619981, 400, "The %s \"%s\" of Koncorde DSL is not supported for search queries.");
+    /// Specifications with unknown keys, bad types or unknown field types.
+    VALIDATION_ASSERT_INVALID_SPECIFICATIONS = ("validation.assert.invalid_specifications", 83951627, 400, "Errors occured with the provided specifications:\n%s");
+    /// `collection:getSpecifications` on a collection that has none.
+    VALIDATION_ASSERT_NOT_FOUND = ("validation.assert.not_found", 83951628, 404, "No specifications defined for index %s and collection %s");
+    /// Switchyard's (not in Kuzzle's catalogue; code 100 of the subdomain, clear of Kuzzle's):
+    /// a document larger than `limits.documentMaxSize`, refused before it is stored.
+    SERVICES_STORAGE_DOCUMENT_TOO_LARGE = ("services.storage.document_too_large", 16842852, 413, "Document \"%s\" is too large: %s bytes (limits.documentMaxSize: %s bytes).");
     // ---- end of documents ----
 
     // ---- security (switchyard-security): users, profiles, roles, rights, tokens, credentials ----
@@ -309,6 +320,14 @@ catalogue! {
     SECURITY_PROFILE_CANNOT_HYDRATE = ("security.profile.cannot_hydrate", 117833732, 500, "Unable to hydrate the profile \"%s\": missing role(s) in the database");
     /// The anonymous profile must keep the anonymous role.
     SECURITY_PROFILE_MISSING_ANONYMOUS_ROLE = ("security.profile.missing_anonymous_role", 117833733, 400, "The anonymous profile must include the anonymous role");
+    /// The `local` strategy's `PreconditionError` (`Login "<u>" is already used.`, `A strategy
+    /// already exists for user "<kuid>".`). Kuzzle sends it with status 412 and no id or code;
+    /// this id and code are Switchyard's.
+    PLUGIN_STRATEGY_PRECONDITION_FAILED = ("plugin.strategy.precondition_failed", 67305472, 412, "%s");
+    /// A security document (an API key) that does not exist: Kuzzle's storage error.
+    SECURITY_STORAGE_NOT_FOUND = ("services.storage.not_found", 16842763, 404, "Document \"%s\" not found in \"%s\":\"%s\".");
+    /// A role or profile `create*` on an existing id: Kuzzle's storage error.
+    SECURITY_STORAGE_DOCUMENT_ALREADY_EXISTS = ("services.storage.document_already_exists", 16842769, 400, "Document already exists.");
     // ---- end of security ----
 }
 

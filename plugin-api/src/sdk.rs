@@ -272,6 +272,15 @@ impl Host {
     pub fn is_shutting_down(&self) -> bool {
         (self.ffi.vtable.is_shutting_down())(self.ffi)
     }
+
+    /// Tells the host this instance's outgoing queues passed their high-water mark
+    /// (`congested`) or drained below the low-water mark, so it paces the requests that fan
+    /// out. Call it on crossings only. Does nothing on a host that predates it.
+    pub fn report_pressure(&self, congested: bool) {
+        if let Some(report) = self.ffi.vtable.report_pressure() {
+            report(self.ffi, congested)
+        }
+    }
 }
 
 /// The continuation of an `execute`, boxed: runs exactly once, on any thread; it must only
@@ -293,6 +302,10 @@ pub trait Backend: Send + Sync + 'static {
     fn is_shutting_down(&self) -> bool;
     /// See [`Host::tag_thread_logs`]. A fake host need not do anything.
     fn tag_thread_logs(&self) {}
+    /// See [`Host::report_pressure`]. A fake host need not do anything.
+    fn report_pressure(&self, congested: bool) {
+        let _ = congested;
+    }
 }
 
 impl Backend for Host {
@@ -318,5 +331,9 @@ impl Backend for Host {
 
     fn tag_thread_logs(&self) {
         Host::tag_thread_logs(self)
+    }
+
+    fn report_pressure(&self, congested: bool) {
+        Host::report_pressure(self, congested)
     }
 }

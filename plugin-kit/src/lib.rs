@@ -3,11 +3,17 @@
 //!
 //! - `instance` — the `Instance` trait and `protocol!`, which turns it into the plugin's
 //!   ABI type.
-//! - `server` — the listener, the instance runtime, the accept loop and its shutdown check.
-//! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings.
+//! - `server` — the listener, the instance runtime, the accept loop and its shutdown check;
+//!   `Service` and `server!`, which declare a plugin's running instance.
+//! - `config` — loading a `[server.protocols.<name>]` section into a plugin's settings;
+//!   `raw_section!`, which declares the keys every protocol shares (listener, flow control).
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
-//!   vectored writes.
-//! - `socket` — reading a socket into a connection's buffer.
+//!   vectored writes and closes a consumer whose writes stall.
+//! - `pressure` — the bytes queued in all of an instance's outboxes, reported to the host on
+//!   crossing the high- and low-water marks; slow-consumer warnings.
+//! - `flow` — flow-control settings shared by every protocol, and the per-connection count of
+//!   requests awaiting their answers that pauses reading.
+//! - `socket` — reading a socket into a connection's buffer; a read loop's idle deadline.
 //! - `request` — checks on a request's text (one JSON object, its `requestId`).
 //! - `registry` — connections and channel memberships, O(1) per join and leave.
 //! - `ws` — the RFC 6455 codec, the opening handshake and permessage-deflate (RFC 7692),
@@ -16,8 +22,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod flow;
 pub mod instance;
 pub mod outbox;
+pub mod pressure;
 pub mod registry;
 pub mod request;
 pub mod server;

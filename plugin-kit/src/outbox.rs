@@ -7,13 +7,24 @@
 //! always accepted into an empty queue (so a response larger than the cap still goes out). The
 //! first push past a cap empties the queue and turns into the outbox's overflow close (a 1011
 //! close frame for WebSocket, a bare socket close for MQTT): the slow consumer costs nobody else
-//! anything, and its memory is freed at once.
+//! anything, and its memory is freed at once. The same happens to a push into a non-empty queue
+//! while the protocol's total is past `maxTotalQueuedBytes` (`pressure.rs`), and when the
+//! writer makes no progress for `slow_consumer_timeout` (`writer.rs`). The caps are a last
+//! resort: the protocol's pressure (`pressure.rs`) makes the host pace publishers well before.
+//!
+//! Every byte queued or dropped is accounted in the protocol's [`Pressure`]: `push` adds its
+//! frame at once, `push_counted` into the fan-out's [`Batch`]; `take` and drops subtract.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use switchyard_plugin_api::ConnectionId;
 use tokio::sync::Notify;
+
+use crate::pressure::{Batch, Pressure};
 
 /// What became of a pushed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +66,20 @@ pub struct Limits {
     pub max_frames: usize,
     /// Most bytes queued.
     pub max_bytes: usize,
+    /// The writer closes the connection when its writes make no progress for this long while
+    /// frames are queued.
+    pub slow_consumer_timeout: Duration,
+}
+
+impl Limits {
+    /// Capped in bytes only.
+    pub fn bytes(max_bytes: usize, slow_consumer_timeout: Duration) -> Limits {
+        Limits {
+            max_frames: usize::MAX,
+            max_bytes,
+            slow_consumer_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +122,10 @@ pub struct Outbox {
     limits: Limits,
     /// What a push past a cap turns into.
     overflow: Closing,
+    /// The protocol's queued bytes, which this outbox's are part of.
+    pressure: Arc<Pressure>,
+    /// The connection, for logs.
+    connection: ConnectionId,
 }
 
 /// What the writer takes out of the outbox in one go.
@@ -117,20 +146,72 @@ impl AsRef<Outbox> for Outbox {
     }
 }
 
+impl Drop for Outbox {
+    /// Frames never taken (the writer was stopped) leave the protocol's total with it.
+    fn drop(&mut self) {
+        self.pressure.sub(self.state.get_mut().queued_bytes);
+    }
+}
+
 impl Outbox {
-    /// An empty outbox with these caps; a push past them requests `overflow`.
-    pub fn new(limits: Limits, overflow: Closing) -> Outbox {
+    /// An empty outbox of `connection` with these caps, its bytes counted in `pressure`; a
+    /// push past a cap requests `overflow`.
+    pub fn new(
+        connection: ConnectionId,
+        limits: Limits,
+        overflow: Closing,
+        pressure: Arc<Pressure>,
+    ) -> Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             writer_wake: Notify::new(),
             reader_wake: Notify::new(),
             limits,
             overflow,
+            pressure,
+            connection,
         }
     }
 
-    /// Queues a complete frame. Never blocks beyond a short lock.
+    /// The caps.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The protocol's pressure this outbox counts in.
+    pub fn pressure(&self) -> &Arc<Pressure> {
+        &self.pressure
+    }
+
+    /// The connection it belongs to.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// Queues a complete frame (a response, a pong: one at a time). Never blocks beyond a
+    /// short lock. Not subject to `maxTotalQueuedBytes`: a connection's answers are bounded by
+    /// its pending requests (`maxPendingRequests`), and a publisher must get its answers.
     pub fn push(&self, frame: Bytes) -> Pushed {
+        let len = frame.len();
+        let pushed = self.push_inner(frame, false);
+        if pushed == Pushed::Queued {
+            self.pressure.add(len);
+        }
+        pushed
+    }
+
+    /// Queues a frame of a fan-out, counted in `batch` (added to the protocol's total once,
+    /// for the whole fan-out).
+    pub fn push_counted(&self, frame: Bytes, batch: &mut Batch<'_>) -> Pushed {
+        let len = frame.len();
+        let pushed = self.push_inner(frame, batch.over_total);
+        if pushed == Pushed::Queued {
+            batch.bytes += len;
+        }
+        pushed
+    }
+
+    fn push_inner(&self, frame: Bytes, over_total: bool) -> Pushed {
         let mut state = self.state.lock();
         if state.closing {
             return Pushed::Closing;
@@ -138,13 +219,22 @@ impl Outbox {
         let was_empty = state.frames.is_empty();
         if !was_empty
             && (state.frames.len() >= self.limits.max_frames
-                || state.queued_bytes + frame.len() > self.limits.max_bytes)
+                || state.queued_bytes + frame.len() > self.limits.max_bytes
+                || over_total)
         {
+            let dropped = std::mem::take(&mut state.queued_bytes);
             state.frames = VecDeque::new();
-            state.queued_bytes = 0;
             state.request_close(self.overflow.clone());
             drop(state);
+            self.pressure.sub(dropped);
             self.wake_both();
+            let why = if over_total {
+                "the protocol's queued bytes passed maxTotalQueuedBytes"
+            } else {
+                "its queue passed its cap"
+            };
+            self.pressure
+                .slow_consumer_closed(&self.connection, dropped, why);
             return Pushed::Overflow;
         }
         state.queued_bytes += frame.len();
@@ -164,13 +254,32 @@ impl Outbox {
         if state.closing {
             return false;
         }
+        let mut dropped = 0;
         if discard_queued {
             state.frames = VecDeque::new();
-            state.queued_bytes = 0;
+            dropped = std::mem::take(&mut state.queued_bytes);
         }
         state.request_close(closing);
         drop(state);
+        self.pressure.sub(dropped);
         self.wake_both();
+        true
+    }
+
+    /// The writer made no progress for `slow_consumer_timeout` with `unwritten` bytes in hand:
+    /// closes with the overflow close, dropping what is queued, and logs it. False if a close
+    /// was already requested.
+    pub fn stalled(&self, unwritten: usize) -> bool {
+        let queued = self.queued_bytes();
+        if !self.close(self.overflow.clone(), true) {
+            return false;
+        }
+        let why = format!(
+            "its writes made no progress for {} ms",
+            self.limits.slow_consumer_timeout.as_millis()
+        );
+        self.pressure
+            .slow_consumer_closed(&self.connection, queued + unwritten, &why);
         true
     }
 
@@ -202,8 +311,11 @@ impl Outbox {
         debug_assert!(batch.is_empty());
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, batch);
-        state.queued_bytes = 0;
-        if let Some(close) = state.close_frame.take() {
+        let taken = std::mem::take(&mut state.queued_bytes);
+        let close = state.close_frame.take();
+        drop(state);
+        self.pressure.sub(taken);
+        if let Some(close) = close {
             return Taken::Close(close);
         }
         if batch.is_empty() {
@@ -250,11 +362,10 @@ mod tests {
 
     fn bytes_only(max_bytes: usize) -> Outbox {
         Outbox::new(
-            Limits {
-                max_frames: usize::MAX,
-                max_bytes,
-            },
+            ConnectionId(1),
+            Limits::bytes(max_bytes, Duration::from_secs(10)),
             overflow(),
+            Arc::new(Pressure::unreported()),
         )
     }
 
@@ -346,11 +457,14 @@ mod tests {
     #[test]
     fn the_frame_cap_closes_a_slow_consumer() {
         let outbox = Outbox::new(
+            ConnectionId(1),
             Limits {
                 max_frames: 2,
                 max_bytes: 1000,
+                slow_consumer_timeout: Duration::from_secs(10),
             },
             Closing::silent("too many frames"),
+            Arc::new(Pressure::unreported()),
         );
         assert_eq!(outbox.push(frame(1)), Pushed::Queued);
         assert_eq!(outbox.push(frame(1)), Pushed::Queued);
@@ -363,6 +477,81 @@ mod tests {
             outbox.take(&mut batch),
             Taken::Idle,
             "the close is handed out once"
+        );
+    }
+
+    #[test]
+    fn every_byte_queued_is_counted_until_taken_or_dropped() {
+        let pressure = Arc::new(Pressure::unreported());
+        let outbox = |id| {
+            Outbox::new(
+                ConnectionId(id),
+                Limits::bytes(100, Duration::from_secs(10)),
+                overflow(),
+                pressure.clone(),
+            )
+        };
+        let (a, b) = (outbox(1), outbox(2));
+        a.push(frame(10));
+        {
+            let mut batch = pressure.batch();
+            a.push_counted(frame(20), &mut batch);
+            b.push_counted(frame(30), &mut batch);
+        }
+        assert_eq!(pressure.queued_bytes(), 60);
+        let mut taken = VecDeque::new();
+        a.take(&mut taken);
+        assert_eq!(pressure.queued_bytes(), 30);
+        b.push(frame(80));
+        assert_eq!(b.queued_bytes(), 0, "overflowed");
+        assert_eq!(pressure.queued_bytes(), 0);
+        assert_eq!(pressure.slow_consumers_closed(), 1);
+        a.push(frame(5));
+        a.close(closing(1001, "bye"), true);
+        assert_eq!(pressure.queued_bytes(), 0);
+        let c = outbox(3);
+        c.push(frame(7));
+        drop(c);
+        assert_eq!(
+            pressure.queued_bytes(),
+            0,
+            "a dropped outbox leaves the total"
+        );
+    }
+
+    #[test]
+    fn past_the_protocol_total_a_non_empty_queue_overflows() {
+        let marks = crate::pressure::Marks {
+            high: 50,
+            low: 10,
+            max_total: 100,
+        };
+        let pressure = Arc::new(Pressure::new("test", marks, |_| {}));
+        let outbox = |id| {
+            Outbox::new(
+                ConnectionId(id),
+                Limits::bytes(1000, Duration::from_secs(10)),
+                overflow(),
+                pressure.clone(),
+            )
+        };
+        let (a, b) = (outbox(1), outbox(2));
+        a.push(frame(60));
+        b.push(frame(60));
+        assert!(pressure.over_total());
+        assert_eq!(
+            a.push(frame(1)),
+            Pushed::Queued,
+            "answers are not capped by the total"
+        );
+        let mut batch = pressure.batch();
+        assert_eq!(a.push_counted(frame(1), &mut batch), Pushed::Overflow);
+        let mut taken = VecDeque::new();
+        b.take(&mut taken);
+        assert_eq!(
+            b.push_counted(frame(1), &mut batch),
+            Pushed::Queued,
+            "an empty queue takes one"
         );
     }
 

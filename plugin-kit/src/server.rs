@@ -29,6 +29,88 @@ pub struct Listen {
     pub worker_threads: usize,
 }
 
+impl Listen {
+    /// Listening on `address`:`port` for `scheme` URLs, on a runtime of `worker_threads`
+    /// threads (0: one per core).
+    pub fn new(scheme: &'static str, address: IpAddr, port: u16, worker_threads: usize) -> Listen {
+        Listen {
+            address,
+            port,
+            scheme,
+            worker_threads,
+        }
+    }
+}
+
+/// What the tasks of a protocol's instance share, and how it serves a connection: what
+/// [`Running::launch`] (and the type [`server!`](crate::server!) declares) starts from settings.
+pub trait Service: Send + Sync + Sized + 'static {
+    /// The instance's validated settings.
+    type Settings;
+
+    /// Where and how the instance listens.
+    fn listen(settings: &Self::Settings) -> Listen;
+
+    /// What the tasks of the instance named `name` share.
+    fn new(name: &str, settings: Self::Settings, backend: Arc<dyn Backend>) -> Self;
+
+    /// Serves one accepted connection, on the instance's runtime.
+    fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// Declares the plugin's running instance, `$name`, serving a [`Service`] (`$shared`): a
+/// [`Running`] with `start(name, settings, backend)`, `from_init(host, config)` (settings that are
+/// a [`Section`](crate::config::Section)), `local_address()` and, for the plugin's own methods,
+/// `shared()`.
+#[macro_export]
+macro_rules! server {
+    ($(#[$meta:meta])* $name:ident => $shared:ty) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $name {
+            /// The runtime, the listener and what connections share.
+            running: $crate::server::Running<$shared>,
+        }
+
+        impl $name {
+            /// Binds the listener and starts serving. Fails if the port cannot be bound or the
+            /// runtime cannot start.
+            pub fn start(
+                name: &str,
+                settings: <$shared as $crate::server::Service>::Settings,
+                backend: ::std::sync::Arc<dyn $crate::__api::Backend>,
+            ) -> ::std::result::Result<$name, $crate::__api::BoxError> {
+                let running = $crate::server::Running::launch(name, settings, backend)?;
+                Ok($name { running })
+            }
+
+            /// The `init` hook's work: reads the protocol's section (and `[server]
+            /// maxRequestSize`), then starts serving.
+            pub fn from_init(
+                host: $crate::__api::Host,
+                config: &$crate::__api::InitConfig<'_>,
+            ) -> ::std::result::Result<$name, $crate::__api::BoxError> {
+                let settings = $crate::config::Section::from_init(config)?;
+                $name::start(config.name, settings, ::std::sync::Arc::new(host))
+            }
+
+            /// The bound address.
+            pub fn local_address(&self) -> ::std::net::SocketAddr {
+                self.running.local_address()
+            }
+
+            /// What the instance's tasks share.
+            fn shared(&self) -> &$shared {
+                self.running.shared()
+            }
+        }
+    };
+}
+
 /// Binds the listening socket (non-blocking, not yet tied to a runtime). The one place a
 /// listener is made: a later host version will hand plugins pre-opened sockets, and only
 /// `switchyard_plugin_api::net::bind_listener` will change.
@@ -88,6 +170,20 @@ impl<S> std::fmt::Debug for Running<S> {
         f.debug_struct("Running")
             .field("local_address", &self.local_address)
             .finish_non_exhaustive()
+    }
+}
+
+impl<S: Service> Running<S> {
+    /// Starts a [`Service`]: its listener from its settings, what its tasks share, its
+    /// connections served by [`Service::serve`].
+    pub fn launch(
+        name: &str,
+        settings: S::Settings,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Running<S>, BoxError> {
+        let listen = S::listen(&settings);
+        let shared = S::new(name, settings, backend.clone());
+        Running::start(name, listen, backend, shared, S::serve)
     }
 }
 

@@ -1,9 +1,13 @@
 //! Reading a socket into a connection's buffer, the same way in every protocol: at most
-//! `READ_CHUNK` more at a time, the buffer growing only when nearly full.
+//! `READ_CHUNK` more at a time, the buffer growing only when nearly full; and the idle timer of a
+//! connection's read loop.
 
 use std::io;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::time::Sleep;
 
 /// Read granularity; connections free their buffer whenever no partial message is left in it.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -29,5 +33,75 @@ pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>) -> Filled {
         Ok(_) => Filled::Data,
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => Filled::Nothing,
         Err(_) => Filled::Gone,
+    }
+}
+
+/// [`fill`] once `readable()` gave `ready`: a readiness error means the client is gone.
+pub fn fill_ready(
+    ready: io::Result<()>,
+    read_half: &OwnedReadHalf,
+    buffer: &mut Vec<u8>,
+) -> Filled {
+    match ready {
+        Ok(()) => fill(read_half, buffer),
+        Err(_) => Filled::Gone,
+    }
+}
+
+/// A read loop's idle deadline: `window` after the last [`Idle::touch`]. Activity only records
+/// the time; the one timer is re-armed when it fires early, so a busy connection never resets
+/// it.
+#[derive(Debug)]
+pub struct Idle {
+    window: Duration,
+    last_activity: Instant,
+}
+
+impl Idle {
+    /// A deadline `window` from now. Wait on it with a `tokio::time::sleep(window)`, pinned.
+    pub fn new(window: Duration) -> Idle {
+        Idle {
+            window,
+            last_activity: Instant::now(),
+        }
+    }
+
+    /// Something happened on the connection (or it waited on the server, which is not the
+    /// client's idleness): the deadline moves to `window` from now.
+    pub fn touch(&mut self) {
+        self.last_activity = Instant::now();
+    }
+
+    /// Completes once nothing touched the deadline for `window`; `timer` is re-armed to the
+    /// moved deadline when it fires early.
+    pub async fn expired(&mut self, mut timer: Pin<&mut Sleep>) {
+        loop {
+            timer.as_mut().await;
+            let idle_until = self.last_activity + self.window;
+            if Instant::now() >= idle_until {
+                return;
+            }
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(idle_until));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_deadline_moves_with_activity() {
+        let window = Duration::from_millis(60);
+        let mut idle = Idle::new(window);
+        let timer = tokio::time::sleep(window);
+        tokio::pin!(timer);
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        idle.touch();
+        idle.expired(timer.as_mut()).await;
+        assert!(start.elapsed() >= Duration::from_millis(100));
     }
 }

@@ -1,8 +1,13 @@
 //! A connection's writer: drains its outbox in batches, one `writev` per 64 frames, no copies.
+//!
+//! A consumer is slow by its own behaviour: when the socket takes nothing for
+//! `slow_consumer_timeout` while frames wait, the writer closes the connection with the
+//! outbox's overflow close (1011 for WebSocket), whatever other connections do.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -17,7 +22,10 @@ pub const MAX_SLICES: usize = 64;
 /// socket fails (then closes the outbox so the reader stops).
 pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, owner: Arc<T>) {
     let outbox = (*owner).as_ref();
+    let stall = outbox.limits().slow_consumer_timeout;
     let mut batch = VecDeque::new();
+    // The front frame of `batch` is partly written.
+    let mut partial = false;
     loop {
         let result = match outbox.take(&mut batch) {
             Taken::Idle => {
@@ -27,40 +35,82 @@ pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, o
                 outbox.writer_wait().await;
                 continue;
             }
-            Taken::Frames => write_all(&write_half, &mut batch).await,
+            Taken::Frames => write_within(&write_half, &mut batch, stall, &mut partial).await,
             Taken::Close(last) => {
                 if !last.is_empty() {
                     batch.push_back(last);
                 }
                 if !batch.is_empty() {
-                    let _ = write_all(&write_half, &mut batch).await;
+                    let _ = write_within(&write_half, &mut batch, stall, &mut partial).await;
                 }
                 return;
             }
         };
-        if result.is_err() {
-            outbox.close_silently();
-            return;
+        match result {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                let unwritten: usize = batch.iter().map(Bytes::len).sum();
+                // A partly written frame must be finished before a close frame can follow.
+                batch.truncate(usize::from(partial));
+                if outbox.stalled(unwritten) {
+                    let mut rest = VecDeque::new();
+                    if let Taken::Close(last) = outbox.take(&mut rest) {
+                        if !last.is_empty() && !partial {
+                            batch.push_back(last);
+                        }
+                    }
+                }
+                // The reader drops the socket after its close timeout if this never ends.
+                let _ = write_within(&write_half, &mut batch, stall, &mut partial).await;
+                return;
+            }
+            Err(_) => {
+                outbox.close_silently();
+                return;
+            }
         }
     }
 }
 
 /// Writes every frame of `batch`, emptying it.
 pub async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+    let mut partial = false;
+    write_within(write_half, batch, Duration::MAX, &mut partial).await
+}
+
+/// Writes every frame of `batch`, emptying it, unless the socket takes nothing for `stall`
+/// (then `TimedOut`, with what is left in `batch` and `partial` saying whether its front frame
+/// is partly written).
+pub async fn write_within(
+    write_half: &OwnedWriteHalf,
+    batch: &mut VecDeque<Bytes>,
+    stall: Duration,
+    partial: &mut bool,
+) -> io::Result<()> {
     while !batch.is_empty() {
-        write_half.writable().await?;
+        // Without readiness this returns `WouldBlock` without a system call.
         match write_some(write_half, batch) {
-            Ok(()) => {}
+            Ok(front_partial) => {
+                *partial = front_partial;
+                continue;
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(error) => return Err(error),
+        }
+        // The socket is full: the timer runs only now. Boxed, so the timer is not part of
+        // every idle connection's writer future (a socket fills rarely; this is the slow path).
+        match Box::pin(tokio::time::timeout(stall, write_half.writable())).await {
+            Ok(ready) => ready?,
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
         }
     }
     Ok(())
 }
 
 /// One `writev` of the front of `batch`; written frames are popped, a partly written one is
-/// advanced. Not async, so its slice array lives on the stack, not in every connection's future.
-fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+/// advanced (then returns true). Not async, so its slice array lives on the stack, not in every
+/// connection's future.
+fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<bool> {
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
     let count = batch
         .iter()
@@ -80,8 +130,8 @@ fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::R
             batch.pop_front();
         } else {
             front.advance(written);
-            written = 0;
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }

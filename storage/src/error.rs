@@ -42,6 +42,13 @@ pub enum StorageError {
     InvalidId { id: String, reason: &'static str },
     /// The document source is not a JSON object.
     InvalidDocument { id: String, reason: &'static str },
+    /// The document is larger than the host's limit (the host refuses it before the store sees
+    /// it; `size` and `limit` in bytes of its JSON).
+    DocumentTooLarge {
+        id: String,
+        size: usize,
+        limit: usize,
+    },
     /// The mapping is not a JSON object, or its `properties` are malformed.
     InvalidMapping { reason: String },
     /// The search body or query is refused; see [`QueryError`].
@@ -119,6 +126,10 @@ impl fmt::Display for StorageError {
             StorageError::InvalidDocument { id, reason } => {
                 write!(f, "Document \"{id}\": {reason}")
             }
+            StorageError::DocumentTooLarge { id, size, limit } => write!(
+                f,
+                "Document \"{id}\" is too large: {size} bytes (limit: {limit} bytes)"
+            ),
             StorageError::InvalidMapping { reason } => write!(f, "Invalid mapping: {reason}"),
             StorageError::Query(error) => error.fmt(f),
             StorageError::Store { message } => write!(f, "storage failure: {message}"),

@@ -32,6 +32,24 @@ pub fn validate_index_name(name: &str) -> Result<()> {
     }
 }
 
+/// The first character of an internal index's name (`%kuzzle`, where the host keeps users,
+/// roles, profiles, credentials and tokens). [`validate_index_name`] refuses it, so no API
+/// request can create one, and [`crate::Storage::list_indexes`] leaves internal indexes out.
+pub const INTERNAL_INDEX_PREFIX: char = '%';
+
+/// Whether `name` is an internal index's name.
+pub fn is_internal_index(name: &str) -> bool {
+    name.starts_with(INTERNAL_INDEX_PREFIX)
+}
+
+/// `%` then a name [`validate_index_name`] accepts.
+pub fn validate_internal_index_name(name: &str) -> Result<()> {
+    match name.strip_prefix(INTERNAL_INDEX_PREFIX) {
+        Some(rest) if name_is_valid(rest) => Ok(()),
+        _ => Err(StorageError::InvalidIndexName { name: name.into() }),
+    }
+}
+
 /// Same rules as [`validate_index_name`].
 pub fn validate_collection_name(name: &str) -> Result<()> {
     if name_is_valid(name) {
@@ -83,6 +101,15 @@ mod tests {
             assert!(validate_index_name(bad).is_err(), "{bad}");
             assert!(validate_collection_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn internal_index_names_are_apart() {
+        assert!(validate_index_name("%kuzzle").is_err());
+        assert!(validate_internal_index_name("%kuzzle").is_ok());
+        assert!(validate_internal_index_name("kuzzle").is_err());
+        assert!(validate_internal_index_name("%").is_err());
+        assert!(is_internal_index("%kuzzle") && !is_internal_index("kuzzle"));
     }
 
     #[test]

@@ -16,10 +16,14 @@ use crate::query::{Query, SearchPage, SearchRequest};
 pub trait Storage: Send + Sync {
     /// Creates an empty index. `IndexAlreadyExists` if it exists, `InvalidIndexName`.
     fn create_index(&self, index: &str) -> Result<()>;
+    /// Creates an internal index (`%kuzzle`: `%` then a valid name, see
+    /// [`crate::names::INTERNAL_INDEX_PREFIX`]), which `create_index` refuses.
+    /// `IndexAlreadyExists` if it exists, `InvalidIndexName`.
+    fn create_internal_index(&self, index: &str) -> Result<()>;
     /// Deletes an index with its collections and documents. `IndexNotFound`.
     fn delete_index(&self, index: &str) -> Result<()>;
     fn index_exists(&self, index: &str) -> Result<bool>;
-    /// Index names, sorted.
+    /// Public index names (internal ones left out), sorted.
     fn list_indexes(&self) -> Result<Vec<String>>;
 
     /// Creates a collection with its mapping (a JSON object, `{}` for none); the fields the
@@ -54,4 +58,12 @@ pub trait Storage: Send + Sync {
     fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage>;
     /// How many documents match.
     fn count(&self, index: &str, collection: &str, query: &Query) -> Result<u64>;
+
+    /// An internal record: a JSON value the host keeps outside every index (Kuzzle's internal
+    /// index: validation specifications under `kind` `"validations"`, key `<index>#<collection>`).
+    /// Deleting an index or a collection never touches them. `None` if absent.
+    fn get_internal(&self, kind: &str, key: &str) -> Result<Option<Value>>;
+    /// Stores an internal record durably (on disk when this returns), replacing any previous
+    /// one; `None` deletes it. Returns whether a record was there before.
+    fn put_internal(&self, kind: &str, key: &str, value: Option<&Value>) -> Result<bool>;
 }

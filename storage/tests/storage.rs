@@ -59,6 +59,16 @@ fn indexes_and_collections() {
         Err(StorageError::InvalidIndexName { .. })
     ));
     store.create_index("ams").unwrap();
+    assert!(matches!(
+        store.create_index("%kuzzle"),
+        Err(StorageError::InvalidIndexName { .. })
+    ));
+    store.create_internal_index("%kuzzle").unwrap();
+    assert!(store.index_exists("%kuzzle").unwrap());
+    store
+        .create_collection("%kuzzle", "users", &json!({}))
+        .unwrap();
+    // Internal indexes are not listed: `index:list` and `admin:resetDatabase` never see them.
     assert_eq!(store.list_indexes().unwrap(), ["ams", "nyc"]);
     assert!(matches!(
         store.create_collection("nope", "taxi", &json!({})),
@@ -704,4 +714,38 @@ fn property_index_and_scan_give_the_same_answers() {
         let scanned = search_ids(&*store, "scan", json!({"query": query}));
         assert_eq!(indexed, scanned, "{query}");
     }
+}
+
+#[test]
+fn internal_records_survive_index_deletion_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        setup(&*store, json!({}));
+        assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
+        let spec = json!({"strict": false});
+        assert!(!store
+            .put_internal("validations", "nyc#taxi", Some(&spec))
+            .unwrap());
+        assert!(store
+            .put_internal("validations", "nyc#taxi", Some(&json!({"strict": true})))
+            .unwrap());
+        store.delete_index("nyc").unwrap();
+        assert_eq!(
+            store.get_internal("validations", "nyc#taxi").unwrap(),
+            Some(json!({"strict": true}))
+        );
+        assert_eq!(store.get_internal("other", "nyc#taxi").unwrap(), None);
+        store
+            .put_internal("validations", "a#b", Some(&spec))
+            .unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store.get_internal("validations", "nyc#taxi").unwrap(),
+        Some(json!({"strict": true}))
+    );
+    assert!(store.put_internal("validations", "a#b", None).unwrap());
+    assert!(!store.put_internal("validations", "a#b", None).unwrap());
+    assert_eq!(store.get_internal("validations", "a#b").unwrap(), None);
 }

@@ -132,9 +132,20 @@ scenario(async () => {
   await step("document:get deleted", document.get("shop", "items", "b"));
   await step("document:delete missing", document.delete("shop", "items", "b"));
 
+  // The SDK suite's specifications scenario, then validation against them and a reset.
+  await step("collection:updateSpecifications", collection.updateSpecifications("shop", "items", { strict: false }));
+  await step("collection:getSpecifications", collection.getSpecifications("shop", "items").then((s) => s.validation));
+  await step("collection:validateSpecifications", collection.validateSpecifications("shop", "items", { strict: true }));
+  await step("collection:validateSpecifications bad", collection.validateSpecifications("shop", "items", { strict: true, fields: { a: { type: "nope" } } }));
+  await step("collection:updateSpecifications bad", collection.updateSpecifications("shop", "items", { nope: true }));
+  await step("collection:updateSpecifications strict", collection.updateSpecifications("shop", "items", { strict: true, fields: { city: { type: "string", mandatory: true } } }));
+  await step("document:validate strict", document.validate("shop", "items", { age: 1 }));
   await step("collection:truncate", collection.truncate("shop", "items", wait));
   await step("document:count truncated", document.count("shop", "items", {}));
   await step("admin:resetDatabase", kuzzle.query({ controller: "admin", action: "resetDatabase" }).then((r) => r.result));
   await step("index:list after reset", index.list());
+  await step("collection:getSpecifications after reset", collection.getSpecifications("shop", "items").then((s) => s.validation.strict));
+  await step("collection:deleteSpecifications", collection.deleteSpecifications("shop", "items"));
+  await step("collection:getSpecifications deleted", collection.getSpecifications("shop", "items"));
   await step("index:delete missing", index.delete("shop"));
 });

@@ -6,6 +6,7 @@
 //! its name in `SCENARIOS` and `run`, a line in `usage.txt`, a smoke test in
 //! `tests/smoke.rs`, and its figures in `BENCHMARKS.md`.
 
+mod documents;
 mod http;
 mod mqtt;
 mod mqtt_rtt;
@@ -28,6 +29,7 @@ pub const SCENARIOS: &[&str] = &[
     "mqtt-rtt",
     "socketio-fanout",
     "connections",
+    "documents",
 ];
 
 /// Runs the scenario called `name`.
@@ -40,6 +42,7 @@ pub fn run(name: &str, settings: &Settings) -> anyhow::Result<Value> {
         "mqtt-fanout" => mqtt::mqtt_fanout(settings),
         "mqtt-rtt" => mqtt_rtt::mqtt_rtt(settings),
         "socketio-fanout" => socketio::socketio_fanout(settings),
+        "documents" => documents::documents(settings),
         other => anyhow::bail!("unknown scenario {other}: {}", SCENARIOS.join(", ")),
     }
 }

@@ -146,8 +146,19 @@ pub fn dispatch<'a>(
     if let Err(error) = action.args.check(&request) {
         return refuse(request, error, route);
     }
+    // Internal indexes (`%kuzzle`: users, tokens, credentials) do not exist for the API,
+    // whatever the action: one check here rather than one per controller.
+    if let Some(index) = request
+        .index
+        .as_deref()
+        .filter(|index| index.starts_with('%'))
+    {
+        let error = errors::SERVICES_STORAGE_UNKNOWN_INDEX.with(&[index]);
+        return refuse(request, error, route);
+    }
     let access = Access {
         connection,
+        protocol,
         controller: &request.controller,
         action: &request.action,
         index: request.index.as_deref(),

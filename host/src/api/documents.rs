@@ -52,6 +52,13 @@ pub fn storage_error(error: StorageError) -> KuzzleError {
         StorageError::InvalidId { reason, .. } => {
             errors::API_ASSERT_INVALID_ARGUMENT.with(&["_id", reason])
         }
+        StorageError::DocumentTooLarge { id, size, limit } => {
+            errors::SERVICES_STORAGE_DOCUMENT_TOO_LARGE.with(&[
+                &id,
+                &size.to_string(),
+                &limit.to_string(),
+            ])
+        }
         StorageError::InvalidDocument { .. } => {
             errors::API_ASSERT_INVALID_TYPE.with(&["body", "object"])
         }
@@ -149,19 +156,32 @@ pub fn optional_id(request: &Request<'_>) -> Result<Option<String>, KuzzleError>
     }
 }
 
-/// `index` and `collection`, owned.
+/// `index` and `collection`, owned. An internal index (`%kuzzle`: users, tokens) does not
+/// exist for the API.
 pub fn target(request: &Request<'_>) -> Result<(String, String), KuzzleError> {
     let (index, collection) = request.index_and_collection()?;
+    public(index)?;
     Ok((index.to_string(), collection.to_string()))
 }
 
-/// `index`, owned.
+/// `index`, owned; an internal index does not exist for the API.
 pub fn index_of(request: &Request<'_>) -> Result<String, KuzzleError> {
-    request
+    let index = request
         .index
         .as_deref()
-        .map(str::to_string)
-        .ok_or_else(|| errors::API_ASSERT_MISSING_ARGUMENT.with(&["index"]))
+        .ok_or_else(|| errors::API_ASSERT_MISSING_ARGUMENT.with(&["index"]))?;
+    public(index)?;
+    Ok(index.to_string())
+}
+
+/// Refuses an internal index's name as if the index did not exist.
+pub fn public(index: &str) -> Result<(), KuzzleError> {
+    if switchyard_storage::names::is_internal_index(index) {
+        return Err(storage_error(StorageError::IndexNotFound {
+            index: index.to_string(),
+        }));
+    }
+    Ok(())
 }
 
 /// The body as an object (taken out of the request).
@@ -223,6 +243,32 @@ pub fn check_fetch(limits: &Limits, count: usize) -> Result<(), KuzzleError> {
 pub fn check_write(limits: &Limits, count: usize) -> Result<(), KuzzleError> {
     if count > limits.documents_write_count {
         return Err(errors::SERVICES_STORAGE_WRITE_LIMIT_EXCEEDED.error());
+    }
+    Ok(())
+}
+
+/// Refuses a document whose JSON is larger than `limits.documentMaxSize` (measured without
+/// building the text).
+pub fn check_size(limits: &Limits, id: &str, source: &Value) -> Result<(), StorageError> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing into a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, source);
+    if counter.0 > limits.document_max_size {
+        return Err(StorageError::DocumentTooLarge {
+            id: id.to_string(),
+            size: counter.0,
+            limit: limits.document_max_size,
+        });
     }
     Ok(())
 }
@@ -324,6 +370,186 @@ pub fn generate_id() -> String {
         for shift in [18, 12, 6, 0] {
             out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
         }
+    }
+    out
+}
+
+/// The internal record kind of validation specifications (Kuzzle's internal `validations`
+/// collection), keyed `<index>#<collection>`: outside every index, so `admin:resetDatabase` and
+/// index deletion keep them, as Kuzzle does.
+pub const SPECIFICATIONS: &str = "validations";
+
+/// The key of a collection's specifications.
+pub fn specifications_key(index: &str, collection: &str) -> String {
+    format!("{index}#{collection}")
+}
+
+/// Kuzzle's validation field types.
+const FIELD_TYPES: &[&str] = &[
+    "anything",
+    "boolean",
+    "date",
+    "email",
+    "enum",
+    "geoPoint",
+    "geoShape",
+    "integer",
+    "ipAddress",
+    "numeric",
+    "object",
+    "string",
+    "url",
+];
+
+/// Checks specifications the way Kuzzle's `validateFormat` does at the levels we enforce: the
+/// top-level keys (`strict`, `fields`, `validators`), `strict` a boolean, `fields` an object of
+/// field specifications with known keys and a known `type`, `validators` an array. Returns
+/// every problem found, in Kuzzle's words.
+pub fn check_specifications(index: &str, collection: &str, spec: &Value) -> Vec<String> {
+    const ALLOWED: &str = "strict, fields, validators";
+    const FIELD_KEYS: &[&str] = &[
+        "mandatory",
+        "type",
+        "defaultValue",
+        "description",
+        "multivalued",
+        "typeOptions",
+    ];
+    let at = format!("{index}.{collection}");
+    let Value::Object(spec) = spec else {
+        return vec![format!(
+            "Wrong type for parameter \"{at}\" (expected: object)."
+        )];
+    };
+    if spec
+        .keys()
+        .any(|key| !["strict", "fields", "validators"].contains(&key.as_str()))
+    {
+        return vec![format!(
+            "The object \"{at}\" contains unexpected properties (allowed: {ALLOWED})."
+        )];
+    }
+    let mut problems = Vec::new();
+    if !matches!(spec.get("strict"), None | Some(Value::Bool(_))) {
+        problems.push("Wrong type for parameter \"strict\" (expected: boolean).".to_string());
+    }
+    if !matches!(
+        spec.get("validators"),
+        None | Some(Value::Null | Value::Array(_))
+    ) {
+        problems.push("Wrong type for parameter \"validators\" (expected: array).".to_string());
+    }
+    match spec.get("fields") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(fields)) => {
+            for (name, field) in fields {
+                let at = format!("{at}.{name}");
+                let Value::Object(field) = field else {
+                    problems.push(format!(
+                        "Wrong type for parameter \"{at}\" (expected: object)."
+                    ));
+                    continue;
+                };
+                if field.keys().any(|key| !FIELD_KEYS.contains(&key.as_str())) {
+                    problems.push(format!(
+                        "The object \"{at}\" contains unexpected properties (allowed: {}).",
+                        FIELD_KEYS.join(", ")
+                    ));
+                }
+                match field.get("type") {
+                    None => problems.push(format!("Missing property \"type\" in field \"{at}\".")),
+                    Some(Value::String(kind)) if FIELD_TYPES.contains(&kind.as_str()) => {}
+                    Some(kind) => {
+                        let kind = kind
+                            .as_str()
+                            .map_or_else(|| kind.to_string(), str::to_string);
+                        problems.push(format!("In \"{at}\": unknown type \"{kind}\"."));
+                    }
+                }
+                if !matches!(field.get("mandatory"), None | Some(Value::Bool(_))) {
+                    problems.push(format!(
+                        "Wrong type for parameter \"{at}.mandatory\" (expected: boolean)."
+                    ));
+                }
+            }
+        }
+        Some(_) => {
+            problems.push("Wrong type for parameter \"fields\" (expected: object).".to_string())
+        }
+    }
+    problems
+}
+
+/// A document checked against its collection's specifications (`document:validate`), at the
+/// levels enforced here: `strict` (no top-level field outside `fields`), `mandatory` fields,
+/// and the JSON type of top-level fields of the simple types. Kuzzle's verbose shape:
+/// `{documentScope?: [..], fieldScope?: {children: {<field>: {messages: [..]}}}}`; empty when
+/// the document is valid. Nested field paths, type options and `validators` are not checked.
+pub fn check_document(spec: &Value, document: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    let fields = spec.get("fields").and_then(Value::as_object);
+    let empty = Map::new();
+    let fields = fields.unwrap_or(&empty);
+    if spec.get("strict") == Some(&Value::Bool(true)) && !fields.is_empty() {
+        let unknown: Vec<Value> = document
+            .keys()
+            .filter(|key| *key != "_kuzzle_info" && !fields.contains_key(*key))
+            .map(|key| {
+                Value::String(format!(
+                    "The document validation is strict. Cannot add unspecified sub-field \"{key}\""
+                ))
+            })
+            .collect();
+        if !unknown.is_empty() {
+            out.insert("documentScope".into(), Value::Array(unknown));
+        }
+    }
+    let mut children = Map::new();
+    for (name, field) in fields {
+        let value = document.get(name);
+        let mut messages = Vec::new();
+        match value {
+            None | Some(Value::Null) => {
+                if field.get("mandatory") == Some(&Value::Bool(true)) {
+                    messages.push(Value::String("The field is mandatory.".into()));
+                }
+            }
+            Some(value) => {
+                let values: Vec<&Value> = match value {
+                    Value::Array(items) if field.get("multivalued").is_some() => {
+                        items.iter().collect()
+                    }
+                    other => vec![other],
+                };
+                let kind = field
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("anything");
+                let fits = |v: &Value| match kind {
+                    "boolean" => v.is_boolean(),
+                    "integer" => v.as_i64().is_some() || v.as_u64().is_some(),
+                    "numeric" => v.is_number(),
+                    "object" => v.is_object(),
+                    "string" | "email" | "url" | "ipAddress" => v.is_string(),
+                    _ => true,
+                };
+                if !values.into_iter().all(fits) {
+                    messages.push(Value::String(format!(
+                        "The field must be of type \"{kind}\"."
+                    )));
+                }
+            }
+        }
+        if !messages.is_empty() {
+            let mut entry = Map::new();
+            entry.insert("messages".into(), Value::Array(messages));
+            children.insert(name.clone(), Value::Object(entry));
+        }
+    }
+    if !children.is_empty() {
+        let mut scope = Map::new();
+        scope.insert("children".into(), Value::Object(children));
+        out.insert("fieldScope".into(), Value::Object(scope));
     }
     out
 }

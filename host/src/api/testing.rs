@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_plugin_api::ConnectionId;
-use switchyard_storage::EmbeddedStorage;
+use switchyard_storage::{EmbeddedStorage, Storage};
 
 use super::dispatch::{dispatch, Dispatched, OwnedRequest};
 use super::router::Router;
@@ -23,6 +23,10 @@ pub struct Harness {
     pub connection: ConnectionId,
 }
 
+/// Cheap Argon2 parameters: debug builds hash slowly.
+const CHEAP_ARGON2: &str =
+    "[server]\n[security.argon2]\nmemoryKib = 64\niterations = 1\nparallelism = 1\n";
+
 impl Harness {
     /// The standard router over fresh services.
     pub fn new() -> Harness {
@@ -31,9 +35,19 @@ impl Harness {
 
     /// `router` over fresh services.
     pub fn with_router(router: Router) -> Harness {
-        let config = Config::parse(std::path::Path::new("test.toml"), "[server]\n")
-            .expect("an empty configuration is valid");
         let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
+        Harness::with_parts(router, CHEAP_ARGON2, storage)
+    }
+
+    /// The standard router over services with the configuration `config` (TOML) and `storage`
+    /// (a store that fails on demand, say).
+    pub fn with_config(config: &str, storage: Arc<dyn Storage>) -> Harness {
+        Harness::with_parts(Router::standard(), config, storage)
+    }
+
+    fn with_parts(router: Router, config: &str, storage: Arc<dyn Storage>) -> Harness {
+        let config = Config::parse(std::path::Path::new("test.toml"), config)
+            .expect("a valid test configuration");
         let services = Services::new(Arc::new(config), storage);
         let connection = services.connections.declare(0, &["127.0.0.1"], "");
         Harness {

@@ -100,6 +100,7 @@ fn vtable() -> HostVTableRef {
         log,
         is_shutting_down,
         announce_listener,
+        report_pressure,
     }
     .leak_into_prefix()
 }
@@ -321,5 +322,12 @@ extern "C" fn c_announce_listener(host: *mut c_void, address: CAbiStr) {
                 .entry
                 .announce_listener(binding.protocol, &c_text(address))
         }
+    })
+}
+
+extern "C" fn report_pressure(host: FfiHost, congested: bool) {
+    shielded("report_pressure", (), || {
+        let binding = binding(&host);
+        binding.entry.report_pressure(binding.protocol, congested)
     })
 }

@@ -3,9 +3,14 @@
 //! Server frames are never masked, so a frame built once (header and payload in one `Bytes`) is
 //! byte-identical for every recipient: that is what makes fan-out a reference-count increment.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
+use switchyard_plugin_api::ConnectionId;
 
 use crate::outbox::{Closing, Limits, Outbox};
+use crate::pressure::Pressure;
 
 /// Opcodes (RFC 6455 §5.2).
 pub mod opcode {
@@ -41,6 +46,17 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// Internal error; also Kuzzle's code for "too much backpressure".
     pub const INTERNAL_ERROR: u16 = 1011;
+
+    /// The code a `disconnect` hook closes with: 1001 on shutdown (the Kuzzle SDK and
+    /// socket.io-client reconnect; the SDK would not after 1000), `otherwise` for any other
+    /// reason.
+    pub fn on_disconnect(reason: switchyard_plugin_api::DisconnectReason, otherwise: u16) -> u16 {
+        if reason == switchyard_plugin_api::DisconnectReason::SHUTDOWN {
+            GOING_AWAY
+        } else {
+            otherwise
+        }
+    }
 }
 
 /// A rule a client broke: the connection must be failed. `code` and `reason` are what the
@@ -352,14 +368,19 @@ pub fn backpressure_closing() -> Closing {
     }
 }
 
-/// An outbox for a WebSocket connection: capped in bytes, closed with 1011 on overflow.
-pub fn outbox(max_queued_bytes: usize) -> Outbox {
+/// An outbox for WebSocket connection `connection`: capped in bytes, closed with 1011 on
+/// overflow or when its writes stall for `slow_consumer_timeout`, counted in `pressure`.
+pub fn outbox(
+    connection: ConnectionId,
+    max_queued_bytes: usize,
+    slow_consumer_timeout: Duration,
+    pressure: Arc<Pressure>,
+) -> Outbox {
     Outbox::new(
-        Limits {
-            max_frames: usize::MAX,
-            max_bytes: max_queued_bytes,
-        },
+        connection,
+        Limits::bytes(max_queued_bytes, slow_consumer_timeout),
         backpressure_closing(),
+        pressure,
     )
 }
 

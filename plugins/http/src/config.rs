@@ -4,7 +4,6 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, Section};
 
@@ -25,47 +24,40 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 /// Milliseconds a client has to send a request's body once its headers arrived.
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's `http` and
-/// `server.protocols.http` sections (merged here: each protocol owns its whole section).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address; Kuzzle listens on every interface.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Overrides `[server] maxRequestSize` for this listener.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// `"*"`, a comma-separated list, or an array of origins (regexps with the next key).
-    #[serde(default)]
-    access_control_allow_origin: Option<Origins>,
-    /// Read every `accessControlAllowOrigin` entry as a regular expression.
-    #[serde(default)]
-    access_control_allow_origin_use_reg_exp: bool,
-    /// `Access-Control-Allow-Methods`, sent as is.
-    #[serde(default)]
-    access_control_allow_methods: Option<String>,
-    /// `Access-Control-Allow-Headers`, sent as is.
-    #[serde(default)]
-    access_control_allow_headers: Option<String>,
-    /// Compress responses for clients that ask, accept compressed request bodies.
-    #[serde(default = "default_true")]
-    allow_compression: bool,
-    /// Most `Content-Encoding` layers a request body may have.
-    #[serde(default = "default_max_encoding_layers")]
-    max_encoding_layers: usize,
-    /// Milliseconds to receive a request's headers.
-    #[serde(default = "default_header_timeout")]
-    header_timeout: u64,
-    /// Milliseconds to receive a request's body.
-    #[serde(default = "default_body_timeout")]
-    body_timeout: u64,
-    /// Request threads, each with its own connections (0: half the cores, at least one).
-    #[serde(default)]
-    worker_threads: usize,
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's `http` and
+    /// `server.protocols.http` sections (merged here: each protocol owns its whole section).
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        @max_request_size,
+        /// `"*"`, a comma-separated list, or an array of origins (regexps with the next key).
+        #[serde(default)]
+        access_control_allow_origin: Option<Origins>,
+        /// Read every `accessControlAllowOrigin` entry as a regular expression.
+        #[serde(default)]
+        access_control_allow_origin_use_reg_exp: bool,
+        /// `Access-Control-Allow-Methods`, sent as is.
+        #[serde(default)]
+        access_control_allow_methods: Option<String>,
+        /// `Access-Control-Allow-Headers`, sent as is.
+        #[serde(default)]
+        access_control_allow_headers: Option<String>,
+        /// Compress responses for clients that ask, accept compressed request bodies.
+        #[serde(default = "default_true")]
+        allow_compression: bool,
+        /// Most `Content-Encoding` layers a request body may have.
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_ENCODING_LAYERS>")]
+        max_encoding_layers: usize,
+        /// Milliseconds to receive a request's headers.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_HEADER_TIMEOUT_MS>")]
+        header_timeout: u64,
+        /// Milliseconds to receive a request's body.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_BODY_TIMEOUT_MS>")]
+        body_timeout: u64,
+        /// Request threads, each with its own connections (0: half the cores, at least one).
+        #[serde(default)]
+        worker_threads: usize,
+    }
 }
 
 /// `accessControlAllowOrigin`: a string (comma-separated) or a list.
@@ -76,24 +68,8 @@ enum Origins {
     Many(Vec<String>),
 }
 
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
-
 fn default_true() -> bool {
     true
-}
-
-fn default_max_encoding_layers() -> usize {
-    DEFAULT_MAX_ENCODING_LAYERS
-}
-
-fn default_header_timeout() -> u64 {
-    DEFAULT_HEADER_TIMEOUT_MS
-}
-
-fn default_body_timeout() -> u64 {
-    DEFAULT_BODY_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.
@@ -128,15 +104,7 @@ impl Default for Settings {
 impl Section for Settings {
     type Raw = RawConfig;
 
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
         // Kuzzle splits a string on commas; a list is taken as is.
         let origins: Vec<String> = match raw.access_control_allow_origin {

@@ -2,7 +2,7 @@
 //! their codes to Kuzzle's (`lib/kerror/codes/*.json`, Kuzzle 2.56.0).
 
 pub use switchyard_plugin_api::errors::{
-    API_ASSERT_UNSUPPORTED_PROTOCOL, API_PROCESS_UNAUTHORIZED_ORIGIN,
+    API_ASSERT_PERSISTENT_CONNECTION_REQUIRED, API_PROCESS_UNAUTHORIZED_ORIGIN,
     NETWORK_HTTP_BODY_PARSE_FAILED, NETWORK_HTTP_COMPRESSION_DISABLED,
     NETWORK_HTTP_VOLATILE_PARSE_FAILED,
 };
@@ -19,7 +19,8 @@ mod tests {
             (NETWORK_HTTP_VOLATILE_PARSE_FAILED, (3, 1, 11)),
             (NETWORK_HTTP_COMPRESSION_DISABLED, (3, 1, 5)),
             (API_PROCESS_UNAUTHORIZED_ORIGIN, (2, 2, 12)),
-            (API_ASSERT_UNSUPPORTED_PROTOCOL, (2, 1, 16)),
+            // Switchyard's own: code 100 of api.assert, clear of Kuzzle's.
+            (API_ASSERT_PERSISTENT_CONNECTION_REQUIRED, (2, 1, 100)),
         ];
         for (spec, (domain, subdomain, error)) in cases {
             assert_eq!(

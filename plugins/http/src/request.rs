@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::json;
 
-use crate::errors::{API_ASSERT_UNSUPPORTED_PROTOCOL, NETWORK_HTTP_VOLATILE_PARSE_FAILED};
+use crate::errors::{
+    API_ASSERT_PERSISTENT_CONNECTION_REQUIRED, NETWORK_HTTP_VOLATILE_PARSE_FAILED,
+};
 
 /// What the headers add to a request.
 #[derive(Debug, Default)]
@@ -110,9 +112,9 @@ pub fn is_subscription(controller: &str, action: &str) -> bool {
     controller == "realtime" && matches!(action, "subscribe" | "join")
 }
 
-/// The error for a subscription over HTTP.
+/// The error for a subscription over HTTP: 400, a client mistake (issue 13, item 6).
 pub fn subscription_refused(controller: &str, action: &str) -> KuzzleError {
-    API_ASSERT_UNSUPPORTED_PROTOCOL.with(&["http", &format!("{controller}:{action}")])
+    API_ASSERT_PERSISTENT_CONNECTION_REQUIRED.with(&[&format!("{controller}:{action}"), "HTTP"])
 }
 
 /// The JSON request of `POST /_query`: the body, with `jwt` from the headers when the body has
@@ -250,11 +252,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(id, "gen");
-        assert_eq!(error.id(), "api.assert.unsupported_protocol");
-        assert_eq!(error.status(), 500);
+        assert_eq!(error.id(), "api.assert.persistent_connection_required");
+        assert_eq!(error.status(), 400);
         assert_eq!(
             error.message,
-            "The protocol \"http\" is not supported by the API action \"realtime:subscribe\"."
+            "The API action \"realtime:subscribe\" subscribes to notifications, which needs a persistent connection: use WebSocket, MQTT or Socket.io, not HTTP."
         );
         let (_, error) = query_request(None, &headers, None, "gen").unwrap_err();
         assert_eq!(error.id(), "api.assert.body_required");

@@ -110,12 +110,7 @@ impl Server {
             0 => default_worker_threads(),
             n => n,
         };
-        let listen = Listen {
-            address: settings.address,
-            port: settings.port,
-            scheme: "http",
-            worker_threads: threads,
-        };
+        let listen = Listen::new("http", settings.address, settings.port, threads);
         let listener = server::bind(name, &listen)?;
         let local_address = listener.local_addr()?;
         let workers = Workers::start(name, threads, &backend)?;

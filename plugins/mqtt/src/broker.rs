@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use switchyard_plugin_api::ConnectionId;
+use switchyard_plugin_kit::pressure::Pressure;
 
 use crate::encode;
 use crate::outbox::{Closing, Outbox};
@@ -70,11 +71,14 @@ pub struct Broker {
     links: Vec<RwLock<HashMap<ConnectionId, Link>>>,
     /// Cap on each session's stored and in-flight messages.
     max_queued: usize,
+    /// The instance's queued bytes.
+    pressure: Arc<Pressure>,
 }
 
 impl Broker {
-    /// An empty broker; sessions keep at most `max_queued` messages each.
-    pub fn new(max_queued: usize) -> Broker {
+    /// An empty broker; sessions keep at most `max_queued` messages each; fan-outs count
+    /// their bytes in `pressure`.
+    pub fn new(max_queued: usize, pressure: Arc<Pressure>) -> Broker {
         Broker {
             hasher: std::hash::RandomState::new(),
             sessions: Mutex::default(),
@@ -83,7 +87,13 @@ impl Broker {
             retained: RwLock::default(),
             links: (0..SHARDS).map(|_| RwLock::default()).collect(),
             max_queued,
+            pressure,
         }
+    }
+
+    /// The instance's queued bytes.
+    pub fn pressure(&self) -> &Arc<Pressure> {
+        &self.pressure
     }
 
     fn exact_shard(&self, topic: &str) -> &RwLock<HashMap<Arc<str>, Members>> {
@@ -217,6 +227,7 @@ impl Broker {
             }
         }
         let mut fanout = Fanout::default();
+        let mut batch = self.pressure.batch();
         // One QoS 0 packet for every QoS 0 delivery, built on first use.
         let mut shared: Option<Bytes> = None;
         let mut deliver = |session: &Session, granted: u8| {
@@ -225,7 +236,7 @@ impl Broker {
                 let packet = shared.get_or_insert_with(|| {
                     encode::publish(&message.topic, &message.payload, 0, false, false, None)
                 });
-                session.push_shared(packet)
+                session.push_shared(packet, &mut batch)
             } else {
                 session.deliver(message, qos, false)
             };
@@ -250,6 +261,7 @@ impl Broker {
     /// per channel and shared by the exact subscribers of that topic.
     pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) -> Fanout {
         let mut fanout = Fanout::default();
+        let mut batch = self.pressure.batch();
         for channel in channels {
             let shard = self.exact_shard(channel).read();
             let Some(members) = shard.get(channel) else {
@@ -257,7 +269,7 @@ impl Broker {
             };
             let packet = encode::publish(channel, payload.as_bytes(), 0, false, false, None);
             for (session, _) in members.values() {
-                fanout.count(session.push_shared(&packet));
+                fanout.count(session.push_shared(&packet, &mut batch));
             }
         }
         fanout
@@ -303,7 +315,7 @@ mod tests {
 
     fn online(broker: &Broker, id: &str, clean: bool, serial: u64) -> (Arc<Session>, Arc<Outbox>) {
         let (session, _) = broker.open_session(id, clean);
-        let outbox = Arc::new(crate::outbox::new(100, 1 << 20));
+        let outbox = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(serial, outbox.clone());
         (session, outbox)
     }
@@ -318,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_new_clean_session_closes_the_old_connection_and_keeps_its_own_subscriptions() {
-        let broker = Broker::new(10);
+        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
         let (old, old_outbox) = online(&broker, "c", true, 1);
         broker.subscribe(&old, "t", 0);
         let (new, _) = online(&broker, "c", true, 2);
@@ -334,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_persistent_session_outlives_its_connection() {
-        let broker = Broker::new(10);
+        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
         let (session, _) = online(&broker, "p", false, 1);
         broker.subscribe(&session, "a/+", 1);
         broker.close_session(&session, 1);
@@ -351,7 +363,7 @@ mod tests {
 
     #[test]
     fn retained_messages_are_kept_replaced_and_cleared() {
-        let broker = Broker::new(10);
+        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
         let (session, _) = online(&broker, "s", true, 1);
         broker.publish(&message("r/1", 1), true);
         broker.publish(&message("r/2", 0), true);
@@ -369,7 +381,7 @@ mod tests {
 
     #[test]
     fn notifications_reach_exact_subscribers_only() {
-        let broker = Broker::new(10);
+        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
         let (exact, exact_outbox) = online(&broker, "e", true, 1);
         let (wild, wild_outbox) = online(&broker, "w", true, 2);
         broker.subscribe(&exact, "room-311", 0);

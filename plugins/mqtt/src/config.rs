@@ -3,60 +3,46 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
+use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
+use switchyard_plugin_kit::flow::Flow;
 
 /// MQTT's registered port.
 pub const DEFAULT_PORT: u16 = 1883;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
-/// Messages queued for one client before it counts as too slow (mosquitto's default too).
+/// QoS 1 and 2 messages in flight or stored per session (mosquitto's `max_queued_messages`
+/// default too).
 pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
-/// Bytes queued for one client before it counts as too slow.
-pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 /// Milliseconds a client has to send CONNECT after opening the socket.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.mqtt`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Let clients publish and subscribe to ordinary topics (a plain MQTT broker).
-    #[serde(default)]
-    allow_pub_sub: bool,
-    /// Where clients publish Kuzzle API requests.
-    #[serde(default = "default_request_topic")]
-    request_topic: String,
-    /// Where each client receives its own responses.
-    #[serde(default = "default_response_topic")]
-    response_topic: String,
-    /// Largest packet accepted; overrides `[server] maxRequestSize`.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// Messages queued per client (online: before it is disconnected as too slow; offline
-    /// persistent session: before new QoS 1/2 messages are dropped).
-    #[serde(default = "default_max_queued_messages")]
-    max_queued_messages: usize,
-    /// Bytes queued per online client before it is disconnected as too slow.
-    #[serde(default)]
-    max_queued_bytes: Option<Size>,
-    /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
-    #[serde(default)]
-    max_keep_alive: u16,
-    /// Milliseconds to wait for CONNECT after the socket opens.
-    #[serde(default = "default_connect_timeout")]
-    connect_timeout: u64,
-}
-
-fn default_port() -> u16 {
-    DEFAULT_PORT
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.mqtt`.
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        /// Let clients publish and subscribe to ordinary topics (a plain MQTT broker).
+        #[serde(default)]
+        allow_pub_sub: bool,
+        /// Where clients publish Kuzzle API requests.
+        #[serde(default = "default_request_topic")]
+        request_topic: String,
+        /// Where each client receives its own responses.
+        #[serde(default = "default_response_topic")]
+        response_topic: String,
+        // Largest packet accepted; overrides `[server] maxRequestSize`.
+        @max_request_size,
+        /// QoS 1/2 messages in flight (online) or stored (offline persistent session) per
+        /// session; more are dropped.
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_QUEUED_MESSAGES>")]
+        max_queued_messages: usize,
+        @flow,
+        /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
+        #[serde(default)]
+        max_keep_alive: u16,
+        /// Milliseconds to wait for CONNECT after the socket opens.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
+        connect_timeout: u64,
+    }
 }
 
 fn default_request_topic() -> String {
@@ -65,14 +51,6 @@ fn default_request_topic() -> String {
 
 fn default_response_topic() -> String {
     "Kuzzle/response".to_string()
-}
-
-fn default_max_queued_messages() -> usize {
-    DEFAULT_MAX_QUEUED_MESSAGES
-}
-
-fn default_connect_timeout() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.
@@ -90,10 +68,10 @@ pub struct Settings {
     pub response_topic: String,
     /// Largest packet, fixed header included.
     pub max_packet_size: usize,
-    /// Cap on queued messages per client.
+    /// Cap on QoS 1/2 messages in flight or stored per session.
     pub max_queued_messages: usize,
-    /// Cap on queued bytes per online client.
-    pub max_queued_bytes: usize,
+    /// Flow control: pressure marks, slow-consumer caps, pending requests.
+    pub flow: Flow,
     /// Largest keep-alive accepted, seconds; 0 = any.
     pub max_keep_alive: u16,
     /// Time allowed between accepting a socket and its CONNECT.
@@ -110,7 +88,7 @@ impl Default for Settings {
             response_topic: default_response_topic(),
             max_packet_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES as usize,
+            flow: Flow::default(),
             max_keep_alive: 0,
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
         }
@@ -120,15 +98,7 @@ impl Default for Settings {
 impl Section for Settings {
     type Raw = RawConfig;
 
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         // 268,435,455 is the largest remaining length MQTT can encode.
         if !(2..=268_435_460).contains(&max_request_size) {
             return Err(format!(
@@ -154,12 +124,7 @@ impl Section for Settings {
         if raw.max_queued_messages == 0 {
             return Err(format!("{section}.maxQueuedMessages: must be greater than 0").into());
         }
-        let max_queued_bytes = raw
-            .max_queued_bytes
-            .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
-        if max_queued_bytes == 0 {
-            return Err(format!("{section}.maxQueuedBytes: must be greater than 0").into());
-        }
+        let flow = Flow::validate(raw.flow(), section)?;
         if raw.connect_timeout == 0 {
             return Err(format!("{section}.connectTimeout: must be greater than 0").into());
         }
@@ -171,7 +136,7 @@ impl Section for Settings {
             response_topic: raw.response_topic,
             max_packet_size: max_request_size as usize,
             max_queued_messages: raw.max_queued_messages,
-            max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+            flow,
             max_keep_alive: raw.max_keep_alive,
             connect_timeout: Duration::from_millis(raw.connect_timeout),
         })
@@ -202,7 +167,8 @@ mod tests {
         let settings = parse(
             r#"{"port":0,"address":"127.0.0.1","allowPubSub":true,"requestTopic":"api/in",
                 "responseTopic":"api/out","maxRequestSize":"2KB","maxQueuedMessages":5,
-                "maxQueuedBytes":"64KB","maxKeepAlive":60,"connectTimeout":500}"#,
+                "maxQueuedBytes":"64KB","maxKeepAlive":60,"connectTimeout":500,
+                "highWaterMark":"1MB","slowConsumerTimeout":3000,"maxPendingRequests":4}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
         .unwrap();
@@ -213,7 +179,13 @@ mod tests {
         assert_eq!(settings.response_topic, "api/out");
         assert_eq!(settings.max_packet_size, 2048);
         assert_eq!(settings.max_queued_messages, 5);
-        assert_eq!(settings.max_queued_bytes, 65536);
+        assert_eq!(settings.flow.max_queued_bytes, 65536);
+        assert_eq!(
+            settings.flow.slow_consumer_timeout,
+            Duration::from_millis(3000)
+        );
+        assert_eq!(settings.flow.max_pending_requests, 4);
+        assert_eq!(settings.flow.marks.high, 1 << 20);
         assert_eq!(settings.max_keep_alive, 60);
         assert_eq!(settings.connect_timeout, Duration::from_millis(500));
         let inherited = parse("{}", r#"{"maxRequestSize":"16KB"}"#).unwrap();
@@ -232,7 +204,7 @@ mod tests {
             (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
             (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
-            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxQueuedBytes`, `maxKeepAlive`, `connectTimeout`"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxKeepAlive`, `connectTimeout`"),
         ];
         for (section, expected) in cases {
             assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");

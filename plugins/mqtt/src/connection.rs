@@ -9,7 +9,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::tcp::OwnedReadHalf;
@@ -20,10 +20,11 @@ use crate::broker::Link;
 use crate::codec::{self, Connect, Violation};
 use crate::encode::{self, connack_code};
 use crate::outbox::{self, Closing};
-use crate::packets::{Ending, Handler};
+use crate::packets::{Ending, Handler, Pause};
 use crate::server::Shared;
 use crate::session::Message;
-use switchyard_plugin_kit::socket::{self, Filled};
+use switchyard_plugin_kit::flow::Pending;
+use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
@@ -86,8 +87,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let ip = peer.ip().to_string();
     let id = shared.backend.new_connection(&[&ip], &[]);
     let outbox = Arc::new(outbox::new(
-        shared.settings.max_queued_messages,
-        shared.settings.max_queued_bytes,
+        id,
+        &shared.settings.flow,
+        shared.pressure().clone(),
     ));
     let (session, present) = shared.broker.open_session(&client_id, hello.clean);
     // CONNACK is the first packet out, before anything the session resends.
@@ -104,11 +106,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     debug!(connection = %id, client_id = %client_id, clean = hello.clean, present, "connected");
     let writer = tokio::spawn(write_loop(write_half, outbox.clone()));
 
+    let pending = Arc::new(Pending::new(shared.settings.flow.max_pending_requests));
     let mut handler = Handler {
         shared: &shared,
         connection: id,
         session: &session,
         outbox: &outbox,
+        pending: &pending,
     };
     // The specification's grace: one and a half keep-alive periods without any packet.
     let keep_alive =
@@ -234,60 +238,61 @@ async fn read_loop(
     let max_packet_size = handler.shared.settings.max_packet_size;
     // Without a keep-alive the deadline is far away; the timer is still cheap.
     let window = keep_alive.unwrap_or(Duration::from_secs(86_400 * 365));
-    let mut last_activity = Instant::now();
-    let idle = tokio::time::sleep(window);
-    tokio::pin!(idle);
+    let mut idle = Idle::new(window);
+    let timer = tokio::time::sleep(window);
+    tokio::pin!(timer);
     loop {
-        if let Some(ending) = process(handler, &mut buffer, max_packet_size) {
-            return ending;
-        }
+        let pause = match process(handler, &mut buffer, max_packet_size) {
+            Err(ending) => return ending,
+            Ok(pause) => pause,
+        };
         if buffer.is_empty() {
             // An idle connection keeps no read buffer.
             buffer = Vec::new();
         }
+        let pending = handler.pending;
+        let pressure = handler.shared.pressure();
         tokio::select! {
             biased;
             () = handler.outbox.reader_wait() => return Ending::Requested,
-            ready = read_half.readable() => {
-                if ready.is_err() {
-                    return Ending::Gone;
-                }
-                match socket::fill(read_half, &mut buffer) {
-                    Filled::Data => last_activity = Instant::now(),
+            // Waiting for the server is not the client's idleness.
+            () = pending.room(), if pause == Some(Pause::Answers) => idle.touch(),
+            () = pressure.wait_relieved(), if pause == Some(Pause::Congestion) => idle.touch(),
+            ready = read_half.readable(), if pause.is_none() => {
+                match socket::fill_ready(ready, read_half, &mut buffer) {
+                    Filled::Data => idle.touch(),
                     Filled::Nothing => {}
                     Filled::Gone => return Ending::Gone,
                 }
             }
-            () = &mut idle => {
-                let idle_until = last_activity + window;
-                if Instant::now() >= idle_until {
-                    return Ending::KeepAlive;
-                }
-                idle.as_mut().reset(tokio::time::Instant::from_std(idle_until));
-            }
+            () = idle.expired(timer.as_mut()) => return Ending::KeepAlive,
         }
     }
 }
 
-/// Handles every complete packet in `buffer`, then drops the bytes used.
+/// Handles every complete packet in `buffer`, then drops the bytes used. Stops early, leaving
+/// the rest buffered, when a packet must wait (`Ok(Some(pause))`).
 fn process(
     handler: &mut Handler<'_>,
     buffer: &mut Vec<u8>,
     max_packet_size: usize,
-) -> Option<Ending> {
+) -> Result<Option<Pause>, Ending> {
     let mut used = 0;
-    let ending = loop {
+    let outcome = loop {
         match codec::decode(&buffer[used..], max_packet_size) {
-            Err(violation) => break Some(Ending::Violation(violation)),
-            Ok(None) => break None,
+            Err(violation) => break Err(Ending::Violation(violation)),
+            Ok(None) => break Ok(None),
             Ok(Some((length, packet))) => {
+                if let Some(pause) = handler.pause_before(&packet) {
+                    break Ok(Some(pause));
+                }
                 used += length;
                 if let Some(ending) = handler.handle(packet) {
-                    break Some(ending);
+                    break Err(ending);
                 }
             }
         }
     };
     buffer.drain(..used);
-    ending
+    outcome
 }

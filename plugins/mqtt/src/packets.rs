@@ -15,6 +15,7 @@ use crate::outbox::{Outbox, Pushed};
 use crate::server::Shared;
 use crate::session::{Message, Session};
 use crate::topic;
+use switchyard_plugin_kit::flow::Pending;
 
 /// Why a connection's reader stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +46,36 @@ pub struct Handler<'a> {
     pub session: &'a Arc<Session>,
     /// This connection's outgoing queue.
     pub outbox: &'a Arc<Outbox>,
+    /// Its Kuzzle requests awaiting answers.
+    pub pending: &'a Arc<Pending>,
+}
+
+/// Why the reader leaves a packet unread for now (flow control, issue 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// A Kuzzle request while `maxPendingRequests` await answers: wait for answers.
+    Answers,
+    /// An ordinary PUBLISH while the instance's queues are congested: wait for relief, so
+    /// TCP pushes back on the publisher (nats-server stalls a fast producer the same way).
+    Congestion,
 }
 
 impl Handler<'_> {
+    /// Whether `packet` must wait before it is handled.
+    pub fn pause_before(&self, packet: &Packet<'_>) -> Option<Pause> {
+        let Packet::Publish(publish) = packet else {
+            return None;
+        };
+        if publish.topic == self.shared.settings.request_topic {
+            self.pending.is_full().then_some(Pause::Answers)
+        } else {
+            self.shared
+                .pressure()
+                .is_congested()
+                .then_some(Pause::Congestion)
+        }
+    }
+
     /// Acts on one packet; `Some` ends the connection.
     pub fn handle(&mut self, packet: Packet<'_>) -> Option<Ending> {
         match packet {
@@ -130,6 +158,8 @@ impl Handler<'_> {
         match kuzzle::check_request(payload) {
             Ok(text) => {
                 let outbox = self.outbox.clone();
+                let pending = self.pending.clone();
+                pending.started();
                 self.shared.backend.execute(
                     self.connection,
                     text,
@@ -143,6 +173,7 @@ impl Handler<'_> {
                             None,
                         );
                         outbox.push(packet);
+                        pending.answered();
                     }),
                 );
             }

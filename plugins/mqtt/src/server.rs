@@ -4,13 +4,15 @@
 //! Hooks run on host threads that know nothing of the instance's runtime: they only touch the
 //! broker's tables and outboxes, which are runtime-agnostic.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
-use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
-use switchyard_plugin_kit::server::{Listen, Running};
+use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::server::{Listen, Service};
+use tokio::net::TcpStream;
 
 use crate::broker::{Broker, Fanout};
 use crate::config::Settings;
@@ -27,44 +29,46 @@ pub struct Shared {
     pub broker: Broker,
 }
 
-/// A running MQTT listener.
-#[derive(Debug)]
-pub struct Server {
-    /// The runtime, the listener and what connections share.
-    running: Running<Shared>,
+impl Shared {
+    /// What an instance named `name` shares; its pressure is reported to `backend`.
+    pub fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        let pressure = Pressure::reported_to(name, settings.flow.marks, &backend);
+        Shared {
+            broker: Broker::new(settings.max_queued_messages, Arc::new(pressure)),
+            settings,
+            backend,
+        }
+    }
+
+    /// The instance's queued bytes.
+    pub fn pressure(&self) -> &Arc<Pressure> {
+        self.broker.pressure()
+    }
+}
+
+impl Service for Shared {
+    type Settings = Settings;
+
+    /// One runtime thread per core.
+    fn listen(settings: &Settings) -> Listen {
+        Listen::new("mqtt", settings.address, settings.port, 0)
+    }
+
+    fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        Shared::new(name, settings, backend)
+    }
+
+    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+        connection::serve(self, stream, peer)
+    }
+}
+
+switchyard_plugin_kit::server! {
+    /// A running MQTT listener.
+    Server => Shared
 }
 
 impl Server {
-    /// Binds the listener and starts serving. Fails if the port cannot be bound.
-    pub fn start(
-        name: &str,
-        settings: Settings,
-        backend: Arc<dyn Backend>,
-    ) -> Result<Server, BoxError> {
-        let listen = Listen {
-            address: settings.address,
-            port: settings.port,
-            scheme: "mqtt",
-            worker_threads: 0,
-        };
-        let shared = Shared {
-            broker: Broker::new(settings.max_queued_messages),
-            settings,
-            backend: backend.clone(),
-        };
-        let running = Running::start(name, listen, backend, shared, connection::serve)?;
-        Ok(Server { running })
-    }
-
-    /// The bound address.
-    pub fn local_address(&self) -> SocketAddr {
-        self.running.local_address()
-    }
-
-    fn shared(&self) -> &Shared {
-        self.running.shared()
-    }
-
     /// What the `broadcast` hook does: one QoS 0 PUBLISH per channel, on the channel's topic.
     pub fn fanout<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) -> Fanout {
         self.shared().broker.broadcast(channels, payload)
@@ -78,8 +82,7 @@ impl Server {
 
 impl Instance for Server {
     fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        Server::start(config.name, settings, Arc::new(host))
+        Server::from_init(host, &config)
     }
 
     /// The `broadcast` hook: see `fanout`.

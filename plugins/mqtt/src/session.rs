@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use crate::codec::kind;
 use crate::encode;
 use crate::outbox::{Outbox, Pushed};
+use switchyard_plugin_kit::pressure::Batch;
 
 /// A message on its way through the broker (client publishes, wills, retained messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,11 +143,12 @@ impl Session {
             .map(|(_, outbox)| outbox.clone())
     }
 
-    /// Pushes a packet built once for many subscribers (QoS 0) to the live connection.
-    pub fn push_shared(&self, packet: &Bytes) -> Delivered {
+    /// Pushes a packet built once for many subscribers (QoS 0) to the live connection, its
+    /// bytes counted in the fan-out's `batch`.
+    pub fn push_shared(&self, packet: &Bytes, batch: &mut Batch<'_>) -> Delivered {
         let state = self.state.lock();
         match &state.live {
-            Some((_, outbox)) => match outbox.push(packet.clone()) {
+            Some((_, outbox)) => match outbox.push_counted(packet.clone(), batch) {
                 Pushed::Queued => Delivered::Sent,
                 Pushed::Closing => Delivered::Dropped,
                 Pushed::Overflow => Delivered::Overflow,
@@ -286,14 +288,14 @@ mod tests {
         assert_eq!(session.deliver(&message(0), 0, false), Delivered::Dropped);
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Stored);
 
-        let first = Arc::new(crate::outbox::new(100, 1 << 20));
+        let first = Arc::new(crate::outbox::for_tests(1 << 20));
         assert!(session.attach(1, first.clone()).is_none());
         let sent = drain(&first);
         assert_eq!(sent, [encode::publish("t", b"p", 1, false, false, Some(1))]);
         assert!(session.detach(1));
 
         // Not acknowledged: sent again with DUP on the next connection.
-        let second = Arc::new(crate::outbox::new(100, 1 << 20));
+        let second = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(2, second.clone());
         assert_eq!(
             drain(&second),
@@ -301,7 +303,7 @@ mod tests {
         );
         session.acknowledged(1);
         assert!(session.detach(2));
-        let third = Arc::new(crate::outbox::new(100, 1 << 20));
+        let third = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(3, third.clone());
         assert!(drain(&third).is_empty());
     }
@@ -309,13 +311,13 @@ mod tests {
     #[test]
     fn qos2_outgoing_state_survives_as_pubrel() {
         let session = Session::new(Arc::from("c"), false, 10);
-        let first = Arc::new(crate::outbox::new(100, 1 << 20));
+        let first = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(1, first.clone());
         session.deliver(&message(2), 2, false);
         drain(&first);
         session.received(1);
         session.detach(1);
-        let second = Arc::new(crate::outbox::new(100, 1 << 20));
+        let second = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(2, second.clone());
         assert_eq!(drain(&second), [encode::ack(kind::PUBREL, 1)]);
     }
@@ -323,9 +325,9 @@ mod tests {
     #[test]
     fn a_takeover_returns_the_old_outbox_and_stale_detaches_are_ignored() {
         let session = Session::new(Arc::from("c"), true, 10);
-        let first = Arc::new(crate::outbox::new(100, 1 << 20));
+        let first = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(1, first.clone());
-        let replaced = session.attach(2, Arc::new(crate::outbox::new(100, 1 << 20)));
+        let replaced = session.attach(2, Arc::new(crate::outbox::for_tests(1 << 20)));
         assert!(Arc::ptr_eq(&replaced.unwrap(), &first));
         assert!(!session.detach(1));
         assert!(session.detach(2));
@@ -339,7 +341,7 @@ mod tests {
         }
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Dropped);
         assert_eq!(session.stored(), 2);
-        session.attach(1, Arc::new(crate::outbox::new(100, 1 << 20)));
+        session.attach(1, Arc::new(crate::outbox::for_tests(1 << 20)));
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Dropped);
         assert!(session.begin_incoming(7));
         assert!(!session.begin_incoming(7));

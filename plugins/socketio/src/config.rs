@@ -3,10 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
+use switchyard_plugin_kit::config::{RawSection, Section};
+use switchyard_plugin_kit::flow::Flow;
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -21,65 +20,40 @@ pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
 /// Socket.IO's default `connectTimeout`: a session that joins no namespace by then is closed.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
-/// Bytes a session may have waiting for the client before it counts as a slow consumer.
-pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's configuration.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Where Engine.IO is served (`path` of socket.io-client).
-    #[serde(default = "default_path")]
-    path: String,
-    /// Allowed `Origin` values; `*` allows any (Kuzzle 1's `origins`, default `*:*`).
-    #[serde(default = "default_origins")]
-    origins: Vec<String>,
-    /// Milliseconds between pings.
-    #[serde(default = "default_ping_interval")]
-    ping_interval: u64,
-    /// Milliseconds a client has to answer a ping.
-    #[serde(default = "default_ping_timeout")]
-    ping_timeout: u64,
-    /// Milliseconds a client has to finish an upgrade to WebSocket.
-    #[serde(default = "default_upgrade_timeout")]
-    upgrade_timeout: u64,
-    /// Milliseconds a session has to join the main namespace.
-    #[serde(default = "default_connect_timeout")]
-    connect_timeout: u64,
-    /// Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// Cap on bytes waiting for one client.
-    #[serde(default)]
-    max_queued_bytes: Option<Size>,
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's configuration.
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        /// Where Engine.IO is served (`path` of socket.io-client).
+        #[serde(default = "default_path")]
+        path: String,
+        /// Allowed `Origin` values; `*` allows any (Kuzzle 1's `origins`, default `*:*`).
+        #[serde(default = "default_origins")]
+        origins: Vec<String>,
+        /// Milliseconds between pings.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_PING_INTERVAL_MS>")]
+        ping_interval: u64,
+        /// Milliseconds a client has to answer a ping.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_PING_TIMEOUT_MS>")]
+        ping_timeout: u64,
+        /// Milliseconds a client has to finish an upgrade to WebSocket.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_UPGRADE_TIMEOUT_MS>")]
+        upgrade_timeout: u64,
+        /// Milliseconds a session has to join the main namespace.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
+        connect_timeout: u64,
+        // Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
+        @max_request_size,
+        @flow,
+    }
 }
 
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
 fn default_path() -> String {
     DEFAULT_PATH.to_string()
 }
 fn default_origins() -> Vec<String> {
     vec!["*".to_string()]
-}
-fn default_ping_interval() -> u64 {
-    DEFAULT_PING_INTERVAL_MS
-}
-fn default_ping_timeout() -> u64 {
-    DEFAULT_PING_TIMEOUT_MS
-}
-fn default_upgrade_timeout() -> u64 {
-    DEFAULT_UPGRADE_TIMEOUT_MS
-}
-fn default_connect_timeout() -> u64 {
-    DEFAULT_CONNECT_TIMEOUT_MS
 }
 
 /// Which origins may connect.
@@ -124,8 +98,16 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Largest POST body or WebSocket message.
     pub max_request_size: usize,
-    /// Slow-consumer cap.
-    pub max_queued_bytes: usize,
+    /// Flow control: pressure marks, slow-consumer caps, pending requests.
+    pub flow: Flow,
+}
+
+impl Section for Settings {
+    type Raw = RawConfig;
+
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
+        validate(raw, max_request_size, section)
+    }
 }
 
 impl Default for Settings {
@@ -134,29 +116,10 @@ impl Default for Settings {
     }
 }
 
-impl Section for Settings {
-    type Raw = RawConfig;
-
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
-        validate(raw, max_request_size, section)
-    }
-}
-
 fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
-    let max_queued_bytes = raw
-        .max_queued_bytes
-        .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
+    let flow = Flow::validate(raw.flow(), section)?;
     for (key, value) in [
         ("maxRequestSize", max_request_size),
-        ("maxQueuedBytes", max_queued_bytes),
         ("pingInterval", raw.ping_interval),
         ("pingTimeout", raw.ping_timeout),
         ("upgradeTimeout", raw.upgrade_timeout),
@@ -198,7 +161,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
         upgrade_timeout: Duration::from_millis(raw.upgrade_timeout),
         connect_timeout: Duration::from_millis(raw.connect_timeout),
         max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
-        max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+        flow,
     })
 }
 
@@ -221,7 +184,7 @@ mod tests {
         assert_eq!(settings.upgrade_timeout, Duration::from_secs(10));
         assert_eq!(settings.connect_timeout, Duration::from_secs(45));
         assert_eq!(settings.max_request_size, 1 << 20);
-        assert_eq!(settings.max_queued_bytes, 1 << 20);
+        assert_eq!(settings.flow, Flow::default());
     }
 
     #[test]
@@ -244,7 +207,7 @@ mod tests {
         assert_eq!(settings.upgrade_timeout, Duration::from_millis(300));
         assert_eq!(settings.connect_timeout, Duration::from_millis(400));
         assert_eq!(settings.max_request_size, 2048);
-        assert_eq!(settings.max_queued_bytes, 4096);
+        assert_eq!(settings.flow.max_queued_bytes, 4096);
         assert_eq!(
             parse("{}", r#"{"maxRequestSize":512}"#)
                 .unwrap()
@@ -266,7 +229,7 @@ mod tests {
             ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
             (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
-            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`"),
         ];
         for (section, server, expected) in cases {
             assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");

@@ -113,6 +113,7 @@ fn execute(
     request: &str,
 ) {
     let target = session.clone();
+    session.pending.started();
     shared.backend.execute(
         id,
         request,
@@ -121,6 +122,7 @@ fn execute(
             if let Some(ack) = ack {
                 target.push(packets::ack(ack, response.content));
             }
+            target.pending.answered();
         }),
     );
 }

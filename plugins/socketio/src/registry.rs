@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use switchyard_plugin_api::ConnectionId;
+use switchyard_plugin_kit::pressure::Pressure;
 
 use crate::packets::ChannelFrame;
 use crate::session::Session;
@@ -72,13 +73,20 @@ impl Registry {
     }
 
     /// Queues `payload` as the event `channel` to every member of each channel: one frame per
-    /// channel, shared. Returns how many frames were queued.
-    pub fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) -> usize {
+    /// channel, shared. Returns how many frames were queued. The bytes are added to `pressure`
+    /// once, at the end.
+    pub fn broadcast<'c>(
+        &self,
+        pressure: &Pressure,
+        channels: impl Iterator<Item = &'c str>,
+        payload: &str,
+    ) -> usize {
+        let mut batch = pressure.batch();
         self.members.fan_out(
             channels,
             |channel| ChannelFrame::build(channel, payload),
             |frame, session| {
-                session.push(frame.clone());
+                session.push_counted(frame.clone(), &mut batch);
             },
         )
     }
@@ -103,7 +111,8 @@ mod tests {
             String::new(),
             Client::default(),
             Transport::Polling,
-            1 << 20,
+            &switchyard_plugin_kit::flow::Flow::default(),
+            Arc::new(Pressure::unreported()),
         ));
         registry.insert_session(session.clone());
         registry.attach(&session, ConnectionId(id));
@@ -131,7 +140,11 @@ mod tests {
         registry.join("c1", ConnectionId(99));
         assert_eq!(registry.member_count("c1"), 2);
         assert_eq!(
-            registry.broadcast(["c1", "c2", "nobody"].into_iter(), r#"{"x":1}"#),
+            registry.broadcast(
+                &Pressure::unreported(),
+                ["c1", "c2", "nobody"].into_iter(),
+                r#"{"x":1}"#
+            ),
             3
         );
         assert_eq!(drain(&a), [r#"42["c1",{"x":1}]"#, r#"42["c2",{"x":1}]"#]);

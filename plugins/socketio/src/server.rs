@@ -5,6 +5,7 @@
 //! Hooks run on host threads that know nothing of the instance's runtime: they only touch the
 //! registry and session queues, which are runtime-agnostic.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +17,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
-use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
-use switchyard_plugin_kit::server::{Listen, Running};
+use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::ws::frame::close_code;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -41,6 +42,8 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     /// Sessions, connections and channels.
     pub registry: Registry,
+    /// Bytes queued in all sessions, reported to the host on crossings.
+    pub pressure: Arc<Pressure>,
 }
 
 impl Shared {
@@ -52,7 +55,8 @@ impl Shared {
             random_id(),
             client,
             transport,
-            self.settings.max_queued_bytes,
+            &self.settings.flow,
+            self.pressure.clone(),
         ));
         let open = engine::open_packet(&OpenInfo {
             sid: &session.sid,
@@ -120,45 +124,37 @@ async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
     }
 }
 
-/// A running Socket.io listener.
-#[derive(Debug)]
-pub struct Server {
-    /// The runtime, the listener and what connections share.
-    running: Running<Shared>,
+impl Service for Shared {
+    type Settings = Settings;
+
+    /// Engine.IO starts over plain HTTP (long-polling); clients upgrade from there. One runtime
+    /// thread per core.
+    fn listen(settings: &Settings) -> Listen {
+        Listen::new("http", settings.address, settings.port, 0)
+    }
+
+    /// Its pressure is reported to `backend`.
+    fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        let pressure = Pressure::reported_to(name, settings.flow.marks, &backend);
+        Shared {
+            settings,
+            backend,
+            registry: Registry::default(),
+            pressure: Arc::new(pressure),
+        }
+    }
+
+    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+        serve_http(self, stream, peer)
+    }
+}
+
+switchyard_plugin_kit::server! {
+    /// A running Socket.io listener.
+    Server => Shared
 }
 
 impl Server {
-    /// Binds the listener and starts serving.
-    pub fn start(
-        name: &str,
-        settings: Settings,
-        backend: Arc<dyn Backend>,
-    ) -> Result<Server, BoxError> {
-        let listen = Listen {
-            address: settings.address,
-            port: settings.port,
-            // Engine.IO starts over plain HTTP (long-polling); clients upgrade from there.
-            scheme: "http",
-            worker_threads: 0,
-        };
-        let shared = Shared {
-            settings,
-            backend: backend.clone(),
-            registry: Registry::default(),
-        };
-        let running = Running::start(name, listen, backend, shared, serve_http)?;
-        Ok(Server { running })
-    }
-
-    /// The bound address.
-    pub fn local_address(&self) -> SocketAddr {
-        self.running.local_address()
-    }
-
-    fn shared(&self) -> &Shared {
-        self.running.shared()
-    }
-
     /// Live sessions (tests, metrics).
     pub fn session_count(&self) -> usize {
         self.shared().registry.session_count()
@@ -172,13 +168,15 @@ impl Server {
 
 impl Instance for Server {
     fn init(host: Host, config: InitConfig<'_>) -> Result<Self, BoxError> {
-        let settings = Settings::from_init(&config)?;
-        Server::start(config.name, settings, Arc::new(host))
+        Server::from_init(host, &config)
     }
 
     /// The `broadcast` hook.
     fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        self.shared().registry.broadcast(channels, payload);
+        let shared = self.shared();
+        shared
+            .registry
+            .broadcast(&shared.pressure, channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.
@@ -204,12 +202,7 @@ impl Instance for Server {
     /// shutdown, 1000 otherwise; polling: a close packet). socket.io-client reconnects.
     fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, _message: &str) {
         if let Some(session) = self.shared().registry.connection(id) {
-            let code = if reason == DisconnectReason::SHUTDOWN {
-                close_code::GOING_AWAY
-            } else {
-                close_code::NORMAL
-            };
-            session.close(code, false);
+            session.close(close_code::on_disconnect(reason, close_code::NORMAL), false);
         }
     }
 }

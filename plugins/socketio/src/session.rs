@@ -6,8 +6,10 @@
 //! frame headers (`frame::payload_of`, no copy) and joins the packets with `\x1e`.
 //!
 //! Invariant: `queued_bytes` never exceeds the cap, except by the one frame always accepted into
-//! an empty queue. The first push past the cap empties the queue and closes the session with
-//! 1011: a slow consumer costs nobody else anything.
+//! an empty queue. The first push past the cap (or a notification to a non-empty queue while the
+//! instance's total is past `maxTotalQueuedBytes`) empties the queue and closes the session
+//! with 1011: a slow consumer costs nobody else anything. Queued bytes are counted in the
+//! instance's `Pressure` (the kit's `pressure.rs`), as the kit's outboxes are.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use switchyard_plugin_kit::flow::{Flow, Pending};
+use switchyard_plugin_kit::pressure::{Batch, Pressure};
 use switchyard_plugin_kit::registry::{Member, Memberships};
 use switchyard_plugin_kit::ws::frame::close_code;
 
@@ -84,6 +88,19 @@ pub struct Session {
     driver_wake: Notify,
     /// The slow-consumer cap.
     max_queued_bytes: usize,
+    /// How long the WebSocket writer may make no progress before the session is closed.
+    pub slow_consumer_timeout: std::time::Duration,
+    /// Its Kuzzle requests awaiting answers: its WebSocket is not read while there are too many.
+    pub pending: Pending,
+    /// The instance's queued bytes, which this session's are part of.
+    pressure: Arc<Pressure>,
+}
+
+impl Drop for Session {
+    /// Frames never taken leave the instance's total with the session.
+    fn drop(&mut self) {
+        self.pressure.sub(self.state.get_mut().queued_bytes);
+    }
 }
 
 impl Member for Session {
@@ -108,7 +125,8 @@ impl Session {
         socket_id: String,
         client: Client,
         transport: Transport,
-        max_queued_bytes: usize,
+        flow: &Flow,
+        pressure: Arc<Pressure>,
     ) -> Session {
         Session {
             sid: Arc::from(sid),
@@ -129,24 +147,53 @@ impl Session {
             consumer_wake: Notify::new(),
             reader_wake: Notify::new(),
             driver_wake: Notify::new(),
-            max_queued_bytes,
+            max_queued_bytes: flow.max_queued_bytes,
+            slow_consumer_timeout: flow.slow_consumer_timeout,
+            pending: Pending::new(flow.max_pending_requests),
+            pressure,
         }
     }
 
-    /// Queues a frame. Returns false if it was dropped (closing, or the queue overflowed, which
-    /// closes the session with 1011).
+    /// Queues a frame (an answer, a ping: one at a time). Returns false if it was dropped
+    /// (closing, or the queue overflowed, which closes the session with 1011).
     pub fn push(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        let queued = self.push_inner(frame, false);
+        if queued {
+            self.pressure.add(len);
+        }
+        queued
+    }
+
+    /// Queues a frame of a fan-out, its bytes counted in `batch`.
+    pub fn push_counted(&self, frame: Bytes, batch: &mut Batch<'_>) -> bool {
+        let len = frame.len();
+        let queued = self.push_inner(frame, batch.over_total());
+        if queued {
+            batch.count(len);
+        }
+        queued
+    }
+
+    fn push_inner(&self, frame: Bytes, over_total: bool) -> bool {
         let mut state = self.state.lock();
         if state.closing.is_some() {
             return false;
         }
         let was_empty = state.frames.is_empty();
-        if !was_empty && state.queued_bytes + frame.len() > self.max_queued_bytes {
+        if !was_empty && (state.queued_bytes + frame.len() > self.max_queued_bytes || over_total) {
+            let dropped = std::mem::take(&mut state.queued_bytes);
             state.frames = VecDeque::new();
-            state.queued_bytes = 0;
             state.closing = Some(close_code::INTERNAL_ERROR);
             drop(state);
+            self.pressure.sub(dropped);
             self.wake_all();
+            let why = if over_total {
+                "the protocol's queued bytes passed maxTotalQueuedBytes"
+            } else {
+                "its queue passed its cap"
+            };
+            self.pressure.slow_consumer_closed(&self.sid, dropped, why);
             return false;
         }
         state.queued_bytes += frame.len();
@@ -165,13 +212,31 @@ impl Session {
         if state.closing.is_some() {
             return false;
         }
+        let mut dropped = 0;
         if discard {
             state.frames = VecDeque::new();
-            state.queued_bytes = 0;
+            dropped = std::mem::take(&mut state.queued_bytes);
         }
         state.closing = Some(code);
         drop(state);
+        self.pressure.sub(dropped);
         self.wake_all();
+        true
+    }
+
+    /// The WebSocket writer made no progress for `slow_consumer_timeout` with `unwritten`
+    /// bytes in hand: closes with 1011, dropping what is queued, and logs it.
+    pub fn stalled(&self, unwritten: usize) -> bool {
+        let queued = self.queued_bytes();
+        if !self.close(close_code::INTERNAL_ERROR, true) {
+            return false;
+        }
+        let why = format!(
+            "its writes made no progress for {} ms",
+            self.slow_consumer_timeout.as_millis()
+        );
+        self.pressure
+            .slow_consumer_closed(&self.sid, queued + unwritten, &why);
         true
     }
 
@@ -190,7 +255,8 @@ impl Session {
     pub fn take(&self, batch: &mut VecDeque<Bytes>) -> Taken {
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, batch);
-        state.queued_bytes = 0;
+        let taken = std::mem::take(&mut state.queued_bytes);
+        self.pressure.sub(taken);
         match state.closing {
             Some(code) if !state.close_taken => {
                 state.close_taken = true;
@@ -300,7 +366,11 @@ mod tests {
             "i".into(),
             Client::default(),
             Transport::Polling,
-            cap,
+            &Flow {
+                max_queued_bytes: cap,
+                ..Flow::default()
+            },
+            Arc::new(Pressure::unreported()),
         )
     }
 

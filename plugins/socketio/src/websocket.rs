@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,7 +26,7 @@ use crate::server::Shared;
 use crate::session::{Client, Session, Taken, Transport};
 use crate::{inbound, packets};
 use switchyard_plugin_kit::socket::{self, Filled, READ_CHUNK};
-use switchyard_plugin_kit::writer::{write_all, MAX_SLICES};
+use switchyard_plugin_kit::writer::{write_all, write_within, MAX_SLICES};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
 use switchyard_plugin_kit::ws::reader::{Event, MessageReader as Reader};
@@ -242,6 +243,10 @@ async fn read_loop(
     loop {
         let mut used = 0;
         loop {
+            if session.pending.is_full() {
+                // Flow control: the rest waits in the buffer until answers come back.
+                break;
+            }
             match reader.decode(&mut buffer[used..]) {
                 Err(violation) => {
                     let (code, reason) = close_for(violation);
@@ -282,10 +287,12 @@ async fn read_loop(
         if buffer.is_empty() {
             *buffer = Vec::new();
         }
+        let paused = session.pending.is_full();
         tokio::select! {
             biased;
             () = session.reader_wait() => return,
-            ready = read_half.readable() => {
+            () = session.pending.room(), if paused => {}
+            ready = read_half.readable(), if !paused => {
                 if ready.is_err() {
                     session.close(close_code::NORMAL, true);
                     return;
@@ -301,7 +308,9 @@ async fn read_loop(
 
 /// Writes the session's queue until its close is written (then a FIN) or the socket fails.
 async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
+    let stall = session.slow_consumer_timeout;
     let mut batch = VecDeque::new();
+    let mut partial = false;
     loop {
         match session.take(&mut batch) {
             Taken::Idle => {
@@ -311,9 +320,24 @@ async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
                 session.consumer_wait().await;
             }
             Taken::Frames => {
-                if write_all(&write_half, &mut batch).await.is_err() {
-                    session.close(close_code::NORMAL, true);
-                    return;
+                match write_within(&write_half, &mut batch, stall, &mut partial).await {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                        // A slow consumer by its own behaviour: close with 1011 (after the
+                        // frame cut short, if any; then no close frame can follow it).
+                        let unwritten = batch.iter().map(Bytes::len).sum();
+                        batch.truncate(usize::from(partial));
+                        session.stalled(unwritten);
+                        if !partial {
+                            batch.push_back(frame::close(close_code::INTERNAL_ERROR, ""));
+                        }
+                        let _ = write_within(&write_half, &mut batch, stall, &mut partial).await;
+                        return;
+                    }
+                    Err(_) => {
+                        session.close(close_code::NORMAL, true);
+                        return;
+                    }
                 }
             }
             Taken::Close(code) => {

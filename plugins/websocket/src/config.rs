@@ -3,48 +3,35 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
-use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
+use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
+use switchyard_plugin_kit::flow::Flow;
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 /// Kuzzle's default `idleTimeout`, and what values below 1 s are forced to.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
-/// Bytes a connection may have queued before it counts as a slow consumer. One frame always fits
-/// when the queue is empty, so a large response never trips it by itself.
-pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 1024 * 1024;
 
-/// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawConfig {
-    /// Listening port; 0 asks the system for a free one (tests).
-    #[serde(default = "default_port")]
-    port: u16,
-    /// Listening address; Kuzzle listens on every interface.
-    #[serde(default = "kit_config::any_address")]
-    address: IpAddr,
-    /// Overrides `[server] maxRequestSize` for this listener.
-    #[serde(default)]
-    max_request_size: Option<Size>,
-    /// Milliseconds without any frame from the client before it is closed.
-    #[serde(default = "default_idle_timeout")]
-    idle_timeout: u64,
-    /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
-    #[serde(default)]
-    rate_limit: u32,
-    /// Cap on bytes waiting to be written to one connection.
-    #[serde(default)]
-    max_queued_bytes: Option<Size>,
-    /// Accept permessage-deflate (RFC 7692) when a client offers it.
-    #[serde(default)]
-    compression: bool,
-    /// Threads of this listener's runtime; 0 = one per core.
-    #[serde(default = "default_worker_threads")]
-    worker_threads: usize,
+switchyard_plugin_kit::raw_section! {
+    /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
+    pub struct RawConfig {
+        @listen(DEFAULT_PORT),
+        @max_request_size,
+        /// Milliseconds without any frame from the client before it is closed.
+        #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_IDLE_TIMEOUT_MS>")]
+        idle_timeout: u64,
+        /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
+        #[serde(default)]
+        rate_limit: u32,
+        @flow,
+        /// Accept permessage-deflate (RFC 7692) when a client offers it.
+        #[serde(default)]
+        compression: bool,
+        /// Threads of this listener's runtime; 0 = one per core.
+        #[serde(default = "default_worker_threads")]
+        worker_threads: usize,
+    }
 }
 
 /// One thread by default: with every connection's writer on the thread that fans a message
@@ -54,14 +41,6 @@ pub struct RawConfig {
 /// thread and 1.0 M with two (`switchyard-bench ws-fanout`, BENCHMARKS.md).
 fn default_worker_threads() -> usize {
     1
-}
-
-fn default_port() -> u16 {
-    DEFAULT_PORT
-}
-
-fn default_idle_timeout() -> u64 {
-    DEFAULT_IDLE_TIMEOUT_MS
 }
 
 /// The validated configuration of one instance.
@@ -77,8 +56,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Messages per second per connection before 429 answers; 0 = off.
     pub rate_limit: u32,
-    /// Slow-consumer cap on queued outgoing bytes.
-    pub max_queued_bytes: usize,
+    /// Flow control: pressure marks, slow-consumer caps, pending requests.
+    pub flow: Flow,
     /// Whether permessage-deflate is negotiated.
     pub compression: bool,
     /// Runtime threads (0: one per core).
@@ -95,7 +74,7 @@ impl Default for Settings {
             max_message_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             rate_limit: 0,
-            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES as usize,
+            flow: Flow::default(),
             compression: false,
             worker_threads: 1,
             idle_timeout_warning: None,
@@ -106,22 +85,9 @@ impl Default for Settings {
 impl Section for Settings {
     type Raw = RawConfig;
 
-    fn own_max_request_size(raw: &RawConfig) -> Option<Size> {
-        raw.max_request_size
-    }
-
-    fn validate(
-        raw: RawConfig,
-        max_request_size: u64,
-        section: &str,
-    ) -> Result<Settings, BoxError> {
+    fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
-        let max_queued_bytes = raw
-            .max_queued_bytes
-            .map_or(DEFAULT_MAX_QUEUED_BYTES, |size| size.0);
-        if max_queued_bytes == 0 {
-            return Err(format!("{section}.maxQueuedBytes: must be greater than 0").into());
-        }
+        let flow = Flow::validate(raw.flow(), section)?;
         // Kuzzle forces values below one second (0 included) to its default, with a warning;
         // an idle timeout cannot be switched off there either.
         let (idle_timeout, idle_timeout_warning) = if raw.idle_timeout < 1000 {
@@ -139,7 +105,7 @@ impl Section for Settings {
             max_message_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
             idle_timeout: Duration::from_millis(idle_timeout),
             rate_limit: raw.rate_limit,
-            max_queued_bytes: usize::try_from(max_queued_bytes).unwrap_or(usize::MAX),
+            flow,
             compression: raw.compression,
             worker_threads: raw.worker_threads,
             idle_timeout_warning,
@@ -170,7 +136,9 @@ mod tests {
     fn every_key_is_read() {
         let settings = parse(
             r#"{"port":0,"address":"127.0.0.1","maxRequestSize":"2KB","idleTimeout":1500,
-                "rateLimit":10,"maxQueuedBytes":4096,"compression":true,"workerThreads":2}"#,
+                "rateLimit":10,"maxQueuedBytes":4096,"compression":true,"workerThreads":2,
+                "highWaterMark":"1MB","lowWaterMark":"256KB","maxTotalQueuedBytes":"8MB",
+                "slowConsumerTimeout":2500,"maxPendingRequests":8}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
         .unwrap();
@@ -179,10 +147,18 @@ mod tests {
         assert_eq!(settings.max_message_size, 2048);
         assert_eq!(settings.idle_timeout, Duration::from_millis(1500));
         assert_eq!(settings.rate_limit, 10);
-        assert_eq!(settings.max_queued_bytes, 4096);
+        assert_eq!(settings.flow.max_queued_bytes, 4096);
         assert!(settings.compression);
         assert_eq!(settings.worker_threads, 2);
         assert_eq!(settings.idle_timeout_warning, None);
+        assert_eq!(settings.flow.marks.high, 1 << 20);
+        assert_eq!(settings.flow.marks.low, 256 << 10);
+        assert_eq!(settings.flow.marks.max_total, 8 << 20);
+        assert_eq!(
+            settings.flow.slow_consumer_timeout,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(settings.flow.max_pending_requests, 8);
     }
 
     #[test]
@@ -234,7 +210,7 @@ mod tests {
             (
                 r#"{"prot":1}"#,
                 "{}",
-                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `compression`, `workerThreads`",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `compression`, `workerThreads`",
             ),
             (
                 r#"{"maxRequestSize":"1XB"}"#,

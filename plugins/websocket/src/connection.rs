@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
-use switchyard_plugin_kit::socket::{self, Filled};
+use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -90,7 +90,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     drop(headers);
     let connection = Arc::new(Connection::new(
         id,
-        shared.settings.max_queued_bytes,
+        &shared.settings.flow,
+        shared.pressure.clone(),
         upgrade.deflate,
     ));
     // The 101 response is the outbox's first frame: the writer sends it before anything else.
@@ -195,9 +196,9 @@ struct Session<'a> {
 impl Session<'_> {
     async fn read_loop(&mut self, read_half: &OwnedReadHalf, mut buffer: Vec<u8>) -> Ending {
         let idle_timeout = self.shared.settings.idle_timeout;
-        let mut last_activity = Instant::now();
-        let idle = tokio::time::sleep(idle_timeout);
-        tokio::pin!(idle);
+        let mut idle = Idle::new(idle_timeout);
+        let timer = tokio::time::sleep(idle_timeout);
+        tokio::pin!(timer);
         loop {
             if let Some(ending) = self.process(&mut buffer) {
                 return ending;
@@ -206,26 +207,22 @@ impl Session<'_> {
                 // An idle connection keeps no read buffer.
                 buffer = Vec::new();
             }
+            // Flow control: while too many requests await answers (the host paces them), this
+            // connection is not read, so TCP pushes back on its client.
+            let paused = self.connection.pending.is_full();
             tokio::select! {
                 biased;
                 () = self.connection.outbox.reader_wait() => return Ending::Requested,
-                ready = read_half.readable() => {
-                    if ready.is_err() {
-                        return Ending::Gone;
-                    }
-                    match socket::fill(read_half, &mut buffer) {
-                        Filled::Data => last_activity = Instant::now(),
+                // Waiting for answers is not the client's idleness.
+                () = self.connection.pending.room(), if paused => idle.touch(),
+                ready = read_half.readable(), if !paused => {
+                    match socket::fill_ready(ready, read_half, &mut buffer) {
+                        Filled::Data => idle.touch(),
                         Filled::Nothing => {}
                         Filled::Gone => return Ending::Gone,
                     }
                 }
-                () = &mut idle => {
-                    let idle_until = last_activity + idle_timeout;
-                    if Instant::now() >= idle_until {
-                        return Ending::Idle;
-                    }
-                    idle.as_mut().reset(tokio::time::Instant::from_std(idle_until));
-                }
+                () = idle.expired(timer.as_mut()) => return Ending::Idle,
             }
         }
     }
@@ -234,6 +231,10 @@ impl Session<'_> {
     fn process(&mut self, buffer: &mut Vec<u8>) -> Option<Ending> {
         let mut used = 0;
         let ending = loop {
+            if self.connection.pending.is_full() {
+                // The rest waits in the buffer until answers come back.
+                break None;
+            }
             match self.reader.decode(&mut buffer[used..]) {
                 Err(violation) => break Some(Ending::Violation(violation)),
                 Ok((length, event)) => {
@@ -271,6 +272,7 @@ fn handle(
                 reply_error(connection, text.as_bytes(), &bad.error());
             } else {
                 let target = connection.clone();
+                connection.pending.started();
                 shared.backend.execute(
                     connection.id,
                     text,
@@ -281,6 +283,7 @@ fn handle(
                             target.deflate,
                         );
                         push(&target, frame);
+                        target.pending.answered();
                     }),
                 );
             }
@@ -385,6 +388,10 @@ mod tests {
         assert!((0..10_000).all(|_| unlimited.allow(start)));
     }
 
+    fn shared_pressure() -> Arc<switchyard_plugin_kit::pressure::Pressure> {
+        Arc::new(switchyard_plugin_kit::pressure::Pressure::unreported())
+    }
+
     struct NoHost;
 
     impl switchyard_plugin_api::Backend for NoHost {
@@ -408,14 +415,19 @@ mod tests {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let shared = Arc::new(Shared {
-            settings: crate::config::Settings::default(),
-            backend: Arc::new(NoHost),
-            registry: crate::registry::Registry::default(),
-        });
+        let shared = Arc::new(Shared::new(
+            "websocket",
+            crate::config::Settings::default(),
+            Arc::new(NoHost),
+        ));
         let reader_task = serve(shared, stream, peer);
         let (_, write_half) = client.into_split();
-        let connection = Arc::new(Connection::new(ConnectionId(1), 1024, false));
+        let connection = Arc::new(Connection::new(
+            ConnectionId(1),
+            &switchyard_plugin_kit::flow::Flow::default(),
+            shared_pressure(),
+            false,
+        ));
         let writer_task = write_loop(write_half, connection.clone());
         let total = std::mem::size_of_val(&reader_task)
             + std::mem::size_of_val(&writer_task)

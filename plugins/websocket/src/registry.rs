@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use switchyard_plugin_api::ConnectionId;
+use switchyard_plugin_kit::flow::{Flow, Pending};
 use switchyard_plugin_kit::outbox::Outbox;
+use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::registry::{Member, Memberships};
 use switchyard_plugin_kit::ws::frame;
 
@@ -25,17 +27,30 @@ pub struct Connection {
     pub outbox: Outbox,
     /// permessage-deflate was negotiated: it gets compressed frames.
     pub deflate: bool,
+    /// Its requests awaiting answers: it is not read while there are too many.
+    pub pending: Pending,
     /// Channels it joined, so closing it removes its memberships even if the host does not ask.
     memberships: Memberships,
 }
 
 impl Connection {
-    /// A new connection, in no channel.
-    pub fn new(id: ConnectionId, max_queued_bytes: usize, deflate: bool) -> Connection {
+    /// A new connection, in no channel, its queued bytes counted in `pressure`.
+    pub fn new(
+        id: ConnectionId,
+        flow: &Flow,
+        pressure: Arc<Pressure>,
+        deflate: bool,
+    ) -> Connection {
         Connection {
             id,
-            outbox: frame::outbox(max_queued_bytes),
+            outbox: frame::outbox(
+                id,
+                flow.max_queued_bytes,
+                flow.slow_consumer_timeout,
+                pressure,
+            ),
             deflate,
+            pending: Pending::new(flow.max_pending_requests),
             memberships: Memberships::default(),
         }
     }
@@ -60,17 +75,22 @@ pub fn insert(registry: &Registry, connection: Arc<Connection>) {
 }
 
 /// Queues `payload` (with `room` = the channel) to every member of each channel. Returns how
-/// many frames were queued. One frame per channel (and per compression kind) is built.
+/// many frames were queued. One frame per channel (and per compression kind) is built. The
+/// bytes queued are added to `pressure` once, at the end.
 pub fn broadcast<'c>(
     registry: &Registry,
+    pressure: &Pressure,
     channels: impl Iterator<Item = &'c str>,
     payload: &str,
 ) -> usize {
+    let mut batch = pressure.batch();
     registry.fan_out(
         channels,
         |channel| ChannelFrames::new(payload, channel),
         |frames, connection| {
-            connection.outbox.push(frames.get(connection.deflate));
+            connection
+                .outbox
+                .push_counted(frames.get(connection.deflate), &mut batch);
         },
     )
 }
@@ -82,8 +102,17 @@ mod tests {
     use super::*;
     use switchyard_plugin_kit::outbox::Taken;
 
+    fn pressure() -> Arc<Pressure> {
+        Arc::new(Pressure::unreported())
+    }
+
     fn connect(registry: &Registry, id: u64) -> Arc<Connection> {
-        let connection = Arc::new(Connection::new(ConnectionId(id), 1 << 20, false));
+        let connection = Arc::new(Connection::new(
+            ConnectionId(id),
+            &Flow::default(),
+            pressure(),
+            false,
+        ));
         insert(registry, connection.clone());
         connection
     }
@@ -107,7 +136,12 @@ mod tests {
         registry.join("c2", ConnectionId(1));
         registry.join("c1", ConnectionId(2));
         assert_eq!(
-            broadcast(&registry, ["c1", "c2", "nobody"].into_iter(), r#"{"x":1}"#),
+            broadcast(
+                &registry,
+                &Pressure::unreported(),
+                ["c1", "c2", "nobody"].into_iter(),
+                r#"{"x":1}"#
+            ),
             3
         );
         assert_eq!(
@@ -116,19 +150,31 @@ mod tests {
         );
         assert_eq!(drain(&b), [r#"{"x":1,"room":"c1"}"#]);
         registry.remove(ConnectionId(1));
-        assert_eq!(broadcast(&registry, ["c2"].into_iter(), "{}"), 0);
+        assert_eq!(
+            broadcast(&registry, &Pressure::unreported(), ["c2"].into_iter(), "{}"),
+            0
+        );
     }
 
     #[test]
     fn a_full_outbox_does_not_stop_the_others() {
         let registry = Registry::default();
-        let slow = Arc::new(Connection::new(ConnectionId(1), 10, false));
+        let flow = Flow {
+            max_queued_bytes: 10,
+            ..Flow::default()
+        };
+        let slow = Arc::new(Connection::new(ConnectionId(1), &flow, pressure(), false));
         insert(&registry, slow.clone());
         let fast = connect(&registry, 2);
         registry.join("c", ConnectionId(1));
         registry.join("c", ConnectionId(2));
         for _ in 0..3 {
-            broadcast(&registry, ["c"].into_iter(), r#"{"a":"bcdefgh"}"#);
+            broadcast(
+                &registry,
+                &Pressure::unreported(),
+                ["c"].into_iter(),
+                r#"{"a":"bcdefgh"}"#,
+            );
         }
         assert_eq!(drain(&fast).len(), 3);
         let mut batch = VecDeque::new();

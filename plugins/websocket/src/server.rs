@@ -4,13 +4,17 @@
 //! tokio): they only touch the registry and outboxes, which are runtime-agnostic, or spawn on
 //! this instance's runtime through its handle.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use tokio::net::TcpStream;
 
 use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
-use switchyard_plugin_kit::server::{Listen, Running};
+use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::ws::frame::{self, close_code};
 
 use crate::config::Settings;
@@ -26,44 +30,53 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     /// Connections and channels.
     pub registry: Registry,
+    /// Bytes queued in all of the instance's outboxes, reported to the host on crossings.
+    pub pressure: Arc<Pressure>,
 }
 
-/// A running WebSocket listener.
-#[derive(Debug)]
-pub struct Server {
-    /// The runtime, the listener and what connections share.
-    running: Running<Shared>,
+impl Shared {
+    /// What an instance named `name` shares; its pressure is reported to `backend`.
+    pub fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        let pressure = Pressure::reported_to(name, settings.flow.marks, &backend);
+        Shared {
+            settings,
+            backend,
+            registry: Registry::default(),
+            pressure: Arc::new(pressure),
+        }
+    }
+}
+
+impl Service for Shared {
+    type Settings = Settings;
+
+    fn listen(settings: &Settings) -> Listen {
+        Listen::new(
+            "ws",
+            settings.address,
+            settings.port,
+            settings.worker_threads,
+        )
+    }
+
+    fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
+        Shared::new(name, settings, backend)
+    }
+
+    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+        connection::serve(self, stream, peer)
+    }
+}
+
+switchyard_plugin_kit::server! {
+    /// A running WebSocket listener.
+    Server => Shared
 }
 
 impl Server {
-    /// Binds the listener and starts serving. Fails if the port cannot be bound.
-    pub fn start(
-        name: &str,
-        settings: Settings,
-        backend: Arc<dyn Backend>,
-    ) -> Result<Server, BoxError> {
-        let listen = Listen {
-            address: settings.address,
-            port: settings.port,
-            scheme: "ws",
-            worker_threads: settings.worker_threads,
-        };
-        let shared = Shared {
-            settings,
-            backend: backend.clone(),
-            registry: Registry::default(),
-        };
-        let running = Running::start(name, listen, backend, shared, connection::serve)?;
-        Ok(Server { running })
-    }
-
-    /// The bound address.
-    pub fn local_address(&self) -> SocketAddr {
-        self.running.local_address()
-    }
-
-    fn shared(&self) -> &Shared {
-        self.running.shared()
+    /// Bytes queued in all outboxes (tests, metrics).
+    pub fn queued_bytes(&self) -> u64 {
+        self.shared().pressure.queued_bytes()
     }
 
     /// Members of `channel` (tests, metrics).
@@ -83,7 +96,8 @@ impl Instance for Server {
 
     /// The `broadcast` hook.
     fn broadcast<'c>(&self, channels: impl Iterator<Item = &'c str>, payload: &str) {
-        registry::broadcast(&self.shared().registry, channels, payload);
+        let shared = self.shared();
+        registry::broadcast(&shared.registry, &shared.pressure, channels, payload);
     }
 
     /// The `notify` hook: `payload` once per channel, to one connection.
@@ -112,11 +126,7 @@ impl Instance for Server {
     /// are not delayed here: the host already spreads its `disconnect` calls over a window.
     fn disconnect(&self, id: ConnectionId, reason: DisconnectReason, message: &str) {
         if let Some(connection) = self.shared().registry.get(id) {
-            let code = if reason == DisconnectReason::SHUTDOWN {
-                close_code::GOING_AWAY
-            } else {
-                close_code::INTERNAL_ERROR
-            };
+            let code = close_code::on_disconnect(reason, close_code::INTERNAL_ERROR);
             connection
                 .outbox
                 .close(frame::closing(code, message), false);

@@ -7,7 +7,9 @@
 //!   mapping JSON;
 //! * `counters`: `next` → the next collection id / mapping generation;
 //! * per collection `docs/<id>`: document id → record (`document::codec`);
-//! * per collection `index/<id>`: secondary index entries (`keys`) → ().
+//! * per collection `index/<id>`: secondary index entries (`keys`) → ();
+//! * `internal`: (kind, key) → JSON: the host's internal records (validation specifications),
+//!   outside every index.
 //!
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
@@ -29,7 +31,10 @@ use serde_json::Value;
 use crate::document::{codec, Document, Operation, Outcome, Precondition, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::mapping::{merge_mapping, Schema};
-use crate::names::{validate_collection_name, validate_document_id, validate_index_name};
+use crate::names::{
+    is_internal_index, validate_collection_name, validate_document_id, validate_index_name,
+    validate_internal_index_name,
+};
 use crate::query::{field_values, page, Query, SearchPage, SearchRequest};
 use crate::storage::Storage;
 use group_commit::GroupCommit;
@@ -37,6 +42,7 @@ use group_commit::GroupCommit;
 const INDEXES: TableDefinition<&str, ()> = TableDefinition::new("indexes");
 const COLLECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collections");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const INTERNAL: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("internal");
 
 type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
 type IndexTable<'a> = TableDefinition<'a, &'static [u8], ()>;
@@ -163,6 +169,7 @@ impl EmbeddedStorage {
         txn.open_table(INDEXES).map_err(store_error)?;
         txn.open_table(COLLECTIONS).map_err(store_error)?;
         txn.open_table(COUNTERS).map_err(store_error)?;
+        txn.open_table(INTERNAL).map_err(store_error)?;
         txn.commit().map_err(store_error)?;
         Ok(EmbeddedStorage {
             db,
@@ -449,6 +456,21 @@ impl EmbeddedStorage {
     }
 
     /// Number of documents in a collection (no query).
+    /// Adds an index whose name was checked.
+    fn insert_index(&self, index: &str) -> Result<()> {
+        let txn = self.begin_write()?;
+        {
+            let mut indexes = txn.open_table(INDEXES).map_err(store_error)?;
+            if indexes.get(index).map_err(store_error)?.is_some() {
+                return Err(StorageError::IndexAlreadyExists {
+                    index: index.into(),
+                });
+            }
+            indexes.insert(index, ()).map_err(store_error)?;
+        }
+        txn.commit().map_err(store_error)
+    }
+
     pub fn len(&self, index: &str, collection: &str) -> Result<u64> {
         let txn = self.db.begin_read().map_err(store_error)?;
         let record = self.find_collection_read(&txn, index, collection)?;
@@ -492,17 +514,12 @@ impl IndexedFields {
 impl Storage for EmbeddedStorage {
     fn create_index(&self, index: &str) -> Result<()> {
         validate_index_name(index)?;
-        let txn = self.begin_write()?;
-        {
-            let mut indexes = txn.open_table(INDEXES).map_err(store_error)?;
-            if indexes.get(index).map_err(store_error)?.is_some() {
-                return Err(StorageError::IndexAlreadyExists {
-                    index: index.into(),
-                });
-            }
-            indexes.insert(index, ()).map_err(store_error)?;
-        }
-        txn.commit().map_err(store_error)
+        self.insert_index(index)
+    }
+
+    fn create_internal_index(&self, index: &str) -> Result<()> {
+        validate_internal_index_name(index)?;
+        self.insert_index(index)
     }
 
     fn delete_index(&self, index: &str) -> Result<()> {
@@ -552,7 +569,10 @@ impl Storage for EmbeddedStorage {
         let indexes = txn.open_table(INDEXES).map_err(store_error)?;
         let mut out = Vec::new();
         for entry in indexes.iter().map_err(store_error)? {
-            out.push(entry.map_err(store_error)?.0.value().to_string());
+            let name = entry.map_err(store_error)?.0.value().to_string();
+            if !is_internal_index(&name) {
+                out.push(name);
+            }
         }
         Ok(out)
     }
@@ -726,5 +746,37 @@ impl Storage for EmbeddedStorage {
 
     fn count(&self, index: &str, collection: &str, query: &Query) -> Result<u64> {
         Ok(self.matching(index, collection, query)?.0.len() as u64)
+    }
+
+    fn get_internal(&self, kind: &str, key: &str) -> Result<Option<Value>> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let internal = txn.open_table(INTERNAL).map_err(store_error)?;
+        let Some(bytes) = internal.get((kind, key)).map_err(store_error)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| StorageError::store(format!("internal record {kind}/{key}: {e}")))
+    }
+
+    fn put_internal(&self, kind: &str, key: &str, value: Option<&Value>) -> Result<bool> {
+        let txn = self.begin_write()?;
+        let existed = {
+            let mut internal = txn.open_table(INTERNAL).map_err(store_error)?;
+            match value {
+                Some(value) => {
+                    let bytes = serde_json::to_vec(value).map_err(|e| {
+                        StorageError::store(format!("internal record {kind}/{key}: {e}"))
+                    })?;
+                    internal
+                        .insert((kind, key), bytes.as_slice())
+                        .map_err(store_error)?
+                        .is_some()
+                }
+                None => internal.remove((kind, key)).map_err(store_error)?.is_some(),
+            }
+        };
+        txn.commit().map_err(store_error)?;
+        Ok(existed)
     }
 }

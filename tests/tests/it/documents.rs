@@ -104,10 +104,21 @@ fn every_document_action_through_the_sdk() {
         ("document:delete", ok(json!("b"))),
         ("document:get deleted", error("services.storage.not_found", 404, "Document \"b\" not found in \"shop\":\"items\".")),
         ("document:delete missing", error("services.storage.not_found", 404, "Document \"b\" not found in \"shop\":\"items\".")),
+        ("collection:updateSpecifications", ok(json!({"strict": false}))),
+        ("collection:getSpecifications", ok(json!({"strict": false}))),
+        ("collection:validateSpecifications", ok(json!({"valid": true}))),
+        ("collection:validateSpecifications bad", ok(json!({"valid": false, "description": "Some errors with provided specifications.", "details": ["In \"shop.items.a\": unknown type \"nope\"."]}))),
+        ("collection:updateSpecifications bad", error("validation.assert.invalid_specifications", 400, "Errors occured with the provided specifications:\nThe object \"shop.items\" contains unexpected properties (allowed: strict, fields, validators).")),
+        ("collection:updateSpecifications strict", ok(json!({"strict": true, "fields": {"city": {"type": "string", "mandatory": true}}}))),
+        ("document:validate strict", ok(json!({"valid": false, "errorMessages": {"documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"age\""], "fieldScope": {"children": {"city": {"messages": ["The field is mandatory."]}}}}}))),
         ("collection:truncate", ok(json!(null))),
         ("document:count truncated", ok(json!(0))),
         ("admin:resetDatabase", ok(json!({"acknowledge": true}))),
         ("index:list after reset", ok(json!([]))),
+        ("collection:getSpecifications after reset", ok(json!(true))),
+        // The SDK resolves to undefined (the raw result, `{acknowledged: true}`, is unit-tested).
+        ("collection:deleteSpecifications", ok(json!(null))),
+        ("collection:getSpecifications deleted", error("validation.assert.not_found", 404, "No specifications defined for index shop and collection items")),
         ("index:delete missing", error("services.storage.unknown_index", 412, "The index \"shop\" does not exist.")),
     ];
     let wrong: Vec<String> = expected

@@ -278,10 +278,10 @@ fn bad_input_gets_kuzzles_errors() {
         ("GET", "/_now", vec!["X-Kuzzle-Volatile: {oops"], vec![], 400, "network.http.volatile_parse_failed",
             "Unable to convert the \"x-kuzzle-volatile\" HTTP header to JSON: key must be a string at line 1 column 2".into()),
         ("POST", "/_query", vec![json_type], vec![], 400, "api.assert.body_required", "The request must specify a body.".into()),
-        ("POST", "/_query", vec![json_type], br#"{"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{}}"#.to_vec(), 500,
-            "api.assert.unsupported_protocol", "The protocol \"http\" is not supported by the API action \"realtime:subscribe\".".into()),
-        ("POST", "/_query", vec![json_type], br#"{"controller":"realtime","action":"join","body":{"roomId":"x"}}"#.to_vec(), 500,
-            "api.assert.unsupported_protocol", "The protocol \"http\" is not supported by the API action \"realtime:join\".".into()),
+        ("POST", "/_query", vec![json_type], br#"{"controller":"realtime","action":"subscribe","index":"i","collection":"c","body":{}}"#.to_vec(), 400,
+            "api.assert.persistent_connection_required", "The API action \"realtime:subscribe\" subscribes to notifications, which needs a persistent connection: use WebSocket, MQTT or Socket.io, not HTTP.".into()),
+        ("POST", "/_query", vec![json_type], br#"{"controller":"realtime","action":"join","body":{"roomId":"x"}}"#.to_vec(), 400,
+            "api.assert.persistent_connection_required", "The API action \"realtime:join\" subscribes to notifications, which needs a persistent connection: use WebSocket, MQTT or Socket.io, not HTTP.".into()),
     ];
     let mut client = Raw::connect(&server);
     for (method, path, headers, body, status, id, message) in cases {
@@ -493,7 +493,6 @@ fn publish_over_http_reaches_websocket_subscribers() {
         &[
             "Content-Type: application/json; charset=utf-8",
             "X-Kuzzle-Volatile: {\"from\":\"http\"}",
-            "Authorization: Bearer a.b.c",
         ],
         br#"{"hello":"world"}"#,
     );
@@ -512,6 +511,19 @@ fn publish_over_http_reaches_websocket_subscribers() {
     assert_eq!(notification["result"]["_id"], "doc-1");
     assert_eq!(notification["result"]["_source"]["hello"], "world");
     assert_eq!(notification["volatile"], json!({"from":"http"}));
+
+    // The bearer token is the request's `jwt`: a bad one is refused before the action runs.
+    let refused = Raw::connect(&server).request(
+        "POST",
+        "/i/c/_publish",
+        &[
+            "Content-Type: application/json",
+            "Authorization: Bearer a.b.c",
+        ],
+        br#"{"hello":"world"}"#,
+    );
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.json()["error"]["id"], "security.token.invalid");
 }
 
 #[test]

@@ -7,11 +7,13 @@
 mod c_abi;
 mod cluster;
 mod documents;
+mod flow;
 mod guide;
 mod host;
 mod http;
 mod mqtt;
 mod mqtt_raw;
+mod rust_example;
 mod sdk;
 mod socketio;
 mod tidy;

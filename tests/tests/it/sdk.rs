@@ -672,3 +672,57 @@ fn the_sdk_reconnects_resubscribes_and_notifications_resume() {
     assert!(reconnected_ms < 10_000, "{reconnected_ms} ms to reconnect");
     drop(server);
 }
+
+#[test]
+fn security_first_admin_login_rights_logout_and_token_expiry() {
+    let server = start_server();
+    let observed = run("security", &server);
+    assert_eq!(
+        observed.one("anonymousCheck")["result"],
+        json!({"valid": true, "kuid": "-1", "expiresAt": null})
+    );
+    observed.one("openPublish");
+    assert_eq!(
+        observed.one("firstAdmin"),
+        &json!({"event": "firstAdmin", "_id": "root", "profileIds": ["admin"]})
+    );
+    assert_eq!(
+        observed.one("anonymousDenied")["error"],
+        json!({"id": "security.rights.unauthorized", "status": 401,
+               "message": "Unauthorized: authentication required to execute the action \"realtime:publish\"."})
+    );
+    assert_eq!(
+        observed.one("wrongPassword")["error"],
+        json!({"id": "plugin.strategy.missing_user", "status": 401,
+               "message": "wrong username or password"})
+    );
+    assert_eq!(
+        observed.one("loggedIn"),
+        &json!({"event": "loggedIn", "valid": true, "kuid": "root", "prefix": "kauth-"})
+    );
+    assert_eq!(
+        observed.one("rights")["rights"],
+        json!([{"controller": "*", "action": "*", "index": "*", "collection": "*",
+                "value": "allowed"}])
+    );
+    assert_eq!(
+        observed.one("bobDenied")["error"],
+        json!({"id": "security.rights.forbidden", "status": 403,
+               "message": "Insufficient permissions to execute the action \"realtime:publish\" (User \"bob\")."})
+    );
+    assert_eq!(
+        observed.one("afterLogout")["result"],
+        json!({"valid": false, "state": "Invalid token."})
+    );
+    assert_eq!(observed.one("subscribed")["count"], 1);
+    assert_eq!(
+        observed.one("tokenExpired")["frames"],
+        json!([{"status": 200, "info": "This is an automated server notification",
+                "message": "Authentication Token Expired", "type": "TokenExpired",
+                "node": "switchyard", "room": "kuzzle:notification:server"}])
+    );
+    assert_eq!(
+        observed.one("unsubscribed")["error"]["id"],
+        "core.realtime.room_not_found"
+    );
+}

@@ -136,6 +136,7 @@ const HOST_LAYERS: &[&[&str]] = &[
     &["realtime"],
     &["cluster"],
     &["services"],
+    &["sessions"],
     &["api"],
     &["admission"],
     &["entry_point"],

@@ -11,10 +11,10 @@ use switchyard_tests::{protocol_section, Server};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-const TEXT: u8 = 0x1;
+pub(crate) const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
 const CONTINUATION: u8 = 0x0;
-const CLOSE: u8 = 0x8;
+pub(crate) const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
 
@@ -34,18 +34,18 @@ fn start(websocket_keys: &str) -> Server {
 }
 
 /// A client that writes raw frames and reads raw frames.
-struct Raw {
-    stream: TcpStream,
+pub(crate) struct Raw {
+    pub(crate) stream: TcpStream,
     /// Bytes read but not consumed yet.
     buffer: Vec<u8>,
 }
 
 /// A frame from the server.
 #[derive(Debug, PartialEq)]
-struct Frame {
+pub(crate) struct Frame {
     fin: bool,
-    opcode: u8,
-    payload: Vec<u8>,
+    pub(crate) opcode: u8,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl Frame {
@@ -54,12 +54,12 @@ impl Frame {
         std::str::from_utf8(&self.payload).expect("UTF-8")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(self.text()).expect("JSON")
     }
 
     /// `(code, reason)` of a close frame.
-    fn close(&self) -> (u16, String) {
+    pub(crate) fn close(&self) -> (u16, String) {
         assert_eq!(self.opcode, CLOSE, "expected a close frame, got {self:?}");
         assert!(self.payload.len() >= 2, "{self:?}");
         (
@@ -71,7 +71,7 @@ impl Frame {
 
 impl Raw {
     /// Connects and completes the opening handshake.
-    fn connect(server: &Server) -> Raw {
+    pub(crate) fn connect(server: &Server) -> Raw {
         let stream = TcpStream::connect(server.address("websocket")).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -105,6 +105,14 @@ impl Raw {
         raw
     }
 
+    /// A second handle on the same socket, to write from another thread while this one reads.
+    pub(crate) fn writer(&self) -> Raw {
+        Raw {
+            stream: self.stream.try_clone().expect("clone the socket"),
+            buffer: Vec::new(),
+        }
+    }
+
     fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write to the server");
     }
@@ -133,7 +141,7 @@ impl Raw {
     }
 
     /// The next frame, or `None` at end of stream.
-    fn frame(&mut self) -> Option<Frame> {
+    pub(crate) fn frame(&mut self) -> Option<Frame> {
         let header = self.take(2)?;
         assert_eq!(header[1] & 0x80, 0, "server frames are never masked");
         let length = match header[1] & 0x7F {
@@ -148,7 +156,7 @@ impl Raw {
         })
     }
 
-    fn expect_frame(&mut self) -> Frame {
+    pub(crate) fn expect_frame(&mut self) -> Frame {
         self.frame().expect("a frame before the end of the stream")
     }
 
@@ -185,7 +193,7 @@ impl Raw {
     }
 
     /// Writes one complete (FIN) masked frame.
-    fn send(&mut self, opcode: u8, payload: &[u8]) {
+    pub(crate) fn send(&mut self, opcode: u8, payload: &[u8]) {
         self.send_raw(0x80 | opcode, payload, false);
     }
 }

@@ -1,6 +1,11 @@
 //! The `collection` controller: `create`, `update`, `updateMapping`, `getMapping`, `delete`,
-//! `exists`, `list`, `truncate`, `refresh`. Every action touches the document store, so every one
+//! `exists`, `list`, `truncate`, `refresh`, and the validation specifications (`update`, `get`,
+//! `validate`, `deleteSpecifications`). Every action touches the document store, so every one
 //! runs on the blocking pool.
+//!
+//! Specifications are internal records of the store (`documents::SPECIFICATIONS`), outside every
+//! index as in Kuzzle's internal index: they survive `admin:resetDatabase` and the deletion of
+//! their collection, and nothing checks that the collection exists.
 //!
 //! Mappings: each new collection gets Kuzzle's common mapping (`_kuzzle_info`'s fields, which
 //! the store then indexes); `getMapping` hides it unless `includeKuzzleMeta`. `dynamic` is
@@ -11,7 +16,10 @@ use serde_json::{json, Map, Value};
 use switchyard_plugin_api::errors;
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Run};
-use crate::api::documents::{check_refresh, flag, index_of, integer, stored, target};
+use crate::api::documents::{
+    check_refresh, check_specifications, flag, index_of, integer, specifications_key, stored,
+    target, SPECIFICATIONS,
+};
 use crate::api::{Action, Request};
 
 const IC: Args = Args::INDEX_COLLECTION;
@@ -77,6 +85,30 @@ pub static CONTROLLER: Controller = Controller {
             http: &[("post", "/:index/:collection/_refresh")],
             args: IC,
             run: Run::Blocking(refresh),
+        },
+        Action {
+            name: "updateSpecifications",
+            http: &[("put", "/:index/:collection/_specifications")],
+            args: Args::INDEX_COLLECTION_BODY,
+            run: Run::Blocking(update_specifications),
+        },
+        Action {
+            name: "getSpecifications",
+            http: &[("get", "/:index/:collection/_specifications")],
+            args: IC,
+            run: Run::Blocking(get_specifications),
+        },
+        Action {
+            name: "validateSpecifications",
+            http: &[("post", "/:index/:collection/_validateSpecifications")],
+            args: Args::INDEX_COLLECTION_BODY,
+            run: Run::Blocking(validate_specifications),
+        },
+        Action {
+            name: "deleteSpecifications",
+            http: &[("delete", "/:index/:collection/_specifications")],
+            args: IC,
+            run: Run::Blocking(delete_specifications),
         },
     ],
 };
@@ -290,6 +322,72 @@ fn refresh(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRe
     Ok(Value::Null.into())
 }
 
+/// The body of a specifications action (required).
+fn specifications_body(request: &mut Request<'_>) -> Result<Value, errors::KuzzleError> {
+    request
+        .body
+        .take()
+        .ok_or_else(|| errors::API_ASSERT_BODY_REQUIRED.error())
+}
+
+/// `collection:updateSpecifications`: checks the specifications (every problem, joined, in
+/// `validation.assert.invalid_specifications`), stores them and answers them.
+fn update_specifications(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
+    let (index, collection) = target(request)?;
+    let spec = specifications_body(request)?;
+    let problems = check_specifications(&index, &collection, &spec);
+    if !problems.is_empty() {
+        return Err(errors::VALIDATION_ASSERT_INVALID_SPECIFICATIONS
+            .with(&[&problems.join("\n\t- ")]));
+    }
+    let record = json!({ "collection": collection, "index": index, "validation": spec });
+    stored(context.storage().put_internal(
+        SPECIFICATIONS,
+        &specifications_key(&index, &collection),
+        Some(&record),
+    ))?;
+    Ok(record["validation"].clone().into())
+}
+
+/// `collection:getSpecifications`: `{collection, index, validation}`, or 404
+/// `validation.assert.not_found`.
+fn get_specifications(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
+    let (index, collection) = target(request)?;
+    let key = specifications_key(&index, &collection);
+    match stored(context.storage().get_internal(SPECIFICATIONS, &key))? {
+        Some(record) => Ok(record.into()),
+        None => Err(errors::VALIDATION_ASSERT_NOT_FOUND.with(&[&index, &collection])),
+    }
+}
+
+/// `collection:validateSpecifications`: `{valid: true}`, or `{valid: false, description,
+/// details}` listing every problem. Stores nothing.
+fn validate_specifications(
+    _context: &BlockingContext<'_>,
+    request: &mut Request<'_>,
+) -> ActionResult {
+    let (index, collection) = target(request)?;
+    let spec = specifications_body(request)?;
+    let problems = check_specifications(&index, &collection, &spec);
+    if problems.is_empty() {
+        return Ok(json!({ "valid": true }).into());
+    }
+    Ok(json!({
+        "description": "Some errors with provided specifications.",
+        "details": problems,
+        "valid": false,
+    })
+    .into())
+}
+
+/// `collection:deleteSpecifications`: `{acknowledged: true}`, whether there were any or not.
+fn delete_specifications(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
+    let (index, collection) = target(request)?;
+    let key = specifications_key(&index, &collection);
+    stored(context.storage().put_internal(SPECIFICATIONS, &key, None))?;
+    Ok(json!({ "acknowledged": true }).into())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::api::testing::Harness;
@@ -375,5 +473,79 @@ mod tests {
         assert_eq!(gone["status"], 412);
         assert_eq!(gone["error"]["id"], "services.storage.unknown_collection");
         assert_eq!(gone["error"]["message"], "The collection \"i\":\"a\" does not exist.");
+    }
+
+    #[test]
+    fn specifications_update_get_validate_delete_and_survive_a_reset() {
+        let harness = Harness::new();
+        let none = harness.call(
+            r#"{"controller":"collection","action":"getSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(none["status"], 404, "{none}");
+        assert_eq!(none["error"]["id"], "validation.assert.not_found");
+        assert_eq!(
+            none["error"]["message"],
+            "No specifications defined for index i and collection c"
+        );
+        let updated = harness.call(
+            r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"strict":false}}"#,
+        );
+        assert_eq!(updated["result"], json!({"strict": false}), "{updated}");
+        let got = harness.call(
+            r#"{"controller":"collection","action":"getSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(
+            got["result"],
+            json!({"collection": "c", "index": "i", "validation": {"strict": false}})
+        );
+        let valid = harness.call(
+            r#"{"controller":"collection","action":"validateSpecifications","index":"i","collection":"c","body":{"strict":true}}"#,
+        );
+        assert_eq!(valid["result"], json!({"valid": true}));
+        let invalid = harness.call(
+            r#"{"controller":"collection","action":"validateSpecifications","index":"i","collection":"c","body":{"strict":true,"fields":{"a":{"type":"nope"},"b":{}}}}"#,
+        );
+        assert_eq!(
+            invalid["result"],
+            json!({"description": "Some errors with provided specifications.", "valid": false, "details": [
+                "In \"i.c.a\": unknown type \"nope\".",
+                "Missing property \"type\" in field \"i.c.b\"."
+            ]})
+        );
+        let refused = harness.call(
+            r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"foo":1}}"#,
+        );
+        assert_eq!(refused["status"], 400);
+        assert_eq!(
+            refused["error"]["id"],
+            "validation.assert.invalid_specifications"
+        );
+        assert_eq!(
+            refused["error"]["message"],
+            "Errors occured with the provided specifications:\nThe object \"i.c\" contains unexpected properties (allowed: strict, fields, validators)."
+        );
+        let no_body = harness.call(
+            r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(no_body["status"], 400, "{no_body}");
+        // Kept by a reset, as Kuzzle's internal index is.
+        harness.call(r#"{"controller":"index","action":"create","index":"i"}"#);
+        harness.call(r#"{"controller":"admin","action":"resetDatabase"}"#);
+        let kept = harness.call(
+            r#"{"controller":"collection","action":"getSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(kept["result"]["validation"], json!({"strict": false}));
+        let deleted = harness.call(
+            r#"{"controller":"collection","action":"deleteSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(deleted["result"], json!({"acknowledged": true}));
+        let again = harness.call(
+            r#"{"controller":"collection","action":"deleteSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(again["result"], json!({"acknowledged": true}));
+        let gone = harness.call(
+            r#"{"controller":"collection","action":"getSpecifications","index":"i","collection":"c"}"#,
+        );
+        assert_eq!(gone["status"], 404);
     }
 }

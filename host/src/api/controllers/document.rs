@@ -25,10 +25,10 @@ use switchyard_storage::{
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Run};
 use crate::api::documents::{
-    body_array, body_object, check_fetch, check_refresh, check_write, created_info, flag,
+    body_array, body_object, check_fetch, check_refresh, check_size, check_write, created_info, flag,
     generate_id, integer, merge, optional_id, query_error, remove_path, replaced_info,
     required_id, storage_error, stored, string_list, strip_info, take_body, target,
-    updated_fields, updated_info,
+    updated_fields, updated_info, check_document, specifications_key, SPECIFICATIONS,
 };
 use crate::api::notify::{notify, Change, Rooms};
 use crate::api::{Action, Request};
@@ -137,15 +137,34 @@ impl<'c, 'a> Writer<'c, 'a> {
         }
     }
 
+    /// Writes a batch. A document over `limits.documentMaxSize` is refused here, before the
+    /// store sees it: its outcome is `Failed` and the others are written.
     fn write(&self, operations: Vec<Operation>) -> Result<Vec<Outcome>, KuzzleError> {
-        if operations.is_empty() {
-            return Ok(Vec::new());
+        let limits = &self.context.services.config.limits;
+        let mut refused = Vec::new();
+        let mut accepted = Vec::with_capacity(operations.len());
+        for (position, operation) in operations.into_iter().enumerate() {
+            if let Operation::Put { id, source, .. } = &operation {
+                if let Err(error) = check_size(limits, id, source) {
+                    refused.push((position, id.clone(), error));
+                    continue;
+                }
+            }
+            accepted.push(operation);
         }
-        stored(self.context.storage().write(WriteBatch {
-            index: self.index.clone(),
-            collection: self.collection.clone(),
-            operations,
-        }))
+        let mut outcomes = if accepted.is_empty() {
+            Vec::new()
+        } else {
+            stored(self.context.storage().write(WriteBatch {
+                index: self.index.clone(),
+                collection: self.collection.clone(),
+                operations: accepted,
+            }))?
+        };
+        for (position, id, error) in refused {
+            outcomes.insert(position, Outcome::Failed { id, error });
+        }
+        Ok(outcomes)
     }
 
     /// One operation, its failure as the request's error.
@@ -1196,8 +1215,8 @@ fn count(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResu
     Ok(json!({ "count": count }).into())
 }
 
-/// `document:validate`: no validation specifications yet, so every document is valid once
-/// its collection exists.
+/// `document:validate`: `{errorMessages, valid}`, the body checked against the collection's
+/// specifications if it has any (`documents::check_document` says which rules are enforced).
 fn validate(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
     let (index, collection) = reader(request)?;
     let storage = context.storage();
@@ -1207,7 +1226,14 @@ fn validate(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionR
     if !stored(storage.collection_exists(&index, &collection))? {
         return Err(errors::SERVICES_STORAGE_UNKNOWN_COLLECTION.with(&[&index, &collection]));
     }
-    Ok(json!({ "errorMessages": {}, "valid": true }).into())
+    let body = take_body(request)?;
+    let key = specifications_key(&index, &collection);
+    let messages = match stored(storage.get_internal(SPECIFICATIONS, &key))? {
+        Some(record) => check_document(&record["validation"], &body),
+        None => Map::new(),
+    };
+    let valid = messages.is_empty();
+    Ok(json!({ "errorMessages": messages, "valid": valid }).into())
 }
 
 // ---- search and scroll ----

@@ -108,7 +108,7 @@ fn m_delete(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionR
     let storage = context.storage();
     let mut deleted = Vec::new();
     for index in indexes {
-        if storage.delete_index(&index).is_ok() {
+        if crate::api::documents::public(&index).is_ok() && storage.delete_index(&index).is_ok() {
             deleted.push(index);
         }
     }
@@ -119,6 +119,25 @@ fn m_delete(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionR
 mod tests {
     use crate::api::testing::Harness;
     use serde_json::json;
+
+    #[test]
+    fn the_internal_index_does_not_exist_for_the_api() {
+        let harness = Harness::new();
+        // The security store lives in `%kuzzle`: no document action may reach it.
+        let deleted = harness.call(
+            r#"{"controller":"index","action":"mDelete","body":{"indexes":["%kuzzle"]}}"#,
+        );
+        assert_eq!(deleted["result"], json!({"deleted": []}), "{deleted}");
+        for request in [
+            r#"{"controller":"document","action":"search","index":"%kuzzle","collection":"users","body":{}}"#,
+            r#"{"controller":"collection","action":"list","index":"%kuzzle"}"#,
+            r#"{"controller":"index","action":"delete","index":"%kuzzle"}"#,
+        ] {
+            let answer = harness.call(request);
+            assert_eq!(answer["status"], 412, "{request}: {answer}");
+            assert_eq!(answer["error"]["id"], "services.storage.unknown_index", "{answer}");
+        }
+    }
 
     #[test]
     fn create_exists_list_delete() {

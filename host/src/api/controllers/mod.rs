@@ -12,4 +12,4 @@ macro_rules! controllers {
     };
 }
 
-controllers![admin, auth, collection, document, index, realtime, server];
+controllers![admin, auth, collection, document, index, realtime, security, server];

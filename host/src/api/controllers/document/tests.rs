@@ -238,3 +238,205 @@ fn search_count_scroll_and_by_query() {
     let validated = call(&harness, "validate", json!({"body": {"x": 1}}));
     assert_eq!(validated["result"], json!({"errorMessages": {}, "valid": true}));
 }
+
+#[test]
+fn validate_honours_the_collection_specifications() {
+    let harness = harness();
+    let plain = call(&harness, "validate", json!({"body": {"anything": 1}}));
+    assert_eq!(plain["result"], json!({"errorMessages": {}, "valid": true}), "{plain}");
+    harness.call(r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"strict":true,"fields":{"name":{"type":"string","mandatory":true},"age":{"type":"integer"}}}}"#);
+    let good = call(&harness, "validate", json!({"body": {"name": "n", "age": 3}}));
+    assert_eq!(good["result"], json!({"errorMessages": {}, "valid": true}));
+    let bad = call(&harness, "validate", json!({"body": {"age": "old", "extra": 1}}));
+    assert_eq!(
+        bad["result"],
+        json!({"valid": false, "errorMessages": {
+            "documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"extra\""],
+            "fieldScope": {"children": {
+                "age": {"messages": ["The field must be of type \"integer\"."]},
+                "name": {"messages": ["The field is mandatory."]},
+            }},
+        }})
+    );
+}
+
+/// A small `limits.documentMaxSize` for the size tests.
+fn small_limit_harness(storage: std::sync::Arc<dyn switchyard_storage::Storage>) -> Harness {
+    let harness = Harness::with_config("[server]\n[limits]\ndocumentMaxSize = 100\n", storage);
+    harness.call(r#"{"controller":"index","action":"create","index":"i"}"#);
+    harness.call(r#"{"controller":"collection","action":"create","index":"i","collection":"c"}"#);
+    harness
+}
+
+#[test]
+fn oversized_documents_are_refused_before_they_are_stored() {
+    let storage = std::sync::Arc::new(switchyard_storage::EmbeddedStorage::in_memory().unwrap());
+    let harness = small_limit_harness(storage);
+    let big = "x".repeat(200);
+    let refused = call(&harness, "create", json!({"_id": "big", "body": {"text": big}}));
+    assert_eq!(refused["status"], 413, "{refused}");
+    assert_eq!(refused["error"]["id"], "services.storage.document_too_large");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Document \"big\" is too large: "));
+    let absent = call(&harness, "get", json!({"_id": "big"}));
+    assert_eq!(absent["status"], 404);
+    // An update that makes a document too large is refused too; the document is unchanged.
+    call(&harness, "create", json!({"_id": "a", "body": {"n": 1}}));
+    let grown = call(&harness, "update", json!({"_id": "a", "body": {"text": big}}));
+    assert_eq!(grown["status"], 413, "{grown}");
+    assert_eq!(call(&harness, "get", json!({"_id": "a"}))["result"]["_source"]["n"], 1);
+    // In an m* action, only the oversized item fails, in its place.
+    let mixed = call(
+        &harness,
+        "mCreate",
+        json!({"body": {"documents": [{"_id": "m1", "body": {"n": 1}}, {"_id": "m2", "body": {"text": big}}, {"_id": "m3", "body": {"n": 3}}]}}),
+    );
+    let ids: Vec<&Value> = mixed["result"]["successes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["_id"])
+        .collect();
+    assert_eq!(ids, ["m1", "m3"], "{mixed}");
+    let errors = mixed["result"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["document"]["_id"], "m2", "{mixed}");
+    assert_eq!(errors[0]["status"], 413);
+}
+
+/// A store whose writes fail while `failing` is set, like a full disk: every other call goes to
+/// an in-memory store.
+struct FailingStorage {
+    inner: switchyard_storage::EmbeddedStorage,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl switchyard_storage::Storage for FailingStorage {
+    fn create_index(&self, index: &str) -> switchyard_storage::Result<()> {
+        self.inner.create_index(index)
+    }
+    fn create_internal_index(&self, index: &str) -> switchyard_storage::Result<()> {
+        self.inner.create_internal_index(index)
+    }
+    fn delete_index(&self, index: &str) -> switchyard_storage::Result<()> {
+        self.inner.delete_index(index)
+    }
+    fn index_exists(&self, index: &str) -> switchyard_storage::Result<bool> {
+        self.inner.index_exists(index)
+    }
+    fn list_indexes(&self) -> switchyard_storage::Result<Vec<String>> {
+        self.inner.list_indexes()
+    }
+    fn create_collection(&self, i: &str, c: &str, m: &Value) -> switchyard_storage::Result<()> {
+        self.inner.create_collection(i, c, m)
+    }
+    fn update_mapping(&self, i: &str, c: &str, m: &Value) -> switchyard_storage::Result<Value> {
+        self.inner.update_mapping(i, c, m)
+    }
+    fn get_mapping(&self, i: &str, c: &str) -> switchyard_storage::Result<Value> {
+        self.inner.get_mapping(i, c)
+    }
+    fn delete_collection(&self, i: &str, c: &str) -> switchyard_storage::Result<()> {
+        self.inner.delete_collection(i, c)
+    }
+    fn collection_exists(&self, i: &str, c: &str) -> switchyard_storage::Result<bool> {
+        self.inner.collection_exists(i, c)
+    }
+    fn list_collections(&self, i: &str) -> switchyard_storage::Result<Vec<String>> {
+        self.inner.list_collections(i)
+    }
+    fn truncate_collection(&self, i: &str, c: &str) -> switchyard_storage::Result<()> {
+        self.inner.truncate_collection(i, c)
+    }
+    fn get(
+        &self,
+        i: &str,
+        c: &str,
+        id: &str,
+    ) -> switchyard_storage::Result<Option<switchyard_storage::Document>> {
+        self.inner.get(i, c, id)
+    }
+    fn mget(
+        &self,
+        i: &str,
+        c: &str,
+        ids: &[String],
+    ) -> switchyard_storage::Result<Vec<Option<switchyard_storage::Document>>> {
+        self.inner.mget(i, c, ids)
+    }
+    fn write(
+        &self,
+        batch: switchyard_storage::WriteBatch,
+    ) -> switchyard_storage::Result<Vec<switchyard_storage::Outcome>> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(switchyard_storage::StorageError::Store {
+                message: "No space left on device (os error 28)".into(),
+            });
+        }
+        self.inner.write(batch)
+    }
+    fn search(
+        &self,
+        i: &str,
+        c: &str,
+        r: &switchyard_storage::SearchRequest,
+    ) -> switchyard_storage::Result<switchyard_storage::SearchPage> {
+        self.inner.search(i, c, r)
+    }
+    fn count(
+        &self,
+        i: &str,
+        c: &str,
+        q: &switchyard_storage::Query,
+    ) -> switchyard_storage::Result<u64> {
+        self.inner.count(i, c, q)
+    }
+    fn get_internal(&self, kind: &str, key: &str) -> switchyard_storage::Result<Option<Value>> {
+        self.inner.get_internal(kind, key)
+    }
+    fn put_internal(
+        &self,
+        kind: &str,
+        key: &str,
+        value: Option<&Value>,
+    ) -> switchyard_storage::Result<bool> {
+        self.inner.put_internal(kind, key, value)
+    }
+}
+
+#[test]
+fn a_failing_store_answers_an_error_and_loses_nothing_acknowledged() {
+    use std::sync::atomic::Ordering;
+    let storage = std::sync::Arc::new(FailingStorage {
+        inner: switchyard_storage::EmbeddedStorage::in_memory().unwrap(),
+        failing: false.into(),
+    });
+    let harness = small_limit_harness(storage.clone());
+    for id in ["a", "b"] {
+        let created = call(&harness, "create", json!({"_id": id, "body": {"n": 1}}));
+        assert_eq!(created["status"], 200, "{created}");
+    }
+    storage.failing.store(true, Ordering::SeqCst);
+    let failed = call(&harness, "create", json!({"_id": "c", "body": {"n": 1}}));
+    assert_eq!(failed["status"], 500, "{failed}");
+    assert_eq!(failed["error"]["id"], "services.storage.unexpected_error");
+    assert!(failed["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("No space left on device"));
+    let update = call(&harness, "update", json!({"_id": "a", "body": {"n": 2}}));
+    assert_eq!(update["status"], 500, "{update}");
+    let m = call(&harness, "mDelete", json!({"body": {"ids": ["a", "b"]}}));
+    assert_eq!(m["status"], 500, "{m}");
+    storage.failing.store(false, Ordering::SeqCst);
+    // Everything acknowledged is there, unchanged; nothing refused was stored.
+    for id in ["a", "b"] {
+        let got = call(&harness, "get", json!({"_id": id}));
+        assert_eq!(got["result"]["_source"]["n"], 1, "{got}");
+    }
+    assert_eq!(call(&harness, "get", json!({"_id": "c"}))["status"], 404);
+    let retried = call(&harness, "create", json!({"_id": "c", "body": {"n": 1}}));
+    assert_eq!(retried["status"], 200, "{retried}");
+}

@@ -1,0 +1,350 @@
+//! The security service: the repository (store + memory), tokens, the `local` strategy, each
+//! user's compiled rights, and the token ↔ connection links; and the [`Gatekeeper`] every
+//! request passes.
+//!
+//! The gate runs inline on plugin threads and never touches the disk: token records and
+//! users/profiles/roles are in memory ([`StoredRepository`]), and rights are compiled once per
+//! user ([`UserRights`]) and dropped whenever a user, profile or role changes
+//! ([`Security::rights_changed`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use switchyard_plugin_api::errors::KuzzleError;
+use switchyard_plugin_api::ConnectionId;
+use switchyard_security::auth::{load_user_rights, LocalStrategy};
+use switchyard_security::clock::{Clock, SystemClock};
+use switchyard_security::expiry::TokenLinks;
+use switchyard_security::repository::SecurityRepository;
+use switchyard_security::token::{self, TokenConfig, TokenRecord, TokenService};
+use switchyard_security::{defaults, RightsRequest, SecurityError, UserRights, ANONYMOUS_KUID};
+use switchyard_storage::Storage;
+
+use super::store::StoredRepository;
+use super::{Access, Gatekeeper, Identity};
+
+/// What the service is made from (the host's `[security]` section, resolved).
+#[derive(Debug, Clone)]
+pub struct SecuritySettings {
+    /// Token settings.
+    pub tokens: TokenConfig,
+    /// The configured secret, if any.
+    pub secret: Option<switchyard_security::secret::Secret>,
+    /// New passwords' Argon2id cost.
+    pub argon2: switchyard_security::password::Argon2Params,
+    /// `security:createRestrictedUser`'s profiles.
+    pub restricted_profile_ids: Vec<String>,
+    /// Per protocol index: whether its connections get `TokenExpired` (Kuzzle's
+    /// `realtimeNotifications`; an index past the end counts as notifiable).
+    pub notifiable: Vec<bool>,
+}
+
+/// Rights compiled per kuid, valid for one generation of the security objects.
+#[derive(Debug, Default)]
+struct RightsCache {
+    generation: u64,
+    by_user: HashMap<Box<str>, Arc<UserRights>>,
+}
+
+/// A token the gate verified (signature, claims, record).
+#[derive(Debug, Clone)]
+struct Verified {
+    record: TokenRecord,
+    /// The JWT's `exp` claim (seconds), if any.
+    exp_s: Option<i64>,
+}
+
+/// Verified tokens, all valid for one generation of the token records.
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    generation: u64,
+    by_token: HashMap<Box<str>, Verified>,
+}
+
+/// Most verified tokens kept; past it, the cache starts over.
+const VERIFIED_CAPACITY: usize = 100_000;
+
+/// The security service.
+pub struct Security {
+    /// Users, profiles, roles, credentials, tokens, API keys.
+    pub repository: Arc<dyn SecurityRepository>,
+    /// The same, concretely (for its token generation).
+    store: Arc<StoredRepository>,
+    /// Tokens already verified, by their text: a request with one costs a lookup, not an HMAC.
+    verified: RwLock<VerifiedCache>,
+    /// Issues, verifies, refreshes and revokes tokens.
+    pub tokens: TokenService,
+    /// The `local` strategy (its calls hash: blocking pool only).
+    pub local: LocalStrategy,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// The settings.
+    pub settings: SecuritySettings,
+    rights: RwLock<RightsCache>,
+    generation: AtomicU64,
+    links: Mutex<TokenLinks>,
+    /// Wakes the expiry timer when a link may expire sooner than it planned.
+    links_changed: Condvar,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").finish_non_exhaustive()
+    }
+}
+
+/// A security failure as the API sends it.
+pub fn kuzzle(error: SecurityError) -> KuzzleError {
+    error.to_kuzzle()
+}
+
+impl Security {
+    /// Opens the repository in `storage` (the internal index) and, on first start, creates
+    /// Kuzzle's open bootstrap: roles and profiles `admin`, `default`, `anonymous`, all `*:*`.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        settings: SecuritySettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Security, SecurityError> {
+        let store = Arc::new(StoredRepository::open(storage, clock.now_ms())?);
+        let repository: Arc<dyn SecurityRepository> = store.clone();
+        if repository.role("anonymous")?.is_none() {
+            for role in defaults::bootstrap_roles() {
+                repository.put_role(&role, false)?;
+            }
+            for profile in defaults::bootstrap_profiles() {
+                repository.put_profile(&profile, false)?;
+            }
+        }
+        let (tokens, generated) = TokenService::new(
+            settings.tokens.clone(),
+            settings.secret.clone(),
+            Arc::clone(&repository),
+            Arc::clone(&clock),
+        )?;
+        if generated {
+            // Kuzzle warns; here it is the normal first start (documented in the README).
+            tracing::debug!(
+                "security.authToken.secret is not set: a random one was generated and stored in the internal index"
+            );
+        }
+        let local = LocalStrategy::new(Arc::clone(&repository), settings.argon2)?;
+        Ok(Security {
+            repository,
+            store,
+            verified: RwLock::new(VerifiedCache::default()),
+            tokens,
+            local,
+            clock,
+            settings,
+            rights: RwLock::new(RightsCache::default()),
+            generation: AtomicU64::new(0),
+            links: Mutex::new(TokenLinks::new()),
+            links_changed: Condvar::new(),
+        })
+    }
+
+    /// The service over `storage` with the default settings and the system clock.
+    pub fn with_defaults(storage: Arc<dyn Storage>) -> Result<Security, SecurityError> {
+        Security::open(
+            storage,
+            SecuritySettings {
+                tokens: TokenConfig::default(),
+                secret: None,
+                argon2: Default::default(),
+                restricted_profile_ids: defaults::restricted_profile_ids(),
+                notifiable: Vec::new(),
+            },
+            Arc::new(SystemClock),
+        )
+    }
+
+    /// `kuid`'s compiled rights (`-1` for anonymous), from the cache or compiled now (in
+    /// memory).
+    pub fn rights_of(&self, kuid: &str) -> Result<Arc<UserRights>, KuzzleError> {
+        let generation = {
+            let cache = self.rights.read();
+            if let Some(rights) = cache.by_user.get(kuid) {
+                return Ok(Arc::clone(rights));
+            }
+            cache.generation
+        };
+        let (_, rights) = load_user_rights(&*self.repository, kuid).map_err(kuzzle)?;
+        let rights = Arc::new(rights);
+        let mut cache = self.rights.write();
+        // A change since the read would make this compilation stale: keep it out of the cache.
+        if cache.generation == generation && self.generation.load(Ordering::Acquire) == generation {
+            cache.by_user.insert(kuid.into(), Arc::clone(&rights));
+        }
+        Ok(rights)
+    }
+
+    /// A user, profile or role changed: every compiled right is dropped.
+    pub fn rights_changed(&self) {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut cache = self.rights.write();
+        cache.generation = generation;
+        cache.by_user.clear();
+    }
+
+    /// Whether the protocol at `protocol` gets `TokenExpired` notifications.
+    pub fn is_notifiable(&self, protocol: usize) -> bool {
+        self.settings
+            .notifiable
+            .get(protocol)
+            .copied()
+            .unwrap_or(true)
+    }
+
+    /// Links `connection` to `record` (its requests use it), waking the expiry timer.
+    pub fn link(&self, connection: ConnectionId, record: &TokenRecord) {
+        let mut links = self.links.lock();
+        if links.token_of(connection) == Some(record.fingerprint.as_str()) {
+            return;
+        }
+        links.link(connection, record);
+        drop(links);
+        self.links_changed.notify_all();
+    }
+
+    /// Unlinks `connection` (logout on it, or it left); its token's fingerprint if it had one.
+    pub fn unlink(&self, connection: ConnectionId) -> Option<String> {
+        self.links.lock().unlink(connection)
+    }
+
+    /// A token was revoked: the connections still linked to it.
+    pub fn revoke_links(&self, fingerprint: &str) -> Vec<ConnectionId> {
+        self.links.lock().revoke(fingerprint)
+    }
+
+    /// A token was refreshed: its connections move to the new one.
+    pub fn refresh_links(&self, old_fingerprint: &str, new: &TokenRecord) {
+        self.links.lock().refresh(old_fingerprint, new);
+        self.links_changed.notify_all();
+    }
+
+    /// The links whose token expired at `now_ms`, removed from the schedule.
+    pub fn take_expired(&self, now_ms: i64) -> Vec<switchyard_security::expiry::ExpiredLink> {
+        self.links.lock().take_expired(now_ms)
+    }
+
+    /// Blocks until the next link expires (per `self.clock`), a link changes, or `max` passes;
+    /// the expiry timer's wait.
+    pub fn wait_for_expiry(&self, max: std::time::Duration) {
+        let mut links = self.links.lock();
+        let now = self.clock.now_ms();
+        let wait = match links.next_expiry() {
+            Some(at) if at <= now => return,
+            Some(at) => max.min(std::time::Duration::from_millis((at - now) as u64)),
+            None => max,
+        };
+        self.links_changed.wait_for(&mut links, wait);
+    }
+
+    /// Wakes the expiry timer (shutdown, or tests moving the clock).
+    pub fn wake_expiry_timer(&self) {
+        self.links_changed.notify_all();
+    }
+
+    /// The token record of a raw token, if it is a live one.
+    pub fn record_of(&self, token: &str) -> Option<TokenRecord> {
+        let fingerprint = switchyard_security::secret::sha256_hex(token.as_bytes());
+        self.repository.token(&fingerprint).ok().flatten()
+    }
+}
+
+impl Security {
+    /// `TokenService::verify` for the gate, remembering what it verified: the same token again
+    /// costs a lookup and the time checks (its `exp`, its record's grace period), until a token
+    /// record changes anywhere (login, logout, refresh, revocation clear it).
+    pub fn verify_cached(&self, jwt: &str) -> Result<TokenRecord, KuzzleError> {
+        let generation = self.store.token_generation();
+        let now = self.clock.now_ms();
+        let cache = self.verified.read();
+        if let Some(hit) = cache.by_token.get(jwt) {
+            if cache.generation == generation {
+                if hit.exp_s.is_some_and(|exp| now.div_euclid(1000) >= exp) {
+                    return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_EXPIRED.error());
+                }
+                let live = hit.record.valid_until < 0 || now < hit.record.valid_until;
+                if !live {
+                    return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_INVALID.error());
+                }
+                return Ok(hit.record.clone());
+            }
+        }
+        drop(cache);
+        let record = match self.tokens.verify(Some(jwt)).map_err(kuzzle)? {
+            token::Identity::Token(record) => record,
+            token::Identity::Anonymous => {
+                return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_INVALID.error())
+            }
+        };
+        if !record.single_use {
+            let mut cache = self.verified.write();
+            if generation > cache.generation {
+                cache.by_token.clear();
+                cache.generation = generation;
+            } else if cache.by_token.len() >= VERIFIED_CAPACITY {
+                cache.by_token.clear();
+            }
+            // Verified against an older generation than the cache's: do not keep it.
+            if cache.generation == generation {
+                cache.by_token.insert(
+                    jwt.into(),
+                    Verified {
+                        record: record.clone(),
+                        exp_s: jwt_exp(jwt),
+                    },
+                );
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// The `exp` claim of a token that verified.
+fn jwt_exp(jwt: &str) -> Option<i64> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_f64().map(|exp| exp.ceil() as i64)
+}
+
+impl Gatekeeper for Security {
+    fn admit(&self, access: &Access<'_>) -> Result<Identity, KuzzleError> {
+        let (identity, rights) = match access.jwt {
+            None => (Identity::anonymous(), self.rights_of(ANONYMOUS_KUID)?),
+            Some(jwt) => {
+                let record = self.verify_cached(jwt)?;
+                let rights = self.rights_of(&record.user_id)?;
+                if self.is_notifiable(access.protocol) {
+                    self.link(access.connection, &record);
+                }
+                (
+                    Identity::user(record.user_id.as_str().into(), Some(jwt.into())),
+                    rights,
+                )
+            }
+        };
+        rights.check(&RightsRequest {
+            controller: access.controller,
+            action: access.action,
+            index: access.index,
+            collection: access.collection,
+            targets: None,
+        })?;
+        Ok(identity)
+    }
+}
+
+impl Gatekeeper for Arc<Security> {
+    fn admit(&self, access: &Access<'_>) -> Result<Identity, KuzzleError> {
+        (**self).admit(access)
+    }
+}

@@ -1,0 +1,690 @@
+//! The security objects in the document store: a [`SecurityRepository`] over the internal index
+//! `%kuzzle`, with everything also kept in memory so reads (the per-request gate) never touch
+//! the disk.
+//!
+//! At open, every collection is read into an [`InMemoryRepository`]; afterwards a write goes to
+//! the store first (durably, on the caller's thread: only the blocking pool writes) and then to
+//! memory, under one lock so memory and disk apply writes in the same order. Expired token
+//! records are dropped at open.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{json, Map, Value};
+use switchyard_security::error::RepositoryError;
+use switchyard_security::password::{LocalCredentials, StoredPassword};
+use switchyard_security::repository::{InMemoryRepository, SecurityRepository};
+use switchyard_security::secret::Secret;
+use switchyard_security::token::{ApiKey, TokenKind, TokenRecord};
+use switchyard_security::{Profile, Role, User};
+use switchyard_storage::{
+    KuzzleInfo, Operation, Outcome, Precondition, SearchRequest, Storage, StorageError, WriteBatch,
+};
+
+/// Kuzzle's internal index.
+pub const INTERNAL_INDEX: &str = "%kuzzle";
+const USERS: &str = "users";
+const PROFILES: &str = "profiles";
+const ROLES: &str = "roles";
+/// The `local` strategy's credentials, by username.
+const CREDENTIALS: &str = "credentials-local";
+/// Token records, by fingerprint (Kuzzle keeps them in Redis; here they survive a restart).
+const TOKENS: &str = "tokens";
+/// API keys, by `<kuid>#<id>`.
+const API_KEYS: &str = "api-keys";
+/// `security.jwt.secret`: the generated signing seed.
+const CONFIG: &str = "config";
+const SEED_ID: &str = "security.jwt.secret";
+const COLLECTIONS: [&str; 7] = [
+    USERS,
+    PROFILES,
+    ROLES,
+    CREDENTIALS,
+    TOKENS,
+    API_KEYS,
+    CONFIG,
+];
+
+/// The repository: the store, and all of it in memory.
+pub struct StoredRepository {
+    memory: InMemoryRepository,
+    storage: Arc<dyn Storage>,
+    /// Serialises writes, so memory applies them in the store's order.
+    writes: Mutex<()>,
+    /// Bumped by every token record write or deletion (the gate's verified-token cache checks
+    /// it).
+    token_generation: AtomicU64,
+}
+
+impl std::fmt::Debug for StoredRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredRepository").finish_non_exhaustive()
+    }
+}
+
+fn storage_error(error: StorageError) -> RepositoryError {
+    RepositoryError::Storage(error.to_string())
+}
+
+/// A stored document that cannot be read back (never its content: it may hold a secret).
+fn corrupt(collection: &str, id: &str) -> RepositoryError {
+    RepositoryError::Storage(format!(
+        "unreadable document {id:?} in {INTERNAL_INDEX}/{collection}"
+    ))
+}
+
+impl StoredRepository {
+    /// Opens the repository: creates the internal index and its collections if needed, then
+    /// reads them. `now_ms` drops the token records that expired while the server was down.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        now_ms: i64,
+    ) -> Result<StoredRepository, RepositoryError> {
+        match storage.create_internal_index(INTERNAL_INDEX) {
+            Ok(()) | Err(StorageError::IndexAlreadyExists { .. }) => {}
+            Err(error) => return Err(storage_error(error)),
+        }
+        for collection in COLLECTIONS {
+            match storage.create_collection(INTERNAL_INDEX, collection, &json!({})) {
+                Ok(()) | Err(StorageError::CollectionAlreadyExists { .. }) => {}
+                Err(error) => return Err(storage_error(error)),
+            }
+        }
+        let repository = StoredRepository {
+            memory: InMemoryRepository::new(),
+            storage,
+            writes: Mutex::new(()),
+            token_generation: AtomicU64::new(0),
+        };
+        repository.load(now_ms)?;
+        Ok(repository)
+    }
+
+    fn load(&self, now_ms: i64) -> Result<(), RepositoryError> {
+        for (id, source) in self.read_all(ROLES)? {
+            let role = Role::from_json(&id, &source).map_err(|_| corrupt(ROLES, &id))?;
+            self.memory.put_role(&role, false)?;
+        }
+        for (id, source) in self.read_all(PROFILES)? {
+            let profile = Profile::from_json(&id, &source).map_err(|_| corrupt(PROFILES, &id))?;
+            self.memory.put_profile(&profile, false)?;
+        }
+        for (id, source) in self.read_all(USERS)? {
+            let user = user_from_source(&id, source).ok_or_else(|| corrupt(USERS, &id))?;
+            self.memory.put_user(&user, false)?;
+        }
+        for (id, source) in self.read_all(CREDENTIALS)? {
+            let credentials =
+                credentials_from_source(&id, &source).ok_or_else(|| corrupt(CREDENTIALS, &id))?;
+            self.memory.put_credentials(&credentials)?;
+        }
+        let mut expired = Vec::new();
+        for (id, source) in self.read_all(TOKENS)? {
+            let record = token_from_source(&id, &source).ok_or_else(|| corrupt(TOKENS, &id))?;
+            if record.valid_until >= 0 && record.valid_until <= now_ms {
+                expired.push(id);
+            } else {
+                self.memory.put_token(&record)?;
+            }
+        }
+        if !expired.is_empty() {
+            self.write(
+                TOKENS,
+                expired
+                    .into_iter()
+                    .map(|id| Operation::Delete {
+                        id,
+                        precondition: Precondition::Any,
+                    })
+                    .collect(),
+            )?;
+        }
+        for (id, source) in self.read_all(API_KEYS)? {
+            let key = api_key_from_source(&source).ok_or_else(|| corrupt(API_KEYS, &id))?;
+            self.memory.put_api_key(&key, false)?;
+        }
+        if let Some(seed) = self
+            .storage
+            .get(INTERNAL_INDEX, CONFIG, SEED_ID)
+            .map_err(storage_error)?
+        {
+            let seed = seed
+                .source
+                .get("seed")
+                .and_then(Value::as_str)
+                .ok_or_else(|| corrupt(CONFIG, SEED_ID))?;
+            self.memory.put_signing_seed(&Secret::new(seed))?;
+        }
+        Ok(())
+    }
+
+    /// Every document of an internal collection, `(id, source)`.
+    fn read_all(&self, collection: &str) -> Result<Vec<(String, Value)>, RepositoryError> {
+        let mut out = Vec::new();
+        let mut request = SearchRequest::match_all();
+        request.size = 1000;
+        loop {
+            let page = self
+                .storage
+                .search(INTERNAL_INDEX, collection, &request)
+                .map_err(storage_error)?;
+            let done = page.hits.len() < request.size;
+            out.extend(page.hits.into_iter().map(|doc| {
+                let source = if collection == USERS {
+                    doc.source_with_info()
+                } else {
+                    doc.source
+                };
+                (doc.id, source)
+            }));
+            match page.next_search_after {
+                Some(after) if !done => request.search_after = Some(after),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Applies `operations` to `collection` durably; the first failed one is the error.
+    fn write(&self, collection: &str, operations: Vec<Operation>) -> Result<(), RepositoryError> {
+        let outcomes = self
+            .storage
+            .write(WriteBatch {
+                index: INTERNAL_INDEX.into(),
+                collection: collection.into(),
+                operations,
+            })
+            .map_err(storage_error)?;
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Failed {
+                    id,
+                    error: StorageError::DocumentAlreadyExists { .. },
+                } => {
+                    return Err(RepositoryError::AlreadyExists {
+                        collection: collection_name(collection),
+                        id,
+                    })
+                }
+                Outcome::Failed {
+                    error: StorageError::DocumentNotFound { .. },
+                    ..
+                } => {}
+                Outcome::Failed { error, .. } => return Err(storage_error(error)),
+                Outcome::Written { .. } | Outcome::Deleted { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        source: Value,
+        info: KuzzleInfo,
+        create_only: bool,
+    ) -> Result<(), RepositoryError> {
+        self.write(
+            collection,
+            vec![Operation::Put {
+                id: id.to_owned(),
+                source,
+                info,
+                meta: Vec::new(),
+                precondition: if create_only {
+                    Precondition::Absent
+                } else {
+                    Precondition::Any
+                },
+            }],
+        )
+    }
+
+    fn delete(&self, collection: &str, id: &str) -> Result<(), RepositoryError> {
+        self.write(
+            collection,
+            vec![Operation::Delete {
+                id: id.to_owned(),
+                precondition: Precondition::Any,
+            }],
+        )
+    }
+}
+
+impl StoredRepository {
+    /// Changes with every token record write or deletion.
+    pub fn token_generation(&self) -> u64 {
+        self.token_generation.load(Ordering::Acquire)
+    }
+}
+
+fn collection_name(collection: &str) -> &'static str {
+    COLLECTIONS
+        .iter()
+        .find(|name| **name == collection)
+        .copied()
+        .unwrap_or("security")
+}
+
+/// A user's `_source` minus `_kuzzle_info`, which the store keeps apart.
+fn user_document(user: &User) -> (Value, KuzzleInfo) {
+    let mut source = Map::new();
+    source.insert(
+        "profileIds".into(),
+        user.profile_ids
+            .iter()
+            .cloned()
+            .map(Value::String)
+            .collect(),
+    );
+    let mut info = KuzzleInfo::default();
+    for (key, value) in &user.content {
+        if key == "_kuzzle_info" {
+            info = KuzzleInfo {
+                author: value
+                    .get("author")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                created_at: value.get("createdAt").and_then(Value::as_u64),
+                updated_at: value.get("updatedAt").and_then(Value::as_u64),
+                updater: value
+                    .get("updater")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            };
+        } else {
+            source.insert(key.clone(), value.clone());
+        }
+    }
+    (Value::Object(source), info)
+}
+
+fn user_from_source(id: &str, source: Value) -> Option<User> {
+    let Value::Object(mut content) = source else {
+        return None;
+    };
+    let profile_ids = content
+        .remove("profileIds")?
+        .as_array()?
+        .iter()
+        .map(|p| p.as_str().map(str::to_owned))
+        .collect::<Option<Vec<String>>>()?;
+    Some(User {
+        id: id.to_owned(),
+        profile_ids,
+        content,
+    })
+}
+
+fn credentials_source(credentials: &LocalCredentials) -> Value {
+    match &credentials.password {
+        StoredPassword::Argon2id(phc) => json!({
+            "kuid": credentials.kuid,
+            "userPassword": phc.expose(),
+            "algorithm": "argon2id",
+        }),
+        StoredPassword::Kuzzle {
+            hash,
+            salt,
+            algorithm,
+            stretching,
+            encryption,
+            digest,
+        } => json!({
+            "kuid": credentials.kuid,
+            "userPassword": hash.expose(),
+            "userSalt": salt.expose(),
+            "algorithm": algorithm,
+            "stretching": stretching,
+            "encryption": encryption,
+            "digest": digest,
+        }),
+    }
+}
+
+fn credentials_from_source(username: &str, source: &Value) -> Option<LocalCredentials> {
+    let map = source.as_object()?;
+    let digest = map.get("digest").and_then(Value::as_str).unwrap_or("hex");
+    LocalCredentials::from_kuzzle_document(username, map, digest).ok()
+}
+
+fn token_source(record: &TokenRecord) -> Value {
+    json!({
+        "userId": record.user_id,
+        "kind": match record.kind { TokenKind::AuthToken => "auth", TokenKind::ApiKey => "apiKey" },
+        "expiresAt": record.expires_at,
+        "ttl": record.ttl,
+        "refreshed": record.refreshed,
+        "singleUse": record.single_use,
+        "validUntil": record.valid_until,
+    })
+}
+
+fn token_from_source(fingerprint: &str, source: &Value) -> Option<TokenRecord> {
+    Some(TokenRecord {
+        fingerprint: fingerprint.to_owned(),
+        user_id: source.get("userId")?.as_str()?.to_owned(),
+        kind: match source.get("kind")?.as_str()? {
+            "auth" => TokenKind::AuthToken,
+            "apiKey" => TokenKind::ApiKey,
+            _ => return None,
+        },
+        expires_at: source.get("expiresAt")?.as_i64()?,
+        ttl: source.get("ttl")?.as_i64()?,
+        refreshed: source.get("refreshed")?.as_bool()?,
+        single_use: source.get("singleUse")?.as_bool()?,
+        valid_until: source.get("validUntil")?.as_i64()?,
+    })
+}
+
+fn api_key_id(kuid: &str, id: &str) -> String {
+    format!("{kuid}#{id}")
+}
+
+fn api_key_source(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "userId": key.user_id,
+        "description": key.description,
+        "expiresAt": key.expires_at,
+        "ttl": key.ttl,
+        "fingerprint": key.fingerprint,
+    })
+}
+
+fn api_key_from_source(source: &Value) -> Option<ApiKey> {
+    let text = |key: &str| source.get(key)?.as_str().map(str::to_owned);
+    Some(ApiKey {
+        id: text("id")?,
+        user_id: text("userId")?,
+        description: text("description")?,
+        expires_at: source.get("expiresAt")?.as_i64()?,
+        ttl: source.get("ttl")?.as_i64()?,
+        fingerprint: text("fingerprint")?,
+    })
+}
+
+impl SecurityRepository for StoredRepository {
+    fn user(&self, kuid: &str) -> Result<Option<User>, RepositoryError> {
+        self.memory.user(kuid)
+    }
+    fn put_user(&self, user: &User, create_only: bool) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        let (source, info) = user_document(user);
+        self.put(USERS, &user.id, source, info, create_only)?;
+        self.memory.put_user(user, false)
+    }
+    fn delete_user(&self, kuid: &str) -> Result<bool, RepositoryError> {
+        let _writes = self.writes.lock();
+        if self.memory.user(kuid)?.is_none() {
+            return Ok(false);
+        }
+        self.delete(USERS, kuid)?;
+        self.memory.delete_user(kuid)
+    }
+    fn users_with_profile(&self, profile_id: &str) -> Result<Vec<String>, RepositoryError> {
+        self.memory.users_with_profile(profile_id)
+    }
+
+    fn profile(&self, id: &str) -> Result<Option<Profile>, RepositoryError> {
+        self.memory.profile(id)
+    }
+    fn put_profile(&self, profile: &Profile, create_only: bool) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        let source = profile.to_source();
+        self.put(
+            PROFILES,
+            &profile.id,
+            source,
+            KuzzleInfo::default(),
+            create_only,
+        )?;
+        self.memory.put_profile(profile, false)
+    }
+    fn delete_profile(&self, id: &str) -> Result<bool, RepositoryError> {
+        let _writes = self.writes.lock();
+        if self.memory.profile(id)?.is_none() {
+            return Ok(false);
+        }
+        self.delete(PROFILES, id)?;
+        self.memory.delete_profile(id)
+    }
+    fn profiles_with_role(&self, role_id: &str) -> Result<Vec<String>, RepositoryError> {
+        self.memory.profiles_with_role(role_id)
+    }
+
+    fn role(&self, id: &str) -> Result<Option<Role>, RepositoryError> {
+        self.memory.role(id)
+    }
+    fn put_role(&self, role: &Role, create_only: bool) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        self.put(
+            ROLES,
+            &role.id,
+            role.to_source(),
+            KuzzleInfo::default(),
+            create_only,
+        )?;
+        self.memory.put_role(role, false)
+    }
+    fn delete_role(&self, id: &str) -> Result<bool, RepositoryError> {
+        let _writes = self.writes.lock();
+        if self.memory.role(id)?.is_none() {
+            return Ok(false);
+        }
+        self.delete(ROLES, id)?;
+        self.memory.delete_role(id)
+    }
+
+    fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<LocalCredentials>, RepositoryError> {
+        self.memory.credentials_by_username(username)
+    }
+    fn credentials_by_kuid(&self, kuid: &str) -> Result<Option<LocalCredentials>, RepositoryError> {
+        self.memory.credentials_by_kuid(kuid)
+    }
+    fn put_credentials(&self, credentials: &LocalCredentials) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        let mut operations = Vec::new();
+        if let Some(previous) = self.memory.credentials_by_kuid(&credentials.kuid)? {
+            if previous.username != credentials.username {
+                operations.push(Operation::Delete {
+                    id: previous.username,
+                    precondition: Precondition::Any,
+                });
+            }
+        }
+        operations.push(Operation::Put {
+            id: credentials.username.clone(),
+            source: credentials_source(credentials),
+            info: KuzzleInfo::default(),
+            meta: Vec::new(),
+            precondition: Precondition::Any,
+        });
+        self.write(CREDENTIALS, operations)?;
+        self.memory.put_credentials(credentials)
+    }
+    fn delete_credentials(&self, kuid: &str) -> Result<bool, RepositoryError> {
+        let _writes = self.writes.lock();
+        let Some(previous) = self.memory.credentials_by_kuid(kuid)? else {
+            return Ok(false);
+        };
+        self.delete(CREDENTIALS, &previous.username)?;
+        self.memory.delete_credentials(kuid)
+    }
+
+    fn token(&self, fingerprint: &str) -> Result<Option<TokenRecord>, RepositoryError> {
+        self.memory.token(fingerprint)
+    }
+    fn put_token(&self, record: &TokenRecord) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        self.put(
+            TOKENS,
+            &record.fingerprint,
+            token_source(record),
+            KuzzleInfo::default(),
+            false,
+        )?;
+        let stored = self.memory.put_token(record);
+        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        stored
+    }
+    fn delete_token(&self, fingerprint: &str) -> Result<bool, RepositoryError> {
+        let _writes = self.writes.lock();
+        if self.memory.token(fingerprint)?.is_none() {
+            return Ok(false);
+        }
+        self.delete(TOKENS, fingerprint)?;
+        let deleted = self.memory.delete_token(fingerprint);
+        self.token_generation.fetch_add(1, Ordering::AcqRel);
+        deleted
+    }
+    fn tokens_of_user(&self, kuid: &str) -> Result<Vec<TokenRecord>, RepositoryError> {
+        self.memory.tokens_of_user(kuid)
+    }
+
+    fn api_key(&self, kuid: &str, id: &str) -> Result<Option<ApiKey>, RepositoryError> {
+        self.memory.api_key(kuid, id)
+    }
+    fn put_api_key(&self, key: &ApiKey, create_only: bool) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        self.put(
+            API_KEYS,
+            &api_key_id(&key.user_id, &key.id),
+            api_key_source(key),
+            KuzzleInfo::default(),
+            create_only,
+        )?;
+        self.memory.put_api_key(key, false)
+    }
+    fn delete_api_key(&self, kuid: &str, id: &str) -> Result<bool, RepositoryError> {
+        let _writes = self.writes.lock();
+        if self.memory.api_key(kuid, id)?.is_none() {
+            return Ok(false);
+        }
+        self.delete(API_KEYS, &api_key_id(kuid, id))?;
+        self.memory.delete_api_key(kuid, id)
+    }
+    fn api_keys_of_user(&self, kuid: &str) -> Result<Vec<ApiKey>, RepositoryError> {
+        self.memory.api_keys_of_user(kuid)
+    }
+
+    fn signing_seed(&self) -> Result<Option<Secret>, RepositoryError> {
+        self.memory.signing_seed()
+    }
+    fn put_signing_seed(&self, seed: &Secret) -> Result<(), RepositoryError> {
+        let _writes = self.writes.lock();
+        self.put(
+            CONFIG,
+            SEED_ID,
+            json!({ "seed": seed.expose() }),
+            KuzzleInfo::default(),
+            false,
+        )?;
+        self.memory.put_signing_seed(seed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_security::defaults;
+    use switchyard_security::password::Argon2Params;
+    use switchyard_storage::{EmbeddedOptions, EmbeddedStorage};
+
+    fn open(dir: &std::path::Path) -> StoredRepository {
+        let storage = EmbeddedStorage::open(dir, EmbeddedOptions::default()).unwrap();
+        StoredRepository::open(Arc::new(storage), 1_000).unwrap()
+    }
+
+    #[test]
+    fn everything_survives_a_reopen_and_expired_tokens_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let repository = open(dir.path());
+            for role in defaults::bootstrap_roles() {
+                repository.put_role(&role, true).unwrap();
+            }
+            for profile in defaults::standard_profiles() {
+                repository.put_profile(&profile, false).unwrap();
+            }
+            let mut user =
+                User::from_content("u1", &json!({"profileIds": ["admin"], "name": "x"})).unwrap();
+            user.content.insert(
+                "_kuzzle_info".into(),
+                json!({"author": "-1", "createdAt": 5}),
+            );
+            repository.put_user(&user, true).unwrap();
+            assert_eq!(
+                repository.put_user(&user, true),
+                Err(RepositoryError::AlreadyExists {
+                    collection: "users",
+                    id: "u1".into()
+                })
+            );
+            let params = Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            };
+            let password = StoredPassword::hash(&Secret::new("pw"), &params).unwrap();
+            let credentials = LocalCredentials {
+                username: "alice".into(),
+                kuid: "u1".into(),
+                password,
+            };
+            repository.put_credentials(&credentials).unwrap();
+            // A new username replaces the old one.
+            repository
+                .put_credentials(&LocalCredentials {
+                    username: "alice2".into(),
+                    ..credentials
+                })
+                .unwrap();
+            let live = TokenRecord {
+                fingerprint: "f1".into(),
+                user_id: "u1".into(),
+                kind: TokenKind::AuthToken,
+                expires_at: 5_000,
+                ttl: 4_000,
+                refreshed: false,
+                single_use: false,
+                valid_until: 5_000,
+            };
+            repository.put_token(&live).unwrap();
+            repository
+                .put_token(&TokenRecord {
+                    fingerprint: "f2".into(),
+                    valid_until: 900,
+                    ..live
+                })
+                .unwrap();
+            repository.put_signing_seed(&Secret::new("seed")).unwrap();
+        }
+        let repository = open(dir.path());
+        assert_eq!(repository.role("admin").unwrap().unwrap().id, "admin");
+        assert_eq!(
+            repository.profile("default").unwrap().unwrap().rate_limit,
+            10
+        );
+        let user = repository.user("u1").unwrap().unwrap();
+        assert_eq!(user.profile_ids, ["admin"]);
+        assert_eq!(user.content["name"], "x");
+        assert_eq!(user.content["_kuzzle_info"]["createdAt"], 5);
+        assert!(repository
+            .credentials_by_username("alice")
+            .unwrap()
+            .is_none());
+        let credentials = repository
+            .credentials_by_username("alice2")
+            .unwrap()
+            .unwrap();
+        assert!(credentials.password.verify(&Secret::new("pw")).unwrap());
+        assert!(repository.token("f1").unwrap().is_some());
+        assert!(repository.token("f2").unwrap().is_none(), "expired at open");
+        assert_eq!(repository.signing_seed().unwrap().unwrap().expose(), "seed");
+    }
+}
