@@ -330,6 +330,7 @@ struct RawFile {
     limits: Limits,
     #[serde(default)]
     cluster: Option<ClusterConfig>,
+    #[serde(default)]
     security: SecurityConfig,
 }
 
