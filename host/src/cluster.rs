@@ -632,21 +632,30 @@ impl Worker {
         let Some(destination) = self.destination.get().and_then(Weak::upgrade) else {
             return;
         };
-        let delivered = match kind {
-            'd' => serde_json::from_slice::<Inbound>(body)
-                .map(|event| destination.deliver(&event))
-                .is_ok(),
-            'u' => serde_json::from_slice::<UserInbound>(body)
-                .map(|event| destination.deliver_user(&event))
-                .is_ok(),
-            _ => false,
-        };
-        let counter = if delivered {
-            &self.stats.delivered
-        } else {
-            &self.stats.malformed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        // Counted before delivery, so whoever saw the notification sees the count too.
+        match kind {
+            'd' => match serde_json::from_slice::<Inbound>(body) {
+                Ok(event) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    destination.deliver(&event);
+                }
+                Err(_) => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            'u' => match serde_json::from_slice::<UserInbound>(body) {
+                Ok(event) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    destination.deliver_user(&event);
+                }
+                Err(_) => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            _ => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     async fn control_loop(
