@@ -22,7 +22,9 @@ pub struct LocalStrategy {
     params: Argon2Params,
     /// A hash checked when the username is unknown, so that case costs what a wrong password
     /// costs and timing does not reveal which usernames exist.
-    decoy: StoredPassword,
+    /// Verified against when the username is unknown, so that timing does not tell; hashed on
+    /// first use (hashing at start-up would cost the start-up its budget).
+    decoy: std::sync::OnceLock<StoredPassword>,
 }
 
 impl std::fmt::Debug for LocalStrategy {
@@ -39,12 +41,14 @@ pub const WRONG_CREDENTIALS: &str = "wrong username or password";
 impl LocalStrategy {
     /// A strategy hashing new passwords with `params`.
     pub fn new(repository: Arc<dyn SecurityRepository>, params: Argon2Params) -> Result<Self> {
-        let decoy = StoredPassword::hash(&Secret::new("decoy"), &params)
+        // Checks the parameters now (cheap); the decoy hash waits for its first use.
+        params
+            .hasher()
             .map_err(|error| errors::CORE_FATAL_UNEXPECTED_ERROR.with(&[&error.to_string()]))?;
         Ok(LocalStrategy {
             repository,
             params,
-            decoy,
+            decoy: std::sync::OnceLock::new(),
         })
     }
 
@@ -69,7 +73,11 @@ impl LocalStrategy {
                 .into()
         };
         let Some(credentials) = self.repository.credentials_by_username(username)? else {
-            let _ = self.decoy.verify(&password);
+            let decoy = self.decoy.get_or_init(|| {
+                StoredPassword::hash(&Secret::new("decoy"), &self.params)
+                    .expect("the parameters were checked at creation")
+            });
+            let _ = decoy.verify(&password);
             return Err(refused());
         };
         if !credentials.password.verify(&password).unwrap_or(false) {

@@ -44,7 +44,7 @@ impl Default for Argon2Params {
 }
 
 impl Argon2Params {
-    fn hasher(&self) -> Result<argon2::Argon2<'static>, PasswordError> {
+    pub(crate) fn hasher(&self) -> Result<argon2::Argon2<'static>, PasswordError> {
         let params = argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|_| PasswordError::BadParameters)?;
         Ok(argon2::Argon2::new(
