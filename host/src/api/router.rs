@@ -1,8 +1,7 @@
 //! The router: assembles the controllers' tables into one lookup, and describes the API
 //! (`server:info`'s routes, `server:publicApi`) from that same table.
 
-use std::collections::HashMap;
-
+use rustc_hash::FxHashMap;
 use serde_json::{json, Map, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 
@@ -13,8 +12,10 @@ use super::action::{Action, Controller};
 pub struct Router {
     /// In declaration order (descriptions list them this way).
     controllers: Vec<&'static Controller>,
-    /// Controller name → action name → (the action's id, the action).
-    lookup: HashMap<&'static str, HashMap<&'static str, (u16, &'static Action)>>,
+    /// Controller name → action name → (the action's id, the action). Hashed with Fx, not
+    /// SipHash: the keys are fixed at start-up (a client's names are looked up, never
+    /// inserted, so colliding names cannot grow a bucket), and this runs on every request.
+    lookup: FxHashMap<&'static str, FxHashMap<&'static str, (u16, &'static Action)>>,
     /// `controller:action` names by id (ids are dense, in declaration order: metrics index by
     /// them).
     names: Vec<(&'static str, &'static str)>,
@@ -25,8 +26,8 @@ pub struct Router {
 impl Router {
     /// A router over `controllers`. A controller or action declared twice is a bug: panics.
     pub fn new(controllers: &[&'static Controller]) -> Router {
-        let mut lookup: HashMap<&'static str, HashMap<&'static str, (u16, &'static Action)>> =
-            HashMap::with_capacity(controllers.len());
+        let mut lookup: FxHashMap<&'static str, FxHashMap<&'static str, (u16, &'static Action)>> =
+            FxHashMap::default();
         let mut names = Vec::new();
         for controller in controllers {
             let actions = lookup.entry(controller.name).or_default();

@@ -7,6 +7,7 @@
 //! user ([`UserRights`]) and dropped whenever a user, profile or role changes
 //! ([`Security::rights_changed`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,6 +64,17 @@ struct VerifiedCache {
     by_token: HashMap<Box<str>, Verified>,
 }
 
+/// Numbers each service, so a thread's copy of the anonymous rights (`ANONYMOUS`) is never
+/// taken for another service's (tests open many).
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's copy of the anonymous user's rights: (the service's instance, the
+    /// generation they were compiled for, the rights). Most requests of an open or public
+    /// server are anonymous: their check then takes no lock and touches no shared counter.
+    static ANONYMOUS: RefCell<Option<(u64, u64, Arc<UserRights>)>> = const { RefCell::new(None) };
+}
+
 /// Most verified tokens kept; past it, the cache starts over.
 const VERIFIED_CAPACITY: usize = 100_000;
 
@@ -84,6 +96,8 @@ pub struct Security {
     pub settings: SecuritySettings,
     rights: RwLock<RightsCache>,
     generation: AtomicU64,
+    /// This service's number (`INSTANCES`).
+    instance: u64,
     links: Mutex<TokenLinks>,
     /// Wakes the expiry timer when a link may expire sooner than it planned.
     links_changed: Condvar,
@@ -141,6 +155,7 @@ impl Security {
             settings,
             rights: RwLock::new(RightsCache::default()),
             generation: AtomicU64::new(0),
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             links: Mutex::new(TokenLinks::new()),
             links_changed: Condvar::new(),
         })
@@ -179,6 +194,27 @@ impl Security {
             cache.by_user.insert(kuid.into(), Arc::clone(&rights));
         }
         Ok(rights)
+    }
+
+    /// Checks `request` against the anonymous user's rights, from this thread's copy while no
+    /// user, profile or role changed since it was taken (the generation is read first, so a
+    /// change made meanwhile is seen by the next request).
+    fn check_anonymous(&self, request: &RightsRequest<'_>) -> Result<(), KuzzleError> {
+        let generation = self.generation.load(Ordering::Acquire);
+        ANONYMOUS.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let fresh = matches!(
+                &*slot,
+                Some((instance, compiled, _)) if *instance == self.instance && *compiled == generation
+            );
+            if !fresh {
+                let rights = self.rights_of(ANONYMOUS_KUID)?;
+                *slot = Some((self.instance, generation, rights));
+            }
+            let (_, _, rights) = slot.as_ref().expect("filled above");
+            rights.check(request)?;
+            Ok(())
+        })
     }
 
     /// A user, profile or role changed: every compiled right is dropped.
@@ -318,8 +354,18 @@ fn jwt_exp(jwt: &str) -> Option<i64> {
 
 impl Gatekeeper for Security {
     fn admit(&self, access: &Access<'_>) -> Result<Identity, KuzzleError> {
+        let request = RightsRequest {
+            controller: access.controller,
+            action: access.action,
+            index: access.index,
+            collection: access.collection,
+            targets: None,
+        };
         let (identity, rights) = match access.jwt {
-            None => (Identity::anonymous(), self.rights_of(ANONYMOUS_KUID)?),
+            None => {
+                self.check_anonymous(&request)?;
+                return Ok(Identity::anonymous());
+            }
             Some(jwt) => {
                 let record = self.verify_cached(jwt)?;
                 let rights = self.rights_of(&record.user_id)?;
@@ -332,13 +378,7 @@ impl Gatekeeper for Security {
                 )
             }
         };
-        rights.check(&RightsRequest {
-            controller: access.controller,
-            action: access.action,
-            index: access.index,
-            collection: access.collection,
-            targets: None,
-        })?;
+        rights.check(&request)?;
         Ok(identity)
     }
 }

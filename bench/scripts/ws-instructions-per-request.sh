@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# User-space instructions per WebSocket round trip, counted by valgrind's callgrind: the
+# deterministic twin of `switchyard-bench ws-rtt` (whose timings move with the machine's load).
+#
+#   bench/scripts/ws-instructions-per-request.sh [switchyard|baseline] [REQUESTS] [PROFILE]
+#
+# Runs the release build of switchyard (WebSocket plugin only) or the bench's bare
+# tokio-tungstenite baseline under callgrind, sends 200 unmeasured messages, then REQUESTS
+# (default 5000) one at a time on one connection — `server:now` for switchyard, an `{"echo"…}`
+# message for the baseline — and prints the instructions per round trip. With a third argument,
+# keeps the callgrind profile in that file. Needs valgrind and python3; build first:
+# cargo build --release -p switchyard -p plugin-websocket -p switchyard-bench.
+set -euo pipefail
+what=${1:-switchyard}
+requests=${2:-5000}
+annotate=${3:-}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+stop() {
+  if [ -n "${server:-}" ]; then
+    kill -9 "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap stop EXIT
+
+cat >"$work/client.py" <<'PY'
+import base64, os, socket, struct, sys
+port, count, message = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+connection = socket.create_connection(("127.0.0.1", port))
+connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+key = base64.b64encode(os.urandom(16)).decode()
+connection.sendall(("GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+pending = b""
+while b"\r\n\r\n" not in pending:
+    chunk = connection.recv(65536)
+    if not chunk:
+        sys.exit("the server closed the connection during the handshake")
+    pending += chunk
+head, pending = pending.split(b"\r\n\r\n", 1)
+if b" 101 " not in head.split(b"\r\n")[0]:
+    sys.exit("handshake refused: %r" % head)
+mask = b"\x01\x02\x03\x04"
+masked = bytes(b ^ mask[i % 4] for i, b in enumerate(message))
+assert len(message) < 126
+frame = bytes([0x81, 0x80 | len(message)]) + mask + masked
+for _ in range(count):
+    connection.sendall(frame)
+    while True:
+        if len(pending) >= 2:
+            length, offset = pending[1] & 0x7F, 2
+            if length == 126 and len(pending) >= 4:
+                length, offset = struct.unpack(">H", pending[2:4])[0], 4
+            elif length == 127 and len(pending) >= 10:
+                length, offset = struct.unpack(">Q", pending[2:10])[0], 10
+            if length < 126 or offset > 2:
+                if len(pending) >= offset + length:
+                    pending = pending[offset + length:]
+                    break
+        chunk = connection.recv(65536)
+        if not chunk:
+            sys.exit("the server closed the connection")
+        pending += chunk
+PY
+
+out="$work/callgrind.out"
+if [ "$what" = switchyard ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$work/config.toml" <<TOML
+[server]
+pluginDir = "$root/target/release"
+[server.protocols.websocket]
+port = $port
+address = "127.0.0.1"
+TOML
+  valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "$root/target/release/switchyard" --config "$work/config.toml" >"$work/server.log" 2>&1 &
+  server=$!
+  ready="ready in"
+  message='{"controller":"server","action":"now","requestId":"r"}'
+else
+  valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "$root/target/release/switchyard-bench" __baseline-ws >"$work/server.log" 2>&1 &
+  server=$!
+  ready="listening on"
+  message='{"echo":1,"requestId":"r"}'
+fi
+for _ in $(seq 1 300); do
+  grep -q "$ready" "$work/server.log" && break
+  sleep 0.2
+done
+grep -q "$ready" "$work/server.log" || { cat "$work/server.log"; exit 1; }
+if [ "$what" != switchyard ]; then
+  port=$(grep -o "listening on [0-9.:]*" "$work/server.log" | sed 's/.*://')
+fi
+python3 "$work/client.py" "$port" 200 "$message"
+callgrind_control --zero "$server" >/dev/null 2>&1
+python3 "$work/client.py" "$port" "$requests" "$message"
+callgrind_control --dump "$server" >/dev/null 2>&1
+sleep 1
+dump=$(ls -t "$out"* | head -1)
+total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+echo "$what WebSocket round trip: $((total / requests)) instructions per request (user space, $requests requests)"
+if [ -n "$annotate" ]; then
+  cp "$dump" "$annotate"
+  echo "callgrind profile kept in $annotate (read it with callgrind_annotate [--inclusive=yes])"
+fi
