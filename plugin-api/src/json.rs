@@ -89,12 +89,27 @@ pub fn push_u64(out: &mut String, value: u64) {
 /// member. `raw_value` must already be valid JSON. Returns false, writing nothing, when `object`
 /// does not end with `}`.
 pub fn splice_member(out: &mut Vec<u8>, object: &str, key: &str, raw_value: &str) -> bool {
+    splice_with(out, object, key, raw_value.len(), |out| {
+        out.extend_from_slice(raw_value.as_bytes())
+    })
+}
+
+/// [`splice_member`] with the value written by `write` (`value_len` bytes, for the reserve:
+/// `object.len() + key.len() + value_len + 4` bytes in all, exactly, when `object` ends with
+/// `}` and is not empty).
+fn splice_with(
+    out: &mut Vec<u8>,
+    object: &str,
+    key: &str,
+    value_len: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> bool {
     let trimmed = object.trim_end();
     let Some(body) = trimmed.strip_suffix('}') else {
         return false;
     };
     let body = body.trim_end();
-    out.reserve(body.len() + key.len() + raw_value.len() + 6);
+    out.reserve(body.len() + key.len() + value_len + 5);
     out.extend_from_slice(body.as_bytes());
     if !body.ends_with('{') {
         out.push(b',');
@@ -102,7 +117,7 @@ pub fn splice_member(out: &mut Vec<u8>, object: &str, key: &str, raw_value: &str
     out.push(b'"');
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
-    out.extend_from_slice(raw_value.as_bytes());
+    write(out);
     out.push(b'}');
     true
 }
@@ -110,9 +125,17 @@ pub fn splice_member(out: &mut Vec<u8>, object: &str, key: &str, raw_value: &str
 /// Writes `object` with `"room":"<room>"` added (Kuzzle's WebSocket convention for responses and
 /// notifications). `room` is escaped as a JSON string.
 pub fn splice_room(out: &mut Vec<u8>, object: &str, room: &str) -> bool {
-    let mut quoted = String::with_capacity(room.len() + 2);
-    push_str(&mut quoted, room);
-    splice_member(out, object, "room", &quoted)
+    if needs_escape(room.as_bytes()) {
+        let mut quoted = String::with_capacity(room.len() + 2);
+        push_str(&mut quoted, room);
+        return splice_member(out, object, "room", &quoted);
+    }
+    // Request ids and channels are plain: no intermediate string (this runs per response).
+    splice_with(out, object, "room", room.len() + 2, |out| {
+        out.push(b'"');
+        out.extend_from_slice(room.as_bytes());
+        out.push(b'"');
+    })
 }
 
 #[cfg(test)]

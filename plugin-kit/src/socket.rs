@@ -2,6 +2,7 @@
 //! `READ_CHUNK` more at a time, the buffer growing only when nearly full; and the idle timer of a
 //! connection's read loop.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -23,8 +24,29 @@ pub enum Filled {
     Gone,
 }
 
+thread_local! {
+    /// Where a connection without a buffer reads first: one per thread, so such a read neither
+    /// allocates nor zeroes anything.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
 /// Appends what `read_half` has to `buffer` (call it once the socket is readable).
+///
+/// A connection without a buffer reads into its thread's scratch buffer first: a spurious
+/// wake-up then allocates nothing, and a small message gets a buffer of its own size instead
+/// of a `READ_CHUNK` one that is freed as soon as the message is handled.
 pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>) -> Filled {
+    if buffer.capacity() == 0 {
+        return SCRATCH.with_borrow_mut(|scratch| match read_half.try_read(scratch) {
+            Ok(0) => Filled::Gone,
+            Ok(read) => {
+                buffer.extend_from_slice(&scratch[..read]);
+                Filled::Data
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Filled::Nothing,
+            Err(_) => Filled::Gone,
+        });
+    }
     if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
         buffer.reserve(READ_CHUNK);
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use switchyard_plugin_api::ConnectionId;
 
 use crate::outbox::{Closing, Limits, Outbox};
@@ -280,7 +280,8 @@ pub struct FrameBuilder {
 }
 
 impl FrameBuilder {
-    /// A builder for a payload of about `capacity` bytes.
+    /// A builder for a payload of about `capacity` bytes (exactly, and the frame costs one
+    /// allocation instead of two).
     pub fn with_capacity(capacity: usize) -> FrameBuilder {
         let mut buffer = Vec::with_capacity(MAX_HEADER_LEN + capacity);
         buffer.resize(MAX_HEADER_LEN, 0);
@@ -308,7 +309,11 @@ impl FrameBuilder {
         let mut header = [0; MAX_HEADER_LEN];
         let start = write_header(&mut header, opcode, compressed, len);
         self.buffer[start..MAX_HEADER_LEN].copy_from_slice(&header[start..]);
-        Bytes::from(self.buffer).slice(start..)
+        // `advance`, not `slice`: slicing clones the handle, and a clone of a buffer whose
+        // length is its capacity (no extra allocation so far) allocates a shared header.
+        let mut frame = Bytes::from(self.buffer);
+        frame.advance(start);
+        frame
     }
 }
 

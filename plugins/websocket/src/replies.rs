@@ -33,7 +33,8 @@ pub fn is_application_ping(text: &str) -> bool {
 /// A text frame holding `object` with `"room":"<room>"` spliced in, compressed when `deflate`
 /// and long enough. An `object` that is not a JSON object is sent as it is.
 pub fn room_frame(object: &str, room: &str, deflate: bool) -> Bytes {
-    let mut builder = FrameBuilder::with_capacity(object.len() + room.len() + 12);
+    // Exact for an answer that needs no escape in its room: `,"room":"<room>"` is 10 + room.
+    let mut builder = FrameBuilder::with_capacity(object.len() + room.len() + 10);
     if !json::splice_room(builder.payload(), object, room) {
         builder.payload().extend_from_slice(object.as_bytes());
     }
