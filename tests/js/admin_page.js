@@ -1,7 +1,8 @@
 // The admin page in a real browser: Debian's chromium driven by playwright-core (no browser
 // download). Loads the page from the admin listener, reports the protocols it shows, checks
-// the requests/s chart is flat before any traffic, then subscribes and publishes through the
-// Kuzzle SDK over WebSocket and waits for the chart to move and the room to appear.
+// the requests/s and notifications/s charts are flat before any traffic, then subscribes and
+// publishes through the Kuzzle SDK over WebSocket and waits for both to move and the room to
+// appear.
 //
 // usage: node admin_page.js ws://HOST:PORT http://ADMIN_HOST:PORT [screenshot.png]
 // CHROMIUM names the browser binary (default /usr/bin/chromium).
@@ -51,6 +52,7 @@ scenario(async () => {
   );
   report("before", {
     requests: await chart(page, "requests", "max"),
+    notifications: await chart(page, "notifications", "max"),
     deliveries: await chart(page, "deliveries", "last"),
     slowConsumerCloses: await chart(page, "slowConsumerCloses", "last"),
   });
@@ -77,6 +79,11 @@ scenario(async () => {
     { timeout: STEP_TIMEOUT },
   );
   await page.waitForFunction(
+    () => Number(document.getElementById("chart-notifications").dataset.max) > 0,
+    null,
+    { timeout: STEP_TIMEOUT },
+  );
+  await page.waitForFunction(
     () => document.querySelector("#rooms tbody code") !== null,
     null,
     { timeout: STEP_TIMEOUT },
@@ -89,6 +96,7 @@ scenario(async () => {
   );
   report("after", {
     requestsMoved: Number(await chart(page, "requests", "max")) > 0,
+    notificationsMoved: Number(await chart(page, "notifications", "max")) > 0,
     rooms,
     connections,
   });

@@ -8,7 +8,7 @@ const WINDOW_SECONDS = 300;
 /** Milliseconds between two polls. */
 const POLL_MS = 1000;
 /** The counters charted as rates, by the `data-counter` of their canvas. */
-const COUNTERS = ["requests", "deliveries", "slowConsumerCloses"];
+const COUNTERS = ["requests", "notifications", "deliveries", "slowConsumerCloses"];
 
 /** Per counter: [{t: seconds, v: rate or null}], oldest first. */
 const series = Object.fromEntries(COUNTERS.map((name) => [name, []]));

@@ -1,7 +1,8 @@
 //! The admin page: its static files, built into the binary, and `/api/overview`, the JSON
 //! it polls once a second.
 //!
-//! The overview carries counters, not rates: the page keeps the last minutes of samples and
+//! The overview carries counters (requests answered, notifications handed to the protocols,
+//! and what plugins report), not rates: the page keeps the last minutes of samples and
 //! charts the differences, so the host keeps no history and a scrape costs the same as
 //! `/metrics`. A counter the host cannot read yet is `null` and the page shows "n/a":
 //! [`plugin_counters`] is the one place to fill it in.
@@ -130,6 +131,7 @@ pub fn overview(entry: &EntryPoint) -> Value {
         "protocols": protocol_rows,
         "counters": {
             "requests": requests,
+            "notifications": crate::plugin::notifications::total(),
             "deliveries": counters.deliveries,
             "slowConsumerCloses": counters.slow_consumer_closes,
         },

@@ -147,7 +147,7 @@ fn the_overview_reports_protocols_rooms_traffic_and_warnings() {
     );
     assert_eq!(
         overview["counters"],
-        json!({"requests": 5, "deliveries": null, "slowConsumerCloses": null})
+        json!({"requests": 5, "notifications": 1, "deliveries": null, "slowConsumerCloses": null})
     );
     assert_eq!(
         overview["rooms"]["busiest"],
@@ -202,8 +202,9 @@ fn the_overview_reports_protocols_rooms_traffic_and_warnings() {
     );
 }
 
-/// The page in headless Chromium: it shows the test config's protocols, and the requests/s
-/// chart, flat before any traffic, moves when the test publishes over WebSocket.
+/// The page in headless Chromium: it shows the test config's protocols, and the requests/s and
+/// notifications/s charts, flat before any traffic, move when the test publishes over
+/// WebSocket.
 #[test]
 fn the_admin_page_shows_the_protocols_and_its_chart_moves_in_a_browser() {
     let server = Server::start(&two_protocols());
@@ -260,10 +261,11 @@ fn the_admin_page_shows_the_protocols_and_its_chart_moves_in_a_browser() {
     );
     assert_eq!(
         observations.one("before"),
-        &json!({"event": "before", "requests": "0", "deliveries": "n/a", "slowConsumerCloses": "n/a"})
+        &json!({"event": "before", "requests": "0", "notifications": "0", "deliveries": "n/a", "slowConsumerCloses": "n/a"})
     );
     let after = observations.one("after");
     assert_eq!(after["requestsMoved"], true, "{after}");
+    assert_eq!(after["notificationsMoved"], true, "{after}");
     assert_eq!(
         after["rooms"],
         json!([["shop / orders", r#"{"range":{"total":{"gte":100}}}"#, "1"]])
