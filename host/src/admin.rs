@@ -114,7 +114,7 @@ fn serve(entry: &EntryPoint, mut stream: TcpStream) {
         _ => "Bad Request",
     };
     let mut response = format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\ncontent-security-policy: default-src 'self'\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n",
         reply.status,
         reply.content_type,
         reply.body.len()

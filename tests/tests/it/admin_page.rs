@@ -187,6 +187,16 @@ fn the_overview_reports_protocols_rooms_traffic_and_warnings() {
         (200, "text/html; charset=utf-8")
     );
     assert!(page.contains("<script src=\"/admin.js\"></script>"));
+    // Nothing from elsewhere: the browser refuses it.
+    let mut stream = TcpStream::connect(server.address("admin")).expect("connect to admin");
+    write!(stream, "HEAD / HTTP/1.1\r\nhost: test\r\n\r\n").unwrap();
+    let mut head = String::new();
+    stream.read_to_string(&mut head).unwrap();
+    assert!(
+        head.contains("\r\ncontent-security-policy: default-src 'self'\r\n"),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
     assert_eq!(
         get(&server, "/admin.js").1,
         "text/javascript; charset=utf-8"
