@@ -1,6 +1,6 @@
 //! The admin listener (`[server.admin]`): Prometheus metrics, liveness and readiness, and the
-//! admin page (`admin/page.rs`), on a port of its own so that load balancers and scrapers never touch a
-//! protocol port.
+//! admin page (`admin/page.rs`), on a port of its own so that load balancers and scrapers never
+//! touch a protocol port.
 //!
 //! A deliberately small HTTP/1.1 server on std threads: one request per connection
 //! (`Connection: close`), GET and HEAD only, a request head of at most `MAX_HEAD` bytes read
