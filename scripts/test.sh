@@ -4,7 +4,9 @@
 #
 # What it installs, only when absent: Node.js 18+ and npm (Debian), the npm test clients
 # (`tests/js`: the Kuzzle SDK, socket.io-client; `filters/oracle`: koncorde), Debian's
-# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), PyPI's `paho-mqtt`. Debian packages need root or sudo.
+# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), Debian's `chromium`
+# (the admin page's browser test, driven by npm `playwright-core`, which downloads no browser),
+# PyPI's `paho-mqtt`. Debian packages need root or sudo.
 # `SWITCHYARD_TEST_SETUP=0` skips the set-up (plain `cargo test --workspace` works too, for
 # those who have the tools).
 set -euo pipefail
@@ -37,7 +39,7 @@ setup() {
   local lock
   lock="$(sha256sum tests/js/package-lock.json | cut -d' ' -f1)"
   if [ "$(cat "$stamp" 2>/dev/null)" != "$lock" ]; then
-    say "installing the JavaScript test clients (tests/js)"
+    say "installing the JavaScript test clients and playwright-core (tests/js)"
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
     echo "$lock" >"$stamp"
   fi
@@ -48,6 +50,9 @@ setup() {
   fi
   if ! command -v redis-server >/dev/null; then
     apt_install redis-server
+  fi
+  if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+    apt_install chromium
   fi
   if ! python3 -c "import paho.mqtt.client" 2>/dev/null; then
     say "installing paho-mqtt (PyPI)"

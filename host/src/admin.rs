@@ -1,6 +1,6 @@
 //! The admin listener (`[server.admin]`): Prometheus metrics, liveness and readiness, and the
-//! admin page's data, on a port of its own so that load balancers and scrapers never touch a
-//! protocol port.
+//! admin page (`admin/page.rs`), on a port of its own so that load balancers and scrapers never
+//! touch a protocol port.
 //!
 //! A deliberately small HTTP/1.1 server on std threads: one request per connection
 //! (`Connection: close`), GET and HEAD only, a request head of at most `MAX_HEAD` bytes read
@@ -17,6 +17,9 @@ use std::time::Duration;
 
 use crate::config::AdminConfig;
 use crate::entry_point::EntryPoint;
+
+mod page;
+pub mod warnings;
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -111,7 +114,7 @@ fn serve(entry: &EntryPoint, mut stream: TcpStream) {
         _ => "Bad Request",
     };
     let mut response = format!(
-        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\ncontent-security-policy: default-src 'self'\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n",
         reply.status,
         reply.content_type,
         reply.body.len()
@@ -143,7 +146,9 @@ fn route(entry: &EntryPoint, head: &[u8]) -> Reply {
         "/healthz" => Reply::text(200, "ok\n"),
         "/readyz" if entry.is_draining() => Reply::text(503, "shutting down\n"),
         "/readyz" => Reply::text(200, "ready\n"),
-        _ => Reply::text(404, "not found: try /metrics, /healthz or /readyz\n"),
+        _ => page::route(entry, path).unwrap_or_else(|| {
+            Reply::text(404, "not found: try /, /metrics, /healthz or /readyz\n")
+        }),
     }
 }
 

@@ -213,7 +213,8 @@ impl std::error::Error for ConfigError {}
 pub struct AdminConfig {
     /// `false` keeps the section but turns the listener off.
     pub enabled: bool,
-    /// The address to bind (loopback by default: the admin page has no login yet).
+    /// The address to bind: loopback only (`config.rs` refuses others: the admin page has no
+    /// login).
     pub host: String,
     /// The port (0: any free port).
     pub port: u16,
@@ -447,6 +448,14 @@ impl Config {
         if raw.limits.regexp_size_limit == 0 {
             problems.push("limits.regexpSizeLimit: must be greater than 0".to_string());
         }
+        if let Some(admin) = raw.server.admin.as_ref().filter(|admin| admin.enabled) {
+            if !is_loopback(&admin.host) {
+                problems.push(format!(
+                    "server.admin.host: {:?} is not a loopback address; the admin listener (metrics, admin page) has no login, so it binds only 127.0.0.1, ::1 or localhost (reach it from elsewhere through an SSH tunnel or an authenticating proxy)",
+                    admin.host
+                ));
+            }
+        }
 
         let cluster = raw
             .cluster
@@ -596,6 +605,14 @@ fn server_table_json(text: &str) -> String {
     serde_json::to_string(&server).expect("TOML values are JSON")
 }
 
+/// True for a host that names only this machine: `localhost` or a loopback IP address.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -658,6 +675,22 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("cluster.nodeName"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_admin_listener_binds_loopback_only() {
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "localhost"] {
+            let config = parse(&format!("[server.admin]\nhost = {host:?}\n")).expect(host);
+            assert_eq!(config.admin.expect("on").host, host);
+        }
+        for host in ["0.0.0.0", "::", "10.1.2.3", "example.com"] {
+            assert_eq!(
+                parse(&format!("[server.admin]\nhost = {host:?}\n")).expect_err(host),
+                [format!("server.admin.host: {host:?} is not a loopback address; the admin listener (metrics, admin page) has no login, so it binds only 127.0.0.1, ::1 or localhost (reach it from elsewhere through an SSH tunnel or an authenticating proxy)")]
+            );
+        }
+        let off = parse("[server.admin]\nenabled = false\nhost = \"0.0.0.0\"\n").expect("off");
+        assert_eq!(off.admin, None);
     }
 
     #[test]

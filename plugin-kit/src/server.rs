@@ -124,9 +124,11 @@ pub fn register(listener: std::net::TcpListener, handle: &Handle) -> Result<TcpL
     Ok(TcpListener::from_std(listener)?)
 }
 
-/// The URL clients on this machine can use: an unspecified bind address is reached on loopback.
+/// The URL of the address the listener is really bound to: `ws://0.0.0.0:7512` when it listens
+/// on every interface, `ws://127.0.0.1:7512` when on loopback only. The ready line and
+/// `server:info` say where the socket is, not a guess at how a client reaches it (issue 18).
 pub fn announced_url(scheme: &str, bound: SocketAddr) -> String {
-    switchyard_plugin_api::net::announced_url(scheme, bound)
+    format!("{scheme}://{bound}")
 }
 
 /// Accepts connections until the runtime stops, handing each to `serve`. While the host shuts

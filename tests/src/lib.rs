@@ -96,7 +96,8 @@ pub fn artifacts() -> &'static Artifacts {
     })
 }
 
-/// `tests/js` with its npm dependencies (`kuzzle-sdk`, `socket.io-client`, `socket.io`)
+/// `tests/js` with its npm dependencies (`kuzzle-sdk`, `socket.io-client`, `socket.io`,
+/// `playwright-core`)
 /// installed: runs `npm ci` there once when one of them is missing. An exclusive lock on `tests/js/.npm-ci.lock` keeps test
 /// binaries running in parallel from installing at the same time. Panics with npm's reason if
 /// npm is missing or fails (the packages come from the npm registry).
@@ -105,14 +106,19 @@ pub fn node_modules() -> &'static Path {
     READY.get_or_init(|| {
         let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
         let installed = || {
-            ["kuzzle-sdk", "socket.io-client", "socket.io"]
-                .iter()
-                .all(|package| {
-                    js.join("node_modules")
-                        .join(package)
-                        .join("package.json")
-                        .is_file()
-                })
+            [
+                "kuzzle-sdk",
+                "socket.io-client",
+                "socket.io",
+                "playwright-core",
+            ]
+            .iter()
+            .all(|package| {
+                js.join("node_modules")
+                    .join(package)
+                    .join("package.json")
+                    .is_file()
+            })
         };
         if installed() {
             return js;
@@ -280,7 +286,8 @@ pub struct Server {
     child: Child,
     /// The ready line.
     pub ready_line: String,
-    /// Listener URLs by protocol name, from the ready line.
+    /// Listener URLs by protocol name, from the ready line, an unspecified address (`0.0.0.0`,
+    /// `[::]`: every interface) replaced by loopback's so that clients can connect.
     pub listeners: HashMap<String, Vec<String>>,
     stderr_lines: Receiver<String>,
     stderr_seen: Arc<Mutex<Vec<String>>>,
@@ -345,7 +352,10 @@ impl Server {
                 }
             }
         };
-        let listeners = parse_ready_line(&ready_line);
+        let listeners = parse_ready_line(&ready_line)
+            .into_iter()
+            .map(|(name, urls)| (name, urls.iter().map(|url| reachable(url)).collect()))
+            .collect();
         Server {
             child,
             ready_line,
@@ -436,7 +446,14 @@ impl Drop for Server {
     }
 }
 
-/// `name (plugin version) on url, url; name …` → listener URLs by protocol name.
+/// The URL a client on this machine uses for a listener announced as `url`: the ready line
+/// names the bound address, and one bound on every interface is reached on loopback.
+pub fn reachable(url: &str) -> String {
+    url.replacen("://0.0.0.0:", "://127.0.0.1:", 1)
+        .replacen("://[::]:", "://[::1]:", 1)
+}
+
+/// `name (plugin version) on url, url; name …` → listener URLs by protocol name, as printed.
 pub fn parse_ready_line(line: &str) -> HashMap<String, Vec<String>> {
     let mut listeners = HashMap::new();
     let Some((_, list)) = line.split_once(": ") else {

@@ -7,4 +7,5 @@ pub mod c_abi;
 pub mod callback;
 pub mod host_api;
 pub mod loader;
+pub mod notifications;
 pub mod registry;

@@ -117,6 +117,7 @@ impl ProtocolSlot {
 
     /// Delivers a notification to one connection.
     pub fn notify(&self, connection: ConnectionId, channels: &[RStr<'_>], payload: &str) {
+        super::notifications::record();
         if let Some(instance) = self.instance() {
             let result = match self.library.module {
                 PluginModule::Rust(hooks) => (hooks.notify)(
@@ -239,6 +240,7 @@ impl Protocols {
 
     /// Hands a notification to every protocol: each delivers to its own members of `channels`.
     pub fn broadcast<S: AsRef<str>>(&self, channels: &[S], payload: &str) {
+        super::notifications::record();
         // A few channels per notification: on the stack, not in a `Vec`.
         const INLINE: usize = 8;
         if channels.len() <= INLINE {

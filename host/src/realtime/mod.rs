@@ -133,6 +133,9 @@ struct Subscriber {
 struct Room {
     index: String,
     collection: String,
+    /// The filter as the first subscriber wrote it (the admin page shows it); stored once per
+    /// room, never read on a notification's path.
+    filter: Arc<Value>,
     /// Channels by creation order; few per room.
     channels: Vec<Channel>,
     subscribers: ConnectionMap<Subscriber>,
@@ -218,6 +221,21 @@ pub struct RoomCount {
     pub collection: String,
     /// Its subscribers on this node.
     pub count: usize,
+}
+
+/// A room as the admin page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomSummary {
+    /// The room's id.
+    pub room_id: Arc<str>,
+    /// Its index.
+    pub index: String,
+    /// Its collection.
+    pub collection: String,
+    /// The filter as its first subscriber wrote it.
+    pub filter: Arc<Value>,
+    /// Its subscribers on this node.
+    pub subscribers: usize,
 }
 
 /// One channel a connection leaves.
@@ -332,6 +350,7 @@ impl Realtime {
                 Room {
                     index: request.index.to_string(),
                     collection: request.collection.to_string(),
+                    filter: Arc::new(request.filter.clone()),
                     channels: Vec::new(),
                     subscribers: ConnectionMap::default(),
                 },
@@ -559,6 +578,34 @@ impl Realtime {
         user_broadcast(room, event, volatile, protocol, action, others)
     }
 
+    /// The `limit` rooms with the most subscribers, most first (ties by room id). One walk
+    /// over the rooms under the read lock; the filters are shared, not copied.
+    pub fn busiest_rooms(&self, limit: usize) -> Vec<RoomSummary> {
+        let state = self.state.read();
+        let mut rooms: Vec<(&Arc<str>, &Room)> = state.rooms.iter().collect();
+        let order = |a: &(&Arc<str>, &Room), b: &(&Arc<str>, &Room)| {
+            b.1.subscribers
+                .len()
+                .cmp(&a.1.subscribers.len())
+                .then_with(|| a.0.cmp(b.0))
+        };
+        if rooms.len() > limit && limit > 0 {
+            rooms.select_nth_unstable_by(limit - 1, order);
+        }
+        rooms.truncate(limit);
+        rooms.sort_unstable_by(order);
+        rooms
+            .into_iter()
+            .map(|(room_id, room)| RoomSummary {
+                room_id: Arc::clone(room_id),
+                index: room.index.clone(),
+                collection: room.collection.clone(),
+                filter: Arc::clone(&room.filter),
+                subscribers: room.subscribers.len(),
+            })
+            .collect()
+    }
+
     /// How many rooms exist.
     pub fn room_count(&self) -> usize {
         self.state.read().rooms.len()
@@ -739,6 +786,34 @@ mod tests {
                 |_| true,
             )
             .unwrap()
+    }
+
+    #[test]
+    fn busiest_rooms_come_first_with_their_filter() {
+        let realtime = Realtime::default();
+        let quiet = json!({"equals": {"x": 1}});
+        let busy = json!({"range": {"y": {"gt": 2}}});
+        subscribe(&realtime, 1, quiet.clone(), Scope::All, Users::None);
+        for connection in 2..5 {
+            subscribe(&realtime, connection, busy.clone(), Scope::All, Users::None);
+        }
+        subscribe(&realtime, 9, json!({}), Scope::All, Users::None);
+        subscribe(&realtime, 10, json!({}), Scope::All, Users::None);
+        let rooms = realtime.busiest_rooms(2);
+        let seen: Vec<(&str, &str, &Value, usize)> = rooms
+            .iter()
+            .map(|room| {
+                (
+                    room.index.as_str(),
+                    room.collection.as_str(),
+                    &*room.filter,
+                    room.subscribers,
+                )
+            })
+            .collect();
+        assert_eq!(seen, [("i", "c", &busy, 3), ("i", "c", &json!({}), 2)]);
+        assert_eq!(realtime.busiest_rooms(10).len(), 3);
+        assert!(realtime.busiest_rooms(0).is_empty());
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn now_ms() -> u64 {
 }
 
 /// A running Node scenario: its observations as they come.
-struct Scenario {
+pub(crate) struct Scenario {
     script: String,
     child: Child,
     lines: Receiver<String>,
@@ -48,10 +48,15 @@ struct Scenario {
 
 impl Scenario {
     fn start(script: &str, url: &str) -> Scenario {
+        Scenario::start_with(script, &[url])
+    }
+
+    /// Starts `tests/js/<script>.js` with `args`.
+    pub(crate) fn start_with(script: &str, args: &[&str]) -> Scenario {
         let js = node_modules();
         let mut child = Command::new("node")
             .arg(js.join(format!("{script}.js")))
-            .arg(url)
+            .args(args)
             .current_dir(js)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -127,7 +132,7 @@ impl Scenario {
     }
 
     /// Waits for the scenario to end successfully; returns everything it observed.
-    fn finish(mut self) -> Observations {
+    pub(crate) fn finish(mut self) -> Observations {
         self.expect("done", SCENARIO_TIMEOUT);
         let until = Instant::now() + Duration::from_secs(10);
         let status = loop {
@@ -175,7 +180,7 @@ impl Observations {
     }
 
     /// The only observation of `event`.
-    fn one(&self, event: &str) -> &Value {
+    pub(crate) fn one(&self, event: &str) -> &Value {
         let found = self.all(event);
         assert_eq!(found.len(), 1, "one \"{event}\" expected: {:?}", self.0);
         found[0]
