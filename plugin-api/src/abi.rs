@@ -207,7 +207,9 @@ unsafe impl Sync for FfiHost {}
 /// The functions the host offers a protocol (Kuzzle's *entry point*).
 ///
 /// Later versions append fields after `announce_listener` (the last prefix field); a plugin
-/// reads them as `Option`, so it can run on an older host that lacks them.
+/// reads them as `Option`, so it can run on an older host that lacks them. A host that appends
+/// one keeps the previous table in a frozen module ([`v1_0::HostVTable`]) and gives older
+/// plugins that one: abi_stable refuses a host table longer than the plugin's.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = HostVTableRef)))]
