@@ -363,10 +363,10 @@ fn export_protocol_does_not_compile_with_panic_abort() {
     );
 }
 
-/// Issue 17, finding 4, for `library`: a value ending in `.so` is a path from the config's
-/// folder. With `--config config.toml` that path is a bare file name, which `dlopen` alone
-/// looked up in the system's folders ("cannot open shared object file"). Here the library is
-/// found: its `init` runs (and refuses the unknown key it is given, so the host exits).
+/// Issue 17, item 5, for `library`: a bare file name ending in `.so` is a path from the
+/// config's folder (`./libcopied_line.so` with `--config config.toml`), never a name for
+/// `dlopen` to look up in the system's folders as `check` once did. Here the library is found:
+/// its `init` runs (and refuses the unknown key it is given, so the host exits).
 #[test]
 fn a_library_value_that_is_a_bare_file_name_is_found_in_the_config_folder() {
     let scratch = Scratch::new();
