@@ -21,7 +21,7 @@ use crate::cluster::{Cluster, Destination};
 use crate::config::{Config, ConfigError};
 use crate::entry_point::EntryPoint;
 use crate::plugin::host_api::{self, EntryPointApi};
-use crate::plugin::loader::{self, PluginModule};
+use crate::plugin::loader::{self, PluginModule, RustInit};
 use crate::plugin::registry::ProtocolSlot;
 use crate::security::Security;
 use crate::services::{security_settings, Services};
@@ -317,14 +317,23 @@ fn init_all(
                 let plugin_name = slot.library.plugin_name;
                 let outcome = match slot.library.module {
                     PluginModule::Rust(hooks) => {
-                        let host = host_api::host_for(&api, slot.index, &slot.name, plugin_name);
                         let args = FfiInitArgs {
                             name: RStr::from_str(&slot.name),
                             config: RStr::from_str(&config_json),
                             server: RStr::from_str(&server_json),
                             max_log_level: level,
                         };
-                        match (hooks.init)(host, args) {
+                        let (index, name) = (slot.index, slot.name.as_str());
+                        let initialized = match hooks.init {
+                            RustInit::Current(init) => {
+                                init(host_api::host_for(&api, index, name, plugin_name), args)
+                            }
+                            RustInit::V1_0(init) => init(
+                                host_api::host_for_v1_0(&api, index, name, plugin_name),
+                                args,
+                            ),
+                        };
+                        match initialized {
                             ROk(instance) => Ok(instance),
                             RErr(error) if error.panicked => Err(format!("init {}", error.message)),
                             RErr(error) => {

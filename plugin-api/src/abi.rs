@@ -207,7 +207,9 @@ unsafe impl Sync for FfiHost {}
 /// The functions the host offers a protocol (Kuzzle's *entry point*).
 ///
 /// Later versions append fields after `announce_listener` (the last prefix field); a plugin
-/// reads them as `Option`, so it can run on an older host that lacks them.
+/// reads them as `Option`, so it can run on an older host that lacks them. A host that appends
+/// one keeps the previous table in a frozen module ([`v1_0::HostVTable`]) and gives older
+/// plugins that one: abi_stable refuses a host table longer than the plugin's.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = HostVTableRef)))]
@@ -298,22 +300,74 @@ impl RootModule for ProtocolModuleRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
-/// The root module as plugin-api 1.0 declared it, frozen: the host checks a plugin whose root
-/// module has only 1.0's fields against this layout.
+/// The root module and the host table as plugin-api 1.0 declared them, frozen: the host checks
+/// a plugin whose root module has only 1.0's fields against this layout, and gives it a 1.0
+/// host table.
 ///
 /// abi_stable refuses a root module with fewer fields than the loader's type ("too many
-/// fields", `ABI.md`, "Versioning"), so a host that reads a field appended in 1.N keeps the
-/// layout of every older minor and picks the one the plugin's field names match. Never edit
-/// this type: it is what 1.0 plugins export.
+/// fields", `ABI.md`, "Versioning"), and the same for every prefix type the root module
+/// reaches (`HostVTable`, through `init`'s `FfiHost`), so a host that reads a field appended
+/// in 1.N, or offers a function appended in 1.N, keeps the layouts of every older minor and
+/// picks the one the plugin's field names match. Never edit these types: they are what 1.0
+/// plugins were built with (`compat/plugin-api-1.0`, tests/it/abi_compat.rs).
 pub mod v1_0 {
     use abi_stable::{
         declare_root_module_statics, library::RootModule, sabi_types::VersionStrings,
         std_types::RResult, StableAbi,
     };
 
-    use super::{ConnectionId, DisconnectReason, ROOT_MODULE_NAME};
-    use super::{FfiHookError, FfiHookResult, FfiHost, FfiInitArgs, FfiInstance, PluginInfo};
+    use std::ffi::c_void;
+
+    use super::{ConnectionId, DisconnectReason, FfiCallback, LogLevel, ROOT_MODULE_NAME};
+    use super::{FfiHookError, FfiHookResult, FfiInitArgs, FfiInstance, PluginInfo};
     use abi_stable::std_types::{RSlice, RStr};
+
+    /// plugin-api 1.0's `FfiHost`: the same two pointers, with 1.0's host table type.
+    ///
+    /// abi_stable checks the whole root module, `init`'s `FfiHost` argument included, and
+    /// refuses a host type with *more* fields than the plugin's ("too many fields"), whichever
+    /// side fills it in. So a host function appended in 1.1 (`report_pressure`) would refuse
+    /// every 1.0 plugin if the host checked them against today's `HostVTable`
+    /// (tests/it/abi_compat.rs caught exactly that): the 1.0 table is frozen here, and the host
+    /// gives 1.0 plugins a table of this type.
+    #[repr(C)]
+    #[derive(StableAbi, Clone, Copy)]
+    #[allow(missing_docs)]
+    pub struct FfiHost {
+        pub vtable: HostVTableRef,
+        pub context: *const c_void,
+    }
+
+    // SAFETY: as for `super::FfiHost`: `context` points to host-owned data that lives as long
+    // as the process and is `Sync` on the host side; the plugin only passes it back.
+    unsafe impl Send for FfiHost {}
+    // SAFETY: as above.
+    unsafe impl Sync for FfiHost {}
+
+    /// plugin-api 1.0's host table: the six functions before 1.1's `report_pressure`.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = HostVTableRef)))]
+    #[sabi(missing_field(option))]
+    #[allow(missing_docs)]
+    pub struct HostVTable {
+        pub new_connection: extern "C" fn(
+            host: FfiHost,
+            ips: RSlice<'_, RStr<'_>>,
+            headers_json: RStr<'_>,
+        ) -> ConnectionId,
+        pub remove_connection: extern "C" fn(host: FfiHost, connection: ConnectionId),
+        pub execute: extern "C" fn(
+            host: FfiHost,
+            connection: ConnectionId,
+            request_json: RStr<'_>,
+            callback: FfiCallback,
+        ),
+        pub log: extern "C" fn(host: FfiHost, level: LogLevel, target: RStr<'_>, message: RStr<'_>),
+        pub is_shutting_down: extern "C" fn(host: FfiHost) -> bool,
+        #[sabi(last_prefix_field)]
+        pub announce_listener: extern "C" fn(host: FfiHost, address: RStr<'_>),
+    }
 
     /// plugin-api 1.0's root module: info and the six hooks.
     #[repr(C)]

@@ -21,6 +21,9 @@ pub struct Artifacts {
     pub host: PathBuf,
     /// Every cdylib of the workspace, by library name (`fixture_line`, `websocket`…).
     pub libraries: HashMap<String, PathBuf>,
+    /// `plugin-api/`'s metadata (`deps/lib…-<hash>.rmeta`; today's SDK, not a frozen copy in
+    /// `compat/`), for tests that type-check a plugin with `rustc` directly.
+    pub plugin_api_rmeta: PathBuf,
 }
 
 impl Artifacts {
@@ -58,6 +61,8 @@ pub fn artifacts() -> &'static Artifacts {
         assert!(output.status.success(), "building the workspace failed");
         let mut host = None;
         let mut libraries = HashMap::new();
+        let mut plugin_api_rmeta = None;
+        let plugin_api_manifest = repository().join("plugin-api/Cargo.toml");
         for line in String::from_utf8_lossy(&output.stdout).lines() {
             let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
@@ -73,6 +78,17 @@ pub fn artifacts() -> &'static Artifacts {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            if message["manifest_path"].as_str() == plugin_api_manifest.to_str()
+                && kinds.iter().any(|kind| kind == "lib")
+            {
+                plugin_api_rmeta = message["filenames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|file| file.as_str())
+                    .find(|file| file.ends_with(".rmeta"))
+                    .map(PathBuf::from);
+            }
             if kinds.iter().any(|kind| kind == "bin") && name == "switchyard" {
                 host = message["executable"].as_str().map(PathBuf::from);
             }
@@ -92,6 +108,7 @@ pub fn artifacts() -> &'static Artifacts {
         Artifacts {
             host: host.expect("cargo built the switchyard binary"),
             libraries,
+            plugin_api_rmeta: plugin_api_rmeta.expect("cargo built plugin-api"),
         }
     })
 }
@@ -543,23 +560,36 @@ pub fn repository() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the C example `examples/<name>` with its Makefile and the system C compiler into
-/// `out`; returns the library's path (`lib<name with _>.so`). Panics with make's output.
+/// Builds the C example `examples/<name>` as an author would outside this repository: copies
+/// its files and `switchyard_protocol.h` (nothing else) into `out`, and runs a bare `make`
+/// there with the system C compiler. Returns the library's path (`build/lib<name with _>.so`).
+/// Panics with make's output.
 pub fn build_c_example(name: &str, out: &Path) -> PathBuf {
+    let example = repository().join("examples").join(name);
+    for entry in std::fs::read_dir(&example).expect("the example's folder") {
+        let entry = entry.expect("a folder entry");
+        if entry.file_type().expect("a file type").is_file() {
+            std::fs::copy(entry.path(), out.join(entry.file_name())).expect("copy a file");
+        }
+    }
+    std::fs::copy(
+        repository().join("plugin-api/include/switchyard_protocol.h"),
+        out.join("switchyard_protocol.h"),
+    )
+    .expect("copy the header");
     let output = Command::new("make")
-        .arg("-C")
-        .arg(repository().join("examples").join(name))
-        .arg(format!("BUILD={}", out.display()))
+        .current_dir(out)
         .stdin(Stdio::null())
         .output()
         .expect("make runs (the C example needs make and cc)");
     assert!(
         output.status.success(),
-        "building examples/{name} failed:\n{}{}",
+        "building examples/{name} in {} failed:\n{}{}",
+        out.display(),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    out.join(format!(
+    out.join("build").join(format!(
         "{}{}{}",
         std::env::consts::DLL_PREFIX,
         name.replace('-', "_"),

@@ -11,11 +11,11 @@
 use std::borrow::Cow;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RSlice, RStr};
-use switchyard_plugin_api::abi::{FfiCallback, FfiHost, HostVTable, HostVTableRef, LogLevel};
+use switchyard_plugin_api::abi::{self, FfiCallback, FfiHost, HostVTable, HostVTableRef, LogLevel};
 use switchyard_plugin_api::c_abi::{CAbiCallback, CAbiCallbackFn, CAbiHost, CAbiHostApi, CAbiStr};
 use switchyard_plugin_api::ConnectionId;
 
@@ -62,6 +62,21 @@ pub fn host_for(
     }
 }
 
+/// The 1.0 `FfiHost` for protocol number `protocol`, a plugin built against plugin-api 1.0:
+/// the same binding, with 1.0's host table (`abi::v1_0`).
+pub fn host_for_v1_0(
+    entry: &Arc<dyn EntryPointApi>,
+    protocol: usize,
+    protocol_name: &str,
+    plugin_name: &'static str,
+) -> abi::v1_0::FfiHost {
+    let binding = leak_binding(entry, protocol, protocol_name, plugin_name);
+    abi::v1_0::FfiHost {
+        vtable: vtable_v1_0(),
+        context: (binding as *const Binding).cast::<c_void>(),
+    }
+}
+
 /// The `switchyard_host` for protocol number `protocol`, a C plugin.
 pub fn c_host_for(
     entry: &Arc<dyn EntryPointApi>,
@@ -92,22 +107,90 @@ fn leak_binding(
     }))
 }
 
+/// Today's host table, made once.
 fn vtable() -> HostVTableRef {
-    HostVTable {
-        new_connection,
-        remove_connection,
-        execute,
-        log,
-        is_shutting_down,
-        announce_listener,
-        report_pressure,
+    static VTABLE: OnceLock<HostVTableRef> = OnceLock::new();
+    *VTABLE.get_or_init(|| {
+        HostVTable {
+            new_connection,
+            remove_connection,
+            execute,
+            log,
+            is_shutting_down,
+            announce_listener,
+            report_pressure,
+        }
+        .leak_into_prefix()
+    })
+}
+
+/// plugin-api 1.0's host table, made once: the same functions, each taking 1.0's `FfiHost`.
+fn vtable_v1_0() -> abi::v1_0::HostVTableRef {
+    static VTABLE: OnceLock<abi::v1_0::HostVTableRef> = OnceLock::new();
+    *VTABLE.get_or_init(|| {
+        abi::v1_0::HostVTable {
+            new_connection: new_connection_v1_0,
+            remove_connection: remove_connection_v1_0,
+            execute: execute_v1_0,
+            log: log_v1_0,
+            is_shutting_down: is_shutting_down_v1_0,
+            announce_listener: announce_listener_v1_0,
+        }
+        .leak_into_prefix()
+    })
+}
+
+/// Today's `FfiHost` for the binding a 1.0 plugin passed back: the functions only read
+/// `context`.
+fn from_v1_0(host: abi::v1_0::FfiHost) -> FfiHost {
+    FfiHost {
+        vtable: vtable(),
+        context: host.context,
     }
-    .leak_into_prefix()
+}
+
+extern "C" fn new_connection_v1_0(
+    host: abi::v1_0::FfiHost,
+    ips: RSlice<'_, RStr<'_>>,
+    headers_json: RStr<'_>,
+) -> ConnectionId {
+    new_connection(from_v1_0(host), ips, headers_json)
+}
+
+extern "C" fn remove_connection_v1_0(host: abi::v1_0::FfiHost, connection: ConnectionId) {
+    remove_connection(from_v1_0(host), connection)
+}
+
+extern "C" fn execute_v1_0(
+    host: abi::v1_0::FfiHost,
+    connection: ConnectionId,
+    request_json: RStr<'_>,
+    callback: FfiCallback,
+) {
+    execute(from_v1_0(host), connection, request_json, callback)
+}
+
+extern "C" fn log_v1_0(
+    host: abi::v1_0::FfiHost,
+    level: LogLevel,
+    target: RStr<'_>,
+    message: RStr<'_>,
+) {
+    log(from_v1_0(host), level, target, message)
+}
+
+extern "C" fn is_shutting_down_v1_0(host: abi::v1_0::FfiHost) -> bool {
+    is_shutting_down(from_v1_0(host))
+}
+
+extern "C" fn announce_listener_v1_0(host: abi::v1_0::FfiHost, address: RStr<'_>) {
+    announce_listener(from_v1_0(host), address)
 }
 
 fn binding(host: &FfiHost) -> &'static Binding {
-    // SAFETY: every `FfiHost` the host gives out comes from `host_for`, whose `context` is a
-    // leaked `Binding` (never freed), and plugins pass it back unchanged (ABI.md, "FfiHost").
+    // SAFETY: every `FfiHost` the host gives out comes from `host_for` or `host_for_v1_0`
+    // (which `from_v1_0` turns into one with the same `context`), whose `context` is a leaked
+    // `Binding` (never freed), and plugins pass it back unchanged (ABI.md, "FfiHost").
     unsafe { &*host.context.cast::<Binding>() }
 }
 

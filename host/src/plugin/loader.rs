@@ -12,7 +12,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use abi_stable::abi_stability::abi_checking::AbiInstabilityErrors;
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
 use abi_stable::sabi_types::VersionNumber;
 use abi_stable::std_types::{RResult, RSlice, RStr};
@@ -29,11 +28,20 @@ use crate::config::LibrarySpec;
 /// built against every older 1.x: the root module only grows by appending (`ABI.md`).
 pub const OLDEST_MINOR: u32 = 0;
 
+/// An abi_stable plugin's `init`: it takes the host table of the plugin-api it was built with.
+#[derive(Clone, Copy)]
+pub enum RustInit {
+    /// Built against 1.1 or later: today's `HostVTable`.
+    Current(extern "C" fn(FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>),
+    /// Built against 1.0: 1.0's `HostVTable` (`abi::v1_0`).
+    V1_0(extern "C" fn(abi::v1_0::FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>),
+}
+
 /// An abi_stable plugin's hooks, read from its checked root module.
 #[derive(Clone, Copy)]
 pub struct RustHooks {
     /// `init`.
-    pub init: extern "C" fn(FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>,
+    pub init: RustInit,
     /// `broadcast`.
     pub broadcast: extern "C" fn(FfiInstance, RSlice<'_, RStr<'_>>, RStr<'_>) -> FfiHookResult,
     /// `notify`.
@@ -290,14 +298,15 @@ pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
         }
     }
 
-    // abi_stable refuses a root module with fewer fields than the type it is checked against,
-    // so a plugin without 1.1's `build` field is checked against 1.0's frozen layout.
+    // abi_stable refuses a root module (or a host table) with fewer fields than the type it is
+    // checked against, so a plugin without 1.1's `build` field is checked against 1.0's frozen
+    // layouts, and gets a 1.0 host table (`RustInit::V1_0`).
     let (hooks, info, build) = if present.contains(&"build") {
         let root = header
             .init_root_module::<abi::ProtocolModuleRef>()
             .map_err(root_module_error)?;
         let hooks = RustHooks {
-            init: root.init(),
+            init: RustInit::Current(root.init()),
             broadcast: root.broadcast(),
             notify: root.notify(),
             join_channel: root.join_channel(),
@@ -310,7 +319,7 @@ pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
             .init_root_module::<abi::v1_0::ProtocolModuleRef>()
             .map_err(root_module_error)?;
         let hooks = RustHooks {
-            init: root.init(),
+            init: RustInit::V1_0(root.init()),
             broadcast: root.broadcast(),
             notify: root.notify(),
             join_channel: root.join_channel(),
@@ -345,14 +354,10 @@ pub fn dlopen_path(path: &Path) -> PathBuf {
 fn root_module_error(error: LibraryError) -> LoadErrorKind {
     match error {
         LibraryError::AbiInstability(report) => {
-            let summary = report
-                .downcast_ref::<AbiInstabilityErrors>()
-                .and_then(layout_summary)
-                .unwrap_or_else(|| "layout check failed".to_string());
-            LoadErrorKind::LayoutMismatch {
-                summary,
-                report: report.to_string(),
-            }
+            let report = report.to_string();
+            let summary =
+                layout_summary(&report).unwrap_or_else(|| "layout check failed".to_string());
+            LoadErrorKind::LayoutMismatch { summary, report }
         }
         LibraryError::IncompatibleVersionNumber { actual_version, .. } => {
             LoadErrorKind::IncompatibleVersion {
@@ -365,46 +370,124 @@ fn root_module_error(error: LibraryError) -> LoadErrorKind {
     }
 }
 
-/// abi_stable's report in one line: the innermost mismatching field (the deepest error is the
-/// cause; the ones around it follow from it), what differs, and the two values. The full
-/// report is hundreds of lines (`switchyard check -v`).
-fn layout_summary(errors: &AbiInstabilityErrors) -> Option<String> {
-    let innermost = errors
-        .errors
-        .iter()
-        .max_by_key(|error| error.stack_trace.len())?;
-    let text = innermost.to_string();
-    let lines: Vec<&str> = text.lines().collect();
-    let after = |label: &str| {
-        lines
-            .iter()
-            .position(|line| line.trim() == label)
-            .and_then(|at| lines.get(at + 1))
-            .map(|line| line.trim().to_string())
-    };
-    let what = lines
-        .iter()
-        .find_map(|line| line.strip_prefix("Error:"))?
-        .trim()
-        .to_string();
-    let mut summary = what;
-    if let Some(field) = innermost.stack_trace.last() {
-        let described = field.found.to_string();
-        let name = described
-            .lines()
-            .find_map(|line| line.strip_prefix("field_name:"))
-            .unwrap_or("");
-        let ty = described
-            .lines()
-            .find_map(|line| line.strip_prefix("type:"))
-            .unwrap_or("");
-        if !name.is_empty() {
-            summary.push_str(&format!(" in field `{name}: {ty}`"));
+/// abi_stable's report in one line: the innermost mismatching type (the deepest error is the
+/// cause; the ones around it follow from it), the fields that lead to it, what differs and the
+/// two values. The full report is hundreds of lines (`switchyard check -v`).
+///
+/// Read from the report's text: abi_stable hands the loader its errors already formatted
+/// (`to_formatted_error`), so they cannot be downcast.
+fn layout_summary(report: &str) -> Option<String> {
+    // One section per level of the check: "<n> error(s)inside:", the stack of fields from the
+    // root module down (at four spaces), the two layouts, then "Error:" lines each followed by
+    // "Expected:" and "Found:" blocks.
+    let mut sections: Vec<Vec<&str>> = Vec::new();
+    for line in report.lines() {
+        let errors = line
+            .split_once(" error(s)")
+            .and_then(|(count, _)| count.parse::<usize>().ok());
+        match errors {
+            Some(count) if count > 0 => sections.push(vec![line]),
+            Some(_) => sections.push(Vec::new()),
+            None => {
+                if let Some(section) = sections.last_mut().filter(|section| !section.is_empty()) {
+                    section.push(line);
+                }
+            }
         }
     }
-    if let (Some(expected), Some(found)) = (after("Expected:"), after("Found:")) {
-        summary.push_str(&format!(" (expected {expected}, found {found})"));
+    let stack = |section: &[&str]| -> Vec<(String, String)> {
+        let mut fields = Vec::new();
+        let mut name = None;
+        for line in section
+            .iter()
+            .take_while(|line| !line.starts_with("Layout of"))
+        {
+            if let Some(field) = line.strip_prefix("    field_name:") {
+                name = Some(field.to_string());
+            } else if let (Some(ty), Some(field)) = (line.strip_prefix("    type:"), name.take()) {
+                fields.push((field, ty.to_string()));
+            }
+        }
+        fields
+    };
+    let innermost = sections
+        .iter()
+        .filter(|section| section.iter().any(|line| line.starts_with("Error:")))
+        .max_by_key(|section| stack(section).len())?;
+
+    // The path: `Struct.field` for each named field; a pointee (`0`) or a function's
+    // parameters (`host,args,`) only say which struct comes next.
+    let mut path = Vec::new();
+    let mut owner: Option<String> = None;
+    let mut innermost_type = None;
+    for (name, ty) in stack(innermost) {
+        let is_wrapper = ty == "AFunctionPointer" || ty.starts_with("PrefixRef");
+        if name != "0" && !name.contains(',') {
+            if let Some(owner) = owner.take() {
+                path.push(format!("{owner}.{name}"));
+            }
+        }
+        if !is_wrapper {
+            owner = Some(ty.clone());
+            innermost_type = Some(ty);
+        }
     }
+
+    // Each kind of error once, with what was expected and what was found.
+    let value = |lines: &[&str]| -> Option<String> {
+        let field = lines
+            .iter()
+            .find_map(|line| line.trim().strip_prefix("field_name:"));
+        match field {
+            Some(field) => Some(format!("`{field}`")),
+            None => lines
+                .iter()
+                .map(|line| line.trim())
+                .find(|line| !line.is_empty())
+                .map(str::to_string),
+        }
+    };
+    let mut differences: Vec<String> = Vec::new();
+    let mut kinds = Vec::new();
+    for (at, line) in innermost.iter().enumerate() {
+        let Some(kind) = line.strip_prefix("Error:") else {
+            continue;
+        };
+        let kind = kind.trim();
+        if kinds.contains(&kind) {
+            continue;
+        }
+        kinds.push(kind);
+        let rest = &innermost[at + 1..];
+        let end = rest
+            .iter()
+            .position(|line| line.starts_with("Error:"))
+            .unwrap_or(rest.len());
+        let block = &rest[..end];
+        let expected_at = block.iter().position(|line| line.trim() == "Expected:");
+        let found_at = block.iter().position(|line| line.trim() == "Found:");
+        let difference = match (expected_at, found_at) {
+            (Some(expected), Some(found)) if expected < found => {
+                match (
+                    value(&block[expected + 1..found]),
+                    value(&block[found + 1..]),
+                ) {
+                    (Some(expected), Some(found)) => {
+                        format!("{kind} (expected {expected}, found {found})")
+                    }
+                    _ => kind.to_string(),
+                }
+            }
+            _ => kind.to_string(),
+        };
+        differences.push(difference);
+    }
+
+    let mut summary = innermost_type.unwrap_or_else(|| "the root module".to_string());
+    if !path.is_empty() {
+        summary.push_str(&format!(", reached through {}", path.join(" → ")));
+    }
+    summary.push_str(&format!(": {}", differences.join("; ")));
     Some(summary)
 }
 
@@ -447,5 +530,78 @@ fn open_error(error: LibraryError) -> LoadErrorKind {
         other => LoadErrorKind::NotAPlugin {
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout_summary;
+
+    /// The innermost section of abi_stable's report for a plugin built against plugin-api 1.0
+    /// in a host whose `HostVTable` had grown a field (what tests/it/abi_compat.rs caught),
+    /// cut to the lines the summary reads.
+    const REPORT: &str = r#"0 error(s).
+
+1 error(s)inside:
+    <other>
+
+    field_name:0
+    type:ProtocolModule
+    size:80 align:8
+    package:'switchyard-plugin-api' version:'1.0.0'
+
+    field_name:init
+    type:AFunctionPointer
+    size:8 align:8
+    package:'abi_stable' version:'0.11.3'
+    fn pointer(s):
+        fn(host,args,: FfiHost, param_1: FfiInitArgs<'a>)->RResult
+        lifetime indices:Array(ArrayLen { len: 1, array: [[ANONYMOUS, NONE], [NONE, NONE], [NONE, NONE]] })
+
+    fn(host,args,: FfiHost, param_1: FfiInitArgs<'a>)->RResult
+    lifetime indices:Array(ArrayLen { len: 1, array: [[ANONYMOUS, NONE], [NONE, NONE], [NONE, NONE]] })
+
+    field_name:host,args,
+    type:FfiHost
+    size:16 align:8
+    package:'switchyard-plugin-api' version:'1.0.0'
+
+    field_name:vtable
+    type:PrefixRef<'a, HostVTable>
+    size:8 align:8
+    package:'abi_stable' version:'0.11.3'
+
+    field_name:0
+    type:HostVTable
+    size:48 align:8
+    package:'switchyard-plugin-api' version:'1.0.0'
+
+Layout of expected type:
+    type:HostVTable
+
+Layout of found type:
+    type:HostVTable
+
+Error:too many fields
+Expected:
+    7
+Found:
+    6
+
+"#;
+
+    #[test]
+    fn the_summary_names_the_innermost_type_the_path_and_what_differs() {
+        assert_eq!(
+            layout_summary(REPORT).as_deref(),
+            Some(
+                "HostVTable, reached through ProtocolModule.init → FfiHost.vtable: too many fields (expected 7, found 6)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_report_without_errors_has_no_summary() {
+        assert_eq!(layout_summary("0 error(s).\n"), None);
     }
 }

@@ -1,6 +1,8 @@
 //! The C ABI: the header agrees with the Rust definitions (sizes and offsets, compiled by the
 //! system C compiler), C libraries broken on purpose get the same messages as Rust ones, and
-//! the C example (`examples/c-line`, built with its Makefile) serves a client end to end.
+//! the C example (`examples/c-line` and the header alone, copied to a temporary folder and built
+//! there with a bare `make`, as an author outside this repository would) serves a client end
+//! to end.
 
 use std::time::Duration;
 

@@ -61,3 +61,26 @@ fn every_rust_block_of_the_guide_is_in_the_rust_example() {
 fn every_toml_block_of_the_guide_is_in_the_template() {
     blocks_are_in("toml", 1, "templates/protocol/Cargo.toml");
 }
+
+/// Issue 17, finding 7 and item 5: the docs did not say what a protocol sends back to its
+/// clients (the `room` convention), when `notify` is called rather than `broadcast`, or that a
+/// `library` value is a path as soon as it has a `/` or ends in `.so`; and the README's quick
+/// start did not say how to see the server answer. The default config's HTTP port is the one
+/// the quick start's `curl` uses.
+#[test]
+fn the_docs_answer_what_a_new_author_asked() {
+    let root = repository();
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).expect(path);
+    let guide = read("docs/writing-a-protocol.md");
+    for needle in [
+        "## What to send back, and the `room` convention",
+        "`\"room\": \"<requestId>\"`",
+        "## `broadcast` vs `notify`",
+        "anything with a `/` or ending in `.so` is a path",
+    ] {
+        assert!(guide.contains(needle), "the guide lost: {needle}");
+    }
+    let readme = read("README.md");
+    assert!(readme.contains("`curl http://127.0.0.1:7511/_now`"));
+    assert!(read("config.toml").contains("[server.protocols.http]\nport = 7511\n"));
+}

@@ -4,6 +4,7 @@
 //! `cargo test -p switchyard-tests` runs them all; `cargo test -p switchyard-tests -- mqtt::`
 //! runs one protocol's.
 
+mod abi_compat;
 mod admin_page;
 mod c_abi;
 mod cluster;

@@ -1,6 +1,6 @@
 //! The Rust example (`examples/rust-line`, a workspace member) serves a client end to end, as
 //! `c_abi.rs` does for the C one; the template (`templates/protocol`) builds outside the
-//! workspace and passes `switchyard check`.
+//! workspace, passes `switchyard check` and serves the same client.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -42,9 +42,15 @@ fn the_rust_example_receives_a_publication_made_over_websocket() {
         finished.stderr
     );
 
+    serves_a_subscriber(&library);
+}
+
+/// Starts the host with `library` as protocol "line" and a WebSocket listener; a line client
+/// subscribes, gets the plugin's own error for a non-JSON line, receives the one matching
+/// publication made over WebSocket, unsubscribes, and sees its socket closed at shutdown.
+fn serves_a_subscriber(library: &Path) {
     let server = Server::start(&format!(
-        "[server]\n{}{}",
-        protocol_section("line", "rust_line", "port = 0"),
+        "[server]\n[server.protocols.line]\nlibrary = {library:?}\nport = 0\n{}",
         protocol_section(
             "websocket",
             "websocket",
@@ -132,9 +138,9 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// The template and plugin-api, copied out of the repository, build on their own (offline, with
 /// the workspace's lock file so the registry cache has every crate), the template's own test
-/// passes there, and the library passes `switchyard check`.
+/// passes there, the library passes `switchyard check`, and the host serves a client with it.
 #[test]
-fn the_template_builds_outside_the_repository_and_passes_check() {
+fn the_template_builds_outside_the_repository_passes_check_and_serves_a_client() {
     let root = switchyard_tests::repository();
     let scratch = Scratch::new();
     let template = scratch.path().join("templates/protocol");
@@ -198,4 +204,5 @@ fn the_template_builds_outside_the_repository_and_passes_check() {
         "{}",
         finished.stderr
     );
+    serves_a_subscriber(&library);
 }

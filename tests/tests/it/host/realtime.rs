@@ -196,3 +196,41 @@ fn costly_filters_are_refused_with_kuzzles_errors_at_the_default_limits() {
     let (_, _, content) = client.request(r#"{"controller":"realtime","action":"list"}"#);
     assert_eq!(content["result"], json!({}));
 }
+
+/// Issue 17, finding 3: the line fixture wrote to sockets inside `broadcast` while holding its
+/// connections' lock, so one subscriber that stopped reading blocked the hook (and with it
+/// every other subscriber) once its socket buffers were full. Its hooks now only queue lines
+/// for a writer thread per connection: ~13 MB of notifications to a client that never reads
+/// hold up neither the publisher's answers nor the reading subscriber's notifications.
+#[test]
+fn a_line_subscriber_that_never_reads_holds_up_no_one() {
+    let server = Server::start(&format!(
+        "[server]\n{}",
+        protocol_section("line", "fixture_line", "")
+    ));
+    let mut stalled = LineClient::connect(&server.address("line"));
+    let mut reader = LineClient::connect(&server.address("line"));
+    let mut publisher = LineClient::connect(&server.address("line"));
+    subscribe(&mut stalled, json!({}), "");
+    let (_, channel) = subscribe(&mut reader, json!({}), "");
+
+    const COUNT: usize = 200;
+    let pad = "x".repeat(64 * 1024);
+    let reading = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..COUNT {
+            let (on, payload) = notification(&mut reader);
+            assert_eq!(on, channel);
+            seen.push(payload["result"]["_source"]["n"].as_u64().expect("n"));
+        }
+        seen
+    });
+    for n in 0..COUNT {
+        publish(&mut publisher, json!({"n": n, "pad": pad}));
+    }
+    let seen = reading
+        .join()
+        .expect("the reading subscriber got every notification");
+    assert_eq!(seen, (0..COUNT as u64).collect::<Vec<_>>());
+    drop(stalled);
+}

@@ -296,6 +296,102 @@ fn check_takes_a_bare_file_name_from_the_current_folder() {
     assert_eq!(finished.status.code(), Some(0));
 }
 
+/// Issue 17, finding 1, at compile time: `export_protocol!` in a crate built with
+/// `panic = "abort"` is a compile error that says what to change (the same crate with unwind
+/// compiles, so the error is the strategy's). Compiled with `rustc` against today's plugin-api.
+#[test]
+fn export_protocol_does_not_compile_with_panic_abort() {
+    let scratch = Scratch::new();
+    let source = scratch.write(
+        "aborting.rs",
+        "#![forbid(unsafe_code)]\n\
+         use switchyard_plugin_api::*;\n\
+         struct Quiet;\n\
+         impl Protocol for Quiet {\n\
+         \x20   fn init(_: Host, _: InitConfig<'_>) -> Result<Self, BoxError> { Ok(Quiet) }\n\
+         \x20   fn broadcast(&self, _: Channels<'_>, _: &str) {}\n\
+         \x20   fn notify(&self, _: ConnectionId, _: Channels<'_>, _: &str) {}\n\
+         \x20   fn join_channel(&self, _: &str, _: ConnectionId) {}\n\
+         \x20   fn leave_channel(&self, _: &str, _: ConnectionId) {}\n\
+         \x20   fn disconnect(&self, _: ConnectionId, _: DisconnectReason, _: &str) {}\n\
+         }\n\
+         export_protocol!(Quiet, name = \"quiet\");\n",
+    );
+    let rmeta = &artifacts().plugin_api_rmeta;
+    let deps = rmeta.parent().expect("in <target>/<profile>/deps");
+    // rustc from cargo's toolchain.
+    let rustc = std::env::var_os("CARGO")
+        .map(std::path::PathBuf::from)
+        .and_then(|cargo| cargo.parent().map(|bin| bin.join("rustc")))
+        .filter(|rustc| rustc.is_file())
+        .unwrap_or_else(|| "rustc".into());
+    let compile = |strategy: &str| {
+        std::process::Command::new(&rustc)
+            .args([
+                "--edition",
+                "2021",
+                "--crate-type",
+                "cdylib",
+                "--emit",
+                "metadata",
+            ])
+            .args(["-C", &format!("panic={strategy}")])
+            .arg("-L")
+            .arg(format!("dependency={}", deps.display()))
+            .arg("--extern")
+            .arg(format!("switchyard_plugin_api={}", rmeta.display()))
+            .arg("--out-dir")
+            .arg(scratch.path())
+            .arg(&source)
+            .output()
+            .expect("rustc runs")
+    };
+    let unwind = compile("unwind");
+    assert!(
+        unwind.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unwind.stderr)
+    );
+    let abort = compile("abort");
+    let stderr = String::from_utf8_lossy(&abort.stderr);
+    assert!(!abort.status.success());
+    assert!(
+        stderr.contains(
+            "error: a Switchyard protocol must be built with panic = \"unwind\": with panic = \"abort\" a panic in a hook kills the host; remove `panic = \"abort\"` from the profile"
+        ),
+        "{stderr}"
+    );
+}
+
+/// Issue 17, item 5, for `library`: a bare file name ending in `.so` is a path from the
+/// config's folder (`./libcopied_line.so` with `--config config.toml`), never a name for
+/// `dlopen` to look up in the system's folders as `check` once did. Here the library is found:
+/// its `init` runs (and refuses the unknown key it is given, so the host exits).
+#[test]
+fn a_library_value_that_is_a_bare_file_name_is_found_in_the_config_folder() {
+    let scratch = Scratch::new();
+    std::fs::copy(
+        library("fixture_line"),
+        scratch.path().join("libcopied_line.so"),
+    )
+    .expect("copy the fixture");
+    scratch.write(
+        "config.toml",
+        "[server]\n[server.protocols.line]\nlibrary = \"libcopied_line.so\"\nprot = 5\n",
+    );
+    let finished =
+        switchyard_tests::run_host_in(scratch.path(), &["--config", "config.toml"], TIMEOUT);
+    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+    let line = finished.stderr.lines().next().unwrap_or_default();
+    assert!(
+        line.ends_with(
+            "failed to start: init returned an error: server.protocols.line.prot: unknown field `prot`, expected one of `port`, `panicOnBroadcast`, `ignoreShutdown`"
+        ),
+        "{}",
+        finished.stderr
+    );
+}
+
 /// Issue 17: a plugin built with `panic = "abort"` loaded, and its first hook panic killed the
 /// host without a log line. Its header says how it was built; the host refuses it.
 #[test]
