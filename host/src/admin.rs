@@ -109,6 +109,7 @@ fn serve(entry: &EntryPoint, mut stream: TcpStream) {
         200 => "OK",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Bad Request",
@@ -136,6 +137,14 @@ fn route(entry: &EntryPoint, head: &[u8]) -> Reply {
     if method != "GET" && method != "HEAD" {
         return Reply::text(405, "only GET and HEAD\n");
     }
+    if let Some(host) = header(head, "host").filter(|host| !is_loopback_host(host)) {
+        return Reply::text(
+            421,
+            format!(
+                "Host {host:?} is not a loopback name: the admin listener answers only requests addressed to 127.0.0.1, localhost or [::1] (a web page elsewhere must not reach it through DNS rebinding; a proxy in front must set Host to 127.0.0.1)\n"
+            ),
+        );
+    }
     let path = target.split('?').next().unwrap_or("");
     match path {
         "/metrics" => Reply {
@@ -150,6 +159,29 @@ fn route(entry: &EntryPoint, head: &[u8]) -> Reply {
             Reply::text(404, "not found: try /, /metrics, /healthz or /readyz\n")
         }),
     }
+}
+
+/// The value of the first `name` header in a request head (names compared ignoring case).
+fn header<'h>(head: &'h [u8], name: &str) -> Option<&'h str> {
+    let head = std::str::from_utf8(head).ok()?;
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Whether a `Host` value names this machine's loopback: `localhost`, `127.x.x.x` or `[::1]`,
+/// with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _port)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 /// A label value, escaped as the text format wants.
@@ -373,7 +405,36 @@ pub fn prometheus(entry: &EntryPoint) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::label;
+    use super::{header, is_loopback_host, label};
+
+    #[test]
+    fn only_loopback_host_names_are_answered() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:7510",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]",
+            "[::1]:80",
+            "127.8.9.1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:7510",
+            "10.0.0.1",
+            "0.0.0.0:7510",
+            "[::2]:1",
+            "localhost.evil.example",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        let head = b"GET / HTTP/1.1\r\nAccept: */*\r\nHOST:  evil.example:80 \r\n\r\n";
+        assert_eq!(header(head, "host"), Some("evil.example:80"));
+        assert_eq!(header(b"GET / HTTP/1.0\r\n\r\n", "host"), None);
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -22,7 +22,7 @@ fn get(server: &Server, path: &str) -> (u16, String, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: test\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
@@ -189,7 +189,7 @@ fn the_overview_reports_protocols_rooms_traffic_and_warnings() {
     assert!(page.contains("<script src=\"/admin.js\"></script>"));
     // Nothing from elsewhere: the browser refuses it.
     let mut stream = TcpStream::connect(server.address("admin")).expect("connect to admin");
-    write!(stream, "HEAD / HTTP/1.1\r\nhost: test\r\n\r\n").unwrap();
+    write!(stream, "HEAD / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").unwrap();
     let mut head = String::new();
     stream.read_to_string(&mut head).unwrap();
     assert!(
@@ -223,7 +223,7 @@ fn the_admin_page_shows_the_protocols_and_its_chart_moves_in_a_browser() {
     let mut http = TcpStream::connect(server.address("http")).expect("connect to http");
     write!(
         http,
-        "GET /_now HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+        "GET /_now HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();

@@ -105,6 +105,14 @@ impl Raw {
         raw
     }
 
+    /// How long a read may wait before the test fails (10 s from `connect`).
+    pub(crate) fn read_timeout(self, timeout: Duration) -> Raw {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("set the read timeout");
+        self
+    }
+
     /// A second handle on the same socket, to write from another thread while this one reads.
     pub(crate) fn writer(&self) -> Raw {
         Raw {

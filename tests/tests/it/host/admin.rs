@@ -9,11 +9,16 @@ use switchyard_tests::{protocol_section, LineClient, Server};
 
 /// One request to the admin listener: (status, body).
 fn get(server: &Server, request_line: &str) -> (u16, String) {
+    get_as(server, request_line, "127.0.0.1")
+}
+
+/// One request to the admin listener with `host` as its `Host` header: (status, body).
+fn get_as(server: &Server, request_line: &str, host: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(server.address("admin")).expect("connect to admin");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(stream, "{request_line}\r\nhost: test\r\n\r\n").unwrap();
+    write!(stream, "{request_line}\r\nhost: {host}\r\n\r\n").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
@@ -108,4 +113,13 @@ fn metrics_count_known_traffic_and_health_answers() {
     assert_eq!(get(&server, "POST /metrics HTTP/1.1").0, 405);
     assert_eq!(get(&server, "GET /nothing HTTP/1.1").0, 404);
     assert_eq!(get(&server, "GARBAGE").0, 400);
+    // DNS rebinding: a page from elsewhere that resolved its own name to 127.0.0.1.
+    assert_eq!(
+        get_as(&server, "GET /metrics HTTP/1.1", "evil.example:7510"),
+        (421, "Host \"evil.example:7510\" is not a loopback name: the admin listener answers only requests addressed to 127.0.0.1, localhost or [::1] (a web page elsewhere must not reach it through DNS rebinding; a proxy in front must set Host to 127.0.0.1)\n".to_string())
+    );
+    assert_eq!(
+        get_as(&server, "GET /healthz HTTP/1.1", "localhost:7510").0,
+        200
+    );
 }
