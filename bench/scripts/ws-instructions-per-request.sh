@@ -4,6 +4,10 @@
 #
 #   bench/scripts/ws-instructions-per-request.sh [switchyard|baseline] [REQUESTS] [PROFILE]
 #
+# MESSAGE=<json> measures another request than `server:now` (switchyard only), after SETUP (a
+# JSON array of requests sent once before the warm-up), e.g. document:get of a document SETUP
+# created. The store lives in a temporary data folder.
+#
 # Runs the release build of switchyard (WebSocket plugin only) or the bench's bare
 # tokio-tungstenite baseline under callgrind, sends 200 unmeasured messages, then REQUESTS
 # (default 5000) one at a time on one connection — `server:now` for switchyard, an `{"echo"…}`
@@ -27,7 +31,9 @@ trap stop EXIT
 
 cat >"$work/client.py" <<'PY'
 import base64, os, socket, struct, sys
+import json
 port, count, message = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+setup = [json.dumps(request).encode() for request in json.loads(sys.argv[4])] if len(sys.argv) > 4 else []
 connection = socket.create_connection(("127.0.0.1", port))
 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 key = base64.b64encode(os.urandom(16)).decode()
@@ -43,10 +49,13 @@ head, pending = pending.split(b"\r\n\r\n", 1)
 if b" 101 " not in head.split(b"\r\n")[0]:
     sys.exit("handshake refused: %r" % head)
 mask = b"\x01\x02\x03\x04"
-masked = bytes(b ^ mask[i % 4] for i, b in enumerate(message))
-assert len(message) < 126
-frame = bytes([0x81, 0x80 | len(message)]) + mask + masked
-for _ in range(count):
+def frame_of(message):
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(message))
+    if len(message) < 126:
+        return bytes([0x81, 0x80 | len(message)]) + mask + masked
+    return bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(message)) + mask + masked
+frames = [frame_of(request) for request in setup] + [frame_of(message)] * count
+for frame in frames:
     connection.sendall(frame)
     while True:
         if len(pending) >= 2:
@@ -71,6 +80,7 @@ if [ "$what" = switchyard ]; then
   cat >"$work/config.toml" <<TOML
 [server]
 pluginDir = "$root/target/release"
+dataDir = "$work/data"
 [server.protocols.websocket]
 port = $port
 address = "127.0.0.1"
@@ -79,7 +89,7 @@ TOML
     "$root/target/release/switchyard" --config "$work/config.toml" >"$work/server.log" 2>&1 &
   server=$!
   ready="ready in"
-  message='{"controller":"server","action":"now","requestId":"r"}'
+  message=${MESSAGE:-'{"controller":"server","action":"now","requestId":"r"}'}
 else
   valgrind --tool=callgrind --callgrind-out-file="$out" \
     "$root/target/release/switchyard-bench" __baseline-ws >"$work/server.log" 2>&1 &
@@ -95,14 +105,14 @@ grep -q "$ready" "$work/server.log" || { cat "$work/server.log"; exit 1; }
 if [ "$what" != switchyard ]; then
   port=$(grep -o "listening on [0-9.:]*" "$work/server.log" | sed 's/.*://')
 fi
-python3 "$work/client.py" "$port" 200 "$message"
+python3 "$work/client.py" "$port" 200 "$message" "${SETUP:-[]}"
 callgrind_control --zero "$server" >/dev/null 2>&1
 python3 "$work/client.py" "$port" "$requests" "$message"
 callgrind_control --dump "$server" >/dev/null 2>&1
 sleep 1
 dump=$(ls -t "$out"* | head -1)
 total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "$what WebSocket round trip: $((total / requests)) instructions per request (user space, $requests requests)"
+echo "$what WebSocket round trip: $((total / requests)) instructions per request (user space, $requests requests: $message)"
 if [ -n "$annotate" ]; then
   cp "$dump" "$annotate"
   echo "callgrind profile kept in $annotate (read it with callgrind_annotate [--inclusive=yes])"
