@@ -62,6 +62,28 @@ impl Document {
     }
 }
 
+/// A stored document with its body as JSON text, for answers that only copy it out
+/// (`document:get`): no parse into a `Value`, no serialization back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawDocument {
+    pub id: String,
+    pub version: u64,
+    /// The body's compact JSON text (an object), without `_kuzzle_info`.
+    pub source: String,
+    pub info: KuzzleInfo,
+}
+
+impl From<Document> for RawDocument {
+    fn from(doc: Document) -> RawDocument {
+        RawDocument {
+            source: doc.source.to_string(),
+            id: doc.id,
+            version: doc.version,
+            info: doc.info,
+        }
+    }
+}
+
 /// What must be true of the stored document for an operation to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precondition {
@@ -222,7 +244,8 @@ pub(crate) mod codec {
         }
     }
 
-    pub(crate) fn decode(id: &str, bytes: &[u8]) -> Result<Document> {
+    /// The version, `_kuzzle_info` and meta of a record, and its body's bytes.
+    fn split(bytes: &[u8]) -> Result<(u64, KuzzleInfo, &[u8], &[u8])> {
         let mut reader = Reader { bytes };
         if reader.u8()? != FORMAT {
             return Err(corrupt());
@@ -234,8 +257,29 @@ pub(crate) mod codec {
             updated_at: reader.opt_u64()?,
             updater: reader.opt_str()?,
         };
-        let meta = reader.bytes()?.to_vec();
-        let source = serde_json::from_slice(reader.bytes).map_err(|_| corrupt())?;
+        let meta = reader.bytes()?;
+        Ok((version, info, meta, reader.bytes))
+    }
+
+    /// A record with its body left as text (written by `encode`: compact JSON).
+    pub(crate) fn decode_raw(id: &str, bytes: &[u8]) -> Result<RawDocument> {
+        let (version, info, _meta, source) = split(bytes)?;
+        let source = std::str::from_utf8(source).map_err(|_| corrupt())?;
+        if !source.starts_with('{') || !source.ends_with('}') {
+            return Err(corrupt());
+        }
+        Ok(RawDocument {
+            id: id.into(),
+            version,
+            source: source.into(),
+            info,
+        })
+    }
+
+    pub(crate) fn decode(id: &str, bytes: &[u8]) -> Result<Document> {
+        let (version, info, meta, source) = split(bytes)?;
+        let meta = meta.to_vec();
+        let source = serde_json::from_slice(source).map_err(|_| corrupt())?;
         Ok(Document {
             id: id.into(),
             version,
@@ -265,6 +309,10 @@ pub(crate) mod codec {
             assert_eq!(doc.info, info);
             assert_eq!(doc.meta, b"rooms");
             assert!(decode("x", &bytes[..10]).is_err());
+            let raw = decode_raw("x", &bytes).unwrap();
+            assert_eq!(raw, RawDocument::from(doc));
+            assert_eq!(raw.source, r#"{"a":[1,"b",{"c":null}]}"#);
+            assert!(decode_raw("x", &bytes[..10]).is_err());
         }
     }
 }

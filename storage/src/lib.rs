@@ -11,7 +11,9 @@ pub mod names;
 mod query;
 mod storage;
 
-pub use document::{Document, KuzzleInfo, Operation, Outcome, Precondition, WriteBatch};
+pub use document::{
+    Document, KuzzleInfo, Operation, Outcome, Precondition, RawDocument, WriteBatch,
+};
 pub use embedded::{EmbeddedOptions, EmbeddedStorage};
 pub use error::{QueryError, Result, StorageError};
 pub use query::{

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::document::{Document, Outcome, WriteBatch};
+use crate::document::{Document, Outcome, RawDocument, WriteBatch};
 use crate::error::Result;
 use crate::query::{Query, SearchPage, SearchRequest};
 
@@ -45,6 +45,11 @@ pub trait Storage: Send + Sync {
 
     /// One document, `None` if absent.
     fn get(&self, index: &str, collection: &str, id: &str) -> Result<Option<Document>>;
+    /// One document with its body as JSON text, `None` if absent. A store that keeps bodies as
+    /// text returns them without parsing them (`document:get` copies them into its answer).
+    fn get_raw(&self, index: &str, collection: &str, id: &str) -> Result<Option<RawDocument>> {
+        Ok(self.get(index, collection, id)?.map(RawDocument::from))
+    }
     /// Several documents, in the order of `ids`.
     fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>>;
     /// Applies a batch atomically and durably: when this returns `Ok`, every `Written` and

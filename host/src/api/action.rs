@@ -49,6 +49,9 @@ pub enum Output {
     Value(Value),
     /// `{"<key>": <number>}`, written without building a map (`server:now`).
     Number(&'static str, u64),
+    /// JSON text, written as is: an answer copied out of the store without parsing it
+    /// (`document:get`). The action vouches that it is one valid JSON value.
+    Json(String),
 }
 
 impl From<Value> for Output {

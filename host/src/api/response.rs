@@ -84,6 +84,7 @@ pub fn build(request: Request<'_>, outcome: ActionResult) -> Answer<'_> {
         Ok(Output::Value(result)) => {
             let _ = write!(content, "{result}");
         }
+        Ok(Output::Json(text)) => content.push_str(text),
         Ok(Output::Number(key, number)) => {
             content.push('{');
             json::push_str(&mut content, key);

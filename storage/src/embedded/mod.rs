@@ -28,7 +28,7 @@ use redb::{
 };
 use serde_json::Value;
 
-use crate::document::{codec, Document, Operation, Outcome, Precondition, WriteBatch};
+use crate::document::{codec, Document, Operation, Outcome, Precondition, RawDocument, WriteBatch};
 use crate::error::{Result, StorageError};
 use crate::mapping::{merge_mapping, Schema};
 use crate::names::{
@@ -711,6 +711,19 @@ impl Storage for EmbeddedStorage {
             .mget(index, collection, &[id.to_string()])?
             .pop()
             .flatten())
+    }
+
+    fn get_raw(&self, index: &str, collection: &str, id: &str) -> Result<Option<RawDocument>> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let record = self.find_collection_read(&txn, index, collection)?;
+        let docs = txn
+            .open_table(DocsTable::new(&docs_table_name(record.id)))
+            .map_err(store_error)?;
+        let raw = match docs.get(id).map_err(store_error)? {
+            Some(bytes) => codec::decode_raw(id, bytes.value()).map(Some),
+            None => Ok(None),
+        };
+        raw
     }
 
     fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>> {

@@ -440,3 +440,34 @@ fn a_failing_store_answers_an_error_and_loses_nothing_acknowledged() {
     let retried = call(&harness, "create", json!({"_id": "c", "body": {"n": 1}}));
     assert_eq!(retried["status"], 200, "{retried}");
 }
+
+/// `document:get` writes its answer around the stored text (`raw_hit`): byte for byte what
+/// building the value and serializing it gives.
+#[test]
+fn the_raw_answer_of_get_is_the_serialized_hit() {
+    use switchyard_storage::{Document, KuzzleInfo, RawDocument};
+    let documents = [
+        (json!({}), KuzzleInfo::default()),
+        (
+            json!({"a": [1, 2.5, "x\"y\n"], "b": {"c": null}, "é": true}),
+            KuzzleInfo {
+                author: Some("kuid \"quoted\"".into()),
+                created_at: Some(1_700_000_000_000),
+                updated_at: Some(1_700_000_000_001),
+                updater: Some("-1".into()),
+            },
+        ),
+        (json!({"n": -12, "big": 18446744073709551615u64}), KuzzleInfo::default()),
+    ];
+    for (source, info) in documents {
+        let document = Document {
+            id: "id with \\ and \u{1}".into(),
+            version: 7,
+            source,
+            info,
+            meta: Vec::new(),
+        };
+        let expected = super::hit(&document).to_string();
+        assert_eq!(super::raw_hit(&RawDocument::from(document)), expected);
+    }
+}
