@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Sleep;
 
+use crate::stats::{Counter, Counters};
+
 /// Read granularity; connections free their buffer whenever no partial message is left in it.
 pub const READ_CHUNK: usize = 16 * 1024;
 
@@ -23,14 +25,18 @@ pub enum Filled {
     Gone,
 }
 
-/// Appends what `read_half` has to `buffer` (call it once the socket is readable).
-pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>) -> Filled {
+/// Appends what `read_half` has to `buffer` (call it once the socket is readable), counting
+/// the bytes in `counters` (`BytesIn`).
+pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>, counters: &Counters) -> Filled {
     if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
         buffer.reserve(READ_CHUNK);
     }
     match read_half.try_read_buf(buffer) {
         Ok(0) => Filled::Gone,
-        Ok(_) => Filled::Data,
+        Ok(read) => {
+            counters.add(Counter::BytesIn, read as u64);
+            Filled::Data
+        }
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => Filled::Nothing,
         Err(_) => Filled::Gone,
     }
@@ -41,9 +47,10 @@ pub fn fill_ready(
     ready: io::Result<()>,
     read_half: &OwnedReadHalf,
     buffer: &mut Vec<u8>,
+    counters: &Counters,
 ) -> Filled {
     match ready {
-        Ok(()) => fill(read_half, buffer),
+        Ok(()) => fill(read_half, buffer, counters),
         Err(_) => Filled::Gone,
     }
 }

@@ -10,11 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchyard_tests::{protocol_section, Server};
 
+use crate::host::admin;
 use crate::websocket_e2e::{Raw, CLOSE, TEXT};
-
-fn start(websocket_keys: &str) -> Server {
-    start_with("", websocket_keys)
-}
 
 fn start_with(server_keys: &str, websocket_keys: &str) -> Server {
     Server::start(&format!(
@@ -154,7 +151,7 @@ fn a_stalled_reader_is_closed_after_the_slow_consumer_timeout() {
     // 16 KB each: 16 MB per subscriber, well past what kernel buffers absorb for a client
     // that never reads (its receive window stays small; the server's send buffer is ≤ 4 MB).
     const PUBLISHES: usize = 1_000;
-    let server = start("slowConsumerTimeout = 1000");
+    let server = start_with("[server.admin]\nport = 0", "slowConsumerTimeout = 1000");
     let mut stalled = Raw::connect(&server);
     stalled.send(TEXT, SUBSCRIBE);
     assert_eq!(stalled.expect_frame().json()["status"], 200);
@@ -180,6 +177,51 @@ fn a_stalled_reader_is_closed_after_the_slow_consumer_timeout() {
         Duration::from_secs(30),
     );
     assert!(log.contains("queued_bytes"), "{log}");
+
+    // The plugin's own counters (ABI 1.2's `stats`), as `server:info` and `/metrics` show them:
+    // exactly one slow consumer closed, and every reader's notifications queued.
+    let mut asker = Raw::connect(&server);
+    asker.send(
+        TEXT,
+        br#"{"controller":"server","action":"info","requestId":"info"}"#,
+    );
+    let info = asker.expect_frame().json();
+    let stats = &info["result"]["serverInfo"]["kuzzle"]["protocols"]["websocket"]["stats"];
+    assert_eq!(stats["slowConsumersClosed"], 1, "{stats}");
+    assert_eq!(stats["idleClosed"], 0, "{stats}");
+    assert_eq!(stats["errorClosed"], 0, "{stats}");
+    let deliveries = stats["deliveries"].as_u64().expect("deliveries");
+    assert!(
+        deliveries >= (READERS * PUBLISHES) as u64
+            && deliveries <= ((READERS + 1) * PUBLISHES) as u64,
+        "{stats}"
+    );
+    assert!(
+        stats["bytesOut"].as_u64() > Some((READERS * PUBLISHES * 16 * 1024) as u64),
+        "{stats}"
+    );
+    assert!(
+        stats["bytesIn"].as_u64() > Some((PUBLISHES * 16 * 1024) as u64),
+        "{stats}"
+    );
+    let (status, metrics) = admin::get(&server, "GET /metrics HTTP/1.1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        admin::value(
+            &metrics,
+            r#"switchyard_protocol_connections_closed_total{protocol="websocket",reason="slow_consumer"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        admin::value(
+            &metrics,
+            r#"switchyard_protocol_deliveries_total{protocol="websocket"}"#
+        ),
+        Some(deliveries as f64),
+        "{metrics}"
+    );
 
     // The stalled client reads at last: what the kernel held, then the end (a 1011 close frame
     // unless a frame was cut short, which the server then finished instead).
