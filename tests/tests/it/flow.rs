@@ -295,3 +295,115 @@ fn a_publisher_paced_past_the_pacing_timeout_gets_503() {
     }
     panic!("2,000 publishes to a stalled subscriber were never paced");
 }
+
+/// One `realtime:publish` over HTTP on a new connection: (status, Kuzzle's answer).
+fn http_publish(address: &str, n: usize, pad: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let body = json!({"n": n, "pad": pad}).to_string();
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /i/c/_publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("an answer");
+    let status = response[9..12].parse().expect("a status");
+    let (_, content) = response.split_once("\r\n\r\n").expect("a body");
+    (
+        status,
+        serde_json::from_str(content).expect("a JSON answer"),
+    )
+}
+
+fn http_and_websocket(server_keys: &str, websocket_keys: &str) -> Server {
+    Server::start(&format!(
+        "[server]\n{server_keys}\n{}{}",
+        protocol_section(
+            "websocket",
+            "websocket",
+            &format!("port = 0\naddress = \"127.0.0.1\"\n{websocket_keys}")
+        ),
+        protocol_section("http", "http", "port = 0\naddress = \"127.0.0.1\"")
+    ))
+}
+
+/// Cross-protocol flow control: HTTP publishers' burst (4 at once, 160 KB of fan-out per
+/// publication) is paced by the WebSocket subscribers' pressure (marks far below what is in
+/// flight, each subscriber's hard cap at 1 MB), and every subscriber that reads gets every
+/// publication.
+#[test]
+fn http_publishers_are_paced_and_every_websocket_subscriber_gets_everything() {
+    const SUBSCRIBERS: usize = 10;
+    const PUBLISHERS: usize = 4;
+    const PUBLISHES: usize = 1_000;
+    let server = http_and_websocket(
+        "pacingTimeout = 60000",
+        "highWaterMark = \"256KB\"\nlowWaterMark = \"64KB\"\nmaxQueuedBytes = \"1MB\"",
+    );
+    let (ready_tx, ready) = mpsc::channel();
+    let subscribers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| reading_subscriber(&server, PUBLISHES, ready_tx.clone()))
+        .collect();
+    await_ready(&ready, SUBSCRIBERS);
+    let pad = "x".repeat(16 * 1024);
+    let address = server.address("http");
+    std::thread::scope(|scope| {
+        for publisher in 0..PUBLISHERS {
+            let (address, pad) = (&address, &pad);
+            scope.spawn(move || {
+                for n in (publisher..PUBLISHES).step_by(PUBLISHERS) {
+                    let (status, answer) = http_publish(address, n, pad);
+                    assert_eq!(status, 200, "publish {n}: {answer}");
+                }
+            });
+        }
+    });
+    for subscriber in subscribers {
+        let mut numbers = subscriber.join().expect("a subscriber");
+        numbers.sort_unstable();
+        assert_eq!(numbers, (0..PUBLISHES as u64).collect::<Vec<_>>());
+    }
+    assert!(
+        !server.log().contains("slow consumer closed"),
+        "{}",
+        server.log()
+    );
+}
+
+/// The 503 of a bounded wait reaches an HTTP publisher too: a WebSocket subscriber that never
+/// reads keeps its protocol congested, and the HTTP publisher's request is answered 503
+/// `api.process.overloaded` after `pacingTimeout`, never left waiting.
+#[test]
+fn an_http_publisher_paced_past_the_pacing_timeout_gets_503() {
+    let server = http_and_websocket(
+        "pacingTimeout = 500",
+        "highWaterMark = \"256KB\"\nlowWaterMark = \"64KB\"\nslowConsumerTimeout = 120000",
+    );
+    let mut stalled = Raw::connect(&server);
+    stalled.send(TEXT, SUBSCRIBE);
+    assert_eq!(stalled.expect_frame().json()["status"], 200);
+    let pad = "x".repeat(16 * 1024);
+    let address = server.address("http");
+    for n in 0..2_000 {
+        let sent = Instant::now();
+        let (status, answer) = http_publish(&address, n, &pad);
+        if status == 200 {
+            continue;
+        }
+        let waited = sent.elapsed();
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["status"], 503, "{answer}");
+        assert_eq!(answer["error"]["id"], "api.process.overloaded", "{answer}");
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+            "answered after {waited:?}"
+        );
+        return;
+    }
+    panic!("2,000 HTTP publishes to a stalled WebSocket subscriber were never paced");
+}
