@@ -2,13 +2,13 @@
 //! baselines that give each figure its meaning. Prints a table and writes JSON.
 //!
 //! ```text
-//! switchyard-bench ws-fanout       [--subscribers N] [--payload BYTES] [--window W]
+//! switchyard-bench ws-fanout       [--subscribers N] [--payload BYTES] [--window W | --burst N]
 //! switchyard-bench ws-rtt          [--connections C]
 //! switchyard-bench http            [--connections C] [--path /_now]
-//! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W] [--burst B]
-//!                                  [--via topics|kuzzle] [--broker HOST:PORT]
+//! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W | --burst N]
+//!                                  [--per-write P] [--via topics|kuzzle] [--broker HOST:PORT]
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
-//! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W]
+//! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W | --burst N]
 //! switchyard-bench connections     [--connections C]
 //! switchyard-bench documents       [--connections C]
 //! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--rounds N]
@@ -45,7 +45,9 @@ pub struct Settings {
     /// Messages a publisher may have in flight ahead of the average subscriber (default per
     /// scenario).
     pub window: Option<u64>,
-    /// Messages per publisher write (MQTT fan-out).
+    /// Messages per publisher write (MQTT fan-out, windowed mode).
+    pub per_write: Option<u64>,
+    /// Burst mode (fan-out): publish this many messages back to back, no window.
     pub burst: Option<u64>,
     /// The HTTP path requested (`http`; default `/_now`).
     pub path: Option<String>,
@@ -88,6 +90,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         connections: 0,
         payload: 100,
         window: None,
+        per_write: None,
         burst: None,
         path: None,
         via: None,
@@ -109,7 +112,14 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
             "--warmup" => settings.warmup = Duration::from_secs_f64(value()?.parse()?),
             "--payload" => settings.payload = value()?.parse()?,
             "--window" => settings.window = Some(value()?.parse()?),
-            "--burst" => settings.burst = Some(value()?.parse()?),
+            "--per-write" => settings.per_write = Some(value()?.parse()?),
+            "--burst" => {
+                let burst: u64 = value()?.parse()?;
+                if burst == 0 {
+                    bail!("--burst must be at least 1");
+                }
+                settings.burst = Some(burst);
+            }
             "--path" => settings.path = Some(value()?),
             "--rounds" => {
                 settings.rounds = value()?.parse()?;

@@ -219,3 +219,23 @@ fn documents_creates_then_gets_on_both_sides() {
         );
     }
 }
+
+/// Burst mode (`--burst`): the whole burst reaches every subscriber on both sides, and the
+/// record has the burst's figures.
+#[test]
+fn burst_mode_delivers_the_whole_burst_on_both_sides() {
+    for scenario in ["ws-fanout", "mqtt-fanout", "socketio-fanout"] {
+        let record = run(&[scenario, "--subscribers", "20", "--burst", "500"]);
+        assert_eq!(record["parameters"]["burst"], 500, "{record}");
+        for result in results(&record) {
+            assert_eq!(result["burst"], 500, "{result}");
+            assert_eq!(result["deliveries"], 10_000, "{result}");
+            assert_eq!(result["lost"], 0, "{result}");
+            assert_eq!(result["delivered_percent"], 100.0, "{result}");
+            assert_eq!(result["worst_subscriber_percent"], 100.0, "{result}");
+            assert_eq!(result["subscribers_disconnected"], 0, "{result}");
+            assert!(result["seconds_to_deliver"].as_f64().unwrap() > 0.0);
+            assert!(result["peak_rss_growth_mb"].is_number(), "{result}");
+        }
+    }
+}

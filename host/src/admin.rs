@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_plugin_api::StatId;
+
 use crate::config::AdminConfig;
 use crate::entry_point::EntryPoint;
+use crate::plugin::registry::{ProtocolSlot, ProtocolStats};
 
 mod page;
 pub mod warnings;
@@ -184,6 +187,74 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|address| address.is_loopback())
 }
 
+/// The counters each protocol reports itself (ABI 1.2's `stats` hook, asked now): closes by
+/// reason, deliveries, bytes in and out, queued bytes. A plugin that predates the hook has no
+/// series.
+fn protocol_stats(out: &mut String, protocols: &[Arc<ProtocolSlot>]) {
+    let reported: Vec<(String, ProtocolStats)> = protocols
+        .iter()
+        .filter_map(|protocol| Some((label(&protocol.name), protocol.stats()?)))
+        .collect();
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        out,
+        "switchyard_protocol_connections_closed_total",
+        "counter",
+        "Connections the protocol closed itself, by reason (as the plugin counts them).",
+    );
+    for (name, stats) in &reported {
+        for (stat, reason) in [
+            (StatId::CLOSED_SLOW_CONSUMER, "slow_consumer"),
+            (StatId::CLOSED_IDLE, "idle"),
+            (StatId::CLOSED_RATE_LIMIT, "rate_limit"),
+            (StatId::CLOSED_ERROR, "error"),
+        ] {
+            if let Some(value) = stats.get(stat) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_protocol_connections_closed_total{{protocol=\"{name}\",reason=\"{reason}\"}} {value}"
+                );
+            }
+        }
+    }
+    let simple = [
+        (
+            StatId::DELIVERIES,
+            "switchyard_protocol_deliveries_total",
+            "counter",
+            "Notification frames the protocol queued for its clients (one per member per channel).",
+        ),
+        (
+            StatId::BYTES_IN,
+            "switchyard_protocol_received_bytes_total",
+            "counter",
+            "Bytes the protocol read from its clients.",
+        ),
+        (
+            StatId::BYTES_OUT,
+            "switchyard_protocol_sent_bytes_total",
+            "counter",
+            "Bytes the protocol wrote to its clients.",
+        ),
+        (
+            StatId::QUEUED_BYTES,
+            "switchyard_protocol_queued_bytes",
+            "gauge",
+            "Bytes queued for the protocol's clients now.",
+        ),
+    ];
+    for (stat, metric, kind, help) in simple {
+        family(out, metric, kind, help);
+        for (name, stats) in &reported {
+            if let Some(value) = stats.get(stat) {
+                let _ = writeln!(out, "{metric}{{protocol=\"{name}\"}} {value}");
+            }
+        }
+    }
+}
+
 /// A label value, escaped as the text format wants.
 fn label(value: &str) -> String {
     value
@@ -319,6 +390,8 @@ pub fn prometheus(entry: &EntryPoint) -> String {
             snapshot.connections(index).1
         );
     }
+
+    protocol_stats(&mut out, protocols);
 
     family(
         &mut out,

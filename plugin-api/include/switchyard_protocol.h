@@ -1,5 +1,5 @@
 /*
- * switchyard_protocol.h: Switchyard's protocol plugin ABI for C, version 1.1.
+ * switchyard_protocol.h: Switchyard's protocol plugin ABI for C, version 1.2.
  *
  * A protocol plugin written in C (or any language that can export a C function) is a shared
  * library that exports ONE symbol, `switchyard_protocol_entry`, returning a pointer to a
@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define SWITCHYARD_ABI_MAJOR 1
-#define SWITCHYARD_ABI_MINOR 1
+#define SWITCHYARD_ABI_MINOR 2
 /* What `switchyard_protocol.abi_version` must hold. */
 #define SWITCHYARD_ABI_VERSION ((uint32_t)((SWITCHYARD_ABI_MAJOR << 16) | SWITCHYARD_ABI_MINOR))
 /* The one symbol the host looks up. */
@@ -70,6 +70,20 @@ typedef struct switchyard_str {
  * REQUESTED: new reasons may come in a minor version. */
 #define SWITCHYARD_DISCONNECT_SHUTDOWN 1u  /* the client should reconnect later */
 #define SWITCHYARD_DISCONNECT_REQUESTED 2u /* the host wants this connection gone */
+
+/* What a `stats` hook reports (since 1.2): counters are totals since `init`, gauges are values
+ * now. The host ignores ids it does not know; report only those you keep. */
+#define SWITCHYARD_STAT_CLOSED_SLOW_CONSUMER 1u /* counter: closed as too slow */
+#define SWITCHYARD_STAT_CLOSED_IDLE 2u          /* counter: closed as idle */
+#define SWITCHYARD_STAT_CLOSED_RATE_LIMIT 3u    /* counter: closed past a rate limit */
+#define SWITCHYARD_STAT_CLOSED_ERROR 4u         /* counter: closed on a protocol error */
+#define SWITCHYARD_STAT_DELIVERIES 5u           /* counter: notification frames queued */
+#define SWITCHYARD_STAT_BYTES_IN 6u             /* counter: bytes read from clients */
+#define SWITCHYARD_STAT_BYTES_OUT 7u            /* counter: bytes written to clients */
+#define SWITCHYARD_STAT_QUEUED_BYTES 8u         /* gauge: bytes queued for clients now */
+
+/* Records one figure; valid only during the `stats` call that received it, on its thread. */
+typedef void (*switchyard_stat_fn)(void *sink, uint32_t stat, uint64_t value);
 
 /* The answer to one `execute`, borrowed for the duration of the callback. */
 typedef struct switchyard_response {
@@ -111,6 +125,10 @@ typedef struct switchyard_host_api {
     int32_t (*is_shutting_down)(void *host);
     /* Where this instance listens ("tcp://127.0.0.1:7600"), for the ready line. */
     void (*announce_listener)(void *host, switchyard_str address);
+    /* Since 1.2 (present when `size` covers it): this instance's queued outgoing bytes passed
+     * its high-water mark (non-zero) or drained below its low-water mark (0); the host paces the
+     * requests that fan out meanwhile. Call it on crossings only. */
+    void (*report_pressure)(void *host, int32_t congested);
 } switchyard_host_api;
 
 /* The host as one protocol instance sees it: pass `context` back on every call. */
@@ -164,6 +182,10 @@ typedef struct switchyard_protocol {
     /* Closes `connection` (SWITCHYARD_DISCONNECT_*); call `remove_connection` once closed. */
     int32_t (*disconnect)(void *instance, switchyard_connection_id connection, uint32_t reason,
                           switchyard_str message);
+    /* Since 1.2, optional (NULL: the plugin reports no counters): calls `record(sink, id,
+     * value)` for each SWITCHYARD_STAT_* it keeps. Called when the host is asked for its
+     * metrics, from any host thread: sum what you count, do not block. 0 on success. */
+    int32_t (*stats)(void *instance, switchyard_stat_fn record, void *sink);
 } switchyard_protocol;
 
 /* Exports a symbol from a library built with -fvisibility=hidden. */

@@ -116,6 +116,45 @@ impl BuildFlags {
     }
 }
 
+/// A counter or gauge a protocol reports through its `stats` hook (since 1.2).
+///
+/// Counters are totals since the instance started (the host exports them as Prometheus
+/// counters); gauges are values now. New ids may be added in a minor version: the host ignores
+/// ids it does not know, and a plugin reports only the ones it keeps.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct StatId(pub u32);
+
+impl StatId {
+    /// Counter: connections closed as slow consumers (queue cap, total cap, stalled writes).
+    pub const CLOSED_SLOW_CONSUMER: StatId = StatId(1);
+    /// Counter: connections closed by the protocol because they were idle too long.
+    pub const CLOSED_IDLE: StatId = StatId(2);
+    /// Counter: connections closed because they exceeded a rate limit.
+    pub const CLOSED_RATE_LIMIT: StatId = StatId(3);
+    /// Counter: connections closed on a protocol error (malformed frames, violations).
+    pub const CLOSED_ERROR: StatId = StatId(4);
+    /// Counter: notification frames queued for delivery (one per member per channel).
+    pub const DELIVERIES: StatId = StatId(5);
+    /// Counter: bytes read from clients.
+    pub const BYTES_IN: StatId = StatId(6);
+    /// Counter: bytes written to clients.
+    pub const BYTES_OUT: StatId = StatId(7);
+    /// Gauge: bytes queued for clients now, in all of the instance's queues.
+    pub const QUEUED_BYTES: StatId = StatId(8);
+}
+
+/// Where a `stats` hook writes its figures: `record(context, id, value)` once per figure,
+/// during the call only. Owned by the host.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct FfiStatsSink {
+    /// Records one figure; callable only during the `stats` call, on its thread.
+    pub record: extern "C" fn(context: *mut c_void, stat: StatId, value: u64),
+    /// The host's state for `record`; the plugin never looks inside.
+    pub context: *mut c_void,
+}
+
 /// A plugin's description of itself, read by the host before `init`.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, Debug)]
@@ -291,6 +330,10 @@ pub struct ProtocolModule {
     /// plugins.
     #[sabi(missing_field(option))]
     pub build: BuildFlags,
+    /// Since 1.2: writes the instance's counters into `sink` (called on scrape, from any host
+    /// thread). Absent (`None`) in 1.0 and 1.1 plugins, which report none.
+    #[sabi(missing_field(option))]
+    pub stats: extern "C" fn(instance: FfiInstance, sink: FfiStatsSink) -> FfiHookResult,
 }
 
 impl RootModule for ProtocolModuleRef {
@@ -416,5 +459,69 @@ pub mod v1_0 {
         const BASE_NAME: &'static str = ROOT_MODULE_NAME;
         const NAME: &'static str = ROOT_MODULE_NAME;
         const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+    }
+}
+
+/// The root module as plugin-api 1.1 declared it (1.0's plus `build`), frozen: the host checks
+/// a plugin whose root module stops at `build` against this layout. Never edit this type.
+pub mod v1_1 {
+    use abi_stable::{
+        declare_root_module_statics, library::RootModule, sabi_types::VersionStrings,
+        std_types::RResult, StableAbi,
+    };
+
+    use super::{BuildFlags, ConnectionId, DisconnectReason, ROOT_MODULE_NAME};
+    use super::{FfiHookError, FfiHookResult, FfiHost, FfiInitArgs, FfiInstance, PluginInfo};
+    use abi_stable::std_types::{RSlice, RStr};
+
+    /// plugin-api 1.1's root module: info, the six hooks and `build`.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = ProtocolModuleRef)))]
+    #[sabi(missing_field(panic))]
+    #[allow(missing_docs)]
+    pub struct ProtocolModule {
+        pub info: PluginInfo,
+        pub init: extern "C" fn(
+            host: FfiHost,
+            args: FfiInitArgs<'_>,
+        ) -> RResult<FfiInstance, FfiHookError>,
+        pub broadcast: extern "C" fn(
+            instance: FfiInstance,
+            channels: RSlice<'_, RStr<'_>>,
+            payload: RStr<'_>,
+        ) -> FfiHookResult,
+        pub notify: extern "C" fn(
+            instance: FfiInstance,
+            connection: ConnectionId,
+            channels: RSlice<'_, RStr<'_>>,
+            payload: RStr<'_>,
+        ) -> FfiHookResult,
+        pub join_channel: extern "C" fn(
+            instance: FfiInstance,
+            channel: RStr<'_>,
+            connection: ConnectionId,
+        ) -> FfiHookResult,
+        pub leave_channel: extern "C" fn(
+            instance: FfiInstance,
+            channel: RStr<'_>,
+            connection: ConnectionId,
+        ) -> FfiHookResult,
+        #[sabi(last_prefix_field)]
+        pub disconnect: extern "C" fn(
+            instance: FfiInstance,
+            connection: ConnectionId,
+            reason: DisconnectReason,
+            message: RStr<'_>,
+        ) -> FfiHookResult,
+        #[sabi(missing_field(option))]
+        pub build: BuildFlags,
+    }
+
+    impl RootModule for ProtocolModuleRef {
+        declare_root_module_statics! {ProtocolModuleRef}
+        const BASE_NAME: &'static str = ROOT_MODULE_NAME;
+        const NAME: &'static str = ROOT_MODULE_NAME;
+        const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.1.0");
     }
 }

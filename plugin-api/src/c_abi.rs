@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_void};
 /// `SWITCHYARD_ABI_MAJOR`.
 pub const C_ABI_MAJOR: u32 = 1;
 /// `SWITCHYARD_ABI_MINOR`: the C ABI is part of plugin-api and shares its version.
-pub const C_ABI_MINOR: u32 = 1;
+pub const C_ABI_MINOR: u32 = 2;
 /// `SWITCHYARD_ABI_VERSION`: `(major << 16) | minor`.
 pub const C_ABI_VERSION: u32 = (C_ABI_MAJOR << 16) | C_ABI_MINOR;
 /// `SWITCHYARD_PROTOCOL_ENTRY_NAME`: the one symbol the host looks up.
@@ -95,6 +95,8 @@ pub struct CAbiHostApi {
     pub is_shutting_down: extern "C" fn(host: *mut c_void) -> i32,
     /// Where this instance listens.
     pub announce_listener: extern "C" fn(host: *mut c_void, address: CAbiStr),
+    /// Since 1.2: congestion crossings (non-zero: congested).
+    pub report_pressure: extern "C" fn(host: *mut c_void, congested: i32),
 }
 
 /// `switchyard_host`.
@@ -150,6 +152,12 @@ pub type CAbiChannelHook =
 pub type CAbiDisconnect =
     extern "C" fn(instance: *mut c_void, connection: u64, reason: u32, message: CAbiStr) -> i32;
 
+/// `switchyard_stat_fn`: records one figure of a `stats` call.
+pub type CAbiStatFn = extern "C" fn(sink: *mut c_void, stat: u32, value: u64);
+/// `stats` (since 1.2, optional).
+pub type CAbiStats =
+    extern "C" fn(instance: *mut c_void, record: CAbiStatFn, sink: *mut c_void) -> i32;
+
 /// `switchyard_protocol`: what `switchyard_protocol_entry` returns.
 #[repr(C)]
 #[derive(Debug)]
@@ -174,6 +182,8 @@ pub struct CAbiProtocol {
     pub leave_channel: Option<CAbiChannelHook>,
     /// `disconnect`.
     pub disconnect: Option<CAbiDisconnect>,
+    /// `stats` (since 1.2; NULL or beyond `size`: no counters).
+    pub stats: Option<CAbiStats>,
 }
 
 /// The entry symbol's type.
@@ -208,7 +218,8 @@ pub fn layouts() -> Vec<CLayout> {
                 execute,
                 log,
                 is_shutting_down,
-                announce_listener
+                announce_listener,
+                report_pressure
             ]
         ),
         layout!("switchyard_host", CAbiHost, [api, context]),
@@ -230,7 +241,8 @@ pub fn layouts() -> Vec<CLayout> {
                 notify,
                 join_channel,
                 leave_channel,
-                disconnect
+                disconnect,
+                stats
             ]
         ),
     ]

@@ -17,9 +17,9 @@ use abi_stable::{
 
 use crate::abi::{
     BuildFlags, ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs,
-    FfiInstance, FfiResponse, PluginInfo, ProtocolModule, ProtocolModuleRef,
+    FfiInstance, FfiResponse, FfiStatsSink, PluginInfo, ProtocolModule, ProtocolModuleRef,
 };
-use crate::sdk::{Channels, Host, InitConfig, Protocol, Response};
+use crate::sdk::{Channels, Host, InitConfig, Protocol, Response, StatsSink};
 
 /// A plugin's name and version; `export_protocol!` implements it.
 pub trait ProtocolInfo {
@@ -61,6 +61,7 @@ fn root_module<P: Protocol + ProtocolInfo>() -> ProtocolModuleRef {
         leave_channel: leave_channel_trampoline::<P>,
         disconnect: disconnect_trampoline::<P>,
         build: BuildFlags::new(P::PANIC_UNWIND),
+        stats: stats_trampoline::<P>,
     }
     .leak_into_prefix()
 }
@@ -237,6 +238,19 @@ extern "C" fn disconnect_trampoline<P: Protocol>(
         // SAFETY: see the comment above the hooks.
         let protocol = unsafe { instance::<P>(handle) };
         protocol.disconnect(connection, reason, message.as_str());
+        Ok(())
+    })
+}
+
+extern "C" fn stats_trampoline<P: Protocol>(
+    handle: FfiInstance,
+    sink: FfiStatsSink,
+) -> FfiHookResult {
+    guard(|| {
+        // SAFETY: see the comment above the hooks.
+        let protocol = unsafe { instance::<P>(handle) };
+        let mut record = crate::sdk::ffi_sink_record(sink);
+        protocol.stats(&mut StatsSink::new(&mut record));
         Ok(())
     })
 }

@@ -27,9 +27,9 @@ pub mod net;
 pub mod runtime;
 pub mod sdk;
 
-pub use abi::{ConnectionId, DisconnectReason, LogLevel, INTERFACE_VERSION};
+pub use abi::{ConnectionId, DisconnectReason, LogLevel, StatId, INTERFACE_VERSION};
 pub use sdk::{
-    Backend, BoxError, Channels, Host, InitConfig, Protocol, Response, ResponseCallback,
+    Backend, BoxError, Channels, Host, InitConfig, Protocol, Response, ResponseCallback, StatsSink,
 };
 
 #[doc(hidden)]

@@ -9,7 +9,10 @@ use std::fmt;
 use abi_stable::std_types::{RSlice, RStr};
 use serde::de::DeserializeOwned;
 
-use crate::abi::{ConnectionId, DisconnectReason, FfiCallback, FfiHost, FfiResponse, LogLevel};
+use crate::abi::{
+    ConnectionId, DisconnectReason, FfiCallback, FfiHost, FfiResponse, FfiStatsSink, LogLevel,
+    StatId,
+};
 
 /// Any error, as `init` returns it; only its text crosses the boundary.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -42,6 +45,42 @@ pub trait Protocol: Sized + Send + Sync + 'static {
 
     /// Closes `connection`; `reason` says why (`SHUTDOWN`: the client should come back later).
     fn disconnect(&self, connection: ConnectionId, reason: DisconnectReason, message: &str);
+
+    /// Writes this instance's counters into `sink` (since 1.2): the host calls it when it is
+    /// asked for them (`server:info`, `/metrics`), from any host thread. Keep the counting
+    /// cheap where it happens and the summing here. The default reports nothing.
+    fn stats(&self, sink: &mut StatsSink<'_>) {
+        let _ = sink;
+    }
+}
+
+/// Where [`Protocol::stats`] writes its figures (see [`StatId`] for what each means).
+pub struct StatsSink<'a> {
+    record: &'a mut dyn FnMut(StatId, u64),
+}
+
+impl<'a> StatsSink<'a> {
+    /// A sink that hands every figure to `record` (the SDK's trampoline, or a test).
+    pub fn new(record: &'a mut dyn FnMut(StatId, u64)) -> StatsSink<'a> {
+        StatsSink { record }
+    }
+
+    /// Reports `value` for `stat`: a total since start for a counter, the current value for a
+    /// gauge.
+    pub fn record(&mut self, stat: StatId, value: u64) {
+        (self.record)(stat, value)
+    }
+}
+
+impl fmt::Debug for StatsSink<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatsSink").finish_non_exhaustive()
+    }
+}
+
+/// The host's sink as a closure: each figure goes to `sink.record` during the hook.
+pub(crate) fn ffi_sink_record(sink: FfiStatsSink) -> impl FnMut(StatId, u64) {
+    move |stat, value| (sink.record)(sink.context, stat, value)
 }
 
 /// The channels of a `broadcast` or `notify`, borrowed for the call.

@@ -4,7 +4,9 @@
 //! `Instance` takes channels as iterators, so tests and benches call the hooks with plain
 //! strings; the ABI's `Channels` only exist inside a hook call.
 
-use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_api::{
+    BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
+};
 
 /// One running instance of a protocol: what `init` returns and what the hooks reach.
 pub trait Instance: Sized + Send + Sync + 'static {
@@ -31,6 +33,10 @@ pub trait Instance: Sized + Send + Sync + 'static {
 
     /// The `disconnect` hook: close the connection after what is queued.
     fn disconnect(&self, connection: ConnectionId, reason: DisconnectReason, message: &str);
+
+    /// The `stats` hook: the instance's counters (usually its pressure's,
+    /// `Pressure::report_stats`). Default: none.
+    fn stats(&self, _sink: &mut StatsSink<'_>) {}
 }
 
 /// Declares the plugin's type, `$name`, holding one `$instance` (an `Instance`), and implements
@@ -87,6 +93,10 @@ macro_rules! protocol {
                 message: &str,
             ) {
                 $crate::instance::Instance::disconnect(&self.instance, connection, reason, message);
+            }
+
+            fn stats(&self, sink: &mut $crate::__api::StatsSink<'_>) {
+                $crate::instance::Instance::stats(&self.instance, sink);
             }
         }
     };

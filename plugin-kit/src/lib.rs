@@ -13,6 +13,8 @@
 //!   crossing the high- and low-water marks; slow-consumer warnings.
 //! - `flow` — flow-control settings shared by every protocol, and the per-connection count of
 //!   requests awaiting their answers that pauses reading.
+//! - `stats` — the instance's own counters (closes by reason, deliveries, bytes), per thread,
+//!   summed when the host asks (the `stats` hook).
 //! - `socket` — reading a socket into a connection's buffer; a read loop's idle deadline.
 //! - `request` — checks on a request's text (one JSON object, its `requestId`).
 //! - `registry` — connections and channel memberships, O(1) per join and leave.
@@ -30,6 +32,7 @@ pub mod registry;
 pub mod request;
 pub mod server;
 pub mod socket;
+pub mod stats;
 pub mod writer;
 pub mod ws;
 

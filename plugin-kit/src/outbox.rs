@@ -207,6 +207,7 @@ impl Outbox {
         let pushed = self.push_inner(frame, batch.over_total);
         if pushed == Pushed::Queued {
             batch.bytes += len;
+            batch.frames += 1;
         }
         pushed
     }

@@ -12,14 +12,17 @@
 //! them first: the total is signed and may dip below zero for that moment.
 //!
 //! Also here, because it is per protocol too: the cap on all queued bytes
-//! (`maxTotalQueuedBytes`), and the rate-limited warning for every slow consumer closed.
+//! (`maxTotalQueuedBytes`), the rate-limited warning for every slow consumer closed, and the
+//! instance's counters (`stats.rs`), which every outbox and writer already reaches from here.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::stats::{Counter, Counters};
 
 /// Default high-water mark: 64 MB queued in all of a protocol's outboxes.
 pub const DEFAULT_HIGH_WATER_MARK: u64 = 64 * 1024 * 1024;
@@ -76,8 +79,8 @@ pub struct Pressure {
     report: Box<dyn Fn(bool) + Send + Sync>,
     /// Wakes the plugin's own publishers paused by congestion (MQTT's pub/sub).
     relieved: Notify,
-    /// Slow consumers closed so far.
-    slow_closed: AtomicU64,
+    /// The instance's counters (closes, deliveries, bytes), per thread.
+    counters: Counters,
     warn_log: Mutex<WarnLog>,
 }
 
@@ -119,7 +122,7 @@ impl Pressure {
             marks,
             report: Box::new(report),
             relieved: Notify::new(),
-            slow_closed: AtomicU64::new(0),
+            counters: Counters::new(),
             warn_log: Mutex::new(WarnLog::default()),
         }
     }
@@ -151,7 +154,18 @@ impl Pressure {
 
     /// Slow consumers closed since start.
     pub fn slow_consumers_closed(&self) -> u64 {
-        self.slow_closed.load(Ordering::Relaxed)
+        self.counters.get(Counter::ClosedSlowConsumer)
+    }
+
+    /// The instance's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Writes the instance's counters and its queued bytes into the host's sink (the `stats`
+    /// hook).
+    pub fn report_stats(&self, sink: &mut switchyard_plugin_api::StatsSink<'_>) {
+        self.counters.report(sink, self.queued_bytes());
     }
 
     /// `bytes` were queued.
@@ -224,6 +238,7 @@ impl Pressure {
         Batch {
             pressure: self,
             bytes: 0,
+            frames: 0,
             over_total: self.over_total(),
         }
     }
@@ -236,7 +251,7 @@ impl Pressure {
         queued_bytes: usize,
         why: &str,
     ) {
-        self.slow_closed.fetch_add(1, Ordering::Relaxed);
+        self.counters.add(Counter::ClosedSlowConsumer, 1);
         let now = Instant::now();
         let mut log = self.warn_log.lock();
         if log
@@ -265,6 +280,8 @@ pub struct Batch<'a> {
     pressure: &'a Pressure,
     /// Bytes queued so far.
     pub(crate) bytes: usize,
+    /// Frames queued so far: the fan-out's deliveries.
+    pub(crate) frames: u64,
     /// The total was past `maxTotalQueuedBytes` when the fan-out began.
     pub(crate) over_total: bool,
 }
@@ -276,15 +293,18 @@ impl Batch<'_> {
         self.over_total
     }
 
-    /// `bytes` more were queued (for a protocol whose queues are not the kit's outboxes).
+    /// One more frame of `bytes` was queued (for a protocol whose queues are not the kit's
+    /// outboxes).
     pub fn count(&mut self, bytes: usize) {
         self.bytes += bytes;
+        self.frames += 1;
     }
 }
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
         self.pressure.add(self.bytes);
+        self.pressure.counters.add(Counter::Deliveries, self.frames);
     }
 }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Sleep;
 
+use crate::stats::{Counter, Counters};
+
 /// Read granularity; connections free their buffer whenever no partial message is left in it.
 pub const READ_CHUNK: usize = 16 * 1024;
 
@@ -30,17 +32,19 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
-/// Appends what `read_half` has to `buffer` (call it once the socket is readable).
+/// Appends what `read_half` has to `buffer` (call it once the socket is readable), counting
+/// the bytes in `counters` (`BytesIn`).
 ///
 /// A connection without a buffer reads into its thread's scratch buffer first: a spurious
 /// wake-up then allocates nothing, and a small message gets a buffer of its own size instead
 /// of a `READ_CHUNK` one that is freed as soon as the message is handled.
-pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>) -> Filled {
+pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>, counters: &Counters) -> Filled {
     if buffer.capacity() == 0 {
         return SCRATCH.with_borrow_mut(|scratch| match read_half.try_read(scratch) {
             Ok(0) => Filled::Gone,
             Ok(read) => {
                 buffer.extend_from_slice(&scratch[..read]);
+                counters.add(Counter::BytesIn, read as u64);
                 Filled::Data
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Filled::Nothing,
@@ -52,7 +56,10 @@ pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>) -> Filled {
     }
     match read_half.try_read_buf(buffer) {
         Ok(0) => Filled::Gone,
-        Ok(_) => Filled::Data,
+        Ok(read) => {
+            counters.add(Counter::BytesIn, read as u64);
+            Filled::Data
+        }
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => Filled::Nothing,
         Err(_) => Filled::Gone,
     }
@@ -63,9 +70,10 @@ pub fn fill_ready(
     ready: io::Result<()>,
     read_half: &OwnedReadHalf,
     buffer: &mut Vec<u8>,
+    counters: &Counters,
 ) -> Filled {
     match ready {
-        Ok(()) => fill(read_half, buffer),
+        Ok(()) => fill(read_half, buffer, counters),
         Err(_) => Filled::Gone,
     }
 }

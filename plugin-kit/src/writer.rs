@@ -13,6 +13,7 @@ use bytes::{Buf, Bytes};
 use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::outbox::{Outbox, Taken};
+use crate::stats::{Counter, Counters};
 
 /// Frames per `writev` (Linux allows 1024; 64 already amortizes the syscall ~50-fold).
 pub const MAX_SLICES: usize = 64;
@@ -23,6 +24,7 @@ pub const MAX_SLICES: usize = 64;
 pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, owner: Arc<T>) {
     let outbox = (*owner).as_ref();
     let stall = outbox.limits().slow_consumer_timeout;
+    let counters = outbox.pressure().counters();
     let mut batch = VecDeque::new();
     // The front frame of `batch` is partly written.
     let mut partial = false;
@@ -35,13 +37,16 @@ pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, o
                 outbox.writer_wait().await;
                 continue;
             }
-            Taken::Frames => write_within(&write_half, &mut batch, stall, &mut partial).await,
+            Taken::Frames => {
+                write_within(&write_half, &mut batch, stall, &mut partial, counters).await
+            }
             Taken::Close(last) => {
                 if !last.is_empty() {
                     batch.push_back(last);
                 }
                 if !batch.is_empty() {
-                    let _ = write_within(&write_half, &mut batch, stall, &mut partial).await;
+                    let _ =
+                        write_within(&write_half, &mut batch, stall, &mut partial, counters).await;
                 }
                 return;
             }
@@ -61,7 +66,7 @@ pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, o
                     }
                 }
                 // The reader drops the socket after its close timeout if this never ends.
-                let _ = write_within(&write_half, &mut batch, stall, &mut partial).await;
+                let _ = write_within(&write_half, &mut batch, stall, &mut partial, counters).await;
                 return;
             }
             Err(_) => {
@@ -72,25 +77,32 @@ pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, o
     }
 }
 
-/// Writes every frame of `batch`, emptying it.
-pub async fn write_all(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<()> {
+/// Writes every frame of `batch`, emptying it; the bytes written are counted in `counters`.
+pub async fn write_all(
+    write_half: &OwnedWriteHalf,
+    batch: &mut VecDeque<Bytes>,
+    counters: &Counters,
+) -> io::Result<()> {
     let mut partial = false;
-    write_within(write_half, batch, Duration::MAX, &mut partial).await
+    write_within(write_half, batch, Duration::MAX, &mut partial, counters).await
 }
 
 /// Writes every frame of `batch`, emptying it, unless the socket takes nothing for `stall`
 /// (then `TimedOut`, with what is left in `batch` and `partial` saying whether its front frame
-/// is partly written).
+/// is partly written). The bytes written are counted in `counters` (`BytesOut`), once per
+/// system call, in this thread's cells.
 pub async fn write_within(
     write_half: &OwnedWriteHalf,
     batch: &mut VecDeque<Bytes>,
     stall: Duration,
     partial: &mut bool,
+    counters: &Counters,
 ) -> io::Result<()> {
     while !batch.is_empty() {
         // Without readiness this returns `WouldBlock` without a system call.
         match write_some(write_half, batch) {
-            Ok(front_partial) => {
+            Ok((written, front_partial)) => {
+                counters.add(Counter::BytesOut, written as u64);
                 *partial = front_partial;
                 continue;
             }
@@ -108,16 +120,20 @@ pub async fn write_within(
 }
 
 /// One `writev` of the front of `batch`; written frames are popped, a partly written one is
-/// advanced (then returns true). Not async, so its slice array lives on the stack, not in every
-/// connection's future.
-fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<bool> {
+/// advanced. Returns the bytes written and whether the front frame is now partly written. Not
+/// async, so its slice array lives on the stack, not in every connection's future.
+fn write_some(
+    write_half: &OwnedWriteHalf,
+    batch: &mut VecDeque<Bytes>,
+) -> io::Result<(usize, bool)> {
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
     let count = batch
         .iter()
         .zip(slices.iter_mut())
         .map(|(frame, slice)| *slice = IoSlice::new(frame))
         .count();
-    let mut written = write_half.try_write_vectored(&slices[..count])?;
+    let total = write_half.try_write_vectored(&slices[..count])?;
+    let mut written = total;
     if written == 0 {
         return Err(io::ErrorKind::WriteZero.into());
     }
@@ -130,8 +146,8 @@ fn write_some(write_half: &OwnedWriteHalf, batch: &mut VecDeque<Bytes>) -> io::R
             batch.pop_front();
         } else {
             front.advance(written);
-            return Ok(true);
+            return Ok((total, true));
         }
     }
-    Ok(false)
+    Ok((total, false))
 }

@@ -6,6 +6,7 @@
 //! its name in `SCENARIOS` and `run`, a line in `usage.txt`, a smoke test in
 //! `tests/smoke.rs`, and its figures in `BENCHMARKS.md`.
 
+mod burst;
 mod documents;
 mod http;
 mod mqtt;

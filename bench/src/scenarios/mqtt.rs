@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::{cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET};
+use super::{burst, cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET};
 use crate::mqttclient::{encode_publish, MqttClient};
 use crate::target::{Kind, Protocol, Running};
 use crate::wsclient::timestamp;
@@ -44,6 +44,8 @@ struct Fanout {
     publisher_waiting: AtomicBool,
     wake: Notify,
     latency: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Deliveries per subscriber (burst mode's worst subscriber).
+    per_subscriber: Vec<AtomicU64>,
 }
 
 /// `mqtt-fanout`.
@@ -68,7 +70,8 @@ pub fn mqtt_fanout(settings: &Settings) -> anyhow::Result<Value> {
             "subscribers": settings.subscribers,
             "payload_bytes": settings.payload,
             "window": window(settings),
-            "burst": burst(settings),
+            "per_write": per_write(settings),
+            "burst": settings.burst,
             "qos": 0,
             "via": via.name(),
             "seconds": settings.seconds.as_secs_f64(),
@@ -85,9 +88,9 @@ fn window(settings: &Settings) -> u64 {
 }
 
 /// Messages per publisher write (default 16, at most the window).
-fn burst(settings: &Settings) -> u64 {
+fn per_write(settings: &Settings) -> u64 {
     settings
-        .burst
+        .per_write
         .unwrap_or(16)
         .clamp(1, window(settings).max(1))
 }
@@ -104,6 +107,9 @@ fn fanout_once(server: &Running, via: Via, settings: &Settings) -> anyhow::Resul
         publisher_waiting: AtomicBool::new(false),
         wake: Notify::new(),
         latency: histogram(),
+        per_subscriber: (0..settings.subscribers)
+            .map(|_| AtomicU64::new(0))
+            .collect(),
     });
     let (setup_sender, setup_errors) = std::sync::mpsc::channel::<String>();
     let subscribers = {
@@ -135,6 +141,22 @@ fn fanout_once(server: &Running, via: Via, settings: &Settings) -> anyhow::Resul
     // The runtime outlives the drain below, so the publisher's connection is not torn down (and
     // possibly reset, discarding its last publications) before they have been delivered.
     let publisher_runtime = runtime();
+    if let Some(burst) = settings.burst {
+        let record = publisher_runtime.block_on(publish_burst(
+            server,
+            via,
+            settings,
+            burst,
+            &shared,
+            &setup_errors,
+        ));
+        drop(subscribers);
+        drop(publisher_runtime);
+        return record.map(|mut record| {
+            record["via"] = json!(via.name());
+            record
+        });
+    }
     let outcome =
         publisher_runtime.block_on(publish(server, via, settings, &shared, &setup_errors));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
@@ -201,6 +223,7 @@ async fn count(client: MqttClient, number: usize, shared: Arc<Fanout>) {
         .read_batches(|event| {
             let Some(packet) = event else {
                 if counted > 0 {
+                    shared.per_subscriber[number].fetch_add(counted, Ordering::Relaxed);
                     shared.received.fetch_add(counted, Ordering::AcqRel);
                     counted = 0;
                     if shared.publisher_waiting.load(Ordering::Acquire) {
@@ -270,7 +293,7 @@ async fn publish(
     // `realtime:publish` answers come back to the publisher: read and drop them.
     tokio::spawn(async move { reader.read_packets(|_| true).await });
 
-    let (window, burst) = (window(settings), burst(settings));
+    let (window, burst) = (window(settings), per_write(settings));
     let measure_from = settings.warmup;
     let stop_at = settings.warmup + settings.seconds;
     let mut sent = 0u64;
@@ -315,4 +338,59 @@ async fn publish(
     let deliveries = shared.received.load(Ordering::Acquire) - base;
     let cpu = cpu_figures(cpu_before, server.cpu_seconds(), deliveries);
     Ok((sent, deliveries, started.elapsed(), cpu))
+}
+
+/// Burst mode: writes `burst` messages back to back (64 a write), then waits for their
+/// deliveries; the record is `burst::record`'s.
+async fn publish_burst(
+    server: &Running,
+    via: Via,
+    settings: &Settings,
+    burst: u64,
+    shared: &Fanout,
+    setup_errors: &std::sync::mpsc::Receiver<String>,
+) -> anyhow::Result<Value> {
+    let ready_until = Instant::now() + Duration::from_secs(60);
+    while shared.ready.load(Ordering::Acquire) < shared.subscribers as usize {
+        if let Ok(error) = setup_errors.try_recv() {
+            anyhow::bail!("{error}");
+        }
+        anyhow::ensure!(
+            Instant::now() < ready_until,
+            "subscribers did not all connect within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let client = MqttClient::connect(&server.address(), "bench-publisher").await?;
+    let (mut reader, mut writer) = client.split();
+    tokio::spawn(async move { reader.read_packets(|_| true).await });
+    let memory = burst::MemoryProbe::start(server);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut packets = Vec::new();
+    while sent < burst {
+        packets.clear();
+        let count = burst::PER_WRITE.min(burst - sent);
+        let now = shared.epoch.elapsed().as_nanos() as u64;
+        for _ in 0..count {
+            push_message(&mut packets, via, now, settings.payload);
+        }
+        writer.send_raw(&packets).await?;
+        sent += count;
+    }
+    let last = burst::wait_delivered(
+        burst * shared.subscribers,
+        || shared.received.load(Ordering::Acquire),
+        || shared.closed.load(Ordering::Acquire),
+    )
+    .await;
+    let per_subscriber = burst::snapshot(&shared.per_subscriber);
+    Ok(burst::record(
+        server,
+        burst,
+        &per_subscriber,
+        last.saturating_duration_since(started),
+        memory,
+        shared.closed.load(Ordering::Acquire),
+    ))
 }

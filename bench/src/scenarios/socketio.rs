@@ -24,8 +24,8 @@ use anyhow::{bail, ensure, Context as _};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::ws::{Fanout, TIMED_SUBSCRIBERS};
-use super::{cpu_figures, ratio, runtime, timed_body};
+use super::ws::Fanout;
+use super::{burst, cpu_figures, ratio, runtime, timed_body};
 use crate::target::{Kind, Protocol, Running};
 use crate::wsclient::{encode_text, WsClient, WsReader, WsWriter};
 use crate::Settings;
@@ -52,6 +52,7 @@ pub fn socketio_fanout(settings: &Settings) -> anyhow::Result<Value> {
             "subscribers": settings.subscribers,
             "payload_bytes": settings.payload,
             "window": window(settings),
+            "burst": settings.burst,
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
             "transport": "websocket (EIO=4)",
@@ -155,7 +156,7 @@ impl SioClient {
 fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     let address = server.address();
     let kind = server.kind();
-    let shared = Arc::new(Fanout::new(settings.subscribers));
+    let shared = Arc::new(Fanout::new(settings.subscribers, settings.payload));
 
     let subscribers = {
         let shared = Arc::clone(&shared);
@@ -183,6 +184,12 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     // a socket closed with unread answers is reset, which can discard the last publications
     // before the server reads them (they would then count as lost).
     let publisher_runtime = runtime();
+    if let Some(burst) = settings.burst {
+        let record = publisher_runtime.block_on(publish_burst(server, burst, &shared));
+        drop(subscribers);
+        drop(publisher_runtime);
+        return record;
+    }
     let outcome = publisher_runtime.block_on(publisher(server, settings, &shared));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
@@ -212,7 +219,6 @@ async fn subscriber(
         }
     };
     shared.ready.fetch_add(1, Ordering::AcqRel);
-    let timed = number < TIMED_SUBSCRIBERS;
     loop {
         let mut pinged = false;
         let open = client
@@ -222,7 +228,7 @@ async fn subscriber(
                     return true;
                 }
                 if frame.payload.starts_with(&prefix) {
-                    shared.delivered(timed, frame.payload);
+                    shared.delivered_to(number, frame.payload);
                 } else if frame.payload == b"2" {
                     pinged = true;
                 }
@@ -341,6 +347,72 @@ async fn publisher(
     let deliveries = shared.received.load(Ordering::Acquire) - base;
     let cpu = cpu_figures(cpu_before, server.cpu_seconds(), deliveries);
     Ok((sent, deliveries, started.elapsed(), cpu))
+}
+
+/// Burst mode: writes `burst` publications back to back (64 frames a write, answering pings
+/// between writes), then waits for their deliveries; the record is `burst::record`'s.
+async fn publish_burst(server: &Running, burst: u64, shared: &Fanout) -> anyhow::Result<Value> {
+    let ready_until = Instant::now() + Duration::from_secs(60);
+    while shared.ready.load(Ordering::Acquire) < shared.subscribers {
+        ensure!(
+            shared.closed.load(Ordering::Acquire) == 0,
+            "subscribers failed to connect or subscribe (their errors are above)"
+        );
+        ensure!(
+            Instant::now() < ready_until,
+            "subscribers did not all subscribe within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let SioClient {
+        mut reader,
+        mut writer,
+    } = SioClient::connect(&server.address()).await?;
+    let pinged = Arc::new(AtomicBool::new(false));
+    let ping_flag = Arc::clone(&pinged);
+    tokio::spawn(async move {
+        reader
+            .read_frames(|frame| {
+                if frame.opcode == 1 && frame.payload == b"2" {
+                    ping_flag.store(true, Ordering::Release);
+                }
+                true
+            })
+            .await
+    });
+    let kind = server.kind();
+    let memory = burst::MemoryProbe::start(server);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut frames = Vec::new();
+    while sent < burst {
+        if pinged.swap(false, Ordering::AcqRel) {
+            writer.send_text(b"3").await?;
+        }
+        frames.clear();
+        let count = burst::PER_WRITE.min(burst - sent);
+        let now = shared.epoch.elapsed().as_nanos() as u64;
+        for _ in 0..count {
+            frames.extend_from_slice(&message(kind, now, shared.payload));
+        }
+        writer.send_raw(&frames).await?;
+        sent += count;
+    }
+    let last = burst::wait_delivered(
+        burst * shared.subscribers as u64,
+        || shared.received.load(Ordering::Acquire),
+        || shared.closed.load(Ordering::Acquire),
+    )
+    .await;
+    let per_subscriber = burst::snapshot(&shared.per_subscriber);
+    Ok(burst::record(
+        server,
+        burst,
+        &per_subscriber,
+        last.saturating_duration_since(started),
+        memory,
+        shared.closed.load(Ordering::Acquire),
+    ))
 }
 
 #[cfg(test)]

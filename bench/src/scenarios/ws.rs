@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::{cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET};
+use super::{burst, cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET};
 use crate::target::{rss_bytes, Kind, Protocol, Running};
 use crate::wsclient::{encode_text, timestamp, WsClient};
 use crate::Settings;
@@ -23,27 +23,39 @@ pub(super) const TIMED_SUBSCRIBERS: usize = 10;
 pub(super) struct Fanout {
     pub(super) epoch: Instant,
     pub(super) subscribers: usize,
+    /// Message body size (`--payload`).
+    pub(super) payload: usize,
     pub(super) received: AtomicU64,
     pub(super) ready: AtomicUsize,
     pub(super) closed: AtomicUsize,
     pub(super) measuring: AtomicBool,
     pub(super) progress: Notify,
     pub(super) latency: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Deliveries per subscriber (burst mode's worst subscriber).
+    pub(super) per_subscriber: Vec<AtomicU64>,
 }
 
 impl Fanout {
-    /// Counters for `subscribers` subscribers, the run's epoch now.
-    pub(super) fn new(subscribers: usize) -> Fanout {
+    /// Counters for `subscribers` subscribers of `payload`-byte messages, the run's epoch now.
+    pub(super) fn new(subscribers: usize, payload: usize) -> Fanout {
         Fanout {
             epoch: Instant::now(),
             subscribers,
+            payload,
             received: AtomicU64::new(0),
             ready: AtomicUsize::new(0),
             closed: AtomicUsize::new(0),
             measuring: AtomicBool::new(false),
             progress: Notify::new(),
             latency: histogram(),
+            per_subscriber: (0..subscribers).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// [`Fanout::delivered`] for subscriber `number`, counted as its own too.
+    pub(super) fn delivered_to(&self, number: usize, payload: &[u8]) {
+        self.per_subscriber[number].fetch_add(1, Ordering::Relaxed);
+        self.delivered(number < TIMED_SUBSCRIBERS, payload);
     }
 
     /// Counts one delivery, waking the publisher when a message has reached every subscriber;
@@ -122,12 +134,66 @@ pub fn ws_fanout(settings: &Settings) -> anyhow::Result<Value> {
             "subscribers": settings.subscribers,
             "payload_bytes": settings.payload,
             "window": window(settings),
+            "burst": settings.burst,
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
         },
         "results": results,
         "ratio_deliveries_per_second": ratio(&results, "deliveries_per_second"),
     }))
+}
+
+/// Burst mode: writes `burst` publications back to back (64 frames a write), then waits for
+/// their deliveries; the record is `burst::record`'s.
+async fn publish_burst(server: &Running, burst: u64, shared: &Fanout) -> anyhow::Result<Value> {
+    let (address, kind) = (server.address(), server.kind());
+    wait_ready(shared).await?;
+    let client = WsClient::connect(&address).await?;
+    let (mut reader, mut writer) = client.split();
+    tokio::spawn(async move { reader.read_frames(|_| true).await });
+    let memory = burst::MemoryProbe::start(server);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut frames = Vec::new();
+    while sent < burst {
+        frames.clear();
+        let count = burst::PER_WRITE.min(burst - sent);
+        let now = shared.epoch.elapsed().as_nanos() as u64;
+        for _ in 0..count {
+            frames.extend_from_slice(&message(kind, now, shared.payload));
+        }
+        writer.send_raw(&frames).await?;
+        sent += count;
+    }
+    let expected = burst * shared.subscribers as u64;
+    let last = burst::wait_delivered(
+        expected,
+        || shared.received.load(Ordering::Acquire),
+        || shared.closed.load(Ordering::Acquire),
+    )
+    .await;
+    let per_subscriber = burst::snapshot(&shared.per_subscriber);
+    Ok(burst::record(
+        server,
+        burst,
+        &per_subscriber,
+        last.saturating_duration_since(started),
+        memory,
+        shared.closed.load(Ordering::Acquire),
+    ))
+}
+
+/// Waits (up to 60 s) until every subscriber is ready.
+async fn wait_ready(shared: &Fanout) -> anyhow::Result<()> {
+    let ready_until = Instant::now() + Duration::from_secs(60);
+    while shared.ready.load(Ordering::Acquire) < shared.subscribers {
+        anyhow::ensure!(
+            Instant::now() < ready_until,
+            "subscribers did not all connect within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
 }
 
 fn subscribe_request(kind: Kind) -> Option<&'static [u8]> {
@@ -142,7 +208,7 @@ fn subscribe_request(kind: Kind) -> Option<&'static [u8]> {
 fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     let address = server.address();
     let kind = server.kind();
-    let shared = Arc::new(Fanout::new(settings.subscribers));
+    let shared = Arc::new(Fanout::new(settings.subscribers, settings.payload));
 
     let subscribers = {
         let shared = Arc::clone(&shared);
@@ -169,6 +235,11 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     };
 
     let runtime = runtime();
+    if let Some(burst) = settings.burst {
+        let record = runtime.block_on(publish_burst(server, burst, &shared));
+        drop(subscribers);
+        return record;
+    }
     let outcome = runtime.block_on(publisher(server, settings, &shared));
     let (sent, measured_deliveries, measured_time, cpu) = outcome?;
 
@@ -190,11 +261,10 @@ async fn subscriber(
     }
     shared.ready.fetch_add(1, Ordering::AcqRel);
     let (mut reader, _writer) = client.split();
-    let timed = number < TIMED_SUBSCRIBERS;
     reader
         .read_frames(|frame| {
             if frame.opcode == 1 {
-                shared.delivered(timed, frame.payload);
+                shared.delivered_to(number, frame.payload);
             }
             true
         })

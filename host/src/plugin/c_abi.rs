@@ -14,7 +14,7 @@ use abi_stable::std_types::{RErr, ROk, RStr, RString};
 use switchyard_plugin_api::abi::{FfiHookError, FfiHookResult, FfiInstance, HOOKS};
 use switchyard_plugin_api::c_abi::{
     CAbiBroadcast, CAbiChannelHook, CAbiDisconnect, CAbiEntry, CAbiHost, CAbiInit, CAbiInitArgs,
-    CAbiNotify, CAbiProtocol, CAbiStr, C_ENTRY_SYMBOL,
+    CAbiNotify, CAbiProtocol, CAbiStatFn, CAbiStats, CAbiStr, C_ENTRY_SYMBOL,
 };
 use switchyard_plugin_api::{ConnectionId, DisconnectReason, LogLevel};
 
@@ -29,6 +29,8 @@ pub struct CModule {
     join_channel: CAbiChannelHook,
     leave_channel: CAbiChannelHook,
     disconnect: CAbiDisconnect,
+    /// Optional (since 1.2): NULL or beyond `size` reports no counters.
+    stats: Option<CAbiStats>,
 }
 
 /// Looks for the C entry symbol in the library at `path` and checks the description it
@@ -140,6 +142,7 @@ fn check(description: &'static CAbiProtocol) -> Result<LoadedLibrary, LoadErrorK
             join_channel,
             leave_channel,
             disconnect,
+            stats: field!(stats),
         }),
         plugin_name,
         plugin_version,
@@ -292,6 +295,18 @@ impl CModule {
             CAbiStr::new(channel),
             connection.0,
         ))
+    }
+
+    /// Calls `stats` with the host's `record` function and its `sink`; `None` when the plugin
+    /// has no such hook.
+    pub fn stats(
+        &self,
+        instance: FfiInstance,
+        record: CAbiStatFn,
+        sink: *mut c_void,
+    ) -> Option<FfiHookResult> {
+        let stats = self.stats?;
+        Some(outcome(stats(instance_pointer(instance), record, sink)))
     }
 
     /// Calls `disconnect`.

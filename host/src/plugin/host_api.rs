@@ -15,11 +15,14 @@ use std::sync::{Arc, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{RSlice, RStr};
-use switchyard_plugin_api::abi::{self, FfiCallback, FfiHost, HostVTable, HostVTableRef, LogLevel};
+use switchyard_plugin_api::abi::{
+    self, FfiCallback, FfiHost, FfiStatsSink, HostVTable, HostVTableRef, LogLevel, StatId,
+};
 use switchyard_plugin_api::c_abi::{CAbiCallback, CAbiCallbackFn, CAbiHost, CAbiHostApi, CAbiStr};
 use switchyard_plugin_api::ConnectionId;
 
 use super::callback::Callback;
+use super::registry::ProtocolStats;
 
 /// What the host offers a protocol, whatever ABI the protocol speaks: Kuzzle's entry point.
 pub trait EntryPointApi: Send + Sync + 'static {
@@ -296,6 +299,7 @@ static C_HOST_API: CAbiHostApi = CAbiHostApi {
     log: c_log,
     is_shutting_down: c_is_shutting_down,
     announce_listener: c_announce_listener,
+    report_pressure: c_report_pressure,
 };
 
 fn c_binding(host: *mut c_void) -> Option<&'static Binding> {
@@ -408,9 +412,64 @@ extern "C" fn c_announce_listener(host: *mut c_void, address: CAbiStr) {
     })
 }
 
+extern "C" fn c_report_pressure(host: *mut c_void, congested: i32) {
+    shielded("report_pressure", (), || {
+        if let Some(binding) = c_binding(host) {
+            binding
+                .entry
+                .report_pressure(binding.protocol, congested != 0)
+        }
+    })
+}
+
 extern "C" fn report_pressure(host: FfiHost, congested: bool) {
     shielded("report_pressure", (), || {
         let binding = binding(&host);
         binding.entry.report_pressure(binding.protocol, congested)
+    })
+}
+
+// The sinks of the `stats` hook: the plugin calls `record` during the hook only, with the
+// context the host made from a `&mut ProtocolStats` on its own stack.
+
+/// A Rust plugin's sink writing into `stats` (valid while `stats` is borrowed: the hook's call).
+pub fn rust_stats_sink(stats: &mut ProtocolStats) -> FfiStatsSink {
+    FfiStatsSink {
+        record: rust_record_stat,
+        context: (stats as *mut ProtocolStats).cast::<c_void>(),
+    }
+}
+
+/// A C plugin's `record` function and sink for `stats`, as [`rust_stats_sink`].
+pub fn c_stats_sink(
+    stats: &mut ProtocolStats,
+) -> (switchyard_plugin_api::c_abi::CAbiStatFn, *mut c_void) {
+    (
+        c_record_stat,
+        (stats as *mut ProtocolStats).cast::<c_void>(),
+    )
+}
+
+extern "C" fn rust_record_stat(context: *mut c_void, stat: StatId, value: u64) {
+    shielded("stats", (), || {
+        if context.is_null() {
+            return;
+        }
+        // SAFETY: `context` comes from `rust_stats_sink`, whose `&mut ProtocolStats` outlives
+        // the hook call, and ABI.md allows `record` only during that call, on its thread.
+        let stats = unsafe { &mut *context.cast::<ProtocolStats>() };
+        stats.record(stat, value);
+    })
+}
+
+extern "C" fn c_record_stat(sink: *mut c_void, stat: u32, value: u64) {
+    shielded("stats", (), || {
+        if sink.is_null() {
+            return;
+        }
+        // SAFETY: as for `rust_record_stat`: the header allows `record` only during the
+        // `stats` call, and `sink` is the `&mut ProtocolStats` the host lent for it.
+        let stats = unsafe { &mut *sink.cast::<ProtocolStats>() };
+        stats.record(StatId(stat), value);
     })
 }

@@ -18,7 +18,7 @@ use abi_stable::std_types::{RResult, RSlice, RStr};
 use abi_stable::type_layout::TypeLayout;
 use switchyard_plugin_api::abi::{
     self, ConnectionId, DisconnectReason, FfiHookError, FfiHookResult, FfiHost, FfiInitArgs,
-    FfiInstance, HOOKS, INTERFACE_VERSION, ROOT_MODULE_NAME,
+    FfiInstance, FfiStatsSink, HOOKS, INTERFACE_VERSION, ROOT_MODULE_NAME,
 };
 
 use super::c_abi::{self, CModule};
@@ -54,6 +54,8 @@ pub struct RustHooks {
     /// `disconnect`.
     pub disconnect:
         extern "C" fn(FfiInstance, ConnectionId, DisconnectReason, RStr<'_>) -> FfiHookResult,
+    /// `stats` (since 1.2; `None` for older plugins, which report no counters).
+    pub stats: Option<extern "C" fn(FfiInstance, FfiStatsSink) -> FfiHookResult>,
 }
 
 /// A checked library's hooks, whichever ABI it speaks.
@@ -299,34 +301,40 @@ pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
     }
 
     // abi_stable refuses a root module (or a host table) with fewer fields than the type it is
-    // checked against, so a plugin without 1.1's `build` field is checked against 1.0's frozen
-    // layouts, and gets a 1.0 host table (`RustInit::V1_0`).
-    let (hooks, info, build) = if present.contains(&"build") {
+    // checked against, so a plugin is checked against the newest layout whose fields it has:
+    // 1.2's (`stats`), 1.1's (`build`) or 1.0's; a 1.0 plugin also gets a 1.0 host table
+    // (`RustInit::V1_0`).
+    macro_rules! hooks {
+        ($root:expr, $init:expr, $stats:expr) => {
+            RustHooks {
+                init: $init,
+                broadcast: $root.broadcast(),
+                notify: $root.notify(),
+                join_channel: $root.join_channel(),
+                leave_channel: $root.leave_channel(),
+                disconnect: $root.disconnect(),
+                stats: $stats,
+            }
+        };
+    }
+    let (hooks, info, build) = if present.contains(&"stats") {
         let root = header
             .init_root_module::<abi::ProtocolModuleRef>()
             .map_err(root_module_error)?;
-        let hooks = RustHooks {
-            init: RustInit::Current(root.init()),
-            broadcast: root.broadcast(),
-            notify: root.notify(),
-            join_channel: root.join_channel(),
-            leave_channel: root.leave_channel(),
-            disconnect: root.disconnect(),
-        };
-        (hooks, root.info(), root.build())
+        let init = RustInit::Current(root.init());
+        (hooks!(root, init, root.stats()), root.info(), root.build())
+    } else if present.contains(&"build") {
+        let root = header
+            .init_root_module::<abi::v1_1::ProtocolModuleRef>()
+            .map_err(root_module_error)?;
+        let init = RustInit::Current(root.init());
+        (hooks!(root, init, None), root.info(), root.build())
     } else {
         let root = header
             .init_root_module::<abi::v1_0::ProtocolModuleRef>()
             .map_err(root_module_error)?;
-        let hooks = RustHooks {
-            init: RustInit::V1_0(root.init()),
-            broadcast: root.broadcast(),
-            notify: root.notify(),
-            join_channel: root.join_channel(),
-            leave_channel: root.leave_channel(),
-            disconnect: root.disconnect(),
-        };
-        (hooks, root.info(), None)
+        let init = RustInit::V1_0(root.init());
+        (hooks!(root, init, None), root.info(), None)
     };
     // 1.0 plugins do not say; the 1.0 SDK documented unwinding as required.
     if build.is_some_and(|build| !build.panic_unwind()) {

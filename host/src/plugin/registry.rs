@@ -12,10 +12,53 @@ use std::sync::{Arc, OnceLock};
 
 use abi_stable::std_types::{RErr, RStr};
 use parking_lot::Mutex;
-use switchyard_plugin_api::abi::{FfiHookResult, FfiInstance};
+use switchyard_plugin_api::abi::{FfiHookResult, FfiInstance, StatId};
 use switchyard_plugin_api::{ConnectionId, DisconnectReason};
 
+use super::host_api::{c_stats_sink, rust_stats_sink};
 use super::loader::{LoadedLibrary, PluginModule};
+
+/// The figures a protocol reports through its `stats` hook (ABI 1.2), as `(id, name)`: the name
+/// is the key in `server:info`'s `protocols.<name>.stats`.
+pub const STATS: [(StatId, &str); 8] = [
+    (StatId::CLOSED_SLOW_CONSUMER, "slowConsumersClosed"),
+    (StatId::CLOSED_IDLE, "idleClosed"),
+    (StatId::CLOSED_RATE_LIMIT, "rateLimitClosed"),
+    (StatId::CLOSED_ERROR, "errorClosed"),
+    (StatId::DELIVERIES, "deliveries"),
+    (StatId::BYTES_IN, "bytesIn"),
+    (StatId::BYTES_OUT, "bytesOut"),
+    (StatId::QUEUED_BYTES, "queuedBytes"),
+];
+
+/// What one `stats` call reported, by [`STATS`] position; `None`: not reported.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolStats {
+    values: [Option<u64>; STATS.len()],
+}
+
+impl ProtocolStats {
+    /// Records one figure; ids this host does not know are ignored (a newer plugin).
+    pub fn record(&mut self, stat: StatId, value: u64) {
+        if let Some(slot) = STATS.iter().position(|(id, _)| *id == stat) {
+            self.values[slot] = Some(value);
+        }
+    }
+
+    /// The value reported for `stat`, if any.
+    pub fn get(&self, stat: StatId) -> Option<u64> {
+        let slot = STATS.iter().position(|(id, _)| *id == stat)?;
+        self.values[slot]
+    }
+
+    /// Every reported figure with its `server:info` name, in [`STATS`] order.
+    pub fn reported(&self) -> impl Iterator<Item = (StatId, &'static str, u64)> + '_ {
+        STATS
+            .iter()
+            .zip(self.values)
+            .filter_map(|((id, name), value)| Some((*id, *name, value?)))
+    }
+}
 
 /// One enabled protocol: a library plus the instance its `init` returned.
 pub struct ProtocolSlot {
@@ -169,6 +212,23 @@ impl ProtocolSlot {
             };
             self.check("disconnect", result);
         }
+    }
+
+    /// Asks the protocol for its counters (ABI 1.2's `stats`): `None` when its plugin predates
+    /// the hook (or leaves it out), is disabled, or the hook failed.
+    pub fn stats(&self) -> Option<ProtocolStats> {
+        let instance = self.instance()?;
+        let mut stats = ProtocolStats::default();
+        let result = match self.library.module {
+            PluginModule::Rust(hooks) => (hooks.stats?)(instance, rust_stats_sink(&mut stats)),
+            PluginModule::C(module) => {
+                let (record, sink) = c_stats_sink(&mut stats);
+                module.stats(instance, record, sink)?
+            }
+        };
+        let failed = matches!(result, RErr(_));
+        self.check("stats", result);
+        (!failed).then_some(stats)
     }
 
     fn check(&self, hook: &'static str, result: FfiHookResult) {

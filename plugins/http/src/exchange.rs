@@ -18,6 +18,7 @@ use crate::request::{self, HeaderArgs};
 use crate::router::{self, Target, KNOWN_VERBS};
 use crate::server::Shared;
 use switchyard_plugin_api::Backend;
+use switchyard_plugin_kit::stats::Counter;
 
 /// One client socket, shared by the requests it carries one after the other (keep-alive).
 ///
@@ -94,6 +95,11 @@ where
         head: parts.method == Method::HEAD,
     };
     let mut response = reply::http_response(reply, &framing);
+    // Bodies only: hyper writes the heads.
+    let sent = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .unwrap_or(0);
+    shared.counters.add(Counter::BytesOut, sent);
     shared
         .settings
         .cors
@@ -233,7 +239,10 @@ where
     };
     let raw = match body::read_capped(body, settings.max_request_size, settings.body_timeout).await
     {
-        Ok(raw) => raw,
+        Ok(raw) => {
+            shared.counters.add(Counter::BytesIn, raw.len() as u64);
+            raw
+        }
         Err(ReadError::Refused(error)) => return Reply::error(request_id, &error).closing(),
         Err(ReadError::Timeout) => {
             let why = format!(

@@ -13,10 +13,13 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_api::{
+    BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
+};
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{self, Listen};
+use switchyard_plugin_kit::stats::Counters;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -45,6 +48,8 @@ pub struct Shared {
     id_prefix: String,
     /// Numbers generated request ids within this instance.
     next_id: AtomicU64,
+    /// Request and response body bytes (the `stats` hook).
+    pub counters: Counters,
 }
 
 impl Shared {
@@ -128,6 +133,7 @@ impl Server {
             routes,
             id_prefix,
             next_id: AtomicU64::new(1),
+            counters: Counters::new(),
         });
         let loader = shared.backend.clone();
         workers.handles[0].spawn(async move {
@@ -185,6 +191,11 @@ impl Instance for Server {
     // socket's connection is removed when it closes; keep-alive sockets get `Connection:
     // close` on their next answer.
     fn disconnect(&self, _connection: ConnectionId, _reason: DisconnectReason, _message: &str) {}
+
+    /// The `stats` hook: body bytes in and out; HTTP queues nothing and closes nobody itself.
+    fn stats(&self, sink: &mut StatsSink<'_>) {
+        self.shared.counters.report(sink, 0);
+    }
 }
 
 /// Half the cores, at least one: more than half of a request's CPU time is the kernel's

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use switchyard_plugin_api::ConnectionId;
 use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::stats::Counter;
 
 use crate::encode;
 use crate::outbox::{Closing, Outbox};
@@ -230,6 +231,8 @@ impl Broker {
         let mut batch = self.pressure.batch();
         // One QoS 0 packet for every QoS 0 delivery, built on first use.
         let mut shared: Option<Bytes> = None;
+        // QoS 0 packets are counted as deliveries by the batch; QoS 1 and 2 ones here.
+        let mut acknowledged_sent = 0u64;
         let mut deliver = |session: &Session, granted: u8| {
             let qos = message.qos.min(granted);
             let delivered = if qos == 0 {
@@ -238,7 +241,9 @@ impl Broker {
                 });
                 session.push_shared(packet, &mut batch)
             } else {
-                session.deliver(message, qos, false)
+                let delivered = session.deliver(message, qos, false);
+                acknowledged_sent += u64::from(delivered == Delivered::Sent);
+                delivered
             };
             fanout.count(delivered);
         };
@@ -254,6 +259,9 @@ impl Broker {
                 }
             }
         }
+        self.pressure
+            .counters()
+            .add(Counter::Deliveries, acknowledged_sent);
         fanout
     }
 

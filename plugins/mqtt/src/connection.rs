@@ -25,6 +25,7 @@ use crate::server::Shared;
 use crate::session::Message;
 use switchyard_plugin_kit::flow::Pending;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
+use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
@@ -46,7 +47,8 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     )
     .await;
     let refuse = |packet: Bytes| async {
-        let _ = write_all(&write_half, &mut VecDeque::from([packet])).await;
+        let counters = shared.pressure().counters();
+        let _ = write_all(&write_half, &mut VecDeque::from([packet]), counters).await;
     };
     let (connect_length, refusal) = match first {
         Err(_) => return debug!(peer = %peer, "no CONNECT in time"),
@@ -124,10 +126,15 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             outbox.close(Closing::silent("client disconnected"), false);
         }
         Ending::Violation(_) | Ending::Refused(_) => {
+            shared.pressure().counters().add(Counter::ClosedError, 1);
             outbox.close(Closing::silent("protocol violation"), true);
         }
-        Ending::KeepAlive | Ending::Gone => {
-            outbox.close(Closing::silent("keep-alive timeout or socket closed"), true);
+        Ending::KeepAlive => {
+            shared.pressure().counters().add(Counter::ClosedIdle, 1);
+            outbox.close(Closing::silent("keep-alive timeout"), true);
+        }
+        Ending::Gone => {
+            outbox.close(Closing::silent("socket closed"), true);
         }
         Ending::Requested => {}
     }
@@ -259,7 +266,7 @@ async fn read_loop(
             () = pending.room(), if pause == Some(Pause::Answers) => idle.touch(),
             () = pressure.wait_relieved(), if pause == Some(Pause::Congestion) => idle.touch(),
             ready = read_half.readable(), if pause.is_none() => {
-                match socket::fill_ready(ready, read_half, &mut buffer) {
+                match socket::fill_ready(ready, read_half, &mut buffer, pressure.counters()) {
                     Filled::Data => idle.touch(),
                     Filled::Nothing => {}
                     Filled::Gone => return Ending::Gone,

@@ -8,10 +8,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_api::{
+    Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
+};
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
+use switchyard_plugin_kit::stats::Counter;
 use tokio::net::TcpStream;
 
 use crate::broker::{Broker, Fanout};
@@ -96,10 +100,13 @@ impl Instance for Server {
         let Some(link) = self.shared().broker.link(id) else {
             return;
         };
+        let mut delivered = 0;
         for channel in channels {
             let packet = encode::publish(channel, payload.as_bytes(), 0, false, false, None);
-            link.outbox.push(packet);
+            delivered += u64::from(link.outbox.push(packet) == Pushed::Queued);
         }
+        let counters = self.shared().pressure().counters();
+        counters.add(Counter::Deliveries, delivered);
     }
 
     /// The `joinChannel` and `leaveChannel` hooks are no-ops, as in Kuzzle: the client
@@ -115,5 +122,10 @@ impl Instance for Server {
                 false,
             );
         }
+    }
+
+    /// The `stats` hook: the kit's counters and the queued bytes.
+    fn stats(&self, sink: &mut StatsSink<'_>) {
+        self.shared().pressure().report_stats(sink);
     }
 }

@@ -16,10 +16,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_plugin_api::sdk::Backend;
-use switchyard_plugin_api::{BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_api::{
+    BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
+};
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
+use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::ws::frame::close_code;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -182,9 +185,11 @@ impl Instance for Server {
     /// The `notify` hook: `payload` once per channel, to one connection.
     fn notify<'c>(&self, id: ConnectionId, channels: impl Iterator<Item = &'c str>, payload: &str) {
         if let Some(session) = self.shared().registry.connection(id) {
+            let mut delivered = 0;
             for channel in channels {
-                session.push(packets::event(channel, payload));
+                delivered += u64::from(session.push(packets::event(channel, payload)));
             }
+            session.counters().add(Counter::Deliveries, delivered);
         }
     }
 
@@ -204,6 +209,11 @@ impl Instance for Server {
         if let Some(session) = self.shared().registry.connection(id) {
             session.close(close_code::on_disconnect(reason, close_code::NORMAL), false);
         }
+    }
+
+    /// The `stats` hook: the kit's counters and the queued bytes.
+    fn stats(&self, sink: &mut StatsSink<'_>) {
+        self.shared().pressure.report_stats(sink);
     }
 }
 

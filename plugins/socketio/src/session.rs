@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use switchyard_plugin_kit::flow::{Flow, Pending};
 use switchyard_plugin_kit::pressure::{Batch, Pressure};
 use switchyard_plugin_kit::registry::{Member, Memberships};
+use switchyard_plugin_kit::stats::Counters;
 use switchyard_plugin_kit::ws::frame::close_code;
 
 /// The transport carrying the session's packets.
@@ -152,6 +153,11 @@ impl Session {
             pending: Pending::new(flow.max_pending_requests),
             pressure,
         }
+    }
+
+    /// The instance's counters (bytes, deliveries, closes).
+    pub fn counters(&self) -> &Counters {
+        self.pressure.counters()
     }
 
     /// Queues a frame (an answer, a ping: one at a time). Returns false if it was dropped

@@ -297,7 +297,7 @@ async fn read_loop(
                     session.close(close_code::NORMAL, true);
                     return;
                 }
-                if socket::fill(read_half, buffer) == Filled::Gone {
+                if socket::fill(read_half, buffer, session.counters()) == Filled::Gone {
                     session.close(close_code::NORMAL, true);
                     return;
                 }
@@ -309,6 +309,7 @@ async fn read_loop(
 /// Writes the session's queue until its close is written (then a FIN) or the socket fails.
 async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
     let stall = session.slow_consumer_timeout;
+    let counters = session.counters();
     let mut batch = VecDeque::new();
     let mut partial = false;
     loop {
@@ -320,7 +321,7 @@ async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
                 session.consumer_wait().await;
             }
             Taken::Frames => {
-                match write_within(&write_half, &mut batch, stall, &mut partial).await {
+                match write_within(&write_half, &mut batch, stall, &mut partial, counters).await {
                     Ok(()) => {}
                     Err(error) if error.kind() == io::ErrorKind::TimedOut => {
                         // A slow consumer by its own behaviour: close with 1011 (after the
@@ -331,7 +332,9 @@ async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
                         if !partial {
                             batch.push_back(frame::close(close_code::INTERNAL_ERROR, ""));
                         }
-                        let _ = write_within(&write_half, &mut batch, stall, &mut partial).await;
+                        let _ =
+                            write_within(&write_half, &mut batch, stall, &mut partial, counters)
+                                .await;
                         return;
                     }
                     Err(_) => {
@@ -343,7 +346,7 @@ async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
             Taken::Close(code) => {
                 let code = if code == 0 { close_code::NORMAL } else { code };
                 batch.push_back(frame::close(code, ""));
-                let _ = write_all(&write_half, &mut batch).await;
+                let _ = write_all(&write_half, &mut batch, counters).await;
                 return;
             }
         }

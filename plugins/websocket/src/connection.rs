@@ -18,6 +18,7 @@ use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
+use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -65,6 +66,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             let _ = write_all(
                 &write_half,
                 &mut VecDeque::from([Bytes::from(refusal.response)]),
+                shared.pressure.counters(),
             )
             .await;
             return;
@@ -121,11 +123,13 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             connection.outbox.close(frame::closing(echo, ""), false);
         }
         Ending::Violation(violation) => {
+            shared.pressure.counters().add(Counter::ClosedError, 1);
             connection
                 .outbox
                 .close(frame::closing(violation.code(), violation.reason()), true);
         }
         Ending::Idle => {
+            shared.pressure.counters().add(Counter::ClosedIdle, 1);
             connection.outbox.close(
                 frame::closing(close_code::GOING_AWAY, "idle timeout"),
                 false,
@@ -216,7 +220,8 @@ impl Session<'_> {
                 // Waiting for answers is not the client's idleness.
                 () = self.connection.pending.room(), if paused => idle.touch(),
                 ready = read_half.readable(), if !paused => {
-                    match socket::fill_ready(ready, read_half, &mut buffer) {
+                    let counters = self.shared.pressure.counters();
+                    match socket::fill_ready(ready, read_half, &mut buffer, counters) {
                         Filled::Data => idle.touch(),
                         Filled::Nothing => {}
                         Filled::Gone => return Ending::Gone,

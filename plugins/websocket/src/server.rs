@@ -10,11 +10,15 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use switchyard_plugin_api::{Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig};
+use switchyard_plugin_api::{
+    Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
+};
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
+use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::ws::frame::{self, close_code};
 
 use crate::config::Settings;
@@ -105,10 +109,13 @@ impl Instance for Server {
         let Some(connection) = self.shared().registry.get(id) else {
             return;
         };
+        let mut delivered = 0;
         for channel in channels {
             let frame = ChannelFrames::new(payload, channel).get(connection.deflate);
-            connection.outbox.push(frame);
+            delivered += u64::from(connection.outbox.push(frame) == Pushed::Queued);
         }
+        let counters = self.shared().pressure.counters();
+        counters.add(Counter::Deliveries, delivered);
     }
 
     /// The `joinChannel` hook.
@@ -131,5 +138,10 @@ impl Instance for Server {
                 .outbox
                 .close(frame::closing(code, message), false);
         }
+    }
+
+    /// The `stats` hook: the kit's counters and the queued bytes.
+    fn stats(&self, sink: &mut StatsSink<'_>) {
+        self.shared().pressure.report_stats(sink);
     }
 }

@@ -147,6 +147,77 @@ const subscribe = async (socket, filter) => {
 };
 
 const scenarios = {
+  // Flow control (issue 13): 100 subscribers that keep reading, one publisher emitting 5,000
+  // publications back to back without waiting for answers. Every subscriber must get all of
+  // them, and every publication must be answered 200.
+  async burst() {
+    const SUBSCRIBERS = Number(process.env.SIO_BURST_SUBSCRIBERS || 100);
+    const PUBLISHES = Number(process.env.SIO_BURST_PUBLISHES || 5000);
+    const DEADLINE = 5 * STEP_TIMEOUT;
+    const subscribers = await Promise.all(
+      Array.from({ length: SUBSCRIBERS }, (_, i) => connect(`subscriber ${i}`)),
+    );
+    let complete = 0;
+    let allDone = () => {};
+    const done = new Promise((resolve) => {
+      allDone = resolve;
+    });
+    const seen = [];
+    for (const socket of subscribers) {
+      const { channel } = await subscribe(socket, {});
+      const got = new Uint8Array(PUBLISHES);
+      const record = { count: 0, duplicates: 0 };
+      seen.push(record);
+      socket.on(channel, (notification) => {
+        const n = notification.result._source.n;
+        if (got[n]) {
+          record.duplicates += 1;
+          return;
+        }
+        got[n] = 1;
+        record.count += 1;
+        if (record.count === PUBLISHES) {
+          complete += 1;
+          if (complete === SUBSCRIBERS) {
+            allDone();
+          }
+        }
+      });
+    }
+    report("subscribed", { subscribers: SUBSCRIBERS });
+    const publisher = await connect("publisher");
+    const statuses = {};
+    let answered = 0;
+    const answers = new Promise((resolve) => {
+      for (let n = 0; n < PUBLISHES; n++) {
+        const requestId = `burst-${n}`;
+        publisher.once(requestId, (response) => {
+          statuses[response.status] = (statuses[response.status] || 0) + 1;
+          answered += 1;
+          if (answered === PUBLISHES) {
+            resolve();
+          }
+        });
+        publisher.emit("kuzzle", {
+          controller: "realtime",
+          action: "publish",
+          index: "i",
+          collection: "c",
+          requestId,
+          body: { n, pad: "x".repeat(100) },
+        });
+      }
+    });
+    await within(answers, `the answers to ${PUBLISHES} publications`, DEADLINE);
+    await within(done, `${PUBLISHES} notifications on every subscriber`, DEADLINE).catch(() => {});
+    report("burst", {
+      statuses,
+      counts: seen.map((record) => record.count),
+      duplicates: seen.reduce((sum, record) => sum + record.duplicates, 0),
+      disconnected: subscribers.filter((socket) => !socket.connected).length,
+    });
+  },
+
   // A request and its answer on the requestId event; with an ack; bad requests.
   async api() {
     const socket = await connect("client");
@@ -255,7 +326,7 @@ const scenario = scenarios[scenarioName];
 if (!scenario) {
   fail(`unknown scenario ${scenarioName}; known: ${Object.keys(scenarios).join(", ")}`);
 }
-const overall = setTimeout(() => fail("the scenario took too long"), 6 * STEP_TIMEOUT);
+const overall = setTimeout(() => fail("the scenario took too long"), 12 * STEP_TIMEOUT);
 scenario()
   .then(() => {
     clearTimeout(overall);

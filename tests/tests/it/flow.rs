@@ -10,11 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use switchyard_tests::{protocol_section, Server};
 
+use crate::host::admin;
 use crate::websocket_e2e::{Raw, CLOSE, TEXT};
-
-fn start(websocket_keys: &str) -> Server {
-    start_with("", websocket_keys)
-}
 
 fn start_with(server_keys: &str, websocket_keys: &str) -> Server {
     Server::start(&format!(
@@ -156,7 +153,7 @@ fn a_stalled_reader_is_closed_after_the_slow_consumer_timeout() {
     // 16 KB each: 16 MB per subscriber, well past what kernel buffers absorb for a client
     // that never reads (its receive window stays small; the server's send buffer is ≤ 4 MB).
     const PUBLISHES: usize = 1_000;
-    let server = start("slowConsumerTimeout = 1000");
+    let server = start_with("[server.admin]\nport = 0", "slowConsumerTimeout = 1000");
     let mut stalled = Raw::connect(&server);
     stalled.send(TEXT, SUBSCRIBE);
     assert_eq!(stalled.expect_frame().json()["status"], 200);
@@ -182,6 +179,51 @@ fn a_stalled_reader_is_closed_after_the_slow_consumer_timeout() {
         Duration::from_secs(30),
     );
     assert!(log.contains("queued_bytes"), "{log}");
+
+    // The plugin's own counters (ABI 1.2's `stats`), as `server:info` and `/metrics` show them:
+    // exactly one slow consumer closed, and every reader's notifications queued.
+    let mut asker = Raw::connect(&server);
+    asker.send(
+        TEXT,
+        br#"{"controller":"server","action":"info","requestId":"info"}"#,
+    );
+    let info = asker.expect_frame().json();
+    let stats = &info["result"]["serverInfo"]["kuzzle"]["protocols"]["websocket"]["stats"];
+    assert_eq!(stats["slowConsumersClosed"], 1, "{stats}");
+    assert_eq!(stats["idleClosed"], 0, "{stats}");
+    assert_eq!(stats["errorClosed"], 0, "{stats}");
+    let deliveries = stats["deliveries"].as_u64().expect("deliveries");
+    assert!(
+        deliveries >= (READERS * PUBLISHES) as u64
+            && deliveries <= ((READERS + 1) * PUBLISHES) as u64,
+        "{stats}"
+    );
+    assert!(
+        stats["bytesOut"].as_u64() > Some((READERS * PUBLISHES * 16 * 1024) as u64),
+        "{stats}"
+    );
+    assert!(
+        stats["bytesIn"].as_u64() > Some((PUBLISHES * 16 * 1024) as u64),
+        "{stats}"
+    );
+    let (status, metrics) = admin::get(&server, "GET /metrics HTTP/1.1");
+    assert_eq!(status, 200);
+    assert_eq!(
+        admin::value(
+            &metrics,
+            r#"switchyard_protocol_connections_closed_total{protocol="websocket",reason="slow_consumer"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        admin::value(
+            &metrics,
+            r#"switchyard_protocol_deliveries_total{protocol="websocket"}"#
+        ),
+        Some(deliveries as f64),
+        "{metrics}"
+    );
 
     // The stalled client reads at last: what the kernel held, then the end (a 1011 close frame
     // unless a frame was cut short, which the server then finished instead).
@@ -254,4 +296,116 @@ fn a_publisher_paced_past_the_pacing_timeout_gets_503() {
         return;
     }
     panic!("2,000 publishes to a stalled subscriber were never paced");
+}
+
+/// One `realtime:publish` over HTTP on a new connection: (status, Kuzzle's answer).
+fn http_publish(address: &str, n: usize, pad: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let body = json!({"n": n, "pad": pad}).to_string();
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /i/c/_publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("an answer");
+    let status = response[9..12].parse().expect("a status");
+    let (_, content) = response.split_once("\r\n\r\n").expect("a body");
+    (
+        status,
+        serde_json::from_str(content).expect("a JSON answer"),
+    )
+}
+
+fn http_and_websocket(server_keys: &str, websocket_keys: &str) -> Server {
+    Server::start(&format!(
+        "[server]\n{server_keys}\n{}{}",
+        protocol_section(
+            "websocket",
+            "websocket",
+            &format!("port = 0\naddress = \"127.0.0.1\"\n{websocket_keys}")
+        ),
+        protocol_section("http", "http", "port = 0\naddress = \"127.0.0.1\"")
+    ))
+}
+
+/// Cross-protocol flow control: HTTP publishers' burst (4 at once, 160 KB of fan-out per
+/// publication) is paced by the WebSocket subscribers' pressure (marks far below what is in
+/// flight, each subscriber's hard cap at 1 MB), and every subscriber that reads gets every
+/// publication.
+#[test]
+fn http_publishers_are_paced_and_every_websocket_subscriber_gets_everything() {
+    const SUBSCRIBERS: usize = 10;
+    const PUBLISHERS: usize = 4;
+    const PUBLISHES: usize = 1_000;
+    let server = http_and_websocket(
+        "pacingTimeout = 60000",
+        "highWaterMark = \"256KB\"\nlowWaterMark = \"64KB\"\nmaxQueuedBytes = \"1MB\"",
+    );
+    let (ready_tx, ready) = mpsc::channel();
+    let subscribers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| reading_subscriber(&server, PUBLISHES, ready_tx.clone()))
+        .collect();
+    await_ready(&ready, SUBSCRIBERS);
+    let pad = "x".repeat(16 * 1024);
+    let address = server.address("http");
+    std::thread::scope(|scope| {
+        for publisher in 0..PUBLISHERS {
+            let (address, pad) = (&address, &pad);
+            scope.spawn(move || {
+                for n in (publisher..PUBLISHES).step_by(PUBLISHERS) {
+                    let (status, answer) = http_publish(address, n, pad);
+                    assert_eq!(status, 200, "publish {n}: {answer}");
+                }
+            });
+        }
+    });
+    for subscriber in subscribers {
+        let mut numbers = subscriber.join().expect("a subscriber");
+        numbers.sort_unstable();
+        assert_eq!(numbers, (0..PUBLISHES as u64).collect::<Vec<_>>());
+    }
+    assert!(
+        !server.log().contains("slow consumer closed"),
+        "{}",
+        server.log()
+    );
+}
+
+/// The 503 of a bounded wait reaches an HTTP publisher too: a WebSocket subscriber that never
+/// reads keeps its protocol congested, and the HTTP publisher's request is answered 503
+/// `api.process.overloaded` after `pacingTimeout`, never left waiting.
+#[test]
+fn an_http_publisher_paced_past_the_pacing_timeout_gets_503() {
+    let server = http_and_websocket(
+        "pacingTimeout = 500",
+        "highWaterMark = \"256KB\"\nlowWaterMark = \"64KB\"\nslowConsumerTimeout = 120000",
+    );
+    let mut stalled = Raw::connect(&server);
+    stalled.send(TEXT, SUBSCRIBE);
+    assert_eq!(stalled.expect_frame().json()["status"], 200);
+    let pad = "x".repeat(16 * 1024);
+    let address = server.address("http");
+    for n in 0..2_000 {
+        let sent = Instant::now();
+        let (status, answer) = http_publish(&address, n, &pad);
+        if status == 200 {
+            continue;
+        }
+        let waited = sent.elapsed();
+        assert_eq!(status, 503, "{answer}");
+        assert_eq!(answer["status"], 503, "{answer}");
+        assert_eq!(answer["error"]["id"], "api.process.overloaded", "{answer}");
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(5),
+            "answered after {waited:?}"
+        );
+        return;
+    }
+    panic!("2,000 HTTP publishes to a stalled WebSocket subscriber were never paced");
 }

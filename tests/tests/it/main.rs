@@ -11,7 +11,7 @@ mod cluster;
 mod documents;
 mod flow;
 mod guide;
-mod host;
+pub mod host;
 mod http;
 mod mqtt;
 mod mqtt_raw;

@@ -178,6 +178,27 @@ fn api_requests_after_the_upgrade_from_polling() {
     api(UPGRADE, json!(["open:polling", "upgrade:websocket"]));
 }
 
+/// Flow control (issue 13): socket.io-client publishes 5,000 times back to back to a channel
+/// with 100 socket.io-client subscribers that keep reading; every subscriber gets every
+/// publication once, every publication is answered 200, and nobody is closed as slow.
+#[test]
+fn a_burst_reaches_every_reading_socketio_subscriber() {
+    let server = start("");
+    let observed = Scenario::start("burst", &server, WEBSOCKET).finish();
+    let burst = one(&observed, "burst");
+    assert_eq!(burst["statuses"], json!({"200": 5000}), "{burst}");
+    let counts = burst["counts"].as_array().expect("counts");
+    assert_eq!(counts.len(), 100);
+    assert!(counts.iter().all(|count| count == 5000), "{burst}");
+    assert_eq!(burst["duplicates"], 0, "{burst}");
+    assert_eq!(burst["disconnected"], 0, "{burst}");
+    assert!(
+        !server.log().contains("slow consumer closed"),
+        "{}",
+        server.log()
+    );
+}
+
 fn pubsub(transports: &str) {
     let server = start("");
     let observed = Scenario::start("pubsub", &server, transports).finish();

@@ -1,6 +1,6 @@
 //! The `server` controller: `now`, `info`, `healthCheck`, `publicApi`.
 
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
 use crate::api::action::{ActionResult, Args, Context, Controller, Output, Run};
 use crate::api::{Action, Request};
@@ -50,6 +50,13 @@ fn info(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
     let services = context.services;
     let mut protocols = Map::new();
     for protocol in services.protocols.all() {
+        // What the plugin counts itself (ABI 1.2's `stats`); null for older plugins.
+        let stats = protocol.stats().map(|stats| {
+            stats
+                .reported()
+                .map(|(_, name, value)| (name.to_string(), Value::from(value)))
+                .collect::<Map<String, Value>>()
+        });
         protocols.insert(
             protocol.name.clone(),
             json!({
@@ -58,6 +65,7 @@ fn info(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
                 "pluginApi": protocol.library.interface_version.to_string(),
                 "listening": protocol.listeners(),
                 "enabled": !protocol.is_disabled(),
+                "stats": stats,
             }),
         );
     }

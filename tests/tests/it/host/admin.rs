@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchyard_tests::{protocol_section, LineClient, Server};
 
 /// One request to the admin listener: (status, body).
-fn get(server: &Server, request_line: &str) -> (u16, String) {
+pub fn get(server: &Server, request_line: &str) -> (u16, String) {
     get_as(server, request_line, "127.0.0.1")
 }
 
@@ -31,7 +31,7 @@ fn get_as(server: &Server, request_line: &str, host: &str) -> (u16, String) {
 }
 
 /// The value of the series `series` (name and labels, exactly as exported).
-fn value(metrics: &str, series: &str) -> Option<f64> {
+pub fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {
         line.strip_prefix(series)
             .and_then(|rest| rest.strip_prefix(' '))
