@@ -271,11 +271,30 @@ fn check_token(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult
 }
 
 /// `auth:login`: `{_id, jwt, expiresAt, ttl}`; the token is linked to the connection.
+///
+/// A username or source address locked out by `[security.loginLockout]` is refused before the
+/// password is hashed; a wrong password counts against both.
 fn login(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
     strategy(request)?;
     let security = security(context);
     let body = request.body.clone().unwrap_or(Value::Null);
-    let kuid = security.local.verify(&body).map_err(kuzzle)?;
+    let (username, _) = local_fields(&body);
+    let address = context
+        .services
+        .connections
+        .peer_address(context.caller.connection)
+        .unwrap_or_default();
+    if let Some(username) = username {
+        security.check_login_lockout(username, &address)?;
+    }
+    let verified = security.local.verify(&body).map_err(kuzzle);
+    if let Some(username) = username {
+        // "Missing credentials" (no password) checked nothing: only a checked password counts.
+        if local_fields(&body).1.is_some() {
+            security.record_login(username, &address, verified.is_ok());
+        }
+    }
+    let kuid = verified?;
     let issued = security
         .tokens
         .issue(&kuid, expires_in(request), Default::default())
@@ -740,6 +759,9 @@ mod expiry_tests {
         assert_eq!(late["error"]["id"], "security.token.expired");
     }
 }
+
+#[cfg(test)]
+mod abuse_tests;
 
 #[cfg(test)]
 mod gate_cost {
