@@ -33,6 +33,11 @@ pub static CONTROLLER: Controller = Controller {
             Run::Blocking(create_api_key),
         ),
         action(
+            "createToken",
+            &[("POST", "/_createToken")],
+            Run::Blocking(create_token),
+        ),
+        action(
             "createMyCredentials",
             &[("POST", "/credentials/:strategy/_me/_create")],
             Run::Blocking(create_my_credentials),
@@ -303,6 +308,27 @@ fn login(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResu
         security.link(context.caller.connection, &issued.record);
     }
     Ok(issued.to_login_result().into())
+}
+
+/// `auth:createToken` (Kuzzle 2.20+): a token for the caller, `{token, expiresAt, ttl,
+/// singleUse}`; never infinite; `singleUse` ones are consumed by their first request. Not
+/// linked to the connection (the caller hands it to someone else). The anonymous user gets
+/// `security.rights.unauthorized`: a token for nobody in particular would be a bearer pass.
+fn create_token(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
+    assert_authenticated(context, request)?;
+    let expires_in = expires_in(request);
+    if matches!(expires_in, Some(ExpiresIn::Never)) {
+        return Err(errors::SECURITY_TOKEN_INVALID_EXPIRATION.with(&["expiresIn cannot be infinite"]));
+    }
+    let options = switchyard_security::token::IssueOptions {
+        single_use: flag(request, "singleUse"),
+        ..Default::default()
+    };
+    let issued = security(context)
+        .tokens
+        .issue(context.caller.identity.user_id(), expires_in, options)
+        .map_err(kuzzle)?;
+    Ok(issued.to_create_token_result().into())
 }
 
 /// `auth:logout`: unlinks this connection, then revokes the token (all of the user's with
@@ -762,6 +788,9 @@ mod expiry_tests {
 
 #[cfg(test)]
 mod abuse_tests;
+
+#[cfg(test)]
+mod create_token_tests;
 
 #[cfg(test)]
 mod gate_cost {
