@@ -16,6 +16,7 @@ mod mqtt;
 mod mqtt_raw;
 mod rust_example;
 mod sdk;
+mod security;
 mod socketio;
 mod tidy;
 mod websocket;
