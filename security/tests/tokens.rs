@@ -628,7 +628,10 @@ fn a_rate_window_admits_exactly_its_limit_across_threads() {
     assert_eq!(admitted.into_inner(), 5_000);
     assert!(window.try_acquire(T0 + 1000, 1), "a new second starts over");
     assert!(!window.try_acquire(T0 + 1000, 1));
-    assert!(!window.try_acquire(T0, 1), "a late clock read counts in the newer window");
+    assert!(
+        !window.try_acquire(T0, 1),
+        "a late clock read counts in the newer window"
+    );
 }
 
 #[test]

@@ -18,7 +18,11 @@ const CHEAP_ARGON2: &str = "[security.argon2]\nmemoryKib = 64\niterations = 1\np
 fn config(extra: &str) -> String {
     format!(
         "[server]\n{}{}{CHEAP_ARGON2}{extra}",
-        protocol_section("websocket", "websocket", "port = 0\naddress = \"127.0.0.1\""),
+        protocol_section(
+            "websocket",
+            "websocket",
+            "port = 0\naddress = \"127.0.0.1\""
+        ),
         protocol_section("http", "http", "port = 0\naddress = \"127.0.0.1\""),
     )
 }
@@ -139,9 +143,11 @@ fn kuzzles_rate_limits_answer_429_over_websocket() {
     let profile = setup.call(json!({"controller": "security", "action": "createProfile",
         "_id": "limited", "body": {"policies": [{"roleId": "default"}], "rateLimit": 2}}));
     assert_eq!(profile["status"], 200, "{profile}");
-    let user = setup.call(json!({"controller": "security", "action": "createUser", "_id": "u",
+    let user = setup.call(
+        json!({"controller": "security", "action": "createUser", "_id": "u",
         "body": {"content": {"profileIds": ["limited"]},
-                 "credentials": {"local": {"username": "u", "password": "p"}}}}));
+                 "credentials": {"local": {"username": "u", "password": "p"}}}}),
+    );
     assert_eq!(user["status"], 200, "{user}");
 
     let mut client = Ws::connect(&server);
@@ -162,8 +168,15 @@ fn kuzzles_rate_limits_answer_429_over_websocket() {
     let mut burst = vec![now; 4];
     burst.push(json!({"controller": "auth", "action": "logout", "jwt": jwt}));
     let answers = pipelined(&mut client, &burst);
-    let logout = answers.iter().find(|a| a["action"] == "logout").expect("its answer");
-    assert_eq!(logout["result"], json!({"acknowledged": true}), "{answers:?}");
+    let logout = answers
+        .iter()
+        .find(|a| a["action"] == "logout")
+        .expect("its answer");
+    assert_eq!(
+        logout["result"],
+        json!({"acknowledged": true}),
+        "{answers:?}"
+    );
 
     // Logins: one per connection per second (Kuzzle's default), whatever their outcome.
     let mut logins = Ws::connect(&server);
@@ -183,9 +196,11 @@ fn a_locked_out_login_is_refused_on_every_protocol_from_that_address() {
     ));
     let mut setup = Ws::connect(&server);
     for (kuid, password) in [("alice", "right"), ("bob", "right")] {
-        let user = setup.call(json!({"controller": "security", "action": "createUser", "_id": kuid,
+        let user = setup.call(
+            json!({"controller": "security", "action": "createUser", "_id": kuid,
             "body": {"content": {"profileIds": ["default"]},
-                     "credentials": {"local": {"username": kuid, "password": password}}}}));
+                     "credentials": {"local": {"username": kuid, "password": password}}}}),
+        );
         assert_eq!(user["status"], 200, "{user}");
     }
     // Three wrong passwords over HTTP, each on its own connection (one login per connection
@@ -271,9 +286,13 @@ fn no_password_hash_secret_or_token_reaches_a_response_or_a_log_line() {
         assert_eq!(answer["status"], 200, "{answer}");
         answer
     };
-    ok(&mut seen, &mut admin, json!({"controller": "security", "action": "createFirstAdmin",
+    ok(
+        &mut seen,
+        &mut admin,
+        json!({"controller": "security", "action": "createFirstAdmin",
         "_id": "root", "reset": true,
-        "body": {"content": {}, "credentials": {"local": {"username": "root", "password": ROOT_PASSWORD}}}}));
+        "body": {"content": {}, "credentials": {"local": {"username": "root", "password": ROOT_PASSWORD}}}}),
+    );
     let root = ok(&mut seen, &mut admin, login_request("root", ROOT_PASSWORD))["result"]["jwt"]
         .as_str()
         .unwrap()
@@ -282,23 +301,45 @@ fn no_password_hash_secret_or_token_reaches_a_response_or_a_log_line() {
         request["jwt"] = json!(root);
         request
     };
-    ok(&mut seen, &mut admin, as_root(json!({"controller": "security", "action": "createRole",
-        "_id": "self", "body": {"controllers": {"auth": {"actions": {"*": true}}}}})));
-    ok(&mut seen, &mut admin, as_root(json!({"controller": "security", "action": "createProfile",
-        "_id": "self", "body": {"policies": [{"roleId": "self"}]}})));
-    ok(&mut seen, &mut admin, as_root(json!({"controller": "security", "action": "createUser",
+    ok(
+        &mut seen,
+        &mut admin,
+        as_root(json!({"controller": "security", "action": "createRole",
+        "_id": "self", "body": {"controllers": {"auth": {"actions": {"*": true}}}}})),
+    );
+    ok(
+        &mut seen,
+        &mut admin,
+        as_root(json!({"controller": "security", "action": "createProfile",
+        "_id": "self", "body": {"policies": [{"roleId": "self"}]}})),
+    );
+    ok(
+        &mut seen,
+        &mut admin,
+        as_root(json!({"controller": "security", "action": "createUser",
         "_id": "alice", "body": {"content": {"profileIds": ["self"], "name": "Alice"},
-            "credentials": {"local": {"username": "alice", "password": ALICE_PASSWORD}}}})));
-    ok(&mut seen, &mut admin, as_root(json!({"controller": "security", "action": "createRestrictedUser",
+            "credentials": {"local": {"username": "alice", "password": ALICE_PASSWORD}}}})),
+    );
+    ok(
+        &mut seen,
+        &mut admin,
+        as_root(
+            json!({"controller": "security", "action": "createRestrictedUser",
         "_id": "bob", "body": {"content": {},
-            "credentials": {"local": {"username": "bob", "password": BOB_PASSWORD}}}})));
+            "credentials": {"local": {"username": "bob", "password": BOB_PASSWORD}}}}),
+        ),
+    );
 
     let mut alice = Ws::connect(&server);
     for username in ["alice", "bob", "nobody"] {
         let refused = seen.call(&mut alice, login_request(username, WRONG_PASSWORD));
         assert_eq!(refused["status"], 401, "{refused}");
     }
-    let jwt = ok(&mut seen, &mut alice, login_request("alice", ALICE_PASSWORD))["result"]["jwt"]
+    let jwt = ok(
+        &mut seen,
+        &mut alice,
+        login_request("alice", ALICE_PASSWORD),
+    )["result"]["jwt"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -307,33 +348,87 @@ fn no_password_hash_secret_or_token_reaches_a_response_or_a_log_line() {
         request
     };
     for action in ["getCurrentUser", "getMyRights", "getStrategies"] {
-        ok(&mut seen, &mut alice, as_alice(&jwt, json!({"controller": "auth", "action": action})));
+        ok(
+            &mut seen,
+            &mut alice,
+            as_alice(&jwt, json!({"controller": "auth", "action": action})),
+        );
     }
     for action in ["getMyCredentials", "credentialsExist"] {
-        ok(&mut seen, &mut alice, as_alice(&jwt,
-            json!({"controller": "auth", "action": action, "strategy": "local"})));
+        ok(
+            &mut seen,
+            &mut alice,
+            as_alice(
+                &jwt,
+                json!({"controller": "auth", "action": action, "strategy": "local"}),
+            ),
+        );
     }
     for password in [ALICE_PASSWORD, WRONG_PASSWORD] {
-        seen.call(&mut alice, as_alice(&jwt, json!({"controller": "auth",
+        seen.call(
+            &mut alice,
+            as_alice(
+                &jwt,
+                json!({"controller": "auth",
             "action": "validateMyCredentials", "strategy": "local",
-            "body": {"username": "alice", "password": password}})));
+            "body": {"username": "alice", "password": password}}),
+            ),
+        );
     }
-    ok(&mut seen, &mut alice, as_alice(&jwt, json!({"controller": "auth",
+    ok(
+        &mut seen,
+        &mut alice,
+        as_alice(
+            &jwt,
+            json!({"controller": "auth",
         "action": "updateMyCredentials", "strategy": "local",
-        "body": {"password": ALICE_NEW_PASSWORD}})));
-    ok(&mut seen, &mut alice, as_alice(&jwt, json!({"controller": "auth", "action": "createApiKey",
-        "body": {"description": "ci"}})));
-    ok(&mut seen, &mut alice, as_alice(&jwt, json!({"controller": "auth", "action": "searchApiKeys",
-        "body": {}})));
-    ok(&mut seen, &mut alice, as_alice(&jwt, json!({"controller": "auth", "action": "createToken",
-        "expiresIn": "1m"})));
-    let refreshed = ok(&mut seen, &mut alice, as_alice(&jwt,
-        json!({"controller": "auth", "action": "refreshToken"})))["result"]["jwt"]
+        "body": {"password": ALICE_NEW_PASSWORD}}),
+        ),
+    );
+    ok(
+        &mut seen,
+        &mut alice,
+        as_alice(
+            &jwt,
+            json!({"controller": "auth", "action": "createApiKey",
+        "body": {"description": "ci"}}),
+        ),
+    );
+    ok(
+        &mut seen,
+        &mut alice,
+        as_alice(
+            &jwt,
+            json!({"controller": "auth", "action": "searchApiKeys",
+        "body": {}}),
+        ),
+    );
+    ok(
+        &mut seen,
+        &mut alice,
+        as_alice(
+            &jwt,
+            json!({"controller": "auth", "action": "createToken",
+        "expiresIn": "1m"}),
+        ),
+    );
+    let refreshed = ok(
+        &mut seen,
+        &mut alice,
+        as_alice(
+            &jwt,
+            json!({"controller": "auth", "action": "refreshToken"}),
+        ),
+    )["result"]["jwt"]
         .as_str()
         .unwrap()
         .to_owned();
-    ok(&mut seen, &mut alice, json!({"controller": "auth", "action": "checkToken",
-        "body": {"token": refreshed}}));
+    ok(
+        &mut seen,
+        &mut alice,
+        json!({"controller": "auth", "action": "checkToken",
+        "body": {"token": refreshed}}),
+    );
 
     for request in [
         json!({"controller": "security", "action": "getUser", "_id": "alice"}),
@@ -350,39 +445,84 @@ fn no_password_hash_secret_or_token_reaches_a_response_or_a_log_line() {
     ] {
         ok(&mut seen, &mut admin, as_root(request));
     }
-    ok(&mut seen, &mut alice, as_alice(&refreshed,
-        json!({"controller": "auth", "action": "logout", "global": true})));
-    let revoked = seen.call(&mut alice, as_alice(&refreshed,
-        json!({"controller": "auth", "action": "getCurrentUser"})));
-    assert_eq!(revoked["error"]["id"], "security.token.invalid", "{revoked}");
+    ok(
+        &mut seen,
+        &mut alice,
+        as_alice(
+            &refreshed,
+            json!({"controller": "auth", "action": "logout", "global": true}),
+        ),
+    );
+    let revoked = seen.call(
+        &mut alice,
+        as_alice(
+            &refreshed,
+            json!({"controller": "auth", "action": "getCurrentUser"}),
+        ),
+    );
+    assert_eq!(
+        revoked["error"]["id"], "security.token.invalid",
+        "{revoked}"
+    );
 
     // Over HTTP too: a login, then the caller's user with the token in a header.
-    let (status, body) = http(&server, "POST", "/_login/local", "",
-        &json!({"username": "bob", "password": BOB_NEW_PASSWORD}).to_string());
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/_login/local",
+        "",
+        &json!({"username": "bob", "password": BOB_NEW_PASSWORD}).to_string(),
+    );
     assert_eq!(status, 200, "{body}");
     let bob: Value = serde_json::from_str(&body).unwrap();
     let bob_jwt = bob["result"]["jwt"].as_str().unwrap().to_owned();
     seen.tokens.push(bob_jwt.clone());
     seen.answers.push(("login".into(), body));
-    let (status, body) = http(&server, "GET", "/users/_me",
-        &format!("Authorization: Bearer {bob_jwt}\r\n"), "");
+    let (status, body) = http(
+        &server,
+        "GET",
+        "/users/_me",
+        &format!("Authorization: Bearer {bob_jwt}\r\n"),
+        "",
+    );
     assert_eq!(status, 200, "{body}");
     seen.answers.push(("getCurrentUser".into(), body));
 
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.wait_for_log(&["stopped"], Duration::from_secs(20));
     let log = server.log();
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log is not at trace level:\n{log}");
-    assert_eq!(seen.tokens.len(), 7, "login ×2, createApiKey ×2, createToken, refresh, HTTP login");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "the log is not at trace level:\n{log}"
+    );
+    assert_eq!(
+        seen.tokens.len(),
+        7,
+        "login ×2, createApiKey ×2, createToken, refresh, HTTP login"
+    );
 
-    let passwords = [ROOT_PASSWORD, ALICE_PASSWORD, ALICE_NEW_PASSWORD, BOB_PASSWORD,
-                     BOB_NEW_PASSWORD, WRONG_PASSWORD];
-    let forbidden_everywhere = passwords
-        .iter()
-        .chain([&JWT_SECRET, &"$argon2", &"argon2id", &"pbkdf2", &"userPassword", &"userSalt"]);
+    let passwords = [
+        ROOT_PASSWORD,
+        ALICE_PASSWORD,
+        ALICE_NEW_PASSWORD,
+        BOB_PASSWORD,
+        BOB_NEW_PASSWORD,
+        WRONG_PASSWORD,
+    ];
+    let forbidden_everywhere = passwords.iter().chain([
+        &JWT_SECRET,
+        &"$argon2",
+        &"argon2id",
+        &"pbkdf2",
+        &"userPassword",
+        &"userSalt",
+    ]);
     for needle in forbidden_everywhere {
         for (action, text) in &seen.answers {
-            assert!(!text.contains(needle), "{needle:?} in the answer of {action}: {text}");
+            assert!(
+                !text.contains(needle),
+                "{needle:?} in the answer of {action}: {text}"
+            );
         }
         assert!(!log.contains(needle), "{needle:?} in the log:\n{log}");
     }
@@ -391,7 +531,10 @@ fn no_password_hash_secret_or_token_reaches_a_response_or_a_log_line() {
         let jwt_part = token.split_once('-').map_or(token.as_str(), |(_, jwt)| jwt);
         for (action, text) in &seen.answers {
             if text.contains(jwt_part) {
-                assert!(ISSUERS.contains(&action.as_str()), "a token in the answer of {action}: {text}");
+                assert!(
+                    ISSUERS.contains(&action.as_str()),
+                    "a token in the answer of {action}: {text}"
+                );
             }
         }
         assert!(!log.contains(jwt_part), "a token in the log:\n{log}");
@@ -402,9 +545,11 @@ fn no_password_hash_secret_or_token_reaches_a_response_or_a_log_line() {
 fn a_publication_is_signed_with_its_authors_kuid() {
     let server = Server::start(&config(""));
     let mut setup = Ws::connect(&server);
-    let user = setup.call(json!({"controller": "security", "action": "createUser", "_id": "u",
+    let user = setup.call(
+        json!({"controller": "security", "action": "createUser", "_id": "u",
         "body": {"content": {"profileIds": ["default"]},
-                 "credentials": {"local": {"username": "u", "password": "p"}}}}));
+                 "credentials": {"local": {"username": "u", "password": "p"}}}}),
+    );
     assert_eq!(user["status"], 200, "{user}");
     let subscribed = setup.call(json!({"controller": "realtime", "action": "subscribe",
         "index": "i", "collection": "c", "body": {}}));
@@ -419,5 +564,8 @@ fn a_publication_is_signed_with_its_authors_kuid() {
     assert_eq!(published["status"], 200, "{published}");
     let notification: Value = serde_json::from_str(&setup.receive()).unwrap();
     assert_eq!(notification["result"]["_source"]["n"], 1, "{notification}");
-    assert_eq!(notification["result"]["_source"]["_kuzzle_info"]["author"], "u");
+    assert_eq!(
+        notification["result"]["_source"]["_kuzzle_info"]["author"],
+        "u"
+    );
 }

@@ -850,5 +850,22 @@ mod gate_cost {
              {open_token:.0} (with jwt); security gate {gate_anonymous:.0} (anonymous) / \
              {gate_token:.0} (authenticated)"
         );
+
+        // The same with a rate limit on both profiles, too high to refuse: every request is
+        // counted (Kuzzle's standard profiles have one: anonymous 200/s, default 10/s).
+        for profile in ["default", "anonymous"] {
+            let limited = harness.call(
+                &json!({"controller": "security", "action": "updateProfile", "_id": profile,
+                        "body": {"rateLimit": 1_000_000_000}})
+                .to_string(),
+            );
+            assert_eq!(limited["status"], 200, "{limited}");
+        }
+        let limited_anonymous = per_request(&harness, anonymous);
+        let limited_token = per_request(&harness, &with_jwt);
+        println!(
+            "with a rateLimit on the profiles: {limited_anonymous:.0} (anonymous) / \
+             {limited_token:.0} (authenticated)"
+        );
     }
 }
