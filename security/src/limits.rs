@@ -82,7 +82,7 @@ pub struct RateWindow(AtomicU64);
 
 /// Bits of the count in a [`RateWindow`]'s word.
 const COUNT_BITS: u32 = 24;
-/// The largest count a [`RateWindow`] holds; a limit at or above it never refuses.
+/// The largest count a [`RateWindow`] holds; a limit above it never refuses.
 pub const RATE_WINDOW_MAX_COUNT: u64 = (1 << COUNT_BITS) - 1;
 
 impl RateWindow {
