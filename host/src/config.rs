@@ -68,6 +68,46 @@ pub struct SecurityConfig {
     pub argon2: Option<switchyard_security::password::Argon2Params>,
     /// Profiles `security:createRestrictedUser` assigns (Kuzzle's default: `["default"]`).
     pub restricted_profile_ids: Option<Vec<String>>,
+    /// `[security.loginLockout]`: failed logins per username and per source address.
+    pub login_lockout: LoginLockoutConfig,
+}
+
+/// `[security.loginLockout]` (Switchyard's; Kuzzle has none): after `maxFailures` wrong
+/// passwords within `failureWindow` ms for one username, or from one source address, logins
+/// for it are refused for `lockoutDuration` ms (429 `api.process.too_many_logins_requests`,
+/// without checking the password). `maxFailures = 0` turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct LoginLockoutConfig {
+    /// Wrong passwords that lock a username or an address (0: never).
+    pub max_failures: u32,
+    /// Milliseconds the failures are counted over.
+    pub failure_window: i64,
+    /// Milliseconds a lockout lasts.
+    pub lockout_duration: i64,
+}
+
+impl Default for LoginLockoutConfig {
+    /// 10 failures within 5 minutes lock for 15 minutes.
+    fn default() -> Self {
+        let crate_default = switchyard_security::limits::LockoutConfig::default();
+        LoginLockoutConfig {
+            max_failures: crate_default.max_failures,
+            failure_window: crate_default.window_ms,
+            lockout_duration: crate_default.lockout_ms,
+        }
+    }
+}
+
+impl LoginLockoutConfig {
+    /// The lockout's settings, `None` when it is off.
+    pub fn settings(&self) -> Option<switchyard_security::limits::LockoutConfig> {
+        (self.max_failures > 0).then_some(switchyard_security::limits::LockoutConfig {
+            max_failures: self.max_failures,
+            window_ms: self.failure_window,
+            lockout_ms: self.lockout_duration,
+        })
+    }
 }
 
 /// `[security.authToken]`: Kuzzle's token settings.
@@ -154,6 +194,19 @@ impl SecurityConfig {
             .is_err()
             {
                 problems.push("security.argon2: parameters out of Argon2's range".to_string());
+            }
+        }
+        let lockout = &self.login_lockout;
+        if lockout.max_failures > 0 {
+            for (key, value) in [
+                ("failureWindow", lockout.failure_window),
+                ("lockoutDuration", lockout.lockout_duration),
+            ] {
+                if value <= 0 {
+                    problems.push(format!(
+                        "security.loginLockout.{key}: {value} is not a positive number of milliseconds"
+                    ));
+                }
             }
         }
         problems
@@ -305,6 +358,9 @@ pub struct Limits {
     /// Bytes of one document's JSON (Switchyard's; Kuzzle leaves it to Elasticsearch): a larger
     /// create, replace or update is refused before it is stored.
     pub document_max_size: usize,
+    /// `auth:login` requests one connection may make per second (Kuzzle's `loginsPerSecond`,
+    /// default 1); more are refused with 429 `api.process.too_many_logins_requests`.
+    pub logins_per_second: u64,
 }
 
 impl Default for Limits {
@@ -318,6 +374,7 @@ impl Default for Limits {
             documents_fetch_count: 10_000,
             documents_write_count: 200,
             document_max_size: DEFAULT_MAX_REQUEST_SIZE as usize,
+            logins_per_second: 1,
         }
     }
 }

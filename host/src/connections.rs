@@ -158,6 +158,18 @@ impl Connections {
         self.shard(id).read().get(&id).map(|c| c.protocol)
     }
 
+    /// The client's address as its protocol saw it (the first of `ips`: the socket's peer),
+    /// while the connection is declared.
+    pub fn peer_address(&self, id: ConnectionId) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Context {
+            ips: Vec<String>,
+        }
+        let shard = self.shard(id).read();
+        let context: Context = serde_json::from_str(&shard.get(&id)?.context).ok()?;
+        context.ips.into_iter().next()
+    }
+
     /// True while the connection is declared.
     pub fn contains(&self, id: ConnectionId) -> bool {
         self.shard(id).read().contains_key(&id)

@@ -173,6 +173,7 @@ impl Services {
     pub fn remove_connection(&self, id: ConnectionId) -> Option<usize> {
         let connection = self.connections.remove(id)?;
         self.security.unlink(id);
+        self.security.forget_connection(id);
         self.realtime.remove_connection(id, |departure| {
             self.complete_departure(id, connection.protocol, &departure)
         });
@@ -246,5 +247,7 @@ pub fn security_settings(config: &Config) -> SecuritySettings {
             .clone()
             .unwrap_or_else(switchyard_security::defaults::restricted_profile_ids),
         notifiable,
+        logins_per_second: config.limits.logins_per_second,
+        login_lockout: security.login_lockout.settings(),
     }
 }

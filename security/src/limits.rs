@@ -7,9 +7,10 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 
 use crate::clock::Clock;
@@ -73,10 +74,110 @@ impl<K: Hash + Eq + Clone> FixedWindowLimiter<K> {
     }
 }
 
+/// One key's count in the current one-second window, in one atomic word: the window's second
+/// in the high 40 bits, the count in the low 24 (saturating). A check is a load and, when
+/// admitted, one compare-and-swap: no lock.
+#[derive(Debug, Default)]
+pub struct RateWindow(AtomicU64);
+
+/// Bits of the count in a [`RateWindow`]'s word.
+const COUNT_BITS: u32 = 24;
+/// The largest count a [`RateWindow`] holds; a limit above it never refuses.
+pub const RATE_WINDOW_MAX_COUNT: u64 = (1 << COUNT_BITS) - 1;
+
+impl RateWindow {
+    /// Counts one request at `now_ms` against `limit` per second; whether it is within it.
+    /// Kuzzle's windows are whole seconds (its frame is reset by a one-second interval).
+    pub fn try_acquire(&self, now_ms: i64, limit: u64) -> bool {
+        let second = (now_ms.div_euclid(1000) as u64) & ((1 << (64 - COUNT_BITS)) - 1);
+        let mut current = self.0.load(Ordering::Relaxed);
+        loop {
+            let (window, count) = (current >> COUNT_BITS, current & RATE_WINDOW_MAX_COUNT);
+            // A thread whose clock read is a little behind another's counts in the newer window.
+            let (window, count) = if window >= second {
+                (window, count)
+            } else {
+                (second, 0)
+            };
+            if count >= limit {
+                return false;
+            }
+            let next = (window << COUNT_BITS) | (count + 1).min(RATE_WINDOW_MAX_COUNT);
+            match self
+                .0
+                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The second this window last counted in (for pruning).
+    fn second(&self) -> u64 {
+        self.0.load(Ordering::Relaxed) >> COUNT_BITS
+    }
+}
+
+const USER_SHARDS: usize = 16;
+
+/// Kuzzle's per-user request rate (`rateLimit` of the profiles, per second): the anonymous
+/// user's count in its own field (no lookup), the others' in a sharded map read under a
+/// shard's read lock (written only for a user's first request in a while).
+pub struct UserRateLimiter {
+    clock: Arc<dyn Clock>,
+    anonymous: RateWindow,
+    hasher: foldhash::fast::RandomState,
+    shards: [RwLock<HashMap<Box<str>, RateWindow>>; USER_SHARDS],
+}
+
+impl std::fmt::Debug for UserRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRateLimiter").finish_non_exhaustive()
+    }
+}
+
+/// Users a shard holds before idle ones (no request this second) are pruned.
+const USERS_PER_SHARD: usize = 4096;
+
+impl UserRateLimiter {
+    /// A limiter on `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        UserRateLimiter {
+            clock,
+            anonymous: RateWindow::default(),
+            hasher: foldhash::fast::RandomState::default(),
+            shards: std::array::from_fn(|_| RwLock::default()),
+        }
+    }
+
+    /// Counts one request of `kuid` against `limit` per second; whether it is within it.
+    pub fn try_acquire(&self, kuid: &str, limit: u64) -> bool {
+        let now = self.clock.now_ms();
+        if kuid == crate::model::ANONYMOUS_KUID {
+            return self.anonymous.try_acquire(now, limit);
+        }
+        use std::hash::BuildHasher;
+        let shard = &self.shards[(self.hasher.hash_one(kuid) as usize) % USER_SHARDS];
+        if let Some(window) = shard.read().get(kuid) {
+            return window.try_acquire(now, limit);
+        }
+        let mut users = shard.write();
+        if users.len() >= USERS_PER_SHARD {
+            let second = now.div_euclid(1000) as u64 & ((1 << (64 - COUNT_BITS)) - 1);
+            users.retain(|_, window| window.second() >= second);
+        }
+        users
+            .entry(kuid.into())
+            .or_default()
+            .try_acquire(now, limit)
+    }
+}
+
 /// Kuzzle's two limiters: requests per user per second after the profiles' `rateLimit`, and
 /// `auth:login` per connection per second.
 pub struct RequestLimits<C> {
-    per_user: FixedWindowLimiter<String>,
+    per_user: UserRateLimiter,
     logins: FixedWindowLimiter<C>,
 }
 
@@ -92,7 +193,7 @@ impl<C: Hash + Eq + Clone> RequestLimits<C> {
     /// `logins_per_second` is `limits.loginsPerSecond` (Kuzzle's default is 1).
     pub fn new(logins_per_second: u64, clock: Arc<dyn Clock>) -> Self {
         RequestLimits {
-            per_user: FixedWindowLimiter::new(u64::MAX, 1000, Arc::clone(&clock)),
+            per_user: UserRateLimiter::new(Arc::clone(&clock)),
             logins: FixedWindowLimiter::new(logins_per_second, 1000, clock),
         }
     }
@@ -120,10 +221,7 @@ impl<C: Hash + Eq + Clone> RequestLimits<C> {
         let Some(limit) = user_limit else {
             return Ok(());
         };
-        if self
-            .per_user
-            .try_acquire_with_limit(&kuid.to_owned(), limit)
-        {
+        if self.per_user.try_acquire(kuid, limit) {
             Ok(())
         } else {
             Err(errors::API_PROCESS_TOO_MANY_REQUESTS.error())

@@ -8,7 +8,7 @@ use switchyard_plugin_api::ConnectionId;
 use switchyard_security::clock::{Clock, ManualClock};
 use switchyard_security::expiry::TokenLinks;
 use switchyard_security::limits::{
-    FixedWindowLimiter, LockoutConfig, LoginGuard, RequestLimits, TokenBucket,
+    FixedWindowLimiter, LockoutConfig, LoginGuard, RateWindow, RequestLimits, TokenBucket,
 };
 use switchyard_security::password::{kuzzle_hash, Argon2Params, LocalCredentials, StoredPassword};
 use switchyard_security::repository::{InMemoryRepository, SecurityRepository};
@@ -555,6 +555,27 @@ fn limits_on_a_manual_clock() {
         .check(&c, "alice", Some(10), "document", "get")
         .is_ok());
 
+    // The anonymous user is a user like the others (its own counter, shared by every
+    // anonymous connection, as Kuzzle's frame["-1"]).
+    for _ in 0..3 {
+        assert!(limits.check(&c, "-1", Some(3), "server", "now").is_ok());
+    }
+    assert_eq!(
+        limits
+            .check(&ConnectionId(9), "-1", Some(3), "server", "now")
+            .unwrap_err()
+            .id(),
+        "api.process.too_many_requests"
+    );
+    assert_eq!(
+        limits
+            .check(&c, "-1", Some(3), "auth", "logout")
+            .unwrap_err()
+            .id(),
+        "api.process.too_many_requests",
+        "an anonymous logout is limited"
+    );
+
     let window = FixedWindowLimiter::new(2, 60_000, shared.clone());
     assert!(window.try_acquire(&"k") && window.try_acquire(&"k") && !window.try_acquire(&"k"));
 
@@ -587,6 +608,30 @@ fn limits_on_a_manual_clock() {
     assert!(guard.check("dave", "10.6.6.6").is_err(), "per address");
     clock.advance(600_000);
     assert!(guard.check("alice", "10.0.0.9").is_ok());
+}
+
+#[test]
+fn a_rate_window_admits_exactly_its_limit_across_threads() {
+    let window = Arc::new(RateWindow::default());
+    let admitted = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..10_000 {
+                    if window.try_acquire(T0, 5_000) {
+                        admitted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(admitted.into_inner(), 5_000);
+    assert!(window.try_acquire(T0 + 1000, 1), "a new second starts over");
+    assert!(!window.try_acquire(T0 + 1000, 1));
+    assert!(
+        !window.try_acquire(T0, 1),
+        "a late clock read counts in the newer window"
+    );
 }
 
 #[test]

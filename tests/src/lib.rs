@@ -315,15 +315,18 @@ impl Server {
     /// Starts `switchyard` with `config` and waits for its ready line. Panics with everything
     /// it printed if it exits or does not get ready in time.
     pub fn start(config: &str) -> Server {
+        let filter = std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "info".into());
+        Server::start_with_log(config, &filter)
+    }
+
+    /// [`Server::start`] with `RUST_LOG` set to `filter` (`"trace"`: every log line).
+    pub fn start_with_log(config: &str, filter: &str) -> Server {
         let scratch = Scratch::new();
         let path = scratch.write("config.toml", config);
         let mut child = Command::new(&artifacts().host)
             .arg("--config")
             .arg(&path)
-            .env(
-                "RUST_LOG",
-                std::env::var("SWITCHYARD_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -18,6 +18,7 @@ use switchyard_plugin_api::ConnectionId;
 use switchyard_security::auth::{load_user_rights, LocalStrategy};
 use switchyard_security::clock::{Clock, SystemClock};
 use switchyard_security::expiry::TokenLinks;
+use switchyard_security::limits::{LockoutConfig, LoginGuard, RequestLimits};
 use switchyard_security::repository::SecurityRepository;
 use switchyard_security::token::{self, TokenConfig, TokenRecord, TokenService};
 use switchyard_security::{defaults, RightsRequest, SecurityError, UserRights, ANONYMOUS_KUID};
@@ -40,6 +41,10 @@ pub struct SecuritySettings {
     /// Per protocol index: whether its connections get `TokenExpired` (Kuzzle's
     /// `realtimeNotifications`; an index past the end counts as notifiable).
     pub notifiable: Vec<bool>,
+    /// `limits.loginsPerSecond`: `auth:login` requests per connection per second.
+    pub logins_per_second: u64,
+    /// `[security.loginLockout]`; `None`: failed logins lock nothing out.
+    pub login_lockout: Option<LockoutConfig>,
 }
 
 /// Rights compiled per kuid, valid for one generation of the security objects.
@@ -101,6 +106,11 @@ pub struct Security {
     links: Mutex<TokenLinks>,
     /// Wakes the expiry timer when a link may expire sooner than it planned.
     links_changed: Condvar,
+    /// Kuzzle's rate limits: requests per user per second (the profiles' `rateLimit`) and
+    /// logins per connection per second, checked by the gate after the rights.
+    limits: RequestLimits<ConnectionId>,
+    /// Failed logins per username and per source address (`[security.loginLockout]`).
+    login_guard: Option<LoginGuard>,
 }
 
 impl std::fmt::Debug for Security {
@@ -145,7 +155,13 @@ impl Security {
             );
         }
         let local = LocalStrategy::new(Arc::clone(&repository), settings.argon2)?;
+        let limits = RequestLimits::new(settings.logins_per_second, Arc::clone(&clock));
+        let login_guard = settings
+            .login_lockout
+            .map(|config| LoginGuard::new(config, Arc::clone(&clock)));
         Ok(Security {
+            limits,
+            login_guard,
             repository,
             store,
             verified: RwLock::new(VerifiedCache::default()),
@@ -171,6 +187,8 @@ impl Security {
                 argon2: Default::default(),
                 restricted_profile_ids: defaults::restricted_profile_ids(),
                 notifiable: Vec::new(),
+                logins_per_second: 1,
+                login_lockout: Some(LockoutConfig::default()),
             },
             Arc::new(SystemClock),
         )
@@ -199,7 +217,8 @@ impl Security {
     /// Checks `request` against the anonymous user's rights, from this thread's copy while no
     /// user, profile or role changed since it was taken (the generation is read first, so a
     /// change made meanwhile is seen by the next request).
-    fn check_anonymous(&self, request: &RightsRequest<'_>) -> Result<(), KuzzleError> {
+    /// Returns the anonymous user's request rate limit (`None`: unlimited).
+    fn check_anonymous(&self, request: &RightsRequest<'_>) -> Result<Option<u64>, KuzzleError> {
         let generation = self.generation.load(Ordering::Acquire);
         ANONYMOUS.with(|slot| {
             let mut slot = slot.borrow_mut();
@@ -213,7 +232,7 @@ impl Security {
             }
             let (_, _, rights) = slot.as_ref().expect("filled above");
             rights.check(request)?;
-            Ok(())
+            Ok(rights.rate_limit())
         })
     }
 
@@ -282,6 +301,34 @@ impl Security {
     /// Wakes the expiry timer (shutdown, or tests moving the clock).
     pub fn wake_expiry_timer(&self) {
         self.links_changed.notify_all();
+    }
+
+    /// A connection left: its login count is forgotten.
+    pub fn forget_connection(&self, connection: ConnectionId) {
+        self.limits.forget_connection(&connection);
+    }
+
+    /// Before checking a password: Kuzzle's 429 `api.process.too_many_logins_requests` when
+    /// `username` or `address` is locked out (`[security.loginLockout]`).
+    pub fn check_login_lockout(&self, username: &str, address: &str) -> Result<(), KuzzleError> {
+        match &self.login_guard {
+            Some(guard) if guard.check(username, address).is_err() => {
+                Err(switchyard_plugin_api::errors::API_PROCESS_TOO_MANY_LOGINS_REQUESTS.error())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After a login's password check: a failure counts against `username` and `address`, a
+    /// success clears the username's failures.
+    pub fn record_login(&self, username: &str, address: &str, succeeded: bool) {
+        if let Some(guard) = &self.login_guard {
+            if succeeded {
+                guard.record_success(username);
+            } else {
+                guard.record_failure(username, address);
+            }
+        }
     }
 
     /// The token record of a raw token, if it is a live one.
@@ -353,6 +400,8 @@ fn jwt_exp(jwt: &str) -> Option<i64> {
 }
 
 impl Gatekeeper for Security {
+    /// Kuzzle's funnel: the token, the rights, then the rate limits (`rateLimiter.isAllowed`
+    /// runs after `checkRights`, so a denied request is refused for its rights first).
     fn admit(&self, access: &Access<'_>) -> Result<Identity, KuzzleError> {
         let request = RightsRequest {
             controller: access.controller,
@@ -361,10 +410,10 @@ impl Gatekeeper for Security {
             collection: access.collection,
             targets: None,
         };
-        let (identity, rights) = match access.jwt {
+        let (identity, rate_limit) = match access.jwt {
             None => {
-                self.check_anonymous(&request)?;
-                return Ok(Identity::anonymous());
+                let rate_limit = self.check_anonymous(&request)?;
+                (Identity::anonymous(), rate_limit)
             }
             Some(jwt) => {
                 let record = self.verify_cached(jwt)?;
@@ -372,13 +421,23 @@ impl Gatekeeper for Security {
                 if self.is_notifiable(access.protocol) {
                     self.link(access.connection, &record);
                 }
+                rights.check(&request)?;
                 (
                     Identity::user(record.user_id.as_str().into(), Some(jwt.into())),
-                    rights,
+                    rights.rate_limit(),
                 )
             }
         };
-        rights.check(&request)?;
+        // The fast path (no limit, not a login) touches nothing shared.
+        if rate_limit.is_some() || (access.controller == "auth" && access.action == "login") {
+            self.limits.check(
+                &access.connection,
+                identity.user_id(),
+                rate_limit,
+                access.controller,
+                access.action,
+            )?;
+        }
         Ok(identity)
     }
 }

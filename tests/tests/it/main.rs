@@ -17,6 +17,7 @@ mod mqtt;
 mod mqtt_raw;
 mod rust_example;
 mod sdk;
+mod security;
 mod socketio;
 mod tidy;
 mod websocket;

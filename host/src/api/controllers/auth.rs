@@ -33,6 +33,11 @@ pub static CONTROLLER: Controller = Controller {
             Run::Blocking(create_api_key),
         ),
         action(
+            "createToken",
+            &[("POST", "/_createToken")],
+            Run::Blocking(create_token),
+        ),
+        action(
             "createMyCredentials",
             &[("POST", "/credentials/:strategy/_me/_create")],
             Run::Blocking(create_my_credentials),
@@ -271,11 +276,30 @@ fn check_token(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult
 }
 
 /// `auth:login`: `{_id, jwt, expiresAt, ttl}`; the token is linked to the connection.
+///
+/// A username or source address locked out by `[security.loginLockout]` is refused before the
+/// password is hashed; a wrong password counts against both.
 fn login(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
     strategy(request)?;
     let security = security(context);
     let body = request.body.clone().unwrap_or(Value::Null);
-    let kuid = security.local.verify(&body).map_err(kuzzle)?;
+    let (username, _) = local_fields(&body);
+    let address = context
+        .services
+        .connections
+        .peer_address(context.caller.connection)
+        .unwrap_or_default();
+    if let Some(username) = username {
+        security.check_login_lockout(username, &address)?;
+    }
+    let verified = security.local.verify(&body).map_err(kuzzle);
+    if let Some(username) = username {
+        // "Missing credentials" (no password) checked nothing: only a checked password counts.
+        if local_fields(&body).1.is_some() {
+            security.record_login(username, &address, verified.is_ok());
+        }
+    }
+    let kuid = verified?;
     let issued = security
         .tokens
         .issue(&kuid, expires_in(request), Default::default())
@@ -284,6 +308,27 @@ fn login(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResu
         security.link(context.caller.connection, &issued.record);
     }
     Ok(issued.to_login_result().into())
+}
+
+/// `auth:createToken` (Kuzzle 2.20+): a token for the caller, `{token, expiresAt, ttl,
+/// singleUse}`; never infinite; `singleUse` ones are consumed by their first request. Not
+/// linked to the connection (the caller hands it to someone else). The anonymous user gets
+/// `security.rights.unauthorized`: a token for nobody in particular would be a bearer pass.
+fn create_token(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
+    assert_authenticated(context, request)?;
+    let expires_in = expires_in(request);
+    if matches!(expires_in, Some(ExpiresIn::Never)) {
+        return Err(errors::SECURITY_TOKEN_INVALID_EXPIRATION.with(&["expiresIn cannot be infinite"]));
+    }
+    let options = switchyard_security::token::IssueOptions {
+        single_use: flag(request, "singleUse"),
+        ..Default::default()
+    };
+    let issued = security(context)
+        .tokens
+        .issue(context.caller.identity.user_id(), expires_in, options)
+        .map_err(kuzzle)?;
+    Ok(issued.to_create_token_result().into())
 }
 
 /// `auth:logout`: unlinks this connection, then revokes the token (all of the user's with
@@ -742,6 +787,12 @@ mod expiry_tests {
 }
 
 #[cfg(test)]
+mod abuse_tests;
+
+#[cfg(test)]
+mod create_token_tests;
+
+#[cfg(test)]
 mod gate_cost {
     use std::time::Instant;
 
@@ -798,6 +849,23 @@ mod gate_cost {
             "server:now via dispatch, ns/request: open gate {open_anonymous:.0} (anonymous) / \
              {open_token:.0} (with jwt); security gate {gate_anonymous:.0} (anonymous) / \
              {gate_token:.0} (authenticated)"
+        );
+
+        // The same with a rate limit on both profiles, too high to refuse: every request is
+        // counted (Kuzzle's standard profiles have one: anonymous 200/s, default 10/s).
+        for profile in ["default", "anonymous"] {
+            let limited = harness.call(
+                &json!({"controller": "security", "action": "updateProfile", "_id": profile,
+                        "body": {"rateLimit": 1_000_000_000}})
+                .to_string(),
+            );
+            assert_eq!(limited["status"], 200, "{limited}");
+        }
+        let limited_anonymous = per_request(&harness, anonymous);
+        let limited_token = per_request(&harness, &with_jwt);
+        println!(
+            "with a rateLimit on the profiles: {limited_anonymous:.0} (anonymous) / \
+             {limited_token:.0} (authenticated)"
         );
     }
 }

@@ -159,11 +159,29 @@ fn count(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     Ok(json!({ "count": local? }).into())
 }
 
-/// `realtime:list`.
+/// `realtime:list`: `{index: {collection: {roomId: subscribers}}}`, only the collections the
+/// caller may `realtime:subscribe` to (Kuzzle's `hotelClerk.list`).
 fn list(context: &Context<'_>, _request: &mut Request<'_>) -> ActionResult {
     let mut list = context.services.realtime.list();
     if let Some(cluster) = &context.services.cluster {
         cluster.merge_list(&mut list);
+    }
+    let rights = context
+        .services
+        .security
+        .rights_of(context.caller.identity.user_id())?;
+    if let Value::Object(indexes) = &mut list {
+        for (index, collections) in indexes.iter_mut() {
+            if let Value::Object(collections) = collections {
+                collections.retain(|collection, _| {
+                    rights.is_allowed(
+                        &switchyard_security::RightsRequest::new("realtime", "subscribe")
+                            .on(index, collection),
+                    )
+                });
+            }
+        }
+        indexes.retain(|_, collections| collections.as_object().is_some_and(|c| !c.is_empty()));
     }
     Ok(list.into())
 }
@@ -176,7 +194,7 @@ fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let timestamp = realtime::now_ms();
     body.insert(
         "_kuzzle_info".to_string(),
-        json!({ "author": "-1", "createdAt": timestamp }),
+        json!({ "author": context.caller.identity.user_id(), "createdAt": timestamp }),
     );
     let id = request.string_arg("_id").map(str::to_string);
     let mut document = Value::Object(body);
@@ -250,5 +268,41 @@ mod tests {
         assert_eq!(answer["status"], 400);
         assert_eq!(answer["error"]["id"], "api.assert.missing_argument");
         assert_eq!(answer["error"]["message"], "Missing argument \"index\".");
+    }
+
+    /// Kuzzle's `hotelClerk.list`: only the collections the caller may subscribe to.
+    #[test]
+    fn list_shows_only_what_the_caller_may_subscribe_to() {
+        use serde_json::json;
+        let harness = Harness::new();
+        let call = |request: serde_json::Value| harness.call(&request.to_string());
+        for (index, collection) in [("shop", "orders"), ("shop", "stock"), ("blog", "posts")] {
+            let subscribed = call(json!({"controller": "realtime", "action": "subscribe",
+                                         "index": index, "collection": collection, "body": {}}));
+            assert_eq!(subscribed["status"], 200, "{subscribed}");
+        }
+        let role = call(json!({"controller": "security", "action": "createRole", "_id": "rt",
+                               "body": {"controllers": {"realtime": {"actions": {"*": true}}}}}));
+        assert_eq!(role["status"], 200, "{role}");
+        let profile = call(json!({"controller": "security", "action": "createProfile", "_id": "rt",
+            "body": {"policies": [{"roleId": "rt",
+                                    "restrictedTo": [{"index": "shop", "collections": ["orders"]}]}]}}));
+        assert_eq!(profile["status"], 200, "{profile}");
+        let user = call(json!({"controller": "security", "action": "createUser", "_id": "u",
+            "body": {"content": {"profileIds": ["rt"]},
+                     "credentials": {"local": {"username": "u", "password": "p"}}}}));
+        assert_eq!(user["status"], 200, "{user}");
+        let login = call(json!({"controller": "auth", "action": "login", "strategy": "local",
+                                "body": {"username": "u", "password": "p"}}));
+        let jwt = login["result"]["jwt"].as_str().expect("a jwt").to_owned();
+
+        let listed = call(json!({"controller": "realtime", "action": "list", "jwt": jwt}));
+        let orders = listed["result"]["shop"]["orders"].as_object().expect("shop/orders");
+        assert_eq!(orders.len(), 1);
+        assert_eq!(listed["result"].as_object().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed["result"]["shop"].as_object().unwrap().len(), 1, "{listed}");
+        let everything = call(json!({"controller": "realtime", "action": "list"}));
+        assert_eq!(everything["result"]["shop"].as_object().unwrap().len(), 2);
+        assert_eq!(everything["result"]["blog"]["posts"].as_object().unwrap().len(), 1);
     }
 }
