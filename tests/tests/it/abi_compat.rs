@@ -132,8 +132,9 @@ fn a_non_append_only_change_is_refused() {
     assert_eq!(
         finished.stdout,
         format!(
-            "{library}: error: does not match plugin-api 1.1.0: HostVTable, reached through ProtocolModule.init → FfiHost.vtable: prefix-types have a different prefix (expected 6, found 7); unexpected field (expected `log`, found `flush_logs`)\n\
-             {library}: hint: its version is compatible but its types are not: it was built against a modified or vendored copy of switchyard-plugin-api; build it against the published crate (`switchyard check -v` prints abi_stable's full report)\n"
+            "{library}: error: does not match plugin-api {version}: HostVTable, reached through ProtocolModule.init → FfiHost.vtable: prefix-types have a different prefix (expected 6, found 7); unexpected field (expected `log`, found `flush_logs`)\n\
+             {library}: hint: its version is compatible but its types are not: it was built against a modified or vendored copy of switchyard-plugin-api; build it against the published crate (`switchyard check -v` prints abi_stable's full report)\n",
+            version = switchyard_plugin_api::INTERFACE_VERSION,
         )
     );
 }

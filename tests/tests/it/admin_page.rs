@@ -135,11 +135,11 @@ fn the_overview_reports_protocols_rooms_traffic_and_warnings() {
     assert_eq!(
         overview["protocols"],
         json!([
-            {"name": "line", "plugin": "fixture-line", "version": "0.3.0", "pluginApi": "1.1.0",
+            {"name": "line", "plugin": "fixture-line", "version": "0.3.0", "pluginApi": switchyard_plugin_api::INTERFACE_VERSION,
              "library": library, "listening": [format!("tcp://127.0.0.1:{line_port}")],
              "enabled": true, "hookPanics": 0, "connections": 2, "accepted": 2, "closed": 0,
              "requests": 5},
-            {"name": "faulty", "plugin": "fixture-line", "version": "0.3.0", "pluginApi": "1.1.0",
+            {"name": "faulty", "plugin": "fixture-line", "version": "0.3.0", "pluginApi": switchyard_plugin_api::INTERFACE_VERSION,
              "library": library, "listening": [format!("tcp://127.0.0.1:{faulty_port}")],
              "enabled": false, "hookPanics": 1, "connections": 0, "accepted": 0, "closed": 0,
              "requests": 0}
@@ -246,7 +246,7 @@ fn the_admin_page_shows_the_protocols_and_its_chart_moves_in_a_browser() {
         json!([
             name,
             format!("{name} {version}"),
-            "1.1.0",
+            switchyard_plugin_api::INTERFACE_VERSION,
             artifacts().library(name).display().to_string(),
             listening,
             "enabled",

@@ -374,15 +374,13 @@ fn a_subscriber_that_stops_reading_is_cut_off_and_others_keep_receiving() {
         publisher.send(&message);
         assert_eq!(fast.next(), message);
     }
-    // The slow subscriber was disconnected: after whatever its socket buffered, end of stream.
+    // The slow subscriber was disconnected: after whatever its socket buffered, end of stream
+    // or a reset (which may discard what was buffered, so no count of it is asserted); a
+    // subscriber still connected would make `fill` panic after 10 s without data.
     slow.stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut total = 0;
-    while slow.fill() > 0 {
-        total += 1;
-    }
-    assert!(total > 0);
+    while slow.fill() > 0 {}
     publisher.send(&PINGREQ);
     assert_eq!(publisher.next(), PINGRESP);
 }

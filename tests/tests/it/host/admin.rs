@@ -60,8 +60,19 @@ fn metrics_count_known_traffic_and_health_answers() {
     let (_, status, _) = client.request(r#"{"controller":"realtime","action":"subscribe"}"#);
     assert_eq!(status, 400);
 
-    let (status, metrics) = get(&server, "GET /metrics HTTP/1.1");
-    assert_eq!(status, 200);
+    // A request leaves `in flight` just after its answer is sent: the client may read the last
+    // answer a moment before. Scrape until it has left (bounded), then check every figure.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (status, metrics) = get(&server, "GET /metrics HTTP/1.1");
+        assert_eq!(status, 200);
+        if value(&metrics, "switchyard_requests_in_flight") == Some(0.0)
+            || std::time::Instant::now() > deadline
+        {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let requests =
         |labels: &str| value(&metrics, &format!("switchyard_requests_total{{{labels}}}"));
     assert_eq!(
