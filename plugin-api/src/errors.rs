@@ -244,6 +244,10 @@ catalogue! {
     VALIDATION_ASSERT_INVALID_SPECIFICATIONS = ("validation.assert.invalid_specifications", 83951627, 400, "Errors occured with the provided specifications:\n%s");
     /// `collection:getSpecifications` on a collection that has none.
     VALIDATION_ASSERT_NOT_FOUND = ("validation.assert.not_found", 83951628, 404, "No specifications defined for index %s and collection %s");
+    /// A write refused by its collection's specifications, at the document's level (`strict`).
+    VALIDATION_CHECK_FAILED_DOCUMENT = ("validation.check.failed_document", 84082689, 400, "Failed to validate document: %s");
+    /// A write refused by its collection's specifications, at one field.
+    VALIDATION_CHECK_FAILED_FIELD = ("validation.check.failed_field", 84082690, 400, "Validation failed. Field \"%s\": %s");
     /// Switchyard's (not in Kuzzle's catalogue; code 100 of the subdomain, clear of Kuzzle's):
     /// a document larger than `limits.documentMaxSize`, refused before it is stored.
     SERVICES_STORAGE_DOCUMENT_TOO_LARGE = ("services.storage.document_too_large", 16842852, 413, "Document \"%s\" is too large: %s bytes (limits.documentMaxSize: %s bytes).");

@@ -49,6 +49,14 @@ pub enum StorageError {
         size: usize,
         limit: usize,
     },
+    /// The document breaks its collection's validation specifications (the host refuses it
+    /// before the store sees it): `field` is the failing field's path, `None` for the document
+    /// as a whole (a `strict` specification and an unspecified field).
+    FailedValidation {
+        id: String,
+        field: Option<String>,
+        message: String,
+    },
     /// The mapping is not a JSON object, or its `properties` are malformed.
     InvalidMapping { reason: String },
     /// The search body or query is refused; see [`QueryError`].
@@ -130,6 +138,16 @@ impl fmt::Display for StorageError {
                 f,
                 "Document \"{id}\" is too large: {size} bytes (limit: {limit} bytes)"
             ),
+            StorageError::FailedValidation {
+                id,
+                field: Some(field),
+                message,
+            } => write!(f, "Document \"{id}\": field \"{field}\": {message}"),
+            StorageError::FailedValidation {
+                id,
+                field: None,
+                message,
+            } => write!(f, "Document \"{id}\": {message}"),
             StorageError::InvalidMapping { reason } => write!(f, "Invalid mapping: {reason}"),
             StorageError::Query(error) => error.fmt(f),
             StorageError::Store { message } => write!(f, "storage failure: {message}"),

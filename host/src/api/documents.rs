@@ -59,6 +59,16 @@ pub fn storage_error(error: StorageError) -> KuzzleError {
                 &limit.to_string(),
             ])
         }
+        StorageError::FailedValidation {
+            field: Some(field),
+            message,
+            ..
+        } => errors::VALIDATION_CHECK_FAILED_FIELD.with(&[&field, &message]),
+        StorageError::FailedValidation {
+            field: None,
+            message,
+            ..
+        } => errors::VALIDATION_CHECK_FAILED_DOCUMENT.with(&[&message]),
         StorageError::InvalidDocument { .. } => {
             errors::API_ASSERT_INVALID_TYPE.with(&["body", "object"])
         }
@@ -482,9 +492,11 @@ pub fn check_specifications(index: &str, collection: &str, spec: &Value) -> Vec<
 
 /// A document checked against its collection's specifications (`document:validate`), at the
 /// levels enforced here: `strict` (no top-level field outside `fields`), `mandatory` fields,
-/// and the JSON type of top-level fields of the simple types. Kuzzle's verbose shape:
+/// `multivalued.value` (an array or not) and the JSON type of top-level fields of the simple
+/// types, with the messages of Kuzzle's types. Kuzzle's verbose shape:
 /// `{documentScope?: [..], fieldScope?: {children: {<field>: {messages: [..]}}}}`; empty when
-/// the document is valid. Nested field paths, type options and `validators` are not checked.
+/// the document is valid. Nested field paths, type options, `defaultValue` and `validators`
+/// are not checked (nor applied).
 pub fn check_document(spec: &Value, document: &Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::new();
     let fields = spec.get("fields").and_then(Value::as_object);
@@ -515,28 +527,8 @@ pub fn check_document(spec: &Value, document: &Map<String, Value>) -> Map<String
                 }
             }
             Some(value) => {
-                let values: Vec<&Value> = match value {
-                    Value::Array(items) if field.get("multivalued").is_some() => {
-                        items.iter().collect()
-                    }
-                    other => vec![other],
-                };
-                let kind = field
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("anything");
-                let fits = |v: &Value| match kind {
-                    "boolean" => v.is_boolean(),
-                    "integer" => v.as_i64().is_some() || v.as_u64().is_some(),
-                    "numeric" => v.is_number(),
-                    "object" => v.is_object(),
-                    "string" | "email" | "url" | "ipAddress" => v.is_string(),
-                    _ => true,
-                };
-                if !values.into_iter().all(fits) {
-                    messages.push(Value::String(format!(
-                        "The field must be of type \"{kind}\"."
-                    )));
+                if let Some(message) = check_value(field, value) {
+                    messages.push(Value::String(message.into()));
                 }
             }
         }
@@ -552,6 +544,84 @@ pub fn check_document(spec: &Value, document: &Map<String, Value>) -> Map<String
         out.insert("fieldScope".into(), Value::Object(scope));
     }
     out
+}
+
+/// Kuzzle's message for a present value that breaks its field's specification: arity
+/// (`multivalued.value`) first, then the JSON type of each value (the types' own messages).
+fn check_value(field: &Value, value: &Value) -> Option<&'static str> {
+    let multivalued = field.pointer("/multivalued/value") == Some(&Value::Bool(true));
+    let values: Vec<&Value> = match (value, multivalued) {
+        (Value::Array(items), true) => items.iter().collect(),
+        (_, true) => return Some("The field must be multivalued, unary value provided."),
+        (Value::Array(_), false) => {
+            return Some("The field is not a multivalued field; Multiple values provided.")
+        }
+        (other, false) => vec![other],
+    };
+    let kind = field
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("anything");
+    let (fits, message): (fn(&Value) -> bool, &'static str) = match kind {
+        "boolean" => (Value::is_boolean, "The field must be of type boolean."),
+        "integer" => (
+            |v| v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+            "The field must be an integer.",
+        ),
+        "numeric" => (Value::is_number, "The field must be a number."),
+        "object" => (Value::is_object, "The value must be an object."),
+        "string" | "email" | "url" | "ipAddress" => {
+            (Value::is_string, "The field must be a string.")
+        }
+        _ => return None,
+    };
+    (!values.into_iter().all(fits)).then_some(message)
+}
+
+/// Why a write of `document` (without `_kuzzle_info`) is refused by the collection's
+/// specifications `spec`, as Kuzzle's non-verbose validation answers it: the first problem
+/// only, a `strict` violation before any field, then the fields in the specifications' order
+/// (`validation.check.failed_document` / `failed_field` once mapped by [`storage_error`]).
+pub fn enforce_specifications(
+    spec: &Value,
+    id: &str,
+    document: &Value,
+) -> Result<(), StorageError> {
+    let Value::Object(document) = document else {
+        return Ok(()); // The store refuses a non-object itself.
+    };
+    let mut messages = check_document(spec, document);
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let first = |value: &Value| {
+        value
+            .get(0)
+            .and_then(Value::as_str)
+            .unwrap_or("invalid")
+            .to_string()
+    };
+    if let Some(scope) = messages.remove("documentScope") {
+        return Err(StorageError::FailedValidation {
+            id: id.to_string(),
+            field: None,
+            message: first(&scope),
+        });
+    }
+    let failed = messages
+        .get("fieldScope")
+        .and_then(|scope| scope.get("children"))
+        .and_then(Value::as_object)
+        .and_then(|children| children.iter().next());
+    let (field, message) = match failed {
+        Some((field, entry)) => (field.clone(), first(&entry["messages"])),
+        None => (String::new(), "invalid".to_string()),
+    };
+    Err(StorageError::FailedValidation {
+        id: id.to_string(),
+        field: Some(field),
+        message,
+    })
 }
 
 #[cfg(test)]
@@ -577,6 +647,50 @@ mod tests {
             json!({"a": {"b": 3, "c": 2}, "d": [3], "e": "x", "f": {"g": null}, "_kuzzle_info": {}})
         );
         assert_eq!(updated_fields(&changes), vec!["a.b", "d", "f.g"]);
+    }
+
+    #[test]
+    fn a_write_is_refused_for_its_first_problem_only() {
+        let spec = json!({"strict": true, "fields": {
+            "name": {"type": "string", "mandatory": true},
+            "age": {"type": "integer"},
+        }});
+        let refused = |doc: Value| {
+            let error = enforce_specifications(&spec, "d", &doc).unwrap_err();
+            let kuzzle = storage_error(error);
+            (kuzzle.id(), kuzzle.message.to_string())
+        };
+        assert_eq!(
+            enforce_specifications(&spec, "d", &json!({"name": "n", "age": 2.0})),
+            Ok(())
+        );
+        // `strict` first, then the fields in the specifications' order.
+        assert_eq!(
+            refused(json!({"age": "x", "extra": 1})),
+            (
+                "validation.check.failed_document",
+                "Failed to validate document: The document validation is strict. Cannot add unspecified sub-field \"extra\"".to_string()
+            )
+        );
+        assert_eq!(
+            refused(json!({"age": "x"})),
+            (
+                "validation.check.failed_field",
+                "Validation failed. Field \"name\": The field is mandatory.".to_string()
+            )
+        );
+        assert_eq!(
+            refused(json!({"name": "n", "age": 1.5})),
+            (
+                "validation.check.failed_field",
+                "Validation failed. Field \"age\": The field must be an integer.".to_string()
+            )
+        );
+        // Without fields, `strict` alone refuses nothing (as `document:validate`).
+        assert_eq!(
+            enforce_specifications(&json!({"strict": true}), "d", &json!({"x": 1})),
+            Ok(())
+        );
     }
 
     #[test]

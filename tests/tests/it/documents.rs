@@ -487,3 +487,89 @@ fn rest_routes_reach_the_document_actions() {
     );
     assert_eq!(found["result"]["total"], 1, "{found}");
 }
+
+/// Writes honour the collection's validation specifications (`js/specifications.js`): every
+/// write path refuses a document that breaks them with Kuzzle's `validation.check.*` error
+/// (the first problem only), `update` checks the merged document, m* actions list the refused
+/// items in `errors` and write the rest, a refused write changes nothing and notifies no one,
+/// and a collection without specifications accepts anything.
+#[test]
+fn writes_honour_the_collection_specifications() {
+    let server = start_server();
+    let observed = run("specifications", &server);
+    let steps = steps(&observed);
+    let ok = |value: Value| json!({ "ok": value });
+    let field = |field: &str, message: &str| {
+        error(
+            "validation.check.failed_field",
+            400,
+            &format!("Validation failed. Field \"{field}\": {message}"),
+        )
+    };
+    let mandatory = "The field is mandatory.";
+    let integer = "The field must be an integer.";
+    let item = |document: Value, reason: &str| json!({ "document": document, "reason": format!("Validation failed. Field {reason}"), "status": 400 });
+    let expected: Vec<(&str, Value)> = vec![
+        ("updateSpecifications", ok(json!({"strict": true, "fields": {
+            "name": {"type": "string", "mandatory": true},
+            "age": {"type": "integer"},
+            "tags": {"type": "string", "multivalued": {"value": true}},
+        }}))),
+        ("create valid", ok(json!({"_id": "a", "_version": 1, "_source": {"name": "a", "age": 1, "tags": ["x"]}}))),
+        ("create without a mandatory field", field("name", mandatory)),
+        ("create with a wrong type", field("age", integer)),
+        ("create with an unspecified field", error("validation.check.failed_document", 400, "Failed to validate document: The document validation is strict. Cannot add unspecified sub-field \"extra\"")),
+        ("create with a unary multivalued field", field("tags", "The field must be multivalued, unary value provided.")),
+        ("create with an array in a unary field", field("name", "The field is not a multivalued field; Multiple values provided.")),
+        ("replace invalid", field("name", mandatory)),
+        ("createOrReplace invalid", field("name", "The field must be a string.")),
+        // The merged document is checked: `name` comes from the stored one.
+        ("update valid (merged)", ok(json!({"_id": "a", "_version": 2, "_source": {"age": 5}}))),
+        ("update invalid (merged)", field("name", mandatory)),
+        ("update with a wrong type", field("age", integer)),
+        ("upsert creating an invalid document", field("name", mandatory)),
+        ("upsert with a valid default", ok(json!({"_id": "u", "_version": 1, "created": true}))),
+        ("mCreate partial", ok(json!({
+            "successes": [{"_id": "m1", "_source": {"name": "m"}, "_version": 1, "created": true, "result": "created", "status": 201}],
+            "errors": [item(json!({"_id": "m2", "body": {"age": 1}}), "\"name\": The field is mandatory.")],
+        }))),
+        ("mUpdate partial", ok(json!({
+            "successes": [{"_id": "a", "_version": 3, "_source": {"name": "a", "age": 7, "tags": ["x"]}, "status": 200}],
+            "errors": [item(json!({"_id": "m1", "body": {"age": "x"}}), "\"age\": The field must be an integer.")],
+        }))),
+        ("mCreate strict", error("api.process.incomplete_multiple_request", 400, "At least one of the mCreate actions failed.")),
+        ("updateByQuery invalid", ok(json!({
+            "successes": [],
+            "errors": [item(json!({"_id": "a"}), "\"age\": The field must be an integer.")],
+        }))),
+        // Nothing refused was written: `a` as mUpdate left it; a, u and m1 only.
+        ("get a", ok(json!({"name": "a", "age": 7, "tags": ["x"]}))),
+        ("count", ok(json!(3))),
+        ("validate agrees", ok(json!({"valid": false, "errorMessages": {"fieldScope": {"children": {"age": {"messages": [integer]}}}}}))),
+        ("plain collection unaffected", ok(json!({"_id": "p", "_version": 1, "_source": {"age": "old", "extra": 1}}))),
+        ("end", ok(json!({"_id": "end", "_version": 1, "_source": {"name": "end"}}))),
+        ("deleteSpecifications", ok(json!(null))),
+        ("create after deleteSpecifications", ok(json!({"_id": "b", "_version": 1, "_source": {"age": "old"}}))),
+    ];
+    for (name, outcome) in &expected {
+        assert_eq!(steps.get(*name), Some(outcome), "step {name}");
+    }
+    assert_eq!(
+        steps.len(),
+        expected.len(),
+        "every step is checked: {steps:?}"
+    );
+    // Only the accepted writes were notified (mCreate's m1, mUpdate's a), none of the refused.
+    let notified = |action: &str, id: &str| json!({ "action": action, "id": id });
+    assert_eq!(
+        observed.received("scope", "all"),
+        &vec![
+            notified("create", "a"),
+            notified("update", "a"),
+            notified("create", "u"),
+            notified("create", "m1"),
+            notified("update", "a"),
+            notified("create", "end"),
+        ]
+    );
+}

@@ -29,7 +29,7 @@ use crate::api::documents::{
     body_array, body_object, check_fetch, check_refresh, check_size, check_write, created_info, flag,
     generate_id, integer, merge, optional_id, query_error, remove_path, replaced_info,
     required_id, storage_error, stored, string_list, strip_info, take_body, target,
-    updated_fields, updated_info, check_document, specifications_key, SPECIFICATIONS,
+    updated_fields, updated_info, check_document, enforce_specifications, specifications_key, SPECIFICATIONS,
 };
 use crate::api::notify::{notify, Change, Rooms};
 use crate::api::{Action, Request};
@@ -93,6 +93,9 @@ struct Writer<'c, 'a> {
     user: String,
     now: u64,
     silent: bool,
+    /// The collection's validation specifications, read on the request's first write (one
+    /// lookup per request, whatever its number of documents); `None` when it has none.
+    specifications: std::cell::OnceCell<Option<Value>>,
 }
 
 impl<'c, 'a> Writer<'c, 'a> {
@@ -107,6 +110,7 @@ impl<'c, 'a> Writer<'c, 'a> {
             user: context.caller.identity.user_id().to_string(),
             now: crate::realtime::now_ms(),
             silent,
+            specifications: std::cell::OnceCell::new(),
         })
     }
 
@@ -138,15 +142,39 @@ impl<'c, 'a> Writer<'c, 'a> {
         }
     }
 
-    /// Writes a batch. A document over `limits.documentMaxSize` is refused here, before the
-    /// store sees it: its outcome is `Failed` and the others are written.
+    /// The collection's specifications (see `specifications`).
+    fn specifications(&self) -> Result<Option<&Value>, KuzzleError> {
+        if let Some(specifications) = self.specifications.get() {
+            return Ok(specifications.as_ref());
+        }
+        let key = specifications_key(&self.index, &self.collection);
+        let record = stored(self.context.storage().get_internal(SPECIFICATIONS, &key))?;
+        let specifications = record.map(|mut record| record["validation"].take());
+        Ok(self.specifications.get_or_init(|| specifications).as_ref())
+    }
+
+    /// Writes a batch. A document over `limits.documentMaxSize`, or breaking its collection's
+    /// specifications (every write path ends here: single, m*, read-modify-write with the
+    /// merged document, by query), is refused here, before the store sees it: its outcome is
+    /// `Failed` (never notified) and the others are written.
     fn write(&self, operations: Vec<Operation>) -> Result<Vec<Outcome>, KuzzleError> {
         let limits = &self.context.services.config.limits;
+        let has_puts = operations
+            .iter()
+            .any(|operation| matches!(operation, Operation::Put { .. }));
+        let specifications = if has_puts {
+            self.specifications()?
+        } else {
+            None
+        };
         let mut refused = Vec::new();
         let mut accepted = Vec::with_capacity(operations.len());
         for (position, operation) in operations.into_iter().enumerate() {
             if let Operation::Put { id, source, .. } = &operation {
-                if let Err(error) = check_size(limits, id, source) {
+                let checked = check_size(limits, id, source).and_then(|()| {
+                    specifications.map_or(Ok(()), |spec| enforce_specifications(spec, id, source))
+                });
+                if let Err(error) = checked {
                     refused.push((position, id.clone(), error));
                     continue;
                 }

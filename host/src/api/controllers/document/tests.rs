@@ -253,7 +253,7 @@ fn validate_honours_the_collection_specifications() {
         json!({"valid": false, "errorMessages": {
             "documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"extra\""],
             "fieldScope": {"children": {
-                "age": {"messages": ["The field must be of type \"integer\"."]},
+                "age": {"messages": ["The field must be an integer."]},
                 "name": {"messages": ["The field is mandatory."]},
             }},
         }})
