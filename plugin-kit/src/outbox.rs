@@ -88,6 +88,9 @@ struct State {
     frames: VecDeque<Bytes>,
     /// Sum of `frames`' lengths.
     queued_bytes: usize,
+    /// The part of `queued_bytes` counted in the protocol's pressure: all but replies
+    /// (`push_reply`).
+    counted_bytes: usize,
     /// Set once a close is requested: later pushes are dropped.
     closing: bool,
     /// The last frame to send after the queued frames, until the writer takes it (the writer is
@@ -149,7 +152,7 @@ impl AsRef<Outbox> for Outbox {
 impl Drop for Outbox {
     /// Frames never taken (the writer was stopped) leave the protocol's total with it.
     fn drop(&mut self) {
-        self.pressure.sub(self.state.get_mut().queued_bytes);
+        self.pressure.sub(self.state.get_mut().counted_bytes);
     }
 }
 
@@ -193,18 +196,29 @@ impl Outbox {
     /// its pending requests (`maxPendingRequests`), and a publisher must get its answers.
     pub fn push(&self, frame: Bytes) -> Pushed {
         let len = frame.len();
-        let pushed = self.push_inner(frame, false);
+        let pushed = self.push_inner(frame, false, true);
         if pushed == Pushed::Queued {
             self.pressure.add(len);
         }
         pushed
     }
 
+    /// Queues the answer to one of the connection's own requests (or a pong): like [`push`],
+    /// but left out of the protocol's pressure. Replies are bounded per connection by its
+    /// pending requests (`maxPendingRequests`), and counting them would put two read-modify-
+    /// writes of one shared counter (queued, then written) on every request/response round
+    /// trip, on whichever threads serve them.
+    ///
+    /// [`push`]: Outbox::push
+    pub fn push_reply(&self, frame: Bytes) -> Pushed {
+        self.push_inner(frame, false, false)
+    }
+
     /// Queues a frame of a fan-out, counted in `batch` (added to the protocol's total once,
     /// for the whole fan-out).
     pub fn push_counted(&self, frame: Bytes, batch: &mut Batch<'_>) -> Pushed {
         let len = frame.len();
-        let pushed = self.push_inner(frame, batch.over_total);
+        let pushed = self.push_inner(frame, batch.over_total, true);
         if pushed == Pushed::Queued {
             batch.bytes += len;
             batch.frames += 1;
@@ -212,7 +226,7 @@ impl Outbox {
         pushed
     }
 
-    fn push_inner(&self, frame: Bytes, over_total: bool) -> Pushed {
+    fn push_inner(&self, frame: Bytes, over_total: bool, counted: bool) -> Pushed {
         let mut state = self.state.lock();
         if state.closing {
             return Pushed::Closing;
@@ -224,10 +238,11 @@ impl Outbox {
                 || over_total)
         {
             let dropped = std::mem::take(&mut state.queued_bytes);
+            let counted = std::mem::take(&mut state.counted_bytes);
             state.frames = VecDeque::new();
             state.request_close(self.overflow.clone());
             drop(state);
-            self.pressure.sub(dropped);
+            self.pressure.sub(counted);
             self.wake_both();
             let why = if over_total {
                 "the protocol's queued bytes passed maxTotalQueuedBytes"
@@ -239,6 +254,9 @@ impl Outbox {
             return Pushed::Overflow;
         }
         state.queued_bytes += frame.len();
+        if counted {
+            state.counted_bytes += frame.len();
+        }
         state.frames.push_back(frame);
         drop(state);
         // The writer drains everything it finds, so only the first frame of a batch wakes it.
@@ -258,7 +276,8 @@ impl Outbox {
         let mut dropped = 0;
         if discard_queued {
             state.frames = VecDeque::new();
-            dropped = std::mem::take(&mut state.queued_bytes);
+            state.queued_bytes = 0;
+            dropped = std::mem::take(&mut state.counted_bytes);
         }
         state.request_close(closing);
         drop(state);
@@ -312,7 +331,8 @@ impl Outbox {
         debug_assert!(batch.is_empty());
         let mut state = self.state.lock();
         std::mem::swap(&mut state.frames, batch);
-        let taken = std::mem::take(&mut state.queued_bytes);
+        state.queued_bytes = 0;
+        let taken = std::mem::take(&mut state.counted_bytes);
         let close = state.close_frame.take();
         drop(state);
         self.pressure.sub(taken);
@@ -453,6 +473,31 @@ mod tests {
             Taken::Close(closing(1002, "protocol error").frame)
         );
         assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn replies_are_queued_and_capped_but_left_out_of_the_pressure() {
+        let pressure = Arc::new(Pressure::unreported());
+        let outbox = Outbox::new(
+            ConnectionId(1),
+            Limits::bytes(100, Duration::from_secs(10)),
+            Closing::silent("too slow"),
+            pressure.clone(),
+        );
+        assert_eq!(outbox.push(frame(30)), Pushed::Queued);
+        assert_eq!(outbox.push_reply(frame(50)), Pushed::Queued);
+        assert_eq!(outbox.queued_bytes(), 80);
+        assert_eq!(pressure.queued_bytes(), 30);
+        let mut batch = VecDeque::new();
+        assert!(matches!(outbox.take(&mut batch), Taken::Frames));
+        assert_eq!(batch.len(), 2);
+        assert_eq!((outbox.queued_bytes(), pressure.queued_bytes()), (0, 0));
+        // The per-connection cap still counts replies.
+        assert_eq!(outbox.push_reply(frame(60)), Pushed::Queued);
+        assert_eq!(outbox.push(frame(20)), Pushed::Queued);
+        assert_eq!(pressure.queued_bytes(), 20);
+        assert_eq!(outbox.push_reply(frame(30)), Pushed::Overflow);
+        assert_eq!((outbox.queued_bytes(), pressure.queued_bytes()), (0, 0));
     }
 
     #[test]

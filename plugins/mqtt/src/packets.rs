@@ -107,8 +107,10 @@ impl Handler<'_> {
         None
     }
 
+    /// Queues a reply to the client's own packet (acks, PINGRESP): not counted in the
+    /// protocol's pressure (`Outbox::push_reply`).
     fn push(&self, packet: Bytes) {
-        if self.outbox.push(packet) == Pushed::Overflow {
+        if self.outbox.push_reply(packet) == Pushed::Overflow {
             debug!(connection = %self.connection, "outgoing queue full: closing");
         }
     }
@@ -172,7 +174,7 @@ impl Handler<'_> {
                             false,
                             None,
                         );
-                        outbox.push(packet);
+                        outbox.push_reply(packet);
                         pending.answered();
                     }),
                 );

@@ -314,8 +314,10 @@ fn reply_error(connection: &Connection, request: &[u8], error: &errors::KuzzleEr
     push(connection, frame::build(opcode::TEXT, json.as_bytes()));
 }
 
+/// Queues a reply (an answer, a pong, an error) to the connection's own message: not counted
+/// in the protocol's pressure (`Outbox::push_reply`).
 fn push(connection: &Connection, frame: Bytes) {
-    if connection.outbox.push(frame) == Pushed::Overflow {
+    if connection.outbox.push_reply(frame) == Pushed::Overflow {
         debug!(connection = %connection.id, "outgoing queue full: closing with 1011");
     }
 }
