@@ -63,6 +63,12 @@ impl MessageReader {
         }
     }
 
+    /// A fragmented message is partly received: a ping or pong now is not progress on it (the
+    /// read loops' idle timers count whole messages, issue 19).
+    pub fn is_mid_message(&self) -> bool {
+        self.partial.is_some()
+    }
+
     /// Decodes frames from the start of `input` until one completes an event or more bytes are
     /// needed. Returns how many bytes of `input` were used (drop them before the next call) and
     /// the event, if any. Unmasks payloads in place.

@@ -200,7 +200,14 @@ impl Session<'_> {
         let timer = tokio::time::sleep(idle_timeout);
         tokio::pin!(timer);
         loop {
-            if let Some(ending) = self.process(&mut buffer) {
+            // Only whole messages move the idle deadline, not bytes: a client trickling an
+            // unfinished frame a byte at a time is idle (issue 19), as in uWebSockets, whose
+            // `idleTimeout` Kuzzle documents as time "without sending or getting a message".
+            let (ending, progressed) = self.process(&mut buffer);
+            if progressed {
+                idle.touch();
+            }
+            if let Some(ending) = ending {
                 return ending;
             }
             if buffer.is_empty() {
@@ -216,10 +223,8 @@ impl Session<'_> {
                 // Waiting for answers is not the client's idleness.
                 () = self.connection.pending.room(), if paused => idle.touch(),
                 ready = read_half.readable(), if !paused => {
-                    match socket::fill_ready(ready, read_half, &mut buffer) {
-                        Filled::Data => idle.touch(),
-                        Filled::Nothing => {}
-                        Filled::Gone => return Ending::Gone,
+                    if socket::fill_ready(ready, read_half, &mut buffer) == Filled::Gone {
+                        return Ending::Gone;
                     }
                 }
                 () = idle.expired(timer.as_mut()) => return Ending::Idle,
@@ -227,9 +232,12 @@ impl Session<'_> {
         }
     }
 
-    /// Handles every complete message in `buffer`, then drops the bytes used.
-    fn process(&mut self, buffer: &mut Vec<u8>) -> Option<Ending> {
+    /// Handles every complete message in `buffer`, then drops the bytes used. Also says whether
+    /// the client made progress: a whole message, or a control frame while no fragmented
+    /// message is pending (pings interleaved with an unfinished message do not count).
+    fn process(&mut self, buffer: &mut Vec<u8>) -> (Option<Ending>, bool) {
         let mut used = 0;
+        let mut progressed = false;
         let ending = loop {
             if self.connection.pending.is_full() {
                 // The rest waits in the buffer until answers come back.
@@ -240,16 +248,17 @@ impl Session<'_> {
                 Ok((length, event)) => {
                     used += length;
                     let Some(event) = event else { break None };
-                    if let Some(ending) =
-                        handle(self.shared, self.connection, &mut self.rate, event)
-                    {
-                        break Some(ending);
+                    let control = matches!(event, Event::Ping(_) | Event::Pong);
+                    let ending = handle(self.shared, self.connection, &mut self.rate, event);
+                    progressed |= !control || !self.reader.is_mid_message();
+                    if ending.is_some() {
+                        break ending;
                     }
                 }
             }
         };
         buffer.drain(..used);
-        ending
+        (ending, progressed)
     }
 }
 

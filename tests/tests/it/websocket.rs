@@ -172,6 +172,51 @@ fn idle_connections_are_closed_with_1001() {
     expect_close(&mut client, CloseCode::Away, "idle timeout");
 }
 
+/// Writes raw bytes under tungstenite (a frame it would not send: unfinished).
+fn write_raw(client: &mut Client, bytes: &[u8]) {
+    use std::io::Write as _;
+    let MaybeTlsStream::Plain(stream) = client.get_mut() else {
+        unreachable!("plain TCP")
+    };
+    // The server may have closed already: a failed write shows up as the close frame.
+    let _ = stream.write_all(bytes);
+}
+
+#[test]
+fn issue_19_a_frame_trickled_a_byte_at_a_time_does_not_outlive_idle_timeout() {
+    let server = start("", "idleTimeout = 1000");
+    let mut client = connect(&server);
+    if let MaybeTlsStream::Plain(stream) = client.get_ref() {
+        // Each read waiting this long paces the trickle: 4 bytes per idleTimeout.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(250)))
+            .unwrap();
+    }
+    // A masked text frame announcing 100 bytes; its payload follows a byte at a time, never
+    // completing it.
+    write_raw(&mut client, &[0x81, 0x80 | 100, 1, 2, 3, 4]);
+    for _ in 0..40 {
+        match client.read() {
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::Away);
+                assert_eq!(frame.reason.as_str(), "idle timeout");
+                return;
+            }
+            Ok(other) => panic!("expected a close frame, got {other:?}"),
+            Err(tungstenite::Error::Io(error))
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                write_raw(&mut client, b"x");
+            }
+            Err(error) => panic!("expected a close frame, got {error}"),
+        }
+    }
+    panic!("still open after 40 bytes trickled over 10 s with idleTimeout = 1000");
+}
+
 #[test]
 fn sigterm_closes_websockets_with_1001() {
     let server = start("", "");
