@@ -230,7 +230,12 @@ impl Broker {
                 .cloned()
                 .collect()
         } else {
-            retained.messages.get(&filter).cloned().into_iter().collect()
+            retained
+                .messages
+                .get(&filter)
+                .cloned()
+                .into_iter()
+                .collect()
         }
     }
 
@@ -302,7 +307,9 @@ impl Broker {
             return Retention::Refused;
         }
         store.bytes = bytes;
-        store.messages.insert(message.topic.clone(), message.clone());
+        store
+            .messages
+            .insert(message.topic.clone(), message.clone());
         Retention::Kept
     }
 
@@ -422,7 +429,11 @@ mod tests {
 
     #[test]
     fn a_new_clean_session_closes_the_old_connection_and_keeps_its_own_subscriptions() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()), RetainLimits::UNLIMITED);
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (old, old_outbox) = online(&broker, "c", true, 1);
         broker.subscribe(&old, "t", 0);
         let (new, _) = online(&broker, "c", true, 2);
@@ -438,7 +449,11 @@ mod tests {
 
     #[test]
     fn a_persistent_session_outlives_its_connection() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()), RetainLimits::UNLIMITED);
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (session, _) = online(&broker, "p", false, 1);
         broker.subscribe(&session, "a/+", 1);
         broker.close_session(&session, 1);
@@ -455,7 +470,11 @@ mod tests {
 
     #[test]
     fn retained_messages_are_kept_replaced_and_cleared() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()), RetainLimits::UNLIMITED);
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (session, _) = online(&broker, "s", true, 1);
         broker.publish(&message("r/1", 1), true);
         broker.publish(&message("r/2", 0), true);
@@ -491,7 +510,10 @@ mod tests {
         assert_eq!(broker.retain(&sized("r/1", b"aaaaaaaa")), Retention::Kept);
         assert_eq!(broker.retained_usage(), (2, 18));
         // A replacement over the bytes is refused, and clears the superseded message.
-        assert_eq!(broker.retain(&sized("r/2", b"bbbbbbbbbbbbbbb")), Retention::Refused);
+        assert_eq!(
+            broker.retain(&sized("r/2", b"bbbbbbbbbbbbbbb")),
+            Retention::Refused
+        );
         assert_eq!(broker.retained_usage(), (1, 11));
         // Clearing makes room.
         assert_eq!(broker.retain(&sized("r/3", b"c")), Retention::Kept);
@@ -510,7 +532,11 @@ mod tests {
 
     #[test]
     fn notifications_reach_exact_subscribers_only() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()), RetainLimits::UNLIMITED);
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (exact, exact_outbox) = online(&broker, "e", true, 1);
         let (wild, wild_outbox) = online(&broker, "w", true, 2);
         broker.subscribe(&exact, "room-311", 0);

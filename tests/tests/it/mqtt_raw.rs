@@ -690,9 +690,7 @@ fn issue_19_a_packet_trickled_a_byte_at_a_time_does_not_outlive_the_keep_alive()
             Ok(0) => return,
             Err(error) if error.kind() == ErrorKind::ConnectionReset => return,
             Ok(read) => panic!("unexpected bytes {:?}", &chunk[..read]),
-            Err(error)
-                if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-            {
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 raw.send(b"y");
             }
             Err(error) => panic!("expected a close, got {error}"),
