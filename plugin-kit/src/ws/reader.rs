@@ -69,6 +69,13 @@ impl MessageReader {
         self.partial.is_some()
     }
 
+    /// Bytes of the fragmented message received so far (0 between messages).
+    pub fn partial_len(&self) -> usize {
+        self.partial
+            .as_ref()
+            .map_or(0, |partial| partial.data.len())
+    }
+
     /// Decodes frames from the start of `input` until one completes an event or more bytes are
     /// needed. Returns how many bytes of `input` were used (drop them before the next call) and
     /// the event, if any. Unmasks payloads in place.

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
+use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
@@ -32,6 +33,8 @@ use switchyard_plugin_api::errors;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The close reason (with 1009) of a message refused at `maxTotalPartialBytes`.
+pub const BUSY_REASON: &str = "server busy: too many unfinished messages";
 
 /// Why the reader stopped.
 #[derive(Debug)]
@@ -40,8 +43,10 @@ enum Ending {
     ClientClosed(u16),
     /// The client broke a protocol rule.
     Violation(Violation),
-    /// Nothing received for `idleTimeout`.
+    /// No whole message received for `idleTimeout`.
     Idle,
+    /// An unfinished message past the instance's `maxTotalPartialBytes`.
+    Busy,
     /// A close was requested through the outbox (disconnect hook, slow consumer, dead writer).
     Requested,
     /// The client went away without a closing handshake.
@@ -107,8 +112,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         connection: &connection,
         reader: MessageReader::new(shared.settings.max_message_size, connection.deflate),
         rate: RateLimiter::new(shared.settings.rate_limit, Instant::now()),
+        partial: shared.partial.claim(),
     };
     let ending = session.read_loop(&read_half, leftover).await;
+    // Gives back its share of `maxTotalPartialBytes` now, not after the closing handshake.
+    drop(session);
     debug!(connection = %id, ending = ?ending, "closing");
     match ending {
         Ending::ClientClosed(code) => {
@@ -129,6 +137,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             connection.outbox.close(
                 frame::closing(close_code::GOING_AWAY, "idle timeout"),
                 false,
+            );
+        }
+        Ending::Busy => {
+            connection.outbox.close(
+                frame::closing(close_code::MESSAGE_TOO_BIG, BUSY_REASON),
+                true,
             );
         }
         Ending::Requested => {}
@@ -191,6 +205,8 @@ struct Session<'a> {
     connection: &'a Arc<Connection>,
     reader: MessageReader,
     rate: RateLimiter,
+    /// This connection's share of `maxTotalPartialBytes`.
+    partial: PartialClaim,
 }
 
 impl Session<'_> {
@@ -209,6 +225,12 @@ impl Session<'_> {
             }
             if let Some(ending) = ending {
                 return ending;
+            }
+            // What is left is unfinished: the read buffer's partial frame and a fragmented
+            // message's frames so far. Counted against the instance's total (issue 19).
+            let held = buffer.len() + self.reader.partial_len();
+            if self.partial.hold(held).is_err() {
+                return Ending::Busy;
             }
             if buffer.is_empty() {
                 // An idle connection keeps no read buffer.
