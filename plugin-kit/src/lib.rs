@@ -9,6 +9,8 @@
 //!   `raw_section!`, which declares the keys every protocol shares (listener, flow control).
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
 //!   vectored writes and closes a consumer whose writes stall.
+//! - `partial` — the bytes of unfinished messages held by all of an instance's connections,
+//!   against one total (`maxTotalPartialBytes`).
 //! - `pressure` — the bytes queued in all of an instance's outboxes, reported to the host on
 //!   crossing the high- and low-water marks; slow-consumer warnings.
 //! - `flow` — flow-control settings shared by every protocol, and the per-connection count of
@@ -27,6 +29,7 @@ pub mod config;
 pub mod flow;
 pub mod instance;
 pub mod outbox;
+pub mod partial;
 pub mod pressure;
 pub mod registry;
 pub mod request;

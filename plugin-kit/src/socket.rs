@@ -80,7 +80,8 @@ pub fn fill_ready(
 
 /// A read loop's idle deadline: `window` after the last [`Idle::touch`]. Activity only records
 /// the time; the one timer is re-armed when it fires early, so a busy connection never resets
-/// it.
+/// it. Read loops touch it for whole messages, never for bytes: a byte at a time must not keep
+/// an unfinished frame alive (issue 19).
 #[derive(Debug)]
 pub struct Idle {
     window: Duration,

@@ -63,6 +63,19 @@ impl MessageReader {
         }
     }
 
+    /// A fragmented message is partly received: a ping or pong now is not progress on it (the
+    /// read loops' idle timers count whole messages, issue 19).
+    pub fn is_mid_message(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// Bytes of the fragmented message received so far (0 between messages).
+    pub fn partial_len(&self) -> usize {
+        self.partial
+            .as_ref()
+            .map_or(0, |partial| partial.data.len())
+    }
+
     /// Decodes frames from the start of `input` until one completes an event or more bytes are
     /// needed. Returns how many bytes of `input` were used (drop them before the next call) and
     /// the event, if any. Unmasks payloads in place.

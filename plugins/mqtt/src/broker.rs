@@ -55,6 +55,49 @@ impl Fanout {
     }
 }
 
+/// Caps on the retained-message store (`maxRetainedMessages`, `maxRetainedBytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetainLimits {
+    /// Topics with a retained message; 0 keeps none.
+    pub max_messages: usize,
+    /// Bytes of topics and payloads retained, in all.
+    pub max_bytes: usize,
+}
+
+impl RetainLimits {
+    /// No cap (tests).
+    pub const UNLIMITED: RetainLimits = RetainLimits {
+        max_messages: usize::MAX,
+        max_bytes: usize::MAX,
+    };
+}
+
+/// What `Broker::retain` did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Kept (or a retained message cleared).
+    Kept,
+    /// Over `maxRetainedMessages` or `maxRetainedBytes`: delivered but not kept.
+    Refused,
+}
+
+/// Retained messages and what they cost, so a cap is checked in O(1) (issue 19, item 3).
+#[derive(Debug, Default)]
+struct RetainedStore {
+    /// Topic → its retained message.
+    messages: HashMap<Arc<str>, Message>,
+    /// Sum of `retained_size` over `messages`.
+    bytes: usize,
+    /// A refusal was logged since the store last had room: one warning per filling, not one
+    /// per publish.
+    warned: bool,
+}
+
+/// What one retained message counts against `maxRetainedBytes`.
+fn retained_size(message: &Message) -> usize {
+    message.topic.len() + message.payload.len()
+}
+
 /// All shared broker state of one instance.
 #[derive(Debug)]
 pub struct Broker {
@@ -66,8 +109,10 @@ pub struct Broker {
     exact: Vec<RwLock<HashMap<Arc<str>, Members>>>,
     /// Filter with wildcards → subscribers.
     wildcard: RwLock<HashMap<Arc<str>, Members>>,
-    /// Topic → its retained message.
-    retained: RwLock<HashMap<Arc<str>, Message>>,
+    /// Topic → its retained message, and their total size.
+    retained: RwLock<RetainedStore>,
+    /// Caps on `retained`.
+    retain_limits: RetainLimits,
     /// Live connections by host id.
     links: Vec<RwLock<HashMap<ConnectionId, Link>>>,
     /// Cap on each session's stored and in-flight messages.
@@ -78,14 +123,15 @@ pub struct Broker {
 
 impl Broker {
     /// An empty broker; sessions keep at most `max_queued` messages each; fan-outs count
-    /// their bytes in `pressure`.
-    pub fn new(max_queued: usize, pressure: Arc<Pressure>) -> Broker {
+    /// their bytes in `pressure`; retained messages are capped by `retain_limits`.
+    pub fn new(max_queued: usize, pressure: Arc<Pressure>, retain_limits: RetainLimits) -> Broker {
         Broker {
             hasher: std::hash::RandomState::new(),
             sessions: Mutex::default(),
             exact: (0..SHARDS).map(|_| RwLock::default()).collect(),
             wildcard: RwLock::default(),
             retained: RwLock::default(),
+            retain_limits,
             links: (0..SHARDS).map(|_| RwLock::default()).collect(),
             max_queued,
             pressure,
@@ -179,12 +225,18 @@ impl Broker {
         let retained = self.retained.read();
         if topic::has_wildcards(&filter) {
             retained
+                .messages
                 .values()
                 .filter(|message| topic::matches(&filter, &message.topic))
                 .cloned()
                 .collect()
         } else {
-            retained.get(&filter).cloned().into_iter().collect()
+            retained
+                .messages
+                .get(&filter)
+                .cloned()
+                .into_iter()
+                .collect()
         }
     }
 
@@ -216,16 +268,63 @@ impl Broker {
         }
     }
 
+    /// Stores `message` as its topic's retained message, or clears the topic's when the payload
+    /// is empty. A message that would take the store over `maxRetainedMessages` or
+    /// `maxRetainedBytes` is refused (MQTT 3.1.1 cannot tell the publisher; mosquitto's
+    /// `retain_available false` closes it instead, which would punish one client for a
+    /// broker-wide state), and the topic's previous retained message is cleared: it is
+    /// superseded, and a later subscriber must not take a stale value for the current one.
+    /// Clearing is always allowed.
+    pub fn retain(&self, message: &Message) -> Retention {
+        let mut store = self.retained.write();
+        let store = &mut *store;
+        let previous = store.messages.get(&message.topic).map(retained_size);
+        if message.payload.is_empty() {
+            if let Some(size) = previous {
+                store.messages.remove(&message.topic);
+                store.bytes -= size;
+                store.warned = false;
+            }
+            return Retention::Kept;
+        }
+        let count = store.messages.len() + usize::from(previous.is_none());
+        let bytes = store.bytes - previous.unwrap_or(0) + retained_size(message);
+        if count > self.retain_limits.max_messages || bytes > self.retain_limits.max_bytes {
+            if let Some(size) = previous {
+                store.messages.remove(&message.topic);
+                store.bytes -= size;
+            }
+            if !store.warned {
+                store.warned = true;
+                tracing::warn!(
+                    topic = %message.topic,
+                    retained_messages = store.messages.len(),
+                    retained_bytes = store.bytes,
+                    max_retained_messages = self.retain_limits.max_messages,
+                    max_retained_bytes = self.retain_limits.max_bytes,
+                    "retained-message store full: messages are delivered but not retained until some are cleared"
+                );
+            }
+            return Retention::Refused;
+        }
+        store.bytes = bytes;
+        store
+            .messages
+            .insert(message.topic.clone(), message.clone());
+        Retention::Kept
+    }
+
+    /// Retained messages held and their bytes (tests, metrics).
+    pub fn retained_usage(&self) -> (usize, usize) {
+        let store = self.retained.read();
+        (store.messages.len(), store.bytes)
+    }
+
     /// Routes a client's (or a will's) message to every matching subscription, after storing
-    /// or clearing the topic's retained message when `retain` is set.
+    /// or clearing the topic's retained message when `retain` is set (see `retain`).
     pub fn publish(&self, message: &Message, retain: bool) -> Fanout {
         if retain {
-            let mut retained = self.retained.write();
-            if message.payload.is_empty() {
-                retained.remove(&message.topic);
-            } else {
-                retained.insert(message.topic.clone(), message.clone());
-            }
+            self.retain(message);
         }
         let mut fanout = Fanout::default();
         let mut batch = self.pressure.batch();
@@ -338,7 +437,11 @@ mod tests {
 
     #[test]
     fn a_new_clean_session_closes_the_old_connection_and_keeps_its_own_subscriptions() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (old, old_outbox) = online(&broker, "c", true, 1);
         broker.subscribe(&old, "t", 0);
         let (new, _) = online(&broker, "c", true, 2);
@@ -354,7 +457,11 @@ mod tests {
 
     #[test]
     fn a_persistent_session_outlives_its_connection() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (session, _) = online(&broker, "p", false, 1);
         broker.subscribe(&session, "a/+", 1);
         broker.close_session(&session, 1);
@@ -371,7 +478,11 @@ mod tests {
 
     #[test]
     fn retained_messages_are_kept_replaced_and_cleared() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (session, _) = online(&broker, "s", true, 1);
         broker.publish(&message("r/1", 1), true);
         broker.publish(&message("r/2", 0), true);
@@ -388,8 +499,52 @@ mod tests {
     }
 
     #[test]
+    fn retained_messages_are_capped_in_count_and_bytes() {
+        let limits = RetainLimits {
+            max_messages: 2,
+            max_bytes: 20,
+        };
+        let broker = Broker::new(10, Arc::new(Pressure::unreported()), limits);
+        let sized = |topic: &str, payload: &'static [u8]| Message {
+            topic: Arc::from(topic),
+            payload: Bytes::from_static(payload),
+            qos: 0,
+        };
+        assert_eq!(broker.retain(&sized("r/1", b"aaaa")), Retention::Kept);
+        assert_eq!(broker.retain(&sized("r/2", b"bbbb")), Retention::Kept);
+        assert_eq!(broker.retained_usage(), (2, 14));
+        // A third topic is over the count; replacing one is not.
+        assert_eq!(broker.retain(&sized("r/3", b"c")), Retention::Refused);
+        assert_eq!(broker.retain(&sized("r/1", b"aaaaaaaa")), Retention::Kept);
+        assert_eq!(broker.retained_usage(), (2, 18));
+        // A replacement over the bytes is refused, and clears the superseded message.
+        assert_eq!(
+            broker.retain(&sized("r/2", b"bbbbbbbbbbbbbbb")),
+            Retention::Refused
+        );
+        assert_eq!(broker.retained_usage(), (1, 11));
+        // Clearing makes room.
+        assert_eq!(broker.retain(&sized("r/3", b"c")), Retention::Kept);
+        assert_eq!(broker.retain(&sized("r/1", b"")), Retention::Kept);
+        assert_eq!(broker.retained_usage(), (1, 4));
+        let none = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits {
+                max_messages: 0,
+                max_bytes: 100,
+            },
+        );
+        assert_eq!(none.retain(&sized("r/1", b"a")), Retention::Refused);
+    }
+
+    #[test]
     fn notifications_reach_exact_subscribers_only() {
-        let broker = Broker::new(10, Arc::new(Pressure::unreported()));
+        let broker = Broker::new(
+            10,
+            Arc::new(Pressure::unreported()),
+            RetainLimits::UNLIMITED,
+        );
         let (exact, exact_outbox) = online(&broker, "e", true, 1);
         let (wild, wild_outbox) = online(&broker, "w", true, 2);
         broker.subscribe(&exact, "room-311", 0);

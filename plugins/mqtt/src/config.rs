@@ -7,12 +7,19 @@ use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
 
+use crate::broker::RetainLimits;
+
 /// MQTT's registered port.
 pub const DEFAULT_PORT: u16 = 1883;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 /// QoS 1 and 2 messages in flight or stored per session (mosquitto's `max_queued_messages`
 /// default too).
 pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+/// Topics that may hold a retained message (issue 19: one client publishing 500 retained
+/// 1 MB messages held 500 MB for ever).
+pub const DEFAULT_MAX_RETAINED_MESSAGES: usize = 10_000;
+/// Bytes of retained topics and payloads, in all.
+pub const DEFAULT_MAX_RETAINED_BYTES: u64 = 64 << 20;
 /// Milliseconds a client has to send CONNECT after opening the socket.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
@@ -35,6 +42,13 @@ switchyard_plugin_kit::raw_section! {
         /// session; more are dropped.
         #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_QUEUED_MESSAGES>")]
         max_queued_messages: usize,
+        /// Topics that may hold a retained message; over it a retained publish is delivered
+        /// but not retained. 0 retains nothing.
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_RETAINED_MESSAGES>")]
+        max_retained_messages: usize,
+        /// Bytes of retained topics and payloads, in all; same refusal.
+        #[serde(default)]
+        max_retained_bytes: Option<switchyard_plugin_api::config::Size>,
         @flow,
         /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
         #[serde(default)]
@@ -70,6 +84,8 @@ pub struct Settings {
     pub max_packet_size: usize,
     /// Cap on QoS 1/2 messages in flight or stored per session.
     pub max_queued_messages: usize,
+    /// Caps on retained messages.
+    pub retain_limits: RetainLimits,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
     pub flow: Flow,
     /// Largest keep-alive accepted, seconds; 0 = any.
@@ -88,6 +104,10 @@ impl Default for Settings {
             response_topic: default_response_topic(),
             max_packet_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            retain_limits: RetainLimits {
+                max_messages: DEFAULT_MAX_RETAINED_MESSAGES,
+                max_bytes: DEFAULT_MAX_RETAINED_BYTES as usize,
+            },
             flow: Flow::default(),
             max_keep_alive: 0,
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
@@ -125,6 +145,14 @@ impl Section for Settings {
             return Err(format!("{section}.maxQueuedMessages: must be greater than 0").into());
         }
         let flow = Flow::validate(raw.flow(), section)?;
+        let retain_limits = RetainLimits {
+            max_messages: raw.max_retained_messages,
+            max_bytes: raw
+                .max_retained_bytes
+                .map_or(DEFAULT_MAX_RETAINED_BYTES, |size| size.0)
+                .try_into()
+                .unwrap_or(usize::MAX),
+        };
         if raw.connect_timeout == 0 {
             return Err(format!("{section}.connectTimeout: must be greater than 0").into());
         }
@@ -136,6 +164,7 @@ impl Section for Settings {
             response_topic: raw.response_topic,
             max_packet_size: max_request_size as usize,
             max_queued_messages: raw.max_queued_messages,
+            retain_limits,
             flow,
             max_keep_alive: raw.max_keep_alive,
             connect_timeout: Duration::from_millis(raw.connect_timeout),
@@ -160,6 +189,8 @@ mod tests {
         assert_eq!(settings.request_topic, "Kuzzle/request");
         assert_eq!(settings.response_topic, "Kuzzle/response");
         assert_eq!(settings.max_packet_size, 1024 * 1024);
+        assert_eq!(settings.retain_limits.max_messages, 10_000);
+        assert_eq!(settings.retain_limits.max_bytes, 64 << 20);
     }
 
     #[test]
@@ -167,7 +198,8 @@ mod tests {
         let settings = parse(
             r#"{"port":0,"address":"127.0.0.1","allowPubSub":true,"requestTopic":"api/in",
                 "responseTopic":"api/out","maxRequestSize":"2KB","maxQueuedMessages":5,
-                "maxQueuedBytes":"64KB","maxKeepAlive":60,"connectTimeout":500,
+                "maxQueuedBytes":"64KB","maxKeepAlive":60,"maxRetainedMessages":7,
+                "maxRetainedBytes":"3KB","connectTimeout":500,
                 "highWaterMark":"1MB","slowConsumerTimeout":3000,"maxPendingRequests":4}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
@@ -179,6 +211,13 @@ mod tests {
         assert_eq!(settings.response_topic, "api/out");
         assert_eq!(settings.max_packet_size, 2048);
         assert_eq!(settings.max_queued_messages, 5);
+        assert_eq!(
+            settings.retain_limits,
+            RetainLimits {
+                max_messages: 7,
+                max_bytes: 3072
+            }
+        );
         assert_eq!(settings.flow.max_queued_bytes, 65536);
         assert_eq!(
             settings.flow.slow_consumer_timeout,
@@ -204,7 +243,7 @@ mod tests {
             (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
             (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
-            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxKeepAlive`, `connectTimeout`"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxKeepAlive`, `connectTimeout`"),
         ];
         for (section, expected) in cases {
             assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");

@@ -249,7 +249,14 @@ async fn read_loop(
     let timer = tokio::time::sleep(window);
     tokio::pin!(timer);
     loop {
-        let pause = match process(handler, &mut buffer, max_packet_size) {
+        // Only whole packets move the keep-alive deadline, as MQTT 3.1.1 §3.1.2.10 says ("a
+        // Control Packet"), not bytes: a client trickling an unfinished packet is idle.
+        let mut progressed = false;
+        let outcome = process(handler, &mut buffer, max_packet_size, &mut progressed);
+        if progressed {
+            idle.touch();
+        }
+        let pause = match outcome {
             Err(ending) => return ending,
             Ok(pause) => pause,
         };
@@ -266,10 +273,8 @@ async fn read_loop(
             () = pending.room(), if pause == Some(Pause::Answers) => idle.touch(),
             () = pressure.wait_relieved(), if pause == Some(Pause::Congestion) => idle.touch(),
             ready = read_half.readable(), if pause.is_none() => {
-                match socket::fill_ready(ready, read_half, &mut buffer, pressure.counters()) {
-                    Filled::Data => idle.touch(),
-                    Filled::Nothing => {}
-                    Filled::Gone => return Ending::Gone,
+                if socket::fill_ready(ready, read_half, &mut buffer, pressure.counters()) == Filled::Gone {
+                    return Ending::Gone;
                 }
             }
             () = idle.expired(timer.as_mut()) => return Ending::KeepAlive,
@@ -278,11 +283,13 @@ async fn read_loop(
 }
 
 /// Handles every complete packet in `buffer`, then drops the bytes used. Stops early, leaving
-/// the rest buffered, when a packet must wait (`Ok(Some(pause))`).
+/// the rest buffered, when a packet must wait (`Ok(Some(pause))`). Sets `progressed` when a
+/// whole packet was handled.
 fn process(
     handler: &mut Handler<'_>,
     buffer: &mut Vec<u8>,
     max_packet_size: usize,
+    progressed: &mut bool,
 ) -> Result<Option<Pause>, Ending> {
     let mut used = 0;
     let outcome = loop {
@@ -294,6 +301,7 @@ fn process(
                     break Ok(Some(pause));
                 }
                 used += length;
+                *progressed = true;
                 if let Some(ending) = handler.handle(packet) {
                     break Err(ending);
                 }

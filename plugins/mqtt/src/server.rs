@@ -38,7 +38,11 @@ impl Shared {
     pub fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         let pressure = Pressure::reported_to(name, settings.flow.marks, &backend);
         Shared {
-            broker: Broker::new(settings.max_queued_messages, Arc::new(pressure)),
+            broker: Broker::new(
+                settings.max_queued_messages,
+                Arc::new(pressure),
+                settings.retain_limits,
+            ),
             settings,
             backend,
         }

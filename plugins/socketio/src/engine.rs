@@ -54,6 +54,11 @@ pub fn decode(text: &str) -> Result<Packet<'_>, Malformed> {
     let Some(&first) = text.as_bytes().first() else {
         return Err(Malformed::Empty);
     };
+    if !first.is_ascii() {
+        // A multi-byte first character: `text[1..]` would not be a character boundary (found
+        // by the `socketio_packets` fuzz target, issue 19).
+        return Err(Malformed::UnknownType(first));
+    }
     let data = &text[1..];
     Ok(match first {
         b'1' => Packet::Close,
@@ -181,6 +186,9 @@ mod tests {
             ("7", Err(Malformed::UnknownType(b'7'))),
             ("x", Err(Malformed::UnknownType(b'x'))),
             ("{\"a\":1}", Err(Malformed::UnknownType(b'{'))),
+            // Issue 19 (fuzzing): a multi-byte first character panicked on `text[1..]`.
+            ("\u{507}esage\":}", Err(Malformed::UnknownType(0xd4))),
+            ("é", Err(Malformed::UnknownType(0xc3))),
         ];
         for (text, expected) in cases {
             assert_eq!(decode(text), expected, "{text:?}");

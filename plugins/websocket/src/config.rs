@@ -12,13 +12,19 @@ pub const DEFAULT_PORT: u16 = 7512;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 /// Kuzzle's default `idleTimeout`, and what values below 1 s are forced to.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Bytes of unfinished messages all connections may hold together (issue 19: 500 connections
+/// each holding an unfinished 1 MB frame held 500 MB).
+pub const DEFAULT_MAX_TOTAL_PARTIAL_BYTES: u64 = 256 << 20;
 
 switchyard_plugin_kit::raw_section! {
     /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
     pub struct RawConfig {
         @listen(DEFAULT_PORT),
         @max_request_size,
-        /// Milliseconds without any frame from the client before it is closed.
+        /// Bytes of unfinished messages all connections may hold together; 0 = no limit.
+        #[serde(default)]
+        max_total_partial_bytes: Option<switchyard_plugin_api::config::Size>,
+        /// Milliseconds without a whole message from the client before it is closed.
         #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_IDLE_TIMEOUT_MS>")]
         idle_timeout: u64,
         /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
@@ -52,7 +58,9 @@ pub struct Settings {
     pub port: u16,
     /// Largest message accepted, after reassembly and decompression.
     pub max_message_size: usize,
-    /// Close connections that sent nothing for this long.
+    /// Bytes of unfinished messages all connections may hold together (0: no limit).
+    pub max_total_partial_bytes: usize,
+    /// Close connections that sent no whole message for this long.
     pub idle_timeout: Duration,
     /// Messages per second per connection before 429 answers; 0 = off.
     pub rate_limit: u32,
@@ -72,6 +80,7 @@ impl Default for Settings {
             address: kit_config::any_address(),
             port: DEFAULT_PORT,
             max_message_size: DEFAULT_MAX_REQUEST_SIZE as usize,
+            max_total_partial_bytes: DEFAULT_MAX_TOTAL_PARTIAL_BYTES as usize,
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             rate_limit: 0,
             flow: Flow::default(),
@@ -103,6 +112,11 @@ impl Section for Settings {
             address: raw.address,
             port: raw.port,
             max_message_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
+            max_total_partial_bytes: raw
+                .max_total_partial_bytes
+                .map_or(DEFAULT_MAX_TOTAL_PARTIAL_BYTES, |size| size.0)
+                .try_into()
+                .unwrap_or(usize::MAX),
             idle_timeout: Duration::from_millis(idle_timeout),
             rate_limit: raw.rate_limit,
             flow,
@@ -130,6 +144,7 @@ mod tests {
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
         assert_eq!(settings.rate_limit, 0);
         assert!(!settings.compression);
+        assert_eq!(settings.max_total_partial_bytes, 256 << 20);
     }
 
     #[test]
@@ -138,10 +153,11 @@ mod tests {
             r#"{"port":0,"address":"127.0.0.1","maxRequestSize":"2KB","idleTimeout":1500,
                 "rateLimit":10,"maxQueuedBytes":4096,"compression":true,"workerThreads":2,
                 "highWaterMark":"1MB","lowWaterMark":"256KB","maxTotalQueuedBytes":"8MB",
-                "slowConsumerTimeout":2500,"maxPendingRequests":8}"#,
+                "slowConsumerTimeout":2500,"maxPendingRequests":8,"maxTotalPartialBytes":"3MB"}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
         .unwrap();
+        assert_eq!(settings.max_total_partial_bytes, 3 << 20);
         assert_eq!(settings.port, 0);
         assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(settings.max_message_size, 2048);
@@ -210,7 +226,7 @@ mod tests {
             (
                 r#"{"prot":1}"#,
                 "{}",
-                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `compression`, `workerThreads`",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `compression`, `workerThreads`",
             ),
             (
                 r#"{"maxRequestSize":"1XB"}"#,

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
+use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::writer::{write_all, write_loop};
@@ -33,6 +34,8 @@ use switchyard_plugin_api::errors;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The close reason (with 1009) of a message refused at `maxTotalPartialBytes`.
+pub const BUSY_REASON: &str = "server busy: too many unfinished messages";
 
 /// Why the reader stopped.
 #[derive(Debug)]
@@ -41,8 +44,10 @@ enum Ending {
     ClientClosed(u16),
     /// The client broke a protocol rule.
     Violation(Violation),
-    /// Nothing received for `idleTimeout`.
+    /// No whole message received for `idleTimeout`.
     Idle,
+    /// An unfinished message past the instance's `maxTotalPartialBytes`.
+    Busy,
     /// A close was requested through the outbox (disconnect hook, slow consumer, dead writer).
     Requested,
     /// The client went away without a closing handshake.
@@ -109,8 +114,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         connection: &connection,
         reader: MessageReader::new(shared.settings.max_message_size, connection.deflate),
         rate: RateLimiter::new(shared.settings.rate_limit, Instant::now()),
+        partial: shared.partial.claim(),
     };
     let ending = session.read_loop(&read_half, leftover).await;
+    // Gives back its share of `maxTotalPartialBytes` now, not after the closing handshake.
+    drop(session);
     debug!(connection = %id, ending = ?ending, "closing");
     match ending {
         Ending::ClientClosed(code) => {
@@ -133,6 +141,12 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             connection.outbox.close(
                 frame::closing(close_code::GOING_AWAY, "idle timeout"),
                 false,
+            );
+        }
+        Ending::Busy => {
+            connection.outbox.close(
+                frame::closing(close_code::MESSAGE_TOO_BIG, BUSY_REASON),
+                true,
             );
         }
         Ending::Requested => {}
@@ -195,6 +209,8 @@ struct Session<'a> {
     connection: &'a Arc<Connection>,
     reader: MessageReader,
     rate: RateLimiter,
+    /// This connection's share of `maxTotalPartialBytes`.
+    partial: PartialClaim,
 }
 
 impl Session<'_> {
@@ -204,8 +220,21 @@ impl Session<'_> {
         let timer = tokio::time::sleep(idle_timeout);
         tokio::pin!(timer);
         loop {
-            if let Some(ending) = self.process(&mut buffer) {
+            // Only whole messages move the idle deadline, not bytes: a client trickling an
+            // unfinished frame a byte at a time is idle (issue 19), as in uWebSockets, whose
+            // `idleTimeout` Kuzzle documents as time "without sending or getting a message".
+            let (ending, progressed) = self.process(&mut buffer);
+            if progressed {
+                idle.touch();
+            }
+            if let Some(ending) = ending {
                 return ending;
+            }
+            // What is left is unfinished: the read buffer's partial frame and a fragmented
+            // message's frames so far. Counted against the instance's total (issue 19).
+            let held = buffer.len() + self.reader.partial_len();
+            if self.partial.hold(held).is_err() {
+                return Ending::Busy;
             }
             if buffer.is_empty() {
                 // An idle connection keeps no read buffer.
@@ -221,10 +250,8 @@ impl Session<'_> {
                 () = self.connection.pending.room(), if paused => idle.touch(),
                 ready = read_half.readable(), if !paused => {
                     let counters = self.shared.pressure.counters();
-                    match socket::fill_ready(ready, read_half, &mut buffer, counters) {
-                        Filled::Data => idle.touch(),
-                        Filled::Nothing => {}
-                        Filled::Gone => return Ending::Gone,
+                    if socket::fill_ready(ready, read_half, &mut buffer, counters) == Filled::Gone {
+                        return Ending::Gone;
                     }
                 }
                 () = idle.expired(timer.as_mut()) => return Ending::Idle,
@@ -232,9 +259,12 @@ impl Session<'_> {
         }
     }
 
-    /// Handles every complete message in `buffer`, then drops the bytes used.
-    fn process(&mut self, buffer: &mut Vec<u8>) -> Option<Ending> {
+    /// Handles every complete message in `buffer`, then drops the bytes used. Also says whether
+    /// the client made progress: a whole message, or a control frame while no fragmented
+    /// message is pending (pings interleaved with an unfinished message do not count).
+    fn process(&mut self, buffer: &mut Vec<u8>) -> (Option<Ending>, bool) {
         let mut used = 0;
+        let mut progressed = false;
         let ending = loop {
             if self.connection.pending.is_full() {
                 // The rest waits in the buffer until answers come back.
@@ -245,16 +275,17 @@ impl Session<'_> {
                 Ok((length, event)) => {
                     used += length;
                     let Some(event) = event else { break None };
-                    if let Some(ending) =
-                        handle(self.shared, self.connection, &mut self.rate, event)
-                    {
-                        break Some(ending);
+                    let control = matches!(event, Event::Ping(_) | Event::Pong);
+                    let ending = handle(self.shared, self.connection, &mut self.rate, event);
+                    progressed |= !control || !self.reader.is_mid_message();
+                    if ending.is_some() {
+                        break ending;
                     }
                 }
             }
         };
         buffer.drain(..used);
-        ending
+        (ending, progressed)
     }
 }
 

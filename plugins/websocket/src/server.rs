@@ -16,6 +16,7 @@ use switchyard_plugin_api::{
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::outbox::Pushed;
+use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
@@ -36,17 +37,21 @@ pub struct Shared {
     pub registry: Registry,
     /// Bytes queued in all of the instance's outboxes, reported to the host on crossings.
     pub pressure: Arc<Pressure>,
+    /// Bytes of unfinished messages held by all connections (`maxTotalPartialBytes`).
+    pub partial: Arc<PartialBudget>,
 }
 
 impl Shared {
     /// What an instance named `name` shares; its pressure is reported to `backend`.
     pub fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         let pressure = Pressure::reported_to(name, settings.flow.marks, &backend);
+        let partial = PartialBudget::new(settings.max_total_partial_bytes);
         Shared {
             settings,
             backend,
             registry: Registry::default(),
             pressure: Arc::new(pressure),
+            partial,
         }
     }
 }

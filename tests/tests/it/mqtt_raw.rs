@@ -560,3 +560,139 @@ fn an_mqtt_publisher_is_paced_by_websocket_subscribers_pressure() {
         server.log()
     );
 }
+
+/// A QoS 0 PUBLISH with RETAIN set.
+fn publish_retained(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = string(topic);
+    body.extend_from_slice(payload);
+    packet(0x31, &body)
+}
+
+/// The topic and payload of a QoS 0 PUBLISH, whatever its RETAIN flag, and the flag.
+fn publish_parts_retain(packet: &[u8]) -> (String, Vec<u8>, bool) {
+    let retain = packet[0] & 1 == 1;
+    let mut plain = packet.to_vec();
+    plain[0] &= !1;
+    let (topic, payload) = publish_parts(&plain);
+    (topic, payload, retain)
+}
+
+/// Waits until every packet `raw` sent before is handled (packets on one connection are
+/// handled in order, and PINGRESP answers the last one).
+fn sync(raw: &mut Raw) {
+    raw.send(&PINGREQ);
+    assert_eq!(raw.next(), PINGRESP);
+}
+
+/// What a new subscriber to `filter` receives as retained messages, sorted by topic: everything
+/// between the SUBACK of `filter` and the SUBACK of a second SUBSCRIBE (the broker sends
+/// retained messages right after their SUBACK, before handling the next packet).
+fn retained_for(server: &Server, filter: &str) -> Vec<(String, Vec<u8>)> {
+    let mut raw = Raw::connected(server, "late");
+    raw.send(&subscribe(filter));
+    assert_eq!(raw.next(), [0x90, 3, 0, 1, 0]);
+    raw.send(&subscribe("marker/done"));
+    let mut retained = Vec::new();
+    for _ in 0..100 {
+        let packet = raw.next();
+        if packet == [0x90, 3, 0, 1, 0] {
+            retained.sort();
+            return retained;
+        }
+        let (topic, payload, retain) = publish_parts_retain(&packet);
+        assert!(retain, "a retained message arrives with RETAIN set");
+        retained.push((topic, payload));
+    }
+    panic!("no second SUBACK after 100 packets");
+}
+
+#[test]
+fn issue_19_retained_messages_over_max_retained_messages_are_delivered_not_kept() {
+    let server = start("allowPubSub = true\nmaxRetainedMessages = 2");
+    let mut live = Raw::connected(&server, "live");
+    live.send(&subscribe("r/+"));
+    assert_eq!(live.next(), [0x90, 3, 0, 1, 0]);
+    let mut publisher = Raw::connected(&server, "publisher");
+    for (topic, payload) in [("r/1", "one"), ("r/2", "two"), ("r/3", "three")] {
+        publisher.send(&publish_retained(topic, payload.as_bytes()));
+    }
+    sync(&mut publisher);
+    // Every message reaches the live subscriber, the third one too.
+    for expected in ["r/1", "r/2", "r/3"] {
+        let (topic, _, retain) = publish_parts_retain(&live.next());
+        assert_eq!((topic.as_str(), retain), (expected, false));
+    }
+    let topics = |messages: Vec<(String, Vec<u8>)>| -> Vec<String> {
+        messages.into_iter().map(|(topic, _)| topic).collect()
+    };
+    assert_eq!(topics(retained_for(&server, "r/+")), ["r/1", "r/2"]);
+    // Clearing one makes room for another.
+    publisher.send(&publish_retained("r/1", b""));
+    publisher.send(&publish_retained("r/3", b"three"));
+    sync(&mut publisher);
+    assert_eq!(
+        retained_for(&server, "r/+"),
+        [
+            ("r/2".to_string(), b"two".to_vec()),
+            ("r/3".to_string(), b"three".to_vec())
+        ]
+    );
+    // The live subscriber got both, the clearing message too.
+    for expected in [("r/1", &b""[..]), ("r/3", b"three")] {
+        let (topic, payload, _) = publish_parts_retain(&live.next());
+        assert_eq!((topic.as_str(), payload.as_slice()), expected);
+    }
+    bystander_still_served(&mut live);
+}
+
+#[test]
+fn issue_19_retained_messages_over_max_retained_bytes_are_not_kept() {
+    let server = start("allowPubSub = true\nmaxRetainedBytes = \"1KB\"");
+    let mut publisher = Raw::connected(&server, "publisher");
+    // 3 + 1000 bytes: kept; 5 + 100 more would make 1108 > 1024: not kept.
+    publisher.send(&publish_retained("r/a", &[b'a'; 1000]));
+    publisher.send(&publish_retained("r/bb", &[b'b'; 100]));
+    sync(&mut publisher);
+    let kept = retained_for(&server, "r/+");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].0, "r/a");
+    // A replacement too large is not kept, and the message it supersedes is gone.
+    publisher.send(&publish_retained("r/a", &[b'A'; 2000]));
+    sync(&mut publisher);
+    assert_eq!(retained_for(&server, "r/+"), []);
+    // The room is back.
+    publisher.send(&publish_retained("r/bb", &[b'b'; 100]));
+    sync(&mut publisher);
+    assert_eq!(
+        retained_for(&server, "r/+"),
+        [("r/bb".to_string(), vec![b'b'; 100])]
+    );
+}
+
+#[test]
+fn issue_19_a_packet_trickled_a_byte_at_a_time_does_not_outlive_the_keep_alive() {
+    let server = start("");
+    let mut raw = Raw::open(&server);
+    raw.send(&connect("MQTT", 4, 0x02, 1, "trickler", &[]));
+    assert_eq!(raw.next(), CONNACK_OK);
+    // Each read waiting this long paces the trickle: 6 bytes per keep-alive window (1.5 s).
+    raw.stream
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    // A PUBLISH announcing 100 bytes, sent a byte at a time and never completed.
+    raw.send(&[0x30, 100, 0, 1, b'x']);
+    let mut chunk = [0u8; 64];
+    for _ in 0..40 {
+        match raw.stream.read(&mut chunk) {
+            // Closed without an answer: MQTT 3.1.1 has no packet for it.
+            Ok(0) => return,
+            Err(error) if error.kind() == ErrorKind::ConnectionReset => return,
+            Ok(read) => panic!("unexpected bytes {:?}", &chunk[..read]),
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                raw.send(b"y");
+            }
+            Err(error) => panic!("expected a close, got {error}"),
+        }
+    }
+    panic!("still open after 40 bytes trickled over 10 s with a 1 s keep-alive");
+}

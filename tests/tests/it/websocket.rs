@@ -172,6 +172,119 @@ fn idle_connections_are_closed_with_1001() {
     expect_close(&mut client, CloseCode::Away, "idle timeout");
 }
 
+/// Writes raw bytes under tungstenite (a frame it would not send: unfinished).
+fn write_raw(client: &mut Client, bytes: &[u8]) {
+    use std::io::Write as _;
+    let MaybeTlsStream::Plain(stream) = client.get_mut() else {
+        unreachable!("plain TCP")
+    };
+    // The server may have closed already: a failed write shows up as the close frame.
+    let _ = stream.write_all(bytes);
+}
+
+#[test]
+fn issue_19_a_frame_trickled_a_byte_at_a_time_does_not_outlive_idle_timeout() {
+    let server = start("", "idleTimeout = 1000");
+    let mut client = connect(&server);
+    if let MaybeTlsStream::Plain(stream) = client.get_ref() {
+        // Each read waiting this long paces the trickle: 4 bytes per idleTimeout.
+        stream
+            .set_read_timeout(Some(Duration::from_millis(250)))
+            .unwrap();
+    }
+    // A masked text frame announcing 100 bytes; its payload follows a byte at a time, never
+    // completing it.
+    write_raw(&mut client, &[0x81, 0x80 | 100, 1, 2, 3, 4]);
+    for _ in 0..40 {
+        match client.read() {
+            Ok(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::Away);
+                assert_eq!(frame.reason.as_str(), "idle timeout");
+                return;
+            }
+            Ok(other) => panic!("expected a close frame, got {other:?}"),
+            Err(tungstenite::Error::Io(error))
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                write_raw(&mut client, b"x");
+            }
+            Err(error) => panic!("expected a close frame, got {error}"),
+        }
+    }
+    panic!("still open after 40 bytes trickled over 10 s with idleTimeout = 1000");
+}
+
+/// A masked client frame (mask 0, so the payload is sent as is) with a 64-bit length.
+fn raw_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first, 0x80 | 127];
+    frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The answer to a ping sent after an unfinished message's first fragment: the pong, or the
+/// close frame's code and reason.
+fn pong_or_close(client: &mut Client) -> Result<(), (CloseCode, String)> {
+    loop {
+        match client.read().expect("a frame within 10 s") {
+            Message::Pong(_) => return Ok(()),
+            Message::Close(Some(frame)) => return Err((frame.code, frame.reason.to_string())),
+            Message::Ping(_) => continue,
+            other => panic!("expected a pong or a close, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn issue_19_unfinished_messages_past_max_total_partial_bytes_are_refused_with_1009() {
+    let server = start("", "maxTotalPartialBytes = \"1MB\"");
+    // A 700 KB request, in two fragments of 600 KB and 100 KB.
+    let request = |id: &str| {
+        let head = format!(r#"{{"controller":"server","action":"now","requestId":"{id}","pad":""#);
+        let mut text = head.into_bytes();
+        text.resize(700 * 1024 - 2, b'x');
+        text.extend_from_slice(b"\"}");
+        text
+    };
+    const PING: [u8; 6] = [0x89, 0x80, 0, 0, 0, 0];
+    // The pong answering a ping after the first fragment says the server holds it.
+    let first = request("a");
+    let mut holder = connect(&server);
+    write_raw(&mut holder, &raw_frame(0x01, &first[..600 * 1024]));
+    write_raw(&mut holder, &PING);
+    assert_eq!(pong_or_close(&mut holder), Ok(()));
+    // 600 KB more would make 1.2 MB unfinished, over the 1 MB total: refused.
+    let second = request("b");
+    let mut refused = connect(&server);
+    write_raw(&mut refused, &raw_frame(0x01, &second[..600 * 1024]));
+    write_raw(&mut refused, &PING);
+    assert_eq!(
+        pong_or_close(&mut refused),
+        Err((
+            CloseCode::Size,
+            "server busy: too many unfinished messages".to_string()
+        ))
+    );
+    // Small messages still get through, and the holder finishes its message.
+    let mut small = connect(&server);
+    small
+        .send(Message::text(
+            r#"{"controller":"server","action":"now","requestId":"small"}"#,
+        ))
+        .unwrap();
+    assert_eq!(next_json(&mut small)["requestId"], "small");
+    write_raw(&mut holder, &raw_frame(0x80, &first[600 * 1024..]));
+    assert_eq!(next_json(&mut holder)["requestId"], "a");
+    // The bytes were given back: the same message goes through now.
+    let mut third = connect(&server);
+    write_raw(&mut third, &raw_frame(0x81, &request("c")));
+    assert_eq!(next_json(&mut third)["requestId"], "c");
+}
+
 #[test]
 fn sigterm_closes_websockets_with_1001() {
     let server = start("", "");
