@@ -115,8 +115,10 @@ pub struct Broker {
     retain_limits: RetainLimits,
     /// Live connections by host id.
     links: Vec<RwLock<HashMap<ConnectionId, Link>>>,
-    /// Cap on each session's stored and in-flight messages.
+    /// Cap on each session's waiting messages.
     max_queued: usize,
+    /// Cap on each session's messages sent and not yet acknowledged.
+    max_inflight: usize,
     /// The instance's queued bytes.
     pressure: Arc<Pressure>,
 }
@@ -134,8 +136,16 @@ impl Broker {
             retain_limits,
             links: (0..SHARDS).map(|_| RwLock::default()).collect(),
             max_queued,
+            max_inflight: crate::config::DEFAULT_MAX_INFLIGHT_MESSAGES,
             pressure,
         }
+    }
+
+    /// Sessions send at most `max_inflight` QoS 1/2 messages before acknowledgements (0: as
+    /// many as packet ids allow); the rest wait in their queue.
+    pub fn with_max_inflight(mut self, max_inflight: usize) -> Broker {
+        self.max_inflight = max_inflight;
+        self
     }
 
     /// The instance's queued bytes.
@@ -162,7 +172,12 @@ impl Broker {
             Some(session) if !clean && !session.clean => (session, true),
             existing => {
                 let client_id: Arc<str> = Arc::from(client_id);
-                let session = Arc::new(Session::new(client_id.clone(), clean, self.max_queued));
+                let session = Arc::new(Session::new(
+                    client_id.clone(),
+                    clean,
+                    self.max_queued,
+                    self.max_inflight,
+                ));
                 sessions.insert(client_id, session.clone());
                 drop(sessions);
                 if let Some(old) = existing {

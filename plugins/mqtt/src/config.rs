@@ -12,9 +12,12 @@ use crate::broker::RetainLimits;
 /// MQTT's registered port.
 pub const DEFAULT_PORT: u16 = 1883;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
-/// QoS 1 and 2 messages in flight or stored per session (mosquitto's `max_queued_messages`
-/// default too).
+/// QoS 1 and 2 messages waiting per session: offline, or past the in-flight window
+/// (mosquitto's `max_queued_messages` default too).
 pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+/// QoS 1 and 2 messages sent and not yet acknowledged per session (mosquitto's
+/// `max_inflight_messages` default too).
+pub const DEFAULT_MAX_INFLIGHT_MESSAGES: usize = 20;
 /// Topics that may hold a retained message (issue 19: one client publishing 500 retained
 /// 1 MB messages held 500 MB for ever).
 pub const DEFAULT_MAX_RETAINED_MESSAGES: usize = 10_000;
@@ -38,10 +41,14 @@ switchyard_plugin_kit::raw_section! {
         response_topic: String,
         // Largest packet accepted; overrides `[server] maxRequestSize`.
         @max_request_size,
-        /// QoS 1/2 messages in flight (online) or stored (offline persistent session) per
-        /// session; more are dropped.
+        /// QoS 1/2 messages waiting per session (offline persistent session, or past the
+        /// in-flight window); more are dropped.
         #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_QUEUED_MESSAGES>")]
         max_queued_messages: usize,
+        /// QoS 1/2 messages sent and not yet acknowledged per session; the next ones wait.
+        /// 0: as many as packet ids allow.
+        #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_INFLIGHT_MESSAGES>")]
+        max_inflight_messages: usize,
         /// Topics that may hold a retained message; over it a retained publish is delivered
         /// but not retained. 0 retains nothing.
         #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_RETAINED_MESSAGES>")]
@@ -82,8 +89,10 @@ pub struct Settings {
     pub response_topic: String,
     /// Largest packet, fixed header included.
     pub max_packet_size: usize,
-    /// Cap on QoS 1/2 messages in flight or stored per session.
+    /// Cap on QoS 1/2 messages waiting per session.
     pub max_queued_messages: usize,
+    /// Cap on QoS 1/2 messages sent and not yet acknowledged per session (0: none).
+    pub max_inflight_messages: usize,
     /// Caps on retained messages.
     pub retain_limits: RetainLimits,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
@@ -104,6 +113,7 @@ impl Default for Settings {
             response_topic: default_response_topic(),
             max_packet_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_inflight_messages: DEFAULT_MAX_INFLIGHT_MESSAGES,
             retain_limits: RetainLimits {
                 max_messages: DEFAULT_MAX_RETAINED_MESSAGES,
                 max_bytes: DEFAULT_MAX_RETAINED_BYTES as usize,
@@ -164,6 +174,7 @@ impl Section for Settings {
             response_topic: raw.response_topic,
             max_packet_size: max_request_size as usize,
             max_queued_messages: raw.max_queued_messages,
+            max_inflight_messages: raw.max_inflight_messages,
             retain_limits,
             flow,
             max_keep_alive: raw.max_keep_alive,
@@ -243,7 +254,7 @@ mod tests {
             (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
             (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
-            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxKeepAlive`, `connectTimeout`"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxKeepAlive`, `connectTimeout`"),
         ];
         for (section, expected) in cases {
             assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");

@@ -42,7 +42,8 @@ impl Shared {
                 settings.max_queued_messages,
                 Arc::new(pressure),
                 settings.retain_limits,
-            ),
+            )
+            .with_max_inflight(settings.max_inflight_messages),
             settings,
             backend,
         }

@@ -41,10 +41,9 @@ enum Inflight {
 pub enum Delivered {
     /// Queued to the live connection.
     Sent,
-    /// Kept for an offline persistent session.
+    /// Kept for later: the session is offline (persistent), or its in-flight window is full.
     Stored,
-    /// Dropped: offline QoS 0, a full offline queue or in-flight window, or a closing
-    /// connection.
+    /// Dropped: offline QoS 0, a full queue (`maxQueuedMessages`), or a closing connection.
     Dropped,
     /// The connection's queue overflowed: it is now closing as too slow.
     Overflow,
@@ -62,7 +61,8 @@ struct State {
     /// Incoming QoS 2 packet ids answered with PUBREC and not yet released: a duplicate
     /// PUBLISH with one of these ids is acknowledged but not delivered again.
     awaiting_release: HashSet<u16>,
-    /// QoS 1/2 messages kept while a persistent session is offline: (message, granted QoS).
+    /// QoS 1/2 messages waiting, in order: while a persistent session is offline, or while
+    /// its in-flight window is full (sent as acknowledgements free it): (message, granted QoS).
     offline: VecDeque<(Message, u8)>,
     /// Last packet id used for an outgoing message.
     last_packet_id: u16,
@@ -81,19 +81,31 @@ pub struct Session {
     pub client_id: Arc<str>,
     /// Whether it ends with its connection (clean session).
     pub clean: bool,
-    /// Cap on `offline` and on `inflight`.
+    /// Cap on `offline` (mosquitto's `max_queued_messages`).
     max_queued: usize,
+    /// Cap on `inflight`, the messages sent and not yet acknowledged (mosquitto's
+    /// `max_inflight_messages`; 0: as many as packet ids allow).
+    max_inflight: usize,
     state: Mutex<State>,
 }
 
 impl Session {
     /// A new, empty session.
-    pub fn new(client_id: Arc<str>, clean: bool, max_queued: usize) -> Session {
+    pub fn new(
+        client_id: Arc<str>,
+        clean: bool,
+        max_queued: usize,
+        max_inflight: usize,
+    ) -> Session {
         Session {
             key: SESSION_KEYS.fetch_add(1, Ordering::Relaxed),
             client_id,
             clean,
             max_queued,
+            max_inflight: match max_inflight {
+                0 => 65_535,
+                max => max.min(65_535),
+            },
             state: Mutex::new(State::default()),
         }
     }
@@ -116,7 +128,7 @@ impl Session {
         }
         let offline = std::mem::take(&mut state.offline);
         for (message, qos) in offline {
-            Self::send_locked(&mut state, self.max_queued, &message, qos, false);
+            self.send_locked(&mut state, &message, qos, false);
         }
         replaced
     }
@@ -161,27 +173,39 @@ impl Session {
     /// subscription's), giving it a packet id when `qos > 0`.
     pub fn deliver(&self, message: &Message, qos: u8, retain: bool) -> Delivered {
         let mut state = self.state.lock();
-        Self::send_locked(&mut state, self.max_queued, message, qos, retain)
+        self.send_locked(&mut state, message, qos, retain)
     }
 
     fn send_locked(
+        &self,
         state: &mut State,
-        max_queued: usize,
         message: &Message,
         qos: u8,
         retain: bool,
     ) -> Delivered {
-        let Some((_, outbox)) = state.live.clone() else {
-            if qos == 0 || state.offline.len() >= max_queued {
+        // Offline, or the window is full: QoS 1/2 waits (in order) while there is room.
+        let waits = match &state.live {
+            None => true,
+            Some(_) => {
+                qos > 0 && (state.inflight.len() >= self.max_inflight || !state.offline.is_empty())
+            }
+        };
+        if waits {
+            if qos == 0 || state.offline.len() >= self.max_queued {
                 return Delivered::Dropped;
             }
             state.offline.push_back((message.clone(), qos));
             return Delivered::Stored;
+        }
+        Self::send_now(state, message, qos, retain)
+    }
+
+    /// Sends `message` to the live connection now (the caller checked the window).
+    fn send_now(state: &mut State, message: &Message, qos: u8, retain: bool) -> Delivered {
+        let Some((_, outbox)) = state.live.clone() else {
+            return Delivered::Dropped;
         };
         let packet_id = if qos > 0 {
-            if state.inflight.len() >= max_queued.min(65_535) {
-                return Delivered::Dropped;
-            }
             Some(next_packet_id(state))
         } else {
             None
@@ -206,12 +230,20 @@ impl Session {
         }
     }
 
-    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) for an outgoing message: forget it.
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2) for an outgoing message: forget it, and send what
+    /// waited for room in the window.
     pub fn acknowledged(&self, packet_id: u16) {
-        self.state
-            .lock()
-            .inflight
-            .retain(|(id, _)| *id != packet_id);
+        let mut state = self.state.lock();
+        state.inflight.retain(|(id, _)| *id != packet_id);
+        if state.live.is_none() {
+            return;
+        }
+        while state.inflight.len() < self.max_inflight {
+            let Some((message, qos)) = state.offline.pop_front() else {
+                break;
+            };
+            Self::send_now(&mut state, &message, qos, false);
+        }
     }
 
     /// PUBREC for an outgoing QoS 2 message: it is now released (the caller sends PUBREL).
@@ -276,6 +308,15 @@ mod tests {
         }
     }
 
+    /// A message whose one-byte payload is `n` (the last byte of its PUBLISH packet).
+    fn numbered(n: u8) -> Message {
+        Message {
+            topic: Arc::from("t"),
+            payload: Bytes::from(vec![n]),
+            qos: 1,
+        }
+    }
+
     fn drain(outbox: &Outbox) -> Vec<Bytes> {
         let mut batch = VecDeque::new();
         assert_ne!(outbox.take(&mut batch), Taken::Close(bytes::Bytes::new()));
@@ -284,7 +325,7 @@ mod tests {
 
     #[test]
     fn a_persistent_session_keeps_qos1_messages_and_resends_unacknowledged_ones() {
-        let session = Session::new(Arc::from("c"), false, 10);
+        let session = Session::new(Arc::from("c"), false, 10, 10);
         assert_eq!(session.deliver(&message(0), 0, false), Delivered::Dropped);
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Stored);
 
@@ -310,7 +351,7 @@ mod tests {
 
     #[test]
     fn qos2_outgoing_state_survives_as_pubrel() {
-        let session = Session::new(Arc::from("c"), false, 10);
+        let session = Session::new(Arc::from("c"), false, 10, 10);
         let first = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(1, first.clone());
         session.deliver(&message(2), 2, false);
@@ -324,7 +365,7 @@ mod tests {
 
     #[test]
     fn a_takeover_returns_the_old_outbox_and_stale_detaches_are_ignored() {
-        let session = Session::new(Arc::from("c"), true, 10);
+        let session = Session::new(Arc::from("c"), true, 10, 10);
         let first = Arc::new(crate::outbox::for_tests(1 << 20));
         session.attach(1, first.clone());
         let replaced = session.attach(2, Arc::new(crate::outbox::for_tests(1 << 20)));
@@ -335,17 +376,60 @@ mod tests {
 
     #[test]
     fn the_offline_queue_and_the_inflight_window_are_capped() {
-        let session = Session::new(Arc::from("c"), false, 2);
+        let session = Session::new(Arc::from("c"), false, 2, 2);
         for _ in 0..2 {
             assert_eq!(session.deliver(&message(1), 1, false), Delivered::Stored);
         }
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Dropped);
         assert_eq!(session.stored(), 2);
         session.attach(1, Arc::new(crate::outbox::for_tests(1 << 20)));
+        // Both sent on attach: the window (2) is full, so the next ones wait, up to 2.
+        assert_eq!(session.stored(), 0);
+        assert_eq!(session.deliver(&message(1), 1, false), Delivered::Stored);
+        assert_eq!(session.deliver(&message(1), 1, false), Delivered::Stored);
         assert_eq!(session.deliver(&message(1), 1, false), Delivered::Dropped);
         assert!(session.begin_incoming(7));
         assert!(!session.begin_incoming(7));
         session.release_incoming(7);
         assert!(session.begin_incoming(7));
+    }
+
+    /// mosquitto's `max_inflight_messages`: past the window, QoS 1/2 messages wait (in order,
+    /// up to `max_queued`) and leave as acknowledgements free the window.
+    #[test]
+    fn messages_past_the_inflight_window_wait_for_acknowledgements() {
+        let session = Session::new(Arc::from("c"), false, 10, 2);
+        let outbox = Arc::new(crate::outbox::for_tests(1 << 20));
+        session.attach(1, outbox.clone());
+        let sent: Vec<Delivered> = (0..5u8)
+            .map(|n| session.deliver(&numbered(n), 1, false))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                Delivered::Sent,
+                Delivered::Sent,
+                Delivered::Stored,
+                Delivered::Stored,
+                Delivered::Stored
+            ]
+        );
+        // A QoS 0 message does not wait for the window.
+        assert_eq!(session.deliver(&numbered(9), 0, false), Delivered::Sent);
+        let payloads = |outbox: &Outbox| {
+            let mut batch = VecDeque::new();
+            let _ = outbox.take(&mut batch);
+            batch
+                .iter()
+                .map(|packet| *packet.last().unwrap())
+                .collect::<Vec<u8>>()
+        };
+        assert_eq!(payloads(&outbox), [0, 1, 9]);
+        session.acknowledged(1);
+        assert_eq!(payloads(&outbox), [2]);
+        session.acknowledged(2);
+        session.acknowledged(3);
+        assert_eq!(payloads(&outbox), [3, 4]);
+        assert_eq!(session.stored(), 0);
     }
 }
