@@ -51,6 +51,13 @@ static SPECIAL: [bool; 256] = {
     table
 };
 
+/// True for a byte a JSON string cannot hold as it is (a control character, `"`, `\\`): where
+/// a plain run of string text ends.
+#[inline]
+pub fn is_special(byte: u8) -> bool {
+    SPECIAL[usize::from(byte)]
+}
+
 /// True when `bytes` holds a control character, `"` or `\\`: a table lookup per byte for short
 /// strings (ids, names), eight bytes per step for longer ones.
 fn needs_escape(bytes: &[u8]) -> bool {

@@ -47,6 +47,8 @@ pub fn request_id_of(bytes: &[u8]) -> Option<String> {
 /// A JSON scanner that errs on the side of "not sure": it says yes only to texts serde_json
 /// accepts too (the tests compare them), so its yes can skip serde.
 mod scan {
+    use switchyard_plugin_api::json::is_special;
+
     /// Deeper than this, serde_json decides (its own limit is 128).
     const MAX_DEPTH: u32 = 100;
 
@@ -114,26 +116,10 @@ mod scan {
         }
     }
 
-    /// Bytes that end a string's plain run: `"`, `\\` and control characters.
-    const STOPS: [bool; 256] = {
-        let mut stops = [false; 256];
-        let mut byte = 0;
-        while byte < 0x20 {
-            stops[byte] = true;
-            byte += 1;
-        }
-        stops[b'"' as usize] = true;
-        stops[b'\\' as usize] = true;
-        stops
-    };
-
     /// A string's end, from just after its opening quote.
     fn string(bytes: &[u8], mut at: usize) -> Option<usize> {
         loop {
-            at += bytes
-                .get(at..)?
-                .iter()
-                .position(|&byte| STOPS[usize::from(byte)])?;
+            at += bytes.get(at..)?.iter().position(|&byte| is_special(byte))?;
             match bytes[at] {
                 b'"' => return Some(at + 1),
                 b'\\' => match *bytes.get(at + 1)? {
