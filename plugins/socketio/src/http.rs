@@ -220,6 +220,15 @@ async fn read_and_handle(
     if binary {
         return fail(StatusCode::BAD_REQUEST, "binary payload");
     }
+    // A body announced larger than the limit is refused before a byte of it is read (the HTTP
+    // plugin does the same), not after waiting for it.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > shared.settings.max_request_size as u64) {
+        return fail(StatusCode::PAYLOAD_TOO_LARGE, "announced payload too large");
+    }
     let limited = Limited::new(request.into_body(), shared.settings.max_request_size);
     let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => return fail(StatusCode::REQUEST_TIMEOUT, "body timeout"),
