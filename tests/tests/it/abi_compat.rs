@@ -29,12 +29,25 @@ fn request(client: &mut LineClient, request: &str) -> (u16, Value) {
 
 #[test]
 fn a_plugin_built_against_plugin_api_1_0_loads_passes_check_and_serves_clients() {
-    let library = artifacts().library("fixture_line_1_0").to_path_buf();
+    loads_passes_check_and_serves_clients("fixture_line_1_0", "1.0");
+}
+
+/// The same for 1.1 (`compat/plugin-api-1.1`, frozen at d33774a): 1.2 appended the `stats` hook
+/// to the root module, so a 1.1 plugin is checked against `abi::v1_1` and reports no counters.
+#[test]
+fn a_plugin_built_against_plugin_api_1_1_loads_passes_check_and_serves_clients() {
+    loads_passes_check_and_serves_clients("fixture_line_1_1", "1.1");
+}
+
+/// `library` (the line fixture built against plugin-api `minor`.0) passes `check`, loads, and
+/// serves a client through every hook and host function of its ABI.
+fn loads_passes_check_and_serves_clients(library_name: &str, minor: &str) {
+    let library = artifacts().library(library_name).to_path_buf();
     let finished = run_host(&["check", library.to_str().unwrap()], TIMEOUT);
     assert_eq!(
         finished.stdout,
         format!(
-            "{}: line-1.0 0.1.0, plugin-api 1.0.0: OK\n",
+            "{}: line-{minor} 0.1.0, plugin-api {minor}.0: OK\n",
             library.display()
         ),
         "{}",
@@ -44,7 +57,7 @@ fn a_plugin_built_against_plugin_api_1_0_loads_passes_check_and_serves_clients()
 
     let server = Server::start(&format!(
         "[server]\n{}{}",
-        protocol_section("line", "fixture_line_1_0", "port = 0"),
+        protocol_section("line", library_name, "port = 0"),
         protocol_section(
             "websocket",
             "websocket",
@@ -53,12 +66,14 @@ fn a_plugin_built_against_plugin_api_1_0_loads_passes_check_and_serves_clients()
     ));
     // The plugin's log line went through 1.0's log function.
     server.wait_for_log(
-        &["plugin-api 1.0 line protocol listening on tcp://127.0.0.1:"],
+        &[&format!(
+            "plugin-api {minor} line protocol listening on tcp://127.0.0.1:"
+        )],
         TIMEOUT,
     );
     let mut subscriber = LineClient::connect(&server.address("line"));
 
-    // new_connection and execute, through the 1.0 host table.
+    // new_connection and execute, through its ABI version's host table.
     let (status, content) = request(
         &mut subscriber,
         r#"{"controller":"server","action":"now","requestId":"now-1"}"#,
@@ -143,6 +158,17 @@ fn a_non_append_only_change_is_refused() {
 /// checkout has that commit (a shallow clone may not: then there is nothing to compare with).
 #[test]
 fn the_frozen_copy_is_plugin_api_1_0_as_released() {
+    frozen_copy_is_as_released("8bbeec9", "compat/plugin-api-1.0", "1.0.0");
+}
+
+#[test]
+fn the_frozen_copy_is_plugin_api_1_1_as_released() {
+    frozen_copy_is_as_released("d33774a", "compat/plugin-api-1.1", "1.1.0");
+}
+
+/// `folder`/src is plugin-api/src at `commit`, byte for byte (skipped where the clone lacks the
+/// commit, as a shallow one does).
+fn frozen_copy_is_as_released(commit: &str, folder: &str, version: &str) {
     let root = switchyard_tests::repository();
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -152,14 +178,18 @@ fn the_frozen_copy_is_plugin_api_1_0_as_released() {
             .ok()
             .filter(|output| output.status.success())
     };
-    let Some(listing) = git(&["ls-tree", "--name-only", "8bbeec9:plugin-api/src"]) else {
-        eprintln!("SKIPPED the_frozen_copy_is_plugin_api_1_0_as_released: no commit 8bbeec9 here");
+    let Some(listing) = git(&[
+        "ls-tree",
+        "--name-only",
+        &format!("{commit}:plugin-api/src"),
+    ]) else {
+        eprintln!("SKIPPED: no commit {commit} here to compare {folder} with");
         return;
     };
     let names = String::from_utf8(listing.stdout).expect("file names");
-    let frozen = root.join("compat/plugin-api-1.0/src");
+    let frozen = root.join(folder).join("src");
     let mut in_copy: Vec<String> = std::fs::read_dir(&frozen)
-        .expect("compat/plugin-api-1.0/src")
+        .expect("the frozen copy's src")
         .map(|entry| {
             entry
                 .expect("an entry")
@@ -171,12 +201,12 @@ fn the_frozen_copy_is_plugin_api_1_0_as_released() {
     in_copy.sort();
     assert_eq!(in_copy, names.lines().collect::<Vec<_>>());
     for name in names.lines() {
-        let released = git(&["show", &format!("8bbeec9:plugin-api/src/{name}")])
-            .expect("git show a file of 8bbeec9");
+        let released = git(&["show", &format!("{commit}:plugin-api/src/{name}")])
+            .expect("git show a file of the commit");
         let copy = std::fs::read(frozen.join(name)).expect("a frozen file");
         assert!(
             copy == released.stdout,
-            "compat/plugin-api-1.0/src/{name} differs from plugin-api 1.0.0: the frozen copy must never change"
+            "{folder}/src/{name} differs from plugin-api {version}: the frozen copy must never change"
         );
     }
 }
