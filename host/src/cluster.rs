@@ -227,6 +227,20 @@ struct RemoteRoom {
     index: String,
     collection: String,
     count: u64,
+    /// The room's filter as JSON text (absent from nodes older than `realtime:join` across
+    /// nodes).
+    filter: Option<String>,
+}
+
+/// A room another live node holds: what a `realtime:join` by id needs to recreate it here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteRoomDefinition {
+    /// Its index.
+    pub index: String,
+    /// Its collection.
+    pub collection: String,
+    /// Its filter, as its first subscriber wrote it.
+    pub filter: Value,
 }
 
 /// Logs at most once per this long, per kind of trouble.
@@ -326,6 +340,20 @@ impl Cluster {
             .read()
             .get(room_id)
             .map(|room| room.count)
+    }
+
+    /// What another live node said of room `room_id` at the last heartbeat: its index,
+    /// collection and filter, so that `realtime:join` on this node can recreate it (room ids are
+    /// derived from index, collection and normalized filter, so the id comes out the same).
+    pub fn remote_room(&self, room_id: &str) -> Option<RemoteRoomDefinition> {
+        let rooms = self.remote_counts.read();
+        let room = rooms.get(room_id)?;
+        let filter = serde_json::from_str(room.filter.as_deref()?).ok()?;
+        Some(RemoteRoomDefinition {
+            index: room.index.clone(),
+            collection: room.collection.clone(),
+            filter,
+        })
     }
 
     /// Adds the other live nodes' rooms and subscribers to a `realtime:list` answer
@@ -705,11 +733,15 @@ impl Worker {
         let mut pipe = redis::pipe();
         pipe.atomic().del(&own).ignore();
         if !counts.is_empty() {
-            // roomId → "count\nindex\ncollection" (names have no newline).
+            // roomId → "count\nindex\ncollection\nfilter" (names have no newline, and compact
+            // JSON escapes the ones inside strings).
             let fields: Vec<(&str, String)> = counts
                 .iter()
                 .map(|room| {
-                    let value = format!("{}\n{}\n{}", room.count, room.index, room.collection);
+                    let value = format!(
+                        "{}\n{}\n{}\n{}",
+                        room.count, room.index, room.collection, room.filter
+                    );
                     (&*room.room_id, value)
                 })
                 .collect();
@@ -742,7 +774,7 @@ impl Worker {
         let mut sums: HashMap<String, RemoteRoom> = HashMap::new();
         for hash in hashes {
             for (room_id, value) in hash {
-                let mut parts = value.splitn(3, '\n');
+                let mut parts = value.splitn(4, '\n');
                 let (Some(count), Some(index), Some(collection)) = (
                     parts.next().and_then(|count| count.parse::<u64>().ok()),
                     parts.next(),
@@ -750,13 +782,17 @@ impl Worker {
                 ) else {
                     continue;
                 };
-                sums.entry(room_id)
-                    .or_insert_with(|| RemoteRoom {
-                        index: index.to_string(),
-                        collection: collection.to_string(),
-                        count: 0,
-                    })
-                    .count += count;
+                let filter = parts.next();
+                let room = sums.entry(room_id).or_insert_with(|| RemoteRoom {
+                    index: index.to_string(),
+                    collection: collection.to_string(),
+                    count: 0,
+                    filter: None,
+                });
+                room.count += count;
+                if room.filter.is_none() {
+                    room.filter = filter.map(str::to_string);
+                }
             }
         }
         *self.remote_counts.write() = sums;

@@ -221,6 +221,9 @@ pub struct RoomCount {
     pub collection: String,
     /// Its subscribers on this node.
     pub count: usize,
+    /// The filter as its first subscriber wrote it: another node recreates the room from it
+    /// when one of its clients joins the room by id (`realtime:join`, cluster mode).
+    pub filter: Arc<Value>,
 }
 
 /// A room as the admin page shows it.
@@ -541,6 +544,7 @@ impl Realtime {
                 index: room.index.clone(),
                 collection: room.collection.clone(),
                 count: room.subscribers.len(),
+                filter: Arc::clone(&room.filter),
             })
             .collect()
     }

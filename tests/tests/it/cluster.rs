@@ -513,3 +513,38 @@ fn members_of_a_room_hear_arrivals_and_departures_on_other_nodes() {
     drop(passer);
     assert_eq!(notification(&mut watcher).1["user"], "out");
 }
+
+#[test]
+fn a_client_joins_by_id_a_room_only_another_node_holds() {
+    let Some(redis) = Redis::start("cluster::a_client_joins_by_id_a_room_only_another_node_holds")
+    else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let b = node(&redis.url(), "b");
+    let mut on_b = client(&b);
+    let mut joiner = client(&a);
+    let (room, _) = subscribe_room(&mut on_b, json!({"equals": {"color": "green"}}));
+    // Without a cluster, or before B's report reaches A, the room is unknown here.
+    let unknown = json!({"controller": "realtime", "action": "join",
+                         "body": {"roomId": "no-such-room"}});
+    let (_, status, content) = joiner.request(&unknown.to_string());
+    assert_eq!(status, 404, "{content}");
+    assert_eq!(content["error"]["id"], "core.realtime.room_not_found");
+    // Once A knows B's rooms (one heartbeat), a join by id recreates the room here.
+    wait_for_count(&mut joiner, &room, 1);
+    let joined = call(
+        &mut joiner,
+        json!({"controller": "realtime", "action": "join", "body": {"roomId": room}}),
+    );
+    assert_eq!(joined["roomId"], room.as_str());
+    let channel = joined["channel"].as_str().expect("a channel").to_string();
+    wait_for_count(&mut on_b, &room, 2);
+    // A publication on B reaches the joiner on A, and only what matches.
+    let mut publisher = client(&b);
+    publish(&mut publisher, json!({"color": "red"}));
+    publish(&mut publisher, json!({"color": "green", "n": 1}));
+    let (heard_on, payload) = notification(&mut joiner);
+    assert_eq!(heard_on, channel);
+    assert_eq!(payload["result"]["_source"]["n"], 1, "{payload}");
+}

@@ -123,13 +123,63 @@ fn join(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
         users: Users::parse(request.args.get("users"))?,
         volatile: request.volatile.as_ref(),
     };
-    let subscribed = services.realtime.join(
+    let joined = services.realtime.join(
         &room_id,
         &subscription,
         context.protocol_name(),
         |connection| services.connections.contains(connection),
-    )?;
+    );
+    let subscribed = match joined {
+        Err(error) if error.spec.id == errors::CORE_REALTIME_ROOM_NOT_FOUND.id => {
+            // Cluster mode: a room only other nodes hold is recreated here from its filter.
+            match join_remote(context, &room_id, &subscription) {
+                Some(subscribed) => subscribed?,
+                None => return Err(error),
+            }
+        }
+        joined => joined?,
+    };
     announce(context, subscribed)
+}
+
+/// `realtime:join` on a room another live node holds (as of its last heartbeat): subscribes
+/// with that room's index, collection and filter, which gives the same room id. `None` when no
+/// node has the room (or in single-node mode).
+fn join_remote(
+    context: &Context<'_>,
+    room_id: &str,
+    joining: &SubscribeRequest<'_>,
+) -> Option<Result<Subscribed, KuzzleError>> {
+    let services = context.services;
+    let room = services.cluster.as_ref()?.remote_room(room_id)?;
+    let subscription = SubscribeRequest {
+        index: &room.index,
+        collection: &room.collection,
+        filter: &room.filter,
+        ..*joining
+    };
+    let subscribed = services
+        .realtime
+        .subscribe(&subscription, context.protocol_name(), |connection| {
+            services.connections.contains(connection)
+        });
+    Some(match subscribed {
+        Ok(subscribed) if &*subscribed.room_id != room_id => {
+            // Not the same room after all (a node with other normalization rules): undo.
+            let departure = services
+                .realtime
+                .unsubscribe(context.caller.connection, &subscribed.room_id);
+            if let Ok(departure) = departure {
+                services.complete_departure(
+                    context.caller.connection,
+                    context.caller.protocol,
+                    &departure,
+                );
+            }
+            Err(errors::CORE_REALTIME_ROOM_NOT_FOUND.with(&[room_id]))
+        }
+        subscribed => subscribed,
+    })
 }
 
 /// `realtime:unsubscribe`.
