@@ -11,6 +11,7 @@
 //! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W | --burst N]
 //! switchyard-bench connections     [--connections C]
 //! switchyard-bench documents       [--connections C]
+//! switchyard-bench cluster-fanout  [--subscribers N] [--payload BYTES] [--window W]
 //! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--rounds N]
 //!         [--json PATH]
 //! ```

@@ -239,3 +239,31 @@ fn burst_mode_delivers_the_whole_burst_on_both_sides() {
         }
     }
 }
+
+/// `cluster-fanout`: every setup (one node alone, then 1, 2 and 3 nodes through Redis) delivers
+/// every message to every subscriber, wherever they are connected.
+#[test]
+fn cluster_fanout_delivers_everything_on_every_setup() {
+    let record = run(&["cluster-fanout", "--subscribers", "30"]);
+    let results = record["results"].as_array().expect("results");
+    let setups: Vec<(u64, bool)> = results
+        .iter()
+        .map(|result| {
+            (
+                result["nodes"].as_u64().unwrap(),
+                result["cluster"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(setups, [(1, false), (1, true), (2, true), (3, true)]);
+    for result in results {
+        let published = result["messages_published"].as_u64().unwrap();
+        assert!(published > 0, "{result}");
+        assert_eq!(
+            result["deliveries"].as_u64().unwrap(),
+            published * 30,
+            "{result}"
+        );
+        assert_eq!(result["lost"], 0, "{result}");
+    }
+}

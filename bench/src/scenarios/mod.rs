@@ -7,6 +7,7 @@
 //! `tests/smoke.rs`, and its figures in `BENCHMARKS.md`.
 
 mod burst;
+mod cluster;
 mod documents;
 mod http;
 mod mqtt;
@@ -31,6 +32,7 @@ pub const SCENARIOS: &[&str] = &[
     "socketio-fanout",
     "connections",
     "documents",
+    "cluster-fanout",
 ];
 
 /// Runs the scenario called `name`.
@@ -44,6 +46,7 @@ pub fn run(name: &str, settings: &Settings) -> anyhow::Result<Value> {
         "mqtt-rtt" => mqtt_rtt::mqtt_rtt(settings),
         "socketio-fanout" => socketio::socketio_fanout(settings),
         "documents" => documents::documents(settings),
+        "cluster-fanout" => cluster::cluster_fanout(settings),
         other => anyhow::bail!("unknown scenario {other}: {}", SCENARIOS.join(", ")),
     }
 }

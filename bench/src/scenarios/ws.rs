@@ -248,7 +248,7 @@ fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
     Ok(record)
 }
 
-async fn subscriber(
+pub(super) async fn subscriber(
     number: usize,
     address: &str,
     kind: Kind,
@@ -298,7 +298,25 @@ async fn publisher(
     settings: &Settings,
     shared: &Fanout,
 ) -> anyhow::Result<(u64, u64, Duration, Value)> {
-    let (address, kind) = (server.address(), server.kind());
+    publish_windowed(
+        &server.address(),
+        server.kind(),
+        &|| server.cpu_seconds(),
+        settings,
+        shared,
+    )
+    .await
+}
+
+/// [`publisher`] against the server at `address`, whose CPU seconds so far `cpu_seconds` reads
+/// (the sum over several processes for `cluster-fanout`).
+pub(super) async fn publish_windowed(
+    address: &str,
+    kind: Kind,
+    cpu_seconds: &dyn Fn() -> Option<f64>,
+    settings: &Settings,
+    shared: &Fanout,
+) -> anyhow::Result<(u64, u64, Duration, Value)> {
     let ready_until = Instant::now() + Duration::from_secs(60);
     while shared.ready.load(Ordering::Acquire) < shared.subscribers {
         anyhow::ensure!(
@@ -307,7 +325,7 @@ async fn publisher(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let client = WsClient::connect(&address).await?;
+    let client = WsClient::connect(address).await?;
     let (mut reader, mut writer) = client.split();
     // Publish responses come back to the publisher: read and drop them.
     tokio::spawn(async move { reader.read_frames(|_| true).await });
@@ -326,7 +344,7 @@ async fn publisher(
             measured_from = Some((
                 Instant::now(),
                 shared.received.load(Ordering::Acquire),
-                server.cpu_seconds(),
+                cpu_seconds(),
             ));
             shared.measuring.store(true, Ordering::Release);
         }
@@ -352,7 +370,7 @@ async fn publisher(
     shared.measuring.store(false, Ordering::Release);
     let (started, base, cpu_before) = measured_from.unwrap_or((Instant::now(), 0, None));
     let deliveries = shared.received.load(Ordering::Acquire) - base;
-    let cpu = cpu_figures(cpu_before, server.cpu_seconds(), deliveries);
+    let cpu = cpu_figures(cpu_before, cpu_seconds(), deliveries);
     Ok((sent, deliveries, started.elapsed(), cpu))
 }
 

@@ -4,107 +4,13 @@
 //! Skipped, with a message, only when `redis-server` is not installed (`scripts/test.sh`
 //! installs it).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use switchyard_tests::{protocol_section, run_config, LineClient, Scratch, Server};
+use switchyard_tests::redis::{free_port, Redis};
+use switchyard_tests::{protocol_section, run_config, LineClient, Server};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A `redis-server` this test started, killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: Scratch,
-}
-
-impl Redis {
-    /// Starts one on a free port, or `None` (with a message) when `redis-server` is absent.
-    fn start(test: &str) -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            eprintln!(
-                "skipping {test}: redis-server is not installed (scripts/test.sh installs it)"
-            );
-            return None;
-        }
-        let dir = Scratch::new();
-        let port = free_port();
-        let child = spawn_redis(port, &dir);
-        Some(Redis { child, port, dir })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it (SIGKILL: no goodbye to clients) and starts a new one on the same port.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.child = spawn_redis(self.port, &self.dir);
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// Starts `redis-server` and waits for "Ready to accept connections".
-fn spawn_redis(port: u16, dir: &Scratch) -> Child {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let (lines, ready) = mpsc::channel();
-    let stdout = child.stdout.take().expect("piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let until = Instant::now() + WAIT;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match ready.recv_timeout(left) {
-            Ok(line) if line.contains("Ready to accept connections") => break,
-            Ok(_) => continue,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("redis-server on port {port} did not get ready");
-            }
-        }
-    }
-    // Keep draining its output so it never blocks on a full pipe.
-    std::thread::spawn(move || while ready.recv().is_ok() {});
-    child
-}
 
 fn node(redis: &str, name: &str) -> Server {
     Server::start(&format!(
@@ -428,7 +334,7 @@ fn a_frozen_redis_never_holds_local_delivery_and_nothing_arrives_twice() {
     assert_eq!(notification(&mut on_a).1["result"]["_source"]["n"], 0);
     assert_eq!(notification(&mut on_b).1["result"]["_source"]["n"], 0);
 
-    let redis_pid = nix::unistd::Pid::from_raw(redis.child.id() as i32);
+    let redis_pid = nix::unistd::Pid::from_raw(redis.pid() as i32);
     nix::sys::signal::kill(redis_pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
     for n in 1..=20 {
         let begun = Instant::now();

@@ -1,0 +1,194 @@
+//! `cluster-fanout`: the cost of the Redis hop (issue 16). One `redis-server`, then, one after
+//! the other: a single node without `[cluster]` (the reference), and 1, 2 and 3 nodes with it.
+//! The subscribers are spread over the nodes (subscriber i on node i mod N), the publisher
+//! talks to the first node, and the publisher waits for every delivery as `ws-fanout` does
+//! (`--window`). Reported per setup: deliveries per second and the CPU of every process that
+//! serves (the nodes and Redis) per delivery; the hop's cost is the difference with the single
+//! node. On one machine the nodes share its cores: this measures cost, not scale.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use switchyard_tests::redis::Redis;
+use switchyard_tests::{protocol_section, Server};
+
+use super::runtime;
+use super::ws::{publish_windowed, subscriber, Fanout};
+use crate::target::{cpu_seconds, Kind};
+use crate::Settings;
+
+/// The setups measured, as (nodes, with `[cluster]`).
+const SETUPS: &[(usize, bool)] = &[(1, false), (1, true), (2, true), (3, true)];
+
+/// `cluster-fanout`.
+pub fn cluster_fanout(settings: &Settings) -> anyhow::Result<Value> {
+    let redis = Redis::start("cluster-fanout")
+        .context("cluster-fanout needs redis-server (apt-get install -y redis-server)")?;
+    let mut results = Vec::new();
+    for &(nodes, clustered) in SETUPS {
+        let record = measure(&redis, nodes, clustered, settings)
+            .with_context(|| format!("cluster-fanout with {nodes} node(s), cluster {clustered}"))?;
+        results.push(record);
+    }
+    let single = results[0]["server_cpu"]["us_per_op"].as_f64();
+    for result in &mut results {
+        let cost = result["server_cpu"]["us_per_op"].as_f64();
+        result["cpu_per_delivery_vs_single_node"] = match (cost, single) {
+            (Some(cost), Some(single)) if single > 0.0 => {
+                json!((cost / single * 100.0).round() / 100.0)
+            }
+            _ => Value::Null,
+        };
+    }
+    Ok(json!({
+        "scenario": "cluster-fanout",
+        "parameters": {
+            "subscribers": settings.subscribers,
+            "payload_bytes": settings.payload,
+            "window": settings.window.unwrap_or(32),
+            "seconds": settings.seconds.as_secs_f64(),
+            "warmup": settings.warmup.as_secs_f64(),
+        },
+        "results": results,
+    }))
+}
+
+/// One setup: `nodes` hosts (with `[cluster]` on `redis` when `clustered`), the subscribers
+/// spread over them, one publisher on the first.
+fn measure(
+    redis: &Redis,
+    nodes: usize,
+    clustered: bool,
+    settings: &Settings,
+) -> anyhow::Result<Value> {
+    let servers: Vec<Server> = (0..nodes)
+        .map(|number| Server::start(&config(redis, number, clustered)))
+        .collect();
+    let addresses: Vec<String> = servers
+        .iter()
+        .map(|server| server.address("websocket"))
+        .collect();
+    let mut pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+    if clustered {
+        pids.push(redis.pid());
+    }
+    let shared = Arc::new(Fanout::new(settings.subscribers, settings.payload));
+    let subscribers = {
+        let shared = Arc::clone(&shared);
+        let addresses = addresses.clone();
+        std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let mut tasks = Vec::new();
+                for number in 0..shared.subscribers {
+                    let shared = Arc::clone(&shared);
+                    let address = addresses[number % addresses.len()].clone();
+                    tasks.push(tokio::spawn(async move {
+                        subscriber(number, &address, Kind::Switchyard, &shared).await
+                    }));
+                }
+                for task in tasks {
+                    let _ = task.await;
+                }
+            })
+        })
+    };
+    let total_cpu = || -> Option<f64> { pids.iter().map(|pid| cpu_seconds(*pid)).sum() };
+    let (sent, deliveries, time, cpu) = runtime().block_on(async {
+        if clustered && nodes > 1 {
+            // Every node subscribes to the collection's channel once it has a room on it: wait
+            // until the other nodes' subscribers all count, so nothing published is missed.
+            wait_for_cluster(&addresses[0], settings.subscribers as u64).await?;
+        }
+        publish_windowed(
+            &addresses[0],
+            Kind::Switchyard,
+            &total_cpu,
+            settings,
+            &shared,
+        )
+        .await
+    })?;
+    let expected = sent * settings.subscribers as u64;
+    let received = wait_drained(&shared, expected);
+    drop(servers);
+    drop(subscribers);
+    Ok(json!({
+        "target": format!("{nodes} node{}{}", if nodes > 1 { "s" } else { "" },
+                          if clustered { ", [cluster]" } else { ", single" }),
+        "nodes": nodes,
+        "cluster": clustered,
+        "deliveries_per_second": (deliveries as f64 / time.as_secs_f64()).round(),
+        "server_cpu": cpu,
+        "messages_published": sent,
+        "deliveries": received,
+        "lost": expected.saturating_sub(received),
+    }))
+}
+
+/// Node `number`'s configuration: WebSocket on a free loopback port, and `[cluster]` with a
+/// short heartbeat when `clustered`.
+fn config(redis: &Redis, number: usize, clustered: bool) -> String {
+    let mut config = format!(
+        "[server]\n{}",
+        protocol_section(
+            "websocket",
+            "websocket",
+            "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\""
+        )
+    );
+    if clustered {
+        config.push_str(&format!(
+            "[cluster]\nredis = \"{}\"\nnodeName = \"bench-{number}\"\nheartbeatInterval = 200\n",
+            redis.url()
+        ));
+    }
+    config
+}
+
+/// Waits (up to 30 s) until `realtime:count` on the first node counts every subscriber, the
+/// other nodes' included (their reports come every heartbeat).
+async fn wait_for_cluster(address: &str, subscribers: u64) -> anyhow::Result<()> {
+    use crate::wsclient::WsClient;
+    let mut client = WsClient::connect(address).await?;
+    // The room of `{}` on bench/fanout, as every subscriber made it.
+    client
+        .send_text(
+            br#"{"controller":"realtime","action":"subscribe","index":"bench","collection":"fanout","body":{},"requestId":"probe"}"#,
+        )
+        .await?;
+    let answer = client.wait_for("\"requestId\":\"probe\"").await?;
+    let room: Value = serde_json::from_str(&answer).context("a subscribe answer")?;
+    let room = room["result"]["roomId"]
+        .as_str()
+        .context("a room id")?
+        .to_string();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let request = json!({"controller": "realtime", "action": "count",
+                         "body": {"roomId": room}, "requestId": "count"})
+    .to_string();
+    loop {
+        client.send_text(request.as_bytes()).await?;
+        let answer = client.wait_for("\"requestId\":\"count\"").await?;
+        let answer: Value = serde_json::from_str(&answer).context("a count answer")?;
+        // The probe itself is one of the room's subscribers.
+        if answer["result"]["count"].as_u64() == Some(subscribers + 1) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < until,
+            "the nodes never counted {subscribers} subscribers: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (up to 5 s) for the deliveries still in flight; returns the deliveries counted.
+fn wait_drained(shared: &Fanout, expected: u64) -> u64 {
+    use std::sync::atomic::Ordering;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while shared.received.load(Ordering::Acquire) < expected && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    shared.received.load(Ordering::Acquire)
+}
