@@ -204,9 +204,13 @@ pub struct Cluster {
     node: Arc<str>,
     epoch: u64,
     url: String,
+    /// Every shard's URL, `url` first.
+    shard_urls: Vec<String>,
     prefix: String,
-    outgoing: mpsc::Sender<(String, char, String)>,
-    changed: mpsc::Sender<()>,
+    /// One queue per shard, in shard order.
+    outgoing: Vec<mpsc::Sender<(String, char, String)>>,
+    /// One per shard.
+    changed: Vec<mpsc::Sender<()>>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
     remote_counts: Arc<RwLock<HashMap<String, RemoteRoom>>>,
@@ -251,79 +255,59 @@ const LINGER: Duration = Duration::from_millis(1);
 const BATCH: usize = 256;
 
 impl Cluster {
-    /// Connects to Redis (both connections, within the connect timeout) and starts the
-    /// `cluster` thread. The error names what failed; the caller names the URL.
+    /// Connects to every shard's Redis (two connections each, within the connect timeout) and
+    /// starts one `cluster` thread per shard. The error names what failed and, for a shard
+    /// other than `cluster.redis`, its URL; the caller names `cluster.redis`.
     pub fn start(config: &ClusterConfig) -> Result<Cluster, String> {
         let epoch = crate::realtime::now_ms();
         let node: Arc<str> = Arc::from(config.node());
-        let (outgoing, outgoing_rx) = mpsc::channel(config.outgoing_queue_size);
-        let (changed, changed_rx) = mpsc::channel(1);
         let destination: Arc<OnceLock<Weak<dyn Destination>>> = Arc::new(OnceLock::new());
         let stats = Arc::new(Stats::default());
         let remote_counts = Arc::new(RwLock::new(HashMap::new()));
-        let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
-        let worker = Worker {
-            node: Arc::clone(&node),
-            epoch,
-            url: config.redis.clone(),
-            prefix: config.channel_prefix.clone(),
-            retry: Duration::from_millis(config.retry_interval),
-            heartbeat: Duration::from_millis(config.heartbeat_interval),
-            remote_counts: Arc::clone(&remote_counts),
-            destination: Arc::clone(&destination),
-            stats: Arc::clone(&stats),
-            down: Cell::new(false),
-            last_log: RefCell::new(HashMap::new()),
-            subscribed: RefCell::new(HashSet::new()),
-            last_seq: RefCell::new(HashMap::new()),
-        };
-        let settings = config.clone();
-        std::thread::Builder::new()
-            .name("cluster".to_string())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime,
-                    Err(error) => {
-                        let _ = ready.send(Err(format!("cannot start its runtime: {error}")));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
-                    let connections = tokio::time::timeout(
-                        Duration::from_millis(settings.connect_timeout.saturating_mul(2)),
-                        connect(&settings, push_tx),
-                    )
-                    .await
-                    .unwrap_or_else(|_| Err("timed out".to_string()));
-                    let (publisher, subscriber) = match connections {
-                        Ok(connections) => connections,
-                        Err(error) => {
-                            let _ = ready.send(Err(error));
-                            return;
-                        }
-                    };
-                    let _ = ready.send(Ok(()));
-                    worker
-                        .run(publisher, subscriber, outgoing_rx, changed_rx, push_rx)
-                        .await;
-                });
-            })
-            .map_err(|error| format!("cannot start the cluster thread: {error}"))?;
-        started
-            .recv()
-            .map_err(|_| "the cluster thread stopped".to_string())??;
+        let shard_urls: Vec<String> = std::iter::once(config.redis.clone())
+            .chain(config.shards.iter().cloned())
+            .collect();
+        let mut outgoing = Vec::with_capacity(shard_urls.len());
+        let mut changed = Vec::with_capacity(shard_urls.len());
+        for (shard, url) in shard_urls.iter().enumerate() {
+            let (outgoing_tx, outgoing_rx) = mpsc::channel(config.outgoing_queue_size);
+            let (changed_tx, changed_rx) = mpsc::channel(1);
+            let worker = Worker {
+                node: Arc::clone(&node),
+                epoch,
+                shard,
+                shards: shard_urls.len(),
+                url: url.clone(),
+                prefix: config.channel_prefix.clone(),
+                retry: Duration::from_millis(config.retry_interval),
+                heartbeat: Duration::from_millis(config.heartbeat_interval),
+                remote_counts: Arc::clone(&remote_counts),
+                destination: Arc::clone(&destination),
+                stats: Arc::clone(&stats),
+                down: Cell::new(false),
+                last_log: RefCell::new(HashMap::new()),
+                subscribed: RefCell::new(HashSet::new()),
+                last_seq: RefCell::new(HashMap::new()),
+            };
+            start_worker(worker, config, outgoing_rx, changed_rx).map_err(|error| {
+                if shard == 0 {
+                    error
+                } else {
+                    format!("shard {url} (cluster.shards): {error}")
+                }
+            })?;
+            outgoing.push(outgoing_tx);
+            changed.push(changed_tx);
+        }
         tracing::info!(
             "cluster: node {node} (epoch {epoch}) connected to Redis at {}",
-            config.redis
+            shard_urls.join(", ")
         );
         Ok(Cluster {
             node,
             epoch,
             url: config.redis.clone(),
+            shard_urls,
             prefix: config.channel_prefix.clone(),
             outgoing,
             changed,
@@ -375,9 +359,10 @@ impl Cluster {
         &self.node
     }
 
-    /// The Redis URL.
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The Redis URL, and the other shards' after a comma when there are some (the ready
+    /// line).
+    pub fn url(&self) -> String {
+        self.shard_urls.join(", ")
     }
 
     /// Queues an event (already delivered locally) for the other nodes. Never blocks: a full
@@ -425,7 +410,8 @@ impl Cluster {
     }
 
     fn queue(&self, channel: String, kind: char, body: String) {
-        match self.outgoing.try_send((channel, kind, body)) {
+        let shard = shard_of(&channel, self.outgoing.len());
+        match self.outgoing[shard].try_send((channel, kind, body)) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
@@ -438,7 +424,9 @@ impl Cluster {
     /// Tells the `cluster` thread the node's rooms changed: it subscribes to the channels of
     /// new collections and unsubscribes from those left. Never blocks (requests coalesce).
     pub fn rooms_changed(&self) {
-        let _ = self.changed.try_send(());
+        for shard in &self.changed {
+            let _ = shard.try_send(());
+        }
     }
 
     /// The counters, for `server:info`.
@@ -449,6 +437,7 @@ impl Cluster {
             "node": &*self.node,
             "epoch": self.epoch,
             "redis": self.url,
+            "shards": self.shard_urls,
             "channels": get(&stats.channels),
             "queued": get(&stats.queued),
             "dropped": get(&stats.dropped),
@@ -465,6 +454,75 @@ impl Cluster {
     }
 }
 
+/// The shard a channel lives on, among `shards`: FNV-1a of its name, so every node agrees as
+/// long as they list the same shards in the same order.
+pub fn shard_of(channel: &str, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    let hash = channel
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    (hash % shards as u64) as usize
+}
+
+/// Connects one shard's two connections and starts its thread (`cluster` for the first shard,
+/// `cluster-<n>` for the others); returns once connected, or with the reason it could not.
+fn start_worker(
+    worker: Worker,
+    config: &ClusterConfig,
+    outgoing: mpsc::Receiver<(String, char, String)>,
+    changed: mpsc::Receiver<()>,
+) -> Result<(), String> {
+    let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
+    let settings = config.clone();
+    let name = if worker.shard == 0 {
+        "cluster".to_string()
+    } else {
+        format!("cluster-{}", worker.shard)
+    };
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = ready.send(Err(format!("cannot start its runtime: {error}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let (push_tx, push_rx) = mpsc::unbounded_channel::<PushInfo>();
+                let connections = tokio::time::timeout(
+                    Duration::from_millis(settings.connect_timeout.saturating_mul(2)),
+                    connect(&worker.url, &settings, push_tx),
+                )
+                .await
+                .unwrap_or_else(|_| Err("timed out".to_string()));
+                let (publisher, subscriber) = match connections {
+                    Ok(connections) => connections,
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                worker
+                    .run(publisher, subscriber, outgoing, changed, push_rx)
+                    .await;
+            });
+        })
+        .map_err(|error| format!("cannot start the cluster thread: {error}"))?;
+    started
+        .recv()
+        .map_err(|_| "the cluster thread stopped".to_string())?
+}
+
 /// `<prefix><index>/<collection>`.
 pub fn channel_name(prefix: &str, index: &str, collection: &str) -> String {
     format!("{prefix}{index}/{collection}")
@@ -472,12 +530,11 @@ pub fn channel_name(prefix: &str, index: &str, collection: &str) -> String {
 
 /// The publisher's and the subscriber's connections (RESP3, the subscriber's pushes to `push`).
 async fn connect(
+    url: &str,
     config: &ClusterConfig,
     push: mpsc::UnboundedSender<PushInfo>,
 ) -> Result<(ConnectionManager, ConnectionManager), String> {
-    let info = config
-        .redis
-        .as_str()
+    let info = url
         .into_connection_info()
         .map_err(|error| format!("invalid URL: {error}"))?;
     let settings = info
@@ -504,10 +561,14 @@ async fn connect(
     Ok((publisher, subscriber))
 }
 
-/// The `cluster` thread's state (one thread: cells, no locks).
+/// One shard's `cluster` thread's state (one thread: cells, no locks).
 struct Worker {
     node: Arc<str>,
     epoch: u64,
+    /// Which shard this thread serves (0: `cluster.redis`, which also keeps the room counts).
+    shard: usize,
+    /// How many shards there are.
+    shards: usize,
     url: String,
     prefix: String,
     retry: Duration,
@@ -699,7 +760,8 @@ impl Worker {
         loop {
             tokio::select! {
                 _ = heartbeat.tick() => {
-                    if !self.down.get() {
+                    // Room counts live on the first shard only.
+                    if self.shard == 0 && !self.down.get() {
                         self.exchange_counts(&mut publisher).await;
                     }
                 }
@@ -807,7 +869,9 @@ impl Worker {
             .collections()
             .into_iter()
             .map(|(index, collection)| channel_name(&self.prefix, &index, &collection))
+            .filter(|channel| shard_of(channel, self.shards) == self.shard)
             .collect();
+        let before = self.subscribed.borrow().len() as u64;
         drop(destination);
         let current = self.subscribed.borrow().clone();
         for channel in wanted.difference(&current) {
@@ -829,9 +893,17 @@ impl Worker {
                 Err(error) => self.lost_redis(&error),
             }
         }
-        self.stats
-            .channels
-            .store(self.subscribed.borrow().len() as u64, Ordering::Relaxed);
+        // Every shard's thread adds its own channels to the one counter.
+        let after = self.subscribed.borrow().len() as u64;
+        if after >= before {
+            self.stats
+                .channels
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.stats
+                .channels
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
     }
 
     /// While Redis is lost: pings both connections; once both answer, subscribes again.
@@ -879,6 +951,18 @@ fn parse(payload: &[u8]) -> Option<(&str, u64, u64, char, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_are_a_stable_hash_of_the_channel_name() {
+        // Every node, of every version, must put a channel on the same shard: these values
+        // are part of the cluster's wire contract.
+        assert_eq!(shard_of("switchyard:i/c", 1), 0);
+        let spread: Vec<usize> = (0..8)
+            .map(|number| shard_of(&format!("switchyard:i/c{number}"), 2))
+            .collect();
+        assert_eq!(spread, [0, 1, 0, 1, 0, 1, 0, 1]);
+        assert_eq!(shard_of("switchyard:orders/eu", 3), shard_of("switchyard:orders/eu", 3));
+    }
 
     #[test]
     fn headers_parse() {

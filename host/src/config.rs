@@ -289,8 +289,11 @@ impl Default for AdminConfig {
 pub struct ClusterConfig {
     /// `false` keeps the section but runs a single node.
     pub enabled: bool,
-    /// The Redis URL (`redis://host:port/db`).
+    /// The Redis URL (`redis://host:port/db`): room counts, and the first shard of channels.
     pub redis: String,
+    /// More Redis URLs to spread channels over (by a stable hash of the channel's name, so
+    /// every node must list the same ones in the same order); empty: every channel on `redis`.
+    pub shards: Vec<String>,
     /// This node's name, unique in the cluster; generated (`node-<8 hex>`) when absent.
     pub node_name: Option<String>,
     /// Milliseconds one connection attempt to Redis may take (start-up and reconnects).
@@ -313,6 +316,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             enabled: true,
             redis: "redis://127.0.0.1:6379".to_string(),
+            shards: Vec::new(),
             node_name: None,
             connect_timeout: 1_000,
             response_timeout: 500,

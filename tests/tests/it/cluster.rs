@@ -454,3 +454,116 @@ fn a_client_joins_by_id_a_room_only_another_node_holds() {
     assert_eq!(heard_on, channel);
     assert_eq!(payload["result"]["_source"]["n"], 1, "{payload}");
 }
+
+/// The channels a `redis-server` has subscribers on (`PUBSUB CHANNELS`, through `redis-cli`).
+fn channels_on(redis: &Redis) -> Vec<String> {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url(), "PUBSUB", "CHANNELS", "switchyard:*"])
+        .output()
+        .expect("redis-cli runs");
+    let mut channels: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    channels.sort();
+    channels
+}
+
+#[test]
+fn channels_spread_over_two_redis_shards_and_still_reach_every_node() {
+    let Some(first) = Redis::start("cluster::channels_spread_over_two_redis_shards") else {
+        return;
+    };
+    let second = Redis::start("cluster::channels_spread_over_two_redis_shards").expect("redis");
+    let sharded = |name: &str| {
+        Server::start(&format!(
+            "[server]\n{}[cluster]\nredis = \"{}\"\nshards = [\"{}\"]\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n",
+            protocol_section("line", "fixture_line", ""),
+            first.url(),
+            second.url()
+        ))
+    };
+    let a = sharded("a");
+    let b = sharded("b");
+    assert!(
+        b.ready_line
+            .contains(&format!("via {}, {}", first.url(), second.url())),
+        "{}",
+        b.ready_line
+    );
+    // Eight collections, each with a subscriber on B.
+    let mut subscribers = Vec::new();
+    for number in 0..8 {
+        let mut subscriber = client(&b);
+        let result = call(
+            &mut subscriber,
+            json!({"controller": "realtime", "action": "subscribe", "index": "i",
+                   "collection": format!("c{number}"), "body": {}}),
+        );
+        let channel = result["channel"].as_str().expect("a channel").to_string();
+        subscribers.push((subscriber, channel));
+    }
+    // B listens to each collection's channel on exactly one shard, and both shards have some.
+    let until = Instant::now() + WAIT;
+    let (on_first, on_second) = loop {
+        let (on_first, on_second) = (channels_on(&first), channels_on(&second));
+        if on_first.len() + on_second.len() == 8 {
+            break (on_first, on_second);
+        }
+        assert!(
+            Instant::now() < until,
+            "B never subscribed to 8 channels: {on_first:?} {on_second:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        !on_first.is_empty() && !on_second.is_empty(),
+        "{on_first:?} {on_second:?}"
+    );
+    let mut all: Vec<String> = on_first.iter().chain(&on_second).cloned().collect();
+    all.sort();
+    all.dedup();
+    let expected: Vec<String> = (0..8)
+        .map(|number| format!("switchyard:i/c{number}"))
+        .collect();
+    assert_eq!(all, expected);
+    // A publication on A, whatever its shard, reaches B's subscriber once.
+    let mut publisher = client(&a);
+    for number in 0..8 {
+        let result = call(
+            &mut publisher,
+            json!({"controller": "realtime", "action": "publish", "index": "i",
+                   "collection": format!("c{number}"), "body": {"n": number}}),
+        );
+        assert_eq!(result, json!({"published": true}));
+    }
+    for (number, (subscriber, channel)) in subscribers.iter_mut().enumerate() {
+        let (heard_on, payload) = notification(subscriber);
+        assert_eq!(&heard_on, channel);
+        assert_eq!(payload["result"]["_source"]["n"], number, "{payload}");
+    }
+    let info = cluster_info(&mut publisher);
+    assert_eq!(info["shards"], json!([first.url(), second.url()]), "{info}");
+}
+
+#[test]
+fn a_node_that_cannot_reach_a_shard_refuses_to_start_naming_it() {
+    let Some(redis) = Redis::start("cluster::a_node_that_cannot_reach_a_shard") else {
+        return;
+    };
+    let missing = format!("redis://127.0.0.1:{}", free_port());
+    let finished = run_config(
+        &format!(
+            "[server]\n[cluster]\nredis = \"{}\"\nshards = [\"{missing}\"]\nconnectTimeout = 300\n",
+            redis.url()
+        ),
+        WAIT,
+    );
+    assert!(!finished.status.success(), "{}", finished.stderr);
+    let text = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(
+        text.contains(&format!("shard {missing} (cluster.shards)")),
+        "{text}"
+    );
+}
