@@ -63,6 +63,9 @@ pub trait Destination: Send + Sync {
     fn collections(&self) -> Vec<(String, String)>;
     /// Every room of this node and its subscriber count.
     fn room_counts(&self) -> Vec<RoomCount>;
+    /// Another node changed security object `collection`/`id` in the shared store: read it
+    /// again (and drop the subscriptions of a token that is gone). Runs on the `cluster` thread.
+    fn deliver_security(&self, collection: &str, id: &str);
 }
 
 /// What a receiver matches against its rooms: the document now (rooms matching it hear `in`)
@@ -168,6 +171,14 @@ impl UserInbound {
             UserEvent::In
         }
     }
+}
+
+/// A security object another node wrote: `{"c": collection, "id": id}`.
+#[derive(Debug, Deserialize)]
+struct SecurityInbound {
+    #[serde(rename = "c")]
+    collection: String,
+    id: String,
 }
 
 /// Counters, exported in `server:info` (`serverInfo.kuzzle.cluster`).
@@ -421,6 +432,22 @@ impl Cluster {
         }
     }
 
+    /// What tells the other nodes that this node wrote security object `(collection, id)`
+    /// (users, profiles, roles, credentials, tokens, API keys live in the store, which nodes
+    /// share with PostgreSQL; each node also keeps them in memory). Never blocks.
+    pub fn security_publisher(&self) -> impl Fn(&str, &str) + Send + Sync + 'static {
+        let outgoing = self.outgoing[0].clone();
+        let stats = Arc::clone(&self.stats);
+        let channel = security_channel(&self.prefix);
+        move |collection: &str, id: &str| {
+            let body = serde_json::json!({ "c": collection, "id": id }).to_string();
+            match outgoing.try_send((channel.clone(), 's', body)) {
+                Ok(()) => stats.queued.fetch_add(1, Ordering::Relaxed),
+                Err(_) => stats.dropped.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+    }
+
     /// Tells the `cluster` thread the node's rooms changed: it subscribes to the channels of
     /// new collections and unsubscribes from those left. Never blocks (requests coalesce).
     pub fn rooms_changed(&self) {
@@ -521,6 +548,12 @@ fn start_worker(
     started
         .recv()
         .map_err(|_| "the cluster thread stopped".to_string())?
+}
+
+/// The channel of security changes, `<prefix>~security` (on the first shard; no index name
+/// has a `~`).
+pub fn security_channel(prefix: &str) -> String {
+    format!("{prefix}~security")
 }
 
 /// `<prefix><index>/<collection>`.
@@ -732,6 +765,15 @@ impl Worker {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 }
             },
+            's' => match serde_json::from_slice::<SecurityInbound>(body) {
+                Ok(event) => {
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    destination.deliver_security(&event.collection, &event.id);
+                }
+                Err(_) => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            },
             'u' => match serde_json::from_slice::<UserInbound>(body) {
                 Ok(event) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -870,6 +912,8 @@ impl Worker {
             .into_iter()
             .map(|(index, collection)| channel_name(&self.prefix, &index, &collection))
             .filter(|channel| shard_of(channel, self.shards) == self.shard)
+            // The first shard also carries security changes, heard whatever the rooms.
+            .chain((self.shard == 0).then(|| security_channel(&self.prefix)))
             .collect();
         let before = self.subscribed.borrow().len() as u64;
         drop(destination);
@@ -961,7 +1005,10 @@ mod tests {
             .map(|number| shard_of(&format!("switchyard:i/c{number}"), 2))
             .collect();
         assert_eq!(spread, [0, 1, 0, 1, 0, 1, 0, 1]);
-        assert_eq!(shard_of("switchyard:orders/eu", 3), shard_of("switchyard:orders/eu", 3));
+        assert_eq!(
+            shard_of("switchyard:orders/eu", 3),
+            shard_of("switchyard:orders/eu", 3)
+        );
     }
 
     #[test]

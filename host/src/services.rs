@@ -155,6 +155,19 @@ impl Services {
 
     /// Tells the plugins about a connection leaving a room: its protocol hears `leaveChannel`
     /// for each of the room's channels, the room's other members get the user notification.
+    /// Revocation: `connections` (linked to a revoked token) lose their subscriptions, without
+    /// a notification (Kuzzle's `core:realtime:connection:remove`).
+    pub fn drop_subscriptions(&self, connections: Vec<ConnectionId>) {
+        for connection in connections {
+            let Some(protocol) = self.connections.protocol_of(connection) else {
+                continue;
+            };
+            self.realtime.remove_connection(connection, |departure| {
+                self.complete_departure(connection, protocol, &departure)
+            });
+        }
+    }
+
     pub fn complete_departure(&self, id: ConnectionId, protocol: usize, departure: &Departure) {
         if let Some(protocol) = self.protocols.get(protocol) {
             for channel in &departure.channels {
@@ -212,6 +225,18 @@ impl Destination for Services {
             others as usize,
         ) {
             self.broadcast(&notification);
+        }
+    }
+
+    fn deliver_security(&self, collection: &str, id: &str) {
+        match self.security.refresh_from_store(collection, id) {
+            Ok(Some(fingerprint)) => {
+                self.drop_subscriptions(self.security.revoke_links(&fingerprint));
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(
+                "cluster: could not read {collection}/{id} again after another node changed it: {error}"
+            ),
         }
     }
 

@@ -217,8 +217,13 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
     })?;
     let cluster = start_cluster(&config)?;
     let mut services = Services::with_security(Arc::clone(&config), storage, Arc::new(security));
-    if cluster.is_some() {
+    if let Some(cluster) = &cluster {
         services.realtime.share();
+        // Security objects live in the store (shared by the nodes with PostgreSQL) and in each
+        // node's memory: the others read again what this one writes.
+        services
+            .security
+            .on_store_change(Box::new(cluster.security_publisher()));
     }
     services.cluster = cluster;
     services.protocols.set(slots.clone());

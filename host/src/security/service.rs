@@ -339,6 +339,28 @@ impl Security {
 }
 
 impl Security {
+    /// Cluster mode: another node changed `collection`/`id` in the shared store. Reads it again
+    /// into memory; compiled rights are dropped when a user, profile or role changed. Returns
+    /// the fingerprint of a token record that is gone (its connections lose their
+    /// subscriptions).
+    pub fn refresh_from_store(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<String>, switchyard_security::error::RepositoryError> {
+        let refreshed = self.store.refresh(collection, id)?;
+        if refreshed.rights_changed {
+            self.rights_changed();
+        }
+        Ok(refreshed.token_gone)
+    }
+
+    /// Cluster mode: `observer` hears `(collection, id)` after each write of a security object,
+    /// to tell the other nodes.
+    pub fn on_store_change(&self, observer: super::store::ChangeObserver) {
+        self.store.on_change(observer);
+    }
+
     /// `TokenService::verify` for the gate, remembering what it verified: the same token again
     /// costs a lookup and the time checks (its `exp`, its record's grace period), until a token
     /// record changes anywhere (login, logout, refresh, revocation clear it).

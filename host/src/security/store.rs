@@ -8,7 +8,7 @@
 //! records are dropped at open.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
@@ -55,6 +55,21 @@ pub struct StoredRepository {
     /// Bumped by every token record write or deletion (the gate's verified-token cache checks
     /// it).
     token_generation: AtomicU64,
+    /// Told `(collection, id)` after each durable write (cluster mode: the other nodes then
+    /// [`refresh`](StoredRepository::refresh) that object from the shared store).
+    on_change: OnceLock<ChangeObserver>,
+}
+
+/// What [`StoredRepository::on_change`] calls after a write: `(collection, id)`.
+pub type ChangeObserver = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+/// What [`StoredRepository::refresh`] changed in memory.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Refreshed {
+    /// A user, profile or role changed: compiled rights are stale.
+    pub rights_changed: bool,
+    /// A token record that is gone from the store (logged out or revoked elsewhere).
+    pub token_gone: Option<String>,
 }
 
 impl std::fmt::Debug for StoredRepository {
@@ -96,6 +111,7 @@ impl StoredRepository {
             storage,
             writes: Mutex::new(()),
             token_generation: AtomicU64::new(0),
+            on_change: OnceLock::new(),
         };
         repository.load(now_ms)?;
         Ok(repository)
@@ -187,6 +203,29 @@ impl StoredRepository {
 
     /// Applies `operations` to `collection` durably; the first failed one is the error.
     fn write(&self, collection: &str, operations: Vec<Operation>) -> Result<(), RepositoryError> {
+        let changed: Vec<String> = match self.on_change.get() {
+            Some(_) => operations
+                .iter()
+                .map(|operation| match operation {
+                    Operation::Put { id, .. } | Operation::Delete { id, .. } => id.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let written = self.write_durably(collection, operations);
+        if let (Ok(()), Some(observer)) = (&written, self.on_change.get()) {
+            for id in &changed {
+                observer(collection, id);
+            }
+        }
+        written
+    }
+
+    fn write_durably(
+        &self,
+        collection: &str,
+        operations: Vec<Operation>,
+    ) -> Result<(), RepositoryError> {
         let outcomes = self
             .storage
             .write(WriteBatch {
@@ -256,6 +295,88 @@ impl StoredRepository {
     /// Changes with every token record write or deletion.
     pub fn token_generation(&self) -> u64 {
         self.token_generation.load(Ordering::Acquire)
+    }
+
+    /// From now on, `observer` hears `(collection, id)` after every durable write (set once:
+    /// cluster mode sets it at start-up).
+    pub fn on_change(&self, observer: ChangeObserver) {
+        let _ = self.on_change.set(observer);
+    }
+
+    /// Reads one object again from the store into memory: another node sharing the store
+    /// changed it (cluster mode). An object gone from the store leaves memory too.
+    pub fn refresh(&self, collection: &str, id: &str) -> Result<Refreshed, RepositoryError> {
+        let _writes = self.writes.lock();
+        let stored = self
+            .storage
+            .get(INTERNAL_INDEX, collection, id)
+            .map_err(storage_error)?;
+        let mut refreshed = Refreshed::default();
+        match (collection, stored) {
+            (USERS, Some(doc)) => {
+                let user = user_from_source(id, doc.source_with_info())
+                    .ok_or_else(|| corrupt(USERS, id))?;
+                self.memory.put_user(&user, false)?;
+                refreshed.rights_changed = true;
+            }
+            (USERS, None) => {
+                self.memory.delete_user(id)?;
+                refreshed.rights_changed = true;
+            }
+            (PROFILES, Some(doc)) => {
+                let profile =
+                    Profile::from_json(id, &doc.source).map_err(|_| corrupt(PROFILES, id))?;
+                self.memory.put_profile(&profile, false)?;
+                refreshed.rights_changed = true;
+            }
+            (PROFILES, None) => {
+                self.memory.delete_profile(id)?;
+                refreshed.rights_changed = true;
+            }
+            (ROLES, Some(doc)) => {
+                let role = Role::from_json(id, &doc.source).map_err(|_| corrupt(ROLES, id))?;
+                self.memory.put_role(&role, false)?;
+                refreshed.rights_changed = true;
+            }
+            (ROLES, None) => {
+                self.memory.delete_role(id)?;
+                refreshed.rights_changed = true;
+            }
+            (CREDENTIALS, Some(doc)) => {
+                let credentials = credentials_from_source(id, &doc.source)
+                    .ok_or_else(|| corrupt(CREDENTIALS, id))?;
+                self.memory.put_credentials(&credentials)?;
+            }
+            (CREDENTIALS, None) => {
+                if let Some(credentials) = self.memory.credentials_by_username(id)? {
+                    self.memory.delete_credentials(&credentials.kuid)?;
+                }
+            }
+            (TOKENS, Some(doc)) => {
+                let record =
+                    token_from_source(id, &doc.source).ok_or_else(|| corrupt(TOKENS, id))?;
+                self.memory.put_token(&record)?;
+                self.token_generation.fetch_add(1, Ordering::AcqRel);
+            }
+            (TOKENS, None) => {
+                if self.memory.delete_token(id)? {
+                    refreshed.token_gone = Some(id.to_string());
+                }
+                self.token_generation.fetch_add(1, Ordering::AcqRel);
+            }
+            (API_KEYS, Some(doc)) => {
+                let key = api_key_from_source(&doc.source).ok_or_else(|| corrupt(API_KEYS, id))?;
+                self.memory.put_api_key(&key, false)?;
+            }
+            (API_KEYS, None) => {
+                if let Some((kuid, key_id)) = id.split_once('#') {
+                    self.memory.delete_api_key(kuid, key_id)?;
+                }
+            }
+            // The signing seed never changes once stored; unknown collections: nothing kept.
+            _ => {}
+        }
+        Ok(refreshed)
     }
 }
 
@@ -686,5 +807,62 @@ mod tests {
         assert!(repository.token("f1").unwrap().is_some());
         assert!(repository.token("f2").unwrap().is_none(), "expired at open");
         assert_eq!(repository.signing_seed().unwrap().unwrap().expose(), "seed");
+    }
+
+    /// Two nodes sharing one store (what PostgreSQL gives a cluster): what one writes, the other
+    /// hears of through `on_change` and reads again with `refresh`.
+    #[test]
+    fn a_node_sharing_the_store_reads_again_what_another_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(EmbeddedStorage::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        let writer = StoredRepository::open(Arc::clone(&storage), 1_000).unwrap();
+        let reader = StoredRepository::open(storage, 1_000).unwrap();
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&heard);
+        writer.on_change(Box::new(move |collection: &str, id: &str| {
+            log.lock().push(format!("{collection}/{id}"));
+        }));
+        let user = User::from_content("u1", &json!({"profileIds": ["default"]})).unwrap();
+        writer.put_user(&user, true).unwrap();
+        let token = TokenRecord {
+            fingerprint: "f1".into(),
+            user_id: "u1".into(),
+            kind: TokenKind::AuthToken,
+            expires_at: 5_000,
+            ttl: 4_000,
+            refreshed: false,
+            single_use: false,
+            valid_until: -1,
+        };
+        writer.put_token(&token).unwrap();
+        assert_eq!(*heard.lock(), ["users/u1", "tokens/f1"]);
+        // Not in the other node's memory until it reads them again.
+        assert_eq!(reader.user("u1").unwrap(), None);
+        assert_eq!(reader.token("f1").unwrap(), None);
+        let generation = reader.token_generation();
+        assert_eq!(
+            reader.refresh(USERS, "u1").unwrap(),
+            Refreshed {
+                rights_changed: true,
+                token_gone: None
+            }
+        );
+        assert_eq!(reader.refresh(TOKENS, "f1").unwrap(), Refreshed::default());
+        assert_eq!(reader.user("u1").unwrap().unwrap().id, "u1");
+        assert_eq!(reader.token("f1").unwrap().unwrap().user_id, "u1");
+        assert!(reader.token_generation() > generation);
+        // A logout elsewhere: the record is gone, and the reader says so once.
+        writer.delete_token("f1").unwrap();
+        assert_eq!(heard.lock().last().unwrap(), "tokens/f1");
+        assert_eq!(
+            reader.refresh(TOKENS, "f1").unwrap().token_gone.as_deref(),
+            Some("f1")
+        );
+        assert_eq!(reader.token("f1").unwrap(), None);
+        assert_eq!(reader.refresh(TOKENS, "f1").unwrap(), Refreshed::default());
+        writer.delete_user("u1").unwrap();
+        assert!(reader.refresh(USERS, "u1").unwrap().rights_changed);
+        assert_eq!(reader.user("u1").unwrap(), None);
     }
 }

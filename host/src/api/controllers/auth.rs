@@ -162,14 +162,7 @@ pub(super) fn flag(request: &Request<'_>, key: &str) -> bool {
 /// Revocation: the connections still linked to revoked tokens lose their subscriptions,
 /// without a notification (Kuzzle's `core:realtime:connection:remove`).
 pub(super) fn drop_subscriptions(services: &Services, connections: Vec<ConnectionId>) {
-    for connection in connections {
-        let Some(protocol) = services.connections.protocol_of(connection) else {
-            continue;
-        };
-        services.realtime.remove_connection(connection, |departure| {
-            services.complete_departure(connection, protocol, &departure)
-        });
-    }
+    services.drop_subscriptions(connections);
 }
 
 /// Revokes every token of `kuid` (API keys too unless `keep_api_keys`), dropping the
