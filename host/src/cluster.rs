@@ -363,6 +363,8 @@ impl Cluster {
     /// Where remote events go from now on (set once, after start-up).
     pub fn attach(&self, destination: Weak<dyn Destination>) {
         let _ = self.destination.set(destination);
+        // Listen at once to what every node hears whatever its rooms (security changes).
+        self.rooms_changed();
     }
 
     /// This node's name.

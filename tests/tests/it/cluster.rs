@@ -249,8 +249,9 @@ fn nodes_resubscribe_after_a_redis_restart() {
     assert_eq!(notification(&mut on_b).1["result"]["_source"]["n"], 2);
 
     redis.restart();
-    a.wait_for_log(&["is back; resubscribed to 1 channel(s)"], WAIT);
-    b.wait_for_log(&["is back; resubscribed to 1 channel(s)"], WAIT);
+    // The collection's channel, and the security channel every node listens to.
+    a.wait_for_log(&["is back; resubscribed to 2 channel(s)"], WAIT);
+    b.wait_for_log(&["is back; resubscribed to 2 channel(s)"], WAIT);
     publish(&mut writer, json!({"color": "red", "n": 3}));
     // What was published during the outage is lost (or, if Redis took it, delivered once).
     let mut seen = Vec::new();
@@ -265,7 +266,7 @@ fn nodes_resubscribe_after_a_redis_restart() {
     let info = cluster_info(&mut on_a);
     assert!(info["disconnections"].as_u64() >= Some(1), "{info}");
     assert_eq!(info["duplicates"], 0, "{info}");
-    assert_eq!(info["channels"], 1, "{info}");
+    assert_eq!(info["channels"], 2, "{info}");
     if seen == [3] {
         // B numbered the lost event: A counts the gap and says so.
         assert_eq!(info["lost"], 1, "{info}");
@@ -455,10 +456,11 @@ fn a_client_joins_by_id_a_room_only_another_node_holds() {
     assert_eq!(payload["result"]["_source"]["n"], 1, "{payload}");
 }
 
-/// The channels a `redis-server` has subscribers on (`PUBSUB CHANNELS`, through `redis-cli`).
+/// The collections' channels a `redis-server` has subscribers on (`PUBSUB CHANNELS`, through
+/// `redis-cli`; not the security channel, on the first shard whatever the rooms).
 fn channels_on(redis: &Redis) -> Vec<String> {
     let output = std::process::Command::new("redis-cli")
-        .args(["-u", &redis.url(), "PUBSUB", "CHANNELS", "switchyard:*"])
+        .args(["-u", &redis.url(), "PUBSUB", "CHANNELS", "switchyard:i/*"])
         .output()
         .expect("redis-cli runs");
     let mut channels: Vec<String> = String::from_utf8_lossy(&output.stdout)
@@ -521,6 +523,22 @@ fn channels_spread_over_two_redis_shards_and_still_reach_every_node() {
         !on_first.is_empty() && !on_second.is_empty(),
         "{on_first:?} {on_second:?}"
     );
+    // Security changes travel on the first shard only (both nodes listen there).
+    let security = |redis: &Redis| {
+        let output = std::process::Command::new("redis-cli")
+            .args([
+                "-u",
+                &redis.url(),
+                "PUBSUB",
+                "NUMSUB",
+                "switchyard:~security",
+            ])
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(security(&first), "switchyard:~security\n2");
+    assert_eq!(security(&second), "switchyard:~security\n0");
     let mut all: Vec<String> = on_first.iter().chain(&on_second).cloned().collect();
     all.sort();
     all.dedup();
