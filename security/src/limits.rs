@@ -314,12 +314,32 @@ struct Failures {
     locked_until: i64,
 }
 
-/// Failed logins per username and per source address, with a lockout.
+/// Keys (usernames, addresses) a [`LoginGuard`] tracks per kind at most: past it, keys that are
+/// not locked are forgotten first, and when every one is locked new failures are not counted
+/// (a spray of made-up usernames neither grows memory nor lifts a lockout).
+pub const LOCKOUT_KEYS: usize = 100_000;
+
+/// A tracked username or address: the first 16 bytes of its SHA-256, so a 1 MB username costs
+/// what a short one does.
+type GuardKey = [u8; 16];
+
+fn guard_key(key: &str) -> GuardKey {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut out = [0; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// Failed logins per username and per source address, with a lockout. Memory is bounded: at
+/// most [`LOCKOUT_KEYS`] keys of 16 bytes per kind.
 pub struct LoginGuard {
     config: LockoutConfig,
     clock: Arc<dyn Clock>,
-    by_username: Mutex<HashMap<String, Failures>>,
-    by_address: Mutex<HashMap<String, Failures>>,
+    by_username: Mutex<HashMap<GuardKey, Failures>>,
+    by_address: Mutex<HashMap<GuardKey, Failures>>,
+    /// Keys per kind at most ([`LOCKOUT_KEYS`]; smaller in tests).
+    capacity: usize,
 }
 
 impl std::fmt::Debug for LoginGuard {
@@ -338,16 +358,30 @@ impl LoginGuard {
             clock,
             by_username: Mutex::default(),
             by_address: Mutex::default(),
+            capacity: LOCKOUT_KEYS,
         }
+    }
+
+    /// [`LoginGuard::new`] tracking at most `capacity` keys per kind.
+    pub fn with_capacity(config: LockoutConfig, clock: Arc<dyn Clock>, capacity: usize) -> Self {
+        LoginGuard {
+            capacity,
+            ..LoginGuard::new(config, clock)
+        }
+    }
+
+    /// Keys tracked now (usernames, addresses).
+    pub fn tracked(&self) -> (usize, usize) {
+        (self.by_username.lock().len(), self.by_address.lock().len())
     }
 
     /// Before checking a password: `Err` with the epoch ms the lockout ends when the username
     /// or the address is locked. The host answers Kuzzle's `too_many_logins_requests`.
     pub fn check(&self, username: &str, address: &str) -> Result<(), i64> {
         let now = self.clock.now_ms();
-        let locked = |map: &Mutex<HashMap<String, Failures>>, key: &str| {
+        let locked = |map: &Mutex<HashMap<GuardKey, Failures>>, key: &str| {
             map.lock()
-                .get(key)
+                .get(&guard_key(key))
                 .map(|f| f.locked_until)
                 .filter(|until| *until > now)
         };
@@ -364,12 +398,21 @@ impl LoginGuard {
     pub fn record_failure(&self, username: &str, address: &str) {
         let now = self.clock.now_ms();
         for (map, key) in [(&self.by_username, username), (&self.by_address, address)] {
+            let key = guard_key(key);
             let mut map = map.lock();
-            if map.len() > 4096 {
+            if map.len() >= self.capacity && !map.contains_key(&key) {
+                // Full: forget what no longer counts, then what is not locked.
                 let window = self.config.window_ms;
                 map.retain(|_, f| f.locked_until > now || now - f.window_start < window);
+                if map.len() >= self.capacity {
+                    map.retain(|_, f| f.locked_until > now);
+                }
+                if map.len() >= self.capacity {
+                    // Every key is locked: this failure is not counted.
+                    continue;
+                }
             }
-            let entry = map.entry(key.to_owned()).or_insert(Failures {
+            let entry = map.entry(key).or_insert(Failures {
                 window_start: now,
                 count: 0,
                 locked_until: 0,
@@ -390,6 +433,58 @@ impl LoginGuard {
     /// After a successful login: the username's failures are forgotten (the address's are
     /// not: one good account must not launder a spray of guesses).
     pub fn record_success(&self, username: &str) {
-        self.by_username.lock().remove(username);
+        self.by_username.lock().remove(&guard_key(username));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn guard(capacity: usize) -> (LoginGuard, ManualClock) {
+        let clock = ManualClock::at(1_000_000);
+        let config = LockoutConfig {
+            max_failures: 2,
+            window_ms: 1_000,
+            lockout_ms: 10_000,
+        };
+        let guard = LoginGuard::with_capacity(config, Arc::new(clock.clone()), capacity);
+        (guard, clock)
+    }
+
+    #[test]
+    fn a_spray_of_usernames_neither_grows_memory_nor_lifts_a_lockout() {
+        let (guard, clock) = guard(100);
+        guard.record_failure("victim", "10.0.0.1");
+        guard.record_failure("victim", "10.0.0.2");
+        assert!(guard.check("victim", "10.0.0.3").is_err(), "locked");
+        // 10,000 made-up usernames from many addresses, within the window and after it.
+        for round in 0..10_000 {
+            if round == 5_000 {
+                clock.advance(2_000);
+            }
+            guard.record_failure(&format!("made-up-{round}"), &format!("addr-{round}"));
+        }
+        let (usernames, addresses) = guard.tracked();
+        assert!(
+            usernames <= 100 && addresses <= 100,
+            "{usernames} {addresses}"
+        );
+        assert!(guard.check("victim", "10.0.0.3").is_err(), "still locked");
+        // Once the lockout is over, it is over.
+        clock.advance(10_000);
+        assert_eq!(guard.check("victim", "10.0.0.3"), Ok(()));
+    }
+
+    #[test]
+    fn a_megabyte_username_is_tracked_in_sixteen_bytes() {
+        let (guard, _clock) = guard(10);
+        let long = "x".repeat(1 << 20);
+        guard.record_failure(&long, "a");
+        guard.record_failure(&long, "b");
+        assert!(guard.check(&long, "c").is_err());
+        assert_eq!(guard.check("x", "c"), Ok(()));
+        assert_eq!(std::mem::size_of::<GuardKey>(), 16);
     }
 }
