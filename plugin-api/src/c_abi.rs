@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_void};
 /// `SWITCHYARD_ABI_MAJOR`.
 pub const C_ABI_MAJOR: u32 = 1;
 /// `SWITCHYARD_ABI_MINOR`: the C ABI is part of plugin-api and shares its version.
-pub const C_ABI_MINOR: u32 = 2;
+pub const C_ABI_MINOR: u32 = 3;
 /// `SWITCHYARD_ABI_VERSION`: `(major << 16) | minor`.
 pub const C_ABI_VERSION: u32 = (C_ABI_MAJOR << 16) | C_ABI_MINOR;
 /// `SWITCHYARD_PROTOCOL_ENTRY_NAME`: the one symbol the host looks up.
