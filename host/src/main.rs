@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use switchyard::config::Config;
-use switchyard::listeners::{ListenerKey, Listeners};
+use switchyard::listeners::Listeners;
 use switchyard::upgrade::{self, Inheritance, Relaunch};
 use switchyard::{shutdown, startup};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -258,7 +258,7 @@ fn run(config: &std::path::Path, pid_file: Option<&std::path::Path>) -> ExitCode
 /// starts on the inherited listeners.
 fn start_inheriting(
     config: &std::path::Path,
-    inheritance: std::io::Result<(Inheritance, Vec<(ListenerKey, std::net::TcpListener)>)>,
+    inheritance: std::io::Result<(Inheritance, upgrade::Inherited)>,
 ) -> Result<startup::Started, startup::StartupError> {
     let problem = |message: String| startup::StartupError {
         problems: vec![startup::Problem {

@@ -206,6 +206,9 @@ fn verdict(socket: &OwnedFd) -> Result<(), String> {
     }
 }
 
+/// The sockets a hot upgrade's new process received, by key.
+pub type Inherited = Vec<(ListenerKey, TcpListener)>;
+
 /// New side: an upgrade's socket (standard input) and the sockets received on it.
 #[derive(Debug)]
 pub struct Inheritance {
@@ -215,7 +218,7 @@ pub struct Inheritance {
 impl Inheritance {
     /// When this process was started by an upgrade (`SWITCHYARD_UPGRADE=1`): receives the old
     /// process's listeners from standard input. `None` on a normal start.
-    pub fn receive() -> Option<std::io::Result<(Inheritance, Vec<(ListenerKey, TcpListener)>)>> {
+    pub fn receive() -> Option<std::io::Result<(Inheritance, Inherited)>> {
         if std::env::var_os(UPGRADE_ENV).is_none_or(|value| value != "1") {
             return None;
         }
@@ -258,7 +261,7 @@ impl Inheritance {
     }
 }
 
-fn receive_from_stdin() -> std::io::Result<(Inheritance, Vec<(ListenerKey, TcpListener)>)> {
+fn receive_from_stdin() -> std::io::Result<(Inheritance, Inherited)> {
     let socket = std::io::stdin().as_fd().try_clone_to_owned()?;
     rustix::net::sockopt::set_socket_timeout(
         &socket,
