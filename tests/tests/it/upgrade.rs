@@ -265,32 +265,44 @@ fn http_now(address: &str) -> Result<String, String> {
     Ok(answer.lines().next().unwrap_or("").to_string())
 }
 
-/// A client connecting in a loop until stopped: every connection's outcome.
+/// Clients connecting in a loop on a few threads until stopped: every connection's outcome,
+/// and the longest one took (the pause an upgrade causes).
 struct Looper {
     stop: Arc<AtomicBool>,
     done: mpsc::Receiver<()>,
-    thread: std::thread::JoinHandle<Vec<Result<String, String>>>,
+    threads: Vec<std::thread::JoinHandle<Vec<(Result<String, String>, Duration)>>>,
 }
 
+/// Threads per protocol: while no process accepts, each waits in the socket's queue.
+const CLIENT_THREADS: usize = 3;
+
 impl Looper {
-    fn start(attempt: impl Fn(usize) -> Result<String, String> + Send + 'static) -> Looper {
+    fn start(attempt: impl Fn(usize) -> Result<String, String> + Send + Sync + 'static) -> Looper {
         let stop = Arc::new(AtomicBool::new(false));
         let (done, done_receiver) = mpsc::channel();
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut outcomes = Vec::new();
-            let mut number = 0;
-            while !stopping.load(Ordering::Acquire) {
-                number += 1;
-                outcomes.push(attempt(number));
-                let _ = done.send(());
-            }
-            outcomes
-        });
+        let attempt = Arc::new(attempt);
+        let threads = (0..CLIENT_THREADS)
+            .map(|thread| {
+                let (stopping, done, attempt) =
+                    (Arc::clone(&stop), done.clone(), Arc::clone(&attempt));
+                std::thread::spawn(move || {
+                    let mut outcomes = Vec::new();
+                    let mut number = thread * 1_000_000;
+                    while !stopping.load(Ordering::Acquire) {
+                        number += 1;
+                        let began = Instant::now();
+                        let outcome = attempt(number);
+                        outcomes.push((outcome, began.elapsed()));
+                        let _ = done.send(());
+                    }
+                    outcomes
+                })
+            })
+            .collect();
         Looper {
             stop,
             done: done_receiver,
-            thread,
+            threads,
         }
     }
 
@@ -303,9 +315,17 @@ impl Looper {
         }
     }
 
-    fn finish(self) -> Vec<Result<String, String>> {
+    fn finish(self) -> (Vec<Result<String, String>>, Duration) {
         self.stop.store(true, Ordering::Release);
-        self.thread.join().unwrap()
+        let mut outcomes = Vec::new();
+        let mut longest = Duration::ZERO;
+        for thread in self.threads {
+            for (outcome, took) in thread.join().unwrap() {
+                outcomes.push(outcome);
+                longest = longest.max(took);
+            }
+        }
+        (outcomes, longest)
     }
 }
 
@@ -364,8 +384,8 @@ fn an_upgrade_refuses_no_connection_and_closes_websocket_clients_with_1012() {
     // Clients keep being served by the new process.
     ws_loop.wait_for(20);
     http_loop.wait_for(20);
-    let ws_outcomes = ws_loop.finish();
-    let http_outcomes = http_loop.finish();
+    let (ws_outcomes, ws_longest) = ws_loop.finish();
+    let (http_outcomes, http_longest) = http_loop.finish();
     let ws_failures: Vec<_> = ws_outcomes
         .iter()
         .filter(|outcome| outcome.is_err())
@@ -393,7 +413,7 @@ fn an_upgrade_refuses_no_connection_and_closes_websocket_clients_with_1012() {
         .filter(|outcome| outcome.as_deref() == Ok("closed 1012"))
         .count();
     eprintln!(
-        "during the upgrade: {} WebSocket connections ({restarted} closed with 1012 after being accepted by the old process), {} HTTP requests, none refused",
+        "during the upgrade: {} WebSocket connections ({restarted} closed with 1012 after being accepted by the old process, the longest {ws_longest:?}), {} HTTP requests (the longest {http_longest:?}), none refused",
         ws_outcomes.len(),
         http_outcomes.len()
     );
