@@ -230,7 +230,8 @@ fn run(config: &std::path::Path, pid_file: Option<&std::path::Path>) -> ExitCode
                             "upgrade: the new process passed its checks; draining, then exiting"
                         );
                         shutdown::hand_over(&started.entry);
-                        // Our end of the pair closes at exit: the new process opens the store.
+                        // Closing our end tells the new process the drain is over; it retries the
+                        // store until this process has exited and released it.
                         drop(successor);
                         return ExitCode::SUCCESS;
                     }
