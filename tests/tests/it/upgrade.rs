@@ -461,3 +461,47 @@ fn an_upgrade_to_a_broken_plugin_leaves_the_old_process_serving() {
     let mut deployment = deployment;
     assert!(matches!(deployment.child.try_wait(), Ok(None)));
 }
+
+#[test]
+fn an_upgrade_to_a_bad_configuration_leaves_the_old_process_serving() {
+    let deployment = Deployment::start();
+    let (ws, _) = deployment.ready();
+    let old_pid = deployment.child.id();
+    std::fs::write(
+        deployment.path().join("config.toml"),
+        "[server]\npluginDir = \"plugins\"\nshutdownTimeout = \"soon\"\n",
+    )
+    .unwrap();
+    deployment.upgrade();
+    let logged = deployment.wait_for_log(&[
+        "upgrade failed: the new process did not start; still serving",
+        "server.shutdownTimeout",
+    ]);
+    assert!(logged.contains("exit status: 1"), "{logged}");
+    let mut client = websocket(&ws).unwrap();
+    assert_eq!(server_now(&mut client, "still"), Ok(Outcome::Answered));
+    assert_eq!(deployment.pid_file(), old_pid);
+}
+
+#[test]
+fn upgrade_without_a_running_process_says_why() {
+    let scratch = tempfile::tempdir().unwrap();
+    let output = Command::new(&artifacts().host)
+        .current_dir(scratch.path())
+        .args(["upgrade", "--pid-file", "missing.pid"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.starts_with("error: cannot read the pid file missing.pid: "),
+        "{said}"
+    );
+    let output = Command::new(&artifacts().host)
+        .arg("upgrade")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .starts_with("error: upgrade needs --pid-file PATH (the running process's)\n"));
+}
