@@ -270,8 +270,11 @@ fn http_now(address: &str) -> Result<String, String> {
 struct Looper {
     stop: Arc<AtomicBool>,
     done: mpsc::Receiver<()>,
-    threads: Vec<std::thread::JoinHandle<Vec<(Result<String, String>, Duration)>>>,
+    threads: Vec<std::thread::JoinHandle<Vec<Attempt>>>,
 }
+
+/// One connection's outcome and how long it took.
+type Attempt = (Result<String, String>, Duration);
 
 /// Threads per protocol: while no process accepts, each waits in the socket's queue.
 const CLIENT_THREADS: usize = 3;
