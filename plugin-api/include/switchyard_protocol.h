@@ -1,5 +1,5 @@
 /*
- * switchyard_protocol.h: Switchyard's protocol plugin ABI for C, version 1.2.
+ * switchyard_protocol.h: Switchyard's protocol plugin ABI for C, version 1.3.
  *
  * A protocol plugin written in C (or any language that can export a C function) is a shared
  * library that exports ONE symbol, `switchyard_protocol_entry`, returning a pointer to a
