@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use switchyard_plugin_api::StatId;
 
-use crate::config::AdminConfig;
 use crate::entry_point::EntryPoint;
 use crate::plugin::registry::{ProtocolSlot, ProtocolStats};
 
@@ -31,9 +30,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once.
 const MAX_CLIENTS: usize = 16;
 
-/// Binds the admin listener and serves it on a thread of its own. Returns the bound address.
-pub fn start(entry: Arc<EntryPoint>, config: &AdminConfig) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind((config.host.as_str(), config.port))?;
+/// Serves the admin listener (`listener`, the host's socket for `[server.admin]`) on a thread
+/// of its own. Returns the bound address.
+pub fn start(entry: Arc<EntryPoint>, listener: TcpListener) -> std::io::Result<SocketAddr> {
+    // Blocking accepts on a plain thread, whatever mode a previous holder left the socket in.
+    listener.set_nonblocking(false)?;
     let address = listener.local_addr()?;
     let clients = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()

@@ -12,6 +12,7 @@
 //! `Responder` (`admission.rs`) that answers exactly once by construction; refused ones are
 //! answered before `execute` returns.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,6 +24,7 @@ use crate::api::dispatch::{dispatch, Dispatched, OwnedRequest};
 use crate::api::{Answer, Router};
 use crate::config::Config;
 use crate::execution::{Pool, PoolKind};
+use crate::listeners::ListenerKey;
 use crate::metrics::Metrics;
 use crate::plugin::callback::Callback;
 use crate::plugin::host_api::EntryPointApi;
@@ -67,6 +69,9 @@ pub struct EntryPoint {
     pacing: Arc<Pool<PacedJob>>,
     /// Requests and connections counted per thread, for the admin listener.
     pub metrics: Metrics,
+    /// Set once a hot upgrade handed the listeners to a new process: protocols stop accepting
+    /// (`is_shutting_down`) while requests are still admitted until the drain.
+    handing_over: AtomicBool,
 }
 
 impl std::fmt::Debug for EntryPoint {
@@ -90,6 +95,7 @@ impl EntryPoint {
             blocking: Arc::new(Pool::new("blocking", config.blocking_queue_size)),
             pacing: Arc::new(Pool::new("pacing", config.pacing_queue_size)),
             metrics: Metrics::new(config.protocols.len(), actions),
+            handing_over: AtomicBool::new(false),
         });
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let worker_entry = Arc::clone(&entry);
@@ -142,6 +148,13 @@ impl EntryPoint {
     /// Requests waiting for an API worker, and for a blocking thread.
     pub fn queue_depths(&self) -> (usize, usize) {
         (self.workers.queued(), self.blocking.queued())
+    }
+
+    /// A new process holds the listeners now (a hot upgrade): protocols see
+    /// `is_shutting_down` and stop accepting, but requests are still admitted until the drain
+    /// (`shutdown::hand_over`), so a client that connected just before is answered.
+    pub fn begin_handover(&self) {
+        self.handing_over.store(true, Ordering::Release);
     }
 
     /// Stops admitting requests: new ones get 503 `network.entrypoint.shutting_down`.
@@ -237,7 +250,20 @@ impl EntryPointApi for EntryPoint {
     }
 
     fn is_shutting_down(&self) -> bool {
-        self.admission.is_draining()
+        self.handing_over.load(Ordering::Acquire) || self.admission.is_draining()
+    }
+
+    fn listener(
+        &self,
+        protocol_name: &str,
+        address: std::net::IpAddr,
+        port: u16,
+    ) -> std::io::Result<std::net::TcpListener> {
+        self.services.listeners.take(&ListenerKey {
+            owner: protocol_name.to_string(),
+            address,
+            port,
+        })
     }
 
     fn report_pressure(&self, protocol: usize, congested: bool) {

@@ -1,10 +1,11 @@
 //! Switchyard's host: configuration, the plugin loader, the entry point plugins call, the API.
 //!
-//! `main.rs` is a thin shell over `startup::start` and `shutdown::shutdown`; see
+//! `main.rs` is a thin shell over `startup::start`, `shutdown::shutdown` and `upgrade`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
-//! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `metrics`,
-//! `pressure`, `security` → `plugin` → `realtime` → `cluster` → `services` → `sessions` →
-//! `api` → `admission` → `entry_point` → `admin` → `startup`, `shutdown`.
+//! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `listeners`,
+//! `metrics`, `pressure`, `security` → `plugin` → `realtime` → `cluster` → `services` →
+//! `sessions` → `api` → `admission` → `entry_point` → `admin` → `startup`, `shutdown` →
+//! `upgrade`.
 
 #![deny(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod connections;
 pub mod entry_point;
 pub mod execution;
+pub mod listeners;
 pub mod metrics;
 #[allow(unsafe_code)]
 pub mod plugin;
@@ -26,3 +28,4 @@ pub mod services;
 pub mod sessions;
 pub mod shutdown;
 pub mod startup;
+pub mod upgrade;

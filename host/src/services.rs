@@ -16,6 +16,7 @@ use crate::cluster::{Cluster, Contents, Destination, Inbound, UserInbound};
 use crate::config::{Config, LibrarySpec};
 use crate::connections::Connections;
 use crate::execution::OnBlockingPool;
+use crate::listeners::Listeners;
 use crate::plugin::registry::Protocols;
 use crate::pressure::Pressure;
 use crate::realtime::{
@@ -45,6 +46,9 @@ pub struct Services {
     storage: Arc<dyn Storage>,
     /// `[cluster]`: the other nodes, through Redis; `None` on a single node.
     pub cluster: Option<Cluster>,
+    /// The listening sockets the host owns and lends to protocols (and hands over in a hot
+    /// upgrade).
+    pub listeners: Arc<Listeners>,
 }
 
 impl std::fmt::Debug for Services {
@@ -85,6 +89,7 @@ impl Services {
             security,
             started_at: Instant::now(),
             cluster: None,
+            listeners: Arc::new(Listeners::default()),
         }
     }
 

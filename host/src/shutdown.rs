@@ -1,4 +1,5 @@
-//! Graceful shutdown: refuse new requests, let in-flight ones finish, close connections.
+//! Graceful shutdown: refuse new requests, let in-flight ones finish, close connections; and
+//! the same drain after a hot upgrade handed the listeners to a new process (`hand_over`).
 //!
 //! WebSocket clients must be closed with "going away", never a normal close (the Kuzzle SDK
 //! does not reconnect after one), and not all in the same instant, so they do not all come
@@ -18,6 +19,26 @@ const CLOSE_WINDOW: Duration = Duration::from_millis(500);
 const CLOSE_LINGER: Duration = Duration::from_millis(100);
 /// Up to this many connections are closed at once, without spreading.
 const CLOSE_AT_ONCE: usize = 100;
+/// After a hand-over, how long protocols keep serving before the drain: their accept loops
+/// notice within 100 ms (`plugin-kit`'s `accept_loop`), and a client they accepted meanwhile
+/// sends its request and is answered instead of being refused.
+const HANDOVER_GRACE: Duration = Duration::from_millis(300);
+/// While waiting for the last connection, how often connections declared after the close pass
+/// (accepted just as the protocols stopped accepting) are asked to close too.
+const LATE_SWEEP: Duration = Duration::from_millis(100);
+
+/// The drain after a hot upgrade: the new process holds the listeners and passed its checks.
+/// Protocols stop accepting (the host reports `is_shutting_down`), the host drops its own
+/// copies of the sockets, and after [`HANDOVER_GRACE`] the connections are drained as in a
+/// shutdown, closed with `DisconnectReason::RESTART` (WebSocket 1012, "service restart").
+pub fn hand_over(entry: &EntryPoint) {
+    entry.begin_handover();
+    entry.services.listeners.close_all();
+    tracing::info!("handed the listeners over: no longer accepting connections");
+    // Pacing, not polling: the grace is the protocols' time to stop accepting.
+    std::thread::sleep(HANDOVER_GRACE);
+    drain_and_close(entry, DisconnectReason::RESTART, "service restart");
+}
 
 /// Shuts the host down; returns when it is safe to exit. The whole sequence takes at most
 /// `server.shutdownTimeout`: requests in flight get that long to finish, and protocols get
@@ -25,8 +46,15 @@ const CLOSE_AT_ONCE: usize = 100;
 ///
 /// One signal starts it: the drain (`admission.rs`) refuses every request admitted after it,
 /// atomically with the in-flight count, and its completion is awaited on a condition
-/// variable, as is the last connection's removal: nothing here polls.
+/// variable, as is the last connection's removal (woken every [`LATE_SWEEP`] to close the
+/// connections a protocol declared after the close pass).
 pub fn shutdown(entry: &EntryPoint) {
+    drain_and_close(entry, DisconnectReason::SHUTDOWN, "server shutting down");
+}
+
+/// Refuses new requests, waits for the ones in flight, then closes every connection with
+/// `reason`, spread over [`CLOSE_WINDOW`].
+fn drain_and_close(entry: &EntryPoint, reason: DisconnectReason, message: &str) {
     let timeout = entry.config().shutdown_timeout;
     let deadline = Instant::now() + timeout;
     entry.stop_admitting();
@@ -58,16 +86,31 @@ pub fn shutdown(entry: &EntryPoint) {
         }
         for (connection, protocol) in batch {
             if let Some(protocol) = services.protocols.get(*protocol) {
-                protocol.disconnect(
-                    *connection,
-                    DisconnectReason::SHUTDOWN,
-                    "server shutting down",
-                );
+                protocol.disconnect(*connection, reason, message);
             }
         }
     }
 
-    let left_open = services.connections.wait_until_empty(deadline);
+    // A protocol may still declare a connection it accepted just before it noticed the
+    // shutdown (it serves it rather than drop it): those are closed too, as they appear.
+    let mut asked: std::collections::HashSet<_> = connections
+        .iter()
+        .map(|(connection, _)| *connection)
+        .collect();
+    let left_open = loop {
+        let slice_end = (Instant::now() + LATE_SWEEP).min(deadline);
+        let left_open = services.connections.wait_until_empty(slice_end);
+        if left_open == 0 || Instant::now() >= deadline {
+            break left_open;
+        }
+        for (connection, protocol) in services.connections.ids() {
+            if asked.insert(connection) {
+                if let Some(protocol) = services.protocols.get(protocol) {
+                    protocol.disconnect(connection, reason, message);
+                }
+            }
+        }
+    };
     if left_open > 0 {
         tracing::warn!(left_open, "connections still open at the shutdown deadline");
     }

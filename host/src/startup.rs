@@ -20,6 +20,7 @@ use crate::api::Router;
 use crate::cluster::{Cluster, Destination};
 use crate::config::{Config, ConfigError};
 use crate::entry_point::EntryPoint;
+use crate::listeners::{ListenerKey, Listeners};
 use crate::plugin::host_api::{self, EntryPointApi};
 use crate::plugin::loader::{self, PluginModule, RustInit};
 use crate::plugin::registry::ProtocolSlot;
@@ -157,8 +158,30 @@ fn describe(protocol: &str, path: &std::path::Path) -> String {
     format!("protocol \"{protocol}\" ({})", path.display())
 }
 
+/// A configuration whose every library passed its checks (loadable, a Switchyard plugin,
+/// version, hooks, layout, panic strategy), nothing started yet: what a hot upgrade's new
+/// process proves before the old one hands over (`upgrade.rs`).
+#[derive(Debug)]
+pub struct Checked {
+    config: Arc<Config>,
+    slots: Vec<Arc<ProtocolSlot>>,
+    begun: Instant,
+}
+
+impl Checked {
+    /// The configuration checked.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
 /// Loads, checks and starts every enabled protocol.
 pub fn start(config: Config) -> Result<Started, StartupError> {
+    start_checked(check(config)?, Listeners::default(), Duration::ZERO)
+}
+
+/// Loads and checks every enabled protocol's library; starts nothing.
+pub fn check(config: Config) -> Result<Checked, StartupError> {
     let begun = Instant::now();
     let config = Arc::new(config);
 
@@ -185,20 +208,39 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
     if !problems.is_empty() {
         return Err(StartupError { problems });
     }
+    Ok(Checked {
+        config,
+        slots,
+        begun,
+    })
+}
 
-    let storage = EmbeddedStorage::open(&config.data_dir, EmbeddedOptions::default())
-        .map_err(|error| StartupError {
-            problems: vec![Problem {
-                message: format!(
-                    "cannot open the document store in {}: {error}",
-                    config.data_dir.display()
-                ),
-                hint: Some(
-                    "set server.dataDir to a writable folder; another switchyard may be using this one"
-                        .to_string(),
-                ),
-            }],
-        })?;
+/// Starts a checked configuration: the store, the API, every protocol's `init` (their
+/// listeners from `listeners`: inherited ones first), the admin listener. `store_wait`: how
+/// long to retry opening the store while another process still holds it (the process a hot
+/// upgrade replaces, exiting).
+pub fn start_checked(
+    checked: Checked,
+    listeners: Listeners,
+    store_wait: Duration,
+) -> Result<Started, StartupError> {
+    let Checked {
+        config,
+        slots,
+        begun,
+    } = checked;
+    let storage = open_store(&config, store_wait).map_err(|error| StartupError {
+        problems: vec![Problem {
+            message: format!(
+                "cannot open the document store in {}: {error}",
+                config.data_dir.display()
+            ),
+            hint: Some(
+                "set server.dataDir to a writable folder; another switchyard may be using this one"
+                    .to_string(),
+            ),
+        }],
+    })?;
     let storage: Arc<dyn switchyard_storage::Storage> = Arc::new(storage);
     let security = Security::open(
         Arc::clone(&storage),
@@ -226,6 +268,7 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
             .on_store_change(Box::new(cluster.security_publisher()));
     }
     services.cluster = cluster;
+    services.listeners = Arc::new(listeners);
     services.protocols.set(slots.clone());
     let entry = EntryPoint::start(services, Router::standard()).map_err(|error| StartupError {
         problems: vec![Problem {
@@ -251,7 +294,7 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         return Err(StartupError { problems });
     }
     let admin = match &config.admin {
-        Some(admin) => Some(admin::start(Arc::clone(&entry), admin).map_err(|error| {
+        Some(admin) => Some(start_admin(&entry, admin).map_err(|error| {
             entry.drain(Instant::now());
             StartupError {
                 problems: vec![Problem {
@@ -265,11 +308,48 @@ pub fn start(config: Config) -> Result<Started, StartupError> {
         })?),
         None => None,
     };
+    for key in entry.services.listeners.drop_unclaimed() {
+        tracing::info!(listener = %key, "closed an inherited listener the configuration no longer names");
+    }
     Ok(Started {
         entry,
         elapsed: begun.elapsed(),
         admin,
     })
+}
+
+/// Opens the document store, retrying for `wait` (a process being replaced may still hold it).
+fn open_store(
+    config: &Config,
+    wait: Duration,
+) -> Result<EmbeddedStorage, switchyard_storage::StorageError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match EmbeddedStorage::open(&config.data_dir, EmbeddedOptions::default()) {
+            Ok(storage) => return Ok(storage),
+            Err(error) if Instant::now() >= deadline => return Err(error),
+            // Pacing the retries of a lock held by a process that is exiting.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The admin listener on the host's socket for it (inherited in a hot upgrade).
+fn start_admin(
+    entry: &Arc<EntryPoint>,
+    admin: &crate::config::AdminConfig,
+) -> std::io::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs as _;
+    let address = (admin.host.as_str(), admin.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the host name resolves to no address"))?;
+    let listener = entry.services.listeners.take(&ListenerKey {
+        owner: "admin".to_string(),
+        address: address.ip(),
+        port: admin.port,
+    })?;
+    admin::start(Arc::clone(entry), listener)
 }
 
 /// `[cluster]`: connects to Redis, or refuses to start naming the URL and the error.
@@ -333,6 +413,10 @@ fn init_all(
                             RustInit::Current(init) => {
                                 init(host_api::host_for(&api, index, name, plugin_name), args)
                             }
+                            RustInit::V1_2(init) => init(
+                                host_api::host_for_v1_2(&api, index, name, plugin_name),
+                                args,
+                            ),
                             RustInit::V1_0(init) => init(
                                 host_api::host_for_v1_0(&api, index, name, plugin_name),
                                 args,

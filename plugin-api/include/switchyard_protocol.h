@@ -1,5 +1,5 @@
 /*
- * switchyard_protocol.h: Switchyard's protocol plugin ABI for C, version 1.2.
+ * switchyard_protocol.h: Switchyard's protocol plugin ABI for C, version 1.3.
  *
  * A protocol plugin written in C (or any language that can export a C function) is a shared
  * library that exports ONE symbol, `switchyard_protocol_entry`, returning a pointer to a
@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define SWITCHYARD_ABI_MAJOR 1
-#define SWITCHYARD_ABI_MINOR 2
+#define SWITCHYARD_ABI_MINOR 3
 /* What `switchyard_protocol.abi_version` must hold. */
 #define SWITCHYARD_ABI_VERSION ((uint32_t)((SWITCHYARD_ABI_MAJOR << 16) | SWITCHYARD_ABI_MINOR))
 /* The one symbol the host looks up. */
@@ -70,6 +70,7 @@ typedef struct switchyard_str {
  * REQUESTED: new reasons may come in a minor version. */
 #define SWITCHYARD_DISCONNECT_SHUTDOWN 1u  /* the client should reconnect later */
 #define SWITCHYARD_DISCONNECT_REQUESTED 2u /* the host wants this connection gone */
+#define SWITCHYARD_DISCONNECT_RESTART 3u   /* since 1.3: a hot upgrade; reconnect at once */
 
 /* What a `stats` hook reports (since 1.2): counters are totals since `init`, gauges are values
  * now. The host ignores ids it does not know; report only those you keep. */
@@ -129,6 +130,15 @@ typedef struct switchyard_host_api {
      * its high-water mark (non-zero) or drained below its low-water mark (0); the host paces the
      * requests that fan out meanwhile. Call it on crossings only. */
     void (*report_pressure)(void *host, int32_t congested);
+    /* Since 1.3 (present when `size` covers it): a listening TCP socket for `address:port`
+     * (`address` an IP address as text, port 0: any free port), owned by the host: one it made,
+     * or one it inherited from the process it replaced in a hot upgrade, so no client is
+     * refused while the host is replaced. Returns a new descriptor the plugin owns (blocking,
+     * close-on-exec, already listening), or -1 after writing a NUL-terminated message
+     * (`error_size` bytes at most) into `error` (a port in use). Call it from `init` instead of
+     * socket()/bind()/listen(); on an older host (`size` too small) bind your own. */
+    int32_t (*listener)(void *host, switchyard_str address, uint16_t port, char *error,
+                        size_t error_size);
 } switchyard_host_api;
 
 /* The host as one protocol instance sees it: pass `context` back on every call. */

@@ -77,6 +77,10 @@ impl DisconnectReason {
     pub const SHUTDOWN: DisconnectReason = DisconnectReason(1);
     /// The host wants this connection gone (for instance its protocol is being disabled).
     pub const REQUESTED: DisconnectReason = DisconnectReason(2);
+    /// Since 1.3: the host is being replaced by a new process (a hot upgrade) that already
+    /// holds the listeners: the client should reconnect at once (WebSocket close 1012, "service
+    /// restart"). A plugin that predates it treats it like `REQUESTED`.
+    pub const RESTART: DisconnectReason = DisconnectReason(3);
 }
 
 /// What a hook reports when it did not complete.
@@ -280,6 +284,25 @@ pub struct HostVTable {
     /// passed its high-water mark (`true`) or drained below its low-water mark (`false`), so
     /// the host paces (or resumes) the requests that fan out. Edge-triggered.
     pub report_pressure: extern "C" fn(host: FfiHost, congested: bool),
+    /// Since 1.3 (a suffix field: `None` on older hosts): a listening TCP socket for
+    /// `address:port` (an IP address as text; port 0: any free port), made by the host or
+    /// inherited from the process it replaced in a hot upgrade. `ROk(fd)` hands the plugin a
+    /// new descriptor it owns (close-on-exec, blocking, already listening); `RErr(message)`
+    /// says why there is none (a port in use), naming the protocol and the key to change.
+    pub listener:
+        extern "C" fn(host: FfiHost, address: RStr<'_>, port: u16) -> RResult<i32, RString>,
+}
+
+/// Takes ownership of the descriptor the host's `listener` returned.
+#[cfg(unix)]
+pub(crate) fn listener_from_host(fd: i32) -> Option<std::net::TcpListener> {
+    use std::os::fd::FromRawFd as _;
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the host's `listener` returns a descriptor it made for this call only and gives
+    // up (ABI.md, "The host API": the plugin owns it), so nothing else closes or reuses it.
+    Some(unsafe { std::net::TcpListener::from_raw_fd(fd) })
 }
 
 /// The root module a protocol library exports: its info and the six hooks.
@@ -470,8 +493,11 @@ pub mod v1_1 {
         std_types::RResult, StableAbi,
     };
 
+    // 1.1 and 1.2 share a host table; 1.3 appended `listener` to it, so `FfiHost` is the
+    // frozen 1.2 one (the same layout 1.1 plugins were built with).
+    use super::v1_2::FfiHost;
     use super::{BuildFlags, ConnectionId, DisconnectReason, ROOT_MODULE_NAME};
-    use super::{FfiHookError, FfiHookResult, FfiHost, FfiInitArgs, FfiInstance, PluginInfo};
+    use super::{FfiHookError, FfiHookResult, FfiInitArgs, FfiInstance, PluginInfo};
     use abi_stable::std_types::{RSlice, RStr};
 
     /// plugin-api 1.1's root module: info, the six hooks and `build`.
@@ -523,5 +549,116 @@ pub mod v1_1 {
         const BASE_NAME: &'static str = ROOT_MODULE_NAME;
         const NAME: &'static str = ROOT_MODULE_NAME;
         const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.1.0");
+    }
+}
+
+/// The root module and the host table as plugin-api 1.2 declared them, frozen: 1.3 appended
+/// `listener` to `HostVTable`, so a plugin built against 1.1 or 1.2 is checked against this
+/// `FfiHost` (through `init`) and given a host table of this type. Never edit these types.
+pub mod v1_2 {
+    use abi_stable::{
+        declare_root_module_statics, library::RootModule, sabi_types::VersionStrings,
+        std_types::RResult, StableAbi,
+    };
+
+    use std::ffi::c_void;
+
+    use super::{BuildFlags, ConnectionId, DisconnectReason, FfiCallback, LogLevel};
+    use super::{FfiHookError, FfiHookResult, FfiInitArgs, FfiInstance, PluginInfo};
+    use super::{FfiStatsSink, ROOT_MODULE_NAME};
+    use abi_stable::std_types::{RSlice, RStr};
+
+    /// plugin-api 1.1's and 1.2's `FfiHost`: the same two pointers, with their host table.
+    #[repr(C)]
+    #[derive(StableAbi, Clone, Copy)]
+    #[allow(missing_docs)]
+    pub struct FfiHost {
+        pub vtable: HostVTableRef,
+        pub context: *const c_void,
+    }
+
+    // SAFETY: as for `super::FfiHost`: `context` points to host-owned data that lives as long
+    // as the process and is `Sync` on the host side; the plugin only passes it back.
+    unsafe impl Send for FfiHost {}
+    // SAFETY: as above.
+    unsafe impl Sync for FfiHost {}
+
+    /// plugin-api 1.1's and 1.2's host table: 1.0's six functions and `report_pressure`.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = HostVTableRef)))]
+    #[sabi(missing_field(option))]
+    #[allow(missing_docs)]
+    pub struct HostVTable {
+        pub new_connection: extern "C" fn(
+            host: FfiHost,
+            ips: RSlice<'_, RStr<'_>>,
+            headers_json: RStr<'_>,
+        ) -> ConnectionId,
+        pub remove_connection: extern "C" fn(host: FfiHost, connection: ConnectionId),
+        pub execute: extern "C" fn(
+            host: FfiHost,
+            connection: ConnectionId,
+            request_json: RStr<'_>,
+            callback: FfiCallback,
+        ),
+        pub log: extern "C" fn(host: FfiHost, level: LogLevel, target: RStr<'_>, message: RStr<'_>),
+        pub is_shutting_down: extern "C" fn(host: FfiHost) -> bool,
+        #[sabi(last_prefix_field)]
+        pub announce_listener: extern "C" fn(host: FfiHost, address: RStr<'_>),
+        pub report_pressure: extern "C" fn(host: FfiHost, congested: bool),
+    }
+
+    /// plugin-api 1.2's root module: info, the six hooks, `build` and `stats`.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = ProtocolModuleRef)))]
+    #[sabi(missing_field(panic))]
+    #[allow(missing_docs)]
+    pub struct ProtocolModule {
+        pub info: PluginInfo,
+        pub init: extern "C" fn(
+            host: FfiHost,
+            args: FfiInitArgs<'_>,
+        ) -> RResult<FfiInstance, FfiHookError>,
+        pub broadcast: extern "C" fn(
+            instance: FfiInstance,
+            channels: RSlice<'_, RStr<'_>>,
+            payload: RStr<'_>,
+        ) -> FfiHookResult,
+        pub notify: extern "C" fn(
+            instance: FfiInstance,
+            connection: ConnectionId,
+            channels: RSlice<'_, RStr<'_>>,
+            payload: RStr<'_>,
+        ) -> FfiHookResult,
+        pub join_channel: extern "C" fn(
+            instance: FfiInstance,
+            channel: RStr<'_>,
+            connection: ConnectionId,
+        ) -> FfiHookResult,
+        pub leave_channel: extern "C" fn(
+            instance: FfiInstance,
+            channel: RStr<'_>,
+            connection: ConnectionId,
+        ) -> FfiHookResult,
+        #[sabi(last_prefix_field)]
+        pub disconnect: extern "C" fn(
+            instance: FfiInstance,
+            connection: ConnectionId,
+            reason: DisconnectReason,
+            message: RStr<'_>,
+        ) -> FfiHookResult,
+        #[sabi(missing_field(option))]
+        pub build: BuildFlags,
+        #[sabi(missing_field(option))]
+        pub stats: extern "C" fn(instance: FfiInstance, sink: FfiStatsSink) -> FfiHookResult,
+    }
+
+    impl RootModule for ProtocolModuleRef {
+        declare_root_module_statics! {ProtocolModuleRef}
+        const BASE_NAME: &'static str = ROOT_MODULE_NAME;
+        const NAME: &'static str = ROOT_MODULE_NAME;
+        const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.2.0");
     }
 }

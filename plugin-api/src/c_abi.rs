@@ -10,7 +10,7 @@ use std::ffi::{c_char, c_void};
 /// `SWITCHYARD_ABI_MAJOR`.
 pub const C_ABI_MAJOR: u32 = 1;
 /// `SWITCHYARD_ABI_MINOR`: the C ABI is part of plugin-api and shares its version.
-pub const C_ABI_MINOR: u32 = 2;
+pub const C_ABI_MINOR: u32 = 3;
 /// `SWITCHYARD_ABI_VERSION`: `(major << 16) | minor`.
 pub const C_ABI_VERSION: u32 = (C_ABI_MAJOR << 16) | C_ABI_MINOR;
 /// `SWITCHYARD_PROTOCOL_ENTRY_NAME`: the one symbol the host looks up.
@@ -97,6 +97,15 @@ pub struct CAbiHostApi {
     pub announce_listener: extern "C" fn(host: *mut c_void, address: CAbiStr),
     /// Since 1.2: congestion crossings (non-zero: congested).
     pub report_pressure: extern "C" fn(host: *mut c_void, congested: i32),
+    /// Since 1.3: a listening socket for `address:port` owned by the host; returns a
+    /// descriptor the plugin owns, or -1 with a NUL-terminated message in `error`.
+    pub listener: extern "C" fn(
+        host: *mut c_void,
+        address: CAbiStr,
+        port: u16,
+        error: *mut c_char,
+        error_size: usize,
+    ) -> i32,
 }
 
 /// `switchyard_host`.
@@ -219,7 +228,8 @@ pub fn layouts() -> Vec<CLayout> {
                 log,
                 is_shutting_down,
                 announce_listener,
-                report_pressure
+                report_pressure,
+                listener
             ]
         ),
         layout!("switchyard_host", CAbiHost, [api, context]),

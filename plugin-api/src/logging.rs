@@ -30,6 +30,11 @@ pub(crate) fn set_thread_host(host: Option<FfiHost>) -> Option<FfiHost> {
     THREAD_HOST.with(|current| current.replace(host))
 }
 
+/// The instance the current thread works for, if it said so (`init` always is).
+pub(crate) fn thread_host() -> Option<FfiHost> {
+    THREAD_HOST.with(Cell::get)
+}
+
 /// Tags the current thread for an instance until dropped, then restores the previous tag.
 pub(crate) struct ThreadHostGuard {
     previous: Option<FfiHost>,

@@ -1,7 +1,9 @@
 //! Listening sockets, made in one place for every protocol.
 //!
-//! A later host version will hand plugins pre-opened sockets (restarts without dropping
-//! clients, an append-only host-API addition): only `bind_listener` will then change.
+//! Since plugin-api 1.3 the host owns listening sockets and hands them to plugins (a hot
+//! upgrade passes them to the new process, so no client is refused): these functions ask the
+//! host first, through the instance the calling thread works for (`init`'s thread always is),
+//! and bind themselves only on a host that predates 1.3 or on a thread that is not tagged.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
@@ -43,6 +45,17 @@ pub fn bind_blocking_listener(
 }
 
 fn bind(protocol: &str, address: IpAddr, port: u16) -> Result<TcpListener, BoxError> {
+    #[cfg(unix)]
+    if let Some(host) = crate::logging::thread_host() {
+        if let Some(listener) = crate::sdk::Host::new(host).take_listener(address, port) {
+            return listener;
+        }
+    }
+    bind_own(protocol, address, port)
+}
+
+/// Binds a socket in this process: on a host without `listener` (older than 1.3).
+fn bind_own(protocol: &str, address: IpAddr, port: u16) -> Result<TcpListener, BoxError> {
     let address = SocketAddr::new(address, port);
     let listener = TcpListener::bind(address).map_err(|error| {
         format!(

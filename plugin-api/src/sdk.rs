@@ -312,6 +312,25 @@ impl Host {
         (self.ffi.vtable.is_shutting_down())(self.ffi)
     }
 
+    /// A listening socket for `address:port` owned by the host (since 1.3): one the host made,
+    /// or the one it inherited from the process it replaced (a hot upgrade hands listeners
+    /// over, so no client is refused). `None` on a host that predates it: bind your own (no
+    /// hand-over then). [`crate::net::bind_listener`] does all of this; call that.
+    #[cfg(unix)]
+    pub fn take_listener(
+        &self,
+        address: std::net::IpAddr,
+        port: u16,
+    ) -> Option<Result<std::net::TcpListener, BoxError>> {
+        let listener = self.ffi.vtable.listener()?;
+        let address = address.to_string();
+        Some(match listener(self.ffi, RStr::from_str(&address), port) {
+            abi_stable::std_types::ROk(fd) => crate::abi::listener_from_host(fd)
+                .ok_or_else(|| format!("the host gave an invalid descriptor ({fd})").into()),
+            abi_stable::std_types::RErr(message) => Err(message.into_string().into()),
+        })
+    }
+
     /// Tells the host this instance's outgoing queues passed their high-water mark
     /// (`congested`) or drained below the low-water mark, so it paces the requests that fan
     /// out. Call it on crossings only. Does nothing on a host that predates it.

@@ -111,9 +111,9 @@ macro_rules! server {
     };
 }
 
-/// Binds the listening socket (non-blocking, not yet tied to a runtime). The one place a
-/// listener is made: a later host version will hand plugins pre-opened sockets, and only
-/// `switchyard_plugin_api::net::bind_listener` will change.
+/// The listening socket (non-blocking, not yet tied to a runtime): the host's (since
+/// plugin-api 1.3, handed over to the next process in a hot upgrade), or one bound here on an
+/// older host. The one place a listener is made: `switchyard_plugin_api::net::bind_listener`.
 pub fn bind(name: &str, listen: &Listen) -> Result<std::net::TcpListener, BoxError> {
     switchyard_plugin_api::net::bind_listener(name, listen.address, listen.port)
 }
@@ -131,29 +131,45 @@ pub fn announced_url(scheme: &str, bound: SocketAddr) -> String {
     format!("{scheme}://{bound}")
 }
 
-/// Accepts connections until the runtime stops, handing each to `serve`. While the host shuts
-/// down, new connections are closed at once.
+/// How often an accept loop waiting for a client checks whether the host began shutting down
+/// (or handing its listeners to a new process): the loop must then stop calling `accept`.
+const SHUTDOWN_CHECK: Duration = Duration::from_millis(100);
+
+/// Accepts connections, handing each to `serve`, until the host shuts down or hands its
+/// listeners over to a new process (a hot upgrade), then drops its listener: from then on the
+/// clients queued on the socket are the new process's. A connection accepted before the loop
+/// noticed is served, not dropped (the host still answers during its drain), so no client is
+/// refused while the process is replaced.
 pub async fn accept_loop(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
     mut serve: impl FnMut(TcpStream, SocketAddr),
 ) {
+    let mut check = tokio::time::interval(SHUTDOWN_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if backend.is_shutting_down() {
-                    debug!(peer = %peer, "refused: shutting down");
-                    continue;
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    serve(stream, peer);
+                    if backend.is_shutting_down() {
+                        break;
+                    }
                 }
-                serve(stream, peer);
-            }
-            Err(error) => {
-                // Out of file descriptors, most likely: back off instead of spinning.
-                warn!(error = %error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(error) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    warn!(error = %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = check.tick() => {
+                if backend.is_shutting_down() {
+                    break;
+                }
             }
         }
     }
+    debug!("stopped accepting: the host is shutting down");
 }
 
 /// A running instance on one tokio runtime: its listener's accept loop spawns one task per

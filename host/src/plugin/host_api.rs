@@ -41,6 +41,17 @@ pub trait EntryPointApi: Send + Sync + 'static {
     fn is_shutting_down(&self) -> bool;
     /// Protocol `protocol` listens at `address`.
     fn announce_listener(&self, protocol: usize, address: &str);
+    /// A listening socket the host owns, lent to protocol `protocol_name` (a descriptor of
+    /// its own).
+    fn listener(
+        &self,
+        protocol_name: &str,
+        address: std::net::IpAddr,
+        port: u16,
+    ) -> std::io::Result<std::net::TcpListener> {
+        let _ = protocol_name;
+        std::net::TcpListener::bind((address, port))
+    }
 }
 
 /// What a protocol's `FfiHost::context` points to.
@@ -76,6 +87,21 @@ pub fn host_for_v1_0(
     let binding = leak_binding(entry, protocol, protocol_name, plugin_name);
     abi::v1_0::FfiHost {
         vtable: vtable_v1_0(),
+        context: (binding as *const Binding).cast::<c_void>(),
+    }
+}
+
+/// The 1.2 `FfiHost` for protocol number `protocol`, a plugin built against plugin-api 1.1 or
+/// 1.2: the same binding, with their host table (`abi::v1_2`, before 1.3's `listener`).
+pub fn host_for_v1_2(
+    entry: &Arc<dyn EntryPointApi>,
+    protocol: usize,
+    protocol_name: &str,
+    plugin_name: &'static str,
+) -> abi::v1_2::FfiHost {
+    let binding = leak_binding(entry, protocol, protocol_name, plugin_name);
+    abi::v1_2::FfiHost {
+        vtable: vtable_v1_2(),
         context: (binding as *const Binding).cast::<c_void>(),
     }
 }
@@ -122,9 +148,78 @@ fn vtable() -> HostVTableRef {
             is_shutting_down,
             announce_listener,
             report_pressure,
+            listener,
         }
         .leak_into_prefix()
     })
+}
+
+/// plugin-api 1.1's and 1.2's host table, made once: the same functions, each taking their
+/// `FfiHost`.
+fn vtable_v1_2() -> abi::v1_2::HostVTableRef {
+    static VTABLE: OnceLock<abi::v1_2::HostVTableRef> = OnceLock::new();
+    *VTABLE.get_or_init(|| {
+        abi::v1_2::HostVTable {
+            new_connection: new_connection_v1_2,
+            remove_connection: remove_connection_v1_2,
+            execute: execute_v1_2,
+            log: log_v1_2,
+            is_shutting_down: is_shutting_down_v1_2,
+            announce_listener: announce_listener_v1_2,
+            report_pressure: report_pressure_v1_2,
+        }
+        .leak_into_prefix()
+    })
+}
+
+/// Today's `FfiHost` for the binding a 1.1 or 1.2 plugin passed back.
+fn from_v1_2(host: abi::v1_2::FfiHost) -> FfiHost {
+    FfiHost {
+        vtable: vtable(),
+        context: host.context,
+    }
+}
+
+extern "C" fn new_connection_v1_2(
+    host: abi::v1_2::FfiHost,
+    ips: RSlice<'_, RStr<'_>>,
+    headers_json: RStr<'_>,
+) -> ConnectionId {
+    new_connection(from_v1_2(host), ips, headers_json)
+}
+
+extern "C" fn remove_connection_v1_2(host: abi::v1_2::FfiHost, connection: ConnectionId) {
+    remove_connection(from_v1_2(host), connection)
+}
+
+extern "C" fn execute_v1_2(
+    host: abi::v1_2::FfiHost,
+    connection: ConnectionId,
+    request_json: RStr<'_>,
+    callback: FfiCallback,
+) {
+    execute(from_v1_2(host), connection, request_json, callback)
+}
+
+extern "C" fn log_v1_2(
+    host: abi::v1_2::FfiHost,
+    level: LogLevel,
+    target: RStr<'_>,
+    message: RStr<'_>,
+) {
+    log(from_v1_2(host), level, target, message)
+}
+
+extern "C" fn is_shutting_down_v1_2(host: abi::v1_2::FfiHost) -> bool {
+    is_shutting_down(from_v1_2(host))
+}
+
+extern "C" fn announce_listener_v1_2(host: abi::v1_2::FfiHost, address: RStr<'_>) {
+    announce_listener(from_v1_2(host), address)
+}
+
+extern "C" fn report_pressure_v1_2(host: abi::v1_2::FfiHost, congested: bool) {
+    report_pressure(from_v1_2(host), congested)
 }
 
 /// plugin-api 1.0's host table, made once: the same functions, each taking 1.0's `FfiHost`.
@@ -191,8 +286,9 @@ extern "C" fn announce_listener_v1_0(host: abi::v1_0::FfiHost, address: RStr<'_>
 }
 
 fn binding(host: &FfiHost) -> &'static Binding {
-    // SAFETY: every `FfiHost` the host gives out comes from `host_for` or `host_for_v1_0`
-    // (which `from_v1_0` turns into one with the same `context`), whose `context` is a leaked
+    // SAFETY: every `FfiHost` the host gives out comes from `host_for`, `host_for_v1_0` or
+    // `host_for_v1_2` (which `from_v1_0` and `from_v1_2` turn into one with the same
+    // `context`), whose `context` is a leaked
     // `Binding` (never freed), and plugins pass it back unchanged (ABI.md, "FfiHost").
     unsafe { &*host.context.cast::<Binding>() }
 }
@@ -288,6 +384,39 @@ extern "C" fn announce_listener(host: FfiHost, address: RStr<'_>) {
     })
 }
 
+/// The listener for `address:port` as the protocol's message: the host's error, or what a
+/// plugin binding its own would have said.
+fn lend_listener(binding: &Binding, address: &str, port: u16) -> Result<i32, String> {
+    use std::os::fd::IntoRawFd as _;
+    let protocol = binding.protocol_name.as_str();
+    let ip: std::net::IpAddr = address.parse().map_err(|_| {
+        format!("protocol \"{protocol}\" asked for a listener on {address:?}, which is not an IP address")
+    })?;
+    let socket = std::net::SocketAddr::new(ip, port);
+    match binding.entry.listener(protocol, ip, port) {
+        Ok(listener) => Ok(listener.into_raw_fd()),
+        Err(error) => Err(format!(
+            "protocol \"{protocol}\" cannot listen on {socket}: {error}\nhint: another process may use this port; change server.protocols.{protocol}.port"
+        )),
+    }
+}
+
+extern "C" fn listener(
+    host: FfiHost,
+    address: RStr<'_>,
+    port: u16,
+) -> abi_stable::std_types::RResult<i32, abi_stable::std_types::RString> {
+    use abi_stable::std_types::{RErr, ROk};
+    shielded(
+        "listener",
+        RErr("the host failed to make a listener".into()),
+        || match lend_listener(binding(&host), address.as_str(), port) {
+            Ok(fd) => ROk(fd),
+            Err(message) => RErr(message.into()),
+        },
+    )
+}
+
 // The C ABI's host functions (`switchyard_host_api`). Each checks what C can get wrong (a NULL
 // handle or buffer, bytes that are not UTF-8) instead of trusting it, and none unwinds.
 
@@ -300,6 +429,7 @@ static C_HOST_API: CAbiHostApi = CAbiHostApi {
     is_shutting_down: c_is_shutting_down,
     announce_listener: c_announce_listener,
     report_pressure: c_report_pressure,
+    listener: c_listener,
 };
 
 fn c_binding(host: *mut c_void) -> Option<&'static Binding> {
@@ -420,6 +550,45 @@ extern "C" fn c_report_pressure(host: *mut c_void, congested: i32) {
                 .report_pressure(binding.protocol, congested != 0)
         }
     })
+}
+
+extern "C" fn c_listener(
+    host: *mut c_void,
+    address: CAbiStr,
+    port: u16,
+    error: *mut std::ffi::c_char,
+    error_size: usize,
+) -> i32 {
+    shielded("listener", -1, || {
+        let Some(binding) = c_binding(host) else {
+            return -1;
+        };
+        match lend_listener(binding, &c_text(address), port) {
+            Ok(fd) => fd,
+            Err(message) => {
+                write_c_error(&message, error, error_size);
+                -1
+            }
+        }
+    })
+}
+
+/// Writes `message` NUL-terminated into the C plugin's buffer, cut to fit (on a character
+/// boundary); nothing when the buffer is NULL or empty.
+fn write_c_error(message: &str, error: *mut std::ffi::c_char, error_size: usize) {
+    if error.is_null() || error_size == 0 {
+        return;
+    }
+    let mut end = message.len().min(error_size - 1);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    // SAFETY: non-null, and the header requires `error_size` writable bytes at `error` for the
+    // call; `end < error_size`, so the copy and the NUL fit.
+    unsafe {
+        std::ptr::copy_nonoverlapping(message.as_ptr(), error.cast::<u8>(), end);
+        *error.add(end) = 0;
+    }
 }
 
 extern "C" fn report_pressure(host: FfiHost, congested: bool) {

@@ -31,8 +31,10 @@ pub const OLDEST_MINOR: u32 = 0;
 /// An abi_stable plugin's `init`: it takes the host table of the plugin-api it was built with.
 #[derive(Clone, Copy)]
 pub enum RustInit {
-    /// Built against 1.1 or later: today's `HostVTable`.
+    /// Built against 1.3 or later: today's `HostVTable`.
     Current(extern "C" fn(FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>),
+    /// Built against 1.1 or 1.2: their `HostVTable` (`abi::v1_2`, before `listener`).
+    V1_2(extern "C" fn(abi::v1_2::FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>),
     /// Built against 1.0: 1.0's `HostVTable` (`abi::v1_0`).
     V1_0(extern "C" fn(abi::v1_0::FfiHost, FfiInitArgs<'_>) -> RResult<FfiInstance, FfiHookError>),
 }
@@ -317,17 +319,26 @@ pub fn load_path(path: &Path) -> Result<LoadedLibrary, LoadErrorKind> {
             }
         };
     }
-    let (hooks, info, build) = if present.contains(&"stats") {
+    // 1.3 appended a host function (`listener`) and no root-module field, so a 1.2 plugin is
+    // told from a 1.3 one by its version: it is checked against `abi::v1_2` and gets 1.2's
+    // host table.
+    let (hooks, info, build) = if present.contains(&"stats") && interface_version.minor >= 3 {
         let root = header
             .init_root_module::<abi::ProtocolModuleRef>()
             .map_err(root_module_error)?;
         let init = RustInit::Current(root.init());
         (hooks!(root, init, root.stats()), root.info(), root.build())
+    } else if present.contains(&"stats") {
+        let root = header
+            .init_root_module::<abi::v1_2::ProtocolModuleRef>()
+            .map_err(root_module_error)?;
+        let init = RustInit::V1_2(root.init());
+        (hooks!(root, init, root.stats()), root.info(), root.build())
     } else if present.contains(&"build") {
         let root = header
             .init_root_module::<abi::v1_1::ProtocolModuleRef>()
             .map_err(root_module_error)?;
-        let init = RustInit::Current(root.init());
+        let init = RustInit::V1_2(root.init());
         (hooks!(root, init, None), root.info(), root.build())
     } else {
         let root = header

@@ -46,15 +46,19 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// Internal error; also Kuzzle's code for "too much backpressure".
     pub const INTERNAL_ERROR: u16 = 1011;
+    /// Service restart: the host is being replaced by a new process (a hot upgrade); clients
+    /// reconnect (the Kuzzle SDK does after any code but 1000).
+    pub const SERVICE_RESTART: u16 = 1012;
 
-    /// The code a `disconnect` hook closes with: 1001 on shutdown (the Kuzzle SDK and
-    /// socket.io-client reconnect; the SDK would not after 1000), `otherwise` for any other
-    /// reason.
+    /// The code a `disconnect` hook closes with: 1001 on shutdown, 1012 on a hot upgrade's
+    /// drain (the Kuzzle SDK and socket.io-client reconnect; the SDK would not after 1000),
+    /// `otherwise` for any other reason.
     pub fn on_disconnect(reason: switchyard_plugin_api::DisconnectReason, otherwise: u16) -> u16 {
-        if reason == switchyard_plugin_api::DisconnectReason::SHUTDOWN {
-            GOING_AWAY
-        } else {
-            otherwise
+        use switchyard_plugin_api::DisconnectReason;
+        match reason {
+            DisconnectReason::SHUTDOWN => GOING_AWAY,
+            DisconnectReason::RESTART => SERVICE_RESTART,
+            _ => otherwise,
         }
     }
 }

@@ -39,6 +39,14 @@ fn a_plugin_built_against_plugin_api_1_1_loads_passes_check_and_serves_clients()
     loads_passes_check_and_serves_clients("fixture_line_1_1", "1.1");
 }
 
+/// The same for 1.2 (`compat/plugin-api-1.2`, frozen at 6583ab9): 1.3 appended the `listener`
+/// host function, so a 1.2 plugin is checked against `abi::v1_2`, gets 1.2's host table, and
+/// binds its own socket.
+#[test]
+fn a_plugin_built_against_plugin_api_1_2_loads_passes_check_and_serves_clients() {
+    loads_passes_check_and_serves_clients("fixture_line_1_2", "1.2");
+}
+
 /// `library` (the line fixture built against plugin-api `minor`.0) passes `check`, loads, and
 /// serves a client through every hook and host function of its ABI.
 fn loads_passes_check_and_serves_clients(library_name: &str, minor: &str) {
@@ -164,6 +172,11 @@ fn the_frozen_copy_is_plugin_api_1_0_as_released() {
 #[test]
 fn the_frozen_copy_is_plugin_api_1_1_as_released() {
     frozen_copy_is_as_released("d33774a", "compat/plugin-api-1.1", "1.1.0");
+}
+
+#[test]
+fn the_frozen_copy_is_plugin_api_1_2_as_released() {
+    frozen_copy_is_as_released("6583ab9", "compat/plugin-api-1.2", "1.2.0");
 }
 
 /// `folder`/src is plugin-api/src at `commit`, byte for byte (skipped where the clone lacks the

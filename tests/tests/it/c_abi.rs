@@ -114,11 +114,11 @@ fn c_plugins_get_the_same_checks_and_messages_as_rust_ones() {
     assert_eq!(
         finished.stdout,
         format!(
-            "{good}: c-broken 0.0.1, plugin-api 1.2.0: OK\n\
+            "{good}: c-broken 0.0.1, plugin-api 1.3.0: OK\n\
              {null_hooks}: error: is missing hooks: joinChannel, leaveChannel\n\
              {null_hooks}: hint: rebuild it against plugin-api 1.x; every protocol must export all six hooks\n\
              {future}: error: was built against plugin-api 2.0.0, but this host loads plugins built against plugin-api 1.x (1.0 or newer)\n\
-             {future}: hint: rebuild it against switchyard-plugin-api 1.2\n"
+             {future}: hint: rebuild it against switchyard-plugin-api 1.3\n"
         )
     );
 }
@@ -142,7 +142,7 @@ fn the_c_example_receives_a_publication_made_over_websocket() {
     assert_eq!(
         finished.stdout,
         format!(
-            "{}: c-line 0.1.0, plugin-api 1.2.0: OK\n",
+            "{}: c-line 0.1.0, plugin-api 1.3.0: OK\n",
             library.display()
         )
     );

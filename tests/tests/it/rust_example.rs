@@ -35,7 +35,7 @@ fn the_rust_example_receives_a_publication_made_over_websocket() {
     assert_eq!(
         finished.stdout,
         format!(
-            "{}: rust-line 0.1.0, plugin-api 1.2.0: OK\n",
+            "{}: rust-line 0.1.0, plugin-api 1.3.0: OK\n",
             library.display()
         ),
         "{}",
@@ -198,7 +198,7 @@ fn the_template_builds_outside_the_repository_passes_check_and_serves_a_client()
     assert_eq!(
         finished.stdout,
         format!(
-            "{}: my-protocol 0.1.0, plugin-api 1.2.0: OK\n",
+            "{}: my-protocol 0.1.0, plugin-api 1.3.0: OK\n",
             library.display()
         ),
         "{}",

@@ -19,6 +19,10 @@ const UNSAFE_ALLOWED: &[&str] = &[
     "compat/plugin-api-1.1/src/abi.rs",
     "compat/plugin-api-1.1/src/c_abi.rs",
     "compat/plugin-api-1.1/src/export.rs",
+    // plugin-api 1.2.0, frozen (tests/it/abi_compat.rs): its ABI layer, as it was.
+    "compat/plugin-api-1.2/src/abi.rs",
+    "compat/plugin-api-1.2/src/c_abi.rs",
+    "compat/plugin-api-1.2/src/export.rs",
 ];
 
 fn repository() -> PathBuf {
@@ -135,6 +139,7 @@ const HOST_LAYERS: &[&[&str]] = &[
         "config",
         "connections",
         "execution",
+        "listeners",
         "metrics",
         "pressure",
         "security",
@@ -149,6 +154,7 @@ const HOST_LAYERS: &[&[&str]] = &[
     &["entry_point"],
     &["admin"],
     &["startup", "shutdown"],
+    &["upgrade"],
 ];
 
 fn host_layer(module: &str) -> Option<usize> {

@@ -54,7 +54,7 @@ fn a_library_built_against_another_interface_is_refused() {
         format!(
             "error: protocol \"future\" ({}) was built against plugin-api 2.0.0, but this host \
              loads plugins built against plugin-api 1.x (1.0 or newer)\n\
-             hint: rebuild it against switchyard-plugin-api 1.2\n\
+             hint: rebuild it against switchyard-plugin-api 1.3\n\
              error: switchyard did not start (1 problem)\n",
             library("fixture_abi_v2")
         )
@@ -268,7 +268,7 @@ fn check_reports_each_library() {
     assert_eq!(
         finished.stdout,
         format!(
-            "{good}: fixture-line 0.3.0, plugin-api 1.2.0: OK\n\
+            "{good}: fixture-line 0.3.0, plugin-api 1.3.0: OK\n\
              {bad}: error: is missing hooks: joinChannel, leaveChannel\n\
              {bad}: hint: rebuild it against plugin-api 1.x; every protocol must export all six hooks\n"
         )
@@ -291,7 +291,7 @@ fn check_takes_a_bare_file_name_from_the_current_folder() {
         switchyard_tests::run_host_in(scratch.path(), &["check", "libcopied_line.so"], TIMEOUT);
     assert_eq!(
         finished.stdout,
-        "libcopied_line.so: fixture-line 0.3.0, plugin-api 1.2.0: OK\n"
+        "libcopied_line.so: fixture-line 0.3.0, plugin-api 1.3.0: OK\n"
     );
     assert_eq!(finished.status.code(), Some(0));
 }

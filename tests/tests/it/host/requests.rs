@@ -98,12 +98,12 @@ fn server_info_lists_protocols_with_their_versions() {
     assert_eq!(status, 200);
     let kuzzle = &content["result"]["serverInfo"]["kuzzle"];
     assert_eq!(kuzzle["name"], "switchyard");
-    assert_eq!(kuzzle["pluginApi"], "1.2.0");
+    assert_eq!(kuzzle["pluginApi"], "1.3.0");
     for name in ["line", "second"] {
         let protocol = &kuzzle["protocols"][name];
         assert_eq!(protocol["plugin"], "fixture-line");
         assert_eq!(protocol["version"], "0.3.0");
-        assert_eq!(protocol["pluginApi"], "1.2.0");
+        assert_eq!(protocol["pluginApi"], "1.3.0");
         assert_eq!(protocol["listening"], json!([server.url(name)]));
     }
     assert_eq!(

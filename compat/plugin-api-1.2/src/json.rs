@@ -1,0 +1,217 @@
+//! Small JSON writing helpers shared by the host and plugins (escaping, splicing a field).
+//!
+//! Responses and notifications are built as text once and then only spliced, never re-parsed:
+//! these helpers are what makes that cheap.
+
+use std::fmt::Write as _;
+
+/// Appends `value` to `out` as a JSON string literal (quotes included).
+pub fn push_str(out: &mut String, value: &str) {
+    out.reserve(value.len() + 2);
+    out.push('"');
+    // Ids, names and most values need no escape: one pass to check, one copy.
+    if !needs_escape(value.as_bytes()) {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        let escape: &str = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&value[start..at]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = at + 1;
+    }
+    out.push_str(&value[start..]);
+    out.push('"');
+}
+
+/// The bytes a JSON string cannot hold as they are: control characters, `"` and `\\`.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// True for a byte a JSON string cannot hold as it is (a control character, `"`, `\\`): where
+/// a plain run of string text ends.
+#[inline]
+pub fn is_special(byte: u8) -> bool {
+    SPECIAL[usize::from(byte)]
+}
+
+/// True when `bytes` holds a control character, `"` or `\\`: a table lookup per byte for short
+/// strings (ids, names), eight bytes per step for longer ones.
+fn needs_escape(bytes: &[u8]) -> bool {
+    if bytes.len() < 16 {
+        return bytes.iter().any(|&byte| SPECIAL[usize::from(byte)]);
+    }
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Exact tests, no false positives: a byte below `n` (n <= 0x80), a zero byte.
+    let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS;
+    let zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let special = below(word, 0x20)
+            | zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&byte| SPECIAL[usize::from(byte)])
+}
+
+/// Appends `value` to `out` in decimal.
+pub fn push_u64(out: &mut String, value: u64) {
+    out.push_str(itoa::Buffer::new().format(value));
+}
+
+/// Writes `object` (a JSON object's text) into `out` with `"key":raw_value` added as its last
+/// member. `raw_value` must already be valid JSON. Returns false, writing nothing, when `object`
+/// does not end with `}`.
+pub fn splice_member(out: &mut Vec<u8>, object: &str, key: &str, raw_value: &str) -> bool {
+    splice_with(out, object, key, raw_value.len(), |out| {
+        out.extend_from_slice(raw_value.as_bytes())
+    })
+}
+
+/// [`splice_member`] with the value written by `write` (`value_len` bytes, for the reserve:
+/// `object.len() + key.len() + value_len + 4` bytes in all, exactly, when `object` ends with
+/// `}` and is not empty).
+fn splice_with(
+    out: &mut Vec<u8>,
+    object: &str,
+    key: &str,
+    value_len: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> bool {
+    let trimmed = object.trim_end();
+    let Some(body) = trimmed.strip_suffix('}') else {
+        return false;
+    };
+    let body = body.trim_end();
+    out.reserve(body.len() + key.len() + value_len + 5);
+    out.extend_from_slice(body.as_bytes());
+    if !body.ends_with('{') {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    write(out);
+    out.push(b'}');
+    true
+}
+
+/// Writes `object` with `"room":"<room>"` added (Kuzzle's WebSocket convention for responses and
+/// notifications). `room` is escaped as a JSON string.
+pub fn splice_room(out: &mut Vec<u8>, object: &str, room: &str) -> bool {
+    if needs_escape(room.as_bytes()) {
+        let mut quoted = String::with_capacity(room.len() + 2);
+        push_str(&mut quoted, room);
+        return splice_member(out, object, "room", &quoted);
+    }
+    // Request ids and channels are plain: no intermediate string (this runs per response).
+    splice_with(out, object, "room", room.len() + 2, |out| {
+        out.push(b'"');
+        out.extend_from_slice(room.as_bytes());
+        out.push(b'"');
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_escape_check_sees_every_special_byte_at_every_position() {
+        for length in 0..20 {
+            let plain = "a".repeat(length);
+            assert!(!needs_escape(plain.as_bytes()));
+            for at in 0..length {
+                for special in [0u8, 0x1f, b'"', b'\\'] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = special;
+                    assert!(needs_escape(&bytes), "{bytes:?}");
+                }
+                for fine in [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0x80, 0xff] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = fine;
+                    assert!(!needs_escape(&bytes), "{bytes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for value in [0, 7, 10, 1_764_432_000_000, u64::MAX] {
+            let mut out = String::from("n=");
+            push_u64(&mut out, value);
+            assert_eq!(out, format!("n={value}"));
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let cases = [
+            ("plain", r#""plain""#),
+            ("a\"b", r#""a\"b""#),
+            ("back\\slash", r#""back\\slash""#),
+            ("line\nbreak\t", r#""line\nbreak\t""#),
+            ("\u{1}", r#""\u0001""#),
+            ("é✓", "\"é✓\""),
+        ];
+        for (input, expected) in cases {
+            let mut out = String::new();
+            push_str(&mut out, input);
+            assert_eq!(out, expected);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, input);
+        }
+    }
+
+    #[test]
+    fn members_are_spliced() {
+        let cases = [
+            (r#"{"a":1}"#, Some(r#"{"a":1,"room":"r-1"}"#)),
+            ("{}", Some(r#"{"room":"r-1"}"#)),
+            ("{ } \n", Some(r#"{"room":"r-1"}"#)),
+            ("[1]", None),
+        ];
+        for (object, expected) in cases {
+            let mut out = Vec::new();
+            let done = splice_room(&mut out, object, "r-1");
+            assert_eq!(done, expected.is_some());
+            if let Some(expected) = expected {
+                assert_eq!(String::from_utf8(out).unwrap(), expected);
+            }
+        }
+    }
+}
