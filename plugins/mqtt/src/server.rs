@@ -79,15 +79,8 @@ impl Service for Shared {
 
     /// Refused with MQTT 3.1.1's CONNACK return code 3, "server unavailable" (this broker
     /// speaks 3.1.1 only; a 5.0 client gets the same bytes), after reading the CONNECT.
-    fn refuse(
-        self: Arc<Self>,
-        stream: TcpStream,
-        refusal: Refusal,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let _ = refusal;
-        async move {
-            refusal::answer(stream, &CONNACK_SERVER_UNAVAILABLE, Wait::FirstBytes).await;
-        }
+    async fn refuse(self: Arc<Self>, stream: TcpStream, _refusal: Refusal) {
+        refusal::answer(stream, &CONNACK_SERVER_UNAVAILABLE, Wait::FirstBytes).await;
     }
 }
 

@@ -81,15 +81,9 @@ impl Service for Shared {
 
     /// Refused before the handshake: a plain HTTP 429 (503 for descriptors) answer with Kuzzle's error body
     /// (`refusal::http_answer`), after reading the upgrade request.
-    fn refuse(
-        self: Arc<Self>,
-        stream: TcpStream,
-        refusal: Refusal,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            let answer = refusal::http_answer(refusal);
-            refusal::answer(stream, &answer, Wait::HttpHead).await;
-        }
+    async fn refuse(self: Arc<Self>, stream: TcpStream, refusal: Refusal) {
+        let answer = refusal::http_answer(refusal);
+        refusal::answer(stream, &answer, Wait::HttpHead).await;
     }
 }
 
