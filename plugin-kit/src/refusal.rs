@@ -40,9 +40,10 @@ pub fn kuzzle_error_body(refusal: Refusal) -> String {
     body
 }
 
-/// A whole HTTP/1.1 answer refusing the connection: 429 (with `Retry-After: 1`) for the
-/// per-address limits, 503 for the descriptor reserve, Kuzzle's error body, `Connection:
-/// close`. What HTTP, a WebSocket handshake and Socket.io's first request get.
+/// A whole HTTP/1.1 answer refusing the connection: 429 for the per-address limits (503 for
+/// the descriptor reserve, though the accept loop closes those without a word), `Retry-After:
+/// 1`, Kuzzle's error body, `Connection: close`. What HTTP, a WebSocket handshake and
+/// Socket.io's first request get.
 pub fn http_answer(refusal: Refusal) -> Vec<u8> {
     let body = kuzzle_error_body(refusal);
     let status = match refusal.error().status() {

@@ -273,7 +273,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
     let backend = shared.backend.clone();
     let gate = shared.gate.clone();
     let refuse = |stream, refusal| async move {
-        // 429 (503 for descriptors) with Kuzzle's error body, after reading the request's head.
+        // 429 with Kuzzle's error body, after reading the request's head.
         let answer = refusal::http_answer(refusal);
         refusal::answer(stream, &answer, Wait::HttpHead).await;
     };

@@ -20,6 +20,9 @@ pub const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
 pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
 /// Socket.IO's default `connectTimeout`: a session that joins no namespace by then is closed.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
+/// New connections per second per source address: HTTP's 512, not WebSocket's 64, since a
+/// polling client without keep-alive opens a connection per poll and per POST.
+pub const DEFAULT_MAX_CONNECTION_RATE_PER_ADDRESS: u32 = 512;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 
 switchyard_plugin_kit::raw_section! {
@@ -122,7 +125,13 @@ impl Default for Settings {
 
 fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
     let flow = Flow::validate(raw.flow(), section)?;
-    let connections = ConnectionLimits::from_raw(raw.connection_limits());
+    let connections = ConnectionLimits::from_raw_or(
+        raw.connection_limits(),
+        ConnectionLimits {
+            rate_per_address: DEFAULT_MAX_CONNECTION_RATE_PER_ADDRESS,
+            ..ConnectionLimits::default()
+        },
+    );
     for (key, value) in [
         ("maxRequestSize", max_request_size),
         ("pingInterval", raw.ping_interval),
@@ -191,6 +200,8 @@ mod tests {
         assert_eq!(settings.connect_timeout, Duration::from_secs(45));
         assert_eq!(settings.max_request_size, 1 << 20);
         assert_eq!(settings.flow, Flow::default());
+        assert_eq!(settings.connections.max_per_address, 256);
+        assert_eq!(settings.connections.rate_per_address, 512);
     }
 
     #[test]

@@ -153,8 +153,8 @@ impl Service for Shared {
         serve_http(self, stream, peer)
     }
 
-    /// Refused on its first request (a polling handshake or a WebSocket upgrade): a plain HTTP 429 (503 for descriptors) answer with Kuzzle's error body
-    /// (`refusal::http_answer`), after reading the request's head.
+    /// Refused on its first request (a polling handshake, a POST or a WebSocket upgrade): HTTP
+    /// 429 with Kuzzle's error body (`refusal::http_answer`), after reading the request's head.
     async fn refuse(self: Arc<Self>, stream: TcpStream, refusal: Refusal) {
         let answer = refusal::http_answer(refusal);
         refusal::answer(stream, &answer, Wait::HttpHead).await;

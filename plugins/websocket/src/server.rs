@@ -79,7 +79,7 @@ impl Service for Shared {
         connection::serve(self, stream, peer)
     }
 
-    /// Refused before the handshake: a plain HTTP 429 (503 for descriptors) answer with Kuzzle's error body
+    /// Refused before the handshake: HTTP 429 with Kuzzle's error body
     /// (`refusal::http_answer`), after reading the upgrade request.
     async fn refuse(self: Arc<Self>, stream: TcpStream, refusal: Refusal) {
         let answer = refusal::http_answer(refusal);
