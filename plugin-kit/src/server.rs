@@ -226,8 +226,11 @@ pub async fn accept_loop<Refused>(
                     }
                 }
                 // No spare to give (another thread took the descriptor), or another error:
-                // back off instead of spinning.
+                // back off instead of spinning, then try to get a spare again.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                if spare.is_none() {
+                    spare = open_spare();
+                }
             }
         }
     }
