@@ -141,9 +141,10 @@ impl Drop for Running {
 }
 
 /// The host's config section for a protocol: any free port on loopback; queues large enough
-/// that the bench measures speed, not refusals.
+/// that the bench measures speed, not refusals; no per-address limit (every bench client
+/// comes from 127.0.0.1, up to 1,000 at once).
 fn switchyard_section(protocol: Protocol) -> String {
-    match protocol {
+    let section = match protocol {
         Protocol::WebSocket => protocol_section(
             "websocket",
             "websocket",
@@ -160,8 +161,13 @@ fn switchyard_section(protocol: Protocol) -> String {
             "socketio",
             "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\"",
         ),
-    }
+    };
+    format!("{section}{UNLIMITED_CONNECTIONS}")
 }
+
+/// `maxConnectionsPerAddress` and `maxConnectionRatePerAddress` off, appended to a section.
+const UNLIMITED_CONNECTIONS: &str =
+    "maxConnectionsPerAddress = 0\nmaxConnectionRatePerAddress = 0\n";
 
 /// Runs this binary with `args`; it prints `listening on HOST:PORT` once ready.
 fn reexecute(args: &[&str], name: &'static str) -> anyhow::Result<Running> {

@@ -245,6 +245,12 @@ fn protocol_stats(out: &mut String, protocols: &[Arc<ProtocolSlot>]) {
             "gauge",
             "Bytes queued for the protocol's clients now.",
         ),
+        (
+            StatId::CONNECTIONS_REFUSED,
+            "switchyard_protocol_connections_refused_total",
+            "counter",
+            "Connections the protocol refused before serving them (per-address limits, descriptor reserve).",
+        ),
     ];
     for (stat, metric, kind, help) in simple {
         family(out, metric, kind, help);

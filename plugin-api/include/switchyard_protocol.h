@@ -82,6 +82,7 @@ typedef struct switchyard_str {
 #define SWITCHYARD_STAT_BYTES_IN 6u             /* counter: bytes read from clients */
 #define SWITCHYARD_STAT_BYTES_OUT 7u            /* counter: bytes written to clients */
 #define SWITCHYARD_STAT_QUEUED_BYTES 8u         /* gauge: bytes queued for clients now */
+#define SWITCHYARD_STAT_CONNECTIONS_REFUSED 9u  /* counter: connections refused unserved */
 
 /* Records one figure; valid only during the `stats` call that received it, on its thread. */
 typedef void (*switchyard_stat_fn)(void *sink, uint32_t stat, uint64_t value);

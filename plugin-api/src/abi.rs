@@ -146,6 +146,9 @@ impl StatId {
     pub const BYTES_OUT: StatId = StatId(7);
     /// Gauge: bytes queued for clients now, in all of the instance's queues.
     pub const QUEUED_BYTES: StatId = StatId(8);
+    /// Counter: connections refused before being served (per-address limits, the file
+    /// descriptor reserve, a failed accept dropped through the spare descriptor).
+    pub const CONNECTIONS_REFUSED: StatId = StatId(9);
 }
 
 /// Where a `stats` hook writes its figures: `record(context, id, value)` once per figure,

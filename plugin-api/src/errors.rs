@@ -192,6 +192,15 @@ catalogue! {
     NETWORK_WEBSOCKET_RATELIMIT_EXCEEDED = ("network.websocket.ratelimit_exceeded", 50528258, 429, "Rejected: too many requests received from that socket");
     /// The host is shutting down.
     NETWORK_ENTRYPOINT_SHUTTING_DOWN = ("network.entrypoint.shutting_down", 50593795, 503, "Rejected: instance is shutting down");
+    /// Switchyard's (not in Kuzzle's catalogue; codes 100 to 102 of the subdomain, clear of
+    /// Kuzzle's): a connection refused before it is served, by its protocol's own means (an
+    /// HTTP answer, a WebSocket handshake refused, an MQTT CONNACK). The address holds
+    /// `maxConnectionsPerAddress` connections already.
+    NETWORK_ENTRYPOINT_TOO_MANY_CONNECTIONS = ("network.entrypoint.too_many_connections", 50593892, 429, "Rejected: too many connections from this address");
+    /// The address opened more than `maxConnectionRatePerAddress` connections in the last second.
+    NETWORK_ENTRYPOINT_TOO_MANY_NEW_CONNECTIONS = ("network.entrypoint.too_many_new_connections", 50593893, 429, "Rejected: too many new connections per second from this address");
+    /// The process is near its file-descriptor limit (`fileDescriptorReserve`).
+    NETWORK_ENTRYPOINT_CONNECTIONS_FULL = ("network.entrypoint.connections_full", 50593894, 503, "Rejected: the server is at its connection limit");
 
     // ---- documents (switchyard-storage): indexes, collections, documents, search ----
     /// The index does not exist.

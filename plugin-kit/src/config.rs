@@ -13,6 +13,7 @@ use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::{BoxError, InitConfig};
 
 use crate::flow::RawFlow;
+use crate::gate::RawConnectionLimits;
 
 /// A section as written (serde, `deny_unknown_fields`): the shared keys it holds. Implemented
 /// by [`raw_section!`]; the defaults are for a section without those keys.
@@ -25,6 +26,11 @@ pub trait RawSection: DeserializeOwned {
     /// The flow-control keys (`maxQueuedBytes`, `highWaterMark`, …) as written.
     fn flow(&self) -> RawFlow {
         RawFlow::default()
+    }
+
+    /// The per-address and descriptor keys (`maxConnectionsPerAddress`, …) as written.
+    fn connection_limits(&self) -> RawConnectionLimits {
+        RawConnectionLimits::default()
     }
 }
 
@@ -68,7 +74,9 @@ pub fn load<Raw: DeserializeOwned, Settings>(
 ///   (every interface by default, as Kuzzle);
 /// - `@max_request_size,` — `maxRequestSize`, overriding `[server] maxRequestSize`;
 /// - `@flow,` — `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`,
-///   `slowConsumerTimeout` and `maxPendingRequests`, read by [`crate::flow::Flow::validate`].
+///   `slowConsumerTimeout` and `maxPendingRequests`, read by [`crate::flow::Flow::validate`];
+/// - `@connections,` — `maxConnectionsPerAddress`, `maxConnectionRatePerAddress` and
+///   `fileDescriptorReserve`, read by [`crate::gate::ConnectionLimits::from_raw`].
 ///
 /// The plugin depends on `serde` (the derive) and names the kit `switchyard_plugin_kit`.
 #[macro_export]
@@ -133,6 +141,28 @@ macro_rules! raw_section {
                     max_queued_bytes: self.max_queued_bytes,
                     slow_consumer_timeout: self.slow_consumer_timeout,
                     max_pending_requests: self.max_pending_requests,
+                }
+            }
+        ] [$($items)*] $($rest)*);
+    };
+    (@munch $head:tt $name:ident [$($fields:tt)*] [$($methods:tt)*] [$($items:tt)*]
+        @connections, $($rest:tt)*) => {
+        $crate::raw_section!(@munch $head $name [$($fields)*
+            /// Connections one source address may hold open; 0 = unlimited.
+            #[serde(default)]
+            max_connections_per_address: Option<u32>,
+            /// New connections per second one source address may open; 0 = unlimited.
+            #[serde(default)]
+            max_connection_rate_per_address: Option<u32>,
+            /// File descriptors left free for the host's admin listener; 0 = none.
+            #[serde(default)]
+            file_descriptor_reserve: Option<u32>,
+        ] [$($methods)*
+            fn connection_limits(&self) -> $crate::gate::RawConnectionLimits {
+                $crate::gate::RawConnectionLimits {
+                    max_connections_per_address: self.max_connections_per_address,
+                    max_connection_rate_per_address: self.max_connection_rate_per_address,
+                    file_descriptor_reserve: self.file_descriptor_reserve,
                 }
             }
         ] [$($items)*] $($rest)*);
@@ -214,6 +244,7 @@ mod tests {
             #[serde(default)]
             enabled: bool,
             @flow,
+            @connections,
         }
     }
 
@@ -240,7 +271,9 @@ mod tests {
         let raw = parse_raw(
             r#"{"enabled":false,"port":1,"address":"127.0.0.1","maxRequestSize":"1kb",
                 "highWaterMark":4096,"lowWaterMark":1024,"maxTotalQueuedBytes":8192,
-                "maxQueuedBytes":512,"slowConsumerTimeout":10,"maxPendingRequests":2}"#,
+                "maxQueuedBytes":512,"slowConsumerTimeout":10,"maxPendingRequests":2,
+                "maxConnectionsPerAddress":3,"maxConnectionRatePerAddress":0,
+                "fileDescriptorReserve":16}"#,
         )
         .unwrap();
         assert_eq!((raw.port, raw.max_request_size()), (1, Some(Size(1024))));
@@ -257,11 +290,25 @@ mod tests {
             (flow.slow_consumer_timeout, flow.max_pending_requests),
             (Some(10), Some(2))
         );
+        let limits = crate::gate::ConnectionLimits::from_raw(raw.connection_limits());
+        assert_eq!(
+            limits,
+            crate::gate::ConnectionLimits {
+                max_per_address: 3,
+                rate_per_address: 0,
+                file_descriptor_reserve: 16
+            }
+        );
+        assert_eq!(
+            crate::gate::ConnectionLimits::from_raw(parse_raw("{}").unwrap().connection_limits()),
+            crate::gate::ConnectionLimits::default()
+        );
         assert_eq!(
             parse_raw(r#"{"enabled":true,"nope":1}"#).unwrap_err(),
             "server.protocols.demo.nope: unknown field `nope`, expected one of `own`, `port`, \
              `address`, `maxRequestSize`, `enabled`, `maxQueuedBytes`, `highWaterMark`, \
-             `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`"
+             `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, \
+             `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`"
         );
     }
 

@@ -9,6 +9,10 @@
 //!   `raw_section!`, which declares the keys every protocol shares (listener, flow control).
 //! - `outbox` — a connection's bounded queue of outgoing frames; `writer` drains it with
 //!   vectored writes and closes a consumer whose writes stall.
+//! - `gate` — who gets in: connections and new connections per second per source address,
+//!   the file-descriptor reserve; refusals counted and logged at a bounded rate.
+//! - `refusal` — what a refused client is told in its protocol's terms, and how it is
+//!   written (bounded).
 //! - `partial` — the bytes of unfinished messages held by all of an instance's connections,
 //!   against one total (`maxTotalPartialBytes`).
 //! - `pressure` — the bytes queued in all of an instance's outboxes, reported to the host on
@@ -27,10 +31,12 @@
 
 pub mod config;
 pub mod flow;
+pub mod gate;
 pub mod instance;
 pub mod outbox;
 pub mod partial;
 pub mod pressure;
+pub mod refusal;
 pub mod registry;
 pub mod request;
 pub mod server;

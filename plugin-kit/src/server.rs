@@ -1,5 +1,7 @@
 //! Server scaffolding: the listener, the instance's runtime, the accept loop and its shutdown
-//! check, the same for every protocol.
+//! check, the same for every protocol. The accept loop asks the listener's `Gate` about every
+//! connection (per-address limits, the descriptor reserve) and hands refused ones to
+//! `Service::refuse`, bounded in time and number.
 //!
 //! Hooks run on host threads that know nothing of an instance's runtime (the host has another
 //! copy of tokio): they only touch runtime-agnostic state (registries, outboxes), or spawn on the
@@ -14,7 +16,9 @@ use switchyard_plugin_api::runtime::InstanceRuntime;
 use switchyard_plugin_api::{Backend, BoxError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
-use tracing::{debug, warn};
+use tracing::debug;
+
+use crate::gate::{Admitted, ConnectionLimits, Gate, Refusal, REFUSAL_TIMEOUT};
 
 /// Where and how an instance listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,9 @@ pub struct Listen {
     pub scheme: &'static str,
     /// Threads of the instance's runtime (0: one per core).
     pub worker_threads: usize,
+    /// Per-address limits and the descriptor reserve (the defaults unless
+    /// [`Listen::with_limits`] says otherwise).
+    pub limits: ConnectionLimits,
 }
 
 impl Listen {
@@ -38,7 +45,13 @@ impl Listen {
             port,
             scheme,
             worker_threads,
+            limits: ConnectionLimits::default(),
         }
+    }
+
+    /// The same, enforcing `limits` in the accept loop.
+    pub fn with_limits(self, limits: ConnectionLimits) -> Listen {
+        Listen { limits, ..self }
     }
 }
 
@@ -60,6 +73,18 @@ pub trait Service: Send + Sync + Sized + 'static {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Tells a connection the accept loop refused why, in the protocol's own terms (see
+    /// `refusal::answer`), then closes it. The loop bounds it in time
+    /// ([`REFUSAL_TIMEOUT`]). By default the connection is just closed.
+    fn refuse(
+        self: Arc<Self>,
+        stream: TcpStream,
+        refusal: Refusal,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let _ = refusal;
+        async move { drop((self, stream)) }
+    }
 }
 
 /// Declares the plugin's running instance, `$name`, serving a [`Service`] (`$shared`): a
@@ -107,6 +132,11 @@ macro_rules! server {
             fn shared(&self) -> &$shared {
                 self.running.shared()
             }
+
+            /// The listener's gate: its per-address limits and refusal count.
+            fn gate(&self) -> &$crate::gate::Gate {
+                self.running.gate()
+            }
         }
     };
 }
@@ -135,31 +165,82 @@ pub fn announced_url(scheme: &str, bound: SocketAddr) -> String {
 /// (or handing its listeners to a new process): the loop must then stop calling `accept`.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(100);
 
-/// Accepts connections, handing each to `serve`, until the host shuts down or hands its
-/// listeners over to a new process (a hot upgrade), then drops its listener: from then on the
-/// clients queued on the socket are the new process's. A connection accepted before the loop
-/// noticed is served, not dropped (the host still answers during its drain), so no client is
-/// refused while the process is replaced.
-pub async fn accept_loop(
+/// Accepts connections until the host shuts down or hands its listeners over to a new process
+/// (a hot upgrade), then drops its listener: from then on the clients queued on the socket are
+/// the new process's. A connection accepted before the loop noticed is served, not dropped
+/// (the host still answers during its drain), so no client is refused while the process is
+/// replaced.
+///
+/// `gate` admits each: `serve` gets the admitted ones with their [`Admitted`] (to hold until
+/// the connection ends); a refused one is counted, logged (one line per second) and, unless the
+/// refusal is for descriptors, handed to `refuse`, whose answer runs on its own task for at
+/// most [`REFUSAL_TIMEOUT`] — or is closed at once when
+/// [`crate::gate::MAX_REFUSALS_IN_PROGRESS`] are being written.
+///
+/// Out of descriptors (EMFILE), `accept` fails and the pending connection stays queued, so the
+/// loop would wake again at once: the loop keeps one spare descriptor (`/dev/null`), closes it
+/// to accept that connection and close it, then opens it again.
+pub async fn accept_loop<Refused>(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
-    mut serve: impl FnMut(TcpStream, SocketAddr),
-) {
+    gate: Arc<Gate>,
+    mut serve: impl FnMut(TcpStream, SocketAddr, Admitted),
+    refuse: impl Fn(TcpStream, Refusal) -> Refused,
+) where
+    Refused: Future<Output = ()> + Send + 'static,
+{
+    let mut spare = open_spare();
     let mut check = tokio::time::interval(SHUTDOWN_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    serve(stream, peer);
+                    match gate.admit(&stream, peer.ip()) {
+                        Ok(admitted) => serve(stream, peer, admitted),
+                        Err(refusal) => {
+                            gate.refused(peer.ip(), refusal);
+                            // Past the reserve, answering would hold a descriptor the host
+                            // needs.
+                            if refusal != Refusal::OutOfFileDescriptors {
+                                if let Some(slot) = gate.refusal_slot() {
+                                    let answer = refuse(stream, refusal);
+                                    tokio::spawn(async move {
+                                        let _slot = slot;
+                                        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, answer).await;
+                                    });
+                                }
+                            }
+                        }
+                    }
                     if backend.is_shutting_down() {
                         break;
                     }
                 }
                 Err(error) => {
-                    // Out of file descriptors, most likely: back off instead of spinning.
-                    warn!(error = %error, "accept failed");
+                    gate.accept_failed(&error);
+                    if is_out_of_descriptors(&error) {
+                        if let Some(file) = spare.take() {
+                            drop(file);
+                            // Polled once: the connection that failed is still queued.
+                            let accepted =
+                                tokio::time::timeout(Duration::ZERO, listener.accept()).await;
+                            if let Ok(Ok((stream, peer))) = accepted {
+                                gate.refused(peer.ip(), Refusal::OutOfFileDescriptors);
+                                drop(stream);
+                            }
+                            spare = open_spare();
+                            if spare.is_some() {
+                                continue;
+                            }
+                        }
+                    }
+                    // No spare to give (another thread took the descriptor), or another
+                    // error: back off instead of spinning, then try to get a spare again.
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                    if spare.is_none() {
+                        spare = open_spare();
+                    }
                 }
             },
             _ = check.tick() => {
@@ -172,6 +253,18 @@ pub async fn accept_loop(
     debug!("stopped accepting: the host is shutting down");
 }
 
+/// The spare descriptor the accept loop gives up to drain a connection when out of them.
+fn open_spare() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// EMFILE (the process's limit) or ENFILE (the system's).
+fn is_out_of_descriptors(error: &std::io::Error) -> bool {
+    let code = error.raw_os_error();
+    code == Some(rustix::io::Errno::MFILE.raw_os_error())
+        || code == Some(rustix::io::Errno::NFILE.raw_os_error())
+}
+
 /// A running instance on one tokio runtime: its listener's accept loop spawns one task per
 /// connection. Dropping it stops the runtime (and every connection with it).
 pub struct Running<S> {
@@ -181,6 +274,8 @@ pub struct Running<S> {
     runtime: InstanceRuntime,
     /// The address actually bound (the real port when 0 was asked).
     local_address: SocketAddr,
+    /// Who gets in: per-address limits, the descriptor reserve, refusals counted.
+    gate: Arc<Gate>,
 }
 
 impl<S> std::fmt::Debug for Running<S> {
@@ -201,44 +296,63 @@ impl<S: Service> Running<S> {
     ) -> Result<Running<S>, BoxError> {
         let listen = S::listen(&settings);
         let shared = S::new(name, settings, backend.clone());
-        Running::start(name, listen, backend, shared, S::serve)
+        Running::start(name, listen, backend, shared, S::serve, S::refuse)
     }
 }
 
 impl<S: Send + Sync + 'static> Running<S> {
-    /// Binds the listener, starts the runtime, serves each connection with `serve` on it, and
-    /// announces the listener to the host. Fails if the port cannot be bound or the runtime
-    /// cannot start.
-    pub fn start<F, Fut>(
+    /// Binds the listener, starts the runtime, serves each connection with `serve` on it (the
+    /// task holding the connection's place in its address's count), answers refused ones with
+    /// `refuse`, and announces the listener to the host. Fails if the port cannot be bound or
+    /// the runtime cannot start.
+    pub fn start<F, Fut, R, RFut>(
         name: &str,
         listen: Listen,
         backend: Arc<dyn Backend>,
         shared: S,
         serve: F,
+        refuse: R,
     ) -> Result<Running<S>, BoxError>
     where
         F: Fn(Arc<S>, TcpStream, SocketAddr) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
+        R: Fn(Arc<S>, TcpStream, Refusal) -> RFut + Send + 'static,
+        RFut: Future<Output = ()> + Send + 'static,
     {
         let listener = bind(name, &listen)?;
         let local_address = listener.local_addr()?;
         let runtime = InstanceRuntime::start(name, listen.scheme, listen.worker_threads, &backend)?;
         let listener = register(listener, runtime.handle())?;
         let shared = Arc::new(shared);
+        let gate = Arc::new(Gate::new(listen.limits));
         let for_tasks = shared.clone();
+        let for_refusals = shared.clone();
         runtime.handle().spawn(accept_loop(
             listener,
             backend.clone(),
-            move |stream, peer| {
-                tokio::spawn(serve(for_tasks.clone(), stream, peer));
+            gate.clone(),
+            move |stream, peer, admitted| {
+                let connection = serve(for_tasks.clone(), stream, peer);
+                tokio::spawn(async move {
+                    // The address's slot is given back when the connection's task ends.
+                    let _admitted = admitted;
+                    connection.await
+                });
             },
+            move |stream, refusal| refuse(for_refusals.clone(), stream, refusal),
         ));
         backend.announce_listener(&announced_url(listen.scheme, local_address));
         Ok(Running {
             shared,
             runtime,
             local_address,
+            gate,
         })
+    }
+
+    /// The listener's gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// What the instance's tasks share.

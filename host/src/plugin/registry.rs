@@ -20,7 +20,7 @@ use super::loader::{LoadedLibrary, PluginModule};
 
 /// The figures a protocol reports through its `stats` hook (ABI 1.2), as `(id, name)`: the name
 /// is the key in `server:info`'s `protocols.<name>.stats`.
-pub const STATS: [(StatId, &str); 8] = [
+pub const STATS: [(StatId, &str); 9] = [
     (StatId::CLOSED_SLOW_CONSUMER, "slowConsumersClosed"),
     (StatId::CLOSED_IDLE, "idleClosed"),
     (StatId::CLOSED_RATE_LIMIT, "rateLimitClosed"),
@@ -29,6 +29,7 @@ pub const STATS: [(StatId, &str); 8] = [
     (StatId::BYTES_IN, "bytesIn"),
     (StatId::BYTES_OUT, "bytesOut"),
     (StatId::QUEUED_BYTES, "queuedBytes"),
+    (StatId::CONNECTIONS_REFUSED, "connectionsRefused"),
 ];
 
 /// What one `stats` call reported, by [`STATS`] position; `None`: not reported.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
+use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
+use switchyard_plugin_kit::gate::ConnectionLimits;
 
 use crate::cors::{Cors, OriginRule};
 
@@ -23,6 +24,11 @@ pub const DEFAULT_MAX_ENCODING_LAYERS: usize = 3;
 pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 /// Milliseconds a client has to send a request's body once its headers arrived.
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
+/// New connections per second per source address. Higher than the other protocols' 64: many
+/// HTTP clients open a connection per request (curl in a loop, `Connection: close`, agents
+/// without keep-alive), so connections come at the request rate. 512 a second from one address
+/// is still a few percent of a core (a connection and its request cost tens of µs).
+pub const DEFAULT_MAX_CONNECTION_RATE_PER_ADDRESS: u32 = 512;
 
 switchyard_plugin_kit::raw_section! {
     /// The section as written. Keys are camelCase, as in Kuzzle's `http` and
@@ -57,6 +63,7 @@ switchyard_plugin_kit::raw_section! {
         /// Request threads, each with its own connections (0: half the cores, at least one).
         #[serde(default)]
         worker_threads: usize,
+        @connections,
     }
 }
 
@@ -93,6 +100,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Request threads (0: half the cores, at least one).
     pub worker_threads: usize,
+    /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Settings {
@@ -106,6 +115,13 @@ impl Section for Settings {
 
     fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
+        let connections = ConnectionLimits::from_raw_or(
+            raw.connection_limits(),
+            ConnectionLimits {
+                rate_per_address: DEFAULT_MAX_CONNECTION_RATE_PER_ADDRESS,
+                ..ConnectionLimits::default()
+            },
+        );
         // Kuzzle splits a string on commas; a list is taken as is.
         let origins: Vec<String> = match raw.access_control_allow_origin {
             None => vec!["*".to_string()],
@@ -158,6 +174,7 @@ impl Section for Settings {
             header_timeout: Duration::from_millis(raw.header_timeout),
             body_timeout: Duration::from_millis(raw.body_timeout),
             worker_threads: raw.worker_threads,
+            connections,
         })
     }
 }
@@ -182,6 +199,16 @@ mod tests {
         assert_eq!(settings.worker_threads, 0);
         assert!(settings.cors.allows("https://anything.example"));
         assert_eq!(settings.cors.allow_methods(), DEFAULT_ALLOW_METHODS);
+        assert_eq!(
+            settings.connections,
+            ConnectionLimits {
+                max_per_address: 256,
+                rate_per_address: 512,
+                file_descriptor_reserve: 64
+            }
+        );
+        let written = parse(r#"{"maxConnectionRatePerAddress":0}"#, "{}").unwrap();
+        assert_eq!(written.connections.rate_per_address, 0);
     }
 
     #[test]
@@ -262,7 +289,7 @@ mod tests {
             ),
             (
                 r#"{"compression":true}"#,
-                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`",
+                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`",
             ),
         ];
         for (section, expected) in cases {

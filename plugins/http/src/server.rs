@@ -17,7 +17,9 @@ use switchyard_plugin_api::{
     BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
 };
 use switchyard_plugin_kit::config::Section;
+use switchyard_plugin_kit::gate::Gate;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{self, Listen};
 use switchyard_plugin_kit::stats::Counters;
 use tokio::net::TcpListener;
@@ -50,6 +52,8 @@ pub struct Shared {
     next_id: AtomicU64,
     /// Request and response body bytes (the `stats` hook).
     pub counters: Counters,
+    /// Who gets in: per-address limits, the descriptor reserve, refusals counted.
+    pub gate: Arc<Gate>,
 }
 
 impl Shared {
@@ -115,7 +119,8 @@ impl Server {
             0 => default_worker_threads(),
             n => n,
         };
-        let listen = Listen::new("http", settings.address, settings.port, threads);
+        let listen = Listen::new("http", settings.address, settings.port, threads)
+            .with_limits(settings.connections);
         let listener = server::bind(name, &listen)?;
         let local_address = listener.local_addr()?;
         let workers = Workers::start(name, threads, &backend)?;
@@ -134,6 +139,7 @@ impl Server {
             id_prefix,
             next_id: AtomicU64::new(1),
             counters: Counters::new(),
+            gate: Arc::new(Gate::new(listen.limits)),
         });
         let loader = shared.backend.clone();
         workers.handles[0].spawn(async move {
@@ -192,9 +198,11 @@ impl Instance for Server {
     // close` on their next answer.
     fn disconnect(&self, _connection: ConnectionId, _reason: DisconnectReason, _message: &str) {}
 
-    /// The `stats` hook: body bytes in and out; HTTP queues nothing and closes nobody itself.
+    /// The `stats` hook: body bytes in and out, refused connections; HTTP queues nothing and
+    /// closes nobody itself.
     fn stats(&self, sink: &mut StatsSink<'_>) {
         self.shared.counters.report(sink, 0);
+        self.shared.gate.report_stats(sink);
     }
 }
 
@@ -263,7 +271,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
         .keep_alive(true);
     let builder = Arc::new(builder);
     let backend = shared.backend.clone();
-    server::accept_loop(listener, backend, move |stream, peer| {
+    let gate = shared.gate.clone();
+    let refuse = |stream, refusal| async move {
+        // 429 with Kuzzle's error body, after reading the request's head.
+        let answer = refusal::http_answer(refusal);
+        refusal::answer(stream, &answer, Wait::HttpHead).await;
+    };
+    server::accept_loop(listener, backend, gate, move |stream, peer, admitted| {
         // Answers are small and written in one go: do not wait for more to send.
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
@@ -275,6 +289,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
         ));
         next_worker = (next_worker + 1) % workers.len();
         workers[next_worker].spawn(async move {
+            // The address's slot is given back when the connection ends.
+            let _admitted = admitted;
             let service = service_fn(move |request| {
                 let shared = shared.clone();
                 let socket = socket.clone();
@@ -287,7 +303,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
                 debug!(peer = %peer, error = %error, "connection ended with an error");
             }
         });
-    })
+    }, refuse)
     .await;
 }
 

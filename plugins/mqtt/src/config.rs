@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
+use switchyard_plugin_kit::gate::ConnectionLimits;
 
 use crate::broker::RetainLimits;
 
@@ -57,6 +58,7 @@ switchyard_plugin_kit::raw_section! {
         #[serde(default)]
         max_retained_bytes: Option<switchyard_plugin_api::config::Size>,
         @flow,
+        @connections,
         /// Largest keep-alive (seconds) a client may ask for; 0 = no limit.
         #[serde(default)]
         max_keep_alive: u16,
@@ -97,6 +99,8 @@ pub struct Settings {
     pub retain_limits: RetainLimits,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
     pub flow: Flow,
+    /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
+    pub connections: ConnectionLimits,
     /// Largest keep-alive accepted, seconds; 0 = any.
     pub max_keep_alive: u16,
     /// Time allowed between accepting a socket and its CONNECT.
@@ -119,6 +123,7 @@ impl Default for Settings {
                 max_bytes: DEFAULT_MAX_RETAINED_BYTES as usize,
             },
             flow: Flow::default(),
+            connections: ConnectionLimits::default(),
             max_keep_alive: 0,
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
         }
@@ -155,6 +160,7 @@ impl Section for Settings {
             return Err(format!("{section}.maxQueuedMessages: must be greater than 0").into());
         }
         let flow = Flow::validate(raw.flow(), section)?;
+        let connections = ConnectionLimits::from_raw(raw.connection_limits());
         let retain_limits = RetainLimits {
             max_messages: raw.max_retained_messages,
             max_bytes: raw
@@ -177,6 +183,7 @@ impl Section for Settings {
             max_inflight_messages: raw.max_inflight_messages,
             retain_limits,
             flow,
+            connections,
             max_keep_alive: raw.max_keep_alive,
             connect_timeout: Duration::from_millis(raw.connect_timeout),
         })
@@ -254,7 +261,7 @@ mod tests {
             (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
             (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
-            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxKeepAlive`, `connectTimeout`"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `maxKeepAlive`, `connectTimeout`"),
         ];
         for (section, expected) in cases {
             assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");

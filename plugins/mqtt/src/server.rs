@@ -11,9 +11,11 @@ use std::sync::Arc;
 use switchyard_plugin_api::{
     Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
 };
+use switchyard_plugin_kit::gate::Refusal;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
 use tokio::net::TcpStream;
@@ -22,6 +24,10 @@ use crate::broker::{Broker, Fanout};
 use crate::config::Settings;
 use crate::connection;
 use crate::encode;
+
+/// CONNACK, no session present, return code 3: "Connection Refused, Server unavailable"
+/// (MQTT 3.1.1, 3.2.2.3).
+pub const CONNACK_SERVER_UNAVAILABLE: [u8; 4] = [0x20, 0x02, 0x00, 0x03];
 
 /// What every task of an instance shares.
 pub struct Shared {
@@ -60,7 +66,7 @@ impl Service for Shared {
 
     /// One runtime thread per core.
     fn listen(settings: &Settings) -> Listen {
-        Listen::new("mqtt", settings.address, settings.port, 0)
+        Listen::new("mqtt", settings.address, settings.port, 0).with_limits(settings.connections)
     }
 
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
@@ -69,6 +75,12 @@ impl Service for Shared {
 
     fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
         connection::serve(self, stream, peer)
+    }
+
+    /// Refused with MQTT 3.1.1's CONNACK return code 3, "server unavailable" (this broker
+    /// speaks 3.1.1 only; a 5.0 client gets the same bytes), after reading the CONNECT.
+    async fn refuse(self: Arc<Self>, stream: TcpStream, _refusal: Refusal) {
+        refusal::answer(stream, &CONNACK_SERVER_UNAVAILABLE, Wait::FirstBytes).await;
     }
 }
 
@@ -132,5 +144,6 @@ impl Instance for Server {
     /// The `stats` hook: the kit's counters and the queued bytes.
     fn stats(&self, sink: &mut StatsSink<'_>) {
         self.shared().pressure().report_stats(sink);
+        self.gate().report_stats(sink);
     }
 }

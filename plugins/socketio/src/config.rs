@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
+use switchyard_plugin_kit::gate::ConnectionLimits;
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -19,6 +20,9 @@ pub const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
 pub const DEFAULT_UPGRADE_TIMEOUT_MS: u64 = 10_000;
 /// Socket.IO's default `connectTimeout`: a session that joins no namespace by then is closed.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 45_000;
+/// New connections per second per source address: HTTP's 512, not WebSocket's 64, since a
+/// polling client without keep-alive opens a connection per poll and per POST.
+pub const DEFAULT_MAX_CONNECTION_RATE_PER_ADDRESS: u32 = 512;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 
 switchyard_plugin_kit::raw_section! {
@@ -46,6 +50,7 @@ switchyard_plugin_kit::raw_section! {
         // Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
         @max_request_size,
         @flow,
+        @connections,
     }
 }
 
@@ -100,6 +105,8 @@ pub struct Settings {
     pub max_request_size: usize,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
     pub flow: Flow,
+    /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
+    pub connections: ConnectionLimits,
 }
 
 impl Section for Settings {
@@ -118,6 +125,13 @@ impl Default for Settings {
 
 fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
     let flow = Flow::validate(raw.flow(), section)?;
+    let connections = ConnectionLimits::from_raw_or(
+        raw.connection_limits(),
+        ConnectionLimits {
+            rate_per_address: DEFAULT_MAX_CONNECTION_RATE_PER_ADDRESS,
+            ..ConnectionLimits::default()
+        },
+    );
     for (key, value) in [
         ("maxRequestSize", max_request_size),
         ("pingInterval", raw.ping_interval),
@@ -162,6 +176,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
         connect_timeout: Duration::from_millis(raw.connect_timeout),
         max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
         flow,
+        connections,
     })
 }
 
@@ -185,6 +200,8 @@ mod tests {
         assert_eq!(settings.connect_timeout, Duration::from_secs(45));
         assert_eq!(settings.max_request_size, 1 << 20);
         assert_eq!(settings.flow, Flow::default());
+        assert_eq!(settings.connections.max_per_address, 256);
+        assert_eq!(settings.connections.rate_per_address, 512);
     }
 
     #[test]
@@ -229,7 +246,7 @@ mod tests {
             ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
             (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
-            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`"),
         ];
         for (section, server, expected) in cases {
             assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");

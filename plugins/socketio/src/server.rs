@@ -19,8 +19,10 @@ use switchyard_plugin_api::sdk::Backend;
 use switchyard_plugin_api::{
     BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
 };
+use switchyard_plugin_kit::gate::Refusal;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::ws::frame::close_code;
@@ -133,7 +135,7 @@ impl Service for Shared {
     /// Engine.IO starts over plain HTTP (long-polling); clients upgrade from there. One runtime
     /// thread per core.
     fn listen(settings: &Settings) -> Listen {
-        Listen::new("http", settings.address, settings.port, 0)
+        Listen::new("http", settings.address, settings.port, 0).with_limits(settings.connections)
     }
 
     /// Its pressure is reported to `backend`.
@@ -149,6 +151,13 @@ impl Service for Shared {
 
     fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
         serve_http(self, stream, peer)
+    }
+
+    /// Refused on its first request (a polling handshake, a POST or a WebSocket upgrade): HTTP
+    /// 429 with Kuzzle's error body (`refusal::http_answer`), after reading the request's head.
+    async fn refuse(self: Arc<Self>, stream: TcpStream, refusal: Refusal) {
+        let answer = refusal::http_answer(refusal);
+        refusal::answer(stream, &answer, Wait::HttpHead).await;
     }
 }
 
@@ -214,6 +223,7 @@ impl Instance for Server {
     /// The `stats` hook: the kit's counters and the queued bytes.
     fn stats(&self, sink: &mut StatsSink<'_>) {
         self.shared().pressure.report_stats(sink);
+        self.gate().report_stats(sink);
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
+use switchyard_plugin_kit::gate::ConnectionLimits;
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
@@ -31,6 +32,7 @@ switchyard_plugin_kit::raw_section! {
         #[serde(default)]
         rate_limit: u32,
         @flow,
+        @connections,
         /// Accept permessage-deflate (RFC 7692) when a client offers it.
         #[serde(default)]
         compression: bool,
@@ -66,6 +68,8 @@ pub struct Settings {
     pub rate_limit: u32,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
     pub flow: Flow,
+    /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
+    pub connections: ConnectionLimits,
     /// Whether permessage-deflate is negotiated.
     pub compression: bool,
     /// Runtime threads (0: one per core).
@@ -84,6 +88,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             rate_limit: 0,
             flow: Flow::default(),
+            connections: ConnectionLimits::default(),
             compression: false,
             worker_threads: 1,
             idle_timeout_warning: None,
@@ -120,6 +125,7 @@ impl Section for Settings {
             idle_timeout: Duration::from_millis(idle_timeout),
             rate_limit: raw.rate_limit,
             flow,
+            connections: ConnectionLimits::from_raw(raw.connection_limits()),
             compression: raw.compression,
             worker_threads: raw.worker_threads,
             idle_timeout_warning,
@@ -153,7 +159,9 @@ mod tests {
             r#"{"port":0,"address":"127.0.0.1","maxRequestSize":"2KB","idleTimeout":1500,
                 "rateLimit":10,"maxQueuedBytes":4096,"compression":true,"workerThreads":2,
                 "highWaterMark":"1MB","lowWaterMark":"256KB","maxTotalQueuedBytes":"8MB",
-                "slowConsumerTimeout":2500,"maxPendingRequests":8,"maxTotalPartialBytes":"3MB"}"#,
+                "slowConsumerTimeout":2500,"maxPendingRequests":8,"maxTotalPartialBytes":"3MB",
+                "maxConnectionsPerAddress":10,"maxConnectionRatePerAddress":0,
+                "fileDescriptorReserve":32}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
         .unwrap();
@@ -175,6 +183,14 @@ mod tests {
             Duration::from_millis(2500)
         );
         assert_eq!(settings.flow.max_pending_requests, 8);
+        assert_eq!(
+            settings.connections,
+            ConnectionLimits {
+                max_per_address: 10,
+                rate_per_address: 0,
+                file_descriptor_reserve: 32
+            }
+        );
     }
 
     #[test]
@@ -226,7 +242,7 @@ mod tests {
             (
                 r#"{"prot":1}"#,
                 "{}",
-                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `compression`, `workerThreads`",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `compression`, `workerThreads`",
             ),
             (
                 r#"{"maxRequestSize":"1XB"}"#,

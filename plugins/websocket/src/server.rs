@@ -14,10 +14,12 @@ use switchyard_plugin_api::{
     Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
 };
 use switchyard_plugin_kit::config::Section;
+use switchyard_plugin_kit::gate::Refusal;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::pressure::Pressure;
+use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::ws::frame::{self, close_code};
@@ -66,6 +68,7 @@ impl Service for Shared {
             settings.port,
             settings.worker_threads,
         )
+        .with_limits(settings.connections)
     }
 
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
@@ -74,6 +77,13 @@ impl Service for Shared {
 
     fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
         connection::serve(self, stream, peer)
+    }
+
+    /// Refused before the handshake: HTTP 429 with Kuzzle's error body
+    /// (`refusal::http_answer`), after reading the upgrade request.
+    async fn refuse(self: Arc<Self>, stream: TcpStream, refusal: Refusal) {
+        let answer = refusal::http_answer(refusal);
+        refusal::answer(stream, &answer, Wait::HttpHead).await;
     }
 }
 
@@ -145,8 +155,9 @@ impl Instance for Server {
         }
     }
 
-    /// The `stats` hook: the kit's counters and the queued bytes.
+    /// The `stats` hook: the kit's counters, the queued bytes and the refused connections.
     fn stats(&self, sink: &mut StatsSink<'_>) {
         self.shared().pressure.report_stats(sink);
+        self.gate().report_stats(sink);
     }
 }

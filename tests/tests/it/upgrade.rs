@@ -51,15 +51,15 @@ impl Deployment {
              [server.protocols.http]\nlibrary = \"http\"\nport = 0\naddress = \"127.0.0.1\"\n",
         )
         .unwrap();
-        let mut child = Command::new(dir.path().join("switchyard"))
+        let mut command = Command::new(dir.path().join("switchyard"));
+        command
             .current_dir(dir.path())
             .args(["--config", "config.toml", "--pid-file", "switchyard.pid"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("switchyard starts");
+            .stderr(Stdio::piped());
+        let mut child = spawn_copied(&mut command);
         let log = Arc::new(Mutex::new(Vec::new()));
         let stdout = lines(child.stdout.take().unwrap(), Arc::clone(&log));
         let stderr = lines(child.stderr.take().unwrap(), Arc::clone(&log));
@@ -507,4 +507,21 @@ fn upgrade_without_a_running_process_says_why() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr)
         .starts_with("error: upgrade needs --pid-file PATH (the running process's)\n"));
+}
+
+/// Spawns a binary this test just copied. Another test thread forking at the moment of the copy
+/// holds the file open for writing in its child until that child's exec, and exec then fails
+/// with ETXTBSY ("Text file busy"): retried, a bounded number of times.
+fn spawn_copied(command: &mut Command) -> std::process::Child {
+    let mut attempts = 0;
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(error) if error.raw_os_error() == Some(26) && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("switchyard starts: {error}"),
+        }
+    }
 }
