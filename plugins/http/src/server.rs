@@ -18,6 +18,7 @@ use switchyard_plugin_api::{
 };
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::server::{self, Listen};
 use switchyard_plugin_kit::stats::Counters;
 use tokio::net::TcpListener;
@@ -50,6 +51,8 @@ pub struct Shared {
     next_id: AtomicU64,
     /// Request and response body bytes (the `stats` hook).
     pub counters: Counters,
+    /// Bytes of request bodies being received by all connections (`maxTotalPartialBytes`).
+    pub partial: Arc<PartialBudget>,
 }
 
 impl Shared {
@@ -127,13 +130,14 @@ impl Server {
             ^ std::process::id().rotate_left(16);
         let id_prefix = format!("{id_prefix:08x}-");
         let shared = Arc::new(Shared {
-            settings,
             backend,
             table: std::sync::OnceLock::new(),
             routes,
             id_prefix,
             next_id: AtomicU64::new(1),
             counters: Counters::new(),
+            partial: PartialBudget::new(settings.max_total_partial_bytes),
+            settings,
         });
         let loader = shared.backend.clone();
         workers.handles[0].spawn(async move {

@@ -14,7 +14,7 @@ pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Bytes of unfinished messages all connections may hold together (issue 19: 500 connections
 /// each holding an unfinished 1 MB frame held 500 MB).
-pub const DEFAULT_MAX_TOTAL_PARTIAL_BYTES: u64 = 256 << 20;
+pub use switchyard_plugin_kit::partial::DEFAULT_MAX_TOTAL_PARTIAL_BYTES;
 
 switchyard_plugin_kit::raw_section! {
     /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
