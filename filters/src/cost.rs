@@ -121,7 +121,10 @@ fn boolean(argument: &Value, regexp_bytes: &mut usize) -> (u64, u64) {
     };
     let items = |name: &str| clauses.get(name).map_or(&[][..], list);
     let mut parts = Vec::with_capacity(4);
-    parts.push(and(items("must").iter().chain(items("filter")), regexp_bytes));
+    parts.push(and(
+        items("must").iter().chain(items("filter")),
+        regexp_bytes,
+    ));
     let (positive, negative) = and(items("must_not"), regexp_bytes);
     parts.push((negative, positive));
     if !items("should").is_empty() {
@@ -147,9 +150,7 @@ mod tests {
 
     #[test]
     fn terms_are_bounded_from_the_json() {
-        let four = |field: &str| {
-            json!({"or": (0..4).map(|v| json!({"equals": {field: v}})).collect::<Vec<_>>()})
-        };
+        let four = |field: &str| json!({"or": (0..4).map(|v| json!({"equals": {field: v}})).collect::<Vec<_>>()});
         let cases = [
             (json!({}), 1),
             (json!({"equals": {"a": 1}}), 1),

@@ -190,9 +190,7 @@ pub fn dispatch<'a>(
         return Dispatched::Paced(owned(request, caller));
     }
     match action.run {
-        Run::Weighed(_, weigh) if weigh(&request) => {
-            Dispatched::Blocking(owned(request, caller))
-        }
+        Run::Weighed(_, weigh) if weigh(&request) => Dispatched::Blocking(owned(request, caller)),
         Run::Inline(handler) | Run::Weighed(handler, _) => {
             let context = Context {
                 services,

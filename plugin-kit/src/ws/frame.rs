@@ -129,7 +129,9 @@ impl Violation {
             Violation::OneByteClose => "close frame with a 1-byte payload",
             Violation::InvalidCloseCode => "invalid close code",
             Violation::InvalidCompressed => "invalid compressed data",
-            Violation::InflateBudget => "inflate budget exceeded: too much compressed data per second",
+            Violation::InflateBudget => {
+                "inflate budget exceeded: too much compressed data per second"
+            }
         }
     }
 

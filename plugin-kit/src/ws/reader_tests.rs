@@ -331,7 +331,10 @@ fn decompression_stops_at_the_inflate_allowance() {
     let mut small = MessageReader::new(5_000, true);
     small.set_inflate_allowance(1_000);
     let mut input = message;
-    assert_eq!(small.decode(&mut input).unwrap_err(), Violation::InflateBudget);
+    assert_eq!(
+        small.decode(&mut input).unwrap_err(),
+        Violation::InflateBudget
+    );
     small.set_inflate_allowance(usize::MAX);
     let mut input = frame(0xc1, &compressed);
     assert_eq!(small.decode(&mut input).unwrap_err(), Violation::TooBig);

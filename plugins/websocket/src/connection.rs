@@ -506,9 +506,15 @@ mod tests {
         let mut budget = InflateBudget::new(1000, start);
         assert_eq!(budget.allowance(start), Some(1000));
         budget.spend(600);
-        assert_eq!(budget.allowance(start + Duration::from_millis(999)), Some(400));
+        assert_eq!(
+            budget.allowance(start + Duration::from_millis(999)),
+            Some(400)
+        );
         budget.spend(400);
-        assert_eq!(budget.allowance(start + Duration::from_millis(999)), Some(0));
+        assert_eq!(
+            budget.allowance(start + Duration::from_millis(999)),
+            Some(0)
+        );
         assert_eq!(budget.allowance(start + Duration::from_secs(1)), Some(1000));
         let mut unlimited = InflateBudget::new(0, start);
         unlimited.spend(usize::MAX);

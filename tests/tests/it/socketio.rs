@@ -675,7 +675,10 @@ fn issue_19_polling_bodies_past_max_total_partial_bytes_get_413() {
     // refused at once.
     let deadline = Instant::now() + Duration::from_secs(10);
     let refused = 'found: loop {
-        assert!(Instant::now() < deadline, "neither POST was answered in 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "neither POST was answered in 10 s"
+        );
         for (index, stream) in streams.iter_mut().enumerate() {
             let mut head = [0u8; 12];
             match stream.read(&mut head) {

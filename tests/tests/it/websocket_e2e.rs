@@ -720,10 +720,7 @@ fn permessage_deflate(message: &[u8]) -> Vec<u8> {
 #[test]
 fn issue_19_compressed_messages_past_the_inflate_budget_close_with_1008() {
     let server = start("compression = true\ninflateBudget = \"2MB\"");
-    let mut raw = Raw::connect_with(
-        &server,
-        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
-    );
+    let mut raw = Raw::connect_with(&server, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
     // Ten 900 KB requests, each about 1 KB compressed, sent at once: two fit in 2 MB.
     const SENT: usize = 10;
     for n in 0..SENT {
