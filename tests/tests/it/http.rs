@@ -608,10 +608,12 @@ fn which_is_answered(clients: &mut [Raw; 2]) -> usize {
             match client.stream.read(&mut chunk) {
                 Ok(read) => {
                     client.buffer.extend_from_slice(&chunk[..read]);
-                    client
-                        .stream
-                        .set_read_timeout(Some(Duration::from_secs(10)))
-                        .unwrap();
+                    for client in clients.iter() {
+                        client
+                            .stream
+                            .set_read_timeout(Some(Duration::from_secs(10)))
+                            .unwrap();
+                    }
                     return index;
                 }
                 Err(error)
