@@ -124,7 +124,7 @@ def request(n, size):
 
 
 def probe(address, connections, size):
-    """The load; returns (held, answered)."""
+    """The load; returns how many messages were answered (the others were refused)."""
     sockets = []
     for n in range(connections):
         sock = handshake(address)
@@ -134,12 +134,10 @@ def probe(address, connections, size):
             sockets.append((sock, data[-1:]))
         except OSError:
             sock.close()
-    held = 0
     answered = 0
     for sock, last in sockets:
         try:
             sock.sendall(last)
-            held += 1
         except OSError:
             continue
     for sock, _ in sockets:
@@ -152,7 +150,7 @@ def probe(address, connections, size):
             pass
     for sock, _ in sockets:
         sock.close()
-    return held, answered
+    return answered
 
 
 def main():
@@ -176,7 +174,7 @@ def main():
             before = settle(server.pid)
             for round_ in range(1, args.rounds + 1):
                 begun = time.monotonic()
-                held, answered = probe(address, args.connections, args.size)
+                answered = probe(address, args.connections, args.size)
                 took = time.monotonic() - begun
                 peak = status(server.pid, "VmHWM")
                 after = settle(server.pid)
