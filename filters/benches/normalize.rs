@@ -49,6 +49,29 @@ fn main() {
         !ok
     );
 
+    // A regexp and-ed with a product: the regexp is a literal of every term of the normal
+    // form, and (before issue 19's fix) was compiled once to check it and once per term.
+    println!("normalize, one regexp (n alternatives) and-ed with 4^k terms:");
+    for (alternatives, groups) in [(100usize, 0usize), (100, 3), (100, 4), (150, 0), (150, 4)] {
+        let pattern: String = (0..alternatives)
+            .map(|i| format!("word{i}"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let mut items = vec![json!({"regexp": {"text": {"value": pattern}}})];
+        if groups > 0 {
+            items.push(product(groups));
+        }
+        let filter = json!({ "and": items });
+        let config = EngineConfig::new(100, 512, 64 << 10);
+        let (micros, ok) = time(&config, &filter, 5);
+        println!(
+            "  {alternatives:>6} alternatives ({:>6} bytes) x {:>3} terms: {micros:>10.0} µs{}",
+            pattern.len(),
+            4usize.pow(groups as u32),
+            if ok { "" } else { " (refused)" }
+        );
+    }
+
     println!("normalize, one regexp of n alternatives:");
     for alternatives in [100usize, 1_000, 10_000, 80_000] {
         let pattern: String = (0..alternatives)

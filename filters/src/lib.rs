@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod canonical;
+mod cost;
 mod error;
 mod flatten;
 mod geo;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use cost::{weigh, Weight};
 pub use error::{FilterError, FilterErrorKind};
 pub use normalized::NormalizedFilter;
 

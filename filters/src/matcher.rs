@@ -14,7 +14,6 @@ use crate::flatten::{Flat, Lookup};
 use crate::geo::{self, GeoShape};
 use crate::js;
 use crate::model::{Cond, Literal, RangeOp};
-use crate::re2;
 use crate::standardize::Standardizer;
 use crate::Limits;
 
@@ -135,22 +134,11 @@ pub(crate) fn compile(literal: &Literal, limits: &Limits) -> Result<CompiledLite
             field: field.clone(),
             bounds: RangeBounds::new(bounds),
         },
-        Cond::Regexp {
-            field,
-            pattern,
-            flags,
-        } => {
-            let regex = re2::compile(
-                pattern,
-                flags.as_deref().unwrap_or(""),
-                limits.regexp_size_limit,
-            )
-            .map_err(|e| FilterError::plain(FilterErrorKind::Parse, e))?;
-            Test::Regexp {
-                field: field.clone(),
-                regex,
-            }
-        }
+        // Compiled by the standardizer; every term holding it shares that program.
+        Cond::Regexp { field, regex, .. } => Test::Regexp {
+            field: field.clone(),
+            regex: regex::Regex::clone(&regex.0),
+        },
         Cond::Geo { field, shape } => {
             if let GeoShape::Box {
                 top,

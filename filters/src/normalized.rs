@@ -185,6 +185,7 @@ pub(crate) fn literal_key(literal: &Literal) -> String {
             field,
             pattern,
             flags,
+            ..
         } => obj1(
             field,
             serde_json::json!({ "value": pattern, "flags": flags }),

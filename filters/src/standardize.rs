@@ -5,12 +5,14 @@
 //! (including its `_isLeaf` marks and the way it flattens and re-standardizes nested `and`/`or`),
 //! because the number of conditions a filter counts for depends on that shape.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::error::FilterError;
 use crate::geo::{self, GeoShape};
 use crate::js;
-use crate::model::{Cond, Node, RangeOp};
+use crate::model::{CompiledRegex, Cond, Node, RangeOp};
 use crate::re2;
 use crate::Limits;
 
@@ -647,26 +649,30 @@ impl Standardizer {
             }
         };
         let shown = js::to_string(pattern);
-        let checked = match pattern {
-            Value::String(p) => {
-                re2::compile(p, flags.unwrap_or(""), self.regexp_size_limit).map(|_| ())
-            }
+        // Compiled here, once: the matcher uses this program (issue 19: it compiled it again
+        // for every term of the normal form).
+        let compiled = match pattern {
+            Value::String(p) => re2::compile(p, flags.unwrap_or(""), self.regexp_size_limit),
             _ => Err("Expected string, Buffer, RegExp, or RE2 as the 1st argument.".to_owned()),
         };
-        if let Err(reason) = checked {
-            return Err(FilterError::parse(
-                format!(
-                    "cannot parse regexp expression \"/{shown}/{}\" ({reason})",
-                    flags.unwrap_or("undefined")
-                ),
-                "regexp",
-                Some(&field_path),
-            ));
-        }
+        let regex = match compiled {
+            Ok(regex) => CompiledRegex(Arc::new(regex)),
+            Err(reason) => {
+                return Err(FilterError::parse(
+                    format!(
+                        "cannot parse regexp expression \"/{shown}/{}\" ({reason})",
+                        flags.unwrap_or("undefined")
+                    ),
+                    "regexp",
+                    Some(&field_path),
+                ))
+            }
+        };
         Ok(Node::Cond(Cond::Regexp {
             field: field.to_owned(),
             pattern: shown,
             flags: flags.map(str::to_owned),
+            regex,
         }))
     }
 

@@ -1,9 +1,15 @@
 //! The bytes of unfinished messages held by all of an instance's connections, against one total
 //! (`maxTotalPartialBytes`, issue 19): each connection is capped by `maxRequestSize` and its idle
-//! timer, but 500 connections each holding an unfinished 1 MB frame held 500 MB.
+//! timer, but 500 connections each holding an unfinished 1 MB frame held 500 MB. Every protocol
+//! counts what it holds: WebSocket frames, MQTT packets, HTTP bodies, Socket.io polling bodies
+//! and WebSocket frames.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// `maxTotalPartialBytes` when the section does not say: well above what ordinary clients hold
+/// (a few requests in flight each), well below the memory of a small server.
+pub const DEFAULT_MAX_TOTAL_PARTIAL_BYTES: u64 = 256 << 20;
 
 /// A connection holding at most this much is never refused: ordinary requests get through while
 /// the total is reached, and only large unfinished messages are turned away.
@@ -21,6 +27,13 @@ pub struct PartialBudget {
 /// The total was reached: the connection must refuse the message it is receiving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exhausted;
+
+/// The total a section's `maxTotalPartialBytes` asks for (absent: the default), in bytes.
+pub fn configured(raw: Option<switchyard_plugin_api::config::Size>) -> usize {
+    raw.map_or(DEFAULT_MAX_TOTAL_PARTIAL_BYTES, |size| size.0)
+        .try_into()
+        .unwrap_or(usize::MAX)
+}
 
 impl PartialBudget {
     /// A total of `limit` bytes; 0 means no limit.

@@ -5,7 +5,9 @@
 //! in-memory services only, so they may run on the calling plugin's thread. [`Run::Blocking`]
 //! handlers get a [`BlockingContext`], which only the blocking pool can make
 //! (`execution::OnBlockingPool`): an action that may block can never run on a plugin thread,
-//! and an inline action can never reach a service that blocks.
+//! and an inline action can never reach a service that blocks. [`Run::Weighed`] handlers are
+//! inline ones whose cost depends on the request (`realtime:subscribe`'s filter): a request
+//! its `weigh` finds heavy runs on the blocking pool instead of the plugin's thread.
 
 use serde_json::Value;
 use switchyard_plugin_api::errors::{self, KuzzleError};
@@ -66,6 +68,10 @@ pub type InlineHandler = fn(&Context<'_>, &mut Request<'_>) -> ActionResult;
 /// A handler that may block (disk, hashing, network): runs on the blocking pool only.
 pub type BlockingHandler = fn(&BlockingContext<'_>, &mut Request<'_>) -> ActionResult;
 
+/// Says whether a request is too heavy for a network thread (its cost past a small budget);
+/// it must itself be cheap (a look at the request, no work).
+pub type Weigh = fn(&Request<'_>) -> bool;
+
 /// Where an action runs, with its handler.
 #[derive(Clone, Copy)]
 pub enum Run {
@@ -73,6 +79,9 @@ pub enum Run {
     Inline(InlineHandler),
     /// On the blocking pool, always.
     Blocking(BlockingHandler),
+    /// As `Inline`, but on the blocking pool when `Weigh` finds the request heavy (it is
+    /// still in memory: only the thread changes).
+    Weighed(InlineHandler, Weigh),
 }
 
 impl std::fmt::Debug for Run {
@@ -80,6 +89,7 @@ impl std::fmt::Debug for Run {
         f.write_str(match self {
             Run::Inline(_) => "Inline",
             Run::Blocking(_) => "Blocking",
+            Run::Weighed(..) => "Weighed",
         })
     }
 }

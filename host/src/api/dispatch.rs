@@ -1,6 +1,7 @@
 //! One request, from its text to its answer: parse, find the action, check its arguments, ask
 //! the gate who calls and whether they may, then run the handler — or hand back an owned
-//! request: for the blocking pool when the action is declared `Blocking`, for the pacing queue
+//! request: for the blocking pool when the action is declared `Blocking` (or `Weighed` and the
+//! request is heavy: a network thread must not spend long on one request), for the pacing queue
 //! when the action fans out while a protocol reports congestion (`pressure.rs`).
 //!
 //! A handler that panics is caught here: the request is answered 500
@@ -26,7 +27,7 @@ use crate::services::Services;
 pub enum Dispatched<'a> {
     /// It ran (or was refused): here is its answer.
     Answered(Answer<'a>),
-    /// Its action may block: run it on the blocking pool.
+    /// Its action may block, or is too heavy for this thread: run it on the blocking pool.
     Blocking(Box<OwnedRequest>),
     /// Its action fans out and a protocol is congested: it waits for relief.
     Paced(Box<OwnedRequest>),
@@ -50,9 +51,10 @@ impl std::fmt::Debug for OwnedRequest {
 }
 
 impl OwnedRequest {
-    /// True when its action must run on the blocking pool.
+    /// True when its action must run on the blocking pool (a `Weighed` one is owned only
+    /// when it was found heavy).
     pub fn is_blocking(&self) -> bool {
-        matches!(self.run, Run::Blocking(_))
+        matches!(self.run, Run::Blocking(_) | Run::Weighed(..))
     }
 
     /// Runs an in-memory action here; a blocking one is handed back.
@@ -93,7 +95,9 @@ impl OwnedRequest {
             caller: &caller,
         };
         let answer = match run {
-            Run::Inline(handler) => invoke(request, |request| handler(&context, request)),
+            Run::Inline(handler) | Run::Weighed(handler, _) => {
+                invoke(request, |request| handler(&context, request))
+            }
             Run::Blocking(handler) => {
                 let context = BlockingContext::new(context, on_pool);
                 invoke(request, |request| handler(&context, request))
@@ -186,7 +190,8 @@ pub fn dispatch<'a>(
         return Dispatched::Paced(owned(request, caller));
     }
     match action.run {
-        Run::Inline(handler) => {
+        Run::Weighed(_, weigh) if weigh(&request) => Dispatched::Blocking(owned(request, caller)),
+        Run::Inline(handler) | Run::Weighed(handler, _) => {
             let context = Context {
                 services,
                 router,

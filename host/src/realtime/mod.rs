@@ -257,6 +257,19 @@ pub struct Departure {
 /// Rooms a departing connection leaves per write-lock acquisition.
 const DEPARTURE_SLICE: usize = 256;
 
+/// A filter whose normal form may have more terms than this is normalized on the blocking pool,
+/// not on the protocol's network thread (issue 19): 64 terms normalize in about 0.2 ms
+/// (`cargo bench -p switchyard-filters --bench normalize`, BENCHMARKS.md).
+pub const INLINE_FILTER_TERMS: u64 = 64;
+/// The same for the bytes of its regexps: 256 bytes of alternatives compile in about 0.1 ms.
+pub const INLINE_FILTER_REGEXP_BYTES: usize = 256;
+
+/// True when normalizing `filter` may cost more than a network thread should spend on one
+/// request (`INLINE_FILTER_TERMS`, `INLINE_FILTER_REGEXP_BYTES`); cheap: one walk of the JSON.
+pub fn is_heavy_filter(filter: &Value) -> bool {
+    switchyard_filters::weigh(filter).exceeds(INLINE_FILTER_TERMS, INLINE_FILTER_REGEXP_BYTES)
+}
+
 /// The realtime engine.
 #[derive(Debug)]
 pub struct Realtime {

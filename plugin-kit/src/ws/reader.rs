@@ -50,6 +50,11 @@ pub struct MessageReader {
     partial: Option<Box<Partial>>,
     /// A message assembled or decompressed by the last `decode`, borrowed by its event.
     assembled: Vec<u8>,
+    /// Bytes decompression may still produce (the connection's inflate budget, issue 19);
+    /// `usize::MAX` when unbudgeted.
+    inflate_allowance: usize,
+    /// Bytes the last `decode` decompressed.
+    inflated: usize,
 }
 
 impl MessageReader {
@@ -60,7 +65,21 @@ impl MessageReader {
             deflate,
             partial: None,
             assembled: Vec::new(),
+            inflate_allowance: usize::MAX,
+            inflated: 0,
         }
+    }
+
+    /// Bytes the next messages may inflate to, in all, before decoding fails with
+    /// [`Violation::InflateBudget`]: decompression stops there, so a budget is never exceeded
+    /// (`usize::MAX`, the default: no budget).
+    pub fn set_inflate_allowance(&mut self, bytes: usize) {
+        self.inflate_allowance = bytes;
+    }
+
+    /// Bytes the last `decode` decompressed (0 if it finished no compressed message).
+    pub fn inflated(&self) -> usize {
+        self.inflated
     }
 
     /// A fragmented message is partly received: a ping or pong now is not progress on it (the
@@ -85,6 +104,7 @@ impl MessageReader {
     ) -> Result<(usize, Option<Event<'a>>), Violation> {
         // The previous event is handled by now: free its buffer so an idle connection holds none.
         self.assembled = Vec::new();
+        self.inflated = 0;
         let mut offset = 0;
         loop {
             let rest = &input[offset..];
@@ -159,8 +179,15 @@ impl MessageReader {
     /// The event for a message whose last fragment arrived.
     fn finish(&mut self, partial: Partial) -> Result<Event<'_>, Violation> {
         if partial.compressed {
-            let mut out = Vec::with_capacity(partial.data.len() * 2);
-            deflate::decompress(&partial.data, self.max_message_size, &mut out)?;
+            let cap = self.max_message_size.min(self.inflate_allowance);
+            let mut out = Vec::with_capacity(partial.data.len().saturating_mul(2).min(cap));
+            match deflate::decompress(&partial.data, cap, &mut out) {
+                Err(Violation::TooBig) if cap < self.max_message_size => {
+                    return Err(Violation::InflateBudget)
+                }
+                result => result?,
+            }
+            self.inflated = out.len();
             self.assembled = out;
         } else {
             self.assembled = partial.data;

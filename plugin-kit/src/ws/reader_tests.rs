@@ -303,3 +303,39 @@ fn an_oversized_frame_is_refused_from_its_header() {
     let mut input = header.to_vec();
     assert_eq!(reader.decode(&mut input).unwrap_err(), Violation::TooBig);
 }
+
+#[test]
+fn decompression_stops_at_the_inflate_allowance() {
+    let mut compressed = Vec::new();
+    deflate::compress(&[b' '; 10_000], &mut compressed);
+    let message = frame(0xc1, &compressed);
+    let mut reader = MessageReader::new(1 << 20, true);
+    // Within the allowance: decoded, and what it inflated to is reported.
+    reader.set_inflate_allowance(10_000);
+    let mut input = message.clone();
+    let (used, event) = reader.decode(&mut input).unwrap();
+    assert_eq!(used, message.len());
+    assert!(matches!(event, Some(Event::Text(text)) if text.len() == 10_000));
+    assert_eq!(reader.inflated(), 10_000);
+    // An uncompressed message inflates nothing.
+    let mut plain = frame(0x81, b"{}");
+    reader.decode(&mut plain).unwrap();
+    assert_eq!(reader.inflated(), 0);
+    // One byte short: refused with 1008, before inflating past it.
+    reader.set_inflate_allowance(9_999);
+    let mut input = message.clone();
+    let violation = reader.decode(&mut input).unwrap_err();
+    assert_eq!(violation, Violation::InflateBudget);
+    assert_eq!(violation.code(), 1008);
+    // The smaller of the allowance and maxRequestSize says which refusal it is.
+    let mut small = MessageReader::new(5_000, true);
+    small.set_inflate_allowance(1_000);
+    let mut input = message;
+    assert_eq!(
+        small.decode(&mut input).unwrap_err(),
+        Violation::InflateBudget
+    );
+    small.set_inflate_allowance(usize::MAX);
+    let mut input = frame(0xc1, &compressed);
+    assert_eq!(small.decode(&mut input).unwrap_err(), Violation::TooBig);
+}

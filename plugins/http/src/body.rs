@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_kit::partial::PartialClaim;
 
 use crate::errors::{NETWORK_HTTP_BODY_PARSE_FAILED, NETWORK_HTTP_COMPRESSION_DISABLED};
 
@@ -107,15 +108,34 @@ pub enum ReadError {
     Broken(String),
 }
 
+/// The message of the 413 refusing a body past `maxTotalPartialBytes`.
+pub const BUSY_MESSAGE: &str =
+    "Maximum HTTP request size exceeded: the server holds too many unfinished request bodies; retry later.";
+
 impl ReadError {
     fn too_large() -> ReadError {
         ReadError::Refused(errors::NETWORK_HTTP_REQUEST_TOO_LARGE.error())
     }
+
+    /// 413 with its own message: this body is not too large, the server is too full.
+    fn busy() -> ReadError {
+        ReadError::Refused(KuzzleError {
+            spec: errors::NETWORK_HTTP_REQUEST_TOO_LARGE,
+            message: std::borrow::Cow::Borrowed(BUSY_MESSAGE),
+        })
+    }
 }
 
 /// Reads a whole body: at most `max` bytes (413 past it, without reading further) and within
-/// `deadline`.
-pub async fn read_capped<B>(body: B, max: usize, deadline: Duration) -> Result<Bytes, ReadError>
+/// `deadline`. The bytes received so far count in `partial` (the instance's
+/// `maxTotalPartialBytes`) until the body is whole; past that total, a body over 64 KB is
+/// refused with 413 and [`BUSY_MESSAGE`].
+pub async fn read_capped<B>(
+    body: B,
+    max: usize,
+    deadline: Duration,
+    partial: &mut PartialClaim,
+) -> Result<Bytes, ReadError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -132,6 +152,9 @@ where
             if let Ok(data) = frame.into_data() {
                 if buffer.len() + data.len() > max {
                     return Err(ReadError::too_large());
+                }
+                if partial.hold(buffer.len() + data.len()).is_err() {
+                    return Err(ReadError::busy());
                 }
                 if buffer.is_empty() {
                     buffer = BytesMut::from(data);

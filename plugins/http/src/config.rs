@@ -7,6 +7,7 @@ use serde::Deserialize;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::gate::ConnectionLimits;
+use switchyard_plugin_kit::partial;
 
 use crate::cors::{Cors, OriginRule};
 
@@ -36,6 +37,9 @@ switchyard_plugin_kit::raw_section! {
     pub struct RawConfig {
         @listen(DEFAULT_PORT),
         @max_request_size,
+        /// Bytes of request bodies being received, all connections together; 0 = no limit.
+        #[serde(default)]
+        max_total_partial_bytes: Option<switchyard_plugin_api::config::Size>,
         /// `"*"`, a comma-separated list, or an array of origins (regexps with the next key).
         #[serde(default)]
         access_control_allow_origin: Option<Origins>,
@@ -88,6 +92,8 @@ pub struct Settings {
     pub port: u16,
     /// Largest request body, before and after decompression.
     pub max_request_size: usize,
+    /// Bytes of request bodies being received, all connections together (0: no limit).
+    pub max_total_partial_bytes: usize,
     /// CORS: allowed origins and the headers every answer carries.
     pub cors: Cors,
     /// Compress responses on request; accept compressed bodies.
@@ -159,6 +165,7 @@ impl Section for Settings {
             address: raw.address,
             port: raw.port,
             max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
+            max_total_partial_bytes: partial::configured(raw.max_total_partial_bytes),
             cors: Cors::new(
                 rules,
                 raw.access_control_allow_methods
@@ -192,6 +199,7 @@ mod tests {
         let settings = parse("{}", "{}").unwrap();
         assert_eq!(settings.port, 7511);
         assert_eq!(settings.max_request_size, 1024 * 1024);
+        assert_eq!(settings.max_total_partial_bytes, 256 << 20);
         assert!(settings.allow_compression);
         assert_eq!(settings.max_encoding_layers, 3);
         assert_eq!(settings.header_timeout, Duration::from_secs(10));
@@ -218,13 +226,14 @@ mod tests {
                 "accessControlAllowOrigin":["https://a.example"],
                 "accessControlAllowMethods":"GET","accessControlAllowHeaders":"X-A",
                 "allowCompression":false,"maxEncodingLayers":1,"headerTimeout":500,"bodyTimeout":700,
-                "workerThreads":3}"#,
+                "workerThreads":3,"maxTotalPartialBytes":"3MB"}"#,
             r#"{"maxRequestSize":"1GB"}"#,
         )
         .unwrap();
         assert_eq!(settings.port, 0);
         assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(settings.max_request_size, 2048);
+        assert_eq!(settings.max_total_partial_bytes, 3 << 20);
         assert!(settings.cors.allows("https://a.example"));
         assert!(!settings.cors.allows("https://b.example"));
         assert_eq!(settings.cors.allow_methods(), "GET");
@@ -289,7 +298,7 @@ mod tests {
             ),
             (
                 r#"{"compression":true}"#,
-                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`",
+                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`",
             ),
         ];
         for (section, expected) in cases {

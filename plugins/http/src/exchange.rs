@@ -237,8 +237,16 @@ where
         Ok(layers) => layers,
         Err(error) => return early(error, request_id),
     };
-    let raw = match body::read_capped(body, settings.max_request_size, settings.body_timeout).await
-    {
+    let mut partial = shared.partial.claim();
+    let read = body::read_capped(
+        body,
+        settings.max_request_size,
+        settings.body_timeout,
+        &mut partial,
+    )
+    .await;
+    drop(partial);
+    let raw = match read {
         Ok(raw) => {
             shared.counters.add(Counter::BytesIn, raw.len() as u64);
             raw

@@ -19,6 +19,7 @@ use switchyard_plugin_api::{
 use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::gate::Gate;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{self, Listen};
 use switchyard_plugin_kit::stats::Counters;
@@ -54,6 +55,8 @@ pub struct Shared {
     pub counters: Counters,
     /// Who gets in: per-address limits, the descriptor reserve, refusals counted.
     pub gate: Arc<Gate>,
+    /// Bytes of request bodies being received by all connections (`maxTotalPartialBytes`).
+    pub partial: Arc<PartialBudget>,
 }
 
 impl Shared {
@@ -132,7 +135,6 @@ impl Server {
             ^ std::process::id().rotate_left(16);
         let id_prefix = format!("{id_prefix:08x}-");
         let shared = Arc::new(Shared {
-            settings,
             backend,
             table: std::sync::OnceLock::new(),
             routes,
@@ -140,6 +142,8 @@ impl Server {
             next_id: AtomicU64::new(1),
             counters: Counters::new(),
             gate: Arc::new(Gate::new(listen.limits)),
+            partial: PartialBudget::new(settings.max_total_partial_bytes),
+            settings,
         });
         let loader = shared.backend.clone();
         workers.handles[0].spawn(async move {

@@ -7,6 +7,7 @@ use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
 use switchyard_plugin_kit::gate::ConnectionLimits;
+use switchyard_plugin_kit::partial;
 
 use crate::broker::RetainLimits;
 
@@ -42,6 +43,9 @@ switchyard_plugin_kit::raw_section! {
         response_topic: String,
         // Largest packet accepted; overrides `[server] maxRequestSize`.
         @max_request_size,
+        /// Bytes of unfinished packets all connections may hold together; 0 = no limit.
+        #[serde(default)]
+        max_total_partial_bytes: Option<switchyard_plugin_api::config::Size>,
         /// QoS 1/2 messages waiting per session (offline persistent session, or past the
         /// in-flight window); more are dropped.
         #[serde(default = "switchyard_plugin_kit::config::default_usize::<DEFAULT_MAX_QUEUED_MESSAGES>")]
@@ -91,6 +95,8 @@ pub struct Settings {
     pub response_topic: String,
     /// Largest packet, fixed header included.
     pub max_packet_size: usize,
+    /// Bytes of unfinished packets all connections may hold together (0: no limit).
+    pub max_total_partial_bytes: usize,
     /// Cap on QoS 1/2 messages waiting per session.
     pub max_queued_messages: usize,
     /// Cap on QoS 1/2 messages sent and not yet acknowledged per session (0: none).
@@ -116,6 +122,7 @@ impl Default for Settings {
             request_topic: default_request_topic(),
             response_topic: default_response_topic(),
             max_packet_size: DEFAULT_MAX_REQUEST_SIZE as usize,
+            max_total_partial_bytes: partial::DEFAULT_MAX_TOTAL_PARTIAL_BYTES as usize,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
             max_inflight_messages: DEFAULT_MAX_INFLIGHT_MESSAGES,
             retain_limits: RetainLimits {
@@ -179,6 +186,7 @@ impl Section for Settings {
             request_topic: raw.request_topic,
             response_topic: raw.response_topic,
             max_packet_size: max_request_size as usize,
+            max_total_partial_bytes: partial::configured(raw.max_total_partial_bytes),
             max_queued_messages: raw.max_queued_messages,
             max_inflight_messages: raw.max_inflight_messages,
             retain_limits,
@@ -217,7 +225,7 @@ mod tests {
             r#"{"port":0,"address":"127.0.0.1","allowPubSub":true,"requestTopic":"api/in",
                 "responseTopic":"api/out","maxRequestSize":"2KB","maxQueuedMessages":5,
                 "maxQueuedBytes":"64KB","maxKeepAlive":60,"maxRetainedMessages":7,
-                "maxRetainedBytes":"3KB","connectTimeout":500,
+                "maxRetainedBytes":"3KB","connectTimeout":500,"maxTotalPartialBytes":"5MB",
                 "highWaterMark":"1MB","slowConsumerTimeout":3000,"maxPendingRequests":4}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
@@ -229,6 +237,7 @@ mod tests {
         assert_eq!(settings.response_topic, "api/out");
         assert_eq!(settings.max_packet_size, 2048);
         assert_eq!(settings.max_queued_messages, 5);
+        assert_eq!(settings.max_total_partial_bytes, 5 << 20);
         assert_eq!(
             settings.retain_limits,
             RetainLimits {
@@ -261,7 +270,7 @@ mod tests {
             (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
             (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
-            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `maxKeepAlive`, `connectTimeout`"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxTotalPartialBytes`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `maxKeepAlive`, `connectTimeout`"),
         ];
         for (section, expected) in cases {
             assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");

@@ -24,6 +24,7 @@ use crate::packets::{Ending, Handler, Pause};
 use crate::server::Shared;
 use crate::session::Message;
 use switchyard_plugin_kit::flow::Pending;
+use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::stats::Counter;
 use switchyard_plugin_kit::writer::{write_all, write_loop};
@@ -41,9 +42,17 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let mut buffer = Vec::new();
+    // This connection's share of `maxTotalPartialBytes`, from its first byte: a CONNECT may
+    // carry a will as large as any packet.
+    let mut partial = shared.partial.claim();
     let first = tokio::time::timeout(
         shared.settings.connect_timeout,
-        read_connect(&read_half, &mut buffer, shared.settings.max_packet_size),
+        read_connect(
+            &read_half,
+            &mut buffer,
+            shared.settings.max_packet_size,
+            &mut partial,
+        ),
     )
     .await;
     let refuse = |packet: Bytes| async {
@@ -65,7 +74,10 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         Ok(Ok(Err(violation))) => {
             return debug!(peer = %peer, violation = %violation, "closing before CONNECT")
         }
-        Ok(Ok(Ok(length))) => {
+        Ok(Ok(Ok(None))) => {
+            return debug!(peer = %peer, "CONNECT past maxTotalPartialBytes: closing")
+        }
+        Ok(Ok(Ok(Some(length)))) => {
             let Ok(Some((_, codec::Packet::Connect(connect)))) = codec::decode(&buffer, usize::MAX)
             else {
                 unreachable!("read_connect returned a CONNECT")
@@ -119,7 +131,9 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     // The specification's grace: one and a half keep-alive periods without any packet.
     let keep_alive =
         (hello.keep_alive > 0).then(|| Duration::from_millis(u64::from(hello.keep_alive) * 1500));
-    let ending = read_loop(&mut handler, &read_half, buffer, keep_alive).await;
+    let ending = read_loop(&mut handler, &read_half, buffer, keep_alive, &mut partial).await;
+    // Gives back its share of `maxTotalPartialBytes` now, not after the writer's linger.
+    drop(partial);
     debug!(connection = %id, ending = ?ending, "closing");
     match ending {
         Ending::Disconnected => {
@@ -132,6 +146,11 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         Ending::KeepAlive => {
             shared.pressure().counters().add(Counter::ClosedIdle, 1);
             outbox.close(Closing::silent("keep-alive timeout"), true);
+        }
+        Ending::Busy => {
+            // MQTT 3.1.1 has no error packet: closing is the refusal (as mosquitto does at its
+            // memory limit).
+            outbox.close(Closing::silent("too many unfinished packets"), true);
         }
         Ending::Gone => {
             outbox.close(Closing::silent("socket closed"), true);
@@ -155,12 +174,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     }
 }
 
-/// Reads until one whole packet is buffered; it must be a CONNECT. Returns its length.
+/// Reads until one whole packet is buffered; it must be a CONNECT. Returns its length, or
+/// `None` when the bytes it holds would pass `maxTotalPartialBytes`.
 async fn read_connect(
     read_half: &OwnedReadHalf,
     buffer: &mut Vec<u8>,
     max_packet_size: usize,
-) -> io::Result<Result<usize, Violation>> {
+    partial: &mut PartialClaim,
+) -> io::Result<Result<Option<usize>, Violation>> {
     loop {
         // The first byte says whether this is a CONNECT: anything else (an HTTP request, a
         // PINGREQ…) is refused at once rather than after waiting for its announced length.
@@ -172,9 +193,12 @@ async fn read_connect(
         }
         match codec::decode(buffer, max_packet_size) {
             Err(violation) => return Ok(Err(violation)),
-            Ok(Some((length, codec::Packet::Connect(_)))) => return Ok(Ok(length)),
+            Ok(Some((length, codec::Packet::Connect(_)))) => return Ok(Ok(Some(length))),
             Ok(Some(_)) => return Ok(Err(Violation::Malformed("first packet is not CONNECT"))),
             Ok(None) => {}
+        }
+        if partial.hold(buffer.len()).is_err() {
+            return Ok(Ok(None));
         }
         read_half.readable().await?;
         buffer.reserve(1024);
@@ -241,6 +265,7 @@ async fn read_loop(
     read_half: &OwnedReadHalf,
     mut buffer: Vec<u8>,
     keep_alive: Option<Duration>,
+    partial: &mut PartialClaim,
 ) -> Ending {
     let max_packet_size = handler.shared.settings.max_packet_size;
     // Without a keep-alive the deadline is far away; the timer is still cheap.
@@ -260,6 +285,12 @@ async fn read_loop(
             Err(ending) => return ending,
             Ok(pause) => pause,
         };
+        // What is left is an unfinished packet (or whole ones waiting for answers), counted
+        // against the instance's total (issue 19): past it, a connection holding a large one
+        // is closed, small ones always get through.
+        if partial.hold(buffer.len()).is_err() {
+            return Ending::Busy;
+        }
         if buffer.is_empty() {
             // An idle connection keeps no read buffer.
             buffer = Vec::new();

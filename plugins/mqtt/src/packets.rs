@@ -29,6 +29,8 @@ pub enum Ending {
     Refused(&'static str),
     /// Nothing received for one and a half keep-alive periods.
     KeepAlive,
+    /// An unfinished packet past the instance's `maxTotalPartialBytes`.
+    Busy,
     /// A close was requested through the outbox (disconnect hook, slow consumer, takeover,
     /// dead writer).
     Requested,

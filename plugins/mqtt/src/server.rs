@@ -14,6 +14,7 @@ use switchyard_plugin_api::{
 use switchyard_plugin_kit::gate::Refusal;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::outbox::Pushed;
+use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
@@ -37,6 +38,8 @@ pub struct Shared {
     pub backend: Arc<dyn Backend>,
     /// Sessions, subscriptions, retained messages, live connections.
     pub broker: Broker,
+    /// Bytes of unfinished packets held by all connections (`maxTotalPartialBytes`).
+    pub partial: Arc<PartialBudget>,
 }
 
 impl Shared {
@@ -50,6 +53,7 @@ impl Shared {
                 settings.retain_limits,
             )
             .with_max_inflight(settings.max_inflight_messages),
+            partial: PartialBudget::new(settings.max_total_partial_bytes),
             settings,
             backend,
         }

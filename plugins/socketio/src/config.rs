@@ -7,6 +7,7 @@ use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
 use switchyard_plugin_kit::gate::ConnectionLimits;
+use switchyard_plugin_kit::partial;
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -49,6 +50,10 @@ switchyard_plugin_kit::raw_section! {
         connect_timeout: u64,
         // Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
         @max_request_size,
+        /// Bytes of unfinished POST bodies and WebSocket messages, all sessions together;
+        /// 0 = no limit.
+        #[serde(default)]
+        max_total_partial_bytes: Option<switchyard_plugin_api::config::Size>,
         @flow,
         @connections,
     }
@@ -103,6 +108,8 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Largest POST body or WebSocket message.
     pub max_request_size: usize,
+    /// Bytes of unfinished POST bodies and WebSocket messages, all sessions (0: no limit).
+    pub max_total_partial_bytes: usize,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
     pub flow: Flow,
     /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
@@ -175,6 +182,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
         upgrade_timeout: Duration::from_millis(raw.upgrade_timeout),
         connect_timeout: Duration::from_millis(raw.connect_timeout),
         max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
+        max_total_partial_bytes: partial::configured(raw.max_total_partial_bytes),
         flow,
         connections,
     })
@@ -199,6 +207,7 @@ mod tests {
         assert_eq!(settings.upgrade_timeout, Duration::from_secs(10));
         assert_eq!(settings.connect_timeout, Duration::from_secs(45));
         assert_eq!(settings.max_request_size, 1 << 20);
+        assert_eq!(settings.max_total_partial_bytes, 256 << 20);
         assert_eq!(settings.flow, Flow::default());
         assert_eq!(settings.connections.max_per_address, 256);
         assert_eq!(settings.connections.rate_per_address, 512);
@@ -209,7 +218,7 @@ mod tests {
         let settings = parse(
             r#"{"port":0,"address":"127.0.0.1","path":"/io","origins":["https://App.example"],
                 "pingInterval":100,"pingTimeout":200,"upgradeTimeout":300,"connectTimeout":400,
-                "maxRequestSize":"2KB","maxQueuedBytes":4096}"#,
+                "maxRequestSize":"2KB","maxQueuedBytes":4096,"maxTotalPartialBytes":"3MB"}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
         .unwrap();
@@ -224,6 +233,7 @@ mod tests {
         assert_eq!(settings.upgrade_timeout, Duration::from_millis(300));
         assert_eq!(settings.connect_timeout, Duration::from_millis(400));
         assert_eq!(settings.max_request_size, 2048);
+        assert_eq!(settings.max_total_partial_bytes, 3 << 20);
         assert_eq!(settings.flow.max_queued_bytes, 4096);
         assert_eq!(
             parse("{}", r#"{"maxRequestSize":512}"#)
@@ -246,7 +256,7 @@ mod tests {
             ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
             (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
-            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxTotalPartialBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`"),
         ];
         for (section, server, expected) in cases {
             assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tracing::debug;
 
 use crate::engine::{self, RequestError};
+use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::ws::frame::{close_code, payload_of};
 
 use crate::server::Shared;
@@ -229,15 +230,28 @@ async fn read_and_handle(
     if announced.is_some_and(|length| length > shared.settings.max_request_size as u64) {
         return fail(StatusCode::PAYLOAD_TOO_LARGE, "announced payload too large");
     }
-    let limited = Limited::new(request.into_body(), shared.settings.max_request_size);
-    let body = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+    // The bytes received so far count against `maxTotalPartialBytes` until the body is whole.
+    let mut partial = shared.partial.claim();
+    let read = read_body(
+        request.into_body(),
+        shared.settings.max_request_size,
+        &mut partial,
+    );
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read).await {
         Err(_) => return fail(StatusCode::REQUEST_TIMEOUT, "body timeout"),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => {
+        Ok(Err(BodyError::TooLarge)) => {
             return fail(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
         }
-        Ok(Err(_)) => return fail(StatusCode::BAD_REQUEST, "body read failed"),
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(BodyError::Busy)) => {
+            return fail(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too many unfinished payloads (maxTotalPartialBytes)",
+            )
+        }
+        Ok(Err(BodyError::Broken)) => return fail(StatusCode::BAD_REQUEST, "body read failed"),
+        Ok(Ok(body)) => body,
     };
+    drop(partial);
     let Ok(text) = std::str::from_utf8(&body) else {
         return fail(StatusCode::BAD_REQUEST, "body is not UTF-8");
     };
@@ -251,6 +265,39 @@ async fn read_and_handle(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     response
+}
+
+/// Why a POST body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Past `maxRequestSize`.
+    TooLarge,
+    /// Past `maxTotalPartialBytes`, all sessions' unfinished bodies and messages together.
+    Busy,
+    /// The client broke HTTP framing or went away.
+    Broken,
+}
+
+/// Reads a POST body of at most `max` bytes, holding what it received so far in `partial`.
+async fn read_body(
+    mut body: Incoming,
+    max: usize,
+    partial: &mut PartialClaim,
+) -> Result<Bytes, BodyError> {
+    let mut buffer = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        if let Ok(data) = frame.into_data() {
+            if buffer.len() + data.len() > max {
+                return Err(BodyError::TooLarge);
+            }
+            if partial.hold(buffer.len() + data.len()).is_err() {
+                return Err(BodyError::Busy);
+            }
+            buffer.extend_from_slice(&data);
+        }
+    }
+    Ok(buffer.freeze())
 }
 
 /// A polling payload: the packets joined with `\x1e`.

@@ -21,6 +21,7 @@ use switchyard_plugin_api::{
 };
 use switchyard_plugin_kit::gate::Refusal;
 use switchyard_plugin_kit::instance::Instance;
+use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
@@ -49,6 +50,8 @@ pub struct Shared {
     pub registry: Registry,
     /// Bytes queued in all sessions, reported to the host on crossings.
     pub pressure: Arc<Pressure>,
+    /// Bytes of unfinished POST bodies and WebSocket messages (`maxTotalPartialBytes`).
+    pub partial: Arc<PartialBudget>,
 }
 
 impl Shared {
@@ -142,6 +145,7 @@ impl Service for Shared {
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         let pressure = Pressure::reported_to(name, settings.flow.marks, &backend);
         Shared {
+            partial: PartialBudget::new(settings.max_total_partial_bytes),
             settings,
             backend,
             registry: Registry::default(),

@@ -25,6 +25,7 @@ use crate::http::{refuse, Body};
 use crate::server::Shared;
 use crate::session::{Client, Session, Taken, Transport};
 use crate::{inbound, packets};
+use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, READ_CHUNK};
 use switchyard_plugin_kit::writer::{write_all, write_within, MAX_SLICES};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
@@ -220,7 +221,18 @@ async fn serve(shared: Arc<Shared>, session: Arc<Session>, stream: TcpStream, mu
     let (read_half, write_half) = stream.into_split();
     let mut writer = tokio::spawn(write_loop(write_half, session.clone()));
     let mut reader = Reader::new(shared.settings.max_request_size, false);
-    read_loop(&shared, &session, &read_half, &mut reader, &mut buffer).await;
+    let mut partial = shared.partial.claim();
+    read_loop(
+        &shared,
+        &session,
+        &read_half,
+        &mut reader,
+        &mut buffer,
+        &mut partial,
+    )
+    .await;
+    // Gives back its share of `maxTotalPartialBytes` now, not after the closing handshake.
+    drop(partial);
     let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
     if tokio::time::timeout_at(deadline, &mut writer)
         .await
@@ -239,6 +251,7 @@ async fn read_loop(
     read_half: &OwnedReadHalf,
     reader: &mut Reader,
     buffer: &mut Vec<u8>,
+    partial: &mut PartialClaim,
 ) {
     loop {
         let mut used = 0;
@@ -282,6 +295,14 @@ async fn read_loop(
         }
         buffer.drain(..used);
         if session.is_closing() {
+            return;
+        }
+        // What is left is unfinished (a partial frame, a fragmented message's frames so far),
+        // counted against the instance's total (issue 19); past it, 1009 as for a message
+        // over `maxRequestSize`.
+        if partial.hold(buffer.len() + reader.partial_len()).is_err() {
+            debug!(sid = %session.sid, "too many unfinished messages: closing");
+            session.close(close_code::MESSAGE_TOO_BIG, true);
             return;
         }
         if buffer.is_empty() {

@@ -13,9 +13,20 @@ pub const DEFAULT_PORT: u16 = 7512;
 pub use switchyard_plugin_api::config::DEFAULT_MAX_REQUEST_SIZE;
 /// Kuzzle's default `idleTimeout`, and what values below 1 s are forced to.
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Messages per second per connection (Kuzzle's default is 0, none). Above every legitimate
+/// load measured here — the busiest single connection is the burst benchmark's publisher,
+/// about 25 k/s; a Kuzzle SDK client sends far fewer — so no client notices it, while one
+/// connection can no longer make the server answer an unbounded stream of small messages
+/// (errors, 429s) at others' expense. Compression's amplification is the inflate budget's.
+pub const DEFAULT_RATE_LIMIT: u32 = 50_000;
+/// Bytes one connection's compressed messages may inflate to per second (issue 19: a 1.1 KB
+/// frame inflates to 1 MB for about 1 ms of CPU). 16 maximum-size messages a second is far
+/// above what a Kuzzle client sends, and bounds a connection to about 16 ms of inflating per
+/// second (1.6 % of a core) instead of a whole core.
+pub const DEFAULT_INFLATE_BUDGET: u64 = 16 << 20;
 /// Bytes of unfinished messages all connections may hold together (issue 19: 500 connections
 /// each holding an unfinished 1 MB frame held 500 MB).
-pub const DEFAULT_MAX_TOTAL_PARTIAL_BYTES: u64 = 256 << 20;
+pub use switchyard_plugin_kit::partial::DEFAULT_MAX_TOTAL_PARTIAL_BYTES;
 
 switchyard_plugin_kit::raw_section! {
     /// The section as written. Keys are camelCase, as in Kuzzle's `server.protocols.websocket`.
@@ -29,13 +40,16 @@ switchyard_plugin_kit::raw_section! {
         #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_IDLE_TIMEOUT_MS>")]
         idle_timeout: u64,
         /// Messages per second per connection; 0 = unlimited (Kuzzle's default).
-        #[serde(default)]
+        #[serde(default = "default_rate_limit")]
         rate_limit: u32,
         @flow,
         @connections,
         /// Accept permessage-deflate (RFC 7692) when a client offers it.
         #[serde(default)]
         compression: bool,
+        /// Bytes one connection's compressed messages may inflate to per second; 0 = no limit.
+        #[serde(default)]
+        inflate_budget: Option<switchyard_plugin_api::config::Size>,
         /// Threads of this listener's runtime; 0 = one per core.
         #[serde(default = "default_worker_threads")]
         worker_threads: usize,
@@ -49,6 +63,10 @@ switchyard_plugin_kit::raw_section! {
 /// thread and 1.0 M with two (`switchyard-bench ws-fanout`, BENCHMARKS.md).
 fn default_worker_threads() -> usize {
     1
+}
+
+fn default_rate_limit() -> u32 {
+    DEFAULT_RATE_LIMIT
 }
 
 /// The validated configuration of one instance.
@@ -72,6 +90,8 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// Whether permessage-deflate is negotiated.
     pub compression: bool,
+    /// Bytes one connection's compressed messages may inflate to per second (0: no limit).
+    pub inflate_budget: usize,
     /// Runtime threads (0: one per core).
     pub worker_threads: usize,
     /// Set when `idleTimeout` was out of range and replaced: `init` logs it.
@@ -86,10 +106,11 @@ impl Default for Settings {
             max_message_size: DEFAULT_MAX_REQUEST_SIZE as usize,
             max_total_partial_bytes: DEFAULT_MAX_TOTAL_PARTIAL_BYTES as usize,
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
-            rate_limit: 0,
+            rate_limit: DEFAULT_RATE_LIMIT,
             flow: Flow::default(),
             connections: ConnectionLimits::default(),
             compression: false,
+            inflate_budget: DEFAULT_INFLATE_BUDGET as usize,
             worker_threads: 1,
             idle_timeout_warning: None,
         }
@@ -113,6 +134,16 @@ impl Section for Settings {
         } else {
             (raw.idle_timeout, None)
         };
+        let inflate_budget = raw
+            .inflate_budget
+            .map_or(DEFAULT_INFLATE_BUDGET, |size| size.0);
+        // A budget below one message would refuse a legitimate message of the largest size.
+        if inflate_budget != 0 && inflate_budget < max_request_size {
+            return Err(format!(
+                "{section}.inflateBudget: {inflate_budget} bytes is below maxRequestSize ({max_request_size})\nhint: a budget must let one message of the largest size through; 0 turns it off"
+            )
+            .into());
+        }
         Ok(Settings {
             address: raw.address,
             port: raw.port,
@@ -127,6 +158,7 @@ impl Section for Settings {
             flow,
             connections: ConnectionLimits::from_raw(raw.connection_limits()),
             compression: raw.compression,
+            inflate_budget: usize::try_from(inflate_budget).unwrap_or(usize::MAX),
             worker_threads: raw.worker_threads,
             idle_timeout_warning,
         })
@@ -148,7 +180,8 @@ mod tests {
         assert_eq!(settings.port, 7512);
         assert_eq!(settings.max_message_size, 1024 * 1024);
         assert_eq!(settings.idle_timeout, Duration::from_secs(60));
-        assert_eq!(settings.rate_limit, 0);
+        assert_eq!(settings.rate_limit, 50_000);
+        assert_eq!(settings.inflate_budget, 16 << 20);
         assert!(!settings.compression);
         assert_eq!(settings.max_total_partial_bytes, 256 << 20);
     }
@@ -161,11 +194,12 @@ mod tests {
                 "highWaterMark":"1MB","lowWaterMark":"256KB","maxTotalQueuedBytes":"8MB",
                 "slowConsumerTimeout":2500,"maxPendingRequests":8,"maxTotalPartialBytes":"3MB",
                 "maxConnectionsPerAddress":10,"maxConnectionRatePerAddress":0,
-                "fileDescriptorReserve":32}"#,
+                "fileDescriptorReserve":32,"inflateBudget":"4KB"}"#,
             r#"{"maxRequestSize":"1GB","pluginDir":"x"}"#,
         )
         .unwrap();
         assert_eq!(settings.max_total_partial_bytes, 3 << 20);
+        assert_eq!(settings.inflate_budget, 4096);
         assert_eq!(settings.port, 0);
         assert_eq!(settings.address, IpAddr::from([127, 0, 0, 1]));
         assert_eq!(settings.max_message_size, 2048);
@@ -242,7 +276,12 @@ mod tests {
             (
                 r#"{"prot":1}"#,
                 "{}",
-                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `compression`, `workerThreads`",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `compression`, `inflateBudget`, `workerThreads`",
+            ),
+            (
+                r#"{"inflateBudget":"512KB"}"#,
+                "{}",
+                "server.protocols.websocket.inflateBudget: 524288 bytes is below maxRequestSize (1048576)\nhint: a budget must let one message of the largest size through; 0 turns it off",
             ),
             (
                 r#"{"maxRequestSize":"1XB"}"#,

@@ -114,6 +114,14 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         connection: &connection,
         reader: MessageReader::new(shared.settings.max_message_size, connection.deflate),
         rate: RateLimiter::new(shared.settings.rate_limit, Instant::now()),
+        inflate: InflateBudget::new(
+            if connection.deflate {
+                shared.settings.inflate_budget
+            } else {
+                0
+            },
+            Instant::now(),
+        ),
         partial: shared.partial.claim(),
     };
     let ending = session.read_loop(&read_half, leftover).await;
@@ -209,6 +217,8 @@ struct Session<'a> {
     connection: &'a Arc<Connection>,
     reader: MessageReader,
     rate: RateLimiter,
+    /// What its compressed messages may still inflate to this second (`inflateBudget`).
+    inflate: InflateBudget,
     /// This connection's share of `maxTotalPartialBytes`.
     partial: PartialClaim,
 }
@@ -270,6 +280,9 @@ impl Session<'_> {
                 // The rest waits in the buffer until answers come back.
                 break None;
             }
+            if let Some(allowance) = self.inflate.allowance_now() {
+                self.reader.set_inflate_allowance(allowance);
+            }
             match self.reader.decode(&mut buffer[used..]) {
                 Err(violation) => break Some(Ending::Violation(violation)),
                 Ok((length, event)) => {
@@ -278,6 +291,7 @@ impl Session<'_> {
                     let control = matches!(event, Event::Ping(_) | Event::Pong);
                     let ending = handle(self.shared, self.connection, &mut self.rate, event);
                     progressed |= !control || !self.reader.is_mid_message();
+                    self.inflate.spend(self.reader.inflated());
                     if ending.is_some() {
                         break ending;
                     }
@@ -394,6 +408,60 @@ impl RateLimiter {
     }
 }
 
+/// Bytes a connection's compressed messages may inflate to per second, in fixed one-second
+/// windows (`inflateBudget`, issue 19). The reader stops inflating where the window's budget
+/// ends, so a connection never costs more than the budget's worth of CPU a second (about 1 ms
+/// per MB) however small its frames are; past it, the connection is closed with 1008.
+#[derive(Debug)]
+pub struct InflateBudget {
+    /// Bytes per window; 0 = unlimited (also for a connection without permessage-deflate).
+    per_second: usize,
+    /// Start of the current window.
+    window_start: Instant,
+    /// Bytes inflated in the current window.
+    spent: usize,
+}
+
+impl InflateBudget {
+    /// A budget of `per_second` bytes (0: none), its first window at `now`.
+    pub fn new(per_second: usize, now: Instant) -> InflateBudget {
+        InflateBudget {
+            per_second,
+            window_start: now,
+            spent: 0,
+        }
+    }
+
+    /// What may still be inflated in the window holding `now`; `None` without a budget (no
+    /// clock read).
+    pub fn allowance(&mut self, now: Instant) -> Option<usize> {
+        if self.per_second == 0 {
+            return None;
+        }
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.spent = 0;
+        }
+        Some(self.per_second - self.spent)
+    }
+
+    /// [`InflateBudget::allowance`] now.
+    pub fn allowance_now(&mut self) -> Option<usize> {
+        if self.per_second == 0 {
+            return None;
+        }
+        self.allowance(Instant::now())
+    }
+
+    /// Counts `bytes` inflated in the current window (never past the budget: the reader
+    /// stopped there).
+    pub fn spend(&mut self, bytes: usize) {
+        if self.per_second != 0 {
+            self.spent = (self.spent + bytes).min(self.per_second);
+        }
+    }
+}
+
 /// Reads and discards until the client closes its side.
 async fn drain(read_half: &OwnedReadHalf) {
     loop {
@@ -430,6 +498,28 @@ mod tests {
         assert!(limiter.allow(start + Duration::from_secs(1)));
         let mut unlimited = RateLimiter::new(0, start);
         assert!((0..10_000).all(|_| unlimited.allow(start)));
+    }
+
+    #[test]
+    fn the_inflate_budget_counts_per_second() {
+        let start = Instant::now();
+        let mut budget = InflateBudget::new(1000, start);
+        assert_eq!(budget.allowance(start), Some(1000));
+        budget.spend(600);
+        assert_eq!(
+            budget.allowance(start + Duration::from_millis(999)),
+            Some(400)
+        );
+        budget.spend(400);
+        assert_eq!(
+            budget.allowance(start + Duration::from_millis(999)),
+            Some(0)
+        );
+        assert_eq!(budget.allowance(start + Duration::from_secs(1)), Some(1000));
+        let mut unlimited = InflateBudget::new(0, start);
+        unlimited.spend(usize::MAX);
+        assert_eq!(unlimited.allowance(start), None);
+        assert_eq!(unlimited.allowance_now(), None);
     }
 
     fn shared_pressure() -> Arc<switchyard_plugin_kit::pressure::Pressure> {

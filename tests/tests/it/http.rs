@@ -584,3 +584,91 @@ fn the_sdks_http_protocol_publishes_to_a_websocket_subscriber() {
     );
     assert!(event("done").is_object());
 }
+
+/// A `server:now` body of exactly `size` bytes.
+fn padded_body(size: usize) -> Vec<u8> {
+    let mut text = br#"{"controller":"server","action":"now","pad":""#.to_vec();
+    text.resize(size - 2, b'x');
+    text.extend_from_slice(b"\"}");
+    text
+}
+
+/// Which of two sockets gets an answer first (reading both in turn for at most 10 s).
+fn which_is_answered(clients: &mut [Raw; 2]) -> usize {
+    for client in clients.iter() {
+        client
+            .stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for (index, client) in clients.iter_mut().enumerate() {
+            let mut chunk = [0u8; 16384];
+            match client.stream.read(&mut chunk) {
+                Ok(read) => {
+                    client.buffer.extend_from_slice(&chunk[..read]);
+                    for client in clients.iter() {
+                        client
+                            .stream
+                            .set_read_timeout(Some(Duration::from_secs(10)))
+                            .unwrap();
+                    }
+                    return index;
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(error) => panic!("reading: {error}"),
+            }
+        }
+    }
+    panic!("neither request was answered within 10 s");
+}
+
+#[test]
+fn issue_19_bodies_past_max_total_partial_bytes_get_413() {
+    let server = start("maxTotalPartialBytes = \"1MB\"");
+    let body = padded_body(700 * 1024);
+    let head = format!(
+        "POST /_query HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut clients = [Raw::connect(&server), Raw::connect(&server)];
+    // 600 KB of each body: 1.2 MB being received, over the 1 MB total. Whichever the server
+    // reads second is refused at once; the other is still being read.
+    for client in clients.iter_mut() {
+        client.send(head.as_bytes());
+        client.send(&body[..600 * 1024]);
+    }
+    let refused = which_is_answered(&mut clients);
+    let answer = clients[refused].read_answer(false);
+    assert_eq!(answer.status, 413);
+    assert_eq!(
+        answer.error(),
+        json!({"message":"Maximum HTTP request size exceeded: the server holds too many unfinished request bodies; retry later.",
+            "status":413,"id":"network.http.request_too_large","code":50397185,"props":[]})
+    );
+    assert_eq!(answer.header("connection"), Some("close"));
+    // Small bodies still get through.
+    let small = padded_body(1000);
+    assert_eq!(
+        Raw::connect(&server)
+            .request("POST", "/_query", &[], &small)
+            .status,
+        200
+    );
+    // The other one finishes its body and is answered.
+    let kept = &mut clients[1 - refused];
+    kept.send(&body[600 * 1024..]);
+    assert_eq!(kept.read_answer(false).status, 200);
+    // Every byte was given back: a whole 700 KB body goes through now.
+    assert_eq!(
+        Raw::connect(&server)
+            .request("POST", "/_query", &[], &body)
+            .status,
+        200
+    );
+}

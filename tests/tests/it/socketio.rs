@@ -634,3 +634,163 @@ fn bad_websocket_input_closes_with_a_code() {
         assert_eq!(close, Some(code));
     }
 }
+
+/// A Kuzzle request event of exactly `size` bytes (`server:now`, padded), as Socket.io text.
+fn padded_event(id: &str, size: usize) -> Vec<u8> {
+    let mut text =
+        format!(r#"42["kuzzle",{{"controller":"server","action":"now","requestId":"{id}","pad":""#)
+            .into_bytes();
+    text.resize(size - 3, b'x');
+    text.extend_from_slice(b"\"}]");
+    text
+}
+
+/// Issue 19: the bytes of unfinished POST bodies count against `maxTotalPartialBytes`; past
+/// it, a large one gets 413 and its session closes, as for a body over `maxRequestSize`.
+#[test]
+fn issue_19_polling_bodies_past_max_total_partial_bytes_get_413() {
+    let server = start("maxTotalPartialBytes = \"1MB\"");
+    let sids = [polling_session(&server), polling_session(&server)];
+    let events = [padded_event("a", 700 * 1024), padded_event("b", 700 * 1024)];
+    let mut streams: Vec<TcpStream> = sids
+        .iter()
+        .zip(&events)
+        .map(|(sid, event)| {
+            let mut stream = TcpStream::connect(server.address("socketio")).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            write!(
+                stream,
+                "POST {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
+                poll_url(sid),
+                event.len()
+            )
+            .unwrap();
+            stream.write_all(&event[..600 * 1024]).unwrap();
+            stream
+        })
+        .collect();
+    // 1.2 MB being received, over the 1 MB total: whichever the server reads second is
+    // refused at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = 'found: loop {
+        assert!(
+            Instant::now() < deadline,
+            "neither POST was answered in 10 s"
+        );
+        for (index, stream) in streams.iter_mut().enumerate() {
+            let mut head = [0u8; 12];
+            match stream.read(&mut head) {
+                Ok(read) => {
+                    assert!(read > 0, "closed without an answer");
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    stream.read_exact(&mut head[read..]).unwrap();
+                    assert_eq!(&head, b"HTTP/1.1 413");
+                    break 'found index;
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(error) => panic!("reading: {error}"),
+            }
+        }
+    };
+    assert_closed(&server, &sids[refused]);
+    // Small bodies still get through (on another session: one POST at a time per session).
+    let other = polling_session(&server);
+    let small = padded_event("small", 200);
+    let small = std::str::from_utf8(&small).unwrap();
+    assert_eq!(
+        http(&server, "POST", &poll_url(&other), small),
+        (200, "ok".into())
+    );
+    let (_, polled) = http(&server, "GET", &poll_url(&other), "");
+    assert!(polled.contains(r#""requestId":"small""#), "{polled}");
+    // The other POST finishes and is answered.
+    let kept = refused ^ 1;
+    streams[kept]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    streams[kept]
+        .write_all(&events[kept][600 * 1024..])
+        .unwrap();
+    let mut answer = String::new();
+    let _ = streams[kept].read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, polled) = http(&server, "GET", &poll_url(&sids[kept]), "");
+    let id = ["a", "b"][kept];
+    assert!(
+        polled.contains(&format!(r#""requestId":"{id}""#)),
+        "{polled}"
+    );
+}
+
+/// Issue 19: the same total counts unfinished WebSocket messages; past it, 1009.
+#[test]
+fn issue_19_websocket_messages_past_max_total_partial_bytes_are_closed_with_1009() {
+    use std::io::Write as _;
+    use tungstenite::stream::MaybeTlsStream;
+    let server = start("maxTotalPartialBytes = \"1MB\"");
+    type Client = tungstenite::WebSocket<MaybeTlsStream<TcpStream>>;
+    let write_raw = |client: &mut Client, bytes: &[u8]| {
+        let MaybeTlsStream::Plain(stream) = client.get_mut() else {
+            unreachable!("plain TCP")
+        };
+        let _ = stream.write_all(bytes);
+    };
+    // A masked client frame (mask 0) with a 64-bit length.
+    let raw_frame = |first: u8, payload: &[u8]| {
+        let mut frame = vec![first, 0x80 | 127];
+        frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        frame
+    };
+    const PING: [u8; 6] = [0x89, 0x80, 0, 0, 0, 0];
+    // The pong answering a ping after the first fragment says the server holds it.
+    let pong_or_close = |client: &mut Client| loop {
+        match client.read().expect("a frame within 10 s") {
+            Message::Pong(_) => return Ok(()),
+            Message::Close(frame) => return Err(frame.map(|frame| frame.code)),
+            Message::Ping(_) => continue,
+            other => panic!("expected a pong or a close, got {other:?}"),
+        }
+    };
+    let first = padded_event("a", 700 * 1024);
+    let mut holder = websocket_session(&server);
+    write_raw(&mut holder, &raw_frame(0x01, &first[..600 * 1024]));
+    write_raw(&mut holder, &PING);
+    assert_eq!(pong_or_close(&mut holder), Ok(()));
+    // 600 KB more would make 1.2 MB unfinished, over the 1 MB total: refused.
+    let mut refused = websocket_session(&server);
+    write_raw(
+        &mut refused,
+        &raw_frame(0x01, &padded_event("b", 700 * 1024)[..600 * 1024]),
+    );
+    write_raw(&mut refused, &PING);
+    assert_eq!(pong_or_close(&mut refused), Err(Some(CloseCode::Size)));
+    // Small messages still get through; the holder finishes its message and is answered.
+    let mut small = websocket_session(&server);
+    small
+        .send(Message::text(
+            String::from_utf8(padded_event("small", 200)).unwrap(),
+        ))
+        .unwrap();
+    let answered = |client: &mut Client, id: &str| loop {
+        match client.read().expect("an answer within 10 s") {
+            Message::Text(text) if text.as_str().contains(&format!(r#""requestId":"{id}""#)) => {
+                return
+            }
+            Message::Text(_) | Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected the answer to {id}, got {other:?}"),
+        }
+    };
+    answered(&mut small, "small");
+    write_raw(&mut holder, &raw_frame(0x80, &first[600 * 1024..]));
+    answered(&mut holder, "a");
+}

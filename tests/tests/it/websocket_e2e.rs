@@ -72,6 +72,12 @@ impl Frame {
 impl Raw {
     /// Connects and completes the opening handshake.
     pub(crate) fn connect(server: &Server) -> Raw {
+        Raw::connect_with(server, "")
+    }
+
+    /// Connects and completes the opening handshake, with `headers` (each ending in CRLF)
+    /// added to the upgrade request.
+    fn connect_with(server: &Server, headers: &str) -> Raw {
         let stream = TcpStream::connect(server.address("websocket")).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -83,7 +89,7 @@ impl Raw {
         raw.write(
             format!(
                 "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
             )
             .as_bytes(),
         );
@@ -687,4 +693,64 @@ fn bad_handshakes_get_an_http_error_that_says_why() {
             && response.contains("\r\n\r\nmalformed HTTP request: "),
         "{response}"
     );
+}
+
+/// A message compressed as permessage-deflate sends it (raw deflate, sync flush, the
+/// `00 00 ff ff` tail removed).
+fn permessage_deflate(message: &[u8]) -> Vec<u8> {
+    let mut compressor = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut out = Vec::with_capacity(message.len() / 100 + 1024);
+    let mut offset = 0;
+    loop {
+        out.reserve(64 * 1024);
+        let before = compressor.total_in();
+        compressor
+            .compress_vec(&message[offset..], &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        offset += (compressor.total_in() - before) as usize;
+        if offset == message.len() && out.ends_with(&[0, 0, 0xff, 0xff]) {
+            out.truncate(out.len() - 4);
+            return out;
+        }
+    }
+}
+
+/// Issue 19 (minor): a 1 KB compressed frame inflates to about 1 MB. Past `inflateBudget`
+/// bytes inflated in a second, the connection is closed with 1008 before inflating more.
+#[test]
+fn issue_19_compressed_messages_past_the_inflate_budget_close_with_1008() {
+    let server = start("compression = true\ninflateBudget = \"2MB\"");
+    let mut raw = Raw::connect_with(&server, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    // Ten 900 KB requests, each about 1 KB compressed, sent at once: two fit in 2 MB.
+    const SENT: usize = 10;
+    for n in 0..SENT {
+        let mut request =
+            format!(r#"{{"controller":"server","action":"now","requestId":"{n}","pad":""#)
+                .into_bytes();
+        request.resize(900 * 1024 - 2, b' ');
+        request.extend_from_slice(b"\"}");
+        let compressed = permessage_deflate(&request);
+        assert!(compressed.len() < 2048, "{}", compressed.len());
+        // FIN, RSV1 (compressed), text.
+        raw.send_raw(0xc1, &compressed, false);
+    }
+    let mut answered = 0;
+    let close = loop {
+        let frame = raw.expect_frame();
+        match frame.opcode {
+            TEXT => answered += 1,
+            CLOSE => break frame.close(),
+            other => panic!("unexpected frame {other}: {frame:?}"),
+        }
+    };
+    assert_eq!(
+        close,
+        (
+            1008,
+            "inflate budget exceeded: too much compressed data per second".to_string()
+        )
+    );
+    // The answers to the two the budget allowed may be dropped with the close (a violation
+    // discards what is queued); never all ten.
+    assert!(answered <= 4, "{answered} answered");
 }

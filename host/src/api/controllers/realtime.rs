@@ -21,7 +21,8 @@ pub static CONTROLLER: Controller = Controller {
             name: "subscribe",
             http: &[],
             args: Args::INDEX_COLLECTION_BODY,
-            run: Run::Inline(subscribe),
+            // A filter heavy to normalize (many terms, large regexps) leaves the network thread.
+            run: Run::Weighed(subscribe, heavy_filter),
         },
         Action {
             name: "join",
@@ -91,6 +92,11 @@ fn announce(context: &Context<'_>, subscribed: Subscribed) -> ActionResult {
     );
     services.rooms_changed();
     Ok(json!({ "roomId": &*subscribed.room_id, "channel": &*subscribed.channel }).into())
+}
+
+/// `realtime:subscribe`'s `Weigh`: its filter is heavy to normalize.
+fn heavy_filter(request: &Request<'_>) -> bool {
+    request.body.as_ref().is_some_and(realtime::is_heavy_filter)
 }
 
 /// `realtime:subscribe`.
@@ -307,6 +313,54 @@ mod tests {
         ));
         assert_eq!(counted["status"], 404, "{counted}");
         assert_eq!(counted["error"]["id"], "core.realtime.room_not_found");
+    }
+
+    /// Issue 19: a filter heavy to normalize leaves the network thread (it goes to the
+    /// blocking pool, still answered the same); a light one runs where it arrived.
+    #[test]
+    fn heavy_filters_are_normalized_off_the_network_thread() {
+        use crate::api::dispatch::{dispatch, Dispatched};
+        use serde_json::json;
+        let harness = Harness::new();
+        let four = |field: &str| {
+            json!({"or": (0..4).map(|v| json!({"equals": {field: v}})).collect::<Vec<_>>()})
+        };
+        let subscribe = |filter: serde_json::Value| {
+            json!({"controller": "realtime", "action": "subscribe", "index": "i",
+                   "collection": "c", "body": filter})
+            .to_string()
+        };
+        let alternatives: Vec<String> = (0..100).map(|n| format!("word{n}")).collect();
+        let cases = [
+            // 64 terms: within the budget.
+            (json!({"and": [four("a"), four("b"), four("c")]}), false),
+            // 256 terms.
+            (json!({"and": [four("a"), four("b"), four("c"), four("d")]}), true),
+            (json!({"regexp": {"t": "^a|b$"}}), false),
+            (json!({"regexp": {"t": alternatives.join("|")}}), true),
+        ];
+        for (filter, heavy) in cases {
+            let request = subscribe(filter.clone());
+            let dispatched = dispatch(
+                &harness.services,
+                &harness.router,
+                harness.connection,
+                &request,
+            );
+            match dispatched {
+                Dispatched::Answered(answer) => {
+                    assert!(!heavy, "{filter} ran inline");
+                    assert!(answer.content.contains("\"status\":200"), "{}", answer.content);
+                }
+                Dispatched::Blocking(owned) => {
+                    assert!(heavy, "{filter} left the thread");
+                    assert!(owned.is_blocking());
+                    // The blocking pool answers it as the plugin's thread would have.
+                    assert_eq!(harness.call(&request)["status"], 200, "{filter}");
+                }
+                Dispatched::Paced(_) => unreachable!("subscribe does not fan out"),
+            }
+        }
     }
 
     #[test]
