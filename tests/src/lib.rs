@@ -11,6 +11,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod postgres;
+
 /// How long a server gets to print its ready line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 

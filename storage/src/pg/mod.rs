@@ -10,7 +10,8 @@
 //! * `switchyard_documents`: (cid, id) → version, `source` (the body's compact JSON text,
 //!   returned as stored), `body` (the same as `jsonb`, for queries, with a GIN
 //!   `jsonb_path_ops` index), `_kuzzle_info` in four columns, `meta` (bytes: the rooms the
-//!   document matched at its last write);
+//!   document matched at its last write), `deep` (arrays nested deeper than the query
+//!   translation unwraps: such a document is a candidate of every search, see `translate`);
 //! * `switchyard_internal`: (kind, key) → JSON text, outside every index.
 //!
 //! Why one documents table and not one per collection: collections come and go through the
@@ -95,10 +96,13 @@ CREATE TABLE IF NOT EXISTS switchyard_documents (
     updated_at bigint,
     updater text,
     meta bytea NOT NULL,
+    deep boolean NOT NULL,
     PRIMARY KEY (cid, id)
 );
 CREATE INDEX IF NOT EXISTS switchyard_documents_body
     ON switchyard_documents USING gin (body jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS switchyard_documents_deep
+    ON switchyard_documents (cid) WHERE deep;
 CREATE TABLE IF NOT EXISTS switchyard_internal (
     kind text COLLATE "C" NOT NULL,
     key text COLLATE "C" NOT NULL,
@@ -393,8 +397,9 @@ impl PostgresStorage {
             let mut sql =
                 format!("SELECT {DOCUMENT_COLUMNS} FROM switchyard_documents WHERE cid = $1");
             if let Some(condition) = condition {
-                sql.push_str(" AND ");
+                sql.push_str(" AND (deep OR ");
                 sql.push_str(&condition);
+                sql.push(')');
             }
             let mut values: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&record.cid];
             values.extend(params.values());
@@ -510,7 +515,8 @@ impl PostgresStorage {
                     let version = previous.as_ref().map_or(1, |d| d.version + 1) as i64;
                     let created_at = info.created_at.map(|v| v as i64);
                     let updated_at = info.updated_at.map(|v| v as i64);
-                    let values: [&(dyn postgres::types::ToSql + Sync); 9] = [
+                    let deep = translate::too_deep(source);
+                    let values: [&(dyn postgres::types::ToSql + Sync); 10] = [
                         &cid,
                         &id,
                         &version,
@@ -520,13 +526,14 @@ impl PostgresStorage {
                         &updated_at,
                         &info.updater,
                         meta,
+                        &deep,
                     ];
                     let values = &values[..];
                     if previous.is_none() {
                         let inserted = txn.execute(
                             "INSERT INTO switchyard_documents \
-                             (cid, id, version, source, body, author, created_at, updated_at, updater, meta) \
-                             VALUES ($1, $2, $3, $4::text, $4::text::jsonb, $5, $6, $7, $8, $9) \
+                             (cid, id, version, source, body, author, created_at, updated_at, updater, meta, deep) \
+                             VALUES ($1, $2, $3, $4::text, $4::text::jsonb, $5, $6, $7, $8, $9, $10) \
                              ON CONFLICT DO NOTHING",
                             values,
                         )?;
@@ -538,7 +545,7 @@ impl PostgresStorage {
                         txn.execute(
                             "UPDATE switchyard_documents SET version = $3, source = $4::text, \
                              body = $4::text::jsonb, author = $5, created_at = $6, updated_at = $7, \
-                             updater = $8, meta = $9 WHERE cid = $1 AND id = $2",
+                             updater = $8, meta = $9, deep = $10 WHERE cid = $1 AND id = $2",
                             values,
                         )?;
                     }

@@ -14,8 +14,8 @@ use switchyard_tests::{protocol_section, run_config, LineClient, Scratch, Server
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A `redis-server` this test started, killed when dropped.
-struct Redis {
+/// A `redis-server` this test started, killed when dropped (also used by `postgres.rs`).
+pub(crate) struct Redis {
     child: Child,
     port: u16,
     dir: Scratch,
@@ -23,7 +23,7 @@ struct Redis {
 
 impl Redis {
     /// Starts one on a free port, or `None` (with a message) when `redis-server` is absent.
-    fn start(test: &str) -> Option<Redis> {
+    pub(crate) fn start(test: &str) -> Option<Redis> {
         if Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -41,7 +41,7 @@ impl Redis {
         Some(Redis { child, port, dir })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
