@@ -44,7 +44,7 @@ use crate::names::{
 use crate::query::{page, Query, SearchPage, SearchRequest};
 use crate::storage::Storage;
 use crate::WriteBatch;
-use pool::{Pool, Pooled};
+use pool::{Pool, Pooled, Statements};
 
 /// How the PostgreSQL store connects.
 #[derive(Debug, Clone)]
@@ -226,24 +226,30 @@ impl std::fmt::Debug for PostgresStorage {
     }
 }
 
-fn document_from_row(row: &Row) -> Document {
-    let source: &str = row.get(2);
+/// A document from `row`'s columns `id, version, source, author, created_at, updated_at,
+/// updater, meta`, starting at column `at`.
+fn document_at(row: &Row, at: usize) -> Document {
+    let source: &str = row.get(at + 2);
     Document {
-        id: row.get(0),
-        version: row.get::<_, i64>(1) as u64,
+        id: row.get(at),
+        version: row.get::<_, i64>(at + 1) as u64,
         // `source` was written by serde_json from a Value: it parses back.
         source: serde_json::from_str(source).unwrap_or(Value::Null),
-        info: info_from_row(row),
-        meta: row.get(7),
+        info: info_at(row, at),
+        meta: row.get(at + 7),
     }
 }
 
-fn info_from_row(row: &Row) -> KuzzleInfo {
+fn document_from_row(row: &Row) -> Document {
+    document_at(row, 0)
+}
+
+fn info_at(row: &Row, at: usize) -> KuzzleInfo {
     KuzzleInfo {
-        author: row.get(3),
-        created_at: row.get::<_, Option<i64>>(4).map(|v| v as u64),
-        updated_at: row.get::<_, Option<i64>>(5).map(|v| v as u64),
-        updater: row.get(6),
+        author: row.get(at + 3),
+        created_at: row.get::<_, Option<i64>>(at + 4).map(|v| v as u64),
+        updated_at: row.get::<_, Option<i64>>(at + 5).map(|v| v as u64),
+        updater: row.get(at + 6),
     }
 }
 
@@ -273,37 +279,62 @@ impl CollectionRecord {
     }
 }
 
-/// The catalog entry (locked as `lock` says, e.g. `FOR SHARE`), or which of index and
-/// collection is missing.
-fn find_collection(
+const FIND_COLLECTION: &str =
+    "SELECT cid, mapping FROM switchyard_collections WHERE idx = $1 AND name = $2";
+const FIND_COLLECTION_FOR_SHARE: &str =
+    "SELECT cid, mapping FROM switchyard_collections WHERE idx = $1 AND name = $2 FOR SHARE";
+const FIND_COLLECTION_FOR_UPDATE: &str =
+    "SELECT cid, mapping FROM switchyard_collections WHERE idx = $1 AND name = $2 FOR UPDATE";
+const INDEX_EXISTS: &str = "SELECT 1 FROM switchyard_indexes WHERE name = $1";
+/// One document with the catalog lookup: no row when the collection is missing, a row of
+/// nulls after `cid` when the document is.
+const GET_DOCUMENT: &str = "SELECT c.cid, d.id, d.version, d.source, d.author, d.created_at, \
+     d.updated_at, d.updater, d.meta FROM switchyard_collections c \
+     LEFT JOIN switchyard_documents d ON d.cid = c.cid AND d.id = $3 \
+     WHERE c.idx = $1 AND c.name = $2";
+const LOCK_DOCUMENT: &str = "SELECT id, version, source, author, created_at, updated_at, \
+     updater, meta FROM switchyard_documents WHERE cid = $1 AND id = $2 FOR UPDATE";
+const INSERT_DOCUMENT: &str = "INSERT INTO switchyard_documents \
+     (cid, id, version, source, body, author, created_at, updated_at, updater, meta, deep) \
+     VALUES ($1, $2, $3, $4::text, $4::text::jsonb, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT DO NOTHING";
+const UPDATE_DOCUMENT: &str = "UPDATE switchyard_documents SET version = $3, source = $4::text, \
+     body = $4::text::jsonb, author = $5, created_at = $6, updated_at = $7, updater = $8, \
+     meta = $9, deep = $10 WHERE cid = $1 AND id = $2";
+const DELETE_DOCUMENT: &str = "DELETE FROM switchyard_documents WHERE cid = $1 AND id = $2";
+
+/// Which of index and collection is missing.
+fn missing(
     client: &mut impl GenericClient,
+    statements: &mut Statements,
     index: &str,
     collection: &str,
-    lock: &str,
+) -> std::result::Result<StorageError, postgres::Error> {
+    let statement = statements.get(client, INDEX_EXISTS)?;
+    Ok(if client.query_opt(&statement, &[&index])?.is_some() {
+        collection_not_found(index, collection)
+    } else {
+        index_not_found(index)
+    })
+}
+
+/// The catalog entry (read with `sql`: one of the `FIND_COLLECTION` statements), or which of
+/// index and collection is missing.
+fn find_collection(
+    client: &mut impl GenericClient,
+    statements: &mut Statements,
+    index: &str,
+    collection: &str,
+    sql: &'static str,
 ) -> std::result::Result<Result<CollectionRecord>, postgres::Error> {
-    let row = client.query_opt(
-        &format!(
-            "SELECT cid, mapping FROM switchyard_collections WHERE idx = $1 AND name = $2 {lock}"
-        ),
-        &[&index, &collection],
-    )?;
-    if let Some(row) = row {
+    let statement = statements.get(client, sql)?;
+    if let Some(row) = client.query_opt(&statement, &[&index, &collection])? {
         return Ok(Ok(CollectionRecord {
             cid: row.get(0),
             mapping: row.get(1),
         }));
     }
-    let index_exists = client
-        .query_opt(
-            "SELECT 1 FROM switchyard_indexes WHERE name = $1",
-            &[&index],
-        )?
-        .is_some();
-    Ok(Err(if index_exists {
-        collection_not_found(index, collection)
-    } else {
-        index_not_found(index)
-    }))
+    Ok(Err(missing(client, statements, index, collection)?))
 }
 
 impl PostgresStorage {
@@ -363,8 +394,30 @@ impl PostgresStorage {
         mut call: impl FnMut(&mut Pooled<'_>, &CollectionRecord) -> Result<T, Failure>,
     ) -> Result<T> {
         self.run(|client| {
-            let record = find_collection(&mut **client, index, collection, "")??;
+            let (connection, statements) = client.split();
+            let record =
+                find_collection(connection, statements, index, collection, FIND_COLLECTION)??;
             call(client, &record)
+        })
+    }
+
+    /// One document's row (`GET_DOCUMENT`: the document's columns from column 1), `None` if
+    /// absent, in one round trip with the catalog lookup.
+    fn get_row(&self, index: &str, collection: &str, id: &str) -> Result<Option<Row>> {
+        self.run(|client| {
+            let (connection, statements) = client.split();
+            let statement = statements.get(connection, GET_DOCUMENT)?;
+            // An id with NUL was never stored (see `apply`), and PostgreSQL refuses it as a
+            // parameter: look the collection up with an empty id instead.
+            let lookup = if id.contains('\0') { "" } else { id };
+            let Some(row) = connection.query_opt(&statement, &[&index, &collection, &lookup])?
+            else {
+                return Err(Failure::Fail(missing(
+                    connection, statements, index, collection,
+                )?));
+            };
+            let found = !id.contains('\0') && row.get::<_, Option<String>>(1).is_some();
+            Ok(found.then_some(row))
         })
     }
 
@@ -418,15 +471,24 @@ impl PostgresStorage {
         client: &mut Pooled<'_>,
         batch: &WriteBatch,
     ) -> Result<Result<Vec<Outcome>>, Failure> {
-        let mut txn = client.transaction()?;
-        let record = match find_collection(&mut txn, &batch.index, &batch.collection, "FOR SHARE")?
-        {
+        let (connection, statements) = client.split();
+        let mut txn = connection.transaction()?;
+        let found = find_collection(
+            &mut txn,
+            statements,
+            &batch.index,
+            &batch.collection,
+            FIND_COLLECTION_FOR_SHARE,
+        )?;
+        let record = match found {
             Ok(record) => record,
             Err(error) => return Ok(Err(error)),
         };
         let mut outcomes = Vec::with_capacity(batch.operations.len());
         for operation in &batch.operations {
-            outcomes.push(Self::apply(&mut txn, batch, record.cid, operation)?);
+            outcomes.push(Self::apply(
+                &mut txn, statements, batch, record.cid, operation,
+            )?);
         }
         // Past this point a broken connection leaves the outcome unknown: never retried.
         txn.commit().map_err(|e| Failure::Fail(store_error(e)))?;
@@ -435,6 +497,7 @@ impl PostgresStorage {
 
     fn apply(
         txn: &mut postgres::Transaction<'_>,
+        statements: &mut Statements,
         batch: &WriteBatch,
         cid: i64,
         operation: &Operation,
@@ -464,11 +527,9 @@ impl PostgresStorage {
         };
         // Twice at most: a create that lost the race to a concurrent one reads again.
         loop {
+            let lock = statements.get(txn, LOCK_DOCUMENT)?;
             let previous = txn
-                .query_opt(
-                    &format!("SELECT {DOCUMENT_COLUMNS} FROM switchyard_documents WHERE cid = $1 AND id = $2 FOR UPDATE"),
-                    &[&cid, &id],
-                )?
+                .query_opt(&lock, &[&cid, &id])?
                 .map(|row| document_from_row(&row));
             let check = match (precondition, &previous) {
                 (Precondition::Absent, Some(_)) => Err(StorageError::DocumentAlreadyExists {
@@ -530,24 +591,15 @@ impl PostgresStorage {
                     ];
                     let values = &values[..];
                     if previous.is_none() {
-                        let inserted = txn.execute(
-                            "INSERT INTO switchyard_documents \
-                             (cid, id, version, source, body, author, created_at, updated_at, updater, meta, deep) \
-                             VALUES ($1, $2, $3, $4::text, $4::text::jsonb, $5, $6, $7, $8, $9, $10) \
-                             ON CONFLICT DO NOTHING",
-                            values,
-                        )?;
+                        let insert = statements.get(txn, INSERT_DOCUMENT)?;
+                        let inserted = txn.execute(&insert, values)?;
                         if inserted == 0 {
                             // Created meanwhile by a transaction that has now committed.
                             continue;
                         }
                     } else {
-                        txn.execute(
-                            "UPDATE switchyard_documents SET version = $3, source = $4::text, \
-                             body = $4::text::jsonb, author = $5, created_at = $6, updated_at = $7, \
-                             updater = $8, meta = $9, deep = $10 WHERE cid = $1 AND id = $2",
-                            values,
-                        )?;
+                        let update = statements.get(txn, UPDATE_DOCUMENT)?;
+                        txn.execute(&update, values)?;
                     }
                     return Ok(Outcome::Written {
                         id,
@@ -563,10 +615,8 @@ impl PostgresStorage {
                             id,
                         });
                     };
-                    txn.execute(
-                        "DELETE FROM switchyard_documents WHERE cid = $1 AND id = $2",
-                        &[&cid, &id],
-                    )?;
+                    let delete = statements.get(txn, DELETE_DOCUMENT)?;
+                    txn.execute(&delete, &[&cid, &id])?;
                     return Ok(Outcome::Deleted { id, previous: old });
                 }
             }
@@ -658,7 +708,13 @@ impl Storage for PostgresStorage {
         }
         self.run(|client| {
             let mut txn = client.transaction()?;
-            let record = find_collection(&mut txn, index, collection, "FOR UPDATE")??;
+            let record = find_collection(
+                &mut txn,
+                &mut Statements::default(),
+                index,
+                collection,
+                FIND_COLLECTION_FOR_UPDATE,
+            )??;
             let mut merged = record.mapping()?;
             merge_mapping(&mut merged, mapping);
             Schema::from_mapping(&merged)?;
@@ -683,8 +739,10 @@ impl Storage for PostgresStorage {
                 &[&index, &collection],
             )?;
             if deleted == 0 {
-                find_collection(&mut **client, index, collection, "")??;
-                return Err(Failure::Fail(collection_not_found(index, collection)));
+                let (connection, statements) = client.split();
+                return Err(Failure::Fail(missing(
+                    connection, statements, index, collection,
+                )?));
             }
             Ok(())
         })
@@ -724,7 +782,13 @@ impl Storage for PostgresStorage {
     fn truncate_collection(&self, index: &str, collection: &str) -> Result<()> {
         self.run(|client| {
             let mut txn = client.transaction()?;
-            let record = find_collection(&mut txn, index, collection, "FOR SHARE")??;
+            let record = find_collection(
+                &mut txn,
+                &mut Statements::default(),
+                index,
+                collection,
+                FIND_COLLECTION_FOR_SHARE,
+            )??;
             txn.execute(
                 "DELETE FROM switchyard_documents WHERE cid = $1",
                 &[&record.cid],
@@ -735,29 +799,17 @@ impl Storage for PostgresStorage {
 
     fn get(&self, index: &str, collection: &str, id: &str) -> Result<Option<Document>> {
         Ok(self
-            .mget(index, collection, &[id.to_string()])?
-            .pop()
-            .flatten())
+            .get_row(index, collection, id)?
+            .map(|row| document_at(&row, 1)))
     }
 
     fn get_raw(&self, index: &str, collection: &str, id: &str) -> Result<Option<RawDocument>> {
-        if id.contains('\0') {
-            // Never stored (see `apply`); PostgreSQL would refuse the parameter.
-            self.read(index, collection, |_, _| Ok(()))?;
-            return Ok(None);
-        }
-        self.read(index, collection, |client, record| {
-            let row = client.query_opt(
-                &format!("SELECT {DOCUMENT_COLUMNS} FROM switchyard_documents WHERE cid = $1 AND id = $2"),
-                &[&record.cid, &id],
-            )?;
-            Ok(row.map(|row| RawDocument {
-                id: row.get(0),
-                version: row.get::<_, i64>(1) as u64,
-                source: row.get(2),
-                info: info_from_row(&row),
-            }))
-        })
+        Ok(self.get_row(index, collection, id)?.map(|row| RawDocument {
+            id: row.get(1),
+            version: row.get::<_, i64>(2) as u64,
+            source: row.get(3),
+            info: info_at(&row, 1),
+        }))
     }
 
     fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>> {
