@@ -34,7 +34,7 @@ fn document(i: u64) -> Value {
         "city": format!("city-{}", i % 10_000),
         "tags": [format!("t{}", i % 7), format!("t{}", i % 13)],
         "score": (i % 10_000) as f64 + 0.5,
-        "active": i % 2 == 0,
+        "active": i.is_multiple_of(2),
         "bio": format!("lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt {i}"),
     })
 }
