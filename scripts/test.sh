@@ -4,9 +4,13 @@
 #
 # What it installs, only when absent: Node.js 18+ and npm (Debian), the npm test clients
 # (`tests/js`: the Kuzzle SDK, socket.io-client; `filters/oracle`: koncorde), Debian's
-# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), Debian's `chromium`
+# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), Debian's
+# `postgresql` (the PostgreSQL store's tests start a throwaway server of their own from its
+# binaries: `initdb` in a temporary folder, a free loopback port), Debian's `chromium`
 # (the admin page's browser test, driven by npm `playwright-core`, which downloads no browser),
-# PyPI's `paho-mqtt`. Debian packages need root or sudo.
+# PyPI's `paho-mqtt`. Debian packages need root or sudo. With the set-up done,
+# `SWITCHYARD_REQUIRE_POSTGRES=1` makes a missing PostgreSQL fail the tests instead of skipping
+# them.
 # `SWITCHYARD_TEST_SETUP=0` skips the set-up (plain `cargo test --workspace` works too, for
 # those who have the tools).
 set -euo pipefail
@@ -51,6 +55,10 @@ setup() {
   if ! command -v redis-server >/dev/null; then
     apt_install redis-server
   fi
+  if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    apt_install postgresql
+  fi
+  export SWITCHYARD_REQUIRE_POSTGRES=1
   if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
     apt_install chromium
   fi

@@ -48,6 +48,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[cluster]`: realtime shared with other nodes through Redis; `None`: a single node.
     pub cluster: Option<ClusterConfig>,
+    /// `[storage]`: the document store, embedded (in `data_dir`) or PostgreSQL.
+    pub storage: StorageConfig,
     /// Enabled protocols, in file order.
     pub protocols: Vec<ProtocolConfig>,
     /// The whole `[server]` table as JSON (given to every plugin, as Kuzzle does).
@@ -335,6 +337,42 @@ impl ClusterConfig {
     }
 }
 
+/// `[storage]`: where documents (and users, profiles, roles) live (README, "Storage").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct StorageConfig {
+    /// `"embedded"` (redb in `server.dataDir`, one node) or `"postgres"` (shared by nodes).
+    pub backend: StorageBackend,
+    /// PostgreSQL's URL (`postgres://user:password@host:port/database`, or libpq's
+    /// `key=value` form); required with `backend = "postgres"`.
+    pub url: String,
+    /// Connections to PostgreSQL at most; a call past them waits for one (30 s at most).
+    pub pool_size: usize,
+    /// Milliseconds one connection attempt to PostgreSQL may take (unless the URL says).
+    pub connect_timeout: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            backend: StorageBackend::Embedded,
+            url: String::new(),
+            pool_size: 16,
+            connect_timeout: 5_000,
+        }
+    }
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// redb in `server.dataDir`.
+    Embedded,
+    /// PostgreSQL at `storage.url`.
+    Postgres,
+}
+
 /// `[limits]`: what one request or one connection may cost (Kuzzle's `limits`, same names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -392,6 +430,8 @@ struct RawFile {
     limits: Limits,
     #[serde(default)]
     cluster: Option<ClusterConfig>,
+    #[serde(default)]
+    storage: StorageConfig,
     #[serde(default)]
     security: SecurityConfig,
 }
@@ -546,6 +586,18 @@ impl Config {
                 cluster
             });
 
+        if raw.storage.backend == StorageBackend::Postgres && raw.storage.url.is_empty() {
+            problems.push(
+                "storage.url: required with storage.backend = \"postgres\" (postgres://user:password@host:port/database)"
+                    .to_string(),
+            );
+        }
+        if raw.storage.pool_size == 0 || raw.storage.connect_timeout == 0 {
+            problems.push(
+                "storage.poolSize, storage.connectTimeout: must be greater than 0".to_string(),
+            );
+        }
+
         let mut protocols = Vec::new();
         let mut seen: Vec<String> = Vec::new();
         for (name, value) in &raw.server.protocols {
@@ -648,6 +700,7 @@ impl Config {
             hook_panic_limit: raw.server.hook_panic_limit.unwrap_or(100),
             limits: raw.limits,
             cluster,
+            storage: raw.storage,
             admin: raw.server.admin.clone().filter(|admin| admin.enabled),
             protocols,
             server_json,
@@ -719,6 +772,29 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Vec<String>> {
         Config::parse(Path::new("conf/config.toml"), text).map_err(|error| error.problems)
+    }
+
+    #[test]
+    fn storage_is_embedded_unless_postgres_is_chosen() {
+        let embedded = parse("[server]\n").expect("valid").storage;
+        assert_eq!(embedded.backend, StorageBackend::Embedded);
+        let pg = parse("[server]\n[storage]\nbackend = \"postgres\"\nurl = \"postgres://a@b/c\"\npoolSize = 4\n")
+            .expect("valid")
+            .storage;
+        assert_eq!(pg.backend, StorageBackend::Postgres);
+        assert_eq!((pg.url.as_str(), pg.pool_size), ("postgres://a@b/c", 4));
+        let problems = parse("[server]\n[storage]\nbackend = \"postgres\"\npoolSize = 0\n")
+            .expect_err("invalid");
+        assert!(
+            problems[0].starts_with("storage.url: required"),
+            "{problems:?}"
+        );
+        assert!(problems[1].starts_with("storage.poolSize"), "{problems:?}");
+        let problems = parse("[server]\n[storage]\nbackend = \"mysql\"\n").expect_err("invalid");
+        assert!(
+            problems[0].starts_with("storage.backend: unknown variant `mysql`"),
+            "{problems:?}"
+        );
     }
 
     #[test]

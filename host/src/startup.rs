@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use abi_stable::std_types::{RErr, ROk, RStr};
 use switchyard_plugin_api::abi::{FfiInitArgs, LogLevel};
 use switchyard_security::clock::SystemClock;
-use switchyard_storage::{EmbeddedOptions, EmbeddedStorage};
+use switchyard_storage::{EmbeddedOptions, EmbeddedStorage, PostgresOptions, PostgresStorage};
 
 use crate::admin;
 use crate::api::Router;
 use crate::cluster::{Cluster, Destination};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StorageBackend};
 use crate::entry_point::EntryPoint;
 use crate::listeners::{ListenerKey, Listeners};
 use crate::plugin::host_api::{self, EntryPointApi};
@@ -229,19 +229,7 @@ pub fn start_checked(
         slots,
         begun,
     } = checked;
-    let storage = open_store(&config, store_wait).map_err(|error| StartupError {
-        problems: vec![Problem {
-            message: format!(
-                "cannot open the document store in {}: {error}",
-                config.data_dir.display()
-            ),
-            hint: Some(
-                "set server.dataDir to a writable folder; another switchyard may be using this one"
-                    .to_string(),
-            ),
-        }],
-    })?;
-    let storage: Arc<dyn switchyard_storage::Storage> = Arc::new(storage);
+    let (storage, place) = open_storage(&config, store_wait)?;
     let security = Security::open(
         Arc::clone(&storage),
         security_settings(&config),
@@ -250,8 +238,7 @@ pub fn start_checked(
     .map_err(|error| StartupError {
         problems: vec![Problem {
             message: format!(
-                "cannot open the security objects in {}: {}",
-                config.data_dir.display(),
+                "cannot open the security objects in {place}: {}",
                 error.message()
             ),
             hint: None,
@@ -318,8 +305,56 @@ pub fn start_checked(
     })
 }
 
-/// Opens the document store, retrying for `wait` (a process being replaced may still hold it).
-fn open_store(
+/// `[storage]`: opens the embedded store in `server.dataDir`, or connects to PostgreSQL (and
+/// creates its tables on first start), or refuses to start naming the folder or the URL
+/// (password redacted) and the error. Returns the store and where it is, for messages.
+/// `wait`: how long to retry opening the embedded store while another process still holds it
+/// (the process a hot upgrade replaces, exiting).
+fn open_storage(
+    config: &Config,
+    wait: Duration,
+) -> Result<(Arc<dyn switchyard_storage::Storage>, String), StartupError> {
+    let refuse = |message: String, hint: &str| StartupError {
+        problems: vec![Problem {
+            message,
+            hint: Some(hint.to_string()),
+        }],
+    };
+    match config.storage.backend {
+        StorageBackend::Embedded => {
+            let storage = open_embedded(config, wait).map_err(|error| {
+                    refuse(
+                        format!(
+                            "cannot open the document store in {}: {error}",
+                            config.data_dir.display()
+                        ),
+                        "set server.dataDir to a writable folder; another switchyard may be using this one",
+                    )
+                })?;
+            Ok((Arc::new(storage), config.data_dir.display().to_string()))
+        }
+        StorageBackend::Postgres => {
+            let mut options = PostgresOptions::new(config.storage.url.clone());
+            options.pool_size = config.storage.pool_size;
+            options.connect_timeout = Duration::from_millis(config.storage.connect_timeout);
+            let storage = PostgresStorage::connect(&options).map_err(|error| {
+                let message = match error {
+                    switchyard_storage::StorageError::Store { message } => message,
+                    other => other.to_string(),
+                };
+                refuse(
+                    format!("cannot open the document store (storage.url): {message}"),
+                    "start PostgreSQL, fix storage.url, or remove [storage] to use the embedded store",
+                )
+            })?;
+            let place = format!("PostgreSQL at {}", storage.redacted_url());
+            Ok((Arc::new(storage), place))
+        }
+    }
+}
+
+/// Opens the embedded store, retrying for `wait` (a process being replaced may still hold it).
+fn open_embedded(
     config: &Config,
     wait: Duration,
 ) -> Result<EmbeddedStorage, switchyard_storage::StorageError> {

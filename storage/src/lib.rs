@@ -1,6 +1,7 @@
 //! Switchyard's document storage: the [`Storage`] trait the host talks to, Kuzzle's search
-//! subset ([`Query`], [`SearchRequest`]), and the embedded durable store ([`EmbeddedStorage`],
-//! redb with group commit). No dependency on the host: it maps [`StorageError`] to Kuzzle errors.
+//! subset ([`Query`], [`SearchRequest`]), the embedded durable store ([`EmbeddedStorage`],
+//! redb with group commit) and the PostgreSQL one ([`PostgresStorage`], shared by a cluster's
+//! nodes). No dependency on the host: it maps [`StorageError`] to Kuzzle errors.
 #![forbid(unsafe_code)]
 
 mod document;
@@ -8,6 +9,7 @@ mod embedded;
 mod error;
 pub mod mapping;
 pub mod names;
+mod pg;
 mod query;
 mod storage;
 
@@ -16,6 +18,7 @@ pub use document::{
 };
 pub use embedded::{EmbeddedOptions, EmbeddedStorage};
 pub use error::{QueryError, Result, StorageError};
+pub use pg::{redact_url, PostgresOptions, PostgresStorage};
 pub use query::{
     compare_values, BoolQuery, Query, RangeBounds, SearchPage, SearchRequest, SortKey,
 };

@@ -1,16 +1,79 @@
-//! Integration tests of the embedded store through the `Storage` trait.
+//! Integration tests of the stores through the `Storage` trait: every test that takes a
+//! `Backend` runs twice, `embedded::<name>` on the embedded store and `postgres::<name>` on the
+//! PostgreSQL one (a throwaway server, see `tests/src/postgres.rs`; skipped with a message when
+//! there is no PostgreSQL and `SWITCHYARD_REQUIRE_POSTGRES` is unset). Same calls, same
+//! expected results and errors.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use switchyard_storage::{
-    Document, EmbeddedOptions, EmbeddedStorage, KuzzleInfo, Operation, Outcome, Precondition,
-    Query, QueryError, SearchRequest, Storage, StorageError, WriteBatch,
+    Document, EmbeddedOptions, EmbeddedStorage, KuzzleInfo, Operation, Outcome, PostgresOptions,
+    PostgresStorage, Precondition, Query, QueryError, SearchRequest, Storage, StorageError,
+    WriteBatch,
 };
 
-fn open(dir: &std::path::Path) -> Arc<dyn Storage> {
-    Arc::new(EmbeddedStorage::open(dir, EmbeddedOptions::default()).unwrap())
+#[path = "../../tests/src/postgres.rs"]
+mod postgres_server;
+
+/// Where a test's store lives; `open` may be called again to reopen it.
+enum Backend {
+    /// The embedded store's folder.
+    Embedded(tempfile::TempDir),
+    /// A database of its own on the test server: its URL.
+    Postgres(String),
 }
+
+impl Backend {
+    fn open(&self) -> Arc<dyn Storage> {
+        match self {
+            Backend::Embedded(dir) => {
+                Arc::new(EmbeddedStorage::open(dir.path(), EmbeddedOptions::default()).unwrap())
+            }
+            Backend::Postgres(url) => {
+                Arc::new(PostgresStorage::connect(&PostgresOptions::new(url.clone())).unwrap())
+            }
+        }
+    }
+}
+
+/// Declares `embedded::<test>` and `postgres::<test>` for each test function.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::Backend::Embedded(tempfile::tempdir().unwrap()));
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let test = concat!("postgres::", stringify!($name));
+                    if let Some(server) = super::postgres_server::server(test) {
+                        let url = server.database(stringify!($name));
+                        super::$name(&super::Backend::Postgres(url));
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    indexes_and_collections,
+    crud_preconditions_and_partial_failures,
+    reopen_keeps_everything,
+    concurrent_writers_all_land,
+    racing_creates_of_one_id_one_wins,
+    search_clauses_index_and_scan_agree,
+    sort_paging_and_search_after,
+    property_index_and_scan_give_the_same_answers,
+    internal_records_survive_index_deletion_and_reopen,
+);
 
 fn info() -> KuzzleInfo {
     KuzzleInfo {
@@ -44,10 +107,8 @@ fn setup(store: &dyn Storage, mapping: Value) {
     store.create_collection("nyc", "taxi", &mapping).unwrap();
 }
 
-#[test]
-fn indexes_and_collections() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+fn indexes_and_collections(backend: &Backend) {
+    let store = backend.open();
     assert!(!store.index_exists("nyc").unwrap());
     store.create_index("nyc").unwrap();
     assert!(matches!(
@@ -129,10 +190,8 @@ fn indexes_and_collections() {
     assert_eq!(store.get("nyc", "taxi", "a").unwrap(), None);
 }
 
-#[test]
-fn crud_preconditions_and_partial_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+fn crud_preconditions_and_partial_failures(backend: &Backend) {
+    let store = backend.open();
     setup(
         &*store,
         json!({"properties": {"city": {"type": "keyword"}}}),
@@ -314,18 +373,16 @@ fn crud_preconditions_and_partial_failures() {
     assert!(store.collection_exists("nyc", "taxi").unwrap());
 }
 
-#[test]
-fn reopen_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
+fn reopen_keeps_everything(backend: &Backend) {
     {
-        let store = open(dir.path());
+        let store = backend.open();
         setup(&*store, json!({"properties": {"n": {"type": "long"}}}));
         let ops = (0..100)
             .map(|i| put(&format!("d{i:03}"), json!({"n": i}), Precondition::Absent))
             .collect();
         store.write(batch(ops)).unwrap();
     }
-    let store = open(dir.path());
+    let store = backend.open();
     assert_eq!(store.list_collections("nyc").unwrap(), ["taxi"]);
     let doc = store.get("nyc", "taxi", "d042").unwrap().unwrap();
     assert_eq!(doc.source, json!({"n": 42}));
@@ -334,10 +391,8 @@ fn reopen_keeps_everything() {
     assert_eq!(store.count("nyc", "taxi", &q).unwrap(), 10);
 }
 
-#[test]
-fn concurrent_writers_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+fn concurrent_writers_all_land(backend: &Backend) {
+    let store = backend.open();
     setup(&*store, json!({}));
     std::thread::scope(|scope| {
         for t in 0..20 {
@@ -357,6 +412,42 @@ fn concurrent_writers_all_land() {
         }
     });
     assert_eq!(store.count("nyc", "taxi", &Query::MatchAll).unwrap(), 500);
+}
+
+/// Creates of the same ids from many threads at once: exactly one create of each id wins,
+/// the others get `DocumentAlreadyExists` (PostgreSQL: the loser of the insert race reads the
+/// winner's row; embedded: group commit orders them).
+fn racing_creates_of_one_id_one_wins(backend: &Backend) {
+    let store = backend.open();
+    setup(&*store, json!({}));
+    let won: Vec<usize> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    let ops = (0..20)
+                        .map(|i| put(&format!("id{i}"), json!({"t": t}), Precondition::Absent))
+                        .collect();
+                    let outcomes = store.write(batch(ops)).unwrap();
+                    let mut won = 0;
+                    for outcome in outcomes {
+                        match outcome {
+                            Outcome::Written { created: true, .. } => won += 1,
+                            Outcome::Failed {
+                                error: StorageError::DocumentAlreadyExists { .. },
+                                ..
+                            } => {}
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(won.iter().sum::<usize>(), 20, "{won:?}");
+    assert_eq!(store.count("nyc", "taxi", &Query::MatchAll).unwrap(), 20);
 }
 
 fn search_ids(store: &dyn Storage, collection: &str, body: Value) -> Vec<String> {
@@ -412,10 +503,8 @@ fn fixtures(store: &dyn Storage) {
     }
 }
 
-#[test]
-fn search_clauses_index_and_scan_agree() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+fn search_clauses_index_and_scan_agree(backend: &Backend) {
+    let store = backend.open();
     setup(&*store, serde_json::from_str(MAPPING).unwrap());
     store.create_collection("nyc", "scan", &json!({})).unwrap();
     fixtures(&*store);
@@ -542,10 +631,8 @@ fn search_clauses_index_and_scan_agree() {
     }
 }
 
-#[test]
-fn sort_paging_and_search_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+fn sort_paging_and_search_after(backend: &Backend) {
+    let store = backend.open();
     setup(&*store, serde_json::from_str(MAPPING).unwrap());
     store.create_collection("nyc", "scan", &json!({})).unwrap();
     fixtures(&*store);
@@ -681,10 +768,8 @@ fn random_query(rng: &mut Rng, depth: u32) -> Value {
     }
 }
 
-#[test]
-fn property_index_and_scan_give_the_same_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+fn property_index_and_scan_give_the_same_answers(backend: &Backend) {
+    let store = backend.open();
     let mapping = json!({"properties": {"k": {"type": "keyword"}, "n": {"type": "double"}, "m": {"type": "boolean"}}});
     setup(&*store, mapping);
     store.create_collection("nyc", "scan", &json!({})).unwrap();
@@ -716,11 +801,77 @@ fn property_index_and_scan_give_the_same_answers() {
     }
 }
 
+/// PostgreSQL only: the same random documents (nested objects and arrays, keys with dots) and
+/// random queries and sorts on both stores give the same pages, in the same order.
 #[test]
-fn internal_records_survive_index_deletion_and_reopen() {
+fn postgres_and_embedded_agree_on_random_queries() {
+    let test = "postgres_and_embedded_agree_on_random_queries";
+    let Some(server) = postgres_server::server(test) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
+    let stores: [Arc<dyn Storage>; 2] = [
+        Backend::Embedded(dir).open(),
+        Backend::Postgres(server.database("agree")).open(),
+    ];
+    let mapping = json!({"properties": {"k": {"type": "keyword"}, "n": {"type": "double"}}});
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut ops = Vec::new();
+    for i in 0..150 {
+        let mut source = serde_json::Map::new();
+        for field in ["k", "n", "m"] {
+            if rng.below(4) != 0 {
+                let value = match rng.below(5) {
+                    0 => json!([[random_value(&mut rng)], random_value(&mut rng)]),
+                    // An object under a mapped field is not in the embedded store's secondary
+                    // index (`exists` by index misses it, a scan finds it): unmapped only.
+                    1 if field == "m" => json!({"x": random_value(&mut rng)}),
+                    // Deeper than PostgreSQL's JSON paths unwrap (its `deep` documents).
+                    2 if rng.below(3) == 0 => json!([[[[[random_value(&mut rng)]]]], 9]),
+                    _ => random_value(&mut rng),
+                };
+                source.insert(field.into(), value);
+            }
+        }
+        if rng.below(3) == 0 {
+            source.insert("k.x".into(), random_value(&mut rng));
+        }
+        ops.push(put(
+            &format!("d{i}"),
+            Value::Object(source),
+            Precondition::Any,
+        ));
+    }
+    for store in &stores {
+        setup(&**store, mapping.clone());
+        store.write(batch(ops.clone())).unwrap();
+    }
+    for round in 0..300 {
+        let mut query = random_query(&mut rng, 0);
+        if round % 5 == 0 {
+            query = json!({"bool": {"should": [query, {"exists": {"field": "k.x"}}]}});
+        }
+        let sort = match rng.below(3) {
+            0 => json!(["k", {"n": "desc"}]),
+            1 => json!([{"m": "desc"}]),
+            _ => json!([]),
+        };
+        let body = json!({"query": query, "sort": sort, "from": rng.below(3), "size": 20});
+        let request = SearchRequest::from_body(&body, None, None).unwrap();
+        let pages: Vec<(u64, Vec<String>)> = stores
+            .iter()
+            .map(|store| {
+                let page = store.search("nyc", "taxi", &request).unwrap();
+                (page.total, page.hits.into_iter().map(|d| d.id).collect())
+            })
+            .collect();
+        assert_eq!(pages[0], pages[1], "{body}");
+    }
+}
+
+fn internal_records_survive_index_deletion_and_reopen(backend: &Backend) {
     {
-        let store = open(dir.path());
+        let store = backend.open();
         setup(&*store, json!({}));
         assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
         let spec = json!({"strict": false});
@@ -740,7 +891,7 @@ fn internal_records_survive_index_deletion_and_reopen() {
             .put_internal("validations", "a#b", Some(&spec))
             .unwrap();
     }
-    let store = open(dir.path());
+    let store = backend.open();
     assert_eq!(
         store.get_internal("validations", "nyc#taxi").unwrap(),
         Some(json!({"strict": true}))
@@ -748,4 +899,84 @@ fn internal_records_survive_index_deletion_and_reopen() {
     assert!(store.put_internal("validations", "a#b", None).unwrap());
     assert!(!store.put_internal("validations", "a#b", None).unwrap());
     assert_eq!(store.get_internal("validations", "a#b").unwrap(), None);
+}
+
+/// PostgreSQL only: connections the server drops (a restart, an idle timeout, an
+/// administrator) are replaced without the caller seeing an error; while the database refuses
+/// connections every call answers a store error naming the URL, and once it is back everything
+/// acknowledged before is there.
+#[test]
+fn postgres_outage_answers_errors_and_loses_nothing_acknowledged() {
+    let test = "postgres_outage_answers_errors_and_loses_nothing_acknowledged";
+    let Some(server) = postgres_server::server(test) else {
+        return;
+    };
+    let url = server.database("outage");
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let store = PostgresStorage::connect(&PostgresOptions::new(url.clone())).unwrap();
+    setup(&store, json!({}));
+    let ops = (0..50)
+        .map(|i| put(&format!("d{i}"), json!({"n": i}), Precondition::Absent))
+        .collect();
+    store.write(batch(ops)).unwrap();
+    let kill_connections = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+    );
+
+    // Every pooled connection killed: the next calls reconnect by themselves.
+    server.psql(&kill_connections);
+    assert_eq!(store.count("nyc", "taxi", &Query::MatchAll).unwrap(), 50);
+    server.psql(&kill_connections);
+    let outcomes = store
+        .write(batch(vec![put("late", json!({}), Precondition::Absent)]))
+        .unwrap();
+    assert!(matches!(outcomes[0], Outcome::Written { .. }));
+
+    // The database refuses connections: errors, not a hang or a panic.
+    server.psql(&format!(
+        "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS false"
+    ));
+    server.psql(&kill_connections);
+    let error = store.get("nyc", "taxi", "d1").unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(error, StorageError::Store { .. })
+            && message.contains(&format!("cannot reach PostgreSQL at {url}"))
+            && message.contains("is not currently accepting connections"),
+        "{message}"
+    );
+    assert!(matches!(
+        store.write(batch(vec![put("lost", json!({}), Precondition::Absent)])),
+        Err(StorageError::Store { .. })
+    ));
+
+    server.psql(&format!(
+        "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS true"
+    ));
+    assert_eq!(store.count("nyc", "taxi", &Query::MatchAll).unwrap(), 51);
+    assert_eq!(store.get("nyc", "taxi", "lost").unwrap(), None);
+    assert_eq!(
+        store.get("nyc", "taxi", "d49").unwrap().unwrap().source,
+        json!({"n": 49})
+    );
+}
+
+/// PostgreSQL only: a server that is not there fails `connect` with the URL, its password
+/// redacted, and the cause.
+#[test]
+fn postgres_unreachable_at_connect_names_the_url_without_its_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut options = PostgresOptions::new(format!("postgres://app:hunter2@127.0.0.1:{port}/sy"));
+    options.connect_timeout = std::time::Duration::from_secs(2);
+    let error = PostgresStorage::connect(&options).unwrap_err().to_string();
+    assert!(
+        error.contains(&format!(
+            "cannot reach PostgreSQL at postgres://app:***@127.0.0.1:{port}/sy: "
+        )) && !error.contains("hunter2"),
+        "{error}"
+    );
 }

@@ -12,7 +12,13 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use switchyard_tests::{parse_answer, protocol_section, LineClient, Scratch, Server};
 
-use crate::sdk::{run, start_server};
+use crate::sdk::{run, start_server, start_server_on_postgres};
+
+/// A host on PostgreSQL (a database of its own), or `None` when the test is skipped.
+fn start_server_on_a_new_database(test: &str) -> Option<Server> {
+    let server = switchyard_tests::postgres::server(test)?;
+    Some(start_server_on_postgres(&server.database(test)))
+}
 
 /// The steps `documents.js` reported, by name: `{ok}` or `{error}`.
 fn steps(observed: &crate::sdk::Observations) -> HashMap<String, Value> {
@@ -44,7 +50,18 @@ fn info_replaced() -> Value {
 
 #[test]
 fn every_document_action_through_the_sdk() {
-    let server = start_server();
+    every_document_action(start_server());
+}
+
+/// The same SDK script, the same expected results and errors, on the PostgreSQL store.
+#[test]
+fn every_document_action_through_the_sdk_on_postgres() {
+    if let Some(server) = start_server_on_a_new_database("every_document_action") {
+        every_document_action(server);
+    }
+}
+
+fn every_document_action(server: Server) {
     let observed = run("documents", &server);
     let steps = steps(&observed);
     let ok = |value: Value| json!({ "ok": value });
@@ -207,7 +224,18 @@ fn n(action: &str, scope: &str, id: &str, extra: Value) -> Value {
 
 #[test]
 fn every_write_notifies_with_scope_in_and_out() {
-    let server = start_server();
+    every_write_notifies(start_server());
+}
+
+/// The same notifications with the rooms kept in PostgreSQL's `meta` column.
+#[test]
+fn every_write_notifies_with_scope_in_and_out_on_postgres() {
+    if let Some(server) = start_server_on_a_new_database("every_write_notifies") {
+        every_write_notifies(server);
+    }
+}
+
+fn every_write_notifies(server: Server) {
     let observed = run("notifications", &server);
     let none = json!({});
     let all = vec![

@@ -16,6 +16,7 @@ pub mod host;
 mod http;
 mod mqtt;
 mod mqtt_raw;
+mod postgres;
 mod rust_example;
 mod sdk;
 mod security;

@@ -167,6 +167,14 @@ pub(crate) fn start_server() -> Server {
     Server::start(&config(0))
 }
 
+/// [`start_server`] with its documents in PostgreSQL at `url` (`[storage]`).
+pub(crate) fn start_server_on_postgres(url: &str) -> Server {
+    Server::start(&format!(
+        "{}[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n",
+        config(0)
+    ))
+}
+
 /// What a scenario printed.
 pub(crate) struct Observations(pub(crate) Vec<Value>);
 
