@@ -299,6 +299,9 @@ impl Cluster {
                 last_log: RefCell::new(HashMap::new()),
                 subscribed: RefCell::new(HashSet::new()),
                 last_seq: RefCell::new(HashMap::new()),
+                security: (shard == 0)
+                    .then(|| security_reader(Arc::clone(&destination)))
+                    .transpose()?,
             };
             start_worker(worker, config, outgoing_rx, changed_rx).map_err(|error| {
                 if shard == 0 {
@@ -497,6 +500,28 @@ pub fn shard_of(channel: &str, shards: usize) -> usize {
     (hash % shards as u64) as usize
 }
 
+/// Changes to security objects waiting to be read again, at most.
+const SECURITY_QUEUE: usize = 4096;
+
+/// The `cluster-security` thread: reads again, in order, each security object another node
+/// changed (a store read that may block: never on a `cluster` thread).
+fn security_reader(
+    destination: Arc<OnceLock<Weak<dyn Destination>>>,
+) -> Result<std::sync::mpsc::SyncSender<SecurityInbound>, String> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<SecurityInbound>(SECURITY_QUEUE);
+    std::thread::Builder::new()
+        .name("cluster-security".to_string())
+        .spawn(move || {
+            while let Ok(change) = receiver.recv() {
+                if let Some(destination) = destination.get().and_then(Weak::upgrade) {
+                    destination.deliver_security(&change.collection, &change.id);
+                }
+            }
+        })
+        .map_err(|error| format!("cannot start the cluster-security thread: {error}"))?;
+    Ok(sender)
+}
+
 /// Connects one shard's two connections and starts its thread (`cluster` for the first shard,
 /// `cluster-<n>` for the others); returns once connected, or with the reason it could not.
 fn start_worker(
@@ -616,6 +641,8 @@ struct Worker {
     subscribed: RefCell<HashSet<String>>,
     /// Last sequence by (channel, origin, epoch).
     last_seq: RefCell<HashMap<(String, String, u64), u64>>,
+    /// The first shard's: where security changes go to be read again, in order.
+    security: Option<std::sync::mpsc::SyncSender<SecurityInbound>>,
 }
 
 impl Worker {
@@ -770,7 +797,16 @@ impl Worker {
             's' => match serde_json::from_slice::<SecurityInbound>(body) {
                 Ok(event) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-                    destination.deliver_security(&event.collection, &event.id);
+                    // Reading the object again may block on the store (PostgreSQL's client
+                    // runs its own runtime): on the `cluster-security` thread, not this one.
+                    if let Some(security) = &self.security {
+                        if security.try_send(event).is_err() {
+                            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            self.log_limited("security", || {
+                                "cluster: security changes from other nodes arrive faster than this node reads them; some were dropped".to_string()
+                            });
+                        }
+                    }
                 }
                 Err(_) => {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);

@@ -286,3 +286,107 @@ fn a_lost_database_answers_errors_and_loses_nothing_acknowledged() {
     let (status, _) = get(&mut on, "lost");
     assert_eq!(status, 404);
 }
+
+/// Asks until `done` says the answer is the expected one (another node's change reaches this
+/// one within a Redis round trip: this converges, it does not synchronise), for `WAIT` at most.
+fn ask_until(
+    client: &mut LineClient,
+    request: Value,
+    done: impl Fn(u16, &Value) -> bool,
+) -> (u16, Value) {
+    let until = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, content) = ask(client, request.clone());
+        if done(status, &content) {
+            return (status, content);
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{request} never gave the expected answer; last: {status} {content}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn with_redis_too_security_changes_made_on_one_node_apply_on_the_others() {
+    let test = "postgres::with_redis_too_security_changes_made_on_one_node_apply_on_the_others";
+    let Some(server) = postgres::server(test) else {
+        return;
+    };
+    let Some(redis) = Redis::start(test) else {
+        return;
+    };
+    let url = server.database("security_changes");
+    let cluster = |name: &str| {
+        format!(
+            "[cluster]\nredis = \"{}\"\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n",
+            redis.url()
+        )
+    };
+    let a = node(&url, &cluster("a"));
+    let b = node(&url, &cluster("b"));
+    for node in [&a, &b] {
+        node.wait_for_log(&["cluster: subscribed to switchyard:~security"], WAIT);
+    }
+    let mut on_a = client(&a);
+    let mut on_b = client(&b);
+    // A user created through A after B started: B reads it again, so it can log in there.
+    call(
+        &mut on_a,
+        json!({"controller": "security", "action": "createFirstAdmin", "_id": "admin",
+               "body": {"content": {}, "credentials": {"local": {"username": "admin", "password": "pw-0123456789"}}}}),
+    );
+    call(
+        &mut on_a,
+        json!({"controller": "index", "action": "create", "index": "i"}),
+    );
+    call(
+        &mut on_a,
+        json!({"controller": "collection", "action": "create", "index": "i", "collection": "c"}),
+    );
+    // (Asked with an action without a rate limit of its own, unlike `auth:login`.)
+    ask_until(
+        &mut on_b,
+        json!({"controller": "security", "action": "hasCredentials", "strategy": "local",
+               "_id": "admin"}),
+        |status, content| status == 200 && content["result"] == true,
+    );
+    let logged_in = call(
+        &mut on_b,
+        json!({"controller": "auth", "action": "login", "strategy": "local",
+               "body": {"username": "admin", "password": "pw-0123456789"}}),
+    );
+    let token = logged_in["jwt"].as_str().expect("a token").to_string();
+    // B's connection subscribes with the token: the token is linked to it.
+    let room = call(
+        &mut on_b,
+        json!({"controller": "realtime", "action": "subscribe", "index": "i", "collection": "c",
+               "jwt": token, "body": {}}),
+    )["roomId"]
+        .as_str()
+        .expect("a room")
+        .to_string();
+    let count = json!({"controller": "realtime", "action": "count", "body": {"roomId": room}});
+    assert_eq!(call(&mut on_b, count.clone())["count"], 1);
+    // A learns of the token B issued within a Redis round trip.
+    ask_until(
+        &mut on_a,
+        json!({"controller": "auth", "action": "checkToken", "body": {"token": token}}),
+        |status, content| status == 200 && content["result"]["valid"] == true,
+    );
+    // A logout through A: on B the token stops being valid, and the connection linked to it
+    // loses its subscription.
+    call(
+        &mut on_a,
+        json!({"controller": "auth", "action": "logout", "jwt": token}),
+    );
+    ask_until(
+        &mut on_b,
+        json!({"controller": "auth", "action": "checkToken", "body": {"token": token}}),
+        |status, content| status == 200 && content["result"]["valid"] == false,
+    );
+    let (status, content) = ask_until(&mut on_b, count, |status, _| status != 200);
+    assert_eq!(status, 404, "{content}");
+    assert_eq!(content["error"]["id"], "core.realtime.room_not_found");
+}
