@@ -6,7 +6,8 @@
 #
 # MESSAGE=<json> measures another request than `server:now` (switchyard only), after SETUP (a
 # JSON array of requests sent once before the warm-up), e.g. document:get of a document SETUP
-# created. The store lives in a temporary data folder.
+# created. The store lives in a temporary data folder. AUTH=1 sends it as a logged-in user (a
+# user with a profile is created and logged in first; its jwt goes in every request).
 #
 # Runs the release build of switchyard (WebSocket plugin only) or the bench's bare
 # tokio-tungstenite baseline under callgrind, sends 200 unmeasured messages, then REQUESTS
@@ -55,6 +56,7 @@ def frame_of(message):
         return bytes([0x81, 0x80 | len(message)]) + mask + masked
     return bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(message)) + mask + masked
 frames = [frame_of(request) for request in setup] + [frame_of(message)] * count
+answer = b""
 for frame in frames:
     connection.sendall(frame)
     while True:
@@ -66,12 +68,15 @@ for frame in frames:
                 length, offset = struct.unpack(">Q", pending[2:10])[0], 10
             if length < 126 or offset > 2:
                 if len(pending) >= offset + length:
+                    answer = pending[offset:offset + length]
                     pending = pending[offset + length:]
                     break
         chunk = connection.recv(65536)
         if not chunk:
             sys.exit("the server closed the connection")
         pending += chunk
+if os.environ.get("PRINT_JWT"):
+    print(json.loads(answer)["result"]["jwt"])
 PY
 
 out="$work/callgrind.out"
@@ -104,6 +109,16 @@ done
 grep -q "$ready" "$work/server.log" || { cat "$work/server.log"; exit 1; }
 if [ "$what" != switchyard ]; then
   port=$(grep -o "listening on [0-9.:]*" "$work/server.log" | sed 's/.*://')
+fi
+if [ "${AUTH:-0}" = 1 ] && [ "$what" = switchyard ]; then
+  # As switchyard-bench's --auth: a role, a profile, a local user, its login; every measured
+  # request then carries its token.
+  auth_setup='[{"controller":"security","action":"createRole","_id":"bench","body":{"controllers":{"server":{"actions":{"now":true,"info":true}},"realtime":{"actions":{"*":true}},"document":{"actions":{"get":true,"search":true}},"auth":{"actions":{"*":true}}}}},
+    {"controller":"security","action":"createProfile","_id":"bench","body":{"policies":[{"roleId":"bench"}]}},
+    {"controller":"security","action":"createUser","_id":"bench","body":{"content":{"profileIds":["bench"]},"credentials":{"local":{"username":"bench","password":"bench-password-1"}}}},
+    {"controller":"auth","action":"login","strategy":"local","body":{"username":"bench","password":"bench-password-1"}}]'
+  jwt=$(PRINT_JWT=1 python3 "$work/client.py" "$port" 0 "{}" "$auth_setup")
+  message=$(python3 -c 'import json,sys; m=json.loads(sys.argv[1]); m["jwt"]=sys.argv[2]; print(json.dumps(m, separators=(",", ":")))' "$message" "$jwt")
 fi
 python3 "$work/client.py" "$port" 200 "$message" "${SETUP:-[]}"
 callgrind_control --zero "$server" >/dev/null 2>&1

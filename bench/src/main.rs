@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! switchyard-bench ws-fanout       [--subscribers N] [--payload BYTES] [--window W | --burst N]
-//! switchyard-bench ws-rtt          [--connections C]
-//! switchyard-bench http            [--connections C] [--path /_now]
+//! switchyard-bench ws-rtt          [--connections C] [--auth]
+//! switchyard-bench http            [--connections C] [--path /_now] [--auth]
 //! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W | --burst N]
 //!                                  [--per-write P] [--via topics|kuzzle] [--broker HOST:PORT]
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
@@ -12,6 +12,7 @@
 //! switchyard-bench connections     [--connections C]
 //! switchyard-bench documents       [--connections C]
 //! switchyard-bench cluster-fanout  [--subscribers N] [--payload BYTES] [--window W]
+//! switchyard-bench login           [--connections C]
 //! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--rounds N]
 //!         [--json PATH]
 //! ```
@@ -56,6 +57,9 @@ pub struct Settings {
     pub via: Option<Via>,
     /// An external MQTT broker measured instead of mosquitto.
     pub broker: Option<String>,
+    /// `ws-rtt`, `http`: also measure switchyard as a logged-in user (its token in every
+    /// request), after anonymous, on the same server.
+    pub auth: bool,
     /// Where to write the JSON record.
     pub json: Option<std::path::PathBuf>,
     /// How many times the whole scenario runs (ratios: the median).
@@ -97,6 +101,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         via: None,
         broker: None,
         json: None,
+        auth: false,
         rounds: 1,
     };
     let mut args = args.iter();
@@ -122,6 +127,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
                 settings.burst = Some(burst);
             }
             "--path" => settings.path = Some(value()?),
+            "--auth" => settings.auth = true,
             "--rounds" => {
                 settings.rounds = value()?.parse()?;
                 if settings.rounds == 0 {

@@ -121,12 +121,18 @@ pub fn print(record: &Value) {
     }
     if let Some(map) = record.as_object() {
         for (key, value) in map.iter().filter(|(key, _)| key.starts_with("ratio")) {
+            // `--auth`'s ratio compares switchyard with itself.
+            let sides = if key.starts_with("ratio_user_vs_anonymous") {
+                "logged-in user / anonymous"
+            } else {
+                "switchyard / baseline"
+            };
             if let Some(rounds) = key.strip_suffix("_rounds") {
                 println!("  {rounds} per round = {value}");
             } else if record.get("rounds").is_some() {
-                println!("  {key} (switchyard / baseline), median of the rounds = {value}");
+                println!("  {key} ({sides}), median of the rounds = {value}");
             } else {
-                println!("  {key} (switchyard / baseline) = {value}");
+                println!("  {key} ({sides}) = {value}");
             }
         }
     }

@@ -71,6 +71,15 @@ impl Running {
         }
     }
 
+    /// The real host with `protocol`'s plugin and `extra` configuration after its section
+    /// (e.g. a `[limits]` table).
+    pub fn start_switchyard(protocol: Protocol, extra: &str) -> anyhow::Result<Running> {
+        Ok(Running::Switchyard(Server::start(&format!(
+            "[server]\n{}\n{extra}",
+            switchyard_section(protocol)
+        ))))
+    }
+
     /// The HTTP baseline on one current-thread runtime: the thread shape of the HTTP plugin with
     /// one request thread (its default on 2 cores).
     pub fn start_single_thread_http_baseline() -> anyhow::Result<Running> {

@@ -88,6 +88,63 @@ fn ws_rtt_counts_round_trips() {
 }
 
 #[test]
+fn auth_measures_a_logged_in_user_beside_anonymous_on_the_same_server() {
+    for scenario in ["ws-rtt", "http"] {
+        let record = run(&[
+            scenario,
+            "--connections",
+            "4",
+            "--auth",
+            "--target",
+            "switchyard",
+        ]);
+        let results = record["results"].as_array().expect("results");
+        let targets: Vec<&str> = results
+            .iter()
+            .map(|result| result["target"].as_str().unwrap())
+            .collect();
+        // Every request answered 200 (the bench stops on any other answer).
+        assert_eq!(
+            targets,
+            ["switchyard", "switchyard (logged-in user)"],
+            "{record}"
+        );
+        for result in results {
+            assert!(
+                result["requests_per_second"].as_f64().unwrap() > 0.0,
+                "{result}"
+            );
+        }
+        assert!(record["ratio_user_vs_anonymous"].is_number(), "{record}");
+        assert_eq!(record["parameters"]["auth"], true);
+    }
+}
+
+#[test]
+fn login_counts_logins_beside_bare_argon2id_verifications() {
+    let record = run(&["login", "--connections", "2"]);
+    let results = record["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{record}");
+    assert_eq!(results[0]["target"], "switchyard");
+    assert!(
+        results[1]["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("argon2id verify, "),
+        "{record}"
+    );
+    for result in results {
+        assert!(result["logins"].as_u64().unwrap() > 0, "{result}");
+        assert_eq!(
+            result["latency"]["samples"].as_u64(),
+            result["logins"].as_u64()
+        );
+    }
+    assert_eq!(record["parameters"]["argon2id"]["memory_kib"], 19456);
+    assert!(record["ratio_logins_per_second"].is_number(), "{record}");
+}
+
+#[test]
 fn connections_reads_the_servers_memory() {
     let record = run(&["connections", "--connections", "50"]);
     for result in results(&record) {

@@ -64,12 +64,21 @@ fn needs_escape(bytes: &[u8]) -> bool {
     if bytes.len() < 16 {
         return bytes.iter().any(|&byte| SPECIAL[usize::from(byte)]);
     }
+    find_special(bytes).is_some()
+}
+
+/// Where the first byte a JSON string cannot hold as it is (a control character, `"`, `\\`)
+/// is in `bytes`: eight bytes per step, so scanning a long string (a token) costs a fraction of
+/// a lookup per byte.
+pub fn find_special(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Exact tests, no false positives: a byte below `n` (n <= 0x80), a zero byte.
+    // A byte below `n` (n <= 0x80), a zero byte. A borrow can flag a byte above a flagged one,
+    // never one below it: the lowest flagged byte (the first, little-endian) is always right.
     let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS;
     let zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
     let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
     for chunk in &mut chunks {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
@@ -78,13 +87,15 @@ fn needs_escape(bytes: &[u8]) -> bool {
             | zero(word ^ (ONES * u64::from(b'"')))
             | zero(word ^ (ONES * u64::from(b'\\')));
         if special != 0 {
-            return true;
+            return Some(offset + special.trailing_zeros() as usize / 8);
         }
+        offset += 8;
     }
     chunks
         .remainder()
         .iter()
-        .any(|&byte| SPECIAL[usize::from(byte)])
+        .position(|&byte| SPECIAL[usize::from(byte)])
+        .map(|position| offset + position)
 }
 
 /// Appends `value` to `out` in decimal.
@@ -147,6 +158,32 @@ pub fn splice_room(out: &mut Vec<u8>, object: &str, room: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn find_special_finds_the_first_special_byte_wherever_it_is() {
+        // Plain bytes around it, among them the neighbours of every special byte and
+        // non-ASCII ones, which a word-at-a-time test could mistake.
+        let plain: Vec<u8> = [
+            0x20u8, 0x21, b'#', b'[', b']', 0x7F, 0x80, 0xA2, 0xDC, 0xFF, b'a',
+        ]
+        .to_vec();
+        for special in (0u8..0x20).chain([b'"', b'\\']) {
+            for length in 0..40 {
+                for position in 0..=length {
+                    let mut bytes: Vec<u8> = (0..length).map(|n| plain[n % plain.len()]).collect();
+                    let expected = (position < length).then(|| {
+                        bytes[position] = special;
+                        // A second special byte after the first must not change the answer.
+                        if position + 3 < length {
+                            bytes[position + 3] = b'"';
+                        }
+                        position
+                    });
+                    assert_eq!(find_special(&bytes), expected, "{bytes:?}");
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -47,7 +47,7 @@ pub fn request_id_of(bytes: &[u8]) -> Option<String> {
 /// A JSON scanner that errs on the side of "not sure": it says yes only to texts serde_json
 /// accepts too (the tests compare them), so its yes can skip serde.
 mod scan {
-    use switchyard_plugin_api::json::is_special;
+    use switchyard_plugin_api::json::find_special;
 
     /// Deeper than this, serde_json decides (its own limit is 128).
     const MAX_DEPTH: u32 = 100;
@@ -119,7 +119,7 @@ mod scan {
     /// A string's end, from just after its opening quote.
     fn string(bytes: &[u8], mut at: usize) -> Option<usize> {
         loop {
-            at += bytes.get(at..)?.iter().position(|&byte| is_special(byte))?;
+            at += find_special(bytes.get(at..)?)?;
             match bytes[at] {
                 b'"' => return Some(at + 1),
                 b'\\' => match *bytes.get(at + 1)? {

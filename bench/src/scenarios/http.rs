@@ -2,6 +2,7 @@
 //! HTTP/1.1, one request in flight per connection: `GET /_now` (`server:now`) through the real
 //! host and its HTTP plugin, against a bare hyper server answering a fixed JSON body of the same
 //! size (`baseline_http.rs`). `--path /_healthcheck` measures the plugin without a host call.
+//! `--auth` measures the same server again as a logged-in user (`Authorization: Bearer`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{cpu_figures, histogram, percentiles, ratio, runtime};
+use super::{auth, cpu_figures, histogram, percentiles, ratio, runtime};
 use crate::target::{Kind, Protocol, Running};
 use crate::wsclient::find;
 use crate::Settings;
@@ -30,14 +31,27 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
     for &kind in &settings.targets {
         let server = Running::start(kind, Protocol::Http, None)?;
         // The baseline answers every path the same way.
-        let result = drive(&server, path, connections, settings)
+        let result = drive(&server, path, None, connections, settings, server.name())
             .with_context(|| format!("http against {}", server.name()))?;
         results.push(result);
+        if kind == Kind::Switchyard && settings.auth {
+            let jwt = runtime().block_on(auth::user_token_http(&server.address()))?;
+            let result = drive(
+                &server,
+                path,
+                Some(&jwt),
+                connections,
+                settings,
+                auth::USER_TARGET.to_string(),
+            )
+            .context("http against switchyard as a logged-in user")?;
+            results.push(result);
+        }
     }
     // The same bare server on a single current-thread runtime, measured after the others.
     let single_thread = if settings.targets.contains(&Kind::Baseline) {
         let server = Running::start_single_thread_http_baseline()?;
-        let result = drive(&server, path, connections, settings)
+        let result = drive(&server, path, None, connections, settings, server.name())
             .with_context(|| format!("http against {}", server.name()))?;
         results.push(result.clone());
         Some(result)
@@ -59,22 +73,31 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
             "path": path,
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
-            "request": "switchyard: GET path (server:now by default); baseline: a fixed body of the same size",
+            "auth": settings.auth,
+            "request": "switchyard: GET path (server:now by default; with --auth, also as a logged-in user: Authorization: Bearer); baseline: a fixed body of the same size",
         },
         "ratio_requests_per_second": ratio(&results, "requests_per_second"),
         "ratio_requests_per_second_vs_single_thread_hyper": vs_single_thread,
+        "ratio_user_vs_anonymous": auth::user_vs_anonymous(&results, "requests_per_second"),
         "results": results,
     }))
 }
 
+/// C connections requesting `GET path` (with `Authorization: Bearer <jwt>` when given) until
+/// the measured time is over; the record is named `target`.
 fn drive(
     server: &Running,
     path: &str,
+    jwt: Option<&str>,
     connections: usize,
     settings: &Settings,
+    target: String,
 ) -> anyhow::Result<Value> {
     let address = server.address();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").into_bytes();
+    let authorization = jwt.map_or(String::new(), |jwt| {
+        format!("Authorization: Bearer {jwt}\r\n")
+    });
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{authorization}\r\n").into_bytes();
     runtime().block_on(async {
         let counted = Arc::new(AtomicU64::new(0));
         let measuring = Arc::new(AtomicBool::new(false));
@@ -124,7 +147,7 @@ fn drive(
         let requests = counted.load(Ordering::Acquire);
         let latency = latency.lock().expect("not poisoned");
         anyhow::Ok(json!({
-            "target": server.name(),
+            "target": target,
             "requests_per_second": (requests as f64 / elapsed.as_secs_f64()).round(),
             "requests": requests,
             "response_bytes": response_bytes.load(Ordering::Relaxed) >> 32,

@@ -6,10 +6,12 @@
 //! its name in `SCENARIOS` and `run`, a line in `usage.txt`, a smoke test in
 //! `tests/smoke.rs`, and its figures in `BENCHMARKS.md`.
 
+mod auth;
 mod burst;
 mod cluster;
 mod documents;
 mod http;
+mod login;
 mod mqtt;
 mod mqtt_rtt;
 mod socketio;
@@ -33,6 +35,7 @@ pub const SCENARIOS: &[&str] = &[
     "connections",
     "documents",
     "cluster-fanout",
+    "login",
 ];
 
 /// Runs the scenario called `name`.
@@ -47,6 +50,7 @@ pub fn run(name: &str, settings: &Settings) -> anyhow::Result<Value> {
         "socketio-fanout" => socketio::socketio_fanout(settings),
         "documents" => documents::documents(settings),
         "cluster-fanout" => cluster::cluster_fanout(settings),
+        "login" => login::login(settings),
         other => anyhow::bail!("unknown scenario {other}: {}", SCENARIOS.join(", ")),
     }
 }
@@ -74,7 +78,8 @@ pub(crate) fn percentiles(histogram: &Histogram<u64>) -> Value {
     })
 }
 
-/// `switchyard / baseline` for `key`, rounded to 0.01 (null unless both were measured).
+/// `switchyard / baseline` for `key`, rounded to 0.01 (null unless both were measured); the
+/// logged-in user's record (`--auth`) is neither.
 pub(crate) fn ratio(results: &[Value], key: &str) -> Value {
     let ours = results
         .iter()
@@ -82,7 +87,7 @@ pub(crate) fn ratio(results: &[Value], key: &str) -> Value {
         .and_then(|result| result[key].as_f64());
     let theirs = results
         .iter()
-        .find(|result| result["target"] != "switchyard")
+        .find(|result| result["target"] != "switchyard" && result["target"] != auth::USER_TARGET)
         .and_then(|result| result[key].as_f64());
     match (ours, theirs) {
         (Some(ours), Some(theirs)) if theirs > 0.0 => {

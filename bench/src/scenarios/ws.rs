@@ -10,9 +10,11 @@ use anyhow::Context as _;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use super::{burst, cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET};
+use super::{
+    auth, burst, cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET,
+};
 use crate::target::{rss_bytes, Kind, Protocol, Running};
-use crate::wsclient::{encode_text, timestamp, WsClient};
+use crate::wsclient::{encode_text, find, timestamp, WsClient};
 use crate::Settings;
 
 /// Subscribers whose every delivery is timed (the others only count).
@@ -374,7 +376,9 @@ pub(super) async fn publish_windowed(
     Ok((sent, deliveries, started.elapsed(), cpu))
 }
 
-/// `ws-rtt`: C connections each doing request/response round trips.
+/// `ws-rtt`: C connections each doing request/response round trips. With `--auth`, switchyard
+/// is measured twice in the same run: anonymous, then as a logged-in user sending its token
+/// with every request (`auth.rs`), on the same server.
 pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
     let connections = if settings.connections == 0 {
         50
@@ -385,62 +389,34 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
     for &kind in &settings.targets {
         let server = Running::start(kind, Protocol::WebSocket, None)?;
         let address = server.address();
-        let result = runtime().block_on(async {
-            let counted = Arc::new(AtomicU64::new(0));
-            let measuring = Arc::new(AtomicBool::new(false));
-            let latency = Arc::new(histogram());
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut tasks = Vec::new();
-            for _ in 0..connections {
-                let client = WsClient::connect(&address).await?;
-                let (counted, measuring, latency, stop) =
-                    (Arc::clone(&counted), Arc::clone(&measuring), Arc::clone(&latency), Arc::clone(&stop));
-                tasks.push(tokio::spawn(async move {
-                    let (mut reader, mut writer) = client.split();
-                    let request: &[u8] = match kind {
-                        Kind::Switchyard => br#"{"controller":"server","action":"now","requestId":"r"}"#,
-                        Kind::Baseline => br#"{"echo":1}"#,
-                    };
-                    let mut frame = Vec::new();
-                    encode_text(&mut frame, request);
-                    while !stop.load(Ordering::Relaxed) {
-                        let sent_at = Instant::now();
-                        writer.send_raw(&frame).await?;
-                        let mut answered = false;
-                        reader.read_frames(|frame| {
-                            answered = frame.opcode == 1;
-                            !answered
-                        }).await?;
-                        anyhow::ensure!(answered, "connection closed");
-                        if measuring.load(Ordering::Relaxed) {
-                            counted.fetch_add(1, Ordering::Relaxed);
-                            let micros = sent_at.elapsed().as_micros() as u64;
-                            let _ = latency.lock().expect("not poisoned").record(micros.max(1));
-                        }
-                    }
-                    anyhow::Ok(())
-                }));
-            }
-            tokio::time::sleep(settings.warmup).await;
-            measuring.store(true, Ordering::Release);
-            let (started, cpu_before) = (Instant::now(), server.cpu_seconds());
-            tokio::time::sleep(settings.seconds).await;
-            measuring.store(false, Ordering::Release);
-            let elapsed = started.elapsed();
-            let cpu = cpu_figures(cpu_before, server.cpu_seconds(), counted.load(Ordering::Acquire));
-            stop.store(true, Ordering::Release);
-            for task in tasks {
-                task.await??;
-            }
-            let latency = latency.lock().expect("not poisoned");
-            anyhow::Ok(json!({
-                "target": server.name(),
-                "requests_per_second": (counted.load(Ordering::Acquire) as f64 / elapsed.as_secs_f64()).round(),
-                "server_cpu": cpu,
-                "latency": percentiles(&latency),
-            }))
-        })?;
+        let request = match kind {
+            Kind::Switchyard => r#"{"controller":"server","action":"now","requestId":"r"}"#,
+            Kind::Baseline => r#"{"echo":1}"#,
+        };
+        let result = runtime().block_on(measure_rtt(
+            &server,
+            &address,
+            connections,
+            settings,
+            request,
+            server.name(),
+        ))?;
         results.push(result);
+        if kind == Kind::Switchyard && settings.auth {
+            let jwt = runtime().block_on(auth::user_token_ws(&address))?;
+            let request = format!(
+                r#"{{"controller":"server","action":"now","requestId":"r","jwt":"{jwt}"}}"#
+            );
+            let result = runtime().block_on(measure_rtt(
+                &server,
+                &address,
+                connections,
+                settings,
+                &request,
+                auth::USER_TARGET.to_string(),
+            ))?;
+            results.push(result);
+        }
     }
     Ok(json!({
         "scenario": "ws-rtt",
@@ -448,10 +424,95 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
             "connections": connections,
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
-            "request": "switchyard: server:now; baseline: echo",
+            "auth": settings.auth,
+            "request": "switchyard: server:now (with --auth, also as a logged-in user: jwt in each request); baseline: echo",
         },
-        "results": results,
         "ratio_requests_per_second": ratio(&results, "requests_per_second"),
+        "ratio_user_vs_anonymous": auth::user_vs_anonymous(&results, "requests_per_second"),
+        "results": results,
+    }))
+}
+
+/// C connections each sending `request` and awaiting its answer until the measured time is
+/// over; the record is named `target`.
+async fn measure_rtt(
+    server: &Running,
+    address: &str,
+    connections: usize,
+    settings: &Settings,
+    request: &str,
+    target: String,
+) -> anyhow::Result<Value> {
+    let check_status = server.kind() == Kind::Switchyard;
+    let counted = Arc::new(AtomicU64::new(0));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let latency = Arc::new(histogram());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut frame = Vec::new();
+    encode_text(&mut frame, request.as_bytes());
+    let frame = Arc::new(frame);
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let client = WsClient::connect(address).await?;
+        let (counted, measuring, latency, stop, frame) = (
+            Arc::clone(&counted),
+            Arc::clone(&measuring),
+            Arc::clone(&latency),
+            Arc::clone(&stop),
+            Arc::clone(&frame),
+        );
+        tasks.push(tokio::spawn(async move {
+            let (mut reader, mut writer) = client.split();
+            while !stop.load(Ordering::Relaxed) {
+                let sent_at = Instant::now();
+                writer.send_raw(&frame).await?;
+                let mut answer = None;
+                reader
+                    .read_frames(|frame| {
+                        if frame.opcode == 1 {
+                            // The baseline echoes; switchyard must answer 200.
+                            answer = Some(
+                                !check_status || find(frame.payload, b"\"status\":200").is_some(),
+                            );
+                        }
+                        answer.is_none()
+                    })
+                    .await?;
+                match answer {
+                    None => anyhow::bail!("connection closed"),
+                    Some(false) => anyhow::bail!("an answer other than 200: the request failed"),
+                    Some(true) => {}
+                }
+                if measuring.load(Ordering::Relaxed) {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    let micros = sent_at.elapsed().as_micros() as u64;
+                    let _ = latency.lock().expect("not poisoned").record(micros.max(1));
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    tokio::time::sleep(settings.warmup).await;
+    measuring.store(true, Ordering::Release);
+    let (started, cpu_before) = (Instant::now(), server.cpu_seconds());
+    tokio::time::sleep(settings.seconds).await;
+    measuring.store(false, Ordering::Release);
+    let elapsed = started.elapsed();
+    let cpu = cpu_figures(
+        cpu_before,
+        server.cpu_seconds(),
+        counted.load(Ordering::Acquire),
+    );
+    stop.store(true, Ordering::Release);
+    for task in tasks {
+        task.await??;
+    }
+    let latency = latency.lock().expect("not poisoned");
+    anyhow::Ok(json!({
+        "target": target,
+        "requests_per_second": (counted.load(Ordering::Acquire) as f64 / elapsed.as_secs_f64()).round(),
+        "server_cpu": cpu,
+        "latency": percentiles(&latency),
     }))
 }
 

@@ -261,9 +261,7 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
     // A string without escapes or control characters: its text between the quotes.
     let string = |at: &mut usize| -> Option<&str> {
         let rest = bytes.get(*at..)?.strip_prefix(b"\"")?;
-        let length = rest
-            .iter()
-            .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+        let length = switchyard_plugin_api::json::find_special(rest)?;
         if rest[length] != b'"' {
             return None;
         }
