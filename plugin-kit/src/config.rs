@@ -13,6 +13,7 @@ use switchyard_plugin_api::config::Size;
 use switchyard_plugin_api::{BoxError, InitConfig};
 
 use crate::flow::RawFlow;
+use crate::tls::RawTls;
 
 /// A section as written (serde, `deny_unknown_fields`): the shared keys it holds. Implemented
 /// by [`raw_section!`]; the defaults are for a section without those keys.
@@ -25,6 +26,11 @@ pub trait RawSection: DeserializeOwned {
     /// The flow-control keys (`maxQueuedBytes`, `highWaterMark`, …) as written.
     fn flow(&self) -> RawFlow {
         RawFlow::default()
+    }
+
+    /// The `ssl` table (certificate, private key, client CA) as written, if any.
+    fn tls(&self) -> Option<&RawTls> {
+        None
     }
 }
 
@@ -68,7 +74,9 @@ pub fn load<Raw: DeserializeOwned, Settings>(
 ///   (every interface by default, as Kuzzle);
 /// - `@max_request_size,` — `maxRequestSize`, overriding `[server] maxRequestSize`;
 /// - `@flow,` — `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`,
-///   `slowConsumerTimeout` and `maxPendingRequests`, read by [`crate::flow::Flow::validate`].
+///   `slowConsumerTimeout` and `maxPendingRequests`, read by [`crate::flow::Flow::validate`];
+/// - `@tls,` — the `ssl` table (`certificate`, `privateKey`, `clientCa`), read by
+///   [`crate::tls::validate`].
 ///
 /// The plugin depends on `serde` (the derive) and names the kit `switchyard_plugin_kit`.
 #[macro_export]
@@ -134,6 +142,18 @@ macro_rules! raw_section {
                     slow_consumer_timeout: self.slow_consumer_timeout,
                     max_pending_requests: self.max_pending_requests,
                 }
+            }
+        ] [$($items)*] $($rest)*);
+    };
+    (@munch $head:tt $name:ident [$($fields:tt)*] [$($methods:tt)*] [$($items:tt)*]
+        @tls, $($rest:tt)*) => {
+        $crate::raw_section!(@munch $head $name [$($fields)*
+            /// TLS: certificate chain, private key and optional client CA (PEM files).
+            #[serde(default)]
+            ssl: Option<$crate::tls::RawTls>,
+        ] [$($methods)*
+            fn tls(&self) -> Option<&$crate::tls::RawTls> {
+                self.ssl.as_ref()
             }
         ] [$($items)*] $($rest)*);
     };
@@ -214,6 +234,7 @@ mod tests {
             #[serde(default)]
             enabled: bool,
             @flow,
+            @tls,
         }
     }
 
@@ -237,6 +258,20 @@ mod tests {
         assert_eq!((raw.own, raw.port, raw.enabled), (0, 7000, true));
         assert_eq!(raw.address, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(raw.max_request_size(), None);
+        assert!(raw.tls().is_none());
+        let raw = parse_raw(r#"{"ssl":{"certificate":"c.pem","privateKey":"k.pem"}}"#).unwrap();
+        let tls = raw.tls().unwrap();
+        assert_eq!((tls.certificate.to_str(), tls.client_ca.as_deref()), (Some("c.pem"), None));
+        assert_eq!(
+            parse_raw(r#"{"ssl":{"certificate":"c.pem","privateKey":"k.pem","ca":"x"}}"#)
+                .unwrap_err(),
+            "server.protocols.demo.ssl.ca: unknown field `ca`, expected one of `certificate`, \
+             `privateKey`, `clientCa`"
+        );
+        assert_eq!(
+            parse_raw(r#"{"ssl":{"certificate":"c.pem"}}"#).unwrap_err(),
+            "server.protocols.demo.ssl: missing field `privateKey`"
+        );
         let raw = parse_raw(
             r#"{"enabled":false,"port":1,"address":"127.0.0.1","maxRequestSize":"1kb",
                 "highWaterMark":4096,"lowWaterMark":1024,"maxTotalQueuedBytes":8192,
@@ -261,7 +296,8 @@ mod tests {
             parse_raw(r#"{"enabled":true,"nope":1}"#).unwrap_err(),
             "server.protocols.demo.nope: unknown field `nope`, expected one of `own`, `port`, \
              `address`, `maxRequestSize`, `enabled`, `maxQueuedBytes`, `highWaterMark`, \
-             `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`"
+             `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, \
+             `ssl`"
         );
     }
 

@@ -16,8 +16,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tracing::{debug, warn};
 
+use crate::stream::Stream;
+use crate::tls::{Tls, TlsSettings};
+
 /// Where and how an instance listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// Listening address.
     pub address: IpAddr,
@@ -27,6 +30,8 @@ pub struct Listen {
     pub scheme: &'static str,
     /// Threads of the instance's runtime (0: one per core).
     pub worker_threads: usize,
+    /// TLS on every accepted socket, when the section has `ssl` keys.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Listen {
@@ -38,7 +43,17 @@ impl Listen {
             port,
             scheme,
             worker_threads,
+            tls: None,
         }
+    }
+
+    /// The same, over TLS when `tls` is set (URLs announced as `wss`, `https`, `mqtts`).
+    pub fn with_tls(mut self, tls: Option<TlsSettings>) -> Listen {
+        if tls.is_some() {
+            self.scheme = TlsSettings::secure_scheme(self.scheme);
+        }
+        self.tls = tls;
+        self
     }
 }
 
@@ -54,10 +69,11 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// What the tasks of the instance named `name` share.
     fn new(name: &str, settings: Self::Settings, backend: Arc<dyn Backend>) -> Self;
 
-    /// Serves one accepted connection, on the instance's runtime.
+    /// Serves one accepted connection (its TLS handshake done, if any), on the instance's
+    /// runtime.
     fn serve(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: Stream,
         peer: SocketAddr,
     ) -> impl Future<Output = ()> + Send + 'static;
 }
@@ -131,6 +147,20 @@ pub fn announced_url(scheme: &str, bound: SocketAddr) -> String {
     format!("{scheme}://{bound}")
 }
 
+/// A listener's TLS from its settings, its certificates reloaded on SIGHUP on the runtime of
+/// `handle`; `None` without `ssl` keys.
+pub fn start_tls(
+    settings: Option<TlsSettings>,
+    handle: &Handle,
+) -> Result<Option<Arc<Tls>>, BoxError> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let tls = Arc::new(Tls::new(settings));
+    tls.reload_on_sighup(handle)?;
+    Ok(Some(tls))
+}
+
 /// Accepts connections until the runtime stops, handing each to `serve`. While the host shuts
 /// down, new connections are closed at once.
 pub async fn accept_loop(
@@ -201,20 +231,31 @@ impl<S: Send + Sync + 'static> Running<S> {
         serve: F,
     ) -> Result<Running<S>, BoxError>
     where
-        F: Fn(Arc<S>, TcpStream, SocketAddr) -> Fut + Send + 'static,
+        F: Fn(Arc<S>, Stream, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let listener = bind(name, &listen)?;
         let local_address = listener.local_addr()?;
         let runtime = InstanceRuntime::start(name, listen.scheme, listen.worker_threads, &backend)?;
         let listener = register(listener, runtime.handle())?;
+        let tls = start_tls(listen.tls, runtime.handle())?;
         let shared = Arc::new(shared);
         let for_tasks = shared.clone();
         runtime.handle().spawn(accept_loop(
             listener,
             backend.clone(),
-            move |stream, peer| {
-                tokio::spawn(serve(for_tasks.clone(), stream, peer));
+            move |stream, peer| match &tls {
+                None => {
+                    tokio::spawn(serve(for_tasks.clone(), Stream::Plain(stream), peer));
+                }
+                Some(tls) => {
+                    let (tls, shared, serve) = (tls.clone(), for_tasks.clone(), serve.clone());
+                    tokio::spawn(async move {
+                        if let Some(stream) = tls.accept(stream, peer).await {
+                            serve(shared, stream, peer).await;
+                        }
+                    });
+                }
             },
         ));
         backend.announce_listener(&announced_url(listen.scheme, local_address));

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_plugin_api::BoxError;
-use switchyard_plugin_kit::config::{self as kit_config, Section};
+use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 use crate::cors::{Cors, OriginRule};
 
@@ -57,6 +58,7 @@ switchyard_plugin_kit::raw_section! {
         /// Request threads, each with its own connections (0: half the cores, at least one).
         #[serde(default)]
         worker_threads: usize,
+        @tls,
     }
 }
 
@@ -93,6 +95,8 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Request threads (0: half the cores, at least one).
     pub worker_threads: usize,
+    /// TLS (`https://`), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -106,6 +110,7 @@ impl Section for Settings {
 
     fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
+        let tls = tls::validate(raw.tls(), section)?;
         // Kuzzle splits a string on commas; a list is taken as is.
         let origins: Vec<String> = match raw.access_control_allow_origin {
             None => vec!["*".to_string()],
@@ -158,6 +163,7 @@ impl Section for Settings {
             header_timeout: Duration::from_millis(raw.header_timeout),
             body_timeout: Duration::from_millis(raw.body_timeout),
             worker_threads: raw.worker_threads,
+            tls,
         })
     }
 }
@@ -262,7 +268,7 @@ mod tests {
             ),
             (
                 r#"{"compression":true}"#,
-                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`",
+                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`, `ssl`",
             ),
         ];
         for (section, expected) in cases {

@@ -20,6 +20,8 @@ use switchyard_plugin_kit::config::Section;
 use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::server::{self, Listen};
 use switchyard_plugin_kit::stats::Counters;
+use switchyard_plugin_kit::stream::Stream;
+use switchyard_plugin_kit::tls::Tls;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -115,11 +117,13 @@ impl Server {
             0 => default_worker_threads(),
             n => n,
         };
-        let listen = Listen::new("http", settings.address, settings.port, threads);
+        let listen = Listen::new("http", settings.address, settings.port, threads)
+            .with_tls(settings.tls.clone());
         let listener = server::bind(name, &listen)?;
         let local_address = listener.local_addr()?;
         let workers = Workers::start(name, threads, &backend)?;
         let listener = server::register(listener, &workers.handles[0])?;
+        let tls = server::start_tls(listen.tls, &workers.handles[0])?;
         let (routes_sender, routes) = watch::channel(None);
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -147,6 +151,7 @@ impl Server {
             listener,
             shared.clone(),
             workers.handles.clone(),
+            tls,
         ));
         shared
             .backend
@@ -249,7 +254,12 @@ impl Workers {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Handle>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    workers: Vec<Handle>,
+    tls: Option<Arc<Tls>>,
+) {
     let mut next_worker = 0;
     let mut builder = http1::Builder::new();
     builder
@@ -274,7 +284,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
             peer.ip().to_string(),
         ));
         next_worker = (next_worker + 1) % workers.len();
+        let tls = tls.clone();
         workers[next_worker].spawn(async move {
+            let stream = match tls {
+                None => Stream::Plain(stream),
+                Some(tls) => match tls.accept(stream, peer).await {
+                    Some(stream) => stream,
+                    None => return,
+                },
+            };
             let service = service_fn(move |request| {
                 let shared = shared.clone();
                 let socket = socket.clone();

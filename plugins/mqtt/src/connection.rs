@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::broker::Link;
@@ -26,6 +24,7 @@ use crate::session::Message;
 use switchyard_plugin_kit::flow::Pending;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::stats::Counter;
+use switchyard_plugin_kit::stream::{ReadHalf, Stream};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
@@ -36,7 +35,7 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 /// Serves one accepted socket until it is closed.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
     // Small packets must leave at once: batching is the writer's job, not Nagle's.
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
@@ -157,7 +156,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
 /// Reads until one whole packet is buffered; it must be a CONNECT. Returns its length.
 async fn read_connect(
-    read_half: &OwnedReadHalf,
+    read_half: &ReadHalf,
     buffer: &mut Vec<u8>,
     max_packet_size: usize,
 ) -> io::Result<Result<usize, Violation>> {
@@ -238,7 +237,7 @@ fn accept(shared: &Shared, connect: &Connect<'_>) -> Result<Hello, u8> {
 /// Reads and handles packets until the connection must end.
 async fn read_loop(
     handler: &mut Handler<'_>,
-    read_half: &OwnedReadHalf,
+    read_half: &ReadHalf,
     mut buffer: Vec<u8>,
     keep_alive: Option<Duration>,
 ) -> Ending {

@@ -16,7 +16,7 @@ use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
-use tokio::net::TcpStream;
+use switchyard_plugin_kit::stream::Stream;
 
 use crate::broker::{Broker, Fanout};
 use crate::config::Settings;
@@ -60,14 +60,14 @@ impl Service for Shared {
 
     /// One runtime thread per core.
     fn listen(settings: &Settings) -> Listen {
-        Listen::new("mqtt", settings.address, settings.port, 0)
+        Listen::new("mqtt", settings.address, settings.port, 0).with_tls(settings.tls.clone())
     }
 
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         Shared::new(name, settings, backend)
     }
 
-    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+    fn serve(self: Arc<Self>, stream: Stream, peer: SocketAddr) -> impl Future<Output = ()> {
         connection::serve(self, stream, peer)
     }
 }

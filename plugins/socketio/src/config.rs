@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -46,6 +47,7 @@ switchyard_plugin_kit::raw_section! {
         // Overrides `[server] maxRequestSize`: Engine.IO's `maxHttpBufferSize`.
         @max_request_size,
         @flow,
+        @tls,
     }
 }
 
@@ -100,6 +102,8 @@ pub struct Settings {
     pub max_request_size: usize,
     /// Flow control: pressure marks, slow-consumer caps, pending requests.
     pub flow: Flow,
+    /// TLS (`https://`, `wss://` after the upgrade), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Section for Settings {
@@ -118,6 +122,7 @@ impl Default for Settings {
 
 fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Settings, BoxError> {
     let flow = Flow::validate(raw.flow(), section)?;
+    let tls = tls::validate(raw.tls(), section)?;
     for (key, value) in [
         ("maxRequestSize", max_request_size),
         ("pingInterval", raw.ping_interval),
@@ -162,6 +167,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
         connect_timeout: Duration::from_millis(raw.connect_timeout),
         max_request_size: usize::try_from(max_request_size).unwrap_or(usize::MAX),
         flow,
+        tls,
     })
 }
 
@@ -229,7 +235,7 @@ mod tests {
             ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
             (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
-            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `ssl`"),
         ];
         for (section, server, expected) in cases {
             assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");

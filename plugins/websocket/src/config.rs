@@ -6,6 +6,7 @@ use std::time::Duration;
 use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
@@ -37,6 +38,7 @@ switchyard_plugin_kit::raw_section! {
         /// Threads of this listener's runtime; 0 = one per core.
         #[serde(default = "default_worker_threads")]
         worker_threads: usize,
+        @tls,
     }
 }
 
@@ -72,6 +74,8 @@ pub struct Settings {
     pub worker_threads: usize,
     /// Set when `idleTimeout` was out of range and replaced: `init` logs it.
     pub idle_timeout_warning: Option<String>,
+    /// TLS (`wss://`), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -87,6 +91,7 @@ impl Default for Settings {
             compression: false,
             worker_threads: 1,
             idle_timeout_warning: None,
+            tls: None,
         }
     }
 }
@@ -97,6 +102,7 @@ impl Section for Settings {
     fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
         let flow = Flow::validate(raw.flow(), section)?;
+        let tls = tls::validate(raw.tls(), section)?;
         // Kuzzle forces values below one second (0 included) to its default, with a warning;
         // an idle timeout cannot be switched off there either.
         let (idle_timeout, idle_timeout_warning) = if raw.idle_timeout < 1000 {
@@ -123,6 +129,7 @@ impl Section for Settings {
             compression: raw.compression,
             worker_threads: raw.worker_threads,
             idle_timeout_warning,
+            tls,
         })
     }
 }
@@ -226,7 +233,7 @@ mod tests {
             (
                 r#"{"prot":1}"#,
                 "{}",
-                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `compression`, `workerThreads`",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `compression`, `workerThreads`, `ssl`",
             ),
             (
                 r#"{"maxRequestSize":"1XB"}"#,

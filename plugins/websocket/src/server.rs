@@ -8,7 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
+use switchyard_plugin_kit::stream::Stream;
 
 use switchyard_plugin_api::{
     Backend, BoxError, ConnectionId, DisconnectReason, Host, InitConfig, StatsSink,
@@ -66,13 +66,14 @@ impl Service for Shared {
             settings.port,
             settings.worker_threads,
         )
+        .with_tls(settings.tls.clone())
     }
 
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         Shared::new(name, settings, backend)
     }
 
-    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+    fn serve(self: Arc<Self>, stream: Stream, peer: SocketAddr) -> impl Future<Output = ()> {
         connection::serve(self, stream, peer)
     }
 }
