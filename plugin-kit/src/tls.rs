@@ -117,7 +117,7 @@ fn load(raw: &RawTls, section: &str) -> Result<Arc<ServerConfig>, String> {
             &key_key,
             &raw.private_key,
             error,
-            "a PEM PRIVATE KEY block (PKCS#8, RSA or EC)",
+            "PEM PRIVATE KEY block (PKCS#8, RSA or EC)",
         )
     })?;
     // `ring`, not aws-lc-rs: building aws-lc needs cmake and clang. rustls 0.23.48 deprecates

@@ -20,5 +20,6 @@ mod sdk;
 mod security;
 mod socketio;
 mod tidy;
+mod tls;
 mod websocket;
 mod websocket_e2e;
