@@ -35,10 +35,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first byte of a TLS record carrying a handshake message: what a TLS client sends first.
 const HANDSHAKE_RECORD: u8 = 0x16;
 
-/// What a plain-text HTTP client (a `ws://` or `http://` URL aimed at a TLS port) gets.
-const PLAIN_HTTP_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
-Content-Type: text/plain\r\nContent-Length: 60\r\nConnection: close\r\n\r\n\
-this port speaks TLS: use https:// or wss:// URLs to reach it";
+/// What a plain-text HTTP client (a `ws://` or `http://` URL aimed at a TLS port) reads.
+pub const PLAIN_HTTP_REFUSAL: &str = "this port speaks TLS: use https:// or wss:// URLs to reach it";
 
 /// A section's `ssl` table as written.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -278,7 +276,12 @@ async fn refuse_plain_text(stream: &TcpStream) -> io::Result<bool> {
         return Ok(false);
     }
     // The socket is closed (dropped) by the caller right after.
-    let mut unsent = PLAIN_HTTP_REFUSAL;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{PLAIN_HTTP_REFUSAL}",
+        PLAIN_HTTP_REFUSAL.len()
+    );
+    let mut unsent = answer.as_bytes();
     while !unsent.is_empty() {
         stream.writable().await?;
         match stream.try_write(unsent) {

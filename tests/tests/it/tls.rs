@@ -323,7 +323,7 @@ fn every_protocol_speaks_tls_to_real_clients() {
     .unwrap();
     assert!(published.status.success(), "{published:?}");
     let lines = subscriber.finish();
-    assert_eq!(lines.last().map(String::as_str), Some("over mqtts"), "{lines:?}");
+    assert!(lines.iter().any(|line| line == "over mqtts"), "{lines:?}");
     // Without TLS, the client's CONNECT is not a handshake: the connection is closed.
     let plain = mosquitto(
         "mosquitto_pub",
@@ -397,10 +397,11 @@ fn sighup_reloads_every_tls_listener_and_old_connections_stay() {
     reloaded.sort();
     for name in ["websocket", "http", "mqtt", "socketio", "mtls"] {
         assert!(
-            reloaded.iter().any(|line| line.contains(&format!("{name}:"))
-                || line.contains(&format!("protocol={name}"))
-                || line.contains(&format!("[{name}]"))),
-            "no reload logged for {name}: {reloaded:#?}"
+            reloaded
+                .iter()
+                .any(|line| line.contains(&format!("protocol=\"{name}\""))),
+            "no reload logged for {name}: {reloaded:?}\n{}",
+            server.log()
         );
     }
 
