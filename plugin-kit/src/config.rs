@@ -261,7 +261,10 @@ mod tests {
         assert!(raw.tls().is_none());
         let raw = parse_raw(r#"{"ssl":{"certificate":"c.pem","privateKey":"k.pem"}}"#).unwrap();
         let tls = raw.tls().unwrap();
-        assert_eq!((tls.certificate.to_str(), tls.client_ca.as_deref()), (Some("c.pem"), None));
+        assert_eq!(
+            (tls.certificate.to_str(), tls.client_ca.as_deref()),
+            (Some("c.pem"), None)
+        );
         assert_eq!(
             parse_raw(r#"{"ssl":{"certificate":"c.pem","privateKey":"k.pem","ca":"x"}}"#)
                 .unwrap_err(),

@@ -299,17 +299,13 @@ impl WriteHalf {
             match self.try_write_vectored(&[IoSlice::new(unsent)]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => unsent = &unsent[written..],
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable().await?
-                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
                 Err(error) => return Err(error),
             }
         }
         while self.holds_unsent() {
             match self.try_flush() {
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable().await?
-                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
                 other => other?,
             }
         }

@@ -36,7 +36,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HANDSHAKE_RECORD: u8 = 0x16;
 
 /// What a plain-text HTTP client (a `ws://` or `http://` URL aimed at a TLS port) reads.
-pub const PLAIN_HTTP_REFUSAL: &str = "this port speaks TLS: use https:// or wss:// URLs to reach it";
+pub const PLAIN_HTTP_REFUSAL: &str =
+    "this port speaks TLS: use https:// or wss:// URLs to reach it";
 
 /// A section's `ssl` table as written.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -132,7 +133,10 @@ fn load(raw: &RawTls, section: &str) -> Result<Arc<ServerConfig>, String> {
             let mut roots = RootCertStore::empty();
             for certificate in read_certificates(path, &ca_key)? {
                 roots.add(certificate).map_err(|error| {
-                    format!("{ca_key}: {}: not a usable CA certificate: {error}", path.display())
+                    format!(
+                        "{ca_key}: {}: not a usable CA certificate: {error}",
+                        path.display()
+                    )
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -343,10 +347,12 @@ mod tests {
                 empty.display()
             )
         );
-        assert!(error(&raw(broken.to_str().unwrap(), "k", None)).starts_with(&format!(
-            "server.protocols.demo.ssl.certificate: {} is not valid PEM: ",
-            broken.display()
-        )));
+        assert!(
+            error(&raw(broken.to_str().unwrap(), "k", None)).starts_with(&format!(
+                "server.protocols.demo.ssl.certificate: {} is not valid PEM: ",
+                broken.display()
+            ))
+        );
         std::fs::remove_dir_all(&folder).unwrap();
     }
 

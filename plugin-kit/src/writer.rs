@@ -137,10 +137,7 @@ async fn wait_writable(write_half: &WriteHalf, stall: Duration) -> io::Result<()
 /// One `writev` of the front of `batch`; written frames are popped, a partly written one is
 /// advanced. Returns the bytes written and whether the front frame is now partly written. Not
 /// async, so its slice array lives on the stack, not in every connection's future.
-fn write_some(
-    write_half: &WriteHalf,
-    batch: &mut VecDeque<Bytes>,
-) -> io::Result<(usize, bool)> {
+fn write_some(write_half: &WriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<(usize, bool)> {
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
     let count = batch
         .iter()

@@ -23,8 +23,8 @@ use switchyard_plugin_kit::instance::Instance;
 use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
-use switchyard_plugin_kit::ws::frame::close_code;
 use switchyard_plugin_kit::stream::Stream;
+use switchyard_plugin_kit::ws::frame::close_code;
 use tracing::debug;
 
 use crate::config::Settings;

@@ -30,8 +30,21 @@ impl Pki {
             folder: Scratch::new(),
         };
         pki.openssl(&[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Switchyard Test CA",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Switchyard Test CA",
         ]);
         pki.folder.write(
             "server.ext",
@@ -70,12 +83,36 @@ impl Pki {
         );
         let subject = format!("/CN={subject}");
         self.openssl(&[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-            &key, "-out", &csr, "-subj", &subject,
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
         ]);
         self.openssl(&[
-            "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial",
-            serial, "-days", "2", "-out", &pem, "-extfile", extensions,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            serial,
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            extensions,
         ]);
     }
 
@@ -210,7 +247,11 @@ impl Running {
             self.seen.push(line);
         }
         let status = self.child.wait().expect("wait");
-        assert!(status.success(), "{status}; printed:\n{}", self.seen.join("\n"));
+        assert!(
+            status.success(),
+            "{status}; printed:\n{}",
+            self.seen.join("\n")
+        );
         self.seen
     }
 }
@@ -281,13 +322,20 @@ fn every_protocol_speaks_tls_to_real_clients() {
     let http_port = port_of(&server, "http");
     let ca = pki.path("ca.pem");
     let ca = ca.to_str().unwrap();
-    let answer = curl(&["--cacert", ca, &format!("https://localhost:{http_port}/_now")]);
+    let answer = curl(&[
+        "--cacert",
+        ca,
+        &format!("https://localhost:{http_port}/_now"),
+    ]);
     let text = String::from_utf8_lossy(&answer.stdout).into_owned();
     assert!(answer.status.success(), "{text}");
     let (body, code) = text.rsplit_once('\n').unwrap();
     assert_eq!(code, "200", "{text}");
     let body: Value = serde_json::from_str(body).unwrap();
-    assert_eq!((&body["status"], &body["controller"]), (&json!(200), &json!("server")));
+    assert_eq!(
+        (&body["status"], &body["controller"]),
+        (&json!(200), &json!("server"))
+    );
 
     // Plain text on a TLS port: an HTTP client is told why, in plain text; a WebSocket client
     // gets the same 400 instead of an upgrade.
@@ -409,7 +457,10 @@ fn sighup_reloads_every_tls_listener_and_old_connections_stay() {
     writeln!(go, "go").unwrap();
     let lines = old.finish();
     let after: Value = serde_json::from_str(&lines[lines.len() - 2]).unwrap();
-    assert_eq!((&after["serial"], &after["subject"]), (&json!("2002"), &json!("switchyard two")));
+    assert_eq!(
+        (&after["serial"], &after["subject"]),
+        (&json!("2002"), &json!("switchyard two"))
+    );
     let still: Value = serde_json::from_str(&lines[lines.len() - 1]).unwrap();
     assert_eq!(still, json!({"event": "old connection", "isNumber": true}));
     for protocol in ["mqtt", "http", "socketio"] {
@@ -422,7 +473,8 @@ fn sighup_reloads_every_tls_listener_and_old_connections_stay() {
     server.signal(Signal::SIGHUP);
     let refused = server.wait_for_log(&["TLS certificates not reloaded"], WAIT);
     assert!(
-        refused.contains(".ssl.certificate: ") && refused.contains("holds no PEM CERTIFICATE blocks"),
+        refused.contains(".ssl.certificate: ")
+            && refused.contains("holds no PEM CERTIFICATE blocks"),
         "{refused}"
     );
     assert_eq!(node(&pki, "serial", &ws_port)[0]["serial"], "2002");
