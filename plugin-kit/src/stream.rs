@@ -13,6 +13,7 @@
 //! `AsyncWrite`; Socket.io takes it back after a WebSocket upgrade and splits it like the
 //! others.
 
+use std::future::Future;
 use std::io::{self, BufRead, IoSlice, Read, Write};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub enum Stream {
 
 impl Stream {
     /// The TCP socket underneath.
+    #[inline]
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(stream) => stream,
@@ -44,6 +46,7 @@ impl Stream {
     }
 
     /// Sets `TCP_NODELAY` on the socket underneath.
+    #[inline]
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.tcp().set_nodelay(nodelay)
     }
@@ -75,6 +78,7 @@ impl Stream {
 }
 
 impl AsyncRead for Stream {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -88,6 +92,7 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -99,6 +104,7 @@ impl AsyncWrite for Stream {
         }
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -110,6 +116,7 @@ impl AsyncWrite for Stream {
         }
     }
 
+    #[inline]
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Plain(stream) => stream.is_write_vectored(),
@@ -117,6 +124,7 @@ impl AsyncWrite for Stream {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_flush(cx),
@@ -124,6 +132,7 @@ impl AsyncWrite for Stream {
         }
     }
 
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
@@ -151,20 +160,29 @@ pub struct TlsRead {
 impl ReadHalf {
     /// Waits until [`ReadHalf::try_read`] has something to say: data, the end of the stream or
     /// an error. Cancel-safe (a `select!` branch): records read so far stay in the session.
-    pub async fn readable(&self) -> io::Result<()> {
+    ///
+    /// A `poll_fn` over tokio's `poll_read_ready`, inlined into the caller's `select!`: an
+    /// `async fn` wrapper around tokio's `readable()` cost ~290 instructions per WebSocket round
+    /// trip, and an `Either` of the two futures as much; this costs ~47 (tokio's cooperative
+    /// budget check, which `readable()` skips). Measured with callgrind,
+    /// `bench/scripts/ws-instructions-per-request.sh` (BENCHMARKS.md).
+    #[inline]
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_readable(cx))
+    }
+
+    /// [`ReadHalf::readable`] as a poll: only the task that polled last is woken.
+    #[inline]
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            ReadHalf::Plain(read) => read.readable().await,
-            ReadHalf::Tls(tls) => loop {
-                if pump(tls.tcp.as_ref(), &mut tls.session.lock()) {
-                    return Ok(());
-                }
-                tls.tcp.readable().await?;
-            },
+            ReadHalf::Plain(read) => read.as_ref().poll_read_ready(cx),
+            ReadHalf::Tls(tls) => tls.poll_readable(cx),
         }
     }
 
     /// Reads what is there into `buffer` without waiting: `Ok(0)` at the end of the stream,
     /// `WouldBlock` when nothing is.
+    #[inline]
     pub fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         match self {
             ReadHalf::Plain(read) => read.try_read(buffer),
@@ -174,6 +192,7 @@ impl ReadHalf {
 
     /// [`ReadHalf::try_read`], appending to `buffer` within its spare capacity (at least one
     /// byte of which the caller reserved).
+    #[inline]
     pub fn try_read_buf(&self, buffer: &mut Vec<u8>) -> io::Result<usize> {
         match self {
             ReadHalf::Plain(read) => read.try_read_buf(buffer),
@@ -190,6 +209,22 @@ impl ReadHalf {
 }
 
 impl TlsRead {
+    /// Ready once plaintext, the end or an error is there; else waits for the socket.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if pump(self.tcp.as_ref(), &mut self.session.lock()) {
+                return Poll::Ready(Ok(()));
+            }
+            // `pump` left the socket's readiness cleared: this registers the waker, unless
+            // records arrived meanwhile (then pump again).
+            if let Poll::Ready(ready) = self.tcp.as_ref().poll_read_ready(cx) {
+                ready?;
+            } else {
+                return Poll::Pending;
+            }
+        }
+    }
+
     /// Pulls records from the socket until plaintext is there, then lets `read` take it.
     fn read_with(
         &self,
@@ -264,6 +299,7 @@ pub struct TlsWrite {
 
 impl WriteHalf {
     /// Waits until the socket may take more.
+    #[inline]
     pub async fn writable(&self) -> io::Result<()> {
         match self {
             WriteHalf::Plain(write) => write.writable().await,
@@ -274,6 +310,7 @@ impl WriteHalf {
     /// Writes what the socket takes now of `slices`; `WouldBlock` when it takes nothing. Over
     /// TLS, the count is of plaintext bytes taken; their records may still wait in the
     /// session ([`WriteHalf::holds_unsent`]).
+    #[inline]
     pub fn try_write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             WriteHalf::Plain(write) => write.try_write_vectored(slices),
@@ -313,6 +350,7 @@ impl WriteHalf {
     }
 
     /// True while TLS records wait in the session for the socket (never for plain TCP).
+    #[inline]
     pub fn holds_unsent(&self) -> bool {
         match self {
             WriteHalf::Plain(_) => false,
@@ -321,6 +359,7 @@ impl WriteHalf {
     }
 
     /// Sends waiting TLS records; `WouldBlock` if some still wait.
+    #[inline]
     pub fn try_flush(&self) -> io::Result<()> {
         match self {
             WriteHalf::Plain(_) => Ok(()),
