@@ -77,9 +77,15 @@ const scenarios = {
       kuzzle.realtime.subscribe("i", "c", {}, (message) => notified(message)),
       "realtime:subscribe",
     );
-    await within(kuzzle.realtime.publish("i", "c", { over: "wss" }), "realtime:publish");
+    // 600 KB each way: many TLS records, partial socket writes on both sides.
+    const big = "x".repeat(600 * 1024);
+    await within(kuzzle.realtime.publish("i", "c", { over: "wss", big }), "realtime:publish");
     const message = await within(notification, "the notification");
-    report("notification", { action: message.action, body: message.result._source.over });
+    report("notification", {
+      action: message.action,
+      body: message.result._source.over,
+      bigIntact: message.result._source.big === big,
+    });
     kuzzle.disconnect();
   },
 

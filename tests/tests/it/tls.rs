@@ -311,7 +311,7 @@ fn every_protocol_speaks_tls_to_real_clients() {
         node(&pki, "sdk", &ws_port),
         [
             json!({"event": "now", "isNumber": true}),
-            json!({"event": "notification", "action": "publish", "body": "wss"}),
+            json!({"event": "notification", "action": "publish", "body": "wss", "bigIntact": true}),
         ]
     );
     let certificate = node(&pki, "serial", &ws_port);
