@@ -4,7 +4,8 @@
 #
 # What it installs, only when absent: Node.js 18+ and npm (Debian), the npm test clients
 # (`tests/js`: the Kuzzle SDK, socket.io-client; `filters/oracle`: koncorde), Debian's
-# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), Debian's `chromium`
+# `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), Debian's
+# `openssl` and `curl` (the TLS tests' CA and HTTPS client), Debian's `chromium`
 # (the admin page's browser test, driven by npm `playwright-core`, which downloads no browser),
 # PyPI's `paho-mqtt`. Debian packages need root or sudo.
 # `SWITCHYARD_TEST_SETUP=0` skips the set-up (plain `cargo test --workspace` works too, for
@@ -50,6 +51,10 @@ setup() {
   fi
   if ! command -v redis-server >/dev/null; then
     apt_install redis-server
+  fi
+  # The TLS tests make their CA with the openssl command and call curl.
+  if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+    apt_install openssl curl
   fi
   if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
     apt_install chromium
