@@ -6,7 +6,8 @@
 # (`tests/js`: the Kuzzle SDK, socket.io-client; `filters/oracle`: koncorde), Debian's
 # `mosquitto` and `mosquitto-clients`, Debian's `redis-server` (cluster tests), Debian's
 # `postgresql` (the PostgreSQL store's tests start a throwaway server of their own from its
-# binaries: `initdb` in a temporary folder, a free loopback port), Debian's `chromium`
+# binaries: `initdb` in a temporary folder, a free loopback port), `openssl` and `curl` (the TLS
+# tests' CA and HTTPS client), Debian's `chromium`
 # (the admin page's browser test, driven by npm `playwright-core`, which downloads no browser),
 # PyPI's `paho-mqtt`. Debian packages need root or sudo. With the set-up done,
 # `SWITCHYARD_REQUIRE_POSTGRES=1` makes a missing PostgreSQL fail the tests instead of skipping
@@ -59,6 +60,10 @@ setup() {
     apt_install postgresql
   fi
   export SWITCHYARD_REQUIRE_POSTGRES=1
+  # The TLS tests make their CA with the openssl command and call curl.
+  if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+    apt_install openssl curl
+  fi
   if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
     apt_install chromium
   fi

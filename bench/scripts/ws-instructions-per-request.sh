@@ -13,7 +13,9 @@
 # tokio-tungstenite baseline under callgrind, sends 200 unmeasured messages, then REQUESTS
 # (default 5000) one at a time on one connection — `server:now` for switchyard, an `{"echo"…}`
 # message for the baseline — and prints the instructions per round trip. With a third argument,
-# keeps the callgrind profile in that file. Needs valgrind and python3; build first:
+# keeps the callgrind profile in that file. TLS=1 (switchyard only) serves wss:// with a
+# certificate made by the openssl command, the client trusting its CA: the cost of TLS per round
+# trip. Needs valgrind and python3; build first:
 # cargo build --release -p switchyard -p plugin-websocket -p switchyard-bench.
 set -euo pipefail
 what=${1:-switchyard}
@@ -31,12 +33,15 @@ stop() {
 trap stop EXIT
 
 cat >"$work/client.py" <<'PY'
-import base64, os, socket, struct, sys
+import base64, os, socket, ssl, struct, sys
 import json
 port, count, message = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
 setup = [json.dumps(request).encode() for request in json.loads(sys.argv[4])] if len(sys.argv) > 4 else []
 connection = socket.create_connection(("127.0.0.1", port))
 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+if os.environ.get("CA_FILE"):
+    context = ssl.create_default_context(cafile=os.environ["CA_FILE"])
+    connection = context.wrap_socket(connection, server_hostname="localhost")
 key = base64.b64encode(os.urandom(16)).decode()
 connection.sendall(("GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % key).encode())
@@ -90,6 +95,19 @@ dataDir = "$work/data"
 port = $port
 address = "127.0.0.1"
 TOML
+  if [ "${TLS:-0}" = 1 ]; then
+    (cd "$work" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+        -out ca.pem -days 1 -subj "/CN=bench CA" 2>/dev/null &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+        -out server.csr -subj "/CN=localhost" 2>/dev/null &&
+      printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext &&
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 1 \
+        -out server.pem -extfile server.ext 2>/dev/null)
+    printf '[server.protocols.websocket.ssl]\ncertificate = "%s"\nprivateKey = "%s"\n' \
+      "$work/server.pem" "$work/server.key" >>"$work/config.toml"
+    export CA_FILE="$work/ca.pem"
+  fi
   valgrind --tool=callgrind --callgrind-out-file="$out" \
     "$root/target/release/switchyard" --config "$work/config.toml" >"$work/server.log" 2>&1 &
   server=$!
@@ -127,7 +145,7 @@ callgrind_control --dump "$server" >/dev/null 2>&1
 sleep 1
 dump=$(ls -t "$out"* | head -1)
 total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-echo "$what WebSocket round trip: $((total / requests)) instructions per request (user space, $requests requests: $message)"
+echo "$what WebSocket${TLS:+ (TLS=$TLS)} round trip: $((total / requests)) instructions per request (user space, $requests requests: $message)"
 if [ -n "$annotate" ]; then
   cp "$dump" "$annotate"
   echo "callgrind profile kept in $annotate (read it with callgrind_annotate [--inclusive=yes])"

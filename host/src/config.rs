@@ -670,6 +670,7 @@ impl Config {
             if !enabled {
                 continue;
             }
+            resolve_tls_paths(&mut section, &base);
             let config_json = serde_json::to_string(&section).expect("TOML values are JSON");
             protocols.push(ProtocolConfig {
                 name: name.clone(),
@@ -710,6 +711,22 @@ impl Config {
 }
 
 /// The `[server]` table as JSON, with `maxRequestSize` as plugins expect it.
+/// The files of a protocol's `ssl` table (`certificate`, `privateKey`, `clientCa`) are
+/// relative to the config file's folder, as `dataDir` and `pluginDir` are: the plugin reads
+/// them knowing only the path it is given.
+fn resolve_tls_paths(section: &mut toml::Table, base: &Path) {
+    let Some(toml::Value::Table(ssl)) = section.get_mut("ssl") else {
+        return;
+    };
+    for key in ["certificate", "privateKey", "clientCa"] {
+        if let Some(toml::Value::String(path)) = ssl.get_mut(key) {
+            if Path::new(path.as_str()).is_relative() {
+                *path = base.join(path.as_str()).to_string_lossy().into_owned();
+            }
+        }
+    }
+}
+
 fn server_table_json(text: &str) -> String {
     let table: toml::Table = toml::from_str(text).unwrap_or_default();
     let server = table
@@ -828,6 +845,23 @@ mod tests {
         }
         let off = parse("[server.admin]\nenabled = false\nhost = \"0.0.0.0\"\n").expect("off");
         assert_eq!(off.admin, None);
+    }
+
+    #[test]
+    fn tls_files_are_relative_to_the_config_file() {
+        let config = parse(
+            r#"
+            [server.protocols.websocket.ssl]
+            certificate = "tls/chain.pem"
+            privateKey = "/etc/keys/key.pem"
+            clientCa = "ca.pem"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.protocols[0].config_json,
+            r#"{"ssl":{"certificate":"conf/tls/chain.pem","privateKey":"/etc/keys/key.pem","clientCa":"conf/ca.pem"}}"#
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use switchyard_plugin_api::{BoxError, InitConfig};
 
 use crate::flow::RawFlow;
 use crate::gate::RawConnectionLimits;
+use crate::tls::RawTls;
 
 /// A section as written (serde, `deny_unknown_fields`): the shared keys it holds. Implemented
 /// by [`raw_section!`]; the defaults are for a section without those keys.
@@ -31,6 +32,11 @@ pub trait RawSection: DeserializeOwned {
     /// The per-address and descriptor keys (`maxConnectionsPerAddress`, …) as written.
     fn connection_limits(&self) -> RawConnectionLimits {
         RawConnectionLimits::default()
+    }
+
+    /// The `ssl` table (certificate, private key, client CA) as written, if any.
+    fn tls(&self) -> Option<&RawTls> {
+        None
     }
 }
 
@@ -77,6 +83,8 @@ pub fn load<Raw: DeserializeOwned, Settings>(
 ///   `slowConsumerTimeout` and `maxPendingRequests`, read by [`crate::flow::Flow::validate`];
 /// - `@connections,` — `maxConnectionsPerAddress`, `maxConnectionRatePerAddress` and
 ///   `fileDescriptorReserve`, read by [`crate::gate::ConnectionLimits::from_raw`].
+/// - `@tls,` — the `ssl` table (`certificate`, `privateKey`, `clientCa`), read by
+///   [`crate::tls::validate`].
 ///
 /// The plugin depends on `serde` (the derive) and names the kit `switchyard_plugin_kit`.
 #[macro_export]
@@ -168,6 +176,18 @@ macro_rules! raw_section {
         ] [$($items)*] $($rest)*);
     };
     (@munch $head:tt $name:ident [$($fields:tt)*] [$($methods:tt)*] [$($items:tt)*]
+        @tls, $($rest:tt)*) => {
+        $crate::raw_section!(@munch $head $name [$($fields)*
+            /// TLS: certificate chain, private key and optional client CA (PEM files).
+            #[serde(default)]
+            ssl: Option<$crate::tls::RawTls>,
+        ] [$($methods)*
+            fn tls(&self) -> Option<&$crate::tls::RawTls> {
+                self.ssl.as_ref()
+            }
+        ] [$($items)*] $($rest)*);
+    };
+    (@munch $head:tt $name:ident [$($fields:tt)*] [$($methods:tt)*] [$($items:tt)*]
         $(#[$field_meta:meta])* $field:ident : $type:ty, $($rest:tt)*) => {
         $crate::raw_section!(@munch $head $name
             [$($fields)* $(#[$field_meta])* $field: $type,] [$($methods)*] [$($items)*] $($rest)*);
@@ -245,6 +265,7 @@ mod tests {
             enabled: bool,
             @flow,
             @connections,
+            @tls,
         }
     }
 
@@ -268,6 +289,23 @@ mod tests {
         assert_eq!((raw.own, raw.port, raw.enabled), (0, 7000, true));
         assert_eq!(raw.address, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(raw.max_request_size(), None);
+        assert!(raw.tls().is_none());
+        let raw = parse_raw(r#"{"ssl":{"certificate":"c.pem","privateKey":"k.pem"}}"#).unwrap();
+        let tls = raw.tls().unwrap();
+        assert_eq!(
+            (tls.certificate.to_str(), tls.client_ca.as_deref()),
+            (Some("c.pem"), None)
+        );
+        assert_eq!(
+            parse_raw(r#"{"ssl":{"certificate":"c.pem","privateKey":"k.pem","ca":"x"}}"#)
+                .unwrap_err(),
+            "server.protocols.demo.ssl.ca: unknown field `ca`, expected one of `certificate`, \
+             `privateKey`, `clientCa`"
+        );
+        assert_eq!(
+            parse_raw(r#"{"ssl":{"certificate":"c.pem"}}"#).unwrap_err(),
+            "server.protocols.demo.ssl: missing field `privateKey`"
+        );
         let raw = parse_raw(
             r#"{"enabled":false,"port":1,"address":"127.0.0.1","maxRequestSize":"1kb",
                 "highWaterMark":4096,"lowWaterMark":1024,"maxTotalQueuedBytes":8192,
@@ -308,7 +346,7 @@ mod tests {
             "server.protocols.demo.nope: unknown field `nope`, expected one of `own`, `port`, \
              `address`, `maxRequestSize`, `enabled`, `maxQueuedBytes`, `highWaterMark`, \
              `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, \
-             `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`"
+             `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `ssl`"
         );
     }
 

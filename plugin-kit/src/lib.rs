@@ -22,6 +22,8 @@
 //! - `stats` — the instance's own counters (closes by reason, deliveries, bytes), per thread,
 //!   summed when the host asks (the `stats` hook).
 //! - `socket` — reading a socket into a connection's buffer; a read loop's idle deadline.
+//! - `stream` — a connection's socket, plain TCP or TLS, and its read and write halves.
+//! - `tls` — a section's `ssl` keys, the TLS handshake, certificates reloaded on SIGHUP.
 //! - `request` — checks on a request's text (one JSON object, its `requestId`).
 //! - `registry` — connections and channel memberships, O(1) per join and leave.
 //! - `ws` — the RFC 6455 codec, the opening handshake and permessage-deflate (RFC 7692),
@@ -42,6 +44,8 @@ pub mod request;
 pub mod server;
 pub mod socket;
 pub mod stats;
+pub mod stream;
+pub mod tls;
 pub mod writer;
 pub mod ws;
 

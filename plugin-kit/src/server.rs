@@ -20,8 +20,11 @@ use tracing::debug;
 
 use crate::gate::{Admitted, ConnectionLimits, Gate, Refusal, REFUSAL_TIMEOUT};
 
+use crate::stream::Stream;
+use crate::tls::{Tls, TlsSettings};
+
 /// Where and how an instance listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     /// Listening address.
     pub address: IpAddr,
@@ -34,6 +37,8 @@ pub struct Listen {
     /// Per-address limits and the descriptor reserve (the defaults unless
     /// [`Listen::with_limits`] says otherwise).
     pub limits: ConnectionLimits,
+    /// TLS on every accepted socket, when the section has `ssl` keys.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Listen {
@@ -46,12 +51,22 @@ impl Listen {
             scheme,
             worker_threads,
             limits: ConnectionLimits::default(),
+            tls: None,
         }
     }
 
     /// The same, enforcing `limits` in the accept loop.
     pub fn with_limits(self, limits: ConnectionLimits) -> Listen {
         Listen { limits, ..self }
+    }
+
+    /// The same, over TLS when `tls` is set (URLs announced as `wss`, `https`, `mqtts`).
+    pub fn with_tls(mut self, tls: Option<TlsSettings>) -> Listen {
+        if tls.is_some() {
+            self.scheme = TlsSettings::secure_scheme(self.scheme);
+        }
+        self.tls = tls;
+        self
     }
 }
 
@@ -67,10 +82,11 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// What the tasks of the instance named `name` share.
     fn new(name: &str, settings: Self::Settings, backend: Arc<dyn Backend>) -> Self;
 
-    /// Serves one accepted connection, on the instance's runtime.
+    /// Serves one accepted connection (its TLS handshake done, if any), on the instance's
+    /// runtime.
     fn serve(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: Stream,
         peer: SocketAddr,
     ) -> impl Future<Output = ()> + Send + 'static;
 
@@ -159,6 +175,20 @@ pub fn register(listener: std::net::TcpListener, handle: &Handle) -> Result<TcpL
 /// `server:info` say where the socket is, not a guess at how a client reaches it (issue 18).
 pub fn announced_url(scheme: &str, bound: SocketAddr) -> String {
     format!("{scheme}://{bound}")
+}
+
+/// A listener's TLS from its settings, its certificates reloaded on SIGHUP on the runtime of
+/// `handle`; `None` without `ssl` keys.
+pub fn start_tls(
+    settings: Option<TlsSettings>,
+    handle: &Handle,
+) -> Result<Option<Arc<Tls>>, BoxError> {
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let tls = Arc::new(Tls::new(settings));
+    tls.reload_on_sighup(handle)?;
+    Ok(Some(tls))
 }
 
 /// How often an accept loop waiting for a client checks whether the host began shutting down
@@ -314,7 +344,7 @@ impl<S: Send + Sync + 'static> Running<S> {
         refuse: R,
     ) -> Result<Running<S>, BoxError>
     where
-        F: Fn(Arc<S>, TcpStream, SocketAddr) -> Fut + Send + 'static,
+        F: Fn(Arc<S>, Stream, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
         R: Fn(Arc<S>, TcpStream, Refusal) -> RFut + Send + 'static,
         RFut: Future<Output = ()> + Send + 'static,
@@ -323,6 +353,7 @@ impl<S: Send + Sync + 'static> Running<S> {
         let local_address = listener.local_addr()?;
         let runtime = InstanceRuntime::start(name, listen.scheme, listen.worker_threads, &backend)?;
         let listener = register(listener, runtime.handle())?;
+        let tls = start_tls(listen.tls, runtime.handle())?;
         let shared = Arc::new(shared);
         let gate = Arc::new(Gate::new(listen.limits));
         let for_tasks = shared.clone();
@@ -332,11 +363,18 @@ impl<S: Send + Sync + 'static> Running<S> {
             backend.clone(),
             gate.clone(),
             move |stream, peer, admitted| {
-                let connection = serve(for_tasks.clone(), stream, peer);
+                let (tls, shared, serve) = (tls.clone(), for_tasks.clone(), serve.clone());
                 tokio::spawn(async move {
                     // The address's slot is given back when the connection's task ends.
                     let _admitted = admitted;
-                    connection.await
+                    match tls {
+                        None => serve(shared, Stream::Plain(stream), peer).await,
+                        Some(tls) => {
+                            if let Some(stream) = tls.accept(stream, peer).await {
+                                serve(shared, stream, peer).await;
+                            }
+                        }
+                    }
                 });
             },
             move |stream, refusal| refuse(for_refusals.clone(), stream, refusal),

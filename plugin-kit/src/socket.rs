@@ -7,10 +7,10 @@ use std::io;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Sleep;
 
 use crate::stats::{Counter, Counters};
+use crate::stream::ReadHalf;
 
 /// Read granularity; connections free their buffer whenever no partial message is left in it.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -38,7 +38,7 @@ thread_local! {
 /// A connection without a buffer reads into its thread's scratch buffer first: a spurious
 /// wake-up then allocates nothing, and a small message gets a buffer of its own size instead
 /// of a `READ_CHUNK` one that is freed as soon as the message is handled.
-pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>, counters: &Counters) -> Filled {
+pub fn fill(read_half: &ReadHalf, buffer: &mut Vec<u8>, counters: &Counters) -> Filled {
     if buffer.capacity() == 0 {
         return SCRATCH.with_borrow_mut(|scratch| match read_half.try_read(scratch) {
             Ok(0) => Filled::Gone,
@@ -68,7 +68,7 @@ pub fn fill(read_half: &OwnedReadHalf, buffer: &mut Vec<u8>, counters: &Counters
 /// [`fill`] once `readable()` gave `ready`: a readiness error means the client is gone.
 pub fn fill_ready(
     ready: io::Result<()>,
-    read_half: &OwnedReadHalf,
+    read_half: &ReadHalf,
     buffer: &mut Vec<u8>,
     counters: &Counters,
 ) -> Filled {

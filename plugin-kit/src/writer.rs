@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::outbox::{Outbox, Taken};
 use crate::stats::{Counter, Counters};
+use crate::stream::WriteHalf;
 
 /// Frames per `writev` (Linux allows 1024; 64 already amortizes the syscall ~50-fold).
 pub const MAX_SLICES: usize = 64;
@@ -21,7 +21,7 @@ pub const MAX_SLICES: usize = 64;
 /// Writes the outbox of `owner` (a connection, or the outbox itself) to the socket until a close
 /// is taken (then writes what came with it and sends a FIN by dropping the write half) or the
 /// socket fails (then closes the outbox so the reader stops).
-pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, owner: Arc<T>) {
+pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: WriteHalf, owner: Arc<T>) {
     let outbox = (*owner).as_ref();
     let stall = outbox.limits().slow_consumer_timeout;
     let counters = outbox.pressure().counters();
@@ -79,7 +79,7 @@ pub async fn write_loop<T: AsRef<Outbox> + ?Sized>(write_half: OwnedWriteHalf, o
 
 /// Writes every frame of `batch`, emptying it; the bytes written are counted in `counters`.
 pub async fn write_all(
-    write_half: &OwnedWriteHalf,
+    write_half: &WriteHalf,
     batch: &mut VecDeque<Bytes>,
     counters: &Counters,
 ) -> io::Result<()> {
@@ -92,7 +92,7 @@ pub async fn write_all(
 /// is partly written). The bytes written are counted in `counters` (`BytesOut`), once per
 /// system call, in this thread's cells.
 pub async fn write_within(
-    write_half: &OwnedWriteHalf,
+    write_half: &WriteHalf,
     batch: &mut VecDeque<Bytes>,
     stall: Duration,
     partial: &mut bool,
@@ -111,21 +111,33 @@ pub async fn write_within(
         }
         // The socket is full: the timer runs only now. Boxed, so the timer is not part of
         // every idle connection's writer future (a socket fills rarely; this is the slow path).
-        match Box::pin(tokio::time::timeout(stall, write_half.writable())).await {
-            Ok(ready) => ready?,
-            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        wait_writable(write_half, stall).await?;
+    }
+    // Over TLS, the last records may still wait in the session (never over plain TCP).
+    while write_half.holds_unsent() {
+        match write_half.try_flush() {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_writable(write_half, stall).await?
+            }
+            Err(error) => return Err(error),
         }
     }
     Ok(())
 }
 
+/// Waits until the socket takes more, or fails with `TimedOut` after `stall`.
+async fn wait_writable(write_half: &WriteHalf, stall: Duration) -> io::Result<()> {
+    match Box::pin(tokio::time::timeout(stall, write_half.writable())).await {
+        Ok(ready) => ready,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
+}
+
 /// One `writev` of the front of `batch`; written frames are popped, a partly written one is
 /// advanced. Returns the bytes written and whether the front frame is now partly written. Not
 /// async, so its slice array lives on the stack, not in every connection's future.
-fn write_some(
-    write_half: &OwnedWriteHalf,
-    batch: &mut VecDeque<Bytes>,
-) -> io::Result<(usize, bool)> {
+fn write_some(write_half: &WriteHalf, batch: &mut VecDeque<Bytes>) -> io::Result<(usize, bool)> {
     let mut slices = [IoSlice::new(&[]); MAX_SLICES];
     let count = batch
         .iter()

@@ -8,6 +8,7 @@ use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::gate::ConnectionLimits;
 use switchyard_plugin_kit::partial;
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 use crate::cors::{Cors, OriginRule};
 
@@ -68,6 +69,7 @@ switchyard_plugin_kit::raw_section! {
         #[serde(default)]
         worker_threads: usize,
         @connections,
+        @tls,
     }
 }
 
@@ -108,6 +110,8 @@ pub struct Settings {
     pub worker_threads: usize,
     /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
     pub connections: ConnectionLimits,
+    /// TLS (`https://`), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -128,6 +132,7 @@ impl Section for Settings {
                 ..ConnectionLimits::default()
             },
         );
+        let tls = tls::validate(raw.tls(), section)?;
         // Kuzzle splits a string on commas; a list is taken as is.
         let origins: Vec<String> = match raw.access_control_allow_origin {
             None => vec!["*".to_string()],
@@ -182,6 +187,7 @@ impl Section for Settings {
             body_timeout: Duration::from_millis(raw.body_timeout),
             worker_threads: raw.worker_threads,
             connections,
+            tls,
         })
     }
 }
@@ -298,7 +304,7 @@ mod tests {
             ),
             (
                 r#"{"compression":true}"#,
-                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`",
+                "server.protocols.http.compression: unknown field `compression`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `accessControlAllowOrigin`, `accessControlAllowOriginUseRegExp`, `accessControlAllowMethods`, `accessControlAllowHeaders`, `allowCompression`, `maxEncodingLayers`, `headerTimeout`, `bodyTimeout`, `workerThreads`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `ssl`",
             ),
         ];
         for (section, expected) in cases {

@@ -23,6 +23,8 @@ use switchyard_plugin_kit::partial::PartialBudget;
 use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{self, Listen};
 use switchyard_plugin_kit::stats::Counters;
+use switchyard_plugin_kit::stream::Stream;
+use switchyard_plugin_kit::tls::Tls;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -123,11 +125,13 @@ impl Server {
             n => n,
         };
         let listen = Listen::new("http", settings.address, settings.port, threads)
-            .with_limits(settings.connections);
+            .with_limits(settings.connections)
+            .with_tls(settings.tls.clone());
         let listener = server::bind(name, &listen)?;
         let local_address = listener.local_addr()?;
         let workers = Workers::start(name, threads, &backend)?;
         let listener = server::register(listener, &workers.handles[0])?;
+        let tls = server::start_tls(listen.tls, &workers.handles[0])?;
         let (routes_sender, routes) = watch::channel(None);
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -157,6 +161,7 @@ impl Server {
             listener,
             shared.clone(),
             workers.handles.clone(),
+            tls,
         ));
         shared
             .backend
@@ -261,7 +266,12 @@ impl Workers {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Handle>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    workers: Vec<Handle>,
+    tls: Option<Arc<Tls>>,
+) {
     let mut next_worker = 0;
     let mut builder = http1::Builder::new();
     builder
@@ -292,9 +302,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Vec<Ha
             peer.ip().to_string(),
         ));
         next_worker = (next_worker + 1) % workers.len();
+        let tls = tls.clone();
         workers[next_worker].spawn(async move {
             // The address's slot is given back when the connection ends.
             let _admitted = admitted;
+            let stream = match tls {
+                None => Stream::Plain(stream),
+                Some(tls) => match tls.accept(stream, peer).await {
+                    Some(stream) => stream,
+                    None => return,
+                },
+            };
             let service = service_fn(move |request| {
                 let shared = shared.clone();
                 let socket = socket.clone();

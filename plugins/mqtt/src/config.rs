@@ -8,6 +8,7 @@ use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
 use switchyard_plugin_kit::gate::ConnectionLimits;
 use switchyard_plugin_kit::partial;
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 use crate::broker::RetainLimits;
 
@@ -69,6 +70,7 @@ switchyard_plugin_kit::raw_section! {
         /// Milliseconds to wait for CONNECT after the socket opens.
         #[serde(default = "switchyard_plugin_kit::config::default_u64::<DEFAULT_CONNECT_TIMEOUT_MS>")]
         connect_timeout: u64,
+        @tls,
     }
 }
 
@@ -111,6 +113,8 @@ pub struct Settings {
     pub max_keep_alive: u16,
     /// Time allowed between accepting a socket and its CONNECT.
     pub connect_timeout: Duration,
+    /// TLS (`mqtts://`), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -133,6 +137,7 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             max_keep_alive: 0,
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            tls: None,
         }
     }
 }
@@ -168,6 +173,7 @@ impl Section for Settings {
         }
         let flow = Flow::validate(raw.flow(), section)?;
         let connections = ConnectionLimits::from_raw(raw.connection_limits());
+        let tls = tls::validate(raw.tls(), section)?;
         let retain_limits = RetainLimits {
             max_messages: raw.max_retained_messages,
             max_bytes: raw
@@ -194,6 +200,7 @@ impl Section for Settings {
             connections,
             max_keep_alive: raw.max_keep_alive,
             connect_timeout: Duration::from_millis(raw.connect_timeout),
+            tls,
         })
     }
 }
@@ -270,7 +277,7 @@ mod tests {
             (r#"{"maxQueuedMessages":0}"#, "server.protocols.mqtt.maxQueuedMessages: must be greater than 0"),
             (r#"{"maxQueuedBytes":"1XB"}"#, "server.protocols.mqtt.maxQueuedBytes: \"1XB\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"connectTimeout":0}"#, "server.protocols.mqtt.connectTimeout: must be greater than 0"),
-            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxTotalPartialBytes`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `maxKeepAlive`, `connectTimeout`"),
+            (r#"{"server":{"port":1}}"#, "server.protocols.mqtt.server: unknown field `server`, expected one of `port`, `address`, `allowPubSub`, `requestTopic`, `responseTopic`, `maxRequestSize`, `maxTotalPartialBytes`, `maxQueuedMessages`, `maxInflightMessages`, `maxRetainedMessages`, `maxRetainedBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `maxKeepAlive`, `connectTimeout`, `ssl`"),
         ];
         for (section, expected) in cases {
             assert_eq!(parse(section, "{}").unwrap_err(), expected, "{section}");

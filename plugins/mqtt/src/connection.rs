@@ -12,8 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::broker::Link;
@@ -27,6 +25,7 @@ use switchyard_plugin_kit::flow::Pending;
 use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::stats::Counter;
+use switchyard_plugin_kit::stream::{ReadHalf, Stream};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 
 /// How long the writer may take to flush after the reader stopped.
@@ -37,7 +36,7 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 static SERIALS: AtomicU64 = AtomicU64::new(1);
 
 /// Serves one accepted socket until it is closed.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
     // Small packets must leave at once: batching is the writer's job, not Nagle's.
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
@@ -177,7 +176,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 /// Reads until one whole packet is buffered; it must be a CONNECT. Returns its length, or
 /// `None` when the bytes it holds would pass `maxTotalPartialBytes`.
 async fn read_connect(
-    read_half: &OwnedReadHalf,
+    read_half: &ReadHalf,
     buffer: &mut Vec<u8>,
     max_packet_size: usize,
     partial: &mut PartialClaim,
@@ -262,7 +261,7 @@ fn accept(shared: &Shared, connect: &Connect<'_>) -> Result<Hello, u8> {
 /// Reads and handles packets until the connection must end.
 async fn read_loop(
     handler: &mut Handler<'_>,
-    read_half: &OwnedReadHalf,
+    read_half: &ReadHalf,
     mut buffer: Vec<u8>,
     keep_alive: Option<Duration>,
     partial: &mut PartialClaim,

@@ -19,6 +19,7 @@ use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
+use switchyard_plugin_kit::stream::Stream;
 use tokio::net::TcpStream;
 
 use crate::broker::{Broker, Fanout};
@@ -70,14 +71,16 @@ impl Service for Shared {
 
     /// One runtime thread per core.
     fn listen(settings: &Settings) -> Listen {
-        Listen::new("mqtt", settings.address, settings.port, 0).with_limits(settings.connections)
+        Listen::new("mqtt", settings.address, settings.port, 0)
+            .with_limits(settings.connections)
+            .with_tls(settings.tls.clone())
     }
 
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         Shared::new(name, settings, backend)
     }
 
-    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+    fn serve(self: Arc<Self>, stream: Stream, peer: SocketAddr) -> impl Future<Output = ()> {
         connection::serve(self, stream, peer)
     }
 

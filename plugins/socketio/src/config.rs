@@ -8,6 +8,7 @@ use switchyard_plugin_kit::config::{RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
 use switchyard_plugin_kit::gate::ConnectionLimits;
 use switchyard_plugin_kit::partial;
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 /// Next to Kuzzle's ports (HTTP 7511, WebSocket 7512).
 pub const DEFAULT_PORT: u16 = 7513;
@@ -56,6 +57,7 @@ switchyard_plugin_kit::raw_section! {
         max_total_partial_bytes: Option<switchyard_plugin_api::config::Size>,
         @flow,
         @connections,
+        @tls,
     }
 }
 
@@ -114,6 +116,8 @@ pub struct Settings {
     pub flow: Flow,
     /// Per-address connection limits and the file-descriptor reserve (the accept loop's).
     pub connections: ConnectionLimits,
+    /// TLS (`https://`, `wss://` after the upgrade), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Section for Settings {
@@ -139,6 +143,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
             ..ConnectionLimits::default()
         },
     );
+    let tls = tls::validate(raw.tls(), section)?;
     for (key, value) in [
         ("maxRequestSize", max_request_size),
         ("pingInterval", raw.ping_interval),
@@ -185,6 +190,7 @@ fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Sett
         max_total_partial_bytes: partial::configured(raw.max_total_partial_bytes),
         flow,
         connections,
+        tls,
     })
 }
 
@@ -256,7 +262,7 @@ mod tests {
             ("{}", r#"{"maxRequestSize":"big"}"#, "server.maxRequestSize: \"big\" is not a size (expected bytes, or a number with B, KB, MB or GB)"),
             (r#"{"path":"socket.io"}"#, "{}", "server.protocols.socketio.path: \"socket.io\" is not a URL path\nhint: socket.io-client's default is \"/socket.io/\""),
             (r#"{"origins":"*"}"#, "{}", "server.protocols.socketio.origins: invalid type: string \"*\", expected a sequence"),
-            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxTotalPartialBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`"),
+            (r#"{"pingIntervall":1}"#, "{}", "server.protocols.socketio.pingIntervall: unknown field `pingIntervall`, expected one of `port`, `address`, `path`, `origins`, `pingInterval`, `pingTimeout`, `upgradeTimeout`, `connectTimeout`, `maxRequestSize`, `maxTotalPartialBytes`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `ssl`"),
         ];
         for (section, server, expected) in cases {
             assert_eq!(parse(section, server).unwrap_err(), expected, "{section}");

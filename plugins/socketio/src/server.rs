@@ -26,6 +26,7 @@ use switchyard_plugin_kit::pressure::Pressure;
 use switchyard_plugin_kit::refusal::{self, Wait};
 use switchyard_plugin_kit::server::{Listen, Service};
 use switchyard_plugin_kit::stats::Counter;
+use switchyard_plugin_kit::stream::Stream;
 use switchyard_plugin_kit::ws::frame::close_code;
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -138,7 +139,9 @@ impl Service for Shared {
     /// Engine.IO starts over plain HTTP (long-polling); clients upgrade from there. One runtime
     /// thread per core.
     fn listen(settings: &Settings) -> Listen {
-        Listen::new("http", settings.address, settings.port, 0).with_limits(settings.connections)
+        Listen::new("http", settings.address, settings.port, 0)
+            .with_limits(settings.connections)
+            .with_tls(settings.tls.clone())
     }
 
     /// Its pressure is reported to `backend`.
@@ -153,7 +156,7 @@ impl Service for Shared {
         }
     }
 
-    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+    fn serve(self: Arc<Self>, stream: Stream, peer: SocketAddr) -> impl Future<Output = ()> {
         serve_http(self, stream, peer)
     }
 
@@ -232,7 +235,7 @@ impl Instance for Server {
 }
 
 /// Serves one HTTP/1.1 connection: polling requests, and the upgrade to WebSocket.
-async fn serve_http(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+async fn serve_http(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| http::handle(shared.clone(), peer, request));
     let connection = http1::Builder::new()

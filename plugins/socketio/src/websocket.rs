@@ -15,9 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
 use crate::engine::RequestError;
@@ -27,6 +25,7 @@ use crate::session::{Client, Session, Taken, Transport};
 use crate::{inbound, packets};
 use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, READ_CHUNK};
+use switchyard_plugin_kit::stream::{ReadHalf, Stream, WriteHalf};
 use switchyard_plugin_kit::writer::{write_all, write_within, MAX_SLICES};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -99,15 +98,15 @@ fn accept(request: &Request<Incoming>) -> Option<Response<Body>> {
 /// Runs `then` with the raw socket once hyper has sent the 101.
 fn after_upgrade<F, Fut>(mut request: Request<Incoming>, then: F)
 where
-    F: FnOnce(TcpStream, Vec<u8>) -> Fut + Send + 'static,
+    F: FnOnce(Stream, Vec<u8>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        match upgraded.downcast::<TokioIo<Stream>>() {
             Ok(parts) => then(parts.io.into_inner(), parts.read_buf.to_vec()).await,
-            Err(_) => debug!("upgraded connection is not a TCP stream"),
+            Err(_) => debug!("upgraded connection is not the kit's stream"),
         }
     });
 }
@@ -180,7 +179,7 @@ pub fn upgrade_session(
 
 /// The next text message during a probe (pings answered, anything else ends the probe).
 async fn next_text(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     reader: &mut Reader,
     buffer: &mut Vec<u8>,
 ) -> Option<String> {
@@ -198,13 +197,10 @@ async fn next_text(
             Ok((_, Some(Event::Close { .. } | Event::Binary(_)))) => return None,
             Ok((used, None)) => {
                 buffer.drain(..used);
-                stream.readable().await.ok()?;
                 buffer.reserve(READ_CHUNK);
-                match stream.try_read_buf(buffer) {
-                    Ok(0) => return None,
+                match stream.read_buf(buffer).await {
+                    Ok(0) | Err(_) => return None,
                     Ok(_) => continue,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(_) => return None,
                 }
             }
         };
@@ -216,7 +212,7 @@ async fn next_text(
 }
 
 /// Serves a session's WebSocket until it closes.
-async fn serve(shared: Arc<Shared>, session: Arc<Session>, stream: TcpStream, mut buffer: Vec<u8>) {
+async fn serve(shared: Arc<Shared>, session: Arc<Session>, stream: Stream, mut buffer: Vec<u8>) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let mut writer = tokio::spawn(write_loop(write_half, session.clone()));
@@ -248,7 +244,7 @@ async fn serve(shared: Arc<Shared>, session: Arc<Session>, stream: TcpStream, mu
 async fn read_loop(
     shared: &Shared,
     session: &Arc<Session>,
-    read_half: &OwnedReadHalf,
+    read_half: &ReadHalf,
     reader: &mut Reader,
     buffer: &mut Vec<u8>,
     partial: &mut PartialClaim,
@@ -328,7 +324,7 @@ async fn read_loop(
 }
 
 /// Writes the session's queue until its close is written (then a FIN) or the socket fails.
-async fn write_loop(write_half: OwnedWriteHalf, session: Arc<Session>) {
+async fn write_loop(write_half: WriteHalf, session: Arc<Session>) {
     let stall = session.slow_consumer_timeout;
     let counters = session.counters();
     let mut batch = VecDeque::new();
@@ -384,7 +380,7 @@ fn close_for(violation: Violation) -> (u16, &'static str) {
     }
 }
 
-async fn drain(read_half: &OwnedReadHalf) {
+async fn drain(read_half: &ReadHalf) {
     let mut scratch = [0u8; 512];
     loop {
         if read_half.readable().await.is_err() {

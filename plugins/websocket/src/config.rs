@@ -7,6 +7,7 @@ use switchyard_plugin_api::BoxError;
 use switchyard_plugin_kit::config::{self as kit_config, RawSection, Section};
 use switchyard_plugin_kit::flow::Flow;
 use switchyard_plugin_kit::gate::ConnectionLimits;
+use switchyard_plugin_kit::tls::{self, TlsSettings};
 
 /// Kuzzle's default port, shared with HTTP there.
 pub const DEFAULT_PORT: u16 = 7512;
@@ -53,6 +54,7 @@ switchyard_plugin_kit::raw_section! {
         /// Threads of this listener's runtime; 0 = one per core.
         #[serde(default = "default_worker_threads")]
         worker_threads: usize,
+        @tls,
     }
 }
 
@@ -96,6 +98,8 @@ pub struct Settings {
     pub worker_threads: usize,
     /// Set when `idleTimeout` was out of range and replaced: `init` logs it.
     pub idle_timeout_warning: Option<String>,
+    /// TLS (`wss://`), when the section has an `ssl` table.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for Settings {
@@ -113,6 +117,7 @@ impl Default for Settings {
             inflate_budget: DEFAULT_INFLATE_BUDGET as usize,
             worker_threads: 1,
             idle_timeout_warning: None,
+            tls: None,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Section for Settings {
     fn validate(raw: RawConfig, max_request_size: u64, section: &str) -> Result<Self, BoxError> {
         kit_config::require_positive(max_request_size, section, "maxRequestSize")?;
         let flow = Flow::validate(raw.flow(), section)?;
+        let tls = tls::validate(raw.tls(), section)?;
         // Kuzzle forces values below one second (0 included) to its default, with a warning;
         // an idle timeout cannot be switched off there either.
         let (idle_timeout, idle_timeout_warning) = if raw.idle_timeout < 1000 {
@@ -161,6 +167,7 @@ impl Section for Settings {
             inflate_budget: usize::try_from(inflate_budget).unwrap_or(usize::MAX),
             worker_threads: raw.worker_threads,
             idle_timeout_warning,
+            tls,
         })
     }
 }
@@ -276,7 +283,7 @@ mod tests {
             (
                 r#"{"prot":1}"#,
                 "{}",
-                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `compression`, `inflateBudget`, `workerThreads`",
+                "server.protocols.websocket.prot: unknown field `prot`, expected one of `port`, `address`, `maxRequestSize`, `maxTotalPartialBytes`, `idleTimeout`, `rateLimit`, `maxQueuedBytes`, `highWaterMark`, `lowWaterMark`, `maxTotalQueuedBytes`, `slowConsumerTimeout`, `maxPendingRequests`, `maxConnectionsPerAddress`, `maxConnectionRatePerAddress`, `fileDescriptorReserve`, `compression`, `inflateBudget`, `workerThreads`, `ssl`",
             ),
             (
                 r#"{"inflateBudget":"512KB"}"#,

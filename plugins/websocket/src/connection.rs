@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use switchyard_plugin_kit::outbox::Pushed;
 use switchyard_plugin_kit::partial::PartialClaim;
 use switchyard_plugin_kit::socket::{self, Filled, Idle};
 use switchyard_plugin_kit::stats::Counter;
+use switchyard_plugin_kit::stream::{ReadHalf, Stream};
 use switchyard_plugin_kit::writer::{write_all, write_loop};
 use switchyard_plugin_kit::ws::frame::{self, close_code, opcode, Violation};
 use switchyard_plugin_kit::ws::handshake;
@@ -55,7 +54,7 @@ enum Ending {
 }
 
 /// Serves one accepted socket until it is closed.
-pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
     // Small frames must leave at once: batching is done by the writer, not by Nagle.
     let _ = stream.set_nodelay(true);
     let (mut read_half, write_half) = stream.into_split();
@@ -187,7 +186,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
 
 /// Reads the upgrade request. Returns it and any bytes after it; the caller answers it.
 async fn open(
-    read_half: &mut OwnedReadHalf,
+    read_half: &mut ReadHalf,
     compression: bool,
 ) -> io::Result<Result<(handshake::Upgrade, Vec<u8>), handshake::Refusal>> {
     let mut buffer = Vec::with_capacity(1024);
@@ -224,7 +223,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn read_loop(&mut self, read_half: &OwnedReadHalf, mut buffer: Vec<u8>) -> Ending {
+    async fn read_loop(&mut self, read_half: &ReadHalf, mut buffer: Vec<u8>) -> Ending {
         let idle_timeout = self.shared.settings.idle_timeout;
         let mut idle = Idle::new(idle_timeout);
         let timer = tokio::time::sleep(idle_timeout);
@@ -463,7 +462,7 @@ impl InflateBudget {
 }
 
 /// Reads and discards until the client closes its side.
-async fn drain(read_half: &OwnedReadHalf) {
+async fn drain(read_half: &ReadHalf) {
     loop {
         if read_half.readable().await.is_err() {
             return;
@@ -478,7 +477,7 @@ async fn drain(read_half: &OwnedReadHalf) {
 }
 
 /// One non-blocking read into a throw-away buffer (on the stack, not in the future).
-fn discard(read_half: &OwnedReadHalf) -> io::Result<usize> {
+fn discard(read_half: &ReadHalf) -> io::Result<usize> {
     let mut scratch = [0u8; 512];
     read_half.try_read(&mut scratch)
 }
@@ -487,6 +486,8 @@ fn discard(read_half: &OwnedReadHalf) -> io::Result<usize> {
 mod tests {
     use super::*;
     use switchyard_plugin_api::ConnectionId;
+    use switchyard_plugin_kit::stream::WriteHalf;
+    use tokio::net::TcpStream;
 
     #[test]
     fn the_rate_limit_counts_per_second() {
@@ -554,7 +555,7 @@ mod tests {
             crate::config::Settings::default(),
             Arc::new(NoHost),
         ));
-        let reader_task = serve(shared, stream, peer);
+        let reader_task = serve(shared, Stream::Plain(stream), peer);
         let (_, write_half) = client.into_split();
         let connection = Arc::new(Connection::new(
             ConnectionId(1),
@@ -562,7 +563,7 @@ mod tests {
             shared_pressure(),
             false,
         ));
-        let writer_task = write_loop(write_half, connection.clone());
+        let writer_task = write_loop(WriteHalf::Plain(write_half), connection.clone());
         let total = std::mem::size_of_val(&reader_task)
             + std::mem::size_of_val(&writer_task)
             + std::mem::size_of::<Connection>();

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use switchyard_plugin_kit::stream::Stream;
 use tokio::net::TcpStream;
 
 use switchyard_plugin_api::{
@@ -69,13 +70,14 @@ impl Service for Shared {
             settings.worker_threads,
         )
         .with_limits(settings.connections)
+        .with_tls(settings.tls.clone())
     }
 
     fn new(name: &str, settings: Settings, backend: Arc<dyn Backend>) -> Shared {
         Shared::new(name, settings, backend)
     }
 
-    fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) -> impl Future<Output = ()> {
+    fn serve(self: Arc<Self>, stream: Stream, peer: SocketAddr) -> impl Future<Output = ()> {
         connection::serve(self, stream, peer)
     }
 

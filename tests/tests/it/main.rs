@@ -22,6 +22,7 @@ mod sdk;
 mod security;
 mod socketio;
 mod tidy;
+mod tls;
 mod upgrade;
 mod websocket;
 mod websocket_e2e;
