@@ -749,3 +749,117 @@ fn internal_records_survive_index_deletion_and_reopen() {
     assert!(!store.put_internal("validations", "a#b", None).unwrap());
     assert_eq!(store.get_internal("validations", "a#b").unwrap(), None);
 }
+
+/// Reads share one snapshot until the next commit (`embedded/snapshot.rs`): every read that
+/// starts after a write returned sees it, whatever earlier reads cached — documents, catalog
+/// changes (a collection deleted, re-created, another index) and internal records.
+#[test]
+fn reads_after_a_write_see_it_through_the_shared_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(
+        &*store,
+        json!({"properties": {"city": {"type": "keyword"}}}),
+    );
+    // Each read below first fills the snapshot, then a write must retire it.
+    assert_eq!(store.get_raw("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
+    store
+        .write(batch(vec![put(
+            "a",
+            json!({"city": "x"}),
+            Precondition::Absent,
+        )]))
+        .unwrap();
+    let raw = store.get_raw("nyc", "taxi", "a").unwrap().expect("written");
+    assert_eq!((raw.version, raw.source.as_str()), (1, r#"{"city":"x"}"#));
+    store
+        .write(batch(vec![put(
+            "a",
+            json!({"city": "y"}),
+            Precondition::Version(1),
+        )]))
+        .unwrap();
+    let doc = store.get("nyc", "taxi", "a").unwrap().expect("replaced");
+    assert_eq!((doc.version, &doc.source), (2, &json!({"city": "y"})));
+    assert_eq!(
+        store
+            .mget("nyc", "taxi", &["a".into(), "b".into()])
+            .unwrap()[0]
+            .as_ref()
+            .map(|d| d.version),
+        Some(2)
+    );
+
+    store
+        .put_internal("validations", "nyc#taxi", Some(&json!({"strict": true})))
+        .unwrap();
+    assert_eq!(
+        store.get_internal("validations", "nyc#taxi").unwrap(),
+        Some(json!({"strict": true}))
+    );
+    store.put_internal("validations", "nyc#taxi", None).unwrap();
+    assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
+
+    store.delete_collection("nyc", "taxi").unwrap();
+    assert_eq!(
+        store.get_raw("nyc", "taxi", "a").unwrap_err(),
+        StorageError::CollectionNotFound {
+            index: "nyc".into(),
+            collection: "taxi".into()
+        }
+    );
+    store.create_collection("nyc", "taxi", &json!({})).unwrap();
+    assert_eq!(store.get_raw("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(
+        store.get_raw("sf", "taxi", "a").unwrap_err(),
+        StorageError::IndexNotFound { index: "sf".into() }
+    );
+    store.create_index("sf").unwrap();
+    assert_eq!(
+        store.get_raw("sf", "taxi", "a").unwrap_err(),
+        StorageError::CollectionNotFound {
+            index: "sf".into(),
+            collection: "taxi".into()
+        }
+    );
+    store.delete_index("nyc").unwrap();
+    assert_eq!(
+        store.get("nyc", "taxi", "a").unwrap_err(),
+        StorageError::IndexNotFound {
+            index: "nyc".into()
+        }
+    );
+}
+
+/// Writers and readers at once: as soon as a writer's `write` returns, another thread reading
+/// the document finds it (group commit answers after the snapshot is retired).
+#[test]
+fn concurrent_readers_see_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(&*store, json!({}));
+    let (acknowledged, to_check) = std::sync::mpsc::channel::<String>();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (store, acknowledged) = (store.clone(), acknowledged.clone());
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let id = format!("{t}-{i}");
+                    store
+                        .write(batch(vec![put(&id, json!({"t": t}), Precondition::Absent)]))
+                        .unwrap();
+                    acknowledged.send(id).unwrap();
+                }
+            });
+        }
+        drop(acknowledged);
+        let store = store.clone();
+        scope.spawn(move || {
+            for id in to_check {
+                let raw = store.get_raw("nyc", "taxi", &id).unwrap();
+                assert!(raw.is_some(), "{id} was acknowledged but a read missed it");
+            }
+        });
+    });
+}
