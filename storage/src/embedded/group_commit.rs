@@ -195,4 +195,38 @@ mod tests {
         };
         assert_eq!(group.submit(2, &good).unwrap(), 2);
     }
+
+    /// Writers queued behind a failing or panicking group still get their turn: the lead is
+    /// handed on whatever the commit did, and every writer returns.
+    #[test]
+    fn writers_queued_behind_a_failing_group_all_return() {
+        let group = GroupCommit::<u64, u64>::new();
+        let commits = AtomicUsize::new(0);
+        let commit = |items: Vec<u64>| -> Result<Vec<Result<u64>>> {
+            match commits.fetch_add(1, Ordering::SeqCst) % 3 {
+                0 => Err(StorageError::store("disk full")),
+                1 => panic!("the commit panics on purpose"),
+                _ => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    Ok(items.into_iter().map(Ok).collect())
+                }
+            }
+        };
+        let answered = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..12u64 {
+                let (group, commit, answered) = (&group, &commit, &answered);
+                scope.spawn(move || {
+                    for i in 0..30 {
+                        let item = t * 1000 + i;
+                        if let Ok(result) = group.submit(item, commit) {
+                            assert_eq!(result, item);
+                        }
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(answered.load(Ordering::SeqCst), 12 * 30);
+    }
 }

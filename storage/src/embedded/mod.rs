@@ -120,14 +120,15 @@ impl CollectionRecord {
 
 /// The embedded document store. Cheap to share: wrap it in an `Arc`.
 pub struct EmbeddedStorage {
+    /// The latest committed snapshot, shared by reads (`snapshot.rs`). First, so that its read
+    /// transaction ends before the database closes (fields drop in order).
+    snapshots: Snapshots,
     db: Database,
     path: PathBuf,
     options: EmbeddedOptions,
     group: GroupCommit<WriteBatch, Vec<Outcome>>,
     /// Parsed schemas by mapping generation (generations are never reused).
     schemas: Mutex<HashMap<u64, Arc<Schema>>>,
-    /// The latest committed snapshot, shared by reads (`snapshot.rs`).
-    snapshots: Snapshots,
 }
 
 impl std::fmt::Debug for EmbeddedStorage {
@@ -176,12 +177,12 @@ impl EmbeddedStorage {
         txn.open_table(INTERNAL).map_err(store_error)?;
         txn.commit().map_err(store_error)?;
         Ok(EmbeddedStorage {
+            snapshots: Snapshots::new(),
             db,
             path,
             options,
             group: GroupCommit::new(),
             schemas: Mutex::new(HashMap::new()),
-            snapshots: Snapshots::new(),
         })
     }
 
