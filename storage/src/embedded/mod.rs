@@ -13,6 +13,10 @@
 //!
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
+//!
+//! Invariant: every commit goes through [`EmbeddedStorage::commit`], which retires the read
+//! snapshot that `get`, `get_raw`, `mget` and `get_internal` share (`snapshot.rs`) before any
+//! writer is answered.
 
 mod group_commit;
 mod keys;
