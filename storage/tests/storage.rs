@@ -863,3 +863,32 @@ fn concurrent_readers_see_every_acknowledged_write() {
         });
     });
 }
+
+/// Reads of many missing collections (names come from requests) are all answered, past what a
+/// snapshot keeps, and a collection created afterwards is found.
+#[test]
+fn reads_of_many_missing_collections_all_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    setup(&*store, json!({}));
+    for n in 0..5000 {
+        let collection = format!("missing{n}");
+        assert_eq!(
+            store.get_raw("nyc", &collection, "a").unwrap_err(),
+            StorageError::CollectionNotFound {
+                index: "nyc".into(),
+                collection
+            }
+        );
+        assert_eq!(
+            store
+                .get_internal("validations", &format!("nyc#missing{n}"))
+                .unwrap(),
+            None
+        );
+    }
+    store
+        .create_collection("nyc", "missing4999", &json!({}))
+        .unwrap();
+    assert_eq!(store.get_raw("nyc", "missing4999", "a").unwrap(), None);
+}

@@ -25,21 +25,56 @@ pub(super) struct CollectionView {
     pub(super) docs: ReadOnlyTable<&'static str, &'static [u8]>,
 }
 
+/// At most this many entries in each of a snapshot's caches: names come from requests, and a
+/// flood of reads of missing collections must not grow memory until the next commit. Past it,
+/// reads are answered without being kept.
+const MAX_CACHED: usize = 4096;
+
+/// Values derived from a snapshot, by two names (index and collection, kind and key), looked up
+/// without allocating.
+struct Cache<V> {
+    entries: HashMap<String, HashMap<String, V>>,
+    len: usize,
+}
+
+impl<V: Clone> Cache<V> {
+    fn new() -> Cache<V> {
+        Cache {
+            entries: HashMap::new(),
+            len: 0,
+        }
+    }
+
+    fn get(&self, first: &str, second: &str) -> Option<V> {
+        self.entries.get(first)?.get(second).cloned()
+    }
+
+    fn insert(&mut self, first: &str, second: &str, value: V) {
+        if self.len >= MAX_CACHED {
+            return;
+        }
+        let inner = self.entries.entry(first.to_string()).or_default();
+        if inner.insert(second.to_string(), value).is_none() {
+            self.len += 1;
+        }
+    }
+}
+
 /// One committed state of the store, and what reads derived from it.
 pub(super) struct Snapshot {
     txn: ReadTransaction,
     /// index → collection → its view, or why there is none (`IndexNotFound`, …).
-    collections: RwLock<HashMap<String, HashMap<String, Arc<Result<CollectionView>>>>>,
+    collections: RwLock<Cache<Arc<Result<CollectionView>>>>,
     /// kind → key → the internal record (`None`: absent).
-    internal: RwLock<HashMap<String, HashMap<String, Option<Value>>>>,
+    internal: RwLock<Cache<Option<Value>>>,
 }
 
 impl Snapshot {
     fn new(txn: ReadTransaction) -> Snapshot {
         Snapshot {
             txn,
-            collections: RwLock::new(HashMap::new()),
-            internal: RwLock::new(HashMap::new()),
+            collections: RwLock::new(Cache::new()),
+            internal: RwLock::new(Cache::new()),
         }
     }
 
@@ -49,18 +84,12 @@ impl Snapshot {
         index: &str,
         collection: &str,
     ) -> Result<Arc<Result<CollectionView>>> {
-        let cached = read(&self.collections)
-            .get(index)
-            .and_then(|collections| collections.get(collection))
-            .cloned();
+        let cached = read(&self.collections).get(index, collection);
         if let Some(view) = cached {
             return Ok(view);
         }
         let view = Arc::new(self.open_collection(index, collection)?);
-        write(&self.collections)
-            .entry(index.to_string())
-            .or_default()
-            .insert(collection.to_string(), Arc::clone(&view));
+        write(&self.collections).insert(index, collection, Arc::clone(&view));
         Ok(view)
     }
 
@@ -84,11 +113,9 @@ impl Snapshot {
 
     /// An internal record, read on first use.
     pub(super) fn internal(&self, kind: &str, key: &str) -> Result<Option<Value>> {
-        if let Some(value) = read(&self.internal)
-            .get(kind)
-            .and_then(|records| records.get(key))
-        {
-            return Ok(value.clone());
+        let cached = read(&self.internal).get(kind, key);
+        if let Some(value) = cached {
+            return Ok(value);
         }
         let internal = self.txn.open_table(INTERNAL).map_err(store_error)?;
         let value =
@@ -98,10 +125,7 @@ impl Snapshot {
                 })?),
                 None => None,
             };
-        write(&self.internal)
-            .entry(kind.to_string())
-            .or_default()
-            .insert(key.to_string(), value.clone());
+        write(&self.internal).insert(kind, key, value.clone());
         Ok(value)
     }
 }
@@ -168,4 +192,26 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_stops_growing_at_its_cap_and_keeps_answering() {
+        let mut cache = Cache::new();
+        for n in 0..MAX_CACHED + 10 {
+            cache.insert("index", &n.to_string(), n);
+        }
+        cache.insert("index", "0", 0);
+        assert_eq!(cache.len, MAX_CACHED);
+        assert_eq!(cache.get("index", "0"), Some(0));
+        assert_eq!(
+            cache.get("index", &(MAX_CACHED - 1).to_string()),
+            Some(MAX_CACHED - 1)
+        );
+        assert_eq!(cache.get("index", &MAX_CACHED.to_string()), None);
+        assert_eq!(cache.get("other", "0"), None);
+    }
 }
