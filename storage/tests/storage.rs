@@ -37,6 +37,11 @@ impl Backend {
     }
 }
 
+/// The embedded store in `dir` (tests of the embedded store's own read snapshot).
+fn open_embedded(dir: &std::path::Path) -> Arc<dyn Storage> {
+    Arc::new(EmbeddedStorage::open(dir, EmbeddedOptions::default()).unwrap())
+}
+
 /// Declares `embedded::<test>` and `postgres::<test>` for each test function.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -979,4 +984,147 @@ fn postgres_unreachable_at_connect_names_the_url_without_its_password() {
         )) && !error.contains("hunter2"),
         "{error}"
     );
+}
+
+/// Reads share one snapshot until the next commit (`embedded/snapshot.rs`): every read that
+/// starts after a write returned sees it, whatever earlier reads cached — documents, catalog
+/// changes (a collection deleted, re-created, another index) and internal records.
+#[test]
+fn reads_after_a_write_see_it_through_the_shared_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(
+        &*store,
+        json!({"properties": {"city": {"type": "keyword"}}}),
+    );
+    // Each read below first fills the snapshot, then a write must retire it.
+    assert_eq!(store.get_raw("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
+    store
+        .write(batch(vec![put(
+            "a",
+            json!({"city": "x"}),
+            Precondition::Absent,
+        )]))
+        .unwrap();
+    let raw = store.get_raw("nyc", "taxi", "a").unwrap().expect("written");
+    assert_eq!((raw.version, raw.source.as_str()), (1, r#"{"city":"x"}"#));
+    store
+        .write(batch(vec![put(
+            "a",
+            json!({"city": "y"}),
+            Precondition::Version(1),
+        )]))
+        .unwrap();
+    let doc = store.get("nyc", "taxi", "a").unwrap().expect("replaced");
+    assert_eq!((doc.version, &doc.source), (2, &json!({"city": "y"})));
+    assert_eq!(
+        store
+            .mget("nyc", "taxi", &["a".into(), "b".into()])
+            .unwrap()[0]
+            .as_ref()
+            .map(|d| d.version),
+        Some(2)
+    );
+
+    store
+        .put_internal("validations", "nyc#taxi", Some(&json!({"strict": true})))
+        .unwrap();
+    assert_eq!(
+        store.get_internal("validations", "nyc#taxi").unwrap(),
+        Some(json!({"strict": true}))
+    );
+    store.put_internal("validations", "nyc#taxi", None).unwrap();
+    assert_eq!(store.get_internal("validations", "nyc#taxi").unwrap(), None);
+
+    store.delete_collection("nyc", "taxi").unwrap();
+    assert_eq!(
+        store.get_raw("nyc", "taxi", "a").unwrap_err(),
+        StorageError::CollectionNotFound {
+            index: "nyc".into(),
+            collection: "taxi".into()
+        }
+    );
+    store.create_collection("nyc", "taxi", &json!({})).unwrap();
+    assert_eq!(store.get_raw("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(
+        store.get_raw("sf", "taxi", "a").unwrap_err(),
+        StorageError::IndexNotFound { index: "sf".into() }
+    );
+    store.create_index("sf").unwrap();
+    assert_eq!(
+        store.get_raw("sf", "taxi", "a").unwrap_err(),
+        StorageError::CollectionNotFound {
+            index: "sf".into(),
+            collection: "taxi".into()
+        }
+    );
+    store.delete_index("nyc").unwrap();
+    assert_eq!(
+        store.get("nyc", "taxi", "a").unwrap_err(),
+        StorageError::IndexNotFound {
+            index: "nyc".into()
+        }
+    );
+}
+
+/// Writers and readers at once: as soon as a writer's `write` returns, another thread reading
+/// the document finds it (group commit answers after the snapshot is retired).
+#[test]
+fn concurrent_readers_see_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    let (acknowledged, to_check) = std::sync::mpsc::channel::<String>();
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let (store, acknowledged) = (store.clone(), acknowledged.clone());
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let id = format!("{t}-{i}");
+                    store
+                        .write(batch(vec![put(&id, json!({"t": t}), Precondition::Absent)]))
+                        .unwrap();
+                    acknowledged.send(id).unwrap();
+                }
+            });
+        }
+        drop(acknowledged);
+        let store = store.clone();
+        scope.spawn(move || {
+            for id in to_check {
+                let raw = store.get_raw("nyc", "taxi", &id).unwrap();
+                assert!(raw.is_some(), "{id} was acknowledged but a read missed it");
+            }
+        });
+    });
+}
+
+/// Reads of many missing collections (names come from requests) are all answered, past what a
+/// snapshot keeps, and a collection created afterwards is found.
+#[test]
+fn reads_of_many_missing_collections_all_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    for n in 0..5000 {
+        let collection = format!("missing{n}");
+        assert_eq!(
+            store.get_raw("nyc", &collection, "a").unwrap_err(),
+            StorageError::CollectionNotFound {
+                index: "nyc".into(),
+                collection
+            }
+        );
+        assert_eq!(
+            store
+                .get_internal("validations", &format!("nyc#missing{n}"))
+                .unwrap(),
+            None
+        );
+    }
+    store
+        .create_collection("nyc", "missing4999", &json!({}))
+        .unwrap();
+    assert_eq!(store.get_raw("nyc", "missing4999", "a").unwrap(), None);
 }

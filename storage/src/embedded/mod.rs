@@ -13,10 +13,15 @@
 //!
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
+//!
+//! Invariant: every commit goes through [`EmbeddedStorage::commit`], which retires the read
+//! snapshot that `get`, `get_raw`, `mget` and `get_internal` share (`snapshot.rs`) before any
+//! writer is answered.
 
 mod group_commit;
 mod keys;
 mod plan;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +43,7 @@ use crate::names::{
 use crate::query::{field_values, page, Query, SearchPage, SearchRequest};
 use crate::storage::Storage;
 use group_commit::GroupCommit;
+use snapshot::Snapshots;
 
 const INDEXES: TableDefinition<&str, ()> = TableDefinition::new("indexes");
 const COLLECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collections");
@@ -118,6 +124,9 @@ impl CollectionRecord {
 
 /// The embedded document store. Cheap to share: wrap it in an `Arc`.
 pub struct EmbeddedStorage {
+    /// The latest committed snapshot, shared by reads (`snapshot.rs`). First, so that its read
+    /// transaction ends before the database closes (fields drop in order).
+    snapshots: Snapshots,
     db: Database,
     path: PathBuf,
     options: EmbeddedOptions,
@@ -172,6 +181,7 @@ impl EmbeddedStorage {
         txn.open_table(INTERNAL).map_err(store_error)?;
         txn.commit().map_err(store_error)?;
         Ok(EmbeddedStorage {
+            snapshots: Snapshots::new(),
             db,
             path,
             options,
@@ -189,6 +199,14 @@ impl EmbeddedStorage {
         let mut txn = self.db.begin_write().map_err(store_error)?;
         txn.set_quick_repair(self.options.quick_repair);
         Ok(txn)
+    }
+
+    /// Commits a write transaction, then retires the snapshot reads share: every commit goes
+    /// through here (`snapshot.rs`'s invariant).
+    fn commit(&self, txn: WriteTransaction) -> Result<()> {
+        let committed = txn.commit();
+        self.snapshots.invalidate();
+        committed.map_err(store_error)
     }
 
     fn schema(&self, record: &CollectionRecord) -> Result<Arc<Schema>> {
@@ -227,7 +245,6 @@ impl EmbeddedStorage {
     }
 
     fn find_collection_read(
-        &self,
         txn: &redb::ReadTransaction,
         index: &str,
         collection: &str,
@@ -258,35 +275,72 @@ impl EmbeddedStorage {
     }
 
     /// Commits a group of batches in one transaction. The outer `Err` fails every batch.
+    ///
+    /// A group's batches mostly write into one collection: its catalog entry, schema and tables
+    /// are looked up and opened once per group, not once per batch.
     fn commit_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Vec<Outcome>>>> {
         let txn = self.begin_write()?;
         let mut results = Vec::with_capacity(batches.len());
-        for batch in batches {
-            results.push(self.apply_batch(&txn, batch)?);
+        {
+            let mut open: Vec<OpenCollection<'_>> = Vec::new();
+            for batch in batches {
+                let position = match open
+                    .iter()
+                    .position(|o| o.index == batch.index && o.collection == batch.collection)
+                {
+                    Some(position) => position,
+                    None => {
+                        let tables = self.open_collection_write(&txn, &batch)?;
+                        open.push(OpenCollection {
+                            index: batch.index.clone(),
+                            collection: batch.collection.clone(),
+                            tables,
+                        });
+                        open.len() - 1
+                    }
+                };
+                results.push(match &mut open[position].tables {
+                    Ok(tables) => Ok(Self::apply_batch(tables, batch)?),
+                    Err(error) => Err(error.clone()),
+                });
+            }
         }
-        txn.commit().map_err(store_error)?;
+        self.commit(txn)?;
         Ok(results)
     }
 
-    fn apply_batch(
+    /// A batch's collection, its tables open in `txn`; the inner `Err` when the index or the
+    /// collection does not exist.
+    fn open_collection_write<'t>(
         &self,
-        txn: &WriteTransaction,
-        batch: WriteBatch,
-    ) -> Result<Result<Vec<Outcome>>> {
+        txn: &'t WriteTransaction,
+        batch: &WriteBatch,
+    ) -> Result<Result<WriteTables<'t>>> {
         let record = match Self::find_collection_write(txn, &batch.index, &batch.collection)? {
             Ok(record) => record,
             Err(error) => return Ok(Err(error)),
         };
         let schema = self.schema(&record)?;
         let indexed = IndexedFields::new(&schema);
-        let docs_name = docs_table_name(record.id);
-        let index_name = index_table_name(record.id);
-        let mut docs = txn
-            .open_table(DocsTable::new(&docs_name))
+        let docs = txn
+            .open_table(DocsTable::new(&docs_table_name(record.id)))
             .map_err(store_error)?;
-        let mut index = txn
-            .open_table(IndexTable::new(&index_name))
+        let index = txn
+            .open_table(IndexTable::new(&index_table_name(record.id)))
             .map_err(store_error)?;
+        Ok(Ok(WriteTables {
+            indexed,
+            docs,
+            index,
+        }))
+    }
+
+    fn apply_batch(tables: &mut WriteTables<'_>, batch: WriteBatch) -> Result<Vec<Outcome>> {
+        let WriteTables {
+            indexed,
+            docs,
+            index,
+        } = tables;
         let mut outcomes = Vec::with_capacity(batch.operations.len());
         for operation in batch.operations {
             let id = operation.id().to_string();
@@ -385,7 +439,7 @@ impl EmbeddedStorage {
                 }
             }
         }
-        Ok(Ok(outcomes))
+        Ok(outcomes)
     }
 
     /// Re-creates a collection's secondary index from its documents.
@@ -420,7 +474,7 @@ impl EmbeddedStorage {
         query: &Query,
     ) -> Result<(Vec<Document>, Arc<Schema>)> {
         let txn = self.db.begin_read().map_err(store_error)?;
-        let record = self.find_collection_read(&txn, index, collection)?;
+        let record = Self::find_collection_read(&txn, index, collection)?;
         let schema = self.schema(&record)?;
         let docs_name = docs_table_name(record.id);
         let index_name = index_table_name(record.id);
@@ -468,18 +522,32 @@ impl EmbeddedStorage {
             }
             indexes.insert(index, ()).map_err(store_error)?;
         }
-        txn.commit().map_err(store_error)
+        self.commit(txn)
     }
 
     pub fn len(&self, index: &str, collection: &str) -> Result<u64> {
         let txn = self.db.begin_read().map_err(store_error)?;
-        let record = self.find_collection_read(&txn, index, collection)?;
+        let record = Self::find_collection_read(&txn, index, collection)?;
         let docs_name = docs_table_name(record.id);
         let docs = txn
             .open_table(DocsTable::new(&docs_name))
             .map_err(store_error)?;
         docs.len().map_err(store_error)
     }
+}
+
+/// A collection of a group being committed: where its batches go.
+struct OpenCollection<'t> {
+    index: String,
+    collection: String,
+    tables: Result<WriteTables<'t>>,
+}
+
+/// A collection's indexed fields and tables, open in a write transaction.
+struct WriteTables<'t> {
+    indexed: IndexedFields,
+    docs: redb::Table<'t, &'static str, &'static [u8]>,
+    index: redb::Table<'t, &'static [u8], ()>,
 }
 
 /// The indexed fields of a schema, ready to produce entry keys.
@@ -554,7 +622,7 @@ impl Storage for EmbeddedStorage {
                     .map_err(store_error)?;
             }
         }
-        txn.commit().map_err(store_error)
+        self.commit(txn)
     }
 
     fn index_exists(&self, index: &str) -> Result<bool> {
@@ -602,7 +670,7 @@ impl Storage for EmbeddedStorage {
             txn.open_table(IndexTable::new(&index_table_name(id)))
                 .map_err(store_error)?;
         }
-        txn.commit().map_err(store_error)
+        self.commit(txn)
     }
 
     fn update_mapping(&self, index: &str, collection: &str, mapping: &Value) -> Result<Value> {
@@ -633,14 +701,13 @@ impl Storage for EmbeddedStorage {
                 .insert((index, collection), bytes.as_slice())
                 .map_err(store_error)?;
         }
-        txn.commit().map_err(store_error)?;
+        self.commit(txn)?;
         Ok(merged)
     }
 
     fn get_mapping(&self, index: &str, collection: &str) -> Result<Value> {
         let txn = self.db.begin_read().map_err(store_error)?;
-        self.find_collection_read(&txn, index, collection)?
-            .mapping()
+        Self::find_collection_read(&txn, index, collection)?.mapping()
     }
 
     fn delete_collection(&self, index: &str, collection: &str) -> Result<()> {
@@ -656,7 +723,7 @@ impl Storage for EmbeddedStorage {
             .map_err(store_error)?;
         txn.delete_table(IndexTable::new(&index_table_name(record.id)))
             .map_err(store_error)?;
-        txn.commit().map_err(store_error)
+        self.commit(txn)
     }
 
     fn collection_exists(&self, index: &str, collection: &str) -> Result<bool> {
@@ -703,7 +770,7 @@ impl Storage for EmbeddedStorage {
             .map_err(store_error)?;
         txn.open_table(IndexTable::new(&index_name))
             .map_err(store_error)?;
-        txn.commit().map_err(store_error)
+        self.commit(txn)
     }
 
     fn get(&self, index: &str, collection: &str, id: &str) -> Result<Option<Document>> {
@@ -714,12 +781,10 @@ impl Storage for EmbeddedStorage {
     }
 
     fn get_raw(&self, index: &str, collection: &str, id: &str) -> Result<Option<RawDocument>> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let record = self.find_collection_read(&txn, index, collection)?;
-        let docs = txn
-            .open_table(DocsTable::new(&docs_table_name(record.id)))
-            .map_err(store_error)?;
-        let raw = match docs.get(id).map_err(store_error)? {
+        let snapshot = self.snapshots.current(&self.db)?;
+        let view = snapshot.collection(index, collection)?;
+        let view = view.as_ref().as_ref().map_err(Clone::clone)?;
+        let raw = match view.docs.get(id).map_err(store_error)? {
             Some(bytes) => codec::decode_raw(id, bytes.value()).map(Some),
             None => Ok(None),
         };
@@ -727,17 +792,16 @@ impl Storage for EmbeddedStorage {
     }
 
     fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let record = self.find_collection_read(&txn, index, collection)?;
-        let docs_name = docs_table_name(record.id);
-        let docs = txn
-            .open_table(DocsTable::new(&docs_name))
-            .map_err(store_error)?;
+        let snapshot = self.snapshots.current(&self.db)?;
+        let view = snapshot.collection(index, collection)?;
+        let view = view.as_ref().as_ref().map_err(Clone::clone)?;
         ids.iter()
-            .map(|id| match docs.get(id.as_str()).map_err(store_error)? {
-                Some(bytes) => codec::decode(id, bytes.value()).map(Some),
-                None => Ok(None),
-            })
+            .map(
+                |id| match view.docs.get(id.as_str()).map_err(store_error)? {
+                    Some(bytes) => codec::decode(id, bytes.value()).map(Some),
+                    None => Ok(None),
+                },
+            )
             .collect()
     }
 
@@ -762,14 +826,7 @@ impl Storage for EmbeddedStorage {
     }
 
     fn get_internal(&self, kind: &str, key: &str) -> Result<Option<Value>> {
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let internal = txn.open_table(INTERNAL).map_err(store_error)?;
-        let Some(bytes) = internal.get((kind, key)).map_err(store_error)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(bytes.value())
-            .map(Some)
-            .map_err(|e| StorageError::store(format!("internal record {kind}/{key}: {e}")))
+        self.snapshots.current(&self.db)?.internal(kind, key)
     }
 
     fn put_internal(&self, kind: &str, key: &str, value: Option<&Value>) -> Result<bool> {
@@ -789,7 +846,7 @@ impl Storage for EmbeddedStorage {
                 None => internal.remove((kind, key)).map_err(store_error)?.is_some(),
             }
         };
-        txn.commit().map_err(store_error)?;
+        self.commit(txn)?;
         Ok(existed)
     }
 }

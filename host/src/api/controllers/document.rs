@@ -217,7 +217,7 @@ impl<'c, 'a> Writer<'c, 'a> {
         rooms: &Rooms,
         previous: Option<&Document>,
     ) {
-        if self.silent {
+        if !self.notifies(rooms, previous) {
             return;
         }
         let change = Change {
@@ -237,6 +237,17 @@ impl<'c, 'a> Writer<'c, 'a> {
             &self.collection,
             &change,
         );
+    }
+
+    /// Whether a write whose new content matches `rooms` sends anything: not when `silent`, nor
+    /// when no room matches it now or matched it before and no other node could have one (no
+    /// cluster). Building a notification nobody receives (its JSON, the source serialized) was
+    /// a tenth of a create's instructions.
+    fn notifies(&self, rooms: &Rooms, previous: Option<&Document>) -> bool {
+        !self.silent
+            && (!rooms.0.is_empty()
+                || previous.is_some_and(|doc| !Rooms::decode(&doc.meta).is_empty())
+                || self.context.services.cluster.is_some())
     }
 
     /// Notifies a deleted document to the rooms its content matches (`out`).
@@ -290,9 +301,13 @@ fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
     let info = created_info(&writer.user, writer.now);
     let source = Value::Object(body);
     let rooms = writer.rooms(&id, &source, &info);
+    // The answer is written around the body's text, as `get`'s is: no copy of the body as a
+    // `Value`, unless a notification needs one.
+    let text = source.to_string();
+    let kept = writer.notifies(&rooms, None).then(|| source.clone());
     let outcome = writer.write_one(writer.put(
         id.clone(),
-        source.clone(),
+        source,
         info.clone(),
         &rooms,
         Precondition::Absent,
@@ -300,17 +315,23 @@ fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
     let Outcome::Written { version, .. } = outcome else {
         return Err(unexpected_outcome());
     };
-    let source = with_info(&source, &info);
-    writer.notify(
-        request,
-        &id,
-        "create",
-        &source,
-        members(&json!({ "_version": version })),
-        &rooms,
-        None,
-    );
-    Ok(json!({ "_id": id, "_version": version, "_source": source }).into())
+    if let Some(source) = kept {
+        writer.notify(
+            request,
+            &id,
+            "create",
+            &with_info(&source, &info),
+            members(&json!({ "_version": version })),
+            &rooms,
+            None,
+        );
+    }
+    Ok(Output::Json(raw_hit(&RawDocument {
+        id,
+        version,
+        source: text,
+        info,
+    })))
 }
 
 fn unexpected_outcome() -> KuzzleError {

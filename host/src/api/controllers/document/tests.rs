@@ -471,3 +471,21 @@ fn the_raw_answer_of_get_is_the_serialized_hit() {
         assert_eq!(super::raw_hit(&RawDocument::from(document)), expected);
     }
 }
+
+/// `document:create` writes its answer around the body's text (`raw_hit`, as `get` does, no copy
+/// of the body as a value): the same result as `get` then gives for the stored document.
+#[test]
+fn create_answers_what_get_then_returns() {
+    let harness = harness();
+    let body = json!({"b": [1, 2.5, {"c": "é\n\"q\""}], "a": null, "_kuzzle_info": {"author": "x"}});
+    let created = call(&harness, "create", json!({"_id": "raw", "body": body}));
+    assert_eq!(created["status"], 200, "{created}");
+    let got = call(&harness, "get", json!({"_id": "raw"}));
+    assert_eq!(created["result"], got["result"]);
+    assert_eq!(created["result"]["_source"]["b"][2]["c"], "é\n\"q\"");
+    let empty = call(&harness, "create", json!({"_id": "empty", "body": {}}));
+    assert_eq!(
+        empty["result"]["_source"].as_object().map(|o| o.keys().collect::<Vec<_>>()),
+        Some(vec![&"_kuzzle_info".to_string()])
+    );
+}
