@@ -126,15 +126,16 @@ fn measure(
     }))
 }
 
-/// Node `number`'s configuration: WebSocket on a free loopback port, and `[cluster]` with a
-/// short heartbeat when `clustered`.
+/// Node `number`'s configuration: WebSocket on a free loopback port (no per-address limits: every
+/// subscriber comes from 127.0.0.1), and `[cluster]` with a short heartbeat when `clustered`.
 fn config(redis: &Redis, number: usize, clustered: bool) -> String {
     let mut config = format!(
         "[server]\n{}",
         protocol_section(
             "websocket",
             "websocket",
-            "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\""
+            "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\"\n\
+             maxConnectionsPerAddress = 0\nmaxConnectionRatePerAddress = 0"
         )
     );
     if clustered {
