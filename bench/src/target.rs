@@ -175,7 +175,7 @@ fn switchyard_section(protocol: Protocol) -> String {
 }
 
 /// `maxConnectionsPerAddress` and `maxConnectionRatePerAddress` off, appended to a section.
-const UNLIMITED_CONNECTIONS: &str =
+pub(crate) const UNLIMITED_CONNECTIONS: &str =
     "maxConnectionsPerAddress = 0\nmaxConnectionRatePerAddress = 0\n";
 
 /// Runs this binary with `args`; it prints `listening on HOST:PORT` once ready.

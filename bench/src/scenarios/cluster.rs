@@ -15,7 +15,7 @@ use switchyard_tests::{protocol_section, Server};
 
 use super::runtime;
 use super::ws::{publish_windowed, subscriber, Fanout};
-use crate::target::{cpu_seconds, Kind};
+use crate::target::{cpu_seconds, Kind, UNLIMITED_CONNECTIONS};
 use crate::Settings;
 
 /// The setups measured, as (nodes, with `[cluster]`).
@@ -110,7 +110,7 @@ fn measure(
         .await
     })?;
     let expected = sent * settings.subscribers as u64;
-    let received = wait_drained(&shared, expected);
+    let received = shared.drain(sent);
     drop(servers);
     drop(subscribers);
     Ok(json!({
@@ -134,8 +134,9 @@ fn config(redis: &Redis, number: usize, clustered: bool) -> String {
         protocol_section(
             "websocket",
             "websocket",
-            "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\"\n\
-             maxConnectionsPerAddress = 0\nmaxConnectionRatePerAddress = 0"
+            &format!(
+                "port = 0\naddress = \"127.0.0.1\"\nmaxQueuedBytes = \"16MB\"\n{UNLIMITED_CONNECTIONS}"
+            )
         )
     );
     if clustered {
@@ -182,14 +183,4 @@ async fn wait_for_cluster(address: &str, subscribers: u64) -> anyhow::Result<()>
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-}
-
-/// Waits (up to 5 s) for the deliveries still in flight; returns the deliveries counted.
-fn wait_drained(shared: &Fanout, expected: u64) -> u64 {
-    use std::sync::atomic::Ordering;
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while shared.received.load(Ordering::Acquire) < expected && std::time::Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    shared.received.load(Ordering::Acquire)
 }

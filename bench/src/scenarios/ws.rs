@@ -82,7 +82,7 @@ impl Fanout {
 
     /// Waits (up to 5 s) for the deliveries of `sent` messages still in flight, unless a
     /// subscriber was cut off; returns the deliveries counted.
-    fn drain(&self, sent: u64) -> u64 {
+    pub(super) fn drain(&self, sent: u64) -> u64 {
         let expected = sent * self.subscribers as u64;
         let drain_until = Instant::now() + Duration::from_secs(5);
         while self.received.load(Ordering::Acquire) < expected
