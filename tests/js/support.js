@@ -75,7 +75,13 @@ function serverUrl() {
  * `protocolOptions` to `new WebSocket`.
  */
 async function connect(name, options = {}, protocolOptions = {}) {
-  const { host, port, url } = serverUrl();
+  return connectTo(name, serverUrl().url, options, protocolOptions);
+}
+
+/** As `connect`, to `url` (`ws://HOST:PORT`) instead of argv[2]: scenarios with several servers. */
+async function connectTo(name, url, options = {}, protocolOptions = {}) {
+  const parsed = new URL(url);
+  const [host, port] = [parsed.hostname, Number(parsed.port)];
   const kuzzle = new Kuzzle(new WebSocket(host, { port, ...protocolOptions }), options);
   instances.push(kuzzle);
   kuzzle.on("networkError", (error) => {
@@ -204,6 +210,7 @@ module.exports = {
   Inbox,
   STEP_TIMEOUT,
   connect,
+  connectTo,
   fail,
   once,
   rejection,
