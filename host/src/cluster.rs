@@ -51,6 +51,8 @@ use tokio::sync::mpsc;
 use crate::config::ClusterConfig;
 use crate::realtime::{DocumentEvent, RoomCount, UserChange, UserEvent};
 
+pub mod rate_limits;
+
 /// Where remote events go: this node's rooms (`Services` implements it).
 pub trait Destination: Send + Sync {
     /// Matches a remote event against this node's rooms and notifies them. Runs on the
@@ -225,6 +227,8 @@ pub struct Cluster {
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
     remote_counts: Arc<RwLock<HashMap<String, RemoteRoom>>>,
+    /// The per-user rate limits' sharing, once started (`rate_limits.rs`).
+    rate_limits: OnceLock<Arc<rate_limits::RateLimitSharing>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -328,7 +332,21 @@ impl Cluster {
             destination,
             stats,
             remote_counts,
+            rate_limits: OnceLock::new(),
         })
+    }
+
+    /// Shares `limiter`'s per-user counts with the other nodes (`rate_limits.rs`), unless
+    /// `cluster.rateLimitInterval` is 0.
+    pub fn share_rate_limits(
+        &self,
+        config: &ClusterConfig,
+        limiter: Arc<switchyard_security::limits::UserRateLimiter>,
+    ) -> Result<(), String> {
+        if config.rate_limit_interval > 0 {
+            let _ = self.rate_limits.set(rate_limits::start(config, limiter)?);
+        }
+        Ok(())
     }
 
     /// Subscribers of `room_id` on the other live nodes, as they last reported them (at most
@@ -482,6 +500,7 @@ impl Cluster {
             "lost": get(&stats.lost),
             "malformed": get(&stats.malformed),
             "disconnections": get(&stats.disconnections),
+            "rateLimits": self.rate_limits.get().map(|sharing| sharing.info()),
         })
     }
 }

@@ -311,6 +311,9 @@ pub struct ClusterConfig {
     pub heartbeat_interval: u64,
     /// Prefix of the Redis channels (`<prefix><index>/<collection>`).
     pub channel_prefix: String,
+    /// Milliseconds between two shares of this node's per-user request counts (rate limits
+    /// held cluster-wide, `cluster/rate_limits.rs`); 0: each node counts its own, as Kuzzle.
+    pub rate_limit_interval: u64,
 }
 
 impl Default for ClusterConfig {
@@ -326,6 +329,7 @@ impl Default for ClusterConfig {
             outgoing_queue_size: 10_000,
             heartbeat_interval: 2_000,
             channel_prefix: "switchyard:".to_string(),
+            rate_limit_interval: 100,
         }
     }
 }
@@ -583,6 +587,9 @@ impl Config {
                 }
                 cluster.retry_interval = cluster.retry_interval.max(10);
                 cluster.heartbeat_interval = cluster.heartbeat_interval.max(10);
+                if cluster.rate_limit_interval > 0 {
+                    cluster.rate_limit_interval = cluster.rate_limit_interval.max(10);
+                }
                 cluster
             });
 

@@ -253,6 +253,16 @@ pub fn start_checked(
         services
             .security
             .on_store_change(Box::new(cluster.security_publisher()));
+        if let Some(settings) = &config.cluster {
+            cluster
+                .share_rate_limits(settings, services.security.user_rate_limiter())
+                .map_err(|error| StartupError {
+                    problems: vec![Problem {
+                        message: error,
+                        hint: None,
+                    }],
+                })?;
+        }
     }
     services.cluster = cluster;
     services.listeners = Arc::new(listeners);

@@ -4,6 +4,13 @@
 //!
 //! Every map is pruned of idle keys as it grows, so a flood of distinct keys costs memory only
 //! for the current window.
+//!
+//! In a cluster the per-user rate holds across nodes within a tolerance: each node counts its
+//! own requests, and a sharing task (the host's `cluster/rate_limits.rs`) regularly hands the
+//! cluster this node's new counts for the current second ([`UserRateLimiter::unshared`]) and
+//! gives back the cluster's totals ([`UserRateLimiter::set_cluster_totals`]); a user's limit on
+//! this node is then its `rateLimit` minus what the other nodes admitted this second, as last
+//! read. No request waits for the cluster.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -89,7 +96,7 @@ impl RateWindow {
     /// Counts one request at `now_ms` against `limit` per second; whether it is within it.
     /// Kuzzle's windows are whole seconds (its frame is reset by a one-second interval).
     pub fn try_acquire(&self, now_ms: i64, limit: u64) -> bool {
-        let second = (now_ms.div_euclid(1000) as u64) & ((1 << (64 - COUNT_BITS)) - 1);
+        let second = second_of(now_ms);
         let mut current = self.0.load(Ordering::Relaxed);
         loop {
             let (window, count) = (current >> COUNT_BITS, current & RATE_WINDOW_MAX_COUNT);
@@ -119,6 +126,80 @@ impl RateWindow {
     }
 }
 
+/// `now_ms`'s second as a [`RateWindow`] keeps it (the low 40 bits).
+fn second_of(now_ms: i64) -> u64 {
+    (now_ms.div_euclid(1000) as u64) & ((1 << (64 - COUNT_BITS)) - 1)
+}
+
+/// A second and a count in one word, as in a [`RateWindow`].
+fn pack(second: u64, count: u64) -> u64 {
+    (second << COUNT_BITS) | count.min(RATE_WINDOW_MAX_COUNT)
+}
+
+/// `(second, count)` of a [`pack`]ed word.
+fn unpack(word: u64) -> (u64, u64) {
+    (word >> COUNT_BITS, word & RATE_WINDOW_MAX_COUNT)
+}
+
+/// One user's requests: this node's in the current second, how many of them the cluster was
+/// told, and the other nodes' for that second as last read (each a packed second and count).
+#[derive(Debug, Default)]
+pub struct UserWindow {
+    /// This node's requests.
+    local: RateWindow,
+    /// How many of `local`'s the cluster was told (written by the sharing task only).
+    shared: AtomicU64,
+    /// The other nodes' requests in that second, as last read.
+    others: AtomicU64,
+}
+
+impl UserWindow {
+    /// Counts one request at `now_ms` against `limit` per second, less what the other nodes
+    /// admitted in this second (as last read); whether it is within it.
+    fn try_acquire(&self, now_ms: i64, limit: u64) -> bool {
+        let (second, others) = unpack(self.others.load(Ordering::Relaxed));
+        let others = if second == second_of(now_ms) {
+            others
+        } else {
+            0
+        };
+        self.local.try_acquire(now_ms, limit.saturating_sub(others))
+    }
+
+    /// This node's requests in `second` not yet shared; marks them shared.
+    fn take_unshared(&self, second: u64) -> u64 {
+        let (local_second, local) = unpack(self.local.0.load(Ordering::Relaxed));
+        if local_second != second {
+            return 0;
+        }
+        let (shared_second, shared) = unpack(self.shared.load(Ordering::Relaxed));
+        let shared = if shared_second == second { shared } else { 0 };
+        if local <= shared {
+            return 0;
+        }
+        self.shared.store(pack(second, local), Ordering::Relaxed);
+        local - shared
+    }
+
+    /// The cluster's `total` for `second` (this node's shared requests included): the rest is
+    /// the other nodes'.
+    fn set_total(&self, second: u64, total: u64) {
+        let (shared_second, shared) = unpack(self.shared.load(Ordering::Relaxed));
+        let own = if shared_second == second { shared } else { 0 };
+        self.others
+            .store(pack(second, total.saturating_sub(own)), Ordering::Relaxed);
+    }
+}
+
+/// This node's requests of one user in one second that the cluster has not been told of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsharedCount {
+    /// The user (`-1`: anonymous).
+    pub kuid: Box<str>,
+    /// Requests admitted here since the last share.
+    pub count: u64,
+}
+
 const USER_SHARDS: usize = 16;
 
 /// Kuzzle's per-user request rate (`rateLimit` of the profiles, per second): the anonymous
@@ -126,9 +207,9 @@ const USER_SHARDS: usize = 16;
 /// shard's read lock (written only for a user's first request in a while).
 pub struct UserRateLimiter {
     clock: Arc<dyn Clock>,
-    anonymous: RateWindow,
+    anonymous: UserWindow,
     hasher: foldhash::fast::RandomState,
-    shards: [RwLock<HashMap<Box<str>, RateWindow>>; USER_SHARDS],
+    shards: [RwLock<HashMap<Box<str>, UserWindow>>; USER_SHARDS],
 }
 
 impl std::fmt::Debug for UserRateLimiter {
@@ -145,7 +226,7 @@ impl UserRateLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         UserRateLimiter {
             clock,
-            anonymous: RateWindow::default(),
+            anonymous: UserWindow::default(),
             hasher: foldhash::fast::RandomState::default(),
             shards: std::array::from_fn(|_| RwLock::default()),
         }
@@ -164,20 +245,85 @@ impl UserRateLimiter {
         }
         let mut users = shard.write();
         if users.len() >= USERS_PER_SHARD {
-            let second = now.div_euclid(1000) as u64 & ((1 << (64 - COUNT_BITS)) - 1);
-            users.retain(|_, window| window.second() >= second);
+            let second = second_of(now);
+            users.retain(|_, window| window.local.second() >= second);
         }
         users
             .entry(kuid.into())
             .or_default()
             .try_acquire(now, limit)
     }
+
+    /// The current second, as [`UserRateLimiter::unshared`] and
+    /// [`UserRateLimiter::set_cluster_totals`] name it (seconds since the epoch).
+    pub fn current_second(&self) -> u64 {
+        second_of(self.clock.now_ms())
+    }
+
+    /// This node's requests in `second` that the cluster has not been told of, per user;
+    /// marks them told. Called by one task only (the cluster's sharing task).
+    pub fn unshared(&self, second: u64) -> Vec<UnsharedCount> {
+        let mut out = Vec::new();
+        let mut take = |kuid: &str, window: &UserWindow| {
+            let count = window.take_unshared(second);
+            if count > 0 {
+                out.push(UnsharedCount {
+                    kuid: kuid.into(),
+                    count,
+                });
+            }
+        };
+        take(crate::model::ANONYMOUS_KUID, &self.anonymous);
+        for shard in &self.shards {
+            for (kuid, window) in shard.read().iter() {
+                take(kuid, window);
+            }
+        }
+        out
+    }
+
+    /// The cluster's request counts in `second` per user, every node's (this one's shared
+    /// requests included): from now on a user's limit here is its `rateLimit` less the other
+    /// nodes' part. Users absent from `totals` have no requests elsewhere. A user this node has
+    /// not seen yet gets an entry (while its shard has room), so its first request here already
+    /// counts the others'.
+    pub fn set_cluster_totals(&self, second: u64, totals: &HashMap<String, u64>) {
+        self.anonymous.set_total(
+            second,
+            totals
+                .get(crate::model::ANONYMOUS_KUID)
+                .copied()
+                .unwrap_or(0),
+        );
+        for shard in &self.shards {
+            for (kuid, window) in shard.read().iter() {
+                window.set_total(second, totals.get(&**kuid).copied().unwrap_or(0));
+            }
+        }
+        use std::hash::BuildHasher;
+        for (kuid, total) in totals {
+            if kuid == crate::model::ANONYMOUS_KUID || *total == 0 {
+                continue;
+            }
+            let shard = &self.shards[(self.hasher.hash_one(kuid.as_str()) as usize) % USER_SHARDS];
+            if shard.read().contains_key(kuid.as_str()) {
+                continue;
+            }
+            let mut users = shard.write();
+            if users.len() < USERS_PER_SHARD {
+                users
+                    .entry(kuid.as_str().into())
+                    .or_default()
+                    .set_total(second, *total);
+            }
+        }
+    }
 }
 
 /// Kuzzle's two limiters: requests per user per second after the profiles' `rateLimit`, and
 /// `auth:login` per connection per second.
 pub struct RequestLimits<C> {
-    per_user: UserRateLimiter,
+    per_user: Arc<UserRateLimiter>,
     logins: FixedWindowLimiter<C>,
 }
 
@@ -193,7 +339,7 @@ impl<C: Hash + Eq + Clone> RequestLimits<C> {
     /// `logins_per_second` is `limits.loginsPerSecond` (Kuzzle's default is 1).
     pub fn new(logins_per_second: u64, clock: Arc<dyn Clock>) -> Self {
         RequestLimits {
-            per_user: UserRateLimiter::new(Arc::clone(&clock)),
+            per_user: Arc::new(UserRateLimiter::new(Arc::clone(&clock))),
             logins: FixedWindowLimiter::new(logins_per_second, 1000, clock),
         }
     }
@@ -226,6 +372,11 @@ impl<C: Hash + Eq + Clone> RequestLimits<C> {
         } else {
             Err(errors::API_PROCESS_TOO_MANY_REQUESTS.error())
         }
+    }
+
+    /// The per-user limiter (the cluster shares its counts).
+    pub fn per_user(&self) -> &Arc<UserRateLimiter> {
+        &self.per_user
     }
 
     /// Forgets a closed connection.
@@ -475,6 +626,95 @@ mod tests {
         // Once the lockout is over, it is over.
         clock.advance(10_000);
         assert_eq!(guard.check("victim", "10.0.0.3"), Ok(()));
+    }
+
+    /// One node of a simulated cluster: its limiter on the shared manual clock.
+    fn nodes(n: usize, clock: &ManualClock) -> Vec<UserRateLimiter> {
+        (0..n)
+            .map(|_| UserRateLimiter::new(Arc::new(clock.clone())))
+            .collect()
+    }
+
+    /// What the host's sharing task does with Redis (`HINCRBY` of the second's hash, then
+    /// `HGETALL`), with a map for Redis.
+    fn share(node: &UserRateLimiter, redis: &mut HashMap<String, u64>) {
+        let second = node.current_second();
+        for unshared in node.unshared(second) {
+            *redis.entry(unshared.kuid.to_string()).or_default() += unshared.count;
+        }
+        node.set_cluster_totals(second, redis);
+    }
+
+    fn admitted(node: &UserRateLimiter, kuid: &str, limit: u64, requests: usize) -> usize {
+        (0..requests)
+            .filter(|_| node.try_acquire(kuid, limit))
+            .count()
+    }
+
+    #[test]
+    fn a_user_on_two_nodes_gets_one_rate_limit_once_counts_are_shared() {
+        let clock = ManualClock::at(1_000_000);
+        let nodes = nodes(2, &clock);
+        let mut redis = HashMap::new();
+        assert_eq!(admitted(&nodes[0], "u", 10, 6), 6);
+        share(&nodes[0], &mut redis);
+        share(&nodes[1], &mut redis);
+        // B knows A's 6: 4 more, then refusals.
+        assert_eq!(admitted(&nodes[1], "u", 10, 10), 4);
+        share(&nodes[1], &mut redis);
+        share(&nodes[0], &mut redis);
+        // And A now knows B's 4.
+        assert_eq!(admitted(&nodes[0], "u", 10, 10), 0);
+        assert_eq!(redis["u"], 10);
+        // Another user is not affected; nor is the next second.
+        assert_eq!(admitted(&nodes[1], "v", 10, 20), 10);
+        clock.advance(1_000);
+        assert_eq!(admitted(&nodes[0], "u", 10, 20), 10);
+        assert_eq!(admitted(&nodes[1], "u", 10, 20), 10);
+    }
+
+    #[test]
+    fn a_node_that_has_not_seen_a_user_yet_counts_the_others_requests_from_its_first() {
+        let clock = ManualClock::at(5_000_500);
+        let nodes = nodes(2, &clock);
+        let mut redis = HashMap::new();
+        assert_eq!(admitted(&nodes[0], "u", 3, 5), 3);
+        assert_eq!(admitted(&nodes[0], "-1", 3, 5), 3, "anonymous too");
+        share(&nodes[0], &mut redis);
+        share(&nodes[1], &mut redis);
+        assert_eq!(admitted(&nodes[1], "u", 3, 5), 0);
+        assert_eq!(admitted(&nodes[1], "-1", 3, 5), 0);
+    }
+
+    /// The tolerance the README states: requests of one user spread over `n` nodes, each node
+    /// sharing every `k` of its requests (in turn, as the nodes' ticks fall), are admitted at
+    /// most `limit + (n - 1) × k` times in a second; without sharing it would be `n × limit`.
+    #[test]
+    fn admitted_requests_stay_within_the_limit_plus_what_the_others_did_not_share_yet() {
+        for (n, k, limit) in [
+            (2, 1, 10),
+            (2, 5, 10),
+            (3, 4, 50),
+            (3, 10, 200),
+            (5, 7, 100),
+        ] {
+            let clock = ManualClock::at(7_000_000);
+            let nodes = nodes(n, &clock);
+            let mut redis = HashMap::new();
+            let mut total = 0;
+            for _round in 0..(4 * limit as usize / k + 4) {
+                for node in &nodes {
+                    total += admitted(node, "u", limit, k);
+                }
+                for node in &nodes {
+                    share(node, &mut redis);
+                }
+            }
+            assert!(
+                total >= limit as usize && total <= limit as usize + (n - 1) * k,
+                "{n} nodes, shares every {k}, limit {limit}: {total} admitted"
+            );
+        }
     }
 
     #[test]

@@ -177,6 +177,12 @@ impl Security {
         })
     }
 
+    /// The per-user request rate limiter (its counts shared with the other nodes in cluster
+    /// mode: `cluster/rate_limits.rs`).
+    pub fn user_rate_limiter(&self) -> Arc<switchyard_security::limits::UserRateLimiter> {
+        Arc::clone(self.limits.per_user())
+    }
+
     /// The service over `storage` with the default settings and the system clock.
     pub fn with_defaults(storage: Arc<dyn Storage>) -> Result<Security, SecurityError> {
         Security::open(

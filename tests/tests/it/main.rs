@@ -8,6 +8,7 @@ mod abi_compat;
 mod admin_page;
 mod c_abi;
 mod cluster;
+mod cluster_limits;
 mod cluster_three;
 mod connection_limits;
 mod documents;
