@@ -348,6 +348,15 @@ fn open_storage(
             options.pool_size = config.storage.pool_size;
             options.connect_timeout = Duration::from_millis(config.storage.connect_timeout);
             let storage = PostgresStorage::connect(&options).map_err(|error| {
+                if let switchyard_storage::StorageError::SchemaTooNew { .. } = error {
+                    return refuse(
+                        format!(
+                            "cannot open the document store (storage.url): PostgreSQL at {}: {error}",
+                            switchyard_storage::redact_url(&config.storage.url)
+                        ),
+                        "run the Switchyard version that laid it out (or a newer one), or point storage.url at another database",
+                    );
+                }
                 let message = match error {
                     switchyard_storage::StorageError::Store { message } => message,
                     other => other.to_string(),

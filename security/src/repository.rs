@@ -72,7 +72,9 @@ pub trait SecurityRepository: Send + Sync {
 
     /// The generated token-signing seed, once stored.
     fn signing_seed(&self) -> Result<Option<crate::secret::Secret>, RepositoryError>;
-    /// Stores the generated seed.
+    /// Stores the generated seed, unless one is stored already (another node starting on the
+    /// same empty store may have stored its own first): then that one is kept. Read
+    /// [`SecurityRepository::signing_seed`] after it to learn which.
     fn put_signing_seed(&self, seed: &crate::secret::Secret) -> Result<(), RepositoryError>;
 }
 
@@ -278,7 +280,7 @@ impl SecurityRepository for InMemoryRepository {
         Ok(self.seed.read().clone())
     }
     fn put_signing_seed(&self, seed: &crate::secret::Secret) -> Result<(), RepositoryError> {
-        *self.seed.write() = Some(seed.clone());
+        self.seed.write().get_or_insert_with(|| seed.clone());
         Ok(())
     }
 }

@@ -356,9 +356,17 @@ impl TokenService {
             None => match repository.signing_seed()? {
                 Some(seed) => (seed, false),
                 None => {
+                    // Insert if absent, then read again: of nodes starting together on one
+                    // empty store, the first to store its seed wins and all sign with it.
                     let seed = Secret::new(to_hex(&random_bytes(512)));
                     repository.put_signing_seed(&seed)?;
-                    (seed, true)
+                    let stored = repository.signing_seed()?.ok_or_else(|| {
+                        crate::error::RepositoryError::Storage(
+                            "the token signing seed is missing right after it was stored".into(),
+                        )
+                    })?;
+                    let generated = stored.expose() == seed.expose();
+                    (stored, generated)
                 }
             },
         };

@@ -63,6 +63,9 @@ pub enum StorageError {
     Query(QueryError),
     /// The store failed (I/O, corruption, a full disk). Nothing acknowledged is lost.
     Store { message: String },
+    /// The database was laid out by a newer Switchyard (`switchyard_schema`'s version is
+    /// `found`, this build knows up to `known`): refused at start-up, nothing touched.
+    SchemaTooNew { found: i32, known: i32 },
 }
 
 /// Why a search body was refused.
@@ -151,6 +154,11 @@ impl fmt::Display for StorageError {
             StorageError::InvalidMapping { reason } => write!(f, "Invalid mapping: {reason}"),
             StorageError::Query(error) => error.fmt(f),
             StorageError::Store { message } => write!(f, "storage failure: {message}"),
+            StorageError::SchemaTooNew { found, known } => write!(
+                f,
+                "the database's schema is version {found} (switchyard_schema), newer than this \
+                 build's {known}"
+            ),
         }
     }
 }

@@ -50,12 +50,17 @@ impl PostgresServer {
 
     /// Runs one SQL command on the `postgres` database.
     pub fn psql(&self, sql: &str) {
+        self.psql_in("postgres", sql);
+    }
+
+    /// Runs one SQL command on database `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) {
         let psql = self
             .bin
             .as_ref()
             .map_or(PathBuf::from("psql"), |bin| bin.join("psql"));
         let output = Command::new(&psql)
-            .arg(format!("{}/postgres", self.base))
+            .arg(format!("{}/{database}", self.base))
             .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", psql.display()));

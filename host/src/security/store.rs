@@ -160,19 +160,27 @@ impl StoredRepository {
             let key = api_key_from_source(&source).ok_or_else(|| corrupt(API_KEYS, &id))?;
             self.memory.put_api_key(&key, false)?;
         }
-        if let Some(seed) = self
+        if let Some(seed) = self.stored_seed()? {
+            self.memory.put_signing_seed(&seed)?;
+        }
+        Ok(())
+    }
+
+    /// The signing seed as stored, if any.
+    fn stored_seed(&self) -> Result<Option<Secret>, RepositoryError> {
+        let Some(seed) = self
             .storage
             .get(INTERNAL_INDEX, CONFIG, SEED_ID)
             .map_err(storage_error)?
-        {
-            let seed = seed
-                .source
-                .get("seed")
-                .and_then(Value::as_str)
-                .ok_or_else(|| corrupt(CONFIG, SEED_ID))?;
-            self.memory.put_signing_seed(&Secret::new(seed))?;
-        }
-        Ok(())
+        else {
+            return Ok(None);
+        };
+        let seed = seed
+            .source
+            .get("seed")
+            .and_then(Value::as_str)
+            .ok_or_else(|| corrupt(CONFIG, SEED_ID))?;
+        Ok(Some(Secret::new(seed)))
     }
 
     /// Every document of an internal collection, `(id, source)`.
@@ -696,16 +704,24 @@ impl SecurityRepository for StoredRepository {
     fn signing_seed(&self) -> Result<Option<Secret>, RepositoryError> {
         self.memory.signing_seed()
     }
+    /// Insert if absent: a node that finds another's seed stored (both started on one empty
+    /// store) keeps that one, so every node signs with the same.
     fn put_signing_seed(&self, seed: &Secret) -> Result<(), RepositoryError> {
         let _writes = self.writes.lock();
-        self.put(
+        let stored = match self.put(
             CONFIG,
             SEED_ID,
             json!({ "seed": seed.expose() }),
             KuzzleInfo::default(),
-            false,
-        )?;
-        self.memory.put_signing_seed(seed)
+            true,
+        ) {
+            Ok(()) => seed.clone(),
+            Err(RepositoryError::AlreadyExists { .. }) => self
+                .stored_seed()?
+                .ok_or_else(|| corrupt(CONFIG, SEED_ID))?,
+            Err(error) => return Err(error),
+        };
+        self.memory.put_signing_seed(&stored)
     }
 }
 
@@ -864,5 +880,44 @@ mod tests {
         writer.delete_user("u1").unwrap();
         assert!(reader.refresh(USERS, "u1").unwrap().rights_changed);
         assert_eq!(reader.user("u1").unwrap(), None);
+    }
+
+    /// Two nodes opening one empty store together (both before either generated a signing
+    /// seed): the second's insert finds the first's seed, and both sign with it.
+    #[test]
+    fn nodes_starting_together_on_an_empty_store_sign_with_one_seed() {
+        use switchyard_security::clock::ManualClock;
+        use switchyard_security::token::{TokenConfig, TokenService};
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(EmbeddedStorage::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        let first = Arc::new(StoredRepository::open(Arc::clone(&storage), 1_000).unwrap());
+        let second = Arc::new(StoredRepository::open(Arc::clone(&storage), 1_000).unwrap());
+        let service = |repository: &Arc<StoredRepository>| {
+            let repository: Arc<dyn SecurityRepository> = repository.clone();
+            TokenService::new(
+                TokenConfig::default(),
+                None,
+                repository,
+                Arc::new(ManualClock::at(1_000)),
+            )
+            .unwrap()
+            .1
+        };
+        assert!(service(&first), "the first generated its seed");
+        assert!(!service(&second), "the second found the first's");
+        let seed = |repository: &StoredRepository| {
+            repository
+                .signing_seed()
+                .unwrap()
+                .unwrap()
+                .expose()
+                .to_string()
+        };
+        assert_eq!(seed(&first), seed(&second));
+        assert_eq!(
+            seed(&StoredRepository::open(storage, 1_000).unwrap()),
+            seed(&first)
+        );
     }
 }

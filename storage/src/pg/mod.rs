@@ -12,7 +12,10 @@
 //!   `jsonb_path_ops` index), `_kuzzle_info` in four columns, `meta` (bytes: the rooms the
 //!   document matched at its last write), `deep` (arrays nested deeper than the query
 //!   translation unwraps: such a document is a candidate of every search, see `translate`);
-//! * `switchyard_internal`: (kind, key) → JSON text, outside every index.
+//! * `switchyard_internal`: (kind, key) → JSON text, outside every index;
+//! * `switchyard_schema`: one row, the layout's version ([`SCHEMA_VERSION`]). A database of a
+//!   newer version is refused at start-up ([`StorageError::SchemaTooNew`]) before anything is
+//!   created or changed in it; an older one is where a future version's migration goes.
 //!
 //! Why one documents table and not one per collection: collections come and go through the
 //! API (`collection:create`, `admin:resetDatabase`, tests); DDL per collection would take
@@ -73,6 +76,10 @@ impl PostgresOptions {
 
 /// Serialises schema creation across nodes (`pg_advisory_xact_lock`); any constant will do.
 const SCHEMA_LOCK: i64 = 0x5359_5043_0001;
+
+/// The layout this build creates and reads (the tables below); `switchyard_schema` records
+/// it. Bump it with a migration from the previous one when the layout changes.
+pub const SCHEMA_VERSION: i32 = 1;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS switchyard_indexes (
@@ -351,7 +358,26 @@ impl PostgresStorage {
         storage.run(|client| {
             let mut txn = client.transaction()?;
             txn.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            txn.batch_execute(
+                "CREATE TABLE IF NOT EXISTS switchyard_schema (version integer NOT NULL)",
+            )?;
+            let found: Option<i32> = txn
+                .query_opt("SELECT max(version) FROM switchyard_schema", &[])?
+                .and_then(|row| row.get(0));
+            if let Some(found) = found.filter(|found| *found > SCHEMA_VERSION) {
+                return Err(Failure::Fail(StorageError::SchemaTooNew {
+                    found,
+                    known: SCHEMA_VERSION,
+                }));
+            }
             txn.batch_execute(SCHEMA)?;
+            if found.is_none() {
+                // A new database, or one laid out before the version was recorded (version 1).
+                txn.execute(
+                    "INSERT INTO switchyard_schema (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
             txn.commit().map_err(|e| Failure::Fail(store_error(e)))?;
             Ok(())
         })?;

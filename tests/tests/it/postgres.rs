@@ -390,3 +390,109 @@ fn with_redis_too_security_changes_made_on_one_node_apply_on_the_others() {
     assert_eq!(status, 404, "{content}");
     assert_eq!(content["error"]["id"], "core.realtime.room_not_found");
 }
+
+#[test]
+fn a_database_laid_out_by_a_newer_version_is_refused_at_start_up() {
+    let test = "postgres::a_database_laid_out_by_a_newer_version_is_refused_at_start_up";
+    let Some(server) = postgres::server(test) else {
+        return;
+    };
+    let url = server.database("newer_schema");
+    let database = url.rsplit('/').next().expect("a database").to_string();
+    // A first start records today's layout, version 1; a second start accepts it.
+    for _ in 0..2 {
+        let host = node(&url, "");
+        let mut on = client(&host);
+        call(&mut on, json!({"controller": "server", "action": "now"}));
+    }
+    // As if a newer Switchyard had migrated the database.
+    server.psql_in(&database, "UPDATE switchyard_schema SET version = 2");
+    let finished = run_config(
+        &format!("[server]\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
+        WAIT,
+    );
+    assert!(!finished.status.success(), "{}", finished.stderr);
+    let text = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(
+        text.contains(&format!(
+            "error: cannot open the document store (storage.url): PostgreSQL at {url}: the database's schema is version 2 (switchyard_schema), newer than this build's 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: run the Switchyard version that laid it out (or a newer one), or point storage.url at another database"),
+        "{text}"
+    );
+}
+
+#[test]
+fn with_redis_too_nodes_starting_together_on_an_empty_database_accept_each_others_tokens() {
+    let test = "postgres::with_redis_too_nodes_starting_together_on_an_empty_database_accept_each_others_tokens";
+    let Some(server) = postgres::server(test) else {
+        return;
+    };
+    let Some(redis) = Redis::start(test) else {
+        return;
+    };
+    let url = server.database("together");
+    let cluster = |name: &str| {
+        format!(
+            "[cluster]\nredis = \"{}\"\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n",
+            redis.url()
+        )
+    };
+    // They generate signing seeds on the empty database at the same time; one is kept.
+    let nodes: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = ["a", "b", "c", "d"]
+            .map(|name| {
+                let cluster = cluster(name);
+                let url = &url;
+                scope.spawn(move || node(url, &cluster))
+            })
+            .into_iter()
+            .collect();
+        starting
+            .into_iter()
+            .map(|node| node.join().expect("a node"))
+            .collect()
+    });
+    for node in &nodes {
+        node.wait_for_log(&["cluster: subscribed to switchyard:~security"], WAIT);
+    }
+    let mut clients: Vec<LineClient> = nodes.iter().map(client).collect();
+    call(
+        &mut clients[0],
+        json!({"controller": "security", "action": "createUser", "_id": "u",
+               "body": {"content": {"profileIds": ["default"]},
+                        "credentials": {"local": {"username": "u", "password": "pw-0123456789"}}}}),
+    );
+    let login = json!({"controller": "auth", "action": "login", "strategy": "local",
+                       "body": {"username": "u", "password": "pw-0123456789"}});
+    let mut tokens = Vec::new();
+    for client in &mut clients {
+        ask_until(
+            client,
+            json!({"controller": "security", "action": "hasCredentials", "strategy": "local",
+                   "_id": "u"}),
+            |status, content| status == 200 && content["result"] == true,
+        );
+        tokens.push(
+            call(client, login.clone())["jwt"]
+                .as_str()
+                .expect("a token")
+                .to_string(),
+        );
+    }
+    // Each node accepts every other's token (a token signed with another seed never would).
+    for (checker, client) in clients.iter_mut().enumerate() {
+        for (issuer, token) in tokens.iter().enumerate() {
+            if issuer != checker {
+                ask_until(
+                    client,
+                    json!({"controller": "auth", "action": "checkToken", "body": {"token": token}}),
+                    |status, content| status == 200 && content["result"]["valid"] == true,
+                );
+            }
+        }
+    }
+}
