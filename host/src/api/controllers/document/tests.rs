@@ -247,11 +247,18 @@ fn validate_honours_the_collection_specifications() {
     harness.call(r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"strict":true,"fields":{"name":{"type":"string","mandatory":true},"age":{"type":"integer"}}}}"#);
     let good = call(&harness, "validate", json!({"body": {"name": "n", "age": 3}}));
     assert_eq!(good["result"], json!({"errorMessages": {}, "valid": true}));
-    let bad = call(&harness, "validate", json!({"body": {"age": "old", "extra": 1}}));
+    // Kuzzle's verbose check: a root `strict` violation stops the field checks.
+    let strict = call(&harness, "validate", json!({"body": {"age": "old", "extra": 1}}));
+    assert_eq!(
+        strict["result"],
+        json!({"valid": false, "errorMessages": {
+            "documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"extra\""],
+        }})
+    );
+    let bad = call(&harness, "validate", json!({"body": {"age": 1.5}}));
     assert_eq!(
         bad["result"],
         json!({"valid": false, "errorMessages": {
-            "documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"extra\""],
             "fieldScope": {"children": {
                 "age": {"messages": ["The field must be an integer."]},
                 "name": {"messages": ["The field is mandatory."]},
