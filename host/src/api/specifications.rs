@@ -19,6 +19,8 @@ mod types;
 
 pub use registry::Registry;
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use switchyard_filters::{EngineConfig, FilterError};
 use switchyard_plugin_api::errors::KuzzleError;
@@ -39,19 +41,26 @@ pub fn specifications_key(index: &str, collection: &str) -> String {
     format!("{index}#{collection}")
 }
 
-/// A collection's stored specifications, compiled; `None` when it has none. Specifications
-/// stored that no longer compile (Kuzzle logs them and ignores them) are ignored the same way.
+/// A collection's specifications, compiled; `None` when it has none. On a single node the
+/// registry is the store's exact copy (it changes only through this node), so it answers
+/// without a read or a compilation; in a cluster another node may have changed them, so they
+/// are read from the store. Stored specifications that no longer compile are ignored, as Kuzzle
+/// logs and ignores them.
 pub fn load_specifications(
     context: &BlockingContext<'_>,
     index: &str,
     collection: &str,
-) -> Result<Option<Specification>, KuzzleError> {
+) -> Result<Option<Arc<Specification>>, KuzzleError> {
+    let services = context.services;
+    if services.cluster.is_none() {
+        return Ok(services.specifications.get(index, collection));
+    }
     let key = specifications_key(index, collection);
     let Some(record) = stored(context.storage().get_internal(SPECIFICATIONS, &key))? else {
         return Ok(None);
     };
     match Specification::compile(index, collection, &record["validation"]) {
-        Ok(specification) => Ok(Some(specification)),
+        Ok(specification) => Ok(Some(Arc::new(specification))),
         Err(invalid) => {
             tracing::error!(index, collection, problems = %invalid.joined(), "stored specifications no longer compile; ignored");
             Ok(None)

@@ -94,10 +94,9 @@ struct Writer<'c, 'a> {
     user: String,
     now: u64,
     silent: bool,
-    /// The collection's validation specifications, read and compiled on the request's first
-    /// write (one lookup per request, whatever its number of documents); `None` when it has
-    /// none.
-    specifications: std::cell::OnceCell<Option<Specification>>,
+    /// The collection's validation specifications, looked up on the request's first write
+    /// (once per request, whatever its number of documents); `None` when it has none.
+    specifications: std::cell::OnceCell<Option<std::sync::Arc<Specification>>>,
 }
 
 impl<'c, 'a> Writer<'c, 'a> {
@@ -147,10 +146,10 @@ impl<'c, 'a> Writer<'c, 'a> {
     /// The collection's specifications (see `specifications`).
     fn specifications(&self) -> Result<Option<&Specification>, KuzzleError> {
         if let Some(specifications) = self.specifications.get() {
-            return Ok(specifications.as_ref());
+            return Ok(specifications.as_deref());
         }
         let specifications = load_specifications(self.context, &self.index, &self.collection)?;
-        Ok(self.specifications.get_or_init(|| specifications).as_ref())
+        Ok(self.specifications.get_or_init(|| specifications).as_deref())
     }
 
     /// Fills in the collection's `defaultValue`s (Kuzzle's rules: see `api/specifications.rs`)
