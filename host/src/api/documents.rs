@@ -273,10 +273,16 @@ pub fn check_size(limits: &Limits, id: &str, source: &Value) -> Result<(), Stora
     let mut counter = Counter(0);
     // Writing into a counter cannot fail.
     let _ = serde_json::to_writer(&mut counter, source);
-    if counter.0 > limits.document_max_size {
+    check_size_of(limits, id, counter.0)
+}
+
+/// Refuses a document whose JSON is `size` bytes when that is more than
+/// `limits.documentMaxSize` (for a caller that already wrote the JSON: no second measure).
+pub fn check_size_of(limits: &Limits, id: &str, size: usize) -> Result<(), StorageError> {
+    if size > limits.document_max_size {
         return Err(StorageError::DocumentTooLarge {
             id: id.to_string(),
-            size: counter.0,
+            size,
             limit: limits.document_max_size,
         });
     }

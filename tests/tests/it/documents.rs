@@ -743,3 +743,60 @@ fn specification_types_defaults_validators_and_publish() {
         ]
     );
 }
+
+/// `realtime:publish` reads specifications from memory: after a restart they are loaded from
+/// the store, including those of a collection that does not exist (Kuzzle does not require
+/// one), and a deletion is remembered across the next restart.
+#[test]
+fn publish_checks_specifications_loaded_at_start_up() {
+    let data = Scratch::new();
+    let config = format!(
+        "[server]\ndataDir = {:?}\n{}",
+        data.path().join("store"),
+        protocol_section("line", "fixture_line", "")
+    );
+    let publish = |client: &mut LineClient, index: &str, body: Value| {
+        let request = json!({"controller": "realtime", "action": "publish", "index": index, "collection": "c", "body": body});
+        let (_, status, answer) = client.request(&request.to_string());
+        (status, answer["error"]["message"].clone())
+    };
+    let refused = (
+        400,
+        json!("Validation failed. Field \"name\": The field is mandatory."),
+    );
+    let accepted = (200, Value::Null);
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    for request in [
+        r#"{"controller":"collection","action":"create","index":"stored","collection":"c"}"#,
+        r#"{"controller":"collection","action":"updateSpecifications","index":"stored","collection":"c","body":{"fields":{"name":{"type":"string","mandatory":true}}}}"#,
+        r#"{"controller":"collection","action":"updateSpecifications","index":"ghost","collection":"c","body":{"fields":{"name":{"type":"string","mandatory":true}}}}"#,
+    ] {
+        let (_, status, answer) = client.request(request);
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(publish(&mut client, "ghost", json!({})), refused);
+    drop(client);
+    server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
+
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    assert_eq!(publish(&mut client, "stored", json!({})), refused);
+    assert_eq!(publish(&mut client, "ghost", json!({})), refused);
+    assert_eq!(
+        publish(&mut client, "ghost", json!({"name": "n"})),
+        accepted
+    );
+    let (_, status, answer) = client.request(
+        r#"{"controller":"collection","action":"deleteSpecifications","index":"ghost","collection":"c"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(publish(&mut client, "ghost", json!({})), accepted);
+    drop(client);
+    server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
+
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    assert_eq!(publish(&mut client, "ghost", json!({})), accepted);
+    assert_eq!(publish(&mut client, "stored", json!({})), refused);
+}

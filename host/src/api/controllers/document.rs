@@ -26,7 +26,7 @@ use switchyard_storage::{
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Output, Run};
 use crate::api::documents::{
-    body_array, body_object, check_fetch, check_refresh, check_size, check_write, created_info, flag,
+    body_array, body_object, check_fetch, check_refresh, check_size, check_size_of, check_write, created_info, flag,
     generate_id, integer, merge, optional_id, query_error, remove_path, replaced_info,
     required_id, storage_error, stored, string_list, strip_info, take_body, target,
     updated_fields, updated_info,
@@ -166,6 +166,17 @@ impl<'c, 'a> Writer<'c, 'a> {
     /// merged document, by query), is refused here, before the store sees it: its outcome is
     /// `Failed` (never notified) and the others are written.
     fn write(&self, operations: Vec<Operation>) -> Result<Vec<Outcome>, KuzzleError> {
+        self.write_measured(operations, None)
+    }
+
+    /// [`write`](Self::write), `known_size` being the JSON size of a lone `Put`'s source when
+    /// the caller already wrote that JSON (it is not measured again).
+    fn write_measured(
+        &self,
+        operations: Vec<Operation>,
+        known_size: Option<usize>,
+    ) -> Result<Vec<Outcome>, KuzzleError> {
+        let known_size = known_size.filter(|_| operations.len() == 1);
         let limits = &self.context.services.config.limits;
         let has_puts = operations
             .iter()
@@ -179,7 +190,11 @@ impl<'c, 'a> Writer<'c, 'a> {
         let mut accepted = Vec::with_capacity(operations.len());
         for (position, operation) in operations.into_iter().enumerate() {
             if let Operation::Put { id, source, .. } = &operation {
-                let checked = check_size(limits, id, source).and_then(|()| {
+                let size_checked = match known_size {
+                    Some(size) => check_size_of(limits, id, size),
+                    None => check_size(limits, id, source),
+                };
+                let checked = size_checked.and_then(|()| {
                     specifications.map_or(Ok(()), |spec| spec.enforce(id, source))
                 });
                 if let Err(error) = checked {
@@ -206,7 +221,16 @@ impl<'c, 'a> Writer<'c, 'a> {
 
     /// One operation, its failure as the request's error.
     fn write_one(&self, operation: Operation) -> Result<Outcome, KuzzleError> {
-        match self.write(vec![operation])?.pop() {
+        self.write_one_measured(operation, None)
+    }
+
+    /// [`write_one`](Self::write_one) with the source's JSON size when already known.
+    fn write_one_measured(
+        &self,
+        operation: Operation,
+        known_size: Option<usize>,
+    ) -> Result<Outcome, KuzzleError> {
+        match self.write_measured(vec![operation], known_size)?.pop() {
             Some(Outcome::Failed { error, .. }) => Err(storage_error(error)),
             Some(outcome) => Ok(outcome),
             None => Err(errors::CORE_FATAL_UNEXPECTED_ERROR.with(&["no outcome for a write"])),
@@ -314,13 +338,11 @@ fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
     // `Value`, unless a notification needs one.
     let text = source.to_string();
     let kept = writer.notifies(&rooms, None).then(|| source.clone());
-    let outcome = writer.write_one(writer.put(
-        id.clone(),
-        source,
-        info.clone(),
-        &rooms,
-        Precondition::Absent,
-    ))?;
+    // The answer's text is the body's JSON: its length is the size to check.
+    let outcome = writer.write_one_measured(
+        writer.put(id.clone(), source, info.clone(), &rooms, Precondition::Absent),
+        Some(text.len()),
+    )?;
     let Outcome::Written { version, .. } = outcome else {
         return Err(unexpected_outcome());
     };
