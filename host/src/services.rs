@@ -51,7 +51,7 @@ pub struct Services {
     pub listeners: Arc<Listeners>,
     /// Every collection's validation specifications, compiled, for `realtime:publish` (which
     /// may not read the store).
-    pub specifications: crate::api::specifications::Registry,
+    pub specifications: crate::validation::Registry,
 }
 
 impl std::fmt::Debug for Services {
@@ -82,7 +82,7 @@ impl Services {
         security: Arc<Security>,
     ) -> Services {
         Services {
-            specifications: crate::api::specifications::Registry::load(&*storage),
+            specifications: crate::validation::Registry::load(&*storage),
             storage,
             realtime: Realtime::new(config.limits),
             pressure: Pressure::new(config.protocols.len()),

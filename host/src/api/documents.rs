@@ -10,8 +10,12 @@ use serde_json::{Map, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_storage::{KuzzleInfo, QueryError, StorageError};
 
+use std::sync::Arc;
+
+use super::action::BlockingContext;
 use super::Request;
 use crate::config::Limits;
+use crate::validation::{specifications_key, Specification, SPECIFICATIONS};
 
 /// Kuzzle's error for a storage failure. Every storage call of the API goes through here.
 pub fn storage_error(error: StorageError) -> KuzzleError {
@@ -388,6 +392,33 @@ pub fn generate_id() -> String {
         }
     }
     out
+}
+
+/// A collection's specifications, compiled; `None` when it has none. On a single node the
+/// registry is the store's exact copy (it changes only through this node), so it answers
+/// without a read or a compilation; in a cluster another node may have changed them, so they
+/// are read from the store. Stored specifications that no longer compile are ignored, as Kuzzle
+/// logs and ignores them.
+pub fn load_specifications(
+    context: &BlockingContext<'_>,
+    index: &str,
+    collection: &str,
+) -> Result<Option<Arc<Specification>>, KuzzleError> {
+    let services = context.services;
+    if services.cluster.is_none() {
+        return Ok(services.specifications.get(index, collection));
+    }
+    let key = specifications_key(index, collection);
+    let Some(record) = stored(context.storage().get_internal(SPECIFICATIONS, &key))? else {
+        return Ok(None);
+    };
+    match Specification::compile(index, collection, &record["validation"]) {
+        Ok(specification) => Ok(Some(Arc::new(specification))),
+        Err(invalid) => {
+            tracing::error!(index, collection, problems = %invalid.joined(), "stored specifications no longer compile; ignored");
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]

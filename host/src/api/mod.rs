@@ -20,7 +20,6 @@ pub mod notify;
 pub mod request;
 pub mod response;
 pub mod router;
-pub mod specifications;
 #[cfg(test)]
 pub(crate) mod testing;
 

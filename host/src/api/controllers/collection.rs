@@ -17,7 +17,7 @@ use switchyard_plugin_api::errors;
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Run};
 use crate::api::documents::{check_refresh, flag, index_of, integer, stored, target};
-use crate::api::specifications::{specifications_key, Specification, SPECIFICATIONS};
+use crate::validation::{specifications_key, Specification, SPECIFICATIONS};
 use crate::api::{Action, Request};
 
 const IC: Args = Args::INDEX_COLLECTION;

@@ -31,7 +31,8 @@ use crate::api::documents::{
     required_id, storage_error, stored, string_list, strip_info, take_body, target,
     updated_fields, updated_info,
 };
-use crate::api::specifications::{load_specifications, Specification};
+use crate::api::documents::load_specifications;
+use crate::validation::Specification;
 use crate::api::notify::{notify, Change, Rooms};
 use crate::api::{Action, Request};
 
@@ -152,7 +153,7 @@ impl<'c, 'a> Writer<'c, 'a> {
         Ok(self.specifications.get_or_init(|| specifications).as_deref())
     }
 
-    /// Fills in the collection's `defaultValue`s (Kuzzle's rules: see `api/specifications.rs`)
+    /// Fills in the collection's `defaultValue`s (Kuzzle's rules: see `validation.rs`)
     /// in a body about to be written; `is_update` for the changes of an update.
     fn apply_defaults(&self, body: &mut Map<String, Value>, is_update: bool) -> Result<(), KuzzleError> {
         if let Some(specification) = self.specifications()?.filter(|s| s.has_defaults()) {
@@ -1346,7 +1347,7 @@ fn count(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResu
 }
 
 /// `document:validate`: `{errorMessages, valid}`, the body checked against the collection's
-/// specifications if it has any: every problem, in Kuzzle's verbose shape (`api/specifications.rs`).
+/// specifications if it has any: every problem, in Kuzzle's verbose shape (`validation.rs`).
 fn validate(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
     let (index, collection) = reader(request)?;
     let storage = context.storage();

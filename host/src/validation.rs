@@ -19,15 +19,9 @@ mod types;
 
 pub use registry::Registry;
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use switchyard_filters::{EngineConfig, FilterError};
-use switchyard_plugin_api::errors::KuzzleError;
 use switchyard_storage::StorageError;
-
-use crate::api::action::BlockingContext;
-use crate::api::documents::stored;
 
 use types::{Kind, Options};
 
@@ -39,33 +33,6 @@ pub const SPECIFICATIONS: &str = "validations";
 /// The key of a collection's specifications.
 pub fn specifications_key(index: &str, collection: &str) -> String {
     format!("{index}#{collection}")
-}
-
-/// A collection's specifications, compiled; `None` when it has none. On a single node the
-/// registry is the store's exact copy (it changes only through this node), so it answers
-/// without a read or a compilation; in a cluster another node may have changed them, so they
-/// are read from the store. Stored specifications that no longer compile are ignored, as Kuzzle
-/// logs and ignores them.
-pub fn load_specifications(
-    context: &BlockingContext<'_>,
-    index: &str,
-    collection: &str,
-) -> Result<Option<Arc<Specification>>, KuzzleError> {
-    let services = context.services;
-    if services.cluster.is_none() {
-        return Ok(services.specifications.get(index, collection));
-    }
-    let key = specifications_key(index, collection);
-    let Some(record) = stored(context.storage().get_internal(SPECIFICATIONS, &key))? else {
-        return Ok(None);
-    };
-    match Specification::compile(index, collection, &record["validation"]) {
-        Ok(specification) => Ok(Some(Arc::new(specification))),
-        Err(invalid) => {
-            tracing::error!(index, collection, problems = %invalid.joined(), "stored specifications no longer compile; ignored");
-            Ok(None)
-        }
-    }
 }
 
 /// JavaScript truthiness of a JSON value.
@@ -329,7 +296,7 @@ impl Specification {
 
     /// Why a write of `document` (without `_kuzzle_info`) is refused, as Kuzzle's non-verbose
     /// check answers it: its first problem (`validation.check.failed_document` or
-    /// `failed_field` once mapped by `documents::storage_error`).
+    /// `failed_field` once mapped by `api::documents::storage_error`).
     pub fn enforce(&self, id: &str, document: &Value) -> Result<(), StorageError> {
         let Value::Object(document) = document else {
             return Ok(()); // The store refuses a non-object itself.

@@ -414,7 +414,7 @@ fn is_point(point: &Value) -> bool {
                 // JavaScript compares non-numbers as NaN: never out of range.
                 return true;
             };
-            !(lon < -180.0 || lon > 180.0 || lat < -90.0 || lat > 90.0)
+            (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)
         }
         _ => false,
     }
@@ -685,7 +685,7 @@ mod formats {
         let (host, port) = if let Some(inner) = host_port.strip_prefix('[') {
             match inner.split_once(']') {
                 Some((host, after)) => {
-                    if !host.parse::<std::net::Ipv6Addr>().is_ok() {
+                    if host.parse::<std::net::Ipv6Addr>().is_err() {
                         return false;
                     }
                     return after.is_empty() || after.strip_prefix(':').is_some_and(valid_port);

@@ -4,9 +4,9 @@
 //!
 //! Loaded once at start-up from the store: the keys listed in a catalog record (kept beside
 //! the specifications, updated by `updateSpecifications`/`deleteSpecifications`), plus a probe
-//! of every existing collection (specifications stored before the catalog existed). Document
-//! writes do not use it: they read the store on each request, which other cluster nodes write
-//! too.
+//! of every existing collection (specifications stored before the catalog existed). On a single
+//! node, document writes use it too (`api::documents::load_specifications`); in a cluster they
+//! read the store on each request, since other nodes write it too.
 //!
 //! Invariant: on a single node, the registry holds exactly the stored specifications that
 //! compile. In a cluster, a node learns another node's change at its next start.
