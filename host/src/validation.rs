@@ -210,7 +210,13 @@ impl Specification {
                         message: format!("Invalid filters validator: {}", error.message()),
                     })
                 };
-                let mut engine = switchyard_filters::Engine::new(EngineConfig::default());
+                // Kuzzle's validation Koncorde is built with Koncorde's defaults (0: its 50
+                // conditions), not with the subscriptions' limits.
+                let mut engine = switchyard_filters::Engine::new(EngineConfig::new(
+                    0,
+                    0,
+                    switchyard_filters::DEFAULT_REGEXP_SIZE_LIMIT,
+                ));
                 let normalized = engine
                     .normalize(VALIDATORS_INDEX, &filter)
                     .map_err(invalid)?;
