@@ -14,6 +14,8 @@
 //! fields it sets to `null`; `strict`, `mandatory` and `multivalued.value` are read as JavaScript
 //! truthiness.
 
+mod date;
+mod formats;
 mod registry;
 mod types;
 
