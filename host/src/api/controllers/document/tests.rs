@@ -267,6 +267,30 @@ fn validate_honours_the_collection_specifications() {
     );
 }
 
+/// m* writes get their defaults as their single counterparts do: absent or null fields on
+/// mCreate/mCreateOrReplace/mReplace, null fields only on mUpdate; upsert applies none.
+#[test]
+fn m_writes_fill_in_default_values() {
+    let harness = harness();
+    harness.call(r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"fields":{"color":{"type":"string","defaultValue":"red"}}}}"#);
+    let created = call(&harness, "mCreate", json!({"body": {"documents": [{"_id": "a", "body": {}}, {"_id": "b", "body": {"color": null}}]}}));
+    assert_eq!(created["result"]["errors"], json!([]), "{created}");
+    let source = |id: &str| {
+        let mut got = call(&harness, "get", json!({"_id": id}))["result"]["_source"].clone();
+        got.as_object_mut().expect("a source").remove("_kuzzle_info");
+        got
+    };
+    assert_eq!(source("a"), json!({"color": "red"}));
+    assert_eq!(source("b"), json!({"color": "red"}));
+    call(&harness, "mReplace", json!({"body": {"documents": [{"_id": "a", "body": {"x": 1}}]}}));
+    assert_eq!(source("a"), json!({"x": 1, "color": "red"}));
+    call(&harness, "mUpdate", json!({"body": {"documents": [{"_id": "a", "body": {"color": "blue"}}]}}));
+    call(&harness, "mUpdate", json!({"body": {"documents": [{"_id": "a", "body": {"color": null}}]}}));
+    assert_eq!(source("a"), json!({"x": 1, "color": "red"}));
+    call(&harness, "upsert", json!({"_id": "u", "body": {"changes": {"y": 1}}}));
+    assert_eq!(source("u"), json!({"y": 1}));
+}
+
 /// A small `limits.documentMaxSize` for the size tests.
 fn small_limit_harness(storage: std::sync::Arc<dyn switchyard_storage::Storage>) -> Harness {
     let harness = Harness::with_config("[server]\n[limits]\ndocumentMaxSize = 100\n", storage);
