@@ -26,15 +26,14 @@ use switchyard_storage::{
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Output, Run};
 use crate::api::documents::{
-    body_array, body_object, check_fetch, check_refresh, check_size, check_size_of, check_write, created_info, flag,
-    generate_id, integer, merge, optional_id, query_error, remove_path, replaced_info,
-    required_id, storage_error, stored, string_list, strip_info, take_body, target,
-    updated_fields, updated_info,
+    body_array, body_object, check_fetch, check_refresh, check_size, check_size_of, check_write,
+    created_info, flag, generate_id, integer, load_specifications, merge, optional_id,
+    query_error, remove_path, replaced_info, required_id, storage_error, stored, string_list,
+    strip_info, take_body, target, updated_fields, updated_info,
 };
-use crate::api::documents::load_specifications;
-use crate::validation::Specification;
 use crate::api::notify::{notify, Change, Rooms};
 use crate::api::{Action, Request};
+use crate::validation::Specification;
 
 const IC: Args = Args::INDEX_COLLECTION;
 const ICB: Args = Args::INDEX_COLLECTION_BODY;
@@ -155,7 +154,11 @@ impl<'c, 'a> Writer<'c, 'a> {
 
     /// Fills in the collection's `defaultValue`s (Kuzzle's rules: see `validation.rs`)
     /// in a body about to be written; `is_update` for the changes of an update.
-    fn apply_defaults(&self, body: &mut Map<String, Value>, is_update: bool) -> Result<(), KuzzleError> {
+    fn apply_defaults(
+        &self,
+        body: &mut Map<String, Value>,
+        is_update: bool,
+    ) -> Result<(), KuzzleError> {
         if let Some(specification) = self.specifications()?.filter(|s| s.has_defaults()) {
             specification.apply_defaults(body, is_update);
         }
