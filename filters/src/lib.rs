@@ -251,5 +251,22 @@ impl Engine {
     }
 }
 
+/// Koncorde's `convertGeopoint`: `(lat, lon)`, or `None` when the value is not a geo point in
+/// one of Koncorde's forms (the host's `geo_point` validation type asks the same question).
+pub fn convert_geopoint(point: &Value) -> Option<(f64, f64)> {
+    geo::convert_geopoint(point)
+}
+
+/// Koncorde's `convertDistance`: a distance string (`"10km"`) in meters, or `None` when
+/// Koncorde would throw.
+pub fn convert_distance(distance: &str) -> Option<f64> {
+    units::convert_distance(distance)
+}
+
+/// A number as JavaScript's `String(number)` writes it (`2`, not `2.0`; `1e+21`).
+pub fn js_number_to_string(number: f64) -> String {
+    js::number_to_string(number)
+}
+
 #[cfg(test)]
 mod tests;

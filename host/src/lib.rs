@@ -3,7 +3,7 @@
 //! `main.rs` is a thin shell over `startup::start`, `shutdown::shutdown` and `upgrade`; see
 //! `ARCHITECTURE.md` for the map. Layers, lowest first (a module imports only from layers
 //! below it; `tests/it/tidy.rs` checks it): `config`, `connections`, `execution`, `listeners`,
-//! `metrics`, `pressure`, `security` → `plugin` → `realtime` → `cluster` → `services` →
+//! `metrics`, `pressure`, `security` → `plugin` → `realtime` → `cluster`, `validation` → `services` →
 //! `sessions` → `api` → `admission` → `entry_point` → `admin` → `startup`, `shutdown` →
 //! `upgrade`.
 
@@ -29,3 +29,4 @@ pub mod sessions;
 pub mod shutdown;
 pub mod startup;
 pub mod upgrade;
+pub mod validation;

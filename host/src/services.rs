@@ -49,6 +49,9 @@ pub struct Services {
     /// The listening sockets the host owns and lends to protocols (and hands over in a hot
     /// upgrade).
     pub listeners: Arc<Listeners>,
+    /// Every collection's validation specifications, compiled, for `realtime:publish` (which
+    /// may not read the store).
+    pub specifications: crate::validation::Registry,
 }
 
 impl std::fmt::Debug for Services {
@@ -79,6 +82,7 @@ impl Services {
         security: Arc<Security>,
     ) -> Services {
         Services {
+            specifications: crate::validation::Registry::load(&*storage),
             storage,
             realtime: Realtime::new(config.limits),
             pressure: Pressure::new(config.protocols.len()),

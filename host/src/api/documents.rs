@@ -10,8 +10,12 @@ use serde_json::{Map, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_storage::{KuzzleInfo, QueryError, StorageError};
 
+use std::sync::Arc;
+
+use super::action::BlockingContext;
 use super::Request;
 use crate::config::Limits;
+use crate::validation::{specifications_key, Specification, SPECIFICATIONS};
 
 /// Kuzzle's error for a storage failure. Every storage call of the API goes through here.
 pub fn storage_error(error: StorageError) -> KuzzleError {
@@ -273,10 +277,16 @@ pub fn check_size(limits: &Limits, id: &str, source: &Value) -> Result<(), Stora
     let mut counter = Counter(0);
     // Writing into a counter cannot fail.
     let _ = serde_json::to_writer(&mut counter, source);
-    if counter.0 > limits.document_max_size {
+    check_size_of(limits, id, counter.0)
+}
+
+/// Refuses a document whose JSON is `size` bytes when that is more than
+/// `limits.documentMaxSize` (for a caller that already wrote the JSON: no second measure).
+pub fn check_size_of(limits: &Limits, id: &str, size: usize) -> Result<(), StorageError> {
+    if size > limits.document_max_size {
         return Err(StorageError::DocumentTooLarge {
             id: id.to_string(),
-            size: counter.0,
+            size,
             limit: limits.document_max_size,
         });
     }
@@ -384,244 +394,31 @@ pub fn generate_id() -> String {
     out
 }
 
-/// The internal record kind of validation specifications (Kuzzle's internal `validations`
-/// collection), keyed `<index>#<collection>`: outside every index, so `admin:resetDatabase` and
-/// index deletion keep them, as Kuzzle does.
-pub const SPECIFICATIONS: &str = "validations";
-
-/// The key of a collection's specifications.
-pub fn specifications_key(index: &str, collection: &str) -> String {
-    format!("{index}#{collection}")
-}
-
-/// Kuzzle's validation field types.
-const FIELD_TYPES: &[&str] = &[
-    "anything",
-    "boolean",
-    "date",
-    "email",
-    "enum",
-    "geoPoint",
-    "geoShape",
-    "integer",
-    "ipAddress",
-    "numeric",
-    "object",
-    "string",
-    "url",
-];
-
-/// Checks specifications the way Kuzzle's `validateFormat` does at the levels we enforce: the
-/// top-level keys (`strict`, `fields`, `validators`), `strict` a boolean, `fields` an object of
-/// field specifications with known keys and a known `type`, `validators` an array. Returns
-/// every problem found, in Kuzzle's words.
-pub fn check_specifications(index: &str, collection: &str, spec: &Value) -> Vec<String> {
-    const ALLOWED: &str = "strict, fields, validators";
-    const FIELD_KEYS: &[&str] = &[
-        "mandatory",
-        "type",
-        "defaultValue",
-        "description",
-        "multivalued",
-        "typeOptions",
-    ];
-    let at = format!("{index}.{collection}");
-    let Value::Object(spec) = spec else {
-        return vec![format!(
-            "Wrong type for parameter \"{at}\" (expected: object)."
-        )];
+/// A collection's specifications, compiled; `None` when it has none. On a single node the
+/// registry is the store's exact copy (it changes only through this node), so it answers
+/// without a read or a compilation; in a cluster another node may have changed them, so they
+/// are read from the store. Stored specifications that no longer compile are ignored, as Kuzzle
+/// logs and ignores them.
+pub fn load_specifications(
+    context: &BlockingContext<'_>,
+    index: &str,
+    collection: &str,
+) -> Result<Option<Arc<Specification>>, KuzzleError> {
+    let services = context.services;
+    if services.cluster.is_none() {
+        return Ok(services.specifications.get(index, collection));
+    }
+    let key = specifications_key(index, collection);
+    let Some(record) = stored(context.storage().get_internal(SPECIFICATIONS, &key))? else {
+        return Ok(None);
     };
-    if spec
-        .keys()
-        .any(|key| !["strict", "fields", "validators"].contains(&key.as_str()))
-    {
-        return vec![format!(
-            "The object \"{at}\" contains unexpected properties (allowed: {ALLOWED})."
-        )];
-    }
-    let mut problems = Vec::new();
-    if !matches!(spec.get("strict"), None | Some(Value::Bool(_))) {
-        problems.push("Wrong type for parameter \"strict\" (expected: boolean).".to_string());
-    }
-    if !matches!(
-        spec.get("validators"),
-        None | Some(Value::Null | Value::Array(_))
-    ) {
-        problems.push("Wrong type for parameter \"validators\" (expected: array).".to_string());
-    }
-    match spec.get("fields") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(fields)) => {
-            for (name, field) in fields {
-                let at = format!("{at}.{name}");
-                let Value::Object(field) = field else {
-                    problems.push(format!(
-                        "Wrong type for parameter \"{at}\" (expected: object)."
-                    ));
-                    continue;
-                };
-                if field.keys().any(|key| !FIELD_KEYS.contains(&key.as_str())) {
-                    problems.push(format!(
-                        "The object \"{at}\" contains unexpected properties (allowed: {}).",
-                        FIELD_KEYS.join(", ")
-                    ));
-                }
-                match field.get("type") {
-                    None => problems.push(format!("Missing property \"type\" in field \"{at}\".")),
-                    Some(Value::String(kind)) if FIELD_TYPES.contains(&kind.as_str()) => {}
-                    Some(kind) => {
-                        let kind = kind
-                            .as_str()
-                            .map_or_else(|| kind.to_string(), str::to_string);
-                        problems.push(format!("In \"{at}\": unknown type \"{kind}\"."));
-                    }
-                }
-                if !matches!(field.get("mandatory"), None | Some(Value::Bool(_))) {
-                    problems.push(format!(
-                        "Wrong type for parameter \"{at}.mandatory\" (expected: boolean)."
-                    ));
-                }
-            }
-        }
-        Some(_) => {
-            problems.push("Wrong type for parameter \"fields\" (expected: object).".to_string())
+    match Specification::compile(index, collection, &record["validation"]) {
+        Ok(specification) => Ok(Some(Arc::new(specification))),
+        Err(invalid) => {
+            tracing::error!(index, collection, problems = %invalid.joined(), "stored specifications no longer compile; ignored");
+            Ok(None)
         }
     }
-    problems
-}
-
-/// A document checked against its collection's specifications (`document:validate`), at the
-/// levels enforced here: `strict` (no top-level field outside `fields`), `mandatory` fields,
-/// `multivalued.value` (an array or not) and the JSON type of top-level fields of the simple
-/// types, with the messages of Kuzzle's types. Kuzzle's verbose shape:
-/// `{documentScope?: [..], fieldScope?: {children: {<field>: {messages: [..]}}}}`; empty when
-/// the document is valid. Nested field paths, type options, `defaultValue` and `validators`
-/// are not checked (nor applied).
-pub fn check_document(spec: &Value, document: &Map<String, Value>) -> Map<String, Value> {
-    let mut out = Map::new();
-    let fields = spec.get("fields").and_then(Value::as_object);
-    let empty = Map::new();
-    let fields = fields.unwrap_or(&empty);
-    if spec.get("strict") == Some(&Value::Bool(true)) && !fields.is_empty() {
-        let unknown: Vec<Value> = document
-            .keys()
-            .filter(|key| *key != "_kuzzle_info" && !fields.contains_key(*key))
-            .map(|key| {
-                Value::String(format!(
-                    "The document validation is strict. Cannot add unspecified sub-field \"{key}\""
-                ))
-            })
-            .collect();
-        if !unknown.is_empty() {
-            out.insert("documentScope".into(), Value::Array(unknown));
-        }
-    }
-    let mut children = Map::new();
-    for (name, field) in fields {
-        let value = document.get(name);
-        let mut messages = Vec::new();
-        match value {
-            None | Some(Value::Null) => {
-                if field.get("mandatory") == Some(&Value::Bool(true)) {
-                    messages.push(Value::String("The field is mandatory.".into()));
-                }
-            }
-            Some(value) => {
-                if let Some(message) = check_value(field, value) {
-                    messages.push(Value::String(message.into()));
-                }
-            }
-        }
-        if !messages.is_empty() {
-            let mut entry = Map::new();
-            entry.insert("messages".into(), Value::Array(messages));
-            children.insert(name.clone(), Value::Object(entry));
-        }
-    }
-    if !children.is_empty() {
-        let mut scope = Map::new();
-        scope.insert("children".into(), Value::Object(children));
-        out.insert("fieldScope".into(), Value::Object(scope));
-    }
-    out
-}
-
-/// Kuzzle's message for a present value that breaks its field's specification: arity
-/// (`multivalued.value`) first, then the JSON type of each value (the types' own messages).
-fn check_value(field: &Value, value: &Value) -> Option<&'static str> {
-    let multivalued = field.pointer("/multivalued/value") == Some(&Value::Bool(true));
-    let values: Vec<&Value> = match (value, multivalued) {
-        (Value::Array(items), true) => items.iter().collect(),
-        (_, true) => return Some("The field must be multivalued, unary value provided."),
-        (Value::Array(_), false) => {
-            return Some("The field is not a multivalued field; Multiple values provided.")
-        }
-        (other, false) => vec![other],
-    };
-    let kind = field
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("anything");
-    let (fits, message): (fn(&Value) -> bool, &'static str) = match kind {
-        "boolean" => (Value::is_boolean, "The field must be of type boolean."),
-        "integer" => (
-            |v| v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
-            "The field must be an integer.",
-        ),
-        "numeric" => (Value::is_number, "The field must be a number."),
-        "object" => (Value::is_object, "The value must be an object."),
-        "string" | "email" | "url" | "ipAddress" => {
-            (Value::is_string, "The field must be a string.")
-        }
-        _ => return None,
-    };
-    (!values.into_iter().all(fits)).then_some(message)
-}
-
-/// Why a write of `document` (without `_kuzzle_info`) is refused by the collection's
-/// specifications `spec`, as Kuzzle's non-verbose validation answers it: the first problem
-/// only, a `strict` violation before any field, then the fields in the specifications' order
-/// (`validation.check.failed_document` / `failed_field` once mapped by [`storage_error`]).
-pub fn enforce_specifications(
-    spec: &Value,
-    id: &str,
-    document: &Value,
-) -> Result<(), StorageError> {
-    let Value::Object(document) = document else {
-        return Ok(()); // The store refuses a non-object itself.
-    };
-    let mut messages = check_document(spec, document);
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let first = |value: &Value| {
-        value
-            .get(0)
-            .and_then(Value::as_str)
-            .unwrap_or("invalid")
-            .to_string()
-    };
-    if let Some(scope) = messages.remove("documentScope") {
-        return Err(StorageError::FailedValidation {
-            id: id.to_string(),
-            field: None,
-            message: first(&scope),
-        });
-    }
-    let failed = messages
-        .get("fieldScope")
-        .and_then(|scope| scope.get("children"))
-        .and_then(Value::as_object)
-        .and_then(|children| children.iter().next());
-    let (field, message) = match failed {
-        Some((field, entry)) => (field.clone(), first(&entry["messages"])),
-        None => (String::new(), "invalid".to_string()),
-    };
-    Err(StorageError::FailedValidation {
-        id: id.to_string(),
-        field: Some(field),
-        message,
-    })
 }
 
 #[cfg(test)]
@@ -647,50 +444,6 @@ mod tests {
             json!({"a": {"b": 3, "c": 2}, "d": [3], "e": "x", "f": {"g": null}, "_kuzzle_info": {}})
         );
         assert_eq!(updated_fields(&changes), vec!["a.b", "d", "f.g"]);
-    }
-
-    #[test]
-    fn a_write_is_refused_for_its_first_problem_only() {
-        let spec = json!({"strict": true, "fields": {
-            "name": {"type": "string", "mandatory": true},
-            "age": {"type": "integer"},
-        }});
-        let refused = |doc: Value| {
-            let error = enforce_specifications(&spec, "d", &doc).unwrap_err();
-            let kuzzle = storage_error(error);
-            (kuzzle.id(), kuzzle.message.to_string())
-        };
-        assert_eq!(
-            enforce_specifications(&spec, "d", &json!({"name": "n", "age": 2.0})),
-            Ok(())
-        );
-        // `strict` first, then the fields in the specifications' order.
-        assert_eq!(
-            refused(json!({"age": "x", "extra": 1})),
-            (
-                "validation.check.failed_document",
-                "Failed to validate document: The document validation is strict. Cannot add unspecified sub-field \"extra\"".to_string()
-            )
-        );
-        assert_eq!(
-            refused(json!({"age": "x"})),
-            (
-                "validation.check.failed_field",
-                "Validation failed. Field \"name\": The field is mandatory.".to_string()
-            )
-        );
-        assert_eq!(
-            refused(json!({"name": "n", "age": 1.5})),
-            (
-                "validation.check.failed_field",
-                "Validation failed. Field \"age\": The field must be an integer.".to_string()
-            )
-        );
-        // Without fields, `strict` alone refuses nothing (as `document:validate`).
-        assert_eq!(
-            enforce_specifications(&json!({"strict": true}), "d", &json!({"x": 1})),
-            Ok(())
-        );
     }
 
     #[test]

@@ -127,7 +127,8 @@ fn every_document_action(server: Server) {
         ("collection:validateSpecifications bad", ok(json!({"valid": false, "description": "Some errors with provided specifications.", "details": ["In \"shop.items.a\": unknown type \"nope\"."]}))),
         ("collection:updateSpecifications bad", error("validation.assert.invalid_specifications", 400, "Errors occured with the provided specifications:\nThe object \"shop.items\" contains unexpected properties (allowed: strict, fields, validators).")),
         ("collection:updateSpecifications strict", ok(json!({"strict": true, "fields": {"city": {"type": "string", "mandatory": true}}}))),
-        ("document:validate strict", ok(json!({"valid": false, "errorMessages": {"documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"age\""], "fieldScope": {"children": {"city": {"messages": ["The field is mandatory."]}}}}}))),
+        // As Kuzzle: a root `strict` violation stops the field checks.
+        ("document:validate strict", ok(json!({"valid": false, "errorMessages": {"documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"age\""]}}))),
         ("collection:truncate", ok(json!(null))),
         ("document:count truncated", ok(json!(0))),
         ("admin:resetDatabase", ok(json!({"acknowledge": true}))),
@@ -535,7 +536,8 @@ fn writes_honour_the_collection_specifications() {
         )
     };
     let mandatory = "The field is mandatory.";
-    let integer = "The field must be an integer.";
+    // Kuzzle's integer type checks a number first: a string is "not a number".
+    let integer = "The field must be a number.";
     let item = |document: Value, reason: &str| json!({ "document": document, "reason": format!("Validation failed. Field {reason}"), "status": 400 });
     let expected: Vec<(&str, Value)> = vec![
         ("updateSpecifications", ok(json!({"strict": true, "fields": {
@@ -554,7 +556,7 @@ fn writes_honour_the_collection_specifications() {
         // The merged document is checked: `name` comes from the stored one.
         ("update valid (merged)", ok(json!({"_id": "a", "_version": 2, "_source": {"age": 5}}))),
         ("update invalid (merged)", field("name", mandatory)),
-        ("update with a wrong type", field("age", integer)),
+        ("update with a wrong type", field("age", "The field must be an integer.")),
         ("upsert creating an invalid document", field("name", mandatory)),
         ("upsert with a valid default", ok(json!({"_id": "u", "_version": 1, "created": true}))),
         ("mCreate partial", ok(json!({
@@ -563,12 +565,12 @@ fn writes_honour_the_collection_specifications() {
         }))),
         ("mUpdate partial", ok(json!({
             "successes": [{"_id": "a", "_version": 3, "_source": {"name": "a", "age": 7, "tags": ["x"]}, "status": 200}],
-            "errors": [item(json!({"_id": "m1", "body": {"age": "x"}}), "\"age\": The field must be an integer.")],
+            "errors": [item(json!({"_id": "m1", "body": {"age": "x"}}), "\"age\": The field must be a number.")],
         }))),
         ("mCreate strict", error("api.process.incomplete_multiple_request", 400, "At least one of the mCreate actions failed.")),
         ("updateByQuery invalid", ok(json!({
             "successes": [],
-            "errors": [item(json!({"_id": "a"}), "\"age\": The field must be an integer.")],
+            "errors": [item(json!({"_id": "a"}), "\"age\": The field must be a number.")],
         }))),
         // Nothing refused was written: `a` as mUpdate left it; a, u and m1 only.
         ("get a", ok(json!({"name": "a", "age": 7, "tags": ["x"]}))),
@@ -600,4 +602,190 @@ fn writes_honour_the_collection_specifications() {
             notified("create", "end"),
         ]
     );
+}
+
+/// Kuzzle's validation types and their options, nested fields, `defaultValue` and
+/// `validators` (`js/specification_types.js`): bad specifications refused with Kuzzle's
+/// messages, each type's bad value refused with its own, defaults stored, and
+/// `realtime:publish` checked and defaulted like a create (refused messages reach no one).
+#[test]
+fn specification_types_defaults_validators_and_publish() {
+    let server = start_server();
+    let observed = run("specification_types", &server);
+    let steps = steps(&observed);
+    let ok = |value: Value| json!({ "ok": value });
+    let bad = |message: &str| {
+        error(
+            "validation.assert.invalid_specifications",
+            400,
+            &format!("Errors occured with the provided specifications:\n{message}"),
+        )
+    };
+    let field = |field: &str, message: &str| {
+        error(
+            "validation.check.failed_field",
+            400,
+            &format!("Validation failed. Field \"{field}\": {message}"),
+        )
+    };
+    let document = |message: &str| {
+        error(
+            "validation.check.failed_document",
+            400,
+            &format!("Failed to validate document: {message}"),
+        )
+    };
+    let ann = json!({
+        "name": "ann", "age": 30, "score": 9.5, "ok": true, "born": "1990-05-17",
+        "mail": "ann@example.com", "site": "https://example.com/ann", "ip": "192.168.0.1",
+        "where": {"lat": 43.6, "lon": 3.9},
+        "zone": {"type": "circle", "coordinates": [3.9, 43.6], "radius": "10km"},
+        "meta": {"list": [1, "two"]}, "address": {"city": "Montpellier", "zip": "00000"},
+        "tags": ["a", "b"], "color": "red", "status": "new",
+    });
+    let replaced = json!({"name": "ann", "address": {"city": "Paris", "zip": "00000"}, "color": "red", "status": "new"});
+    let specifications = steps["updateSpecifications"]["ok"].clone();
+    let expected: Vec<(&str, Value)> = vec![
+        ("bad type name", bad("In \"t.c.a\": unknown type \"geoPoint\".")),
+        ("bad string length", bad("Property \"length\": invalid range (min > max).")),
+        ("bad numeric range", bad("Wrong type for parameter \"range.min\" (expected: number).")),
+        ("bad enum values", bad("The \"enum\" type requires a \"values\" property holding the list of the enum values.")),
+        ("bad date formats", bad("The following date types are invalid: nope.")),
+        ("bad geo_shape types", bad("The following shapes are invalid: [ 'blob' ].")),
+        ("bad option of another type", bad("The object \"t.c.a\" contains unexpected properties (allowed: ).")),
+        ("bad missing level", bad("PreconditionError: All levels of an object have to be defined in the specification.")),
+        ("bad children of a string", bad("PreconditionError: The field type \"string\" is not allowed to have children fields.")),
+        ("bad validators", bad("BadRequestError: Invalid filters validator: \"bool.and.nope\": unknown keyword")),
+        ("validateSpecifications lists every problem", ok(json!({
+            "valid": false,
+            "description": "Some errors with provided specifications.",
+            "details": ["Wrong type for parameter \"notEmpty\" (expected: boolean).", "In \"t.c.b\": unknown type \"nope\"."],
+        }))),
+        ("updateSpecifications", ok(specifications.clone())),
+        ("create with every type", ok(json!({"_id": "ann", "_version": 1, "_source": ann}))),
+        ("defaults were stored", ok(ann.clone())),
+        ("string too short", field("name", "Invalid string length. Expected min: 2. Received: 1 (\"b\")")),
+        ("integer over its maximum", field("age", "Value 200 is greater than the allowed maximum (150)")),
+        ("integer with a fraction", field("age", "The field must be an integer.")),
+        ("integer as a string", field("age", "The field must be a number.")),
+        ("numeric over its maximum", field("score", "Value 11 is greater than the allowed maximum (10)")),
+        ("boolean", field("ok", "The field must be of type boolean.")),
+        ("date format", field("born", "The date format is invalid.")),
+        ("date before its minimum", field("born", "The provided date is before the defined minimum.")),
+        ("email", field("mail", "The string must be a valid email address.")),
+        ("url empty", field("site", "The string must not be empty.")),
+        ("url", field("site", "The string must be a valid URL.")),
+        ("ip_address", field("ip", "The string must be a valid IP address.")),
+        ("enum", field("color", "The field only accepts following values: \"red, blue\".")),
+        ("geo_point", field("where", "Invalid GeoPoint format")),
+        ("geo_shape type not allowed", field("zone", "The provided shape type is not allowed.")),
+        ("nested mandatory", field("address.city", "The field is mandatory.")),
+        ("nested strict", field("address", "The field is set to \"strict\"; cannot add unspecified sub-field \"street\".")),
+        ("too many elements", field("tags", "Too many elements. Maximum count is set to 2.")),
+        ("validators", document("The document does not match validation filters.")),
+        ("update sets a default on null", ok(json!({"_id": "ann", "_version": 2, "_source": {"status": "new"}}))),
+        ("replace fills defaults", ok(json!({"_id": "ann", "_version": 3, "_source": replaced}))),
+        ("get after replace", ok(replaced.clone())),
+        ("validate lists nested problems", ok(json!({"valid": false, "errorMessages": {"fieldScope": {"children": {
+            "name": {"messages": ["Invalid string length. Expected min: 2. Received: 1 (\"a\")"]},
+            "address": {"children": {"city": {"messages": ["The field must be a string."]}}},
+            "tags": {"messages": ["The field must be multivalued, unary value provided."]},
+        }}}}))),
+        ("publish valid", ok(json!(true))),
+        ("publish invalid", field("name", "Invalid string length. Expected min: 2. Received: 1 (\"p\")")),
+        ("publish refused by validators", document("The document does not match validation filters.")),
+        ("publish strict", document("The document validation is strict. Cannot add unspecified sub-field \"extra\"")),
+        ("publish elsewhere", ok(json!(true))),
+        ("end", ok(json!(true))),
+        ("deleteSpecifications", ok(json!(null))),
+        ("publish after deleteSpecifications", ok(json!(true))),
+    ];
+    for (name, outcome) in &expected {
+        let got = steps.get(*name);
+        assert_eq!(got, Some(outcome), "step {name}");
+    }
+    assert_eq!(
+        steps.len(),
+        expected.len(),
+        "every step is checked: {steps:?}"
+    );
+    // Accepted writes and messages only, each with its defaults.
+    let notified = |action: &str, id: Value, source: Value| json!({ "action": action, "id": id, "source": source });
+    let mut updated = ann.clone();
+    updated["status"] = json!("new");
+    assert_eq!(
+        observed.received("scope", "all"),
+        &vec![
+            notified("create", json!("ann"), ann),
+            notified("update", json!("ann"), updated),
+            notified("replace", json!("ann"), replaced),
+            notified(
+                "publish",
+                Value::Null,
+                json!({"name": "pub", "address": {"city": "Nice", "zip": "00000"}, "color": "red", "status": "new"})
+            ),
+            notified(
+                "publish",
+                Value::Null,
+                json!({"name": "end", "color": "red", "status": "new"})
+            ),
+        ]
+    );
+}
+
+/// `realtime:publish` reads specifications from memory: after a restart they are loaded from
+/// the store, including those of a collection that does not exist (Kuzzle does not require
+/// one), and a deletion is remembered across the next restart.
+#[test]
+fn publish_checks_specifications_loaded_at_start_up() {
+    let data = Scratch::new();
+    let config = format!(
+        "[server]\ndataDir = {:?}\n{}",
+        data.path().join("store"),
+        protocol_section("line", "fixture_line", "")
+    );
+    let publish = |client: &mut LineClient, index: &str, body: Value| {
+        let request = json!({"controller": "realtime", "action": "publish", "index": index, "collection": "c", "body": body});
+        let (_, status, answer) = client.request(&request.to_string());
+        (status, answer["error"]["message"].clone())
+    };
+    let refused = (
+        400,
+        json!("Validation failed. Field \"name\": The field is mandatory."),
+    );
+    let accepted = (200, Value::Null);
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    for request in [
+        r#"{"controller":"collection","action":"create","index":"stored","collection":"c"}"#,
+        r#"{"controller":"collection","action":"updateSpecifications","index":"stored","collection":"c","body":{"fields":{"name":{"type":"string","mandatory":true}}}}"#,
+        r#"{"controller":"collection","action":"updateSpecifications","index":"ghost","collection":"c","body":{"fields":{"name":{"type":"string","mandatory":true}}}}"#,
+    ] {
+        let (_, status, answer) = client.request(request);
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(publish(&mut client, "ghost", json!({})), refused);
+    drop(client);
+    server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
+
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    assert_eq!(publish(&mut client, "stored", json!({})), refused);
+    assert_eq!(publish(&mut client, "ghost", json!({})), refused);
+    assert_eq!(
+        publish(&mut client, "ghost", json!({"name": "n"})),
+        accepted
+    );
+    let (_, status, answer) = client.request(
+        r#"{"controller":"collection","action":"deleteSpecifications","index":"ghost","collection":"c"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(publish(&mut client, "ghost", json!({})), accepted);
+    drop(client);
+    server.stop_with(Signal::SIGTERM, Duration::from_secs(30));
+
+    let server = Server::start(&config);
+    let mut client = LineClient::connect(&server.address("line"));
+    assert_eq!(publish(&mut client, "ghost", json!({})), accepted);
+    assert_eq!(publish(&mut client, "stored", json!({})), refused);
 }

@@ -146,7 +146,7 @@ const HOST_LAYERS: &[&[&str]] = &[
     ],
     &["plugin"],
     &["realtime"],
-    &["cluster"],
+    &["cluster", "validation"],
     &["services"],
     &["sessions"],
     &["api"],

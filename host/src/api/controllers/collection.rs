@@ -16,10 +16,8 @@ use serde_json::{json, Map, Value};
 use switchyard_plugin_api::errors;
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Run};
-use crate::api::documents::{
-    check_refresh, check_specifications, flag, index_of, integer, specifications_key, stored,
-    target, SPECIFICATIONS,
-};
+use crate::api::documents::{check_refresh, flag, index_of, integer, stored, target};
+use crate::validation::{specifications_key, Specification, SPECIFICATIONS};
 use crate::api::{Action, Request};
 
 const IC: Args = Args::INDEX_COLLECTION;
@@ -335,16 +333,20 @@ fn specifications_body(request: &mut Request<'_>) -> Result<Value, errors::Kuzzl
 fn update_specifications(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
     let (index, collection) = target(request)?;
     let spec = specifications_body(request)?;
-    let problems = check_specifications(&index, &collection, &spec);
-    if !problems.is_empty() {
-        return Err(errors::VALIDATION_ASSERT_INVALID_SPECIFICATIONS
-            .with(&[&problems.join("\n\t- ")]));
-    }
+    let specification = Specification::compile(&index, &collection, &spec).map_err(|invalid| {
+        errors::VALIDATION_ASSERT_INVALID_SPECIFICATIONS.with(&[&invalid.joined()])
+    })?;
     let record = json!({ "collection": collection, "index": index, "validation": spec });
     stored(context.storage().put_internal(
         SPECIFICATIONS,
         &specifications_key(&index, &collection),
         Some(&record),
+    ))?;
+    stored(context.services.specifications.changed(
+        context.storage(),
+        &index,
+        &collection,
+        Some(specification),
     ))?;
     Ok(record["validation"].clone().into())
 }
@@ -368,16 +370,15 @@ fn validate_specifications(
 ) -> ActionResult {
     let (index, collection) = target(request)?;
     let spec = specifications_body(request)?;
-    let problems = check_specifications(&index, &collection, &spec);
-    if problems.is_empty() {
-        return Ok(json!({ "valid": true }).into());
+    match Specification::compile(&index, &collection, &spec) {
+        Ok(_) => Ok(json!({ "valid": true }).into()),
+        Err(invalid) => Ok(json!({
+            "description": "Some errors with provided specifications.",
+            "details": invalid.details(),
+            "valid": false,
+        })
+        .into()),
     }
-    Ok(json!({
-        "description": "Some errors with provided specifications.",
-        "details": problems,
-        "valid": false,
-    })
-    .into())
 }
 
 /// `collection:deleteSpecifications`: `{acknowledged: true}`, whether there were any or not.
@@ -385,6 +386,12 @@ fn delete_specifications(context: &BlockingContext<'_>, request: &mut Request<'_
     let (index, collection) = target(request)?;
     let key = specifications_key(&index, &collection);
     stored(context.storage().put_internal(SPECIFICATIONS, &key, None))?;
+    stored(context.services.specifications.changed(
+        context.storage(),
+        &index,
+        &collection,
+        None,
+    ))?;
     Ok(json!({ "acknowledged": true }).into())
 }
 
@@ -509,7 +516,8 @@ mod tests {
             invalid["result"],
             json!({"description": "Some errors with provided specifications.", "valid": false, "details": [
                 "In \"i.c.a\": unknown type \"nope\".",
-                "Missing property \"type\" in field \"i.c.b\"."
+                "Missing property \"type\" in field \"i.c.b\".",
+                "In \"i.c.b\": unknown type \"undefined\"."
             ]})
         );
         let refused = harness.call(

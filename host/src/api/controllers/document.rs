@@ -26,13 +26,14 @@ use switchyard_storage::{
 
 use crate::api::action::{ActionResult, Args, BlockingContext, Controller, Output, Run};
 use crate::api::documents::{
-    body_array, body_object, check_fetch, check_refresh, check_size, check_write, created_info, flag,
-    generate_id, integer, merge, optional_id, query_error, remove_path, replaced_info,
-    required_id, storage_error, stored, string_list, strip_info, take_body, target,
-    updated_fields, updated_info, check_document, enforce_specifications, specifications_key, SPECIFICATIONS,
+    body_array, body_object, check_fetch, check_refresh, check_size, check_size_of, check_write,
+    created_info, flag, generate_id, integer, load_specifications, merge, optional_id,
+    query_error, remove_path, replaced_info, required_id, storage_error, stored, string_list,
+    strip_info, take_body, target, updated_fields, updated_info,
 };
 use crate::api::notify::{notify, Change, Rooms};
 use crate::api::{Action, Request};
+use crate::validation::Specification;
 
 const IC: Args = Args::INDEX_COLLECTION;
 const ICB: Args = Args::INDEX_COLLECTION_BODY;
@@ -93,9 +94,9 @@ struct Writer<'c, 'a> {
     user: String,
     now: u64,
     silent: bool,
-    /// The collection's validation specifications, read on the request's first write (one
-    /// lookup per request, whatever its number of documents); `None` when it has none.
-    specifications: std::cell::OnceCell<Option<Value>>,
+    /// The collection's validation specifications, looked up on the request's first write
+    /// (once per request, whatever its number of documents); `None` when it has none.
+    specifications: std::cell::OnceCell<Option<std::sync::Arc<Specification>>>,
 }
 
 impl<'c, 'a> Writer<'c, 'a> {
@@ -143,14 +144,25 @@ impl<'c, 'a> Writer<'c, 'a> {
     }
 
     /// The collection's specifications (see `specifications`).
-    fn specifications(&self) -> Result<Option<&Value>, KuzzleError> {
+    fn specifications(&self) -> Result<Option<&Specification>, KuzzleError> {
         if let Some(specifications) = self.specifications.get() {
-            return Ok(specifications.as_ref());
+            return Ok(specifications.as_deref());
         }
-        let key = specifications_key(&self.index, &self.collection);
-        let record = stored(self.context.storage().get_internal(SPECIFICATIONS, &key))?;
-        let specifications = record.map(|mut record| record["validation"].take());
-        Ok(self.specifications.get_or_init(|| specifications).as_ref())
+        let specifications = load_specifications(self.context, &self.index, &self.collection)?;
+        Ok(self.specifications.get_or_init(|| specifications).as_deref())
+    }
+
+    /// Fills in the collection's `defaultValue`s (Kuzzle's rules: see `validation.rs`)
+    /// in a body about to be written; `is_update` for the changes of an update.
+    fn apply_defaults(
+        &self,
+        body: &mut Map<String, Value>,
+        is_update: bool,
+    ) -> Result<(), KuzzleError> {
+        if let Some(specification) = self.specifications()?.filter(|s| s.has_defaults()) {
+            specification.apply_defaults(body, is_update);
+        }
+        Ok(())
     }
 
     /// Writes a batch. A document over `limits.documentMaxSize`, or breaking its collection's
@@ -158,6 +170,17 @@ impl<'c, 'a> Writer<'c, 'a> {
     /// merged document, by query), is refused here, before the store sees it: its outcome is
     /// `Failed` (never notified) and the others are written.
     fn write(&self, operations: Vec<Operation>) -> Result<Vec<Outcome>, KuzzleError> {
+        self.write_measured(operations, None)
+    }
+
+    /// [`write`](Self::write), `known_size` being the JSON size of a lone `Put`'s source when
+    /// the caller already wrote that JSON (it is not measured again).
+    fn write_measured(
+        &self,
+        operations: Vec<Operation>,
+        known_size: Option<usize>,
+    ) -> Result<Vec<Outcome>, KuzzleError> {
+        let known_size = known_size.filter(|_| operations.len() == 1);
         let limits = &self.context.services.config.limits;
         let has_puts = operations
             .iter()
@@ -171,8 +194,12 @@ impl<'c, 'a> Writer<'c, 'a> {
         let mut accepted = Vec::with_capacity(operations.len());
         for (position, operation) in operations.into_iter().enumerate() {
             if let Operation::Put { id, source, .. } = &operation {
-                let checked = check_size(limits, id, source).and_then(|()| {
-                    specifications.map_or(Ok(()), |spec| enforce_specifications(spec, id, source))
+                let size_checked = match known_size {
+                    Some(size) => check_size_of(limits, id, size),
+                    None => check_size(limits, id, source),
+                };
+                let checked = size_checked.and_then(|()| {
+                    specifications.map_or(Ok(()), |spec| spec.enforce(id, source))
                 });
                 if let Err(error) = checked {
                     refused.push((position, id.clone(), error));
@@ -198,7 +225,16 @@ impl<'c, 'a> Writer<'c, 'a> {
 
     /// One operation, its failure as the request's error.
     fn write_one(&self, operation: Operation) -> Result<Outcome, KuzzleError> {
-        match self.write(vec![operation])?.pop() {
+        self.write_one_measured(operation, None)
+    }
+
+    /// [`write_one`](Self::write_one) with the source's JSON size when already known.
+    fn write_one_measured(
+        &self,
+        operation: Operation,
+        known_size: Option<usize>,
+    ) -> Result<Outcome, KuzzleError> {
+        match self.write_measured(vec![operation], known_size)?.pop() {
             Some(Outcome::Failed { error, .. }) => Err(storage_error(error)),
             Some(outcome) => Ok(outcome),
             None => Err(errors::CORE_FATAL_UNEXPECTED_ERROR.with(&["no outcome for a write"])),
@@ -298,6 +334,7 @@ fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
     let id = optional_id(request)?.unwrap_or_else(generate_id);
     let mut body = take_body(request)?;
     strip_info(&mut body);
+    writer.apply_defaults(&mut body, false)?;
     let info = created_info(&writer.user, writer.now);
     let source = Value::Object(body);
     let rooms = writer.rooms(&id, &source, &info);
@@ -305,13 +342,11 @@ fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
     // `Value`, unless a notification needs one.
     let text = source.to_string();
     let kept = writer.notifies(&rooms, None).then(|| source.clone());
-    let outcome = writer.write_one(writer.put(
-        id.clone(),
-        source,
-        info.clone(),
-        &rooms,
-        Precondition::Absent,
-    ))?;
+    // The answer's text is the body's JSON: its length is the size to check.
+    let outcome = writer.write_one_measured(
+        writer.put(id.clone(), source, info.clone(), &rooms, Precondition::Absent),
+        Some(text.len()),
+    )?;
     let Outcome::Written { version, .. } = outcome else {
         return Err(unexpected_outcome());
     };
@@ -357,6 +392,7 @@ fn write_whole(
     let id = required_id(request)?;
     let mut body = take_body(request)?;
     strip_info(&mut body);
+    writer.apply_defaults(&mut body, false)?;
     let info = replaced_info(&writer.user, writer.now);
     let body = Value::Object(body);
     let rooms = writer.rooms(&id, &body, &info);
@@ -577,6 +613,7 @@ fn update(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionRes
     let retries = retries(request)?;
     let mut changes = take_body(request)?;
     strip_info(&mut changes);
+    writer.apply_defaults(&mut changes, true)?;
     let fields = updated_fields(&changes);
     let edits = [(id.clone(), Edit::Update(changes.clone()))];
     let edited = writer
@@ -842,6 +879,7 @@ fn m_write(
         };
         let mut body = body.clone();
         strip_info(&mut body);
+        writer.apply_defaults(&mut body, false)?;
         let source = Value::Object(body);
         let rooms = writer.rooms(&id, &source, &info);
         let precondition = match kind {
@@ -959,6 +997,9 @@ fn m_edit(context: &BlockingContext<'_>, request: &mut Request<'_>, upsert: bool
         };
         let mut changes = changes.clone();
         strip_info(&mut changes);
+        if !upsert {
+            writer.apply_defaults(&mut changes, true)?;
+        }
         let edit = if upsert {
             let mut default = document
                 .get("default")
@@ -1309,7 +1350,7 @@ fn count(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResu
 }
 
 /// `document:validate`: `{errorMessages, valid}`, the body checked against the collection's
-/// specifications if it has any (`documents::check_document` says which rules are enforced).
+/// specifications if it has any: every problem, in Kuzzle's verbose shape (`validation.rs`).
 fn validate(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
     let (index, collection) = reader(request)?;
     let storage = context.storage();
@@ -1320,9 +1361,9 @@ fn validate(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionR
         return Err(errors::SERVICES_STORAGE_UNKNOWN_COLLECTION.with(&[&index, &collection]));
     }
     let body = take_body(request)?;
-    let key = specifications_key(&index, &collection);
-    let messages = match stored(storage.get_internal(SPECIFICATIONS, &key))? {
-        Some(record) => check_document(&record["validation"], &body),
+    let id = request.string_arg("_id").map(str::to_string);
+    let messages = match load_specifications(context, &index, &collection)? {
+        Some(specification) => specification.check(id.as_deref(), &body),
         None => Map::new(),
     };
     let valid = messages.is_empty();

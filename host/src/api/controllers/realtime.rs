@@ -247,6 +247,20 @@ fn publish(context: &Context<'_>, request: &mut Request<'_>) -> ActionResult {
     let Some(Value::Object(mut body)) = request.body.take() else {
         return Err(errors::API_ASSERT_BODY_REQUIRED.error());
     };
+    let (index, collection) = request.index_and_collection()?;
+    // As Kuzzle: the message is checked against its collection's specifications (the first
+    // problem refuses it) and gets their default values.
+    if let Some(specification) = context.services.specifications.get(index, collection) {
+        if let Some((field, message)) =
+            specification.first_problem(request.string_arg("_id"), &body)
+        {
+            return Err(match field {
+                Some(field) => errors::VALIDATION_CHECK_FAILED_FIELD.with(&[&field, &message]),
+                None => errors::VALIDATION_CHECK_FAILED_DOCUMENT.with(&[&message]),
+            });
+        }
+        specification.apply_defaults(&mut body, false);
+    }
     let timestamp = realtime::now_ms();
     body.insert(
         "_kuzzle_info".to_string(),

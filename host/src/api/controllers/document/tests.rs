@@ -247,17 +247,48 @@ fn validate_honours_the_collection_specifications() {
     harness.call(r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"strict":true,"fields":{"name":{"type":"string","mandatory":true},"age":{"type":"integer"}}}}"#);
     let good = call(&harness, "validate", json!({"body": {"name": "n", "age": 3}}));
     assert_eq!(good["result"], json!({"errorMessages": {}, "valid": true}));
-    let bad = call(&harness, "validate", json!({"body": {"age": "old", "extra": 1}}));
+    // Kuzzle's verbose check: a root `strict` violation stops the field checks.
+    let strict = call(&harness, "validate", json!({"body": {"age": "old", "extra": 1}}));
+    assert_eq!(
+        strict["result"],
+        json!({"valid": false, "errorMessages": {
+            "documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"extra\""],
+        }})
+    );
+    let bad = call(&harness, "validate", json!({"body": {"age": 1.5}}));
     assert_eq!(
         bad["result"],
         json!({"valid": false, "errorMessages": {
-            "documentScope": ["The document validation is strict. Cannot add unspecified sub-field \"extra\""],
             "fieldScope": {"children": {
                 "age": {"messages": ["The field must be an integer."]},
                 "name": {"messages": ["The field is mandatory."]},
             }},
         }})
     );
+}
+
+/// m* writes get their defaults as their single counterparts do: absent or null fields on
+/// mCreate/mCreateOrReplace/mReplace, null fields only on mUpdate; upsert applies none.
+#[test]
+fn m_writes_fill_in_default_values() {
+    let harness = harness();
+    harness.call(r#"{"controller":"collection","action":"updateSpecifications","index":"i","collection":"c","body":{"fields":{"color":{"type":"string","defaultValue":"red"}}}}"#);
+    let created = call(&harness, "mCreate", json!({"body": {"documents": [{"_id": "a", "body": {}}, {"_id": "b", "body": {"color": null}}]}}));
+    assert_eq!(created["result"]["errors"], json!([]), "{created}");
+    let source = |id: &str| {
+        let mut got = call(&harness, "get", json!({"_id": id}))["result"]["_source"].clone();
+        got.as_object_mut().expect("a source").remove("_kuzzle_info");
+        got
+    };
+    assert_eq!(source("a"), json!({"color": "red"}));
+    assert_eq!(source("b"), json!({"color": "red"}));
+    call(&harness, "mReplace", json!({"body": {"documents": [{"_id": "a", "body": {"x": 1}}]}}));
+    assert_eq!(source("a"), json!({"x": 1, "color": "red"}));
+    call(&harness, "mUpdate", json!({"body": {"documents": [{"_id": "a", "body": {"color": "blue"}}]}}));
+    call(&harness, "mUpdate", json!({"body": {"documents": [{"_id": "a", "body": {"color": null}}]}}));
+    assert_eq!(source("a"), json!({"x": 1, "color": "red"}));
+    call(&harness, "upsert", json!({"_id": "u", "body": {"changes": {"y": 1}}}));
+    assert_eq!(source("u"), json!({"y": 1}));
 }
 
 /// A small `limits.documentMaxSize` for the size tests.
