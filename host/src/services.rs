@@ -238,6 +238,12 @@ impl Destination for Services {
     }
 
     fn deliver_security(&self, collection: &str, id: &str) {
+        if collection == crate::validation::registry::CLUSTER_KIND {
+            if let Err(error) = self.specifications.reload(&*self.storage, id) {
+                tracing::warn!("cluster: could not read the specifications {id} again after another node changed them: {error}");
+            }
+            return;
+        }
         match self.security.refresh_from_store(collection, id) {
             Ok(Some(fingerprint)) => {
                 self.drop_subscriptions(self.security.revoke_links(&fingerprint));

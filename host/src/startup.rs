@@ -253,6 +253,10 @@ pub fn start_checked(
         services
             .security
             .on_store_change(Box::new(cluster.security_publisher()));
+        // Likewise for validation specifications, which `realtime:publish` reads from memory.
+        services
+            .specifications
+            .on_change(Box::new(cluster.security_publisher()));
         if let Some(settings) = &config.cluster {
             cluster
                 .share_rate_limits(settings, services.security.user_rate_limiter())

@@ -16,7 +16,7 @@
 
 mod date;
 mod formats;
-mod registry;
+pub mod registry;
 mod types;
 
 pub use registry::Registry;

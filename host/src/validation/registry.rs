@@ -9,11 +9,13 @@
 //! read the store on each request, since other nodes write it too.
 //!
 //! Invariant: on a single node, the registry holds exactly the stored specifications that
-//! compile. In a cluster, a node learns another node's change at its next start.
+//! compile. In a cluster, a node that changes specifications tells the others through the
+//! cluster's security channel (kind [`CLUSTER_KIND`]); each reads the record again from the
+//! shared store on its `cluster-security` thread ([`Registry::reload`]), one Redis hop later.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
@@ -25,8 +27,15 @@ use super::{specifications_key, Specification, SPECIFICATIONS};
 /// `<index>#<collection>` key.
 const CATALOG: &str = "%catalog";
 
+/// The kind that names a change of specifications among the cluster's security changes (no
+/// security collection starts with `%`); its id is the `<index>#<collection>` key.
+pub const CLUSTER_KIND: &str = "%specifications";
+
+/// Told the key of every specifications change this node made (the cluster's publisher).
+pub type ChangeObserver = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 /// Compiled specifications by `<index>#<collection>`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Registry {
     by_key: RwLock<HashMap<String, Arc<Specification>>>,
     /// False while no collection has specifications: a publish then skips the lookup (and the
@@ -34,6 +43,18 @@ pub struct Registry {
     any: AtomicBool,
     /// Serializes the catalog's read-modify-write.
     catalog: Mutex<()>,
+    /// Set once in a cluster: tells the other nodes to read a changed key again.
+    observer: OnceLock<ChangeObserver>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("by_key", &self.by_key)
+            .field("any", &self.any)
+            .field("observed", &self.observer.get().is_some())
+            .finish()
+    }
 }
 
 impl Registry {
@@ -115,17 +136,52 @@ impl Registry {
                 storage.put_internal(SPECIFICATIONS, CATALOG, Some(&Value::from(keys)))?;
             }
         }
+        self.set(&key, specification.map(Arc::new));
+        if let Some(observer) = self.observer.get() {
+            observer(CLUSTER_KIND, &key);
+        }
+        Ok(())
+    }
+
+    /// In a cluster: `observer` is told the key of each change this node makes, for the other
+    /// nodes to [`reload`](Registry::reload) it. Set once; later calls are ignored.
+    pub fn on_change(&self, observer: ChangeObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Another node changed the specifications under `key`: reads the record again from the
+    /// shared store (the catalog is that node's to update). A record that no longer compiles
+    /// is dropped, as at start-up.
+    pub fn reload(&self, storage: &dyn Storage, key: &str) -> Result<(), StorageError> {
+        let specification = match storage.get_internal(SPECIFICATIONS, key)? {
+            None => None,
+            Some(record) => {
+                let index = record["index"].as_str().unwrap_or_default();
+                let collection = record["collection"].as_str().unwrap_or_default();
+                match Specification::compile(index, collection, &record["validation"]) {
+                    Ok(specification) => Some(Arc::new(specification)),
+                    Err(invalid) => {
+                        tracing::error!(index, collection, problems = %invalid.joined(), "specifications changed by another node do not compile; ignored");
+                        None
+                    }
+                }
+            }
+        };
+        self.set(key, specification);
+        Ok(())
+    }
+
+    fn set(&self, key: &str, specification: Option<Arc<Specification>>) {
         let mut by_key = self.by_key.write();
         match specification {
             Some(specification) => {
-                by_key.insert(key, Arc::new(specification));
+                by_key.insert(key.to_string(), specification);
             }
             None => {
-                by_key.remove(&key);
+                by_key.remove(key);
             }
         }
         self.any.store(!by_key.is_empty(), Ordering::Release);
-        Ok(())
     }
 }
 

@@ -496,3 +496,62 @@ fn with_redis_too_nodes_starting_together_on_an_empty_database_accept_each_other
         }
     }
 }
+
+#[test]
+fn with_redis_too_specifications_changed_on_one_node_check_publishes_on_the_others() {
+    let test =
+        "postgres::with_redis_too_specifications_changed_on_one_node_check_publishes_on_the_others";
+    let Some(server) = postgres::server(test) else {
+        return;
+    };
+    let Some(redis) = Redis::start(test) else {
+        return;
+    };
+    let url = server.database("specifications_changes");
+    let cluster = |name: &str| {
+        format!(
+            "[cluster]\nredis = \"{}\"\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n",
+            redis.url()
+        )
+    };
+    let a = node(&url, &cluster("a"));
+    let b = node(&url, &cluster("b"));
+    for node in [&a, &b] {
+        node.wait_for_log(&["cluster: subscribed to switchyard:~security"], WAIT);
+    }
+    let mut on_a = client(&a);
+    let mut on_b = client(&b);
+    call(
+        &mut on_a,
+        json!({"controller": "index", "action": "create", "index": "i"}),
+    );
+    call(
+        &mut on_a,
+        json!({"controller": "collection", "action": "create", "index": "i", "collection": "c"}),
+    );
+    let extra = json!({"controller": "realtime", "action": "publish", "index": "i",
+                       "collection": "c", "body": {"extra": 1}});
+    // B started before any specifications existed: the message goes through.
+    assert_eq!(call(&mut on_b, extra.clone()), json!({"published": true}));
+    // Strict specifications stored through A: B's `realtime:publish`, which checks its copy
+    // in memory, refuses the same message once the change crossed Redis.
+    call(
+        &mut on_a,
+        json!({"controller": "collection", "action": "updateSpecifications", "index": "i",
+               "collection": "c", "body": {"strict": true, "fields": {"name": {"type": "string"}}}}),
+    );
+    let (status, content) = ask_until(&mut on_b, extra.clone(), |status, _| status != 200);
+    assert_eq!(status, 400, "{content}");
+    assert_eq!(content["error"]["id"], "validation.check.failed_document");
+    assert_eq!(
+        content["error"]["message"],
+        "Failed to validate document: The document validation is strict. Cannot add unspecified sub-field \"extra\""
+    );
+    // Deleted through A: B lets it through again.
+    call(
+        &mut on_a,
+        json!({"controller": "collection", "action": "deleteSpecifications", "index": "i",
+               "collection": "c"}),
+    );
+    ask_until(&mut on_b, extra, |status, _| status == 200);
+}
