@@ -604,7 +604,8 @@ fn a_changed_role_or_a_logout_elsewhere_holds_from_the_very_next_request() {
     }
 
     let denied = setup.call(json!({"controller": "security", "action": "updateRole", "_id": "r",
-        "body": {"controllers": {"server": {"actions": {"now": false}}}}}));
+        "body": {"controllers": {"server": {"actions": {"now": false}},
+                                 "auth": {"actions": {"*": true}}}}}));
     assert_eq!(denied["status"], 200, "{denied}");
     let forbidden = json!({"id": "security.rights.forbidden", "status": 403,
         "message": "Insufficient permissions to execute the action \"server:now\" (User \"u\")."});
@@ -614,7 +615,8 @@ fn a_changed_role_or_a_logout_elsewhere_holds_from_the_very_next_request() {
     assert_eq!(error_of(&serde_json::from_str(&body).unwrap()), forbidden);
 
     let allowed = setup.call(json!({"controller": "security", "action": "updateRole", "_id": "r",
-        "body": {"controllers": {"server": {"actions": {"now": true}}}}}));
+        "body": {"controllers": {"server": {"actions": {"now": true}},
+                                 "auth": {"actions": {"*": true}}}}}));
     assert_eq!(allowed["status"], 200, "{allowed}");
     for _ in 0..3 {
         assert_eq!(client.call(now.clone())["status"], 200);
