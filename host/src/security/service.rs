@@ -583,7 +583,10 @@ impl Security {
         request: &RightsRequest<'_>,
         now: i64,
     ) -> Result<(Identity, Option<u64>), KuzzleError> {
-        if admitted.exp_s.is_some_and(|exp| now.div_euclid(1000) >= exp) {
+        if admitted
+            .exp_s
+            .is_some_and(|exp| now.div_euclid(1000) >= exp)
+        {
             return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_EXPIRED.error());
         }
         if admitted.valid_until >= 0 && now >= admitted.valid_until {

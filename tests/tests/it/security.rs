@@ -603,9 +603,11 @@ fn a_changed_role_or_a_logout_elsewhere_holds_from_the_very_next_request() {
         assert_eq!(http_now().0, 200);
     }
 
-    let denied = setup.call(json!({"controller": "security", "action": "updateRole", "_id": "r",
+    let denied = setup.call(
+        json!({"controller": "security", "action": "updateRole", "_id": "r",
         "body": {"controllers": {"server": {"actions": {"now": false}},
-                                 "auth": {"actions": {"*": true}}}}}));
+                                 "auth": {"actions": {"*": true}}}}}),
+    );
     assert_eq!(denied["status"], 200, "{denied}");
     let forbidden = json!({"id": "security.rights.forbidden", "status": 403,
         "message": "Insufficient permissions to execute the action \"server:now\" (User \"u\")."});
@@ -614,9 +616,11 @@ fn a_changed_role_or_a_logout_elsewhere_holds_from_the_very_next_request() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(error_of(&serde_json::from_str(&body).unwrap()), forbidden);
 
-    let allowed = setup.call(json!({"controller": "security", "action": "updateRole", "_id": "r",
+    let allowed = setup.call(
+        json!({"controller": "security", "action": "updateRole", "_id": "r",
         "body": {"controllers": {"server": {"actions": {"now": true}},
-                                 "auth": {"actions": {"*": true}}}}}));
+                                 "auth": {"actions": {"*": true}}}}}),
+    );
     assert_eq!(allowed["status"], 200, "{allowed}");
     for _ in 0..3 {
         assert_eq!(client.call(now.clone())["status"], 200);
@@ -626,7 +630,8 @@ fn a_changed_role_or_a_logout_elsewhere_holds_from_the_very_next_request() {
     // Logged out from another connection.
     let logout = setup.call(json!({"controller": "auth", "action": "logout", "jwt": jwt}));
     assert_eq!(logout["result"], json!({"acknowledged": true}), "{logout}");
-    let invalid = json!({"id": "security.token.invalid", "status": 401, "message": "Invalid token."});
+    let invalid =
+        json!({"id": "security.token.invalid", "status": 401, "message": "Invalid token."});
     assert_eq!(error_of(&client.call(now.clone())), invalid);
     let (status, body) = http_now();
     assert_eq!(status, 401, "{body}");
