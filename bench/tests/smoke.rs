@@ -138,7 +138,12 @@ fn tls_measures_switchyard_over_tls_beside_plain_text() {
             .collect();
         // Every request answered 200 over TLS (the bench stops on any other answer).
         assert_eq!(targets, ["switchyard", "switchyard (TLS)"], "{record}");
-        assert_round_trips(&record);
+        for result in results {
+            assert!(
+                result["requests_per_second"].as_f64().unwrap() > 0.0,
+                "{result}"
+            );
+        }
         assert!(record["ratio_tls_vs_plain"].is_number(), "{record}");
         assert_eq!(record["parameters"]["tls"], true);
     }
