@@ -534,8 +534,15 @@ impl Security {
         let rights_generation = self.generation.load(Ordering::Acquire);
         let token_generation = self.store.token_generation();
         let now = self.clock.now_ms();
-        ADMITTED.with(|cache| {
-            let mut cache = cache.borrow_mut();
+        let without_memory = || {
+            let admitted = self.admit_fresh(jwt)?;
+            self.pass(&admitted, access, request, now)
+        };
+        let remembered = ADMITTED.try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                // Re-entered from within a verification (nothing does today).
+                return without_memory();
+            };
             if cache.instance != self.instance
                 || cache.rights_generation != rights_generation
                 || cache.token_generation != token_generation
@@ -548,17 +555,7 @@ impl Security {
             if let Some(admitted) = cache.by_token.get(jwt) {
                 return self.pass(admitted, access, request, now);
             }
-            let record = self.verify_cached(jwt)?;
-            let rights = self.rights_of(&record.user_id)?;
-            let admitted = Admitted {
-                user: (record.user_id != ANONYMOUS_KUID).then(|| record.user_id.as_str().into()),
-                token: jwt.into(),
-                rights,
-                exp_s: jwt_exp(jwt),
-                valid_until: record.valid_until,
-                linked: Cell::new(None),
-                record,
-            };
+            let admitted = self.admit_fresh(jwt)?;
             // A single-use token was consumed by its verification: nothing to remember.
             if admitted.record.single_use {
                 return self.pass(&admitted, access, request, now);
@@ -571,6 +568,23 @@ impl Security {
                 .entry(Arc::clone(&admitted.token))
                 .or_insert(admitted);
             self.pass(admitted, access, request, now)
+        });
+        // The thread is exiting (its memory already destroyed).
+        remembered.unwrap_or_else(|_| without_memory())
+    }
+
+    /// `jwt` verified (through the shared cache) and its user's rights compiled.
+    fn admit_fresh(&self, jwt: &str) -> Result<Admitted, KuzzleError> {
+        let record = self.verify_cached(jwt)?;
+        let rights = self.rights_of(&record.user_id)?;
+        Ok(Admitted {
+            user: (record.user_id != ANONYMOUS_KUID).then(|| record.user_id.as_str().into()),
+            token: jwt.into(),
+            rights,
+            exp_s: jwt_exp(jwt),
+            valid_until: record.valid_until,
+            linked: Cell::new(None),
+            record,
         })
     }
 
