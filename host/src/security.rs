@@ -8,9 +8,6 @@
 pub mod service;
 pub mod store;
 
-#[cfg(test)]
-mod admitted_tests;
-
 pub use service::{Security, SecuritySettings};
 
 use std::sync::Arc;

@@ -788,6 +788,9 @@ mod abuse_tests;
 mod create_token_tests;
 
 #[cfg(test)]
+mod admitted_tests;
+
+#[cfg(test)]
 mod gate_cost {
     use std::time::Instant;
 

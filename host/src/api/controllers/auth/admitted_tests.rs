@@ -1,5 +1,5 @@
-//! The gate's per-thread memory of admitted tokens ([`super::service`]'s `ADMITTED`) must never
-//! outlive what it remembers: every test first makes the token remembered (a request passes
+//! The gate's per-thread memory of admitted tokens (`ADMITTED` in
+//! `host/src/security/service.rs`) must never outlive what it remembers: every test first makes the token remembered (a request passes
 //! with it on this thread), then changes something elsewhere, and asserts the very next request
 //! with the same token on the same connection sees the change — a role, a profile or a user
 //! changed, a logout from another connection, a revocation, a refresh's grace period and the
