@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! switchyard-bench ws-fanout       [--subscribers N] [--payload BYTES] [--window W | --burst N]
-//! switchyard-bench ws-rtt          [--connections C] [--auth]
-//! switchyard-bench http            [--connections C] [--path /_now] [--auth]
+//! switchyard-bench ws-rtt          [--connections C] [--auth] [--tls]
+//! switchyard-bench http            [--connections C] [--path /_now] [--auth] [--tls]
 //! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W | --burst N]
 //!                                  [--per-write P] [--via topics|kuzzle] [--broker HOST:PORT]
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
@@ -23,6 +23,7 @@ mod mqttclient;
 mod report;
 mod scenarios;
 mod target;
+mod tls;
 mod wsclient;
 
 use std::time::Duration;
@@ -60,6 +61,9 @@ pub struct Settings {
     /// `ws-rtt`, `http`: also measure switchyard as a logged-in user (its token in every
     /// request), after anonymous, on the same server.
     pub auth: bool,
+    /// `ws-rtt`, `http`: also measure switchyard over TLS (a second server, its `ssl` table
+    /// naming a certificate made for the run), after plain text.
+    pub tls: bool,
     /// Where to write the JSON record.
     pub json: Option<std::path::PathBuf>,
     /// How many times the whole scenario runs (ratios: the median).
@@ -102,6 +106,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         broker: None,
         json: None,
         auth: false,
+        tls: false,
         rounds: 1,
     };
     let mut args = args.iter();
@@ -128,6 +133,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
             }
             "--path" => settings.path = Some(value()?),
             "--auth" => settings.auth = true,
+            "--tls" => settings.tls = true,
             "--rounds" => {
                 settings.rounds = value()?.parse()?;
                 if settings.rounds == 0 {

@@ -124,6 +124,8 @@ pub fn print(record: &Value) {
             // `--auth`'s ratio compares switchyard with itself.
             let sides = if key.starts_with("ratio_user_vs_anonymous") {
                 "logged-in user / anonymous"
+            } else if key.starts_with("ratio_tls_vs_plain") {
+                "TLS / plain"
             } else {
                 "switchyard / baseline"
             };

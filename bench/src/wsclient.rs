@@ -5,9 +5,10 @@
 use std::io;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsConnector;
+
+use crate::tls::{self, Stream};
 
 /// A connected client.
 pub struct WsClient {
@@ -17,13 +18,14 @@ pub struct WsClient {
 
 /// The receiving half of a client.
 pub struct WsReader {
-    stream: OwnedReadHalf,
+    /// A TCP read half, or a TLS stream's (`--tls`): one virtual call per read.
+    stream: Box<dyn AsyncRead + Unpin + Send>,
     buffer: BytesMut,
 }
 
 /// The sending half of a client.
 pub struct WsWriter {
-    stream: OwnedWriteHalf,
+    stream: Box<dyn AsyncWrite + Unpin + Send>,
 }
 
 /// One frame received.
@@ -43,8 +45,17 @@ impl WsClient {
     /// Connects to `address` and completes the opening handshake for `path` (a Socket.io
     /// client would ask for `/socket.io/?EIO=4&transport=websocket`).
     pub async fn connect_path(address: &str, path: &str) -> io::Result<WsClient> {
-        let mut stream = TcpStream::connect(address).await?;
-        stream.set_nodelay(true)?;
+        WsClient::connect_with(address, path, None).await
+    }
+
+    /// Connects to `address`, over TLS when `tls` is given (`--tls`), and completes the
+    /// opening handshake for `path`.
+    pub async fn connect_with(
+        address: &str,
+        path: &str,
+        tls: Option<&TlsConnector>,
+    ) -> io::Result<WsClient> {
+        let mut stream = tls::connect(address, tls).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -64,7 +75,19 @@ impl WsClient {
                     return Err(io::Error::other(format!("handshake refused: {text}")));
                 }
                 buffer.advance(end + 4);
-                let (read, write) = stream.into_split();
+                let (read, write): (
+                    Box<dyn AsyncRead + Unpin + Send>,
+                    Box<dyn AsyncWrite + Unpin + Send>,
+                ) = match stream {
+                    Stream::Plain(stream) => {
+                        let (read, write) = stream.into_split();
+                        (Box::new(read), Box::new(write))
+                    }
+                    tls => {
+                        let (read, write) = tokio::io::split(tls);
+                        (Box::new(read), Box::new(write))
+                    }
+                };
                 return Ok(WsClient {
                     reader: WsReader {
                         stream: read,

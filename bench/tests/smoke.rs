@@ -121,6 +121,35 @@ fn auth_measures_a_logged_in_user_beside_anonymous_on_the_same_server() {
 }
 
 #[test]
+fn tls_measures_switchyard_over_tls_beside_plain_text() {
+    for scenario in ["ws-rtt", "http"] {
+        let record = run(&[
+            scenario,
+            "--connections",
+            "4",
+            "--tls",
+            "--target",
+            "switchyard",
+        ]);
+        let results = record["results"].as_array().expect("results");
+        let targets: Vec<&str> = results
+            .iter()
+            .map(|result| result["target"].as_str().unwrap())
+            .collect();
+        // Every request answered 200 over TLS (the bench stops on any other answer).
+        assert_eq!(targets, ["switchyard", "switchyard (TLS)"], "{record}");
+        for result in results {
+            assert!(
+                result["requests_per_second"].as_f64().unwrap() > 0.0,
+                "{result}"
+            );
+        }
+        assert!(record["ratio_tls_vs_plain"].is_number(), "{record}");
+        assert_eq!(record["parameters"]["tls"], true);
+    }
+}
+
+#[test]
 fn login_counts_logins_beside_bare_argon2id_verifications() {
     let record = run(&["login", "--connections", "2"]);
     let results = record["results"].as_array().expect("results");

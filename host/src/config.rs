@@ -405,7 +405,8 @@ pub struct Limits {
     /// create, replace or update is refused before it is stored.
     pub document_max_size: usize,
     /// `auth:login` requests one connection may make per second (Kuzzle's `loginsPerSecond`,
-    /// default 1); more are refused with 429 `api.process.too_many_logins_requests`.
+    /// default 1); more are refused with 429 `api.process.too_many_logins_requests`; 0 is no
+    /// limit, as in Kuzzle.
     pub logins_per_second: u64,
 }
 

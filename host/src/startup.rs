@@ -594,11 +594,37 @@ pub fn check_libraries(paths: &[PathBuf], verbose: bool) -> CheckReport {
     CheckReport { lines, ok }
 }
 
-/// Checks every protocol a configuration enables (steps 1–3 of start-up, no `init`).
+/// A protocol's `[server.protocols.<name>.ssl]` files (certificate chain, private key,
+/// client CA), read and checked as its plugin's `init` will: with plugin-kit's
+/// `tls::validate`, which every shipped plugin calls, so the message is start-up's (the key's
+/// path, the file, why). `ssl` is the kit's convention the host already knows (config.rs
+/// resolves its paths); a section without one is not looked at.
+fn check_tls(protocol: &crate::config::ProtocolConfig) -> Result<(), String> {
+    use switchyard_plugin_kit::{config::section_path, tls};
+    let Ok(section) = serde_json::from_str::<serde_json::Value>(&protocol.config_json) else {
+        return Ok(());
+    };
+    let Some(ssl) = section.get("ssl") else {
+        return Ok(());
+    };
+    let path = section_path(&protocol.name);
+    let raw: tls::RawTls =
+        serde_json::from_value(ssl.clone()).map_err(|error| format!("{path}.ssl: {error}"))?;
+    tls::validate(Some(&raw), &path)
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
+/// Checks every protocol a configuration enables (steps 1–3 of start-up, no `init`), and the
+/// files of each protocol's `ssl` table ([`check_tls`]).
 pub fn check_config(config: &Config) -> CheckReport {
     let mut lines = Vec::new();
     let mut ok = true;
     for protocol in &config.protocols {
+        if let Err(message) = check_tls(protocol) {
+            ok = false;
+            lines.push(format!("error: {message}"));
+        }
         match loader::load(&protocol.library, &config.plugin_dirs) {
             Ok(library) => {
                 let path = loader::candidate_paths(&protocol.library, &config.plugin_dirs)

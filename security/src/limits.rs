@@ -336,7 +336,7 @@ impl<C> std::fmt::Debug for RequestLimits<C> {
 }
 
 impl<C: Hash + Eq + Clone> RequestLimits<C> {
-    /// `logins_per_second` is `limits.loginsPerSecond` (Kuzzle's default is 1).
+    /// `logins_per_second` is `limits.loginsPerSecond` (Kuzzle's default is 1; 0 is no limit).
     pub fn new(logins_per_second: u64, clock: Arc<dyn Clock>) -> Self {
         RequestLimits {
             per_user: Arc::new(UserRateLimiter::new(Arc::clone(&clock))),
@@ -356,7 +356,8 @@ impl<C: Hash + Eq + Clone> RequestLimits<C> {
         action: &str,
     ) -> Result<(), KuzzleError> {
         if controller == "auth" && action == "login" {
-            if self.logins.try_acquire(connection) {
+            // Kuzzle's `limit === 0 || count <= limit`: 0 is no limit.
+            if self.logins.limit == 0 || self.logins.try_acquire(connection) {
                 return Ok(());
             }
             return Err(errors::API_PROCESS_TOO_MANY_LOGINS_REQUESTS.error());
@@ -602,6 +603,19 @@ mod tests {
         };
         let guard = LoginGuard::with_capacity(config, Arc::new(clock.clone()), capacity);
         (guard, clock)
+    }
+
+    #[test]
+    fn zero_logins_per_second_is_no_limit_as_in_kuzzle() {
+        let clock = ManualClock::at(1_000_000);
+        let unlimited = RequestLimits::new(0, Arc::new(clock.clone()));
+        for _ in 0..100 {
+            assert!(unlimited.check(&1u64, "-1", None, "auth", "login").is_ok());
+        }
+        let one = RequestLimits::new(1, Arc::new(clock));
+        assert!(one.check(&1u64, "-1", None, "auth", "login").is_ok());
+        let refused = one.check(&1u64, "-1", None, "auth", "login").unwrap_err();
+        assert_eq!(refused.id(), "api.process.too_many_logins_requests");
     }
 
     #[test]

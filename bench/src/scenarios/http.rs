@@ -12,10 +12,11 @@ use anyhow::{bail, Context as _};
 use bytes::{Buf, BytesMut};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::{auth, cpu_figures, histogram, percentiles, ratio, runtime};
 use crate::target::{Kind, Protocol, Running};
+use crate::tls::{self, tls_vs_plain, Pki, Stream, TLS_TARGET};
 use crate::wsclient::find;
 use crate::Settings;
 
@@ -31,15 +32,41 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
     for &kind in &settings.targets {
         let server = Running::start(kind, Protocol::Http, None)?;
         // The baseline answers every path the same way.
-        let result = drive(&server, path, None, connections, settings, server.name())
-            .with_context(|| format!("http against {}", server.name()))?;
+        let result = drive(
+            &server,
+            path,
+            None,
+            None,
+            connections,
+            settings,
+            server.name(),
+        )
+        .with_context(|| format!("http against {}", server.name()))?;
         results.push(result);
+        if kind == Kind::Switchyard && settings.tls {
+            // A second server whose section serves TLS; the same anonymous requests.
+            let pki = Pki::generate()?;
+            let secure = Running::start_switchyard(Protocol::Http, &pki.ssl_section("http"))?;
+            let connector = pki.connector()?;
+            let result = drive(
+                &secure,
+                path,
+                None,
+                Some(&connector),
+                connections,
+                settings,
+                TLS_TARGET.to_string(),
+            )
+            .context("http against switchyard over TLS")?;
+            results.push(result);
+        }
         if kind == Kind::Switchyard && settings.auth {
             let jwt = runtime().block_on(auth::user_token_http(&server.address()))?;
             let result = drive(
                 &server,
                 path,
                 Some(&jwt),
+                None,
                 connections,
                 settings,
                 auth::USER_TARGET.to_string(),
@@ -51,8 +78,16 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
     // The same bare server on a single current-thread runtime, measured after the others.
     let single_thread = if settings.targets.contains(&Kind::Baseline) {
         let server = Running::start_single_thread_http_baseline()?;
-        let result = drive(&server, path, None, connections, settings, server.name())
-            .with_context(|| format!("http against {}", server.name()))?;
+        let result = drive(
+            &server,
+            path,
+            None,
+            None,
+            connections,
+            settings,
+            server.name(),
+        )
+        .with_context(|| format!("http against {}", server.name()))?;
         results.push(result.clone());
         Some(result)
     } else {
@@ -74,21 +109,24 @@ pub fn http(settings: &Settings) -> anyhow::Result<Value> {
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
             "auth": settings.auth,
-            "request": "switchyard: GET path (server:now by default; with --auth, also as a logged-in user: Authorization: Bearer); baseline: a fixed body of the same size",
+            "tls": settings.tls,
+            "request": "switchyard: GET path (server:now by default; with --auth, also as a logged-in user: Authorization: Bearer; with --tls, also over https:// on a second server); baseline: a fixed body of the same size",
         },
         "ratio_requests_per_second": ratio(&results, "requests_per_second"),
         "ratio_requests_per_second_vs_single_thread_hyper": vs_single_thread,
         "ratio_user_vs_anonymous": auth::user_vs_anonymous(&results, "requests_per_second"),
+        "ratio_tls_vs_plain": tls_vs_plain(&results, "requests_per_second"),
         "results": results,
     }))
 }
 
-/// C connections requesting `GET path` (with `Authorization: Bearer <jwt>` when given) until
-/// the measured time is over; the record is named `target`.
+/// C connections requesting `GET path` (with `Authorization: Bearer <jwt>` when given, over
+/// TLS when `tls` is given) until the measured time is over; the record is named `target`.
 fn drive(
     server: &Running,
     path: &str,
     jwt: Option<&str>,
+    tls: Option<&TlsConnector>,
     connections: usize,
     settings: &Settings,
     target: String,
@@ -106,8 +144,7 @@ fn drive(
         let response_bytes = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::with_capacity(connections);
         for _ in 0..connections {
-            let mut stream = TcpStream::connect(&address).await?;
-            stream.set_nodelay(true)?;
+            let mut stream = tls::connect(&address, tls).await?;
             let response_bytes = Arc::clone(&response_bytes);
             let (request, counted, measuring, stop, latency) = (
                 request.clone(),
@@ -161,7 +198,7 @@ fn drive(
 /// Reads one `200` response with a `Content-Length` body (both servers send one); what follows
 /// it stays in `buffer`. Returns its size, head included, and its body's.
 async fn read_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buffer: &mut BytesMut,
 ) -> anyhow::Result<(usize, usize)> {
     loop {

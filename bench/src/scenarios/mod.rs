@@ -79,7 +79,7 @@ pub(crate) fn percentiles(histogram: &Histogram<u64>) -> Value {
 }
 
 /// `switchyard / baseline` for `key`, rounded to 0.01 (null unless both were measured); the
-/// logged-in user's record (`--auth`) is neither.
+/// logged-in user's record (`--auth`) and the TLS one (`--tls`) are neither.
 pub(crate) fn ratio(results: &[Value], key: &str) -> Value {
     let ours = results
         .iter()
@@ -87,7 +87,11 @@ pub(crate) fn ratio(results: &[Value], key: &str) -> Value {
         .and_then(|result| result[key].as_f64());
     let theirs = results
         .iter()
-        .find(|result| result["target"] != "switchyard" && result["target"] != auth::USER_TARGET)
+        .find(|result| {
+            result["target"] != "switchyard"
+                && result["target"] != auth::USER_TARGET
+                && result["target"] != crate::tls::TLS_TARGET
+        })
         .and_then(|result| result[key].as_f64());
     match (ours, theirs) {
         (Some(ours), Some(theirs)) if theirs > 0.0 => {

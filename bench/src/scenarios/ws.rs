@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+use tokio_rustls::TlsConnector;
 
 use super::{
     auth, burst, cpu_figures, histogram, percentiles, ratio, runtime, timed_body, TS_OFFSET,
 };
 use crate::target::{rss_bytes, Kind, Protocol, Running};
+use crate::tls::{tls_vs_plain, Pki, TLS_TARGET};
 use crate::wsclient::{encode_text, find, timestamp, WsClient};
 use crate::Settings;
 
@@ -396,12 +398,30 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
         let result = runtime().block_on(measure_rtt(
             &server,
             &address,
+            None,
             connections,
             settings,
             request,
             server.name(),
         ))?;
         results.push(result);
+        if kind == Kind::Switchyard && settings.tls {
+            // A second server whose section serves TLS; the same anonymous requests.
+            let pki = Pki::generate()?;
+            let secure =
+                Running::start_switchyard(Protocol::WebSocket, &pki.ssl_section("websocket"))?;
+            let connector = pki.connector()?;
+            let result = runtime().block_on(measure_rtt(
+                &secure,
+                &secure.address(),
+                Some(&connector),
+                connections,
+                settings,
+                request,
+                TLS_TARGET.to_string(),
+            ))?;
+            results.push(result);
+        }
         if kind == Kind::Switchyard && settings.auth {
             let jwt = runtime().block_on(auth::user_token_ws(&address))?;
             let request = format!(
@@ -410,6 +430,7 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
             let result = runtime().block_on(measure_rtt(
                 &server,
                 &address,
+                None,
                 connections,
                 settings,
                 &request,
@@ -425,10 +446,12 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
             "auth": settings.auth,
-            "request": "switchyard: server:now (with --auth, also as a logged-in user: jwt in each request); baseline: echo",
+            "tls": settings.tls,
+            "request": "switchyard: server:now (with --auth, also as a logged-in user: jwt in each request; with --tls, also over wss:// on a second server); baseline: echo",
         },
         "ratio_requests_per_second": ratio(&results, "requests_per_second"),
         "ratio_user_vs_anonymous": auth::user_vs_anonymous(&results, "requests_per_second"),
+        "ratio_tls_vs_plain": tls_vs_plain(&results, "requests_per_second"),
         "results": results,
     }))
 }
@@ -438,6 +461,7 @@ pub fn ws_rtt(settings: &Settings) -> anyhow::Result<Value> {
 async fn measure_rtt(
     server: &Running,
     address: &str,
+    tls: Option<&TlsConnector>,
     connections: usize,
     settings: &Settings,
     request: &str,
@@ -453,7 +477,7 @@ async fn measure_rtt(
     let frame = Arc::new(frame);
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let client = WsClient::connect(address).await?;
+        let client = WsClient::connect_with(address, "/", tls).await?;
         let (counted, measuring, latency, stop, frame) = (
             Arc::clone(&counted),
             Arc::clone(&measuring),

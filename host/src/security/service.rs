@@ -6,9 +6,17 @@
 //! users/profiles/roles are in memory ([`StoredRepository`]), and rights are compiled once per
 //! user ([`UserRights`]) and dropped whenever a user, profile or role changes
 //! ([`Security::rights_changed`]).
+//!
+//! Each plugin thread also remembers the tokens it admitted ([`Admitted`], in `ADMITTED`): a
+//! request repeating one costs a lookup keyed by the token's last bytes, a comparison of its
+//! bytes, two generation loads and the time checks — no shared lock, no hash of the whole
+//! token, no copy. Any change to a user, profile, role or token record (here or, in cluster
+//! mode, on another node: [`Security::refresh_from_store`]) moves a generation and empties
+//! every thread's memory before its next request; expiry is checked on every request.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -83,6 +91,74 @@ thread_local! {
 /// Most verified tokens kept; past it, the cache starts over.
 const VERIFIED_CAPACITY: usize = 100_000;
 
+/// A token this thread's gate admitted, with everything a request repeating it needs.
+#[derive(Debug)]
+struct Admitted {
+    /// Who it authenticates (`None`: the anonymous user `-1`, whose token `auth:createToken`
+    /// may issue).
+    user: Option<Arc<str>>,
+    /// The token's text, handed to the request's [`Identity`] without a copy.
+    token: Arc<str>,
+    /// The user's compiled rights.
+    rights: Arc<UserRights>,
+    /// The JWT's `exp` claim (seconds), if any.
+    exp_s: Option<i64>,
+    /// The record's end (its grace period once refreshed); -1 never.
+    valid_until: i64,
+    /// For linking a connection to it.
+    record: TokenRecord,
+    /// The connection this thread last linked to the token, and the links' generation then:
+    /// while both hold, linking again would change nothing.
+    linked: Cell<Option<(ConnectionId, u64)>>,
+}
+
+/// This thread's admitted tokens, valid for one generation of the security objects (rights)
+/// and of the token records.
+#[derive(Debug, Default)]
+struct AdmittedCache {
+    /// The service they belong to (`INSTANCES`).
+    instance: u64,
+    rights_generation: u64,
+    token_generation: u64,
+    by_token: HashMap<Arc<str>, Admitted, TailHash>,
+}
+
+/// Most tokens one thread remembers; past it, its memory starts over.
+const ADMITTED_CAPACITY: usize = 1024;
+
+/// The hasher of the admitted tokens: their last eight bytes and length. Only tokens that
+/// verified are kept, and a token ends with its HMAC signature — bytes the server chose, which
+/// a client cannot aim at one bucket; the key's equality then compares every byte.
+type TailHash = BuildHasherDefault<TailHasher>;
+
+/// See [`TailHash`].
+#[derive(Debug, Default, Clone, Copy)]
+struct TailHasher(u64);
+
+impl Hasher for TailHasher {
+    fn finish(&self) -> u64 {
+        let mixed = (self.0 ^ (self.0 >> 31)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        mixed ^ (mixed >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = &bytes[bytes.len().saturating_sub(8)..];
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        self.0 = (self.0 ^ u64::from_le_bytes(word) ^ (bytes.len() as u64).rotate_left(40))
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+thread_local! {
+    /// This thread's admitted tokens ([`Admitted`]).
+    static ADMITTED: RefCell<AdmittedCache> = RefCell::new(AdmittedCache::default());
+}
+
 /// The security service.
 pub struct Security {
     /// Users, profiles, roles, credentials, tokens, API keys.
@@ -100,7 +176,11 @@ pub struct Security {
     /// The settings.
     pub settings: SecuritySettings,
     rights: RwLock<RightsCache>,
+    /// Moves with every change to a user, profile or role ([`Security::rights_changed`]).
     generation: AtomicU64,
+    /// Moves with every change to the token ↔ connection links that could undo a link a
+    /// thread remembers ([`Admitted::linked`]).
+    links_generation: AtomicU64,
     /// This service's number (`INSTANCES`).
     instance: u64,
     links: Mutex<TokenLinks>,
@@ -171,6 +251,7 @@ impl Security {
             settings,
             rights: RwLock::new(RightsCache::default()),
             generation: AtomicU64::new(0),
+            links_generation: AtomicU64::new(0),
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             links: Mutex::new(TokenLinks::new()),
             links_changed: Condvar::new(),
@@ -242,10 +323,12 @@ impl Security {
         })
     }
 
-    /// A user, profile or role changed: every compiled right is dropped.
+    /// A user, profile or role changed: every compiled right is dropped, and every thread's
+    /// admitted tokens before its next request. The generation moves under the cache's write
+    /// lock, so a thread that sees the new generation finds the cache already emptied.
     pub fn rights_changed(&self) {
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let mut cache = self.rights.write();
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         cache.generation = generation;
         cache.by_user.clear();
     }
@@ -261,34 +344,61 @@ impl Security {
 
     /// Links `connection` to `record` (its requests use it), waking the expiry timer.
     pub fn link(&self, connection: ConnectionId, record: &TokenRecord) {
+        self.link_at(connection, record);
+    }
+
+    /// [`Security::link`], returning the links' generation once linked (read under their
+    /// lock, where every change moves it: while it stays, the link stands).
+    fn link_at(&self, connection: ConnectionId, record: &TokenRecord) -> u64 {
         let mut links = self.links.lock();
         if links.token_of(connection) == Some(record.fingerprint.as_str()) {
-            return;
+            return self.links_generation.load(Ordering::Acquire);
         }
         links.link(connection, record);
+        // The connection's previous token, if another, was unlinked.
+        let generation = self.links_generation.fetch_add(1, Ordering::AcqRel) + 1;
         drop(links);
         self.links_changed.notify_all();
+        generation
     }
 
     /// Unlinks `connection` (logout on it, or it left); its token's fingerprint if it had one.
     pub fn unlink(&self, connection: ConnectionId) -> Option<String> {
-        self.links.lock().unlink(connection)
+        let mut links = self.links.lock();
+        let unlinked = links.unlink(connection);
+        if unlinked.is_some() {
+            self.links_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        unlinked
     }
 
     /// A token was revoked: the connections still linked to it.
     pub fn revoke_links(&self, fingerprint: &str) -> Vec<ConnectionId> {
-        self.links.lock().revoke(fingerprint)
+        let mut links = self.links.lock();
+        let revoked = links.revoke(fingerprint);
+        if !revoked.is_empty() {
+            self.links_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        revoked
     }
 
     /// A token was refreshed: its connections move to the new one.
     pub fn refresh_links(&self, old_fingerprint: &str, new: &TokenRecord) {
-        self.links.lock().refresh(old_fingerprint, new);
+        let mut links = self.links.lock();
+        links.refresh(old_fingerprint, new);
+        self.links_generation.fetch_add(1, Ordering::AcqRel);
+        drop(links);
         self.links_changed.notify_all();
     }
 
     /// The links whose token expired at `now_ms`, removed from the schedule.
     pub fn take_expired(&self, now_ms: i64) -> Vec<switchyard_security::expiry::ExpiredLink> {
-        self.links.lock().take_expired(now_ms)
+        let mut links = self.links.lock();
+        let expired = links.take_expired(now_ms);
+        if !expired.is_empty() {
+            self.links_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        expired
     }
 
     /// Blocks until the next link expires (per `self.clock`), a link changes, or `max` passes;
@@ -416,6 +526,108 @@ impl Security {
     }
 }
 
+impl Security {
+    /// The gate for a request with a token: from this thread's memory of it ([`Admitted`]),
+    /// else verified, its rights compiled (both through the shared caches) and remembered.
+    /// Returns the identity and the user's request rate limit.
+    fn check_token(
+        &self,
+        jwt: &str,
+        access: &Access<'_>,
+        request: &RightsRequest<'_>,
+    ) -> Result<(Identity, Option<u64>), KuzzleError> {
+        // The generations first: a change made from here on is seen by the next request.
+        let rights_generation = self.generation.load(Ordering::Acquire);
+        let token_generation = self.store.token_generation();
+        let now = self.clock.now_ms();
+        let without_memory = || {
+            let admitted = self.admit_fresh(jwt)?;
+            self.pass(&admitted, access, request, now)
+        };
+        let remembered = ADMITTED.try_with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                // Re-entered from within a verification (nothing does today).
+                return without_memory();
+            };
+            if cache.instance != self.instance
+                || cache.rights_generation != rights_generation
+                || cache.token_generation != token_generation
+            {
+                cache.by_token.clear();
+                cache.instance = self.instance;
+                cache.rights_generation = rights_generation;
+                cache.token_generation = token_generation;
+            }
+            if let Some(admitted) = cache.by_token.get(jwt) {
+                return self.pass(admitted, access, request, now);
+            }
+            let admitted = self.admit_fresh(jwt)?;
+            // A single-use token was consumed by its verification: nothing to remember.
+            if admitted.record.single_use {
+                return self.pass(&admitted, access, request, now);
+            }
+            if cache.by_token.len() >= ADMITTED_CAPACITY {
+                cache.by_token.clear();
+            }
+            let admitted = cache
+                .by_token
+                .entry(Arc::clone(&admitted.token))
+                .or_insert(admitted);
+            self.pass(admitted, access, request, now)
+        });
+        // The thread is exiting (its memory already destroyed).
+        remembered.unwrap_or_else(|_| without_memory())
+    }
+
+    /// `jwt` verified (through the shared cache) and its user's rights compiled.
+    fn admit_fresh(&self, jwt: &str) -> Result<Admitted, KuzzleError> {
+        let record = self.verify_cached(jwt)?;
+        let rights = self.rights_of(&record.user_id)?;
+        Ok(Admitted {
+            user: (record.user_id != ANONYMOUS_KUID).then(|| record.user_id.as_str().into()),
+            token: jwt.into(),
+            rights,
+            exp_s: jwt_exp(jwt),
+            valid_until: record.valid_until,
+            linked: Cell::new(None),
+            record,
+        })
+    }
+
+    /// A request with an admitted token, at `now`: the token's time checks, its link to the
+    /// connection, the rights.
+    fn pass(
+        &self,
+        admitted: &Admitted,
+        access: &Access<'_>,
+        request: &RightsRequest<'_>,
+        now: i64,
+    ) -> Result<(Identity, Option<u64>), KuzzleError> {
+        if admitted
+            .exp_s
+            .is_some_and(|exp| now.div_euclid(1000) >= exp)
+        {
+            return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_EXPIRED.error());
+        }
+        if admitted.valid_until >= 0 && now >= admitted.valid_until {
+            return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_INVALID.error());
+        }
+        if self.is_notifiable(access.protocol) {
+            let current = self.links_generation.load(Ordering::Acquire);
+            if admitted.linked.get() != Some((access.connection, current)) {
+                let linked = self.link_at(access.connection, &admitted.record);
+                admitted.linked.set(Some((access.connection, linked)));
+            }
+        }
+        admitted.rights.check(request)?;
+        let identity = Identity {
+            user: admitted.user.clone(),
+            token: Some(Arc::clone(&admitted.token)),
+        };
+        Ok((identity, admitted.rights.rate_limit()))
+    }
+}
+
 /// The `exp` claim of a token that verified.
 fn jwt_exp(jwt: &str) -> Option<i64> {
     use base64::Engine;
@@ -443,18 +655,7 @@ impl Gatekeeper for Security {
                 let rate_limit = self.check_anonymous(&request)?;
                 (Identity::anonymous(), rate_limit)
             }
-            Some(jwt) => {
-                let record = self.verify_cached(jwt)?;
-                let rights = self.rights_of(&record.user_id)?;
-                if self.is_notifiable(access.protocol) {
-                    self.link(access.connection, &record);
-                }
-                rights.check(&request)?;
-                (
-                    Identity::user(record.user_id.as_str().into(), Some(jwt.into())),
-                    rights.rate_limit(),
-                )
-            }
+            Some(jwt) => self.check_token(jwt, access, &request)?,
         };
         // The fast path (no limit, not a login) touches nothing shared.
         if rate_limit.is_some() || (access.controller == "auth" && access.action == "login") {

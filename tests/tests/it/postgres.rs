@@ -389,6 +389,62 @@ fn with_redis_too_security_changes_made_on_one_node_apply_on_the_others() {
     let (status, content) = ask_until(&mut on_b, count, |status, _| status != 200);
     assert_eq!(status, 404, "{content}");
     assert_eq!(content["error"]["id"], "core.realtime.room_not_found");
+    // B's gate remembered the token (the subscription passed with it): once B has read the
+    // logout, its next request with the token is refused.
+    let (status, content) = ask(
+        &mut on_b,
+        json!({"controller": "server", "action": "now", "jwt": token}),
+    );
+    assert_eq!(status, 401, "{content}");
+    assert_eq!(content["error"]["id"], "security.token.invalid");
+
+    // A role changed through A holds on B for a token B's gate remembers.
+    let admin = call(
+        &mut on_a,
+        json!({"controller": "auth", "action": "login", "strategy": "local",
+               "body": {"username": "admin", "password": "pw-0123456789"}}),
+    )["jwt"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    for request in [
+        json!({"controller": "security", "action": "createRole", "_id": "r", "jwt": admin,
+               "body": {"controllers": {"server": {"actions": {"now": true}}}}}),
+        json!({"controller": "security", "action": "createProfile", "_id": "p", "jwt": admin,
+               "body": {"policies": [{"roleId": "r"}]}}),
+        json!({"controller": "security", "action": "createUser", "_id": "u", "jwt": admin,
+               "body": {"content": {"profileIds": ["p"]},
+                        "credentials": {"local": {"username": "u", "password": "pw-u-0123456789"}}}}),
+    ] {
+        call(&mut on_a, request);
+    }
+    ask_until(
+        &mut on_b,
+        json!({"controller": "security", "action": "hasCredentials", "strategy": "local",
+               "_id": "u", "jwt": admin}),
+        |status, content| status == 200 && content["result"] == true,
+    );
+    // A connection of its own: logins are limited to one per connection per second.
+    let mut user_b = client(&b);
+    let user = call(
+        &mut user_b,
+        json!({"controller": "auth", "action": "login", "strategy": "local",
+               "body": {"username": "u", "password": "pw-u-0123456789"}}),
+    )["jwt"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let now = json!({"controller": "server", "action": "now", "jwt": user});
+    call(&mut user_b, now.clone());
+    call(&mut user_b, now.clone());
+    call(
+        &mut on_a,
+        json!({"controller": "security", "action": "updateRole", "_id": "r", "jwt": admin,
+               "body": {"controllers": {"server": {"actions": {"now": false, "info": true}}}}}),
+    );
+    let (status, content) = ask_until(&mut user_b, now, |status, _| status != 200);
+    assert_eq!(status, 403, "{content}");
+    assert_eq!(content["error"]["id"], "security.rights.forbidden");
 }
 
 #[test]

@@ -569,3 +569,71 @@ fn a_publication_is_signed_with_its_authors_kuid() {
         "u"
     );
 }
+
+/// The gate remembers each token it admitted per plugin thread (`host/src/security/service.rs`):
+/// a role change, and a logout from another connection, hold from the very next request of a
+/// connection whose token is remembered, over WebSocket and over HTTP.
+#[test]
+fn a_changed_role_or_a_logout_elsewhere_holds_from_the_very_next_request() {
+    let server = Server::start(&config(""));
+    let mut setup = Ws::connect(&server);
+    for request in [
+        json!({"controller": "security", "action": "createRole", "_id": "r",
+               "body": {"controllers": {"server": {"actions": {"now": true}},
+                                        "auth": {"actions": {"*": true}}}}}),
+        json!({"controller": "security", "action": "createProfile", "_id": "p",
+               "body": {"policies": [{"roleId": "r"}]}}),
+        json!({"controller": "security", "action": "createUser", "_id": "u",
+               "body": {"content": {"profileIds": ["p"]},
+                        "credentials": {"local": {"username": "u", "password": "p"}}}}),
+    ] {
+        let answer = setup.call(request);
+        assert_eq!(answer["status"], 200, "{answer}");
+    }
+    let mut client = Ws::connect(&server);
+    let jwt = client.call(login_request("u", "p"))["result"]["jwt"]
+        .as_str()
+        .expect("a jwt")
+        .to_owned();
+    let now = json!({"controller": "server", "action": "now", "jwt": jwt});
+    let bearer = format!("Authorization: Bearer {jwt}\r\n");
+    let http_now = || http(&server, "GET", "/_now", &bearer, "");
+    for _ in 0..3 {
+        assert_eq!(client.call(now.clone())["status"], 200);
+        assert_eq!(http_now().0, 200);
+    }
+
+    let denied = setup.call(
+        json!({"controller": "security", "action": "updateRole", "_id": "r",
+        "body": {"controllers": {"server": {"actions": {"now": false}},
+                                 "auth": {"actions": {"*": true}}}}}),
+    );
+    assert_eq!(denied["status"], 200, "{denied}");
+    let forbidden = json!({"id": "security.rights.forbidden", "status": 403,
+        "message": "Insufficient permissions to execute the action \"server:now\" (User \"u\")."});
+    assert_eq!(error_of(&client.call(now.clone())), forbidden);
+    let (status, body) = http_now();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(error_of(&serde_json::from_str(&body).unwrap()), forbidden);
+
+    let allowed = setup.call(
+        json!({"controller": "security", "action": "updateRole", "_id": "r",
+        "body": {"controllers": {"server": {"actions": {"now": true}},
+                                 "auth": {"actions": {"*": true}}}}}),
+    );
+    assert_eq!(allowed["status"], 200, "{allowed}");
+    for _ in 0..3 {
+        assert_eq!(client.call(now.clone())["status"], 200);
+        assert_eq!(http_now().0, 200);
+    }
+
+    // Logged out from another connection.
+    let logout = setup.call(json!({"controller": "auth", "action": "logout", "jwt": jwt}));
+    assert_eq!(logout["result"], json!({"acknowledged": true}), "{logout}");
+    let invalid =
+        json!({"id": "security.token.invalid", "status": 401, "message": "Invalid token."});
+    assert_eq!(error_of(&client.call(now.clone())), invalid);
+    let (status, body) = http_now();
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(error_of(&serde_json::from_str(&body).unwrap()), invalid);
+}

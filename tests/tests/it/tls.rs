@@ -484,7 +484,7 @@ fn sighup_reloads_every_tls_listener_and_old_connections_stay() {
 }
 
 #[test]
-fn bad_tls_files_are_refused_at_start_up_naming_the_key() {
+fn bad_tls_files_are_refused_at_start_up_and_by_check_naming_the_key() {
     let pki = Pki::new();
     let cases = [
         (
@@ -523,5 +523,21 @@ fn bad_tls_files_are_refused_at_start_up_naming_the_key() {
             "{protocol}: expected {expected:?} in:\n{}",
             finished.stderr
         );
+        // `switchyard check` reads the same files with the same function: the same message.
+        let checked = run_host(&["check", "--config", path.to_str().unwrap()], WAIT);
+        assert!(!checked.status.success(), "{protocol}: {checked:?}");
+        assert!(
+            checked.stdout.contains(&format!("error: {expected}")),
+            "{protocol}: expected {expected:?} in:\n{}",
+            checked.stdout
+        );
     }
+    // Good files pass the check.
+    let config = format!(
+        "[server]\n{}[server.protocols.websocket.ssl]\ncertificate = \"server.pem\"\nprivateKey = \"server.key\"\n",
+        protocol_section("websocket", "websocket", "port = 0\naddress = \"127.0.0.1\"")
+    );
+    let path = pki.folder.write("config.toml", &config);
+    let checked = run_host(&["check", "--config", path.to_str().unwrap()], WAIT);
+    assert!(checked.status.success(), "{checked:?}");
 }

@@ -305,10 +305,12 @@ fn login(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResu
 
 /// `auth:createToken` (Kuzzle 2.20+): a token for the caller, `{token, expiresAt, ttl,
 /// singleUse}`; never infinite; `singleUse` ones are consumed by their first request. Not
-/// linked to the connection (the caller hands it to someone else). The anonymous user gets
-/// `security.rights.unauthorized`: a token for nobody in particular would be a bearer pass.
+/// linked to the connection (the caller hands it to someone else). As in Kuzzle
+/// (`authController.createToken` asserts nothing, `generateToken` takes any stored id), the
+/// anonymous user, where its role allows the action (a fresh, open install; the standard
+/// `anonymous` role does not), gets a token for kuid `-1`: requests with it run as the
+/// anonymous user, with its rights.
 fn create_token(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
-    assert_authenticated(context, request)?;
     let expires_in = expires_in(request);
     if matches!(expires_in, Some(ExpiresIn::Never)) {
         return Err(errors::SECURITY_TOKEN_INVALID_EXPIRATION.with(&["expiresIn cannot be infinite"]));
@@ -784,6 +786,9 @@ mod abuse_tests;
 
 #[cfg(test)]
 mod create_token_tests;
+
+#[cfg(test)]
+mod admitted_tests;
 
 #[cfg(test)]
 mod gate_cost {

@@ -1,5 +1,6 @@
 //! `auth:createToken` (Kuzzle 2.20+): its result, `singleUse`, the refused infinite lifetime
-//! and the anonymous caller.
+//! and the anonymous caller (a token for kuid `-1` where its role allows the action, as in
+//! Kuzzle; 401 from the standard `anonymous` role).
 
 use serde_json::{json, Value};
 
@@ -66,6 +67,50 @@ fn create_token_issues_a_token_for_the_caller() {
                "props": []}),
         "{infinite}"
     );
+    // Kuzzle asserts nothing: where the anonymous role allows the action (this open install),
+    // the anonymous user gets a token for kuid `-1`, which runs as the anonymous user.
+    let anonymous = call(
+        &harness,
+        json!({"controller": "auth", "action": "createToken", "expiresIn": "1m"}),
+    );
+    assert_eq!(anonymous["status"], 200, "{anonymous}");
+    assert_eq!(anonymous["result"]["ttl"], 60_000, "{anonymous}");
+    let token = anonymous["result"]["token"].as_str().unwrap().to_owned();
+    let checked = call(
+        &harness,
+        json!({"controller": "auth", "action": "checkToken", "body": {"token": token}}),
+    );
+    assert_eq!(checked["result"]["valid"], true, "{checked}");
+    assert_eq!(checked["result"]["kuid"], "-1", "{checked}");
+    for _ in 0..2 {
+        let me = call(
+            &harness,
+            json!({"controller": "auth", "action": "getCurrentUser", "jwt": token}),
+        );
+        assert_eq!(me["result"]["_id"], "-1", "{me}");
+    }
+    let logout = call(
+        &harness,
+        json!({"controller": "auth", "action": "logout", "jwt": token}),
+    );
+    assert_eq!(
+        logout["error"]["message"],
+        "Unauthorized: authentication required to execute the action \"auth:logout\".",
+        "{logout}"
+    );
+}
+
+#[test]
+fn the_standard_anonymous_role_may_not_create_a_token() {
+    let harness = Harness::new();
+    let admin = call(
+        &harness,
+        json!({"controller": "security", "action": "createFirstAdmin", "_id": "admin",
+               "reset": true,
+               "body": {"content": {},
+                        "credentials": {"local": {"username": "admin", "password": "p"}}}}),
+    );
+    assert_eq!(admin["status"], 200, "{admin}");
     let anonymous = call(&harness, json!({"controller": "auth", "action": "createToken"}));
     assert_eq!(anonymous["error"]["id"], "security.rights.unauthorized", "{anonymous}");
     assert_eq!(
