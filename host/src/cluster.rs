@@ -740,7 +740,7 @@ impl Worker {
         let mut batches: Vec<Batch> = Vec::new();
         let mut last_flush: Option<tokio::time::Instant> = None;
         loop {
-            if let Some(last) = last_flush {
+            if let Some(last) = last_flush.filter(|last| last.elapsed() < FLUSH_SPACING) {
                 tokio::time::sleep_until(last + FLUSH_SPACING).await;
             }
             if outgoing.recv_many(&mut queued, BATCH).await == 0 {
