@@ -3,10 +3,14 @@
 //!
 //! Every event that produces notifications (a `realtime:publish`, a document change) is
 //! delivered to this node's rooms first (`Services::notify`), then handed to [`Cluster::publish`],
-//! which only queues it: a bounded queue (full: the event is dropped and counted) feeds one
-//! publisher task on the `cluster` thread, which PUBLISHes it, pipelined, on the channel of its
-//! collection (`<prefix><index>/<collection>`). Nothing here runs on a plugin's thread or under
-//! the realtime lock, and no request waits for Redis.
+//! which only serializes and queues it: a bounded queue (full: the event is dropped and counted)
+//! feeds one publisher task on the `cluster` thread. Each time that task wakes it takes all that
+//! is queued, makes one batch per channel (`<prefix><index>/<collection>`) and PUBLISHes the
+//! batches in one pipeline; then, while events keep coming, it waits for the rest of
+//! [`FLUSH_SPACING`] before taking the next ones, so a busy node wakes its `cluster` thread and
+//! calls Redis about once a millisecond, whatever the rate, and a lone event is published at
+//! once. Nothing here runs on a plugin's thread or under the realtime lock, and no request waits
+//! for Redis.
 //!
 //! A node SUBSCRIBEs to a collection's channel while it has a room on that collection
 //! ([`Cluster::rooms_changed`] asks the `cluster` thread to compare). What arrives is matched by
@@ -17,11 +21,14 @@
 //! Someone arriving in or leaving a room is published the same way (kind `u`), so the room's
 //! members on other nodes get their user notifications (`users: all/in/out`).
 //!
-//! Each message is `SY1 <origin> <epoch> <seq> <kind>\n<json>`: `origin` the node's name,
-//! `epoch` its start time (a restarted node is a new origin), `seq` numbered per channel from 1.
-//! A receiver drops its own messages (echoes) and those at or below the last sequence it saw
-//! from that origin on that channel (duplicates); a jump counts the missing ones as lost
-//! (logged).
+//! Each message is a batch, `SY2 <origin> <epoch> <first> <count>\n` then `count` frames
+//! `<kind><length>\n<json>` (kind `d` a document event, `u` a user event, `s` a security
+//! change): `origin` the node's name, `epoch` its start time (a restarted node is a new origin),
+//! the events numbered per channel from 1, `first` to `first + count - 1`. A receiver drops its
+//! own messages (echoes: Redis sends every PUBLISH back to the publisher's subscriber connection)
+//! on their header, and the events at or below the last sequence it saw from that origin on that
+//! channel (duplicates); a jump counts the missing ones as lost (logged). It still reads the
+//! single-event `SY1 <origin> <epoch> <seq> <kind>\n<json>` of nodes from before batches.
 //!
 //! `realtime:count` and `realtime:list` add the other nodes' subscribers: every heartbeat each
 //! node rewrites its room counts in Redis (a hash that expires after three heartbeats, so a dead
@@ -192,19 +199,22 @@ pub struct Stats {
     pub dropped: AtomicU64,
     /// Events PUBLISHed (Redis answered).
     pub published: AtomicU64,
+    /// PUBLISH commands that carried them (each a batch of one channel's events).
+    pub batches: AtomicU64,
     /// Events whose PUBLISH failed or timed out (maybe delivered anyway; never retried).
     pub publish_failed: AtomicU64,
-    /// Messages received from Redis.
+    /// Events received from Redis (every event of a batch; a message that cannot be decoded
+    /// counts one).
     pub received: AtomicU64,
     /// Remote events matched against this node's rooms.
     pub delivered: AtomicU64,
-    /// This node's own messages, dropped.
+    /// This node's own events, back from Redis, dropped.
     pub echoes: AtomicU64,
-    /// Messages seen already (sequence not above the last), dropped.
+    /// Events seen already (sequence not above the last), dropped.
     pub duplicates: AtomicU64,
-    /// Messages missing from another node's sequence.
+    /// Events missing from another node's sequence.
     pub lost: AtomicU64,
-    /// Messages that could not be decoded.
+    /// Events (or messages) that could not be decoded.
     pub malformed: AtomicU64,
     /// Times Redis was lost.
     pub disconnections: AtomicU64,
@@ -221,7 +231,7 @@ pub struct Cluster {
     shard_urls: Vec<String>,
     prefix: String,
     /// One queue per shard, in shard order.
-    outgoing: Vec<mpsc::Sender<(String, char, String)>>,
+    outgoing: Vec<mpsc::Sender<Queued>>,
     /// One per shard.
     changed: Vec<mpsc::Sender<()>>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
@@ -264,10 +274,24 @@ pub struct RemoteRoomDefinition {
 
 /// Logs at most once per this long, per kind of trouble.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-/// How long the publisher waits for more events before publishing a short batch.
-const LINGER: Duration = Duration::from_millis(1);
-/// Events published in one pipeline, at most.
+/// The publisher flushes at most once per this long: an event arriving sooner after the last
+/// flush waits for the rest of it (with whatever else arrives meanwhile: one wake of the
+/// `cluster` thread and one PUBLISH per channel for all of them); one arriving later, at a low
+/// rate, is published at once.
+const FLUSH_SPACING: Duration = Duration::from_millis(1);
+/// Events taken from the queue per flush, at most.
 const BATCH: usize = 256;
+/// A batch's events, in bytes, beyond which the next event of its channel starts another batch
+/// (Redis holds a subscriber's unread messages in its output buffer, bounded).
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// An event waiting for the `cluster` thread: its channel, kind (`d`, `u`, `s`) and JSON body.
+#[derive(Debug)]
+struct Queued {
+    channel: String,
+    kind: u8,
+    body: Vec<u8>,
+}
 
 impl Cluster {
     /// Connects to every shard's Redis (two connections each, within the connect timeout) and
@@ -416,14 +440,19 @@ impl Cluster {
             now: contents.now.as_ref(),
             before: contents.before.as_ref(),
         };
-        let Ok(rest) = serde_json::to_string(&outbound) else {
+        let mut body = Vec::with_capacity(event.source.len() + 256);
+        if serde_json::to_writer(&mut body, &outbound).is_err() {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
-        };
-        // `source` is JSON already: spliced in, not parsed again.
-        let body = format!("{{\"source\":{},{}", event.source, &rest[1..]);
+        }
+        // `source` is JSON already: spliced in last (in place of the closing brace), not parsed
+        // again nor copied twice.
+        body.pop();
+        body.extend_from_slice(b",\"source\":");
+        body.extend_from_slice(event.source.as_bytes());
+        body.push(b'}');
         let channel = channel_name(&self.prefix, event.index, event.collection);
-        self.queue(channel, 'd', body);
+        self.queue(channel, b'd', body);
     }
 
     /// Queues someone's arrival in or departure from a room, for the other nodes' members of
@@ -435,17 +464,21 @@ impl Cluster {
             volatile: change.volatile.as_ref(),
             protocol,
         };
-        let Ok(body) = serde_json::to_string(&user) else {
+        let Ok(body) = serde_json::to_vec(&user) else {
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let channel = channel_name(&self.prefix, &change.index, &change.collection);
-        self.queue(channel, 'u', body);
+        self.queue(channel, b'u', body);
     }
 
-    fn queue(&self, channel: String, kind: char, body: String) {
+    fn queue(&self, channel: String, kind: u8, body: Vec<u8>) {
         let shard = shard_of(&channel, self.outgoing.len());
-        match self.outgoing[shard].try_send((channel, kind, body)) {
+        match self.outgoing[shard].try_send(Queued {
+            channel,
+            kind,
+            body,
+        }) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
@@ -464,7 +497,11 @@ impl Cluster {
         let channel = security_channel(&self.prefix);
         move |collection: &str, id: &str| {
             let body = serde_json::json!({ "c": collection, "id": id }).to_string();
-            match outgoing.try_send((channel.clone(), 's', body)) {
+            match outgoing.try_send(Queued {
+                channel: channel.clone(),
+                kind: b's',
+                body: body.into_bytes(),
+            }) {
                 Ok(()) => stats.queued.fetch_add(1, Ordering::Relaxed),
                 Err(_) => stats.dropped.fetch_add(1, Ordering::Relaxed),
             };
@@ -492,6 +529,7 @@ impl Cluster {
             "queued": get(&stats.queued),
             "dropped": get(&stats.dropped),
             "published": get(&stats.published),
+            "batches": get(&stats.batches),
             "publishFailed": get(&stats.publish_failed),
             "received": get(&stats.received),
             "delivered": get(&stats.delivered),
@@ -546,7 +584,7 @@ fn security_reader(
 fn start_worker(
     worker: Worker,
     config: &ClusterConfig,
-    outgoing: mpsc::Receiver<(String, char, String)>,
+    outgoing: mpsc::Receiver<Queued>,
     changed: mpsc::Receiver<()>,
 ) -> Result<(), String> {
     let (ready, started) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -669,7 +707,7 @@ impl Worker {
         &self,
         publisher: ConnectionManager,
         subscriber: ConnectionManager,
-        outgoing: mpsc::Receiver<(String, char, String)>,
+        outgoing: mpsc::Receiver<Queued>,
         changed: mpsc::Receiver<()>,
         pushes: mpsc::UnboundedReceiver<PushInfo>,
     ) {
@@ -707,104 +745,160 @@ impl Worker {
         });
     }
 
+    /// Takes what is queued, one batch envelope per channel (numbered from the channel's next
+    /// sequence on), and PUBLISHes them in one pipeline; then waits, at a high rate, for the
+    /// rest of [`FLUSH_SPACING`], so that the publishing threads' events pile up without
+    /// waking this thread (the queue's receiver only wakes when it waits on an empty queue).
     async fn publish_loop(
         &self,
         mut publisher: ConnectionManager,
-        mut outgoing: mpsc::Receiver<(String, char, String)>,
+        mut outgoing: mpsc::Receiver<Queued>,
     ) {
         let mut sequences: HashMap<String, u64> = HashMap::new();
-        let mut batch = Vec::with_capacity(BATCH);
-        while outgoing.recv_many(&mut batch, BATCH).await > 0 {
-            if batch.len() < BATCH {
-                // Linger: events arriving one by one would each wake this thread (a context
-                // switch per event); gathered for a moment, they share one wake and one write.
-                tokio::time::sleep(LINGER).await;
-                while batch.len() < BATCH {
-                    match outgoing.try_recv() {
-                        Ok(event) => batch.push(event),
-                        Err(_) => break,
+        let mut queued = Vec::with_capacity(BATCH);
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut last_flush: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(last) = last_flush.filter(|last| last.elapsed() < FLUSH_SPACING) {
+                tokio::time::sleep_until(last + FLUSH_SPACING).await;
+            }
+            if outgoing.recv_many(&mut queued, BATCH).await == 0 {
+                return;
+            }
+            for event in queued.drain(..) {
+                let open = batches.iter().position(|batch| {
+                    batch.channel == event.channel && batch.frames.len() < BATCH_BYTES
+                });
+                let batch = match open {
+                    Some(open) => &mut batches[open],
+                    None => {
+                        batches.push(Batch {
+                            channel: event.channel,
+                            frames: Vec::with_capacity(event.body.len() + 16),
+                            count: 0,
+                        });
+                        batches.last_mut().expect("just pushed")
                     }
-                }
+                };
+                batch.push(event.kind, &event.body);
             }
             let mut pipe = redis::pipe();
-            for (channel, kind, body) in batch.drain(..) {
-                let seq = sequences.entry(channel.clone()).or_insert(0);
-                *seq += 1;
-                let message = format!("SY1 {} {} {seq} {kind}\n{body}", self.node, self.epoch);
-                pipe.publish(channel, message).ignore();
+            let mut events = 0;
+            for batch in batches.drain(..) {
+                let next = match sequences.get_mut(&batch.channel) {
+                    Some(last) => last,
+                    None => sequences.entry(batch.channel.clone()).or_insert(0),
+                };
+                let first = *next + 1;
+                *next += batch.count;
+                events += batch.count;
+                let message = batch.envelope(&self.node, self.epoch, first);
+                pipe.publish(batch.channel, message).ignore();
             }
-            let count = pipe.len() as u64;
+            let commands = pipe.len() as u64;
             match pipe.query_async::<()>(&mut publisher).await {
                 Ok(()) => {
-                    self.stats.published.fetch_add(count, Ordering::Relaxed);
+                    self.stats.published.fetch_add(events, Ordering::Relaxed);
+                    self.stats.batches.fetch_add(commands, Ordering::Relaxed);
                 }
                 Err(error) => {
                     self.stats
                         .publish_failed
-                        .fetch_add(count, Ordering::Relaxed);
+                        .fetch_add(events, Ordering::Relaxed);
                     self.lost_redis(&error);
                 }
             }
+            last_flush = Some(tokio::time::Instant::now());
         }
     }
 
     async fn receive_loop(&self, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
         while let Some(push) = pushes.recv().await {
             match push.kind {
-                PushKind::Message => {
-                    self.stats.received.fetch_add(1, Ordering::Relaxed);
-                    self.receive(&push.data);
-                }
+                PushKind::Message => self.receive(&push.data),
                 PushKind::Disconnection => self.lost_redis(&"connection closed"),
                 _ => {}
             }
         }
     }
 
-    /// One message: header, echo, sequence, then the rooms.
+    /// One message (a batch of events): header, echo, sequences, then each event.
     fn receive(&self, data: &[redis::Value]) {
         let (Some(redis::Value::BulkString(channel)), Some(redis::Value::BulkString(payload))) =
             (data.first(), data.get(1))
         else {
+            self.stats.received.fetch_add(1, Ordering::Relaxed);
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some((origin, epoch, seq, kind, body)) = parse(payload) else {
+        let Some(header) = parse_header(payload) else {
+            self.stats.received.fetch_add(1, Ordering::Relaxed);
             self.stats.malformed.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        if origin == &*self.node && epoch == self.epoch {
-            self.stats.echoes.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .received
+            .fetch_add(header.count, Ordering::Relaxed);
+        // Redis sends every PUBLISH back to the publisher's own subscriber connection: dropped
+        // on its header, before its events are even split.
+        if header.origin == &*self.node && header.epoch == self.epoch {
+            self.stats.echoes.fetch_add(header.count, Ordering::Relaxed);
             return;
         }
+        let Some(frames) = header.frames() else {
+            self.stats
+                .malformed
+                .fetch_add(header.count, Ordering::Relaxed);
+            return;
+        };
+        let (origin, epoch, first) = (header.origin, header.epoch, header.first);
+        let end = first + header.count - 1;
         let channel = String::from_utf8_lossy(channel).into_owned();
-        {
+        // Events of this batch seen already (a duplicate batch, or one overlapping the last).
+        let seen = {
             let mut last_seq = self.last_seq.borrow_mut();
             let last = last_seq
                 .entry((channel.clone(), origin.to_string(), epoch))
                 .or_insert(0);
-            if *last != 0 && seq <= *last {
-                self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            let previous = *last;
+            if previous != 0 && end <= previous {
+                self.stats
+                    .duplicates
+                    .fetch_add(header.count, Ordering::Relaxed);
                 return;
             }
-            if *last != 0 && seq > *last + 1 {
-                let missing = seq - *last - 1;
+            if previous != 0 && first > previous + 1 {
+                let missing = first - previous - 1;
                 self.stats.lost.fetch_add(missing, Ordering::Relaxed);
-                let from = *last;
                 self.log_limited("lost", || {
                     format!(
-                        "cluster: lost {missing} event(s) from node {origin} on {channel} (sequence {from} to {seq})"
+                        "cluster: lost {missing} event(s) from node {origin} on {channel} (sequence {previous} to {first})"
                     )
                 });
             }
-            *last = seq;
+            *last = end;
+            if previous != 0 && first <= previous {
+                previous - first + 1
+            } else {
+                0
+            }
+        };
+        if seen > 0 {
+            self.stats.duplicates.fetch_add(seen, Ordering::Relaxed);
         }
         let Some(destination) = self.destination.get().and_then(Weak::upgrade) else {
             return;
         };
+        for (kind, body) in frames.into_iter().skip(seen as usize) {
+            self.receive_event(&*destination, kind, body);
+        }
+    }
+
+    /// One event of a batch, in order.
+    fn receive_event(&self, destination: &dyn Destination, kind: u8, body: &[u8]) {
         // Counted before delivery, so whoever saw the notification sees the count too.
         match kind {
-            'd' => match serde_json::from_slice::<Inbound>(body) {
+            b'd' => match serde_json::from_slice::<Inbound>(body) {
                 Ok(event) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     destination.deliver(&event);
@@ -813,7 +907,7 @@ impl Worker {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            's' => match serde_json::from_slice::<SecurityInbound>(body) {
+            b's' => match serde_json::from_slice::<SecurityInbound>(body) {
                 Ok(event) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     // Reading the object again may block on the store (PostgreSQL's client
@@ -831,7 +925,7 @@ impl Worker {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            'u' => match serde_json::from_slice::<UserInbound>(body) {
+            b'u' => match serde_json::from_slice::<UserInbound>(body) {
                 Ok(event) => {
                     self.stats.delivered.fetch_add(1, Ordering::Relaxed);
                     destination.deliver_user(&event);
@@ -1033,20 +1127,102 @@ impl Worker {
     }
 }
 
-/// `SY1 <origin> <epoch> <seq> <kind>\n<body>`; kind `d` (a document event) or `u` (a user
-/// event).
-fn parse(payload: &[u8]) -> Option<(&str, u64, u64, char, &[u8])> {
-    let newline = payload.iter().position(|byte| *byte == b'\n')?;
-    let header = std::str::from_utf8(&payload[..newline]).ok()?;
-    let mut parts = header.split(' ');
-    if parts.next()? != "SY1" {
-        return None;
+/// Events of one channel on their way to Redis together: `<kind><length>\n<body>` each.
+struct Batch {
+    channel: String,
+    frames: Vec<u8>,
+    count: u64,
+}
+
+impl Batch {
+    fn push(&mut self, kind: u8, body: &[u8]) {
+        use std::io::Write as _;
+        self.frames.push(kind);
+        let _ = writeln!(self.frames, "{}", body.len());
+        self.frames.extend_from_slice(body);
+        self.count += 1;
     }
+
+    /// `SY2 <origin> <epoch> <first> <count>\n` then the frames.
+    fn envelope(&self, origin: &str, epoch: u64, first: u64) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut message = Vec::with_capacity(self.frames.len() + origin.len() + 64);
+        let _ = writeln!(message, "SY2 {origin} {epoch} {first} {}", self.count);
+        message.extend_from_slice(&self.frames);
+        message
+    }
+}
+
+/// A message's header: who sent it, and which of its sequence numbers it carries.
+#[derive(Debug, PartialEq)]
+struct Header<'a> {
+    origin: &'a str,
+    epoch: u64,
+    /// The first event's sequence number; the others follow, one each.
+    first: u64,
+    /// How many events (at least one).
+    count: u64,
+    /// `SY1`: the one event's kind; `SY2`: none (each frame has its own).
+    kind: Option<u8>,
+    /// What follows the header's line.
+    rest: &'a [u8],
+}
+
+/// `SY2 <origin> <epoch> <first> <count>\n<frames>` (a batch: `count` frames
+/// `<kind><length>\n<body>`, sequences `first` to `first + count - 1`), or, from nodes before
+/// batches, `SY1 <origin> <epoch> <seq> <kind>\n<body>` (one event). Kinds: `d` a document
+/// event, `u` a user event, `s` a security change.
+fn parse_header(payload: &[u8]) -> Option<Header<'_>> {
+    let newline = payload.iter().position(|byte| *byte == b'\n')?;
+    let line = std::str::from_utf8(&payload[..newline]).ok()?;
+    let rest = &payload[newline + 1..];
+    let mut parts = line.split(' ');
+    let version = parts.next()?;
     let origin = parts.next()?;
     let epoch = parts.next()?.parse().ok()?;
-    let seq = parts.next()?.parse().ok()?;
-    let kind = parts.next()?.parse().ok()?;
-    Some((origin, epoch, seq, kind, &payload[newline + 1..]))
+    let first: u64 = parts.next()?.parse().ok()?;
+    let last = parts.next()?;
+    if parts.next().is_some() || first == 0 {
+        return None;
+    }
+    let (count, kind) = match version {
+        "SY1" => match last.as_bytes() {
+            [kind] => (1, Some(*kind)),
+            _ => return None,
+        },
+        "SY2" => (last.parse().ok().filter(|count| *count > 0)?, None),
+        _ => return None,
+    };
+    first.checked_add(count)?;
+    Some(Header {
+        origin,
+        epoch,
+        first,
+        count,
+        kind,
+        rest,
+    })
+}
+
+impl<'a> Header<'a> {
+    /// The events, as (kind, body), exactly `count` of them; `None` if the frames do not
+    /// add up.
+    fn frames(&self) -> Option<Vec<(u8, &'a [u8])>> {
+        if let Some(kind) = self.kind {
+            return Some(vec![(kind, self.rest)]);
+        }
+        let mut frames = Vec::with_capacity(self.count.min(BATCH as u64) as usize);
+        let mut rest = self.rest;
+        while !rest.is_empty() {
+            let (&kind, after) = rest.split_first()?;
+            let newline = after.iter().position(|byte| *byte == b'\n')?;
+            let length: usize = std::str::from_utf8(&after[..newline]).ok()?.parse().ok()?;
+            let body = after.get(newline + 1..newline + 1 + length)?;
+            frames.push((kind, body));
+            rest = &after[newline + 1 + length..];
+        }
+        (frames.len() as u64 == self.count).then_some(frames)
+    }
 }
 
 #[cfg(test)]
@@ -1069,12 +1245,58 @@ mod tests {
     }
 
     #[test]
-    fn headers_parse() {
-        let header = parse(b"SY1 node-a 12 3 d\n{}").expect("a header");
-        assert_eq!(header, ("node-a", 12, 3, 'd', &b"{}"[..]));
-        assert!(parse(b"SY2 a 1 1 d\n{}").is_none());
-        assert!(parse(b"SY1 a x 1 d\n{}").is_none());
-        assert!(parse(b"SY1 a 1 1\n{}").is_none());
-        assert!(parse(b"no newline").is_none());
+    fn single_event_headers_of_older_nodes_parse() {
+        let header = parse_header(b"SY1 node-a 12 3 d\n{}").expect("a header");
+        assert_eq!(
+            (header.origin, header.epoch, header.first, header.count),
+            ("node-a", 12, 3, 1)
+        );
+        assert_eq!(header.frames(), Some(vec![(b'd', &b"{}"[..])]));
+        assert!(parse_header(b"SY1 a x 1 d\n{}").is_none());
+        assert!(parse_header(b"SY1 a 1 1\n{}").is_none());
+        assert!(parse_header(b"SY1 a 1 1 dd\n{}").is_none());
+        assert!(parse_header(b"SY1 a 1 0 d\n{}").is_none());
+        assert!(parse_header(b"no newline").is_none());
+    }
+
+    #[test]
+    fn batches_round_trip_and_bad_frames_are_refused() {
+        let mut batch = Batch {
+            channel: "switchyard:i/c".to_string(),
+            frames: Vec::new(),
+            count: 0,
+        };
+        batch.push(b'd', br#"{"a":"x\ny"}"#);
+        batch.push(b'u', b"{}");
+        batch.push(b'd', b"");
+        let message = batch.envelope("node-a", 12, 41);
+        assert!(message.starts_with(b"SY2 node-a 12 41 3\n"));
+        let header = parse_header(&message).expect("a header");
+        assert_eq!(
+            (header.origin, header.epoch, header.first, header.count),
+            ("node-a", 12, 41, 3)
+        );
+        assert_eq!(
+            header.frames(),
+            Some(vec![
+                (b'd', &br#"{"a":"x\ny"}"#[..]),
+                (b'u', &b"{}"[..]),
+                (b'd', &b""[..])
+            ])
+        );
+        // A count that does not match the frames, a length past the end, trailing bytes.
+        for bad in [
+            &b"SY2 a 1 1 2\nd2\n{}"[..],
+            b"SY2 a 1 1 1\nd3\n{}",
+            b"SY2 a 1 1 1\nd2\n{}x",
+            b"SY2 a 1 1 1\nd\n{}",
+        ] {
+            let header = parse_header(bad).expect("a header");
+            assert_eq!(header.frames(), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse_header(b"SY2 a 1 1 0\n").is_none());
+        assert!(parse_header(b"SY2 a 1 1 x\nd2\n{}").is_none());
+        assert!(parse_header(b"SY3 a 1 1 1\nd2\n{}").is_none());
+        assert!(parse_header(b"SY2 a 1 18446744073709551615 1\nd2\n{}").is_none());
     }
 }

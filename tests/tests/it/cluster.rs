@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchyard_tests::redis::{free_port, Redis};
-use switchyard_tests::{protocol_section, run_config, LineClient, Server};
+use switchyard_tests::{parse_answer, protocol_section, run_config, LineClient, Server};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -366,6 +366,146 @@ fn a_frozen_redis_never_holds_local_delivery_and_nothing_arrives_twice() {
     let info = cluster_info(&mut writer);
     assert!(info["dropped"].as_u64() >= Some(1), "{info}");
     assert_eq!(cluster_info(&mut on_a)["duplicates"], 0);
+}
+
+/// Asks `server:info` until `cluster[key]` is `expected` (B counts a PUBLISH once Redis
+/// answered it, which may come just after A heard it), for `WAIT` at most.
+fn wait_for_info(client: &mut LineClient, key: &str, expected: u64) -> Value {
+    let until = Instant::now() + WAIT;
+    loop {
+        let info = cluster_info(client);
+        if info[key] == expected {
+            return info;
+        }
+        assert!(
+            Instant::now() < until,
+            "{key} never reached {expected}: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_burst_of_publications_crosses_in_batches_once_and_in_order() {
+    let Some(redis) = Redis::start("cluster::a_burst_of_publications_crosses_in_batches") else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let b = node(&redis.url(), "b");
+    let mut on_a = client(&a);
+    let room = subscribe(&mut on_a, json!({"exists": "n"}));
+    a.wait_for_log(&["cluster: subscribed to switchyard:i/c"], WAIT);
+
+    // 1000 publications sent without waiting for their answers (100 at a time): they reach B's
+    // `cluster` thread faster than it flushes, so they leave in batches.
+    const BURST: u64 = 1000;
+    let mut writer = client(&b);
+    for chunk in 0..BURST / 100 {
+        for n in chunk * 100..(chunk + 1) * 100 {
+            writer.send(
+                &json!({"controller": "realtime", "action": "publish", "index": "i",
+                        "collection": "c", "body": {"n": n}})
+                .to_string(),
+            );
+        }
+        for _ in 0..100 {
+            let line = writer.read_line().expect("an answer");
+            let (_, status, content) = parse_answer(&line);
+            assert_eq!(status, 200, "{content}");
+        }
+    }
+    for n in 0..BURST {
+        let (channel, payload) = notification(&mut on_a);
+        assert_eq!(channel, room);
+        assert_eq!(payload["result"]["_source"]["n"], n, "{payload}");
+    }
+
+    let info_a = cluster_info(&mut on_a);
+    assert_eq!(info_a["delivered"], BURST, "{info_a}");
+    assert_eq!(info_a["duplicates"], 0, "{info_a}");
+    assert_eq!(info_a["lost"], 0, "{info_a}");
+    assert_eq!(info_a["malformed"], 0, "{info_a}");
+    let info_b = wait_for_info(&mut writer, "published", BURST);
+    let batches = info_b["batches"].as_u64().expect("batches");
+    assert!((1..BURST).contains(&batches), "{info_b}");
+    // B's own batches came back from Redis only if B listened: it has no room.
+    assert_eq!(info_b["echoes"], 0, "{info_b}");
+}
+
+/// PUBLISHes `payload` on `channel` with `redis-cli`, as another node would.
+fn publish_raw(redis: &Redis, channel: &str, payload: &str) {
+    let output = std::process::Command::new("redis-cli")
+        .args(["-u", &redis.url(), "PUBLISH", channel, payload])
+        .output()
+        .expect("redis-cli runs");
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn single_event_messages_of_older_nodes_arrive_and_bad_batches_are_counted() {
+    let Some(redis) = Redis::start("cluster::single_event_messages_of_older_nodes") else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let mut on_a = client(&a);
+    let room = subscribe(&mut on_a, json!({"exists": "n"}));
+    a.wait_for_log(&["cluster: subscribed to switchyard:i/c"], WAIT);
+    let event = |n: u64| {
+        json!({"index": "i", "collection": "c", "action": "publish", "id": null,
+               "source": {"n": n}, "extra": "", "requestId": format!("r{n}"),
+               "volatile": null, "controller": "realtime", "protocol": "line",
+               "timestamp": 1, "now": {"n": n}, "before": null})
+        .to_string()
+    };
+    // A node from before batches: one event per message.
+    publish_raw(
+        &redis,
+        "switchyard:i/c",
+        &format!("SY1 old 7 1 d\n{}", event(1)),
+    );
+    publish_raw(
+        &redis,
+        "switchyard:i/c",
+        &format!("SY1 old 7 2 d\n{}", event(2)),
+    );
+    // A batch whose count does not match its frames: refused whole.
+    let frame = event(3);
+    publish_raw(
+        &redis,
+        "switchyard:i/c",
+        &format!("SY2 new 8 1 2\nd{}\n{frame}", frame.len()),
+    );
+    // Then a good batch of two from that node, sequences 2 and 3 (the first message heard from
+    // a node sets where its sequence starts: nothing counted lost), and the same batch again
+    // (duplicates).
+    let (four, five) = (event(4), event(5));
+    let batch = format!(
+        "SY2 new 8 2 2\nd{}\n{four}d{}\n{five}",
+        four.len(),
+        five.len()
+    );
+    publish_raw(&redis, "switchyard:i/c", &batch);
+    publish_raw(&redis, "switchyard:i/c", &batch);
+    // A later batch overlapping the last one: only its new event arrives.
+    let six = event(6);
+    publish_raw(
+        &redis,
+        "switchyard:i/c",
+        &format!(
+            "SY2 new 8 3 2\nd{}\n{five}d{}\n{six}",
+            five.len(),
+            six.len()
+        ),
+    );
+    for n in [1, 2, 4, 5, 6] {
+        let (channel, payload) = notification(&mut on_a);
+        assert_eq!(channel, room);
+        assert_eq!(payload["result"]["_source"]["n"], n, "{payload}");
+    }
+    let info = wait_for_info(&mut on_a, "delivered", 5);
+    assert_eq!(info["malformed"], 2, "{info}");
+    assert_eq!(info["duplicates"], 3, "{info}");
+    assert_eq!(info["lost"], 0, "{info}");
 }
 
 #[test]
