@@ -28,7 +28,12 @@
 //! own messages (echoes: Redis sends every PUBLISH back to the publisher's subscriber connection)
 //! on their header, and the events at or below the last sequence it saw from that origin on that
 //! channel (duplicates); a jump counts the missing ones as lost (logged). It still reads the
-//! single-event `SY1 <origin> <epoch> <seq> <kind>\n<json>` of nodes from before batches.
+//! single-event `SY1 <origin> <epoch> <seq> <kind>\n<json>` of nodes from before batches, and
+//! writes it too while any live node does not read batches: each heartbeat a node also stamps
+//! its entry in `<prefix>wire` (node → the time its stamp expires), and batches go out only when
+//! every other live node's stamp is current (`batching` in `server:info`). So a rolling upgrade
+//! from a version before batches loses nothing; a node downgraded stops stamping and is heard
+//! in single events again within three heartbeats.
 //!
 //! `realtime:count` and `realtime:list` add the other nodes' subscribers: every heartbeat each
 //! node rewrites its room counts in Redis (a hash that expires after three heartbeats, so a dead
@@ -43,7 +48,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -220,6 +225,9 @@ pub struct Stats {
     pub disconnections: AtomicU64,
     /// Channels subscribed to now.
     pub channels: AtomicU64,
+    /// Every other live node reads batches (its `<prefix>wire` stamp is current): publish
+    /// batches, else one `SY1` message per event. Set by the first shard's heartbeat.
+    pub batching: AtomicBool,
 }
 
 /// A running cluster member.
@@ -538,6 +546,7 @@ impl Cluster {
             "lost": get(&stats.lost),
             "malformed": get(&stats.malformed),
             "disconnections": get(&stats.disconnections),
+            "batching": stats.batching.load(Ordering::Relaxed),
             "rateLimits": self.rate_limits.get().map(|sharing| sharing.info()),
         })
     }
@@ -765,6 +774,23 @@ impl Worker {
             if outgoing.recv_many(&mut queued, BATCH).await == 0 {
                 return;
             }
+            if !self.stats.batching.load(Ordering::Relaxed) {
+                // A live node from before batches: one `SY1` message per event, as it reads.
+                let mut pipe = redis::pipe();
+                let events = queued.len() as u64;
+                for event in queued.drain(..) {
+                    let next = match sequences.get_mut(&event.channel) {
+                        Some(last) => last,
+                        None => sequences.entry(event.channel.clone()).or_insert(0),
+                    };
+                    *next += 1;
+                    let message = single_event(&self.node, self.epoch, *next, &event);
+                    pipe.publish(event.channel, message).ignore();
+                }
+                self.published(pipe.query_async::<()>(&mut publisher).await, events, events);
+                last_flush = Some(tokio::time::Instant::now());
+                continue;
+            }
             for event in queued.drain(..) {
                 let open = batches.iter().position(|batch| {
                     batch.channel == event.channel && batch.frames.len() < BATCH_BYTES
@@ -796,19 +822,28 @@ impl Worker {
                 pipe.publish(batch.channel, message).ignore();
             }
             let commands = pipe.len() as u64;
-            match pipe.query_async::<()>(&mut publisher).await {
-                Ok(()) => {
-                    self.stats.published.fetch_add(events, Ordering::Relaxed);
-                    self.stats.batches.fetch_add(commands, Ordering::Relaxed);
-                }
-                Err(error) => {
-                    self.stats
-                        .publish_failed
-                        .fetch_add(events, Ordering::Relaxed);
-                    self.lost_redis(&error);
-                }
-            }
+            self.published(
+                pipe.query_async::<()>(&mut publisher).await,
+                events,
+                commands,
+            );
             last_flush = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// Counts what a pipeline of `commands` PUBLISHes carrying `events` events came to.
+    fn published(&self, outcome: redis::RedisResult<()>, events: u64, commands: u64) {
+        match outcome {
+            Ok(()) => {
+                self.stats.published.fetch_add(events, Ordering::Relaxed);
+                self.stats.batches.fetch_add(commands, Ordering::Relaxed);
+            }
+            Err(error) => {
+                self.stats
+                    .publish_failed
+                    .fetch_add(events, Ordering::Relaxed);
+                self.lost_redis(&error);
+            }
         }
     }
 
@@ -984,6 +1019,7 @@ impl Worker {
         let ttl = self.heartbeat.as_millis() as u64 * 3;
         let now = crate::realtime::now_ms();
         let nodes = format!("{}nodes", self.prefix);
+        let wire = format!("{}wire", self.prefix);
         let own = format!("{}cnt:{}", self.prefix, self.node);
         let mut pipe = redis::pipe();
         pipe.atomic().del(&own).ignore();
@@ -1008,17 +1044,53 @@ impl Worker {
             .ignore()
             .zrembyscore(&nodes, "-inf", now)
             .ignore()
-            .zrangebyscore(&nodes, now, "+inf");
-        let alive: Vec<String> = match pipe.query_async::<(Vec<String>,)>(connection).await {
-            Ok((alive,)) => alive,
-            Err(error) => return self.lost_redis(&error),
-        };
+            .hset(&wire, &*self.node, now + ttl)
+            .ignore()
+            .zrangebyscore(&nodes, now, "+inf")
+            .hgetall(&wire);
+        let (alive, stamps): (Vec<String>, HashMap<String, String>) =
+            match pipe.query_async(connection).await {
+                Ok(answer) => answer,
+                Err(error) => return self.lost_redis(&error),
+            };
+        // A stamp that is not a number (written by hand) counts as expired.
+        let stamps: HashMap<String, u64> = stamps
+            .into_iter()
+            .map(|(node, until)| (node, until.parse().unwrap_or(0)))
+            .collect();
         let others: Vec<&String> = alive.iter().filter(|node| **node != *self.node).collect();
+        let batching = others
+            .iter()
+            .all(|node| stamps.get(*node).is_some_and(|until| *until >= now));
+        if self.stats.batching.swap(batching, Ordering::Relaxed) != batching {
+            tracing::info!(
+                "cluster: {}",
+                if batching {
+                    "every live node reads batches: publishing in batches"
+                } else {
+                    "a live node does not read batches (an earlier version): publishing one event per message"
+                }
+            );
+        }
         let mut read = redis::pipe();
+        // Stamps of nodes gone (expired, and no longer live) are forgotten.
+        let gone: Vec<&String> = stamps
+            .iter()
+            .filter(|(node, until)| **until < now && !alive.contains(node))
+            .map(|(node, _)| node)
+            .collect();
+        if !gone.is_empty() {
+            read.hdel(&wire, gone).ignore();
+        }
         for node in &others {
             read.hgetall(format!("{}cnt:{node}", self.prefix));
         }
-        let hashes: Vec<HashMap<String, String>> = if others.is_empty() {
+        let hashes: Vec<HashMap<String, String>> = if read.is_empty() {
+            Vec::new()
+        } else if others.is_empty() {
+            if let Err(error) = read.query_async::<()>(connection).await {
+                return self.lost_redis(&error);
+            }
             Vec::new()
         } else {
             match read.query_async(connection).await {
@@ -1153,6 +1225,17 @@ impl Batch {
     }
 }
 
+/// `SY1 <origin> <epoch> <seq> <kind>\n<body>`: one event, for nodes from before batches.
+fn single_event(origin: &str, epoch: u64, seq: u64, event: &Queued) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut message = Vec::with_capacity(event.body.len() + origin.len() + 48);
+    let _ = write!(message, "SY1 {origin} {epoch} {seq} ");
+    message.push(event.kind);
+    message.push(b'\n');
+    message.extend_from_slice(&event.body);
+    message
+}
+
 /// A message's header: who sent it, and which of its sequence numbers it carries.
 #[derive(Debug, PartialEq)]
 struct Header<'a> {
@@ -1242,6 +1325,23 @@ mod tests {
             shard_of("switchyard:orders/eu", 3),
             shard_of("switchyard:orders/eu", 3)
         );
+    }
+
+    #[test]
+    fn single_event_messages_are_what_older_nodes_read() {
+        let event = Queued {
+            channel: "switchyard:i/c".to_string(),
+            kind: b'd',
+            body: b"{}".to_vec(),
+        };
+        let message = single_event("node-a", 12, 7, &event);
+        assert_eq!(message, b"SY1 node-a 12 7 d\n{}");
+        let header = parse_header(&message).expect("a header");
+        assert_eq!(
+            (header.first, header.count, header.kind),
+            (7, 1, Some(b'd'))
+        );
+        assert_eq!(header.rest, b"{}");
     }
 
     #[test]

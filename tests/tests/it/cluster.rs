@@ -432,6 +432,88 @@ fn a_burst_of_publications_crosses_in_batches_once_and_in_order() {
     assert_eq!(info_b["echoes"], 0, "{info_b}");
 }
 
+#[test]
+fn while_a_node_from_before_batches_is_live_events_cross_one_per_message() {
+    let Some(redis) = Redis::start("cluster::while_a_node_from_before_batches_is_live") else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let b = node(&redis.url(), "b");
+    let mut on_a = client(&a);
+    let room = subscribe(&mut on_a, json!({"exists": "n"}));
+    a.wait_for_log(&["cluster: subscribed to switchyard:i/c"], WAIT);
+    let mut writer = client(&b);
+    // Every live node stamps `switchyard:wire`: B publishes batches.
+    wait_for_batching(&mut writer, true);
+    // A node of an earlier version heartbeats (its entry in `nodes`) but never stamps.
+    redis_cli(
+        &redis,
+        &["ZADD", "switchyard:nodes", "99999999999999", "old"],
+    );
+    wait_for_batching(&mut writer, false);
+    let before = cluster_info(&mut writer);
+    const BURST: u64 = 300;
+    for n in 0..BURST {
+        writer.send(
+            &json!({"controller": "realtime", "action": "publish", "index": "i",
+                    "collection": "c", "body": {"n": n}})
+            .to_string(),
+        );
+    }
+    for _ in 0..BURST {
+        let line = writer.read_line().expect("an answer");
+        let (_, status, content) = parse_answer(&line);
+        assert_eq!(status, 200, "{content}");
+    }
+    for n in 0..BURST {
+        let (channel, payload) = notification(&mut on_a);
+        assert_eq!(channel, room);
+        assert_eq!(payload["result"]["_source"]["n"], n, "{payload}");
+    }
+    let published = before["published"].as_u64().expect("published") + BURST;
+    let after = wait_for_info(&mut writer, "published", published);
+    // One PUBLISH per event: what the old node reads.
+    assert_eq!(
+        after["batches"].as_u64().expect("batches") - before["batches"].as_u64().expect("batches"),
+        BURST,
+        "{after}"
+    );
+    let info_a = cluster_info(&mut on_a);
+    assert_eq!(info_a["delivered"], BURST, "{info_a}");
+    assert_eq!(info_a["malformed"], 0, "{info_a}");
+    assert_eq!(info_a["lost"], 0, "{info_a}");
+    // The old node gone (upgraded): batches again.
+    redis_cli(&redis, &["ZREM", "switchyard:nodes", "old"]);
+    wait_for_batching(&mut writer, true);
+}
+
+/// Waits until the node's `server:info` says it publishes in batches (or not).
+fn wait_for_batching(client: &mut LineClient, batching: bool) {
+    let until = Instant::now() + WAIT;
+    loop {
+        let info = cluster_info(client);
+        if info["batching"] == batching {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "batching never became {batching}: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs one `redis-cli` command against `redis`.
+fn redis_cli(redis: &Redis, args: &[&str]) {
+    let output = std::process::Command::new("redis-cli")
+        .arg("-u")
+        .arg(redis.url())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    assert!(output.status.success(), "{output:?}");
+}
+
 /// PUBLISHes `payload` on `channel` with `redis-cli`, as another node would.
 fn publish_raw(redis: &Redis, channel: &str, payload: &str) {
     let output = std::process::Command::new("redis-cli")
