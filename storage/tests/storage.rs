@@ -78,6 +78,7 @@ on_both_backends!(
     sort_paging_and_search_after,
     property_index_and_scan_give_the_same_answers,
     internal_records_survive_index_deletion_and_reopen,
+    exists_finds_objects_stored_under_an_indexed_field,
 );
 
 fn info() -> KuzzleInfo {
@@ -634,6 +635,87 @@ fn search_clauses_index_and_scan_agree(backend: &Backend) {
             assert_eq!(got, expected, "{query} on {collection}");
         }
     }
+}
+
+/// An object (or an array holding one) stored where the mapping has a keyword field: `exists`
+/// must find it through the secondary index as a scan does, after a write, an update back to
+/// a scalar, a delete, and an index rebuilt by `update_mapping`. (The embedded store's index
+/// had no entry for non-scalar values, so `exists` through the index missed them.)
+fn exists_finds_objects_stored_under_an_indexed_field(backend: &Backend) {
+    let store = backend.open();
+    let mapping =
+        json!({"properties": {"place": {"type": "keyword"}, "city": {"type": "keyword"}}});
+    setup(&*store, mapping);
+    store.create_collection("nyc", "scan", &json!({})).unwrap();
+    store.create_collection("nyc", "later", &json!({})).unwrap();
+    let docs = [
+        ("object", json!({"place": {"lat": 40.7, "lon": -74.0}})),
+        ("empty-object", json!({"place": {}})),
+        ("objects", json!({"place": [{"name": "a"}, {"name": "b"}]})),
+        ("scalar", json!({"place": "harbour"})),
+        ("mixed", json!({"place": ["pier", {"name": "c"}]})),
+        ("null", json!({"place": null})),
+        ("empty-array", json!({"place": []})),
+        ("absent", json!({"city": "nyc"})),
+    ];
+    for collection in ["taxi", "scan", "later"] {
+        let ops = docs
+            .iter()
+            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
+            .collect();
+        let mut b = batch(ops);
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+    // `later` gets the mapping after its documents: its index is rebuilt from them.
+    store
+        .update_mapping(
+            "nyc",
+            "later",
+            &json!({"properties": {"place": {"type": "keyword"}}}),
+        )
+        .unwrap();
+    let exists = json!({"query": {"exists": {"field": "place"}}});
+    let expected = ["empty-object", "mixed", "object", "objects", "scalar"];
+    for collection in ["taxi", "scan", "later"] {
+        let mut got = search_ids(&*store, collection, exists.clone());
+        got.sort();
+        assert_eq!(got, expected, "exists on {collection}");
+        let count = store
+            .count("nyc", collection, &Query::parse(&exists["query"]).unwrap())
+            .unwrap();
+        assert_eq!(count, 5, "count on {collection}");
+    }
+    // The other queries on the field still answer what a scan answers.
+    for query in [
+        json!({"term": {"place": "pier"}}),
+        json!({"range": {"place": {"gte": "a"}}}),
+        json!({"prefix": {"place": "h"}}),
+    ] {
+        let body = json!({"query": query});
+        assert_eq!(
+            search_ids(&*store, "taxi", body.clone()),
+            search_ids(&*store, "scan", body.clone()),
+            "{query}"
+        );
+    }
+    // An object replaced by a scalar, then deleted: no stale entry either way.
+    let mut replace = batch(vec![put(
+        "object",
+        json!({"city": "ams"}),
+        Precondition::Present,
+    )]);
+    replace.collection = "taxi".into();
+    store.write(replace).unwrap();
+    let mut delete = batch(vec![Operation::Delete {
+        id: "objects".into(),
+        precondition: Precondition::Present,
+    }]);
+    delete.collection = "taxi".into();
+    store.write(delete).unwrap();
+    let mut got = search_ids(&*store, "taxi", exists);
+    got.sort();
+    assert_eq!(got, ["empty-object", "mixed", "scalar"]);
 }
 
 fn sort_paging_and_search_after(backend: &Backend) {
