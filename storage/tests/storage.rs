@@ -1210,3 +1210,126 @@ fn reads_of_many_missing_collections_all_answer() {
         .unwrap();
     assert_eq!(store.get_raw("nyc", "missing4999", "a").unwrap(), None);
 }
+
+/// The embedded store's document cache (`embedded/document_cache.rs`): `get_raw_in_memory`
+/// answers a document's current body or nothing, never an old one — after a write (the new
+/// body), a failed write (unchanged), a delete, a truncate, and a collection or index deletion
+/// (nothing, even once the collection is re-created).
+#[test]
+fn the_document_cache_never_answers_a_stale_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    let in_memory = |id: &str| {
+        store
+            .get_raw_in_memory("nyc", "taxi", id)
+            .map(|raw| (raw.version, raw.source))
+    };
+    let write = |operations: Vec<Operation>| store.write(batch(operations)).unwrap();
+    assert_eq!(in_memory("a"), None);
+    // A write puts the new body in, a read of an uncached document fills it.
+    write(vec![put("a", json!({"v": 1}), Precondition::Absent)]);
+    assert_eq!(in_memory("a"), Some((1, r#"{"v":1}"#.to_string())));
+    write(vec![put("a", json!({"v": 2}), Precondition::Version(1))]);
+    assert_eq!(in_memory("a"), Some((2, r#"{"v":2}"#.to_string())));
+    // A failed precondition changes nothing.
+    let outcomes = write(vec![put("a", json!({"v": 3}), Precondition::Absent)]);
+    assert!(matches!(outcomes[0], Outcome::Failed { .. }));
+    assert_eq!(in_memory("a"), Some((2, r#"{"v":2}"#.to_string())));
+    // Delete.
+    write(vec![Operation::Delete {
+        id: "a".into(),
+        precondition: Precondition::Present,
+    }]);
+    assert_eq!(in_memory("a"), None);
+    assert_eq!(store.get_raw("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(in_memory("a"), None);
+    // Truncate.
+    write(vec![put("b", json!({"v": 1}), Precondition::Absent)]);
+    assert!(in_memory("b").is_some());
+    store.truncate_collection("nyc", "taxi").unwrap();
+    assert_eq!(in_memory("b"), None);
+    // Collection deletion, then the same name again.
+    write(vec![put("c", json!({"v": 1}), Precondition::Absent)]);
+    assert!(in_memory("c").is_some());
+    store.delete_collection("nyc", "taxi").unwrap();
+    assert_eq!(in_memory("c"), None);
+    store.create_collection("nyc", "taxi", &json!({})).unwrap();
+    assert_eq!(in_memory("c"), None);
+    assert_eq!(store.get_raw("nyc", "taxi", "c").unwrap(), None);
+    // Index deletion.
+    write(vec![put("d", json!({"v": 1}), Precondition::Absent)]);
+    assert!(in_memory("d").is_some());
+    store.delete_index("nyc").unwrap();
+    assert_eq!(in_memory("d"), None);
+    // A reopened store starts empty and fills from reads.
+    setup(&*store, json!({}));
+    write(vec![put("e", json!({"v": 1}), Precondition::Absent)]);
+    drop(store);
+    let store = open_embedded(dir.path());
+    assert_eq!(store.get_raw_in_memory("nyc", "taxi", "e"), None);
+    store.get_raw("nyc", "taxi", "e").unwrap().expect("stored");
+    assert_eq!(
+        store
+            .get_raw_in_memory("nyc", "taxi", "e")
+            .map(|raw| raw.source),
+        Some(r#"{"v":1}"#.to_string())
+    );
+}
+
+/// With `document_cache_bytes` 0 nothing is kept; readers racing writers never see a body
+/// older than the last write acknowledged before their read began.
+#[test]
+fn the_document_cache_off_and_under_racing_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        document_cache_bytes: 0,
+        ..EmbeddedOptions::default()
+    };
+    let store: Arc<dyn Storage> = Arc::new(EmbeddedStorage::open(dir.path(), options).unwrap());
+    setup(&*store, json!({}));
+    store
+        .write(batch(vec![put("a", json!({"v": 1}), Precondition::Absent)]))
+        .unwrap();
+    store.get_raw("nyc", "taxi", "a").unwrap().expect("stored");
+    assert_eq!(store.get_raw_in_memory("nyc", "taxi", "a"), None);
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    store
+        .write(batch(vec![put("a", json!({"v": 0}), Precondition::Absent)]))
+        .unwrap();
+    let acknowledged = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for v in 1..=300u64 {
+                store
+                    .write(batch(vec![put("a", json!({"v": v}), Precondition::Present)]))
+                    .unwrap();
+                acknowledged.store(v, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let floor = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+                // Both paths: the cache, and a read that may fill it.
+                for raw in [
+                    store.get_raw_in_memory("nyc", "taxi", "a"),
+                    store.get_raw("nyc", "taxi", "a").unwrap(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let v: Value = serde_json::from_str(&raw.source).unwrap();
+                    let v = v["v"].as_u64().unwrap();
+                    assert!(v >= floor, "read v {v} after v {floor} was acknowledged");
+                }
+                if floor == 300 {
+                    break;
+                }
+            });
+        }
+    });
+}
