@@ -1306,7 +1306,11 @@ fn the_document_cache_off_and_under_racing_writers() {
         scope.spawn(|| {
             for v in 1..=300u64 {
                 store
-                    .write(batch(vec![put("a", json!({"v": v}), Precondition::Present)]))
+                    .write(batch(vec![put(
+                        "a",
+                        json!({"v": v}),
+                        Precondition::Present,
+                    )]))
                     .unwrap();
                 acknowledged.store(v, std::sync::atomic::Ordering::SeqCst);
             }

@@ -9,6 +9,7 @@ mod admin_page;
 mod c_abi;
 mod cluster;
 mod connection_limits;
+mod document_cache;
 mod documents;
 mod flow;
 mod guide;
