@@ -333,11 +333,13 @@ pub fn documents_subscribed(settings: &Settings) -> anyhow::Result<Value> {
     }))
 }
 
-/// Room `r`'s filter: the first `matching` ones match the documents of one city each, the
-/// others never match.
+/// Room `r`'s filter: the first `matching` ones match the documents of one city each
+/// (`city-0`, `city-100`, …: a client's `n`th document has `city-{n % 10000}`, so 1 % of every
+/// client's writes, spread over the run), the others never match.
 fn room_filter(r: usize, matching: usize) -> Value {
     if r < matching {
-        return json!({"equals": {"city": format!("city-{r}")}});
+        let city = r * (CITIES as usize / matching.max(1)).max(1);
+        return json!({"equals": {"city": format!("city-{city}")}});
     }
     match r % 3 {
         0 => json!({"equals": {"city": format!("elsewhere-{r}")}}),
