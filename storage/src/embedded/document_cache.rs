@@ -14,7 +14,7 @@
 //! sequence) first, and every update of a shard bumps its sequence, so a body read from a
 //! snapshot older than a commit can never be put back over that commit's update.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use hashlink::LinkedHashMap;
@@ -119,9 +119,7 @@ impl DocumentCache {
     }
 
     fn shard_of(&self, key: &str) -> usize {
-        let mut hasher = self.hasher.build_hasher();
-        key.hash(&mut hasher);
-        (hasher.finish() % SHARDS as u64) as usize
+        (self.hasher.hash_one(key) % SHARDS as u64) as usize
     }
 
     fn lock(&self, shard: usize) -> std::sync::MutexGuard<'_, Shard> {
