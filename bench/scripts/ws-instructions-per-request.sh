@@ -15,7 +15,7 @@
 # message for the baseline — and prints the instructions per round trip. With a third argument,
 # keeps the callgrind profile in that file. TLS=1 (switchyard only) serves wss:// with a
 # certificate made by the openssl command, the client trusting its CA: the cost of TLS per round
-# trip. Needs valgrind and python3; build first:
+# trip. EXTRA_CONFIG=<toml> (switchyard only) appends tables to the host's config. Needs valgrind and python3; build first:
 # cargo build --release -p switchyard -p plugin-websocket -p switchyard-bench.
 set -euo pipefail
 what=${1:-switchyard}
@@ -95,6 +95,10 @@ dataDir = "$work/data"
 port = $port
 address = "127.0.0.1"
 TOML
+  # EXTRA_CONFIG: more TOML tables for the host (e.g. "[storage]\ndocumentCacheBytes = 0").
+  if [ -n "${EXTRA_CONFIG:-}" ]; then
+    printf '%b\n' "$EXTRA_CONFIG" >>"$work/config.toml"
+  fi
   if [ "${TLS:-0}" = 1 ]; then
     (cd "$work" &&
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \

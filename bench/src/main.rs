@@ -10,7 +10,9 @@
 //! switchyard-bench mqtt-rtt        [--connections C] [--via kuzzle|topics] [--broker HOST:PORT]
 //! switchyard-bench socketio-fanout [--subscribers N] [--payload BYTES] [--window W | --burst N]
 //! switchyard-bench connections     [--connections C]
-//! switchyard-bench documents       [--connections C]
+//! switchyard-bench documents       [--connections C] [--document-cache BYTES]
+//! switchyard-bench documents-search [--documents N] [--connections C]
+//! switchyard-bench documents-subscribed [--rooms R] [--connections C]
 //! switchyard-bench cluster-fanout  [--subscribers N] [--payload BYTES] [--window W]
 //! switchyard-bench login           [--connections C]
 //! common: [--target switchyard|baseline|both] [--seconds S] [--warmup S] [--rounds N]
@@ -68,6 +70,12 @@ pub struct Settings {
     pub json: Option<std::path::PathBuf>,
     /// How many times the whole scenario runs (ratios: the median).
     pub rounds: usize,
+    /// Documents loaded before searching (`documents-search`; default 1 M).
+    pub documents: Option<u64>,
+    /// Rooms subscribed on the collection (`documents-subscribed`; default 10,000).
+    pub rooms: Option<usize>,
+    /// `documents`: the host's `[storage] documentCacheBytes` (default: the host's default).
+    pub document_cache: Option<usize>,
 }
 
 /// How the MQTT scenarios use switchyard (a baseline broker always gets `Topics`).
@@ -108,6 +116,9 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         auth: false,
         tls: false,
         rounds: 1,
+        documents: None,
+        rooms: None,
+        document_cache: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -132,6 +143,9 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
                 settings.burst = Some(burst);
             }
             "--path" => settings.path = Some(value()?),
+            "--documents" => settings.documents = Some(value()?.parse()?),
+            "--rooms" => settings.rooms = Some(value()?.parse()?),
+            "--document-cache" => settings.document_cache = Some(value()?.parse()?),
             "--auth" => settings.auth = true,
             "--tls" => settings.tls = true,
             "--rounds" => {

@@ -109,6 +109,16 @@ impl WsClient {
         self.reader.wait_for(needle).await
     }
 
+    /// Its sending half.
+    pub fn writer_mut(&mut self) -> &mut WsWriter {
+        &mut self.writer
+    }
+
+    /// Its receiving half.
+    pub fn reader_mut(&mut self) -> &mut WsReader {
+        &mut self.reader
+    }
+
     /// Splits the client into its halves.
     pub fn split(self) -> (WsReader, WsWriter) {
         (self.reader, self.writer)

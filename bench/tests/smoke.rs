@@ -306,6 +306,34 @@ fn documents_creates_then_gets_on_both_sides() {
     }
 }
 
+#[test]
+fn documents_search_and_documents_subscribed_run_on_both_sides() {
+    let record = run(&["documents-search", "--documents", "3000"]);
+    let searched = results(&record);
+    assert_eq!(searched.len(), 2, "{record}");
+    for result in searched {
+        assert_eq!(result["documents"], 3000, "{result}");
+        assert!(
+            result["search_latency"]["samples"].as_u64().unwrap() > 0,
+            "{result}"
+        );
+    }
+    let record = run(&[
+        "documents-subscribed",
+        "--rooms",
+        "300",
+        "--connections",
+        "4",
+    ]);
+    let results = results(&record);
+    assert_eq!(results.len(), 2, "{record}");
+    assert_eq!(results[0]["rooms"], 0, "{record}");
+    assert_eq!(results[1]["rooms"], 300, "{record}");
+    for result in results {
+        assert!(result["documents"].as_u64().unwrap() > 0, "{result}");
+    }
+}
+
 /// Burst mode (`--burst`): the whole burst reaches every subscriber on both sides, and the
 /// record has the burst's figures.
 #[test]

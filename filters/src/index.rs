@@ -10,7 +10,7 @@
 //! one whose default is true (most negations) holds unless the document *kills* it.
 //!
 //! Each minterm is indexed under one *driver*: among its literals defaulting to false, the most
-//! selective kind (`equals` first, bare `exists` last). Minterms without one (`{}`, pure
+//! selective kind (`equals` first, bare `exists` last), then the one driving the fewest minterms. Minterms without one (`{}`, pure
 //! negations) are in the `always` list, and their literals are filed so that kills are seen.
 //! Only filed literals (drivers and those) are in the per-field structures: hash maps for
 //! `equals` and `exists` (and their negations), interval trees for `range` and for geo shapes
@@ -452,7 +452,13 @@ impl Collection {
             .iter()
             .copied()
             .filter(|&l| !self.lits.get(l).default)
-            .min_by_key(|&l| driver_rank(&self.lits.get(l).test))
+            // Among equally selective kinds, the literal driving the fewest minterms: a literal
+            // shared by many filters (`active == true` in thousands of `and`s) would make them
+            // all candidates for every document it hits.
+            .min_by_key(|&l| {
+                let lit = self.lits.get(l);
+                (driver_rank(&lit.test), lit.drives.len())
+            })
             .unwrap_or(NONE);
         let minterm = self.minterms.insert(Minterm {
             lits: ids.clone().into_boxed_slice(),

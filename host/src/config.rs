@@ -354,6 +354,9 @@ pub struct StorageConfig {
     pub pool_size: usize,
     /// Milliseconds one connection attempt to PostgreSQL may take (unless the URL says).
     pub connect_timeout: u64,
+    /// Embedded store: bytes of recently read and written document bodies kept in memory, so
+    /// that `document:get` of one is answered without the blocking pool; 0 turns it off.
+    pub document_cache_bytes: usize,
 }
 
 impl Default for StorageConfig {
@@ -363,6 +366,7 @@ impl Default for StorageConfig {
             url: String::new(),
             pool_size: 16,
             connect_timeout: 5_000,
+            document_cache_bytes: switchyard_storage::DEFAULT_DOCUMENT_CACHE_BYTES,
         }
     }
 }

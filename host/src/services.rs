@@ -103,6 +103,18 @@ impl Services {
         &*self.storage
     }
 
+    /// The document's current body when the store holds it in memory (the embedded store's
+    /// document cache): never blocks, so any thread may ask; `None` means ask `storage` on the
+    /// blocking pool.
+    pub fn document_in_memory(
+        &self,
+        index: &str,
+        collection: &str,
+        id: &str,
+    ) -> Option<switchyard_storage::RawDocument> {
+        self.storage.get_raw_in_memory(index, collection, id)
+    }
+
     /// Hands a notification to every protocol (each delivers to its own members).
     pub fn broadcast(&self, notification: &Broadcast) {
         self.protocols

@@ -383,7 +383,11 @@ fn open_embedded(
 ) -> Result<EmbeddedStorage, switchyard_storage::StorageError> {
     let deadline = Instant::now() + wait;
     loop {
-        match EmbeddedStorage::open(&config.data_dir, EmbeddedOptions::default()) {
+        let options = EmbeddedOptions {
+            document_cache_bytes: config.storage.document_cache_bytes,
+            ..EmbeddedOptions::default()
+        };
+        match EmbeddedStorage::open(&config.data_dir, options) {
             Ok(storage) => return Ok(storage),
             Err(error) if Instant::now() >= deadline => return Err(error),
             // Pacing the retries of a lock held by a process that is exiting.

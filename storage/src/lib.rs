@@ -16,7 +16,7 @@ mod storage;
 pub use document::{
     Document, KuzzleInfo, Operation, Outcome, Precondition, RawDocument, WriteBatch,
 };
-pub use embedded::{EmbeddedOptions, EmbeddedStorage};
+pub use embedded::{EmbeddedOptions, EmbeddedStorage, DEFAULT_DOCUMENT_CACHE_BYTES};
 pub use error::{QueryError, Result, StorageError};
 pub use pg::{redact_url, PostgresOptions, PostgresStorage};
 pub use query::{

@@ -50,6 +50,16 @@ pub trait Storage: Send + Sync {
     fn get_raw(&self, index: &str, collection: &str, id: &str) -> Result<Option<RawDocument>> {
         Ok(self.get(index, collection, id)?.map(RawDocument::from))
     }
+    /// [`get_raw`](Self::get_raw) answered from memory, without any I/O and without blocking
+    /// (the host calls it on a network thread): `Some` only when the store holds the document's
+    /// current body in memory, `None` when it cannot tell without reading (the caller then
+    /// calls `get_raw` on its blocking pool). Never stale: once a write or a delete returned,
+    /// this answers its result or `None`. A store shared by several processes cannot promise
+    /// that, so the default answers `None`.
+    fn get_raw_in_memory(&self, index: &str, collection: &str, id: &str) -> Option<RawDocument> {
+        let _ = (index, collection, id);
+        None
+    }
     /// Several documents, in the order of `ids`.
     fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>>;
     /// Applies a batch atomically and durably: when this returns `Ok`, every `Written` and

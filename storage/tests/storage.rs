@@ -78,6 +78,7 @@ on_both_backends!(
     sort_paging_and_search_after,
     property_index_and_scan_give_the_same_answers,
     internal_records_survive_index_deletion_and_reopen,
+    exists_finds_objects_stored_under_an_indexed_field,
 );
 
 fn info() -> KuzzleInfo {
@@ -636,6 +637,87 @@ fn search_clauses_index_and_scan_agree(backend: &Backend) {
     }
 }
 
+/// An object (or an array holding one) stored where the mapping has a keyword field: `exists`
+/// must find it through the secondary index as a scan does, after a write, an update back to
+/// a scalar, a delete, and an index rebuilt by `update_mapping`. (The embedded store's index
+/// had no entry for non-scalar values, so `exists` through the index missed them.)
+fn exists_finds_objects_stored_under_an_indexed_field(backend: &Backend) {
+    let store = backend.open();
+    let mapping =
+        json!({"properties": {"place": {"type": "keyword"}, "city": {"type": "keyword"}}});
+    setup(&*store, mapping);
+    store.create_collection("nyc", "scan", &json!({})).unwrap();
+    store.create_collection("nyc", "later", &json!({})).unwrap();
+    let docs = [
+        ("object", json!({"place": {"lat": 40.7, "lon": -74.0}})),
+        ("empty-object", json!({"place": {}})),
+        ("objects", json!({"place": [{"name": "a"}, {"name": "b"}]})),
+        ("scalar", json!({"place": "harbour"})),
+        ("mixed", json!({"place": ["pier", {"name": "c"}]})),
+        ("null", json!({"place": null})),
+        ("empty-array", json!({"place": []})),
+        ("absent", json!({"city": "nyc"})),
+    ];
+    for collection in ["taxi", "scan", "later"] {
+        let ops = docs
+            .iter()
+            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
+            .collect();
+        let mut b = batch(ops);
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+    // `later` gets the mapping after its documents: its index is rebuilt from them.
+    store
+        .update_mapping(
+            "nyc",
+            "later",
+            &json!({"properties": {"place": {"type": "keyword"}}}),
+        )
+        .unwrap();
+    let exists = json!({"query": {"exists": {"field": "place"}}});
+    let expected = ["empty-object", "mixed", "object", "objects", "scalar"];
+    for collection in ["taxi", "scan", "later"] {
+        let mut got = search_ids(&*store, collection, exists.clone());
+        got.sort();
+        assert_eq!(got, expected, "exists on {collection}");
+        let count = store
+            .count("nyc", collection, &Query::parse(&exists["query"]).unwrap())
+            .unwrap();
+        assert_eq!(count, 5, "count on {collection}");
+    }
+    // The other queries on the field still answer what a scan answers.
+    for query in [
+        json!({"term": {"place": "pier"}}),
+        json!({"range": {"place": {"gte": "a"}}}),
+        json!({"prefix": {"place": "h"}}),
+    ] {
+        let body = json!({"query": query});
+        assert_eq!(
+            search_ids(&*store, "taxi", body.clone()),
+            search_ids(&*store, "scan", body.clone()),
+            "{query}"
+        );
+    }
+    // An object replaced by a scalar, then deleted: no stale entry either way.
+    let mut replace = batch(vec![put(
+        "object",
+        json!({"city": "ams"}),
+        Precondition::Present,
+    )]);
+    replace.collection = "taxi".into();
+    store.write(replace).unwrap();
+    let mut delete = batch(vec![Operation::Delete {
+        id: "objects".into(),
+        precondition: Precondition::Present,
+    }]);
+    delete.collection = "taxi".into();
+    store.write(delete).unwrap();
+    let mut got = search_ids(&*store, "taxi", exists);
+    got.sort();
+    assert_eq!(got, ["empty-object", "mixed", "scalar"]);
+}
+
 fn sort_paging_and_search_after(backend: &Backend) {
     let store = backend.open();
     setup(&*store, serde_json::from_str(MAPPING).unwrap());
@@ -1127,4 +1209,131 @@ fn reads_of_many_missing_collections_all_answer() {
         .create_collection("nyc", "missing4999", &json!({}))
         .unwrap();
     assert_eq!(store.get_raw("nyc", "missing4999", "a").unwrap(), None);
+}
+
+/// The embedded store's document cache (`embedded/document_cache.rs`): `get_raw_in_memory`
+/// answers a document's current body or nothing, never an old one — after a write (the new
+/// body), a failed write (unchanged), a delete, a truncate, and a collection or index deletion
+/// (nothing, even once the collection is re-created).
+#[test]
+fn the_document_cache_never_answers_a_stale_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    let in_memory = |id: &str| {
+        store
+            .get_raw_in_memory("nyc", "taxi", id)
+            .map(|raw| (raw.version, raw.source))
+    };
+    let write = |operations: Vec<Operation>| store.write(batch(operations)).unwrap();
+    assert_eq!(in_memory("a"), None);
+    // A write puts the new body in, a read of an uncached document fills it.
+    write(vec![put("a", json!({"v": 1}), Precondition::Absent)]);
+    assert_eq!(in_memory("a"), Some((1, r#"{"v":1}"#.to_string())));
+    write(vec![put("a", json!({"v": 2}), Precondition::Version(1))]);
+    assert_eq!(in_memory("a"), Some((2, r#"{"v":2}"#.to_string())));
+    // A failed precondition changes nothing.
+    let outcomes = write(vec![put("a", json!({"v": 3}), Precondition::Absent)]);
+    assert!(matches!(outcomes[0], Outcome::Failed { .. }));
+    assert_eq!(in_memory("a"), Some((2, r#"{"v":2}"#.to_string())));
+    // Delete.
+    write(vec![Operation::Delete {
+        id: "a".into(),
+        precondition: Precondition::Present,
+    }]);
+    assert_eq!(in_memory("a"), None);
+    assert_eq!(store.get_raw("nyc", "taxi", "a").unwrap(), None);
+    assert_eq!(in_memory("a"), None);
+    // Truncate.
+    write(vec![put("b", json!({"v": 1}), Precondition::Absent)]);
+    assert!(in_memory("b").is_some());
+    store.truncate_collection("nyc", "taxi").unwrap();
+    assert_eq!(in_memory("b"), None);
+    // Collection deletion, then the same name again.
+    write(vec![put("c", json!({"v": 1}), Precondition::Absent)]);
+    assert!(in_memory("c").is_some());
+    store.delete_collection("nyc", "taxi").unwrap();
+    assert_eq!(in_memory("c"), None);
+    store.create_collection("nyc", "taxi", &json!({})).unwrap();
+    assert_eq!(in_memory("c"), None);
+    assert_eq!(store.get_raw("nyc", "taxi", "c").unwrap(), None);
+    // Index deletion.
+    write(vec![put("d", json!({"v": 1}), Precondition::Absent)]);
+    assert!(in_memory("d").is_some());
+    store.delete_index("nyc").unwrap();
+    assert_eq!(in_memory("d"), None);
+    // A reopened store starts empty and fills from reads.
+    setup(&*store, json!({}));
+    write(vec![put("e", json!({"v": 1}), Precondition::Absent)]);
+    drop(store);
+    let store = open_embedded(dir.path());
+    assert_eq!(store.get_raw_in_memory("nyc", "taxi", "e"), None);
+    store.get_raw("nyc", "taxi", "e").unwrap().expect("stored");
+    assert_eq!(
+        store
+            .get_raw_in_memory("nyc", "taxi", "e")
+            .map(|raw| raw.source),
+        Some(r#"{"v":1}"#.to_string())
+    );
+}
+
+/// With `document_cache_bytes` 0 nothing is kept; readers racing writers never see a body
+/// older than the last write acknowledged before their read began.
+#[test]
+fn the_document_cache_off_and_under_racing_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        document_cache_bytes: 0,
+        ..EmbeddedOptions::default()
+    };
+    let store: Arc<dyn Storage> = Arc::new(EmbeddedStorage::open(dir.path(), options).unwrap());
+    setup(&*store, json!({}));
+    store
+        .write(batch(vec![put("a", json!({"v": 1}), Precondition::Absent)]))
+        .unwrap();
+    store.get_raw("nyc", "taxi", "a").unwrap().expect("stored");
+    assert_eq!(store.get_raw_in_memory("nyc", "taxi", "a"), None);
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    store
+        .write(batch(vec![put("a", json!({"v": 0}), Precondition::Absent)]))
+        .unwrap();
+    let acknowledged = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for v in 1..=300u64 {
+                store
+                    .write(batch(vec![put(
+                        "a",
+                        json!({"v": v}),
+                        Precondition::Present,
+                    )]))
+                    .unwrap();
+                acknowledged.store(v, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let floor = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+                // Both paths: the cache, and a read that may fill it.
+                for raw in [
+                    store.get_raw_in_memory("nyc", "taxi", "a"),
+                    store.get_raw("nyc", "taxi", "a").unwrap(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let v: Value = serde_json::from_str(&raw.source).unwrap();
+                    let v = v["v"].as_u64().unwrap();
+                    assert!(v >= floor, "read v {v} after v {floor} was acknowledged");
+                }
+                if floor == 300 {
+                    break;
+                }
+            });
+        }
+    });
 }

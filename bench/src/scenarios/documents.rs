@@ -21,7 +21,7 @@ use crate::Settings;
 
 /// The document numbered `i`: about 330 bytes of JSON, the documents of the storage crate's
 /// `group_commit` bench.
-fn document(i: u64) -> Value {
+pub(super) fn document(i: u64) -> Value {
     json!({
         "name": format!("user {i}"),
         "email": format!("user{i}@example.com"),
@@ -35,23 +35,23 @@ fn document(i: u64) -> Value {
 }
 
 /// The collection's mapping: four indexed fields, as in the storage bench.
-fn mapping() -> Value {
+pub(super) fn mapping() -> Value {
     json!({"properties": {"city": {"type": "keyword"}, "age": {"type": "integer"},
         "active": {"type": "boolean"}, "score": {"type": "double"}}})
 }
 
 /// The id of client `client`'s `n`th document.
-fn id(client: usize, n: u64) -> String {
+pub(super) fn id(client: usize, n: u64) -> String {
     format!("c{client:03}-{n:09}")
 }
 
 /// The number of client `client`'s `n`th document (the same on both sides).
-fn number(client: usize, n: u64) -> u64 {
+pub(super) fn number(client: usize, n: u64) -> u64 {
     client as u64 * 1_000_000_000 + n
 }
 
 /// A small xorshift generator: which document a read asks for.
-fn next_random(state: &mut u64) -> u64 {
+pub(super) fn next_random(state: &mut u64) -> u64 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
@@ -69,38 +69,38 @@ fn random_id(written: &[u64], state: &mut u64) -> String {
 }
 
 /// Builds a client's `n`th request (the `u64` is its random state).
-type Request = Arc<dyn Fn(usize, u64, &mut u64) -> Vec<u8> + Send + Sync>;
+pub(super) type Request = Arc<dyn Fn(usize, u64, &mut u64) -> Vec<u8> + Send + Sync>;
 
 /// What one measured phase gives.
-struct Phase {
+pub(super) struct Phase {
     /// Operations answered with success in the measured window.
-    counted: u64,
+    pub(super) counted: u64,
     /// Operations that failed (any time).
-    failed: u64,
-    elapsed: Duration,
-    latency: Histogram<u64>,
+    pub(super) failed: u64,
+    pub(super) elapsed: Duration,
+    pub(super) latency: Histogram<u64>,
     /// Operations each client completed (warm-up included).
-    done: Vec<u64>,
-    cpu: Value,
+    pub(super) done: Vec<u64>,
+    pub(super) cpu: Value,
 }
 
 impl Phase {
-    fn per_second(&self) -> f64 {
+    pub(super) fn per_second(&self) -> f64 {
         (self.counted as f64 / self.elapsed.as_secs_f64()).round()
     }
 }
 
 /// The measuring window shared by a phase's clients.
-struct Window {
-    measuring: AtomicBool,
-    stop: AtomicBool,
-    counted: AtomicU64,
-    failed: AtomicU64,
-    latency: Mutex<Histogram<u64>>,
+pub(super) struct Window {
+    pub(super) measuring: AtomicBool,
+    pub(super) stop: AtomicBool,
+    pub(super) counted: AtomicU64,
+    pub(super) failed: AtomicU64,
+    pub(super) latency: Mutex<Histogram<u64>>,
 }
 
 impl Window {
-    fn new() -> Arc<Window> {
+    pub(super) fn new() -> Arc<Window> {
         Arc::new(Window {
             measuring: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -110,7 +110,7 @@ impl Window {
         })
     }
 
-    fn record(&self, sent_at: Instant, ok: bool) {
+    pub(super) fn record(&self, sent_at: Instant, ok: bool) {
         if !ok {
             self.failed.fetch_add(1, Ordering::Relaxed);
             return;
@@ -127,7 +127,7 @@ impl Window {
     }
 
     /// Warm-up, then the measured window; `cpu` reads the server's CPU seconds.
-    fn measure(
+    pub(super) fn measure(
         &self,
         settings: &Settings,
         cpu: &dyn Fn() -> Option<f64>,
@@ -144,7 +144,12 @@ impl Window {
         (elapsed, figures)
     }
 
-    fn into_phase(self: Arc<Window>, elapsed: Duration, cpu: Value, done: Vec<u64>) -> Phase {
+    pub(super) fn into_phase(
+        self: Arc<Window>,
+        elapsed: Duration,
+        cpu: Value,
+        done: Vec<u64>,
+    ) -> Phase {
         Phase {
             counted: self.counted.load(Ordering::Acquire),
             failed: self.failed.load(Ordering::Acquire),
@@ -192,6 +197,7 @@ pub fn documents(settings: &Settings) -> anyhow::Result<Value> {
             "connections": clients,
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
+            "document_cache_bytes": settings.document_cache,
             "request": "switchyard: document:create (acknowledged after fsync), then document:get by id, over WebSocket; baseline: SQLite WAL synchronous=FULL, one INSERT transaction per document, then SELECT by primary key, one connection per client thread, in process",
         },
         "results": results,
@@ -202,7 +208,7 @@ pub fn documents(settings: &Settings) -> anyhow::Result<Value> {
 
 /// A WebSocket phase: each client sends `request(client, n, &mut random)` and waits for its
 /// answer, `"status":200` counting as success.
-async fn ws_phase(
+pub(super) async fn ws_phase(
     address: &str,
     clients: usize,
     settings: &Settings,
@@ -263,7 +269,13 @@ async fn ws_phase(
 
 /// Switchyard: creates, then gets, over WebSocket.
 fn switchyard(settings: &Settings, clients: usize) -> anyhow::Result<(String, Phase, Phase)> {
-    let server = Running::start(Kind::Switchyard, Protocol::WebSocket, None)?;
+    let server = match settings.document_cache {
+        Some(bytes) => Running::start_switchyard(
+            Protocol::WebSocket,
+            &format!("[storage]\ndocumentCacheBytes = {bytes}"),
+        )?,
+        None => Running::start(Kind::Switchyard, Protocol::WebSocket, None)?,
+    };
     let address = server.address();
     runtime().block_on(async {
         let mut setup = WsClient::connect(&address).await?;

@@ -10,6 +10,7 @@ mod auth;
 mod burst;
 mod cluster;
 mod documents;
+mod documents_scale;
 mod http;
 mod login;
 mod mqtt;
@@ -34,6 +35,8 @@ pub const SCENARIOS: &[&str] = &[
     "socketio-fanout",
     "connections",
     "documents",
+    "documents-search",
+    "documents-subscribed",
     "cluster-fanout",
     "login",
 ];
@@ -49,6 +52,8 @@ pub fn run(name: &str, settings: &Settings) -> anyhow::Result<Value> {
         "mqtt-rtt" => mqtt_rtt::mqtt_rtt(settings),
         "socketio-fanout" => socketio::socketio_fanout(settings),
         "documents" => documents::documents(settings),
+        "documents-search" => documents_scale::documents_search(settings),
+        "documents-subscribed" => documents_scale::documents_subscribed(settings),
         "cluster-fanout" => cluster::cluster_fanout(settings),
         "login" => login::login(settings),
         other => anyhow::bail!("unknown scenario {other}: {}", SCENARIOS.join(", ")),

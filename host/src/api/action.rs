@@ -8,6 +8,9 @@
 //! and an inline action can never reach a service that blocks. [`Run::Weighed`] handlers are
 //! inline ones whose cost depends on the request (`realtime:subscribe`'s filter): a request
 //! its `weigh` finds heavy runs on the blocking pool instead of the plugin's thread.
+//! [`Run::Cached`] actions first try an inline handler that answers from memory only
+//! (`document:get` from the store's document cache) and go to the blocking pool when it
+//! cannot answer.
 
 use serde_json::Value;
 use switchyard_plugin_api::errors::{self, KuzzleError};
@@ -68,6 +71,10 @@ pub type InlineHandler = fn(&Context<'_>, &mut Request<'_>) -> ActionResult;
 /// A handler that may block (disk, hashing, network): runs on the blocking pool only.
 pub type BlockingHandler = fn(&BlockingContext<'_>, &mut Request<'_>) -> ActionResult;
 
+/// An inline attempt at a blocking action: `Some` when it could answer from memory alone,
+/// `None` (leaving the request as it found it) when the blocking handler must run.
+pub type InMemoryHandler = fn(&Context<'_>, &mut Request<'_>) -> Option<ActionResult>;
+
 /// Says whether a request is too heavy for a network thread (its cost past a small budget);
 /// it must itself be cheap (a look at the request, no work).
 pub type Weigh = fn(&Request<'_>) -> bool;
@@ -82,6 +89,9 @@ pub enum Run {
     /// As `Inline`, but on the blocking pool when `Weigh` finds the request heavy (it is
     /// still in memory: only the thread changes).
     Weighed(InlineHandler, Weigh),
+    /// The in-memory handler where the request is dispatched; when it cannot answer, the
+    /// blocking handler on the blocking pool.
+    Cached(InMemoryHandler, BlockingHandler),
 }
 
 impl std::fmt::Debug for Run {
@@ -90,6 +100,7 @@ impl std::fmt::Debug for Run {
             Run::Inline(_) => "Inline",
             Run::Blocking(_) => "Blocking",
             Run::Weighed(..) => "Weighed",
+            Run::Cached(..) => "Cached",
         })
     }
 }

@@ -2,7 +2,8 @@
 //! the gate who calls and whether they may, then run the handler — or hand back an owned
 //! request: for the blocking pool when the action is declared `Blocking` (or `Weighed` and the
 //! request is heavy: a network thread must not spend long on one request), for the pacing queue
-//! when the action fans out while a protocol reports congestion (`pressure.rs`).
+//! when the action fans out while a protocol reports congestion (`pressure.rs`). A `Cached`
+//! action is tried in memory here first, and handed back for the blocking pool on a miss.
 //!
 //! A handler that panics is caught here: the request is answered 500
 //! (`core.fatal.unexpected_error`) and the panic is logged with `controller:action`.
@@ -54,7 +55,10 @@ impl OwnedRequest {
     /// True when its action must run on the blocking pool (a `Weighed` one is owned only
     /// when it was found heavy).
     pub fn is_blocking(&self) -> bool {
-        matches!(self.run, Run::Blocking(_) | Run::Weighed(..))
+        matches!(
+            self.run,
+            Run::Blocking(_) | Run::Weighed(..) | Run::Cached(..)
+        )
     }
 
     /// Runs an in-memory action here; a blocking one is handed back.
@@ -98,7 +102,7 @@ impl OwnedRequest {
             Run::Inline(handler) | Run::Weighed(handler, _) => {
                 invoke(request, |request| handler(&context, request))
             }
-            Run::Blocking(handler) => {
+            Run::Blocking(handler) | Run::Cached(_, handler) => {
                 let context = BlockingContext::new(context, on_pool);
                 invoke(request, |request| handler(&context, request))
             }
@@ -201,6 +205,20 @@ pub fn dispatch<'a>(
             Dispatched::Answered(routed(answer, route))
         }
         Run::Blocking(_) => Dispatched::Blocking(owned(request, caller)),
+        Run::Cached(in_memory, _) => {
+            let context = Context {
+                services,
+                router,
+                caller: &caller,
+            };
+            let mut request = request;
+            match catch_unwind(AssertUnwindSafe(|| in_memory(&context, &mut request))) {
+                Ok(Some(outcome)) => Dispatched::Answered(routed(build(request, outcome), route)),
+                Ok(None) => Dispatched::Blocking(owned(request, caller)),
+                // The blocking handler runs it again and answers (or panics and gets the 500).
+                Err(_) => Dispatched::Blocking(owned(request, caller)),
+            }
+        }
     }
 }
 

@@ -5,13 +5,18 @@
 //!   order is byte order and a string prefix stays a key prefix;
 //! * numbers: an f64 whose bits are flipped to sort as unsigned big-endian. Integers beyond 2^53
 //!   round, which can only add candidates: every candidate is checked against the query anyway;
-//! * the id last, raw: ids are UTF-8, so a `FF` byte after a value sorts after every id.
+//! * the id last, raw: ids are UTF-8, so a `FF` byte after a value sorts after every id;
+//! * an object stored under an indexed field has no value to order by: its entry is
+//!   `field ‖ TAG_OBJECT ‖ id`, there only so that `exists` (and a `range` with no bound, which
+//!   reads every entry of the field) finds it through the index as a scan does.
 
 use serde_json::Value;
 
 pub(crate) const TAG_BOOL: u8 = 0x10;
 pub(crate) const TAG_NUMBER: u8 = 0x20;
 pub(crate) const TAG_STRING: u8 = 0x30;
+/// An object: present, with no value a term or a bounded range could match.
+pub(crate) const TAG_OBJECT: u8 = 0x40;
 
 fn escape(bytes: &[u8], out: &mut Vec<u8>) {
     for &b in bytes {
@@ -72,11 +77,15 @@ pub(crate) fn value_prefix(field: &str, value: &Value) -> Option<Vec<u8>> {
     encode_value(value, &mut out).then_some(out)
 }
 
-/// A full entry key.
+/// A full entry key; `None` for null (absent, as for `exists`). Objects get a presence entry
+/// (`TAG_OBJECT`); arrays never reach here (`field_values` flattens them).
 pub(crate) fn entry(field_prefix: &[u8], value: &Value, id: &str) -> Option<Vec<u8>> {
     let mut out = field_prefix.to_vec();
     if !encode_value(value, &mut out) {
-        return None;
+        match value {
+            Value::Object(_) => out.push(TAG_OBJECT),
+            _ => return None,
+        }
     }
     out.extend_from_slice(id.as_bytes());
     Some(out)
@@ -97,6 +106,7 @@ pub(crate) fn entry_id(key: &[u8], field_prefix_len: usize) -> Option<&str> {
     let id = match tag {
         TAG_BOOL => rest.get(1..)?,
         TAG_NUMBER => rest.get(8..)?,
+        TAG_OBJECT => rest,
         TAG_STRING => {
             let mut i = 0;
             loop {
@@ -151,6 +161,10 @@ mod tests {
         for key in &keys {
             assert_eq!(entry_id(key, field.len()), Some("the-id"));
         }
+        let object = entry(&field, &json!({"a": 1}), "the-id").unwrap();
+        assert_eq!(entry_id(&object, field.len()), Some("the-id"));
+        assert!(keys.iter().all(|key| *key < object));
+        assert_eq!(entry(&field, &Value::Null, "the-id"), None);
         let prefix = string_prefix("f", "a");
         let end = after_prefix(&prefix);
         let inside: Vec<_> = keys.iter().filter(|k| **k >= prefix && **k < end).collect();

@@ -54,6 +54,20 @@ fn tag_of(value: &Value) -> Option<u8> {
     }
 }
 
+/// Whether [`candidates`] gives exactly the matches of `query` (every candidate matches): a
+/// `term` or `terms` of strings or booleans on an indexed field, whose index entries hold the
+/// exact value (numbers may round, see `keys.rs`). A search then needs no document but those
+/// of its page.
+pub(super) fn is_exact(query: &Query, schema: &Schema) -> bool {
+    let exact_value = |value: &Value| matches!(value, Value::String(_) | Value::Bool(_));
+    let indexed = |field: &str| !field.starts_with('_') && schema.is_indexed(field);
+    match query {
+        Query::Term { field, value } => indexed(field) && exact_value(value),
+        Query::Terms { field, values } => indexed(field) && values.iter().all(exact_value),
+        _ => false,
+    }
+}
+
 pub(super) fn candidates(
     query: &Query,
     schema: &Schema,

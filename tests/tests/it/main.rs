@@ -11,6 +11,7 @@ mod cluster;
 mod cluster_limits;
 mod cluster_three;
 mod connection_limits;
+mod document_cache;
 mod documents;
 mod flow;
 mod guide;
