@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! switchyard-bench ws-fanout       [--subscribers N] [--payload BYTES] [--window W | --burst N]
+//!                                  [--tls]
 //! switchyard-bench ws-rtt          [--connections C] [--auth] [--tls]
 //! switchyard-bench http            [--connections C] [--path /_now] [--auth] [--tls]
 //! switchyard-bench mqtt-fanout     [--subscribers N] [--payload BYTES] [--window W | --burst N]

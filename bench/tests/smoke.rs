@@ -150,6 +150,32 @@ fn tls_measures_switchyard_over_tls_beside_plain_text() {
 }
 
 #[test]
+fn ws_fanout_measures_switchyard_over_tls_beside_plain_text() {
+    let record = run(&[
+        "ws-fanout",
+        "--subscribers",
+        "20",
+        "--tls",
+        "--target",
+        "switchyard",
+    ]);
+    let results = record["results"].as_array().expect("results");
+    let targets: Vec<&str> = results
+        .iter()
+        .map(|result| result["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["switchyard", "switchyard (TLS)"], "{record}");
+    for result in results {
+        assert!(
+            result["deliveries_per_second"].as_f64().unwrap() > 0.0,
+            "{result}"
+        );
+        assert_eq!(result["lost"], 0, "{result}");
+    }
+    assert!(record["ratio_tls_vs_plain"].is_number(), "{record}");
+}
+
+#[test]
 fn login_counts_logins_beside_bare_argon2id_verifications() {
     let record = run(&["login", "--connections", "2"]);
     let results = record["results"].as_array().expect("results");

@@ -37,6 +37,8 @@ pub(super) struct Fanout {
     pub(super) latency: Mutex<hdrhistogram::Histogram<u64>>,
     /// Deliveries per subscriber (burst mode's worst subscriber).
     pub(super) per_subscriber: Vec<AtomicU64>,
+    /// Set for `ws-fanout --tls`'s second run: every client connects over `wss://`.
+    pub(super) tls: Option<TlsConnector>,
 }
 
 impl Fanout {
@@ -53,6 +55,7 @@ impl Fanout {
             progress: Notify::new(),
             latency: histogram(),
             per_subscriber: (0..subscribers).map(|_| AtomicU64::new(0)).collect(),
+            tls: None,
         }
     }
 
@@ -128,9 +131,19 @@ pub fn ws_fanout(settings: &Settings) -> anyhow::Result<Value> {
     for &kind in &settings.targets {
         let server = Running::start(kind, Protocol::WebSocket, None)?;
         results.push(
-            fanout_once(&server, settings)
+            fanout_once(&server, settings, None)
                 .with_context(|| format!("ws-fanout against {}", server.name()))?,
         );
+        if kind == Kind::Switchyard && settings.tls {
+            // A second server whose section serves TLS; the same fan-out over `wss://`.
+            let pki = Pki::generate()?;
+            let secure =
+                Running::start_switchyard(Protocol::WebSocket, &pki.ssl_section("websocket"))?;
+            let mut record = fanout_once(&secure, settings, Some(pki.connector()?))
+                .context("ws-fanout against switchyard over TLS")?;
+            record["target"] = json!(TLS_TARGET);
+            results.push(record);
+        }
     }
     Ok(json!({
         "scenario": "ws-fanout",
@@ -141,9 +154,11 @@ pub fn ws_fanout(settings: &Settings) -> anyhow::Result<Value> {
             "burst": settings.burst,
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
+            "tls": settings.tls,
         },
-        "results": results,
         "ratio_deliveries_per_second": ratio(&results, "deliveries_per_second"),
+        "ratio_tls_vs_plain": tls_vs_plain(&results, "deliveries_per_second"),
+        "results": results,
     }))
 }
 
@@ -152,7 +167,7 @@ pub fn ws_fanout(settings: &Settings) -> anyhow::Result<Value> {
 async fn publish_burst(server: &Running, burst: u64, shared: &Fanout) -> anyhow::Result<Value> {
     let (address, kind) = (server.address(), server.kind());
     wait_ready(shared).await?;
-    let client = WsClient::connect(&address).await?;
+    let client = WsClient::connect_with(&address, "/", shared.tls.as_ref()).await?;
     let (mut reader, mut writer) = client.split();
     tokio::spawn(async move { reader.read_frames(|_| true).await });
     let memory = burst::MemoryProbe::start(server);
@@ -209,10 +224,16 @@ fn subscribe_request(kind: Kind) -> Option<&'static [u8]> {
     }
 }
 
-fn fanout_once(server: &Running, settings: &Settings) -> anyhow::Result<Value> {
+fn fanout_once(
+    server: &Running,
+    settings: &Settings,
+    tls: Option<TlsConnector>,
+) -> anyhow::Result<Value> {
     let address = server.address();
     let kind = server.kind();
-    let shared = Arc::new(Fanout::new(settings.subscribers, settings.payload));
+    let mut shared = Fanout::new(settings.subscribers, settings.payload);
+    shared.tls = tls;
+    let shared = Arc::new(shared);
 
     let subscribers = {
         let shared = Arc::clone(&shared);
@@ -258,7 +279,7 @@ pub(super) async fn subscriber(
     kind: Kind,
     shared: &Fanout,
 ) -> anyhow::Result<()> {
-    let mut client = WsClient::connect(address).await?;
+    let mut client = WsClient::connect_with(address, "/", shared.tls.as_ref()).await?;
     if let Some(request) = subscribe_request(kind) {
         client.send_text(request).await?;
         client.wait_for("\"room\":\"sub\"").await?;
@@ -329,7 +350,7 @@ pub(super) async fn publish_windowed(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let client = WsClient::connect(address).await?;
+    let client = WsClient::connect_with(address, "/", shared.tls.as_ref()).await?;
     let (mut reader, mut writer) = client.split();
     // Publish responses come back to the publisher: read and drop them.
     tokio::spawn(async move { reader.read_frames(|_| true).await });
