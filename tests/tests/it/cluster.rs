@@ -401,24 +401,9 @@ fn a_burst_of_publications_crosses_in_batches_once_and_in_order() {
     const BURST: u64 = 1000;
     let mut writer = client(&b);
     for chunk in 0..BURST / 100 {
-        for n in chunk * 100..(chunk + 1) * 100 {
-            writer.send(
-                &json!({"controller": "realtime", "action": "publish", "index": "i",
-                        "collection": "c", "body": {"n": n}})
-                .to_string(),
-            );
-        }
-        for _ in 0..100 {
-            let line = writer.read_line().expect("an answer");
-            let (_, status, content) = parse_answer(&line);
-            assert_eq!(status, 200, "{content}");
-        }
+        publish_pipelined(&mut writer, chunk * 100..(chunk + 1) * 100);
     }
-    for n in 0..BURST {
-        let (channel, payload) = notification(&mut on_a);
-        assert_eq!(channel, room);
-        assert_eq!(payload["result"]["_source"]["n"], n, "{payload}");
-    }
+    hear_in_order(&mut on_a, &room, BURST);
 
     let info_a = cluster_info(&mut on_a);
     assert_eq!(info_a["delivered"], BURST, "{info_a}");
@@ -453,23 +438,8 @@ fn while_a_node_from_before_batches_is_live_events_cross_one_per_message() {
     wait_for_batching(&mut writer, false);
     let before = cluster_info(&mut writer);
     const BURST: u64 = 300;
-    for n in 0..BURST {
-        writer.send(
-            &json!({"controller": "realtime", "action": "publish", "index": "i",
-                    "collection": "c", "body": {"n": n}})
-            .to_string(),
-        );
-    }
-    for _ in 0..BURST {
-        let line = writer.read_line().expect("an answer");
-        let (_, status, content) = parse_answer(&line);
-        assert_eq!(status, 200, "{content}");
-    }
-    for n in 0..BURST {
-        let (channel, payload) = notification(&mut on_a);
-        assert_eq!(channel, room);
-        assert_eq!(payload["result"]["_source"]["n"], n, "{payload}");
-    }
+    publish_pipelined(&mut writer, 0..BURST);
+    hear_in_order(&mut on_a, &room, BURST);
     let published = before["published"].as_u64().expect("published") + BURST;
     let after = wait_for_info(&mut writer, "published", published);
     // One PUBLISH per event: what the old node reads.
@@ -485,6 +455,33 @@ fn while_a_node_from_before_batches_is_live_events_cross_one_per_message() {
     // The old node gone (upgraded): batches again.
     redis_cli(&redis, &["ZREM", "switchyard:nodes", "old"]);
     wait_for_batching(&mut writer, true);
+}
+
+/// Publishes `{"n": n}` on i/c for every n of `numbers` without waiting, then reads every
+/// answer (200 each).
+fn publish_pipelined(writer: &mut LineClient, numbers: std::ops::Range<u64>) {
+    let count = numbers.end - numbers.start;
+    for n in numbers {
+        writer.send(
+            &json!({"controller": "realtime", "action": "publish", "index": "i",
+                    "collection": "c", "body": {"n": n}})
+            .to_string(),
+        );
+    }
+    for _ in 0..count {
+        let line = writer.read_line().expect("an answer");
+        let (_, status, content) = parse_answer(&line);
+        assert_eq!(status, 200, "{content}");
+    }
+}
+
+/// The next `count` notifications are room `room`'s, numbered 0, 1, 2… in order.
+fn hear_in_order(client: &mut LineClient, room: &str, count: u64) {
+    for n in 0..count {
+        let (channel, payload) = notification(client);
+        assert_eq!(channel, room);
+        assert_eq!(payload["result"]["_source"]["n"], n, "{payload}");
+    }
 }
 
 /// Waits until the node's `server:info` says it publishes in batches (or not).
