@@ -215,12 +215,10 @@ impl Security {
         let store = Arc::new(StoredRepository::open(storage, clock.now_ms())?);
         let repository: Arc<dyn SecurityRepository> = store.clone();
         if repository.role("anonymous")?.is_none() {
-            for role in defaults::bootstrap_roles() {
-                repository.put_role(&role, false)?;
-            }
-            for profile in defaults::bootstrap_profiles() {
-                repository.put_profile(&profile, false)?;
-            }
+            store.create_absent(
+                &defaults::bootstrap_roles(),
+                &defaults::bootstrap_profiles(),
+            )?;
         }
         let (tokens, generated) = TokenService::new(
             settings.tokens.clone(),

@@ -311,6 +311,34 @@ impl StoredRepository {
         let _ = self.on_change.set(observer);
     }
 
+    /// Writes each of `roles` and `profiles` unless the store already has one with its id, and
+    /// keeps in memory what the store holds. Two nodes starting together on one empty store
+    /// (PostgreSQL) both see no roles: the second's writes must not overwrite what the first
+    /// wrote, nor what a `security:createFirstAdmin` with `reset` made of it in between.
+    pub fn create_absent(
+        &self,
+        roles: &[Role],
+        profiles: &[Profile],
+    ) -> Result<(), RepositoryError> {
+        for role in roles {
+            match self.put_role(role, true) {
+                Err(RepositoryError::AlreadyExists { .. }) => {
+                    self.refresh(ROLES, &role.id)?;
+                }
+                other => other?,
+            }
+        }
+        for profile in profiles {
+            match self.put_profile(profile, true) {
+                Err(RepositoryError::AlreadyExists { .. }) => {
+                    self.refresh(PROFILES, &profile.id)?;
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
     /// Reads one object again from the store into memory: another node sharing the store
     /// changed it (cluster mode). An object gone from the store leaves memory too.
     pub fn refresh(&self, collection: &str, id: &str) -> Result<Refreshed, RepositoryError> {
@@ -880,6 +908,49 @@ mod tests {
         writer.delete_user("u1").unwrap();
         assert!(reader.refresh(USERS, "u1").unwrap().rights_changed);
         assert_eq!(reader.user("u1").unwrap(), None);
+    }
+
+    /// Two nodes opening one empty store together, both before either wrote the bootstrap
+    /// roles: the first writes them and restricts one (a `createFirstAdmin` with `reset`), then
+    /// the second's bootstrap keeps the restricted one, in the store and in its memory.
+    #[test]
+    fn a_late_bootstrap_never_overwrites_what_another_node_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(EmbeddedStorage::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        let first = StoredRepository::open(Arc::clone(&storage), 1_000).unwrap();
+        let second = StoredRepository::open(Arc::clone(&storage), 1_000).unwrap();
+        assert_eq!(second.role("anonymous").unwrap(), None);
+        first
+            .create_absent(
+                &defaults::bootstrap_roles(),
+                &defaults::bootstrap_profiles(),
+            )
+            .unwrap();
+        let restricted = defaults::standard_roles()
+            .into_iter()
+            .find(|role| role.id == "anonymous")
+            .unwrap();
+        assert_ne!(Some(&restricted), first.role("anonymous").unwrap().as_ref());
+        first.put_role(&restricted, false).unwrap();
+        second
+            .create_absent(
+                &defaults::bootstrap_roles(),
+                &defaults::bootstrap_profiles(),
+            )
+            .unwrap();
+        assert_eq!(second.role("anonymous").unwrap(), Some(restricted.clone()));
+        assert_eq!(
+            second.profile("admin").unwrap(),
+            first.profile("admin").unwrap()
+        );
+        assert_eq!(
+            StoredRepository::open(storage, 1_000)
+                .unwrap()
+                .role("anonymous")
+                .unwrap(),
+            Some(restricted)
+        );
     }
 
     /// Two nodes opening one empty store together (both before either generated a signing
