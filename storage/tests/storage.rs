@@ -633,6 +633,15 @@ fn search_clauses_index_and_scan_agree(backend: &Backend) {
             }
             let got = search_ids(&*store, collection, json!({"query": query}));
             assert_eq!(got, expected, "{query} on {collection}");
+            // `count` takes its own shortcuts (the table's length, the exact index's ids).
+            let count = store
+                .count("nyc", collection, &Query::parse(&query).unwrap())
+                .unwrap();
+            assert_eq!(
+                count,
+                expected.len() as u64,
+                "count {query} on {collection}"
+            );
         }
     }
 }

@@ -552,10 +552,36 @@ impl EmbeddedStorage {
         Ok((found, schema))
     }
 
-    /// `search` when the secondary index answers the query exactly (`plan::is_exact`) and the
-    /// hits are in `_id` order (no sort, no `search_after`): the total is the number of ids, and
-    /// only the page's documents are read and parsed (a term matching 100 documents read and
-    /// parsed all 100 to answer 10). `None`: the general path must answer.
+    /// The ids matching `query` when the secondary index answers it exactly (`plan::is_exact`),
+    /// with the read transaction and collection they were read in. `None`: the general path
+    /// must answer.
+    fn exact_ids(
+        &self,
+        index: &str,
+        collection: &str,
+        query: &Query,
+    ) -> Result<Option<(redb::ReadTransaction, CollectionRecord, plan::Ids)>> {
+        let txn = self.db.begin_read().map_err(store_error)?;
+        let record = Self::find_collection_read(&txn, index, collection)?;
+        let schema = self.schema(&record)?;
+        if !plan::is_exact(query, &schema) {
+            return Ok(None);
+        }
+        let index_name = index_table_name(record.id);
+        let index_table = txn
+            .open_table(IndexTable::new(&index_name))
+            .map_err(store_error)?;
+        let Some(ids) = plan::candidates(query, &schema, &index_table)? else {
+            return Ok(None);
+        };
+        drop(index_table);
+        Ok(Some((txn, record, ids)))
+    }
+
+    /// `search` when the secondary index answers the query exactly and the hits are in `_id`
+    /// order (no sort, no `search_after`): the total is the number of ids, and only the page's
+    /// documents are read and parsed (a term matching 100 documents read and parsed all 100 to
+    /// answer 10). `None`: the general path must answer.
     fn search_exact(
         &self,
         index: &str,
@@ -565,17 +591,7 @@ impl EmbeddedStorage {
         if !request.sort.is_empty() || request.search_after.is_some() {
             return Ok(None);
         }
-        let txn = self.db.begin_read().map_err(store_error)?;
-        let record = Self::find_collection_read(&txn, index, collection)?;
-        let schema = self.schema(&record)?;
-        if !plan::is_exact(&request.query, &schema) {
-            return Ok(None);
-        }
-        let index_name = index_table_name(record.id);
-        let index_table = txn
-            .open_table(IndexTable::new(&index_name))
-            .map_err(store_error)?;
-        let Some(ids) = plan::candidates(&request.query, &schema, &index_table)? else {
+        let Some((txn, record, ids)) = self.exact_ids(index, collection, &request.query)? else {
             return Ok(None);
         };
         let docs_name = docs_table_name(record.id);
@@ -927,6 +943,13 @@ impl Storage for EmbeddedStorage {
     }
 
     fn count(&self, index: &str, collection: &str, query: &Query) -> Result<u64> {
+        // Neither reads a document: the table's length, or the exact index's ids.
+        if matches!(query, Query::MatchAll) {
+            return self.len(index, collection);
+        }
+        if let Some((_, _, ids)) = self.exact_ids(index, collection, query)? {
+            return Ok(ids.len() as u64);
+        }
         Ok(self.matching(index, collection, query)?.0.len() as u64)
     }
 

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::mapping::{FieldType, Schema};
 use crate::query::Query;
 
-type Ids = BTreeSet<String>;
+pub(super) type Ids = BTreeSet<String>;
 
 /// The ids of the index entries in `[start, end)`.
 fn scan(
