@@ -838,7 +838,7 @@ fn random_query(rng: &mut Rng, depth: u32) -> Value {
         .collect();
     let prefix = ["a", "b", ""][rng.below(3) as usize];
     let after = ["a", "b"][rng.below(2) as usize];
-    match rng.below(if depth > 1 { 7 } else { 8 }) {
+    match rng.below(if depth > 1 { 9 } else { 10 }) {
         0 => json!({"term": {field: scalar}}),
         1 => json!({"terms": {field: values}}),
         2 => json!({"range": {field: {"gte": rng.below(6), "lt": rng.below(10)}}}),
@@ -848,6 +848,10 @@ fn random_query(rng: &mut Rng, depth: u32) -> Value {
         6 => {
             json!({"ids": {"values": [format!("d{}", rng.below(40)), format!("d{}", rng.below(40))]}})
         }
+        7 => {
+            json!({"range": {field: {"gt": rng.below(10) as f64 - 4.5, "lte": rng.below(10)}}})
+        }
+        8 => json!({"range": {field: {["gt", "gte", "lt", "lte"][rng.below(4) as usize]: scalar}}}),
         _ => json!({"bool": {
             "must": (0..rng.below(3)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
             "should": (0..rng.below(3)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
@@ -976,6 +980,14 @@ fn range_and_prefix_on_indexed_fields_match_a_scan(backend: &Backend) {
             vec!["a", "b", "d", "e", "f", "g", "i", "j"],
         ),
         (json!({"range": {"kw": {"lte": a300}}}), vec!["l"]),
+        (
+            json!({"range": {"kw": {"gt": "a".repeat(256)}}}),
+            vec!["a", "b", "d", "e", "f", "g", "i", "j"],
+        ),
+        (
+            json!({"range": {"kw": {"gt": "a".repeat(255), "lt": "ab"}}}),
+            vec!["j"],
+        ),
         (
             json!({"range": {"kw": {"gte": "apple\u{0}"}}}),
             vec!["b", "d", "f", "g", "i"],

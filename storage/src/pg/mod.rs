@@ -324,7 +324,11 @@ const UPDATE_DOCUMENT: &str = "WITH old AS (DELETE FROM switchyard_terms \
      SELECT $1, $2, u.f, u.n, u.s FROM \
      unnest($11::text[], $12::float8[], $13::text[]) AS u (f, n, s)) \
      SELECT 1";
-const DELETE_DOCUMENT: &str = "DELETE FROM switchyard_documents WHERE cid = $1 AND id = $2";
+/// The document and its `switchyard_terms` rows (the document's row is locked `FOR UPDATE`
+/// first: no other writer changes them meanwhile).
+const DELETE_DOCUMENT: &str = "WITH terms AS (DELETE FROM switchyard_terms \
+     WHERE cid = $1 AND id = $2) \
+     DELETE FROM switchyard_documents WHERE cid = $1 AND id = $2";
 
 /// Which of index and collection is missing.
 fn missing(
@@ -708,13 +712,31 @@ impl Storage for PostgresStorage {
 
     fn delete_index(&self, index: &str) -> Result<()> {
         self.run(|client| {
-            // Collections and documents go with it (ON DELETE CASCADE).
-            let deleted =
-                client.execute("DELETE FROM switchyard_indexes WHERE name = $1", &[&index])?;
-            if deleted == 0 {
+            let mut txn = client.transaction()?;
+            // The index row FOR UPDATE: no collection is created in it from now on (that
+            // takes it FOR SHARE), so the list of its collections is final.
+            if txn
+                .query_opt(
+                    "SELECT 1 FROM switchyard_indexes WHERE name = $1 FOR UPDATE",
+                    &[&index],
+                )?
+                .is_none()
+            {
                 return Err(Failure::Fail(index_not_found(index)));
             }
-            Ok(())
+            let cids: Vec<i64> = txn
+                .query(
+                    "SELECT cid FROM switchyard_collections WHERE idx = $1",
+                    &[&index],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            // Collections and documents go with it (ON DELETE CASCADE), once their writers
+            // have committed (they hold the collection's row FOR SHARE); then their term rows.
+            txn.execute("DELETE FROM switchyard_indexes WHERE name = $1", &[&index])?;
+            txn.execute("DELETE FROM switchyard_terms WHERE cid = ANY($1)", &[&cids])?;
+            txn.commit().map_err(|e| Failure::Fail(store_error(e)))
         })
     }
 
@@ -809,17 +831,22 @@ impl Storage for PostgresStorage {
 
     fn delete_collection(&self, index: &str, collection: &str) -> Result<()> {
         self.run(|client| {
-            let deleted = client.execute(
-                "DELETE FROM switchyard_collections WHERE idx = $1 AND name = $2",
+            let (connection, statements) = client.split();
+            let mut txn = connection.transaction()?;
+            // Documents go with it (ON DELETE CASCADE), once its writers have committed (they
+            // hold its row FOR SHARE); then, in a later snapshot, every term row they wrote.
+            let Some(row) = txn.query_opt(
+                "DELETE FROM switchyard_collections WHERE idx = $1 AND name = $2 RETURNING cid",
                 &[&index, &collection],
-            )?;
-            if deleted == 0 {
-                let (connection, statements) = client.split();
+            )?
+            else {
                 return Err(Failure::Fail(missing(
-                    connection, statements, index, collection,
+                    &mut txn, statements, index, collection,
                 )?));
-            }
-            Ok(())
+            };
+            let cid: i64 = row.get(0);
+            txn.execute("DELETE FROM switchyard_terms WHERE cid = $1", &[&cid])?;
+            txn.commit().map_err(|e| Failure::Fail(store_error(e)))
         })
     }
 
@@ -862,8 +889,14 @@ impl Storage for PostgresStorage {
                 &mut Statements::default(),
                 index,
                 collection,
-                FIND_COLLECTION_FOR_SHARE,
+                // Not FOR SHARE as writers: a write between the two deletes would leave a
+                // document without its term rows, or rows without their document.
+                FIND_COLLECTION_FOR_UPDATE,
             )??;
+            txn.execute(
+                "DELETE FROM switchyard_terms WHERE cid = $1",
+                &[&record.cid],
+            )?;
             txn.execute(
                 "DELETE FROM switchyard_documents WHERE cid = $1",
                 &[&record.cid],

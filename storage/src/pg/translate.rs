@@ -5,8 +5,8 @@
 //! The condition is a *superset*: it never drops a document the query matches, and may keep
 //! some it does not. Every row it returns is checked with [`Query::matches`], the embedded
 //! store's own evaluation, so both stores give the same answers by construction; SQL only
-//! narrows. Where no safe narrowing exists (`must_not`, `_kuzzle_info.*`, a `range` with
-//! boolean bounds, a `match` on text) the condition is `TRUE` for that clause.
+//! narrows. Where no safe narrowing exists (`must_not`, `_kuzzle_info.*` but a `range` or
+//! `prefix` on an indexed one, a `match` on text) the condition is `TRUE` for that clause.
 //!
 //! Values never enter the SQL text: each JSON path (field names and values as JSON literals,
 //! written by serde_json), each id list, field name and bound is a bound parameter. `$1` is
@@ -343,23 +343,35 @@ fn range(schema: &Schema, field: &str, bounds: &RangeBounds, params: &mut Params
             return Condition::False;
         }
         if terms::is_termed(schema, field) {
-            // Every bound inclusive: doubles and cut strings may tie where the values differ.
             let mut tests = Vec::new();
-            for (bound, operator) in [
-                (&bounds.gt, ">="),
-                (&bounds.gte, ">="),
-                (&bounds.lt, "<="),
-                (&bounds.lte, "<="),
+            for (bound, strict, inclusive) in [
+                (&bounds.gt, ">", ">="),
+                (&bounds.gte, ">=", ">="),
+                (&bounds.lt, "<", "<="),
+                (&bounds.lte, "<=", "<="),
             ] {
+                // Inclusive where doubles or cut strings may tie while the values differ: a
+                // number from 2^53 on, a string of `MAX_STR_CHARS` characters or more, or
+                // with NUL (`terms::string_bound`).
                 match bound {
-                    Some(Value::Number(n)) => tests.push(format!(
-                        "t.num {operator} {}::float8",
+                    Some(bound @ Value::Number(n)) => tests.push(format!(
+                        "t.num {} {}::float8",
+                        if compares_alike(bound) {
+                            strict
+                        } else {
+                            inclusive
+                        },
                         params.push(n.as_f64().unwrap_or(0.0))
                     )),
-                    Some(Value::String(s)) => tests.push(format!(
-                        "t.str {operator} {}::text COLLATE \"C\"",
-                        params.push(terms::string_bound(s))
-                    )),
+                    Some(Value::String(s)) => {
+                        let exact =
+                            !s.contains('\0') && s.chars().nth(terms::MAX_STR_CHARS - 1).is_none();
+                        tests.push(format!(
+                            "t.str {} {}::text COLLATE \"C\"",
+                            if exact { strict } else { inclusive },
+                            params.push(terms::string_bound(s))
+                        ))
+                    }
                     _ => {}
                 }
             }
@@ -568,11 +580,16 @@ mod tests {
         let terms = "id IN (SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = ";
         assert_eq!(
             sql(json!({"range": {"age": {"gt": 3, "lte": 9}}})).unwrap(),
-            format!("{terms}$2::text AND t.num >= $3::float8 AND t.num <= $4::float8 AND t.num IS NOT NULL)")
+            format!("{terms}$2::text AND t.num > $3::float8 AND t.num <= $4::float8 AND t.num IS NOT NULL)")
         );
         assert_eq!(
             sql(json!({"prefix": {"city": "ab"}})).unwrap(),
             format!("{terms}$2::text AND t.str >= $3::text COLLATE \"C\" AND t.str < $4::text COLLATE \"C\")")
+        );
+        // Bounds where doubles round are inclusive.
+        assert_eq!(
+            sql(json!({"range": {"age": {"lt": 9_007_199_254_740_993u64}}})).unwrap(),
+            format!("{terms}$2::text AND t.num <= $3::float8 AND t.num IS NOT NULL)")
         );
         // Only the JSON path test lets `deep` documents through.
         assert_eq!(
