@@ -11,11 +11,16 @@
 //!   returned as stored), `body` (the same as `jsonb`, for queries, with a GIN
 //!   `jsonb_path_ops` index), `_kuzzle_info` in four columns, `meta` (bytes: the rooms the
 //!   document matched at its last write), `deep` (arrays nested deeper than the query
-//!   translation unwraps: such a document is a candidate of every search, see `translate`);
+//!   translation unwraps: such a document is a candidate of every JSON path test, see
+//!   `translate`);
+//! * `switchyard_terms` (version 2): (cid, id, field, num | str), one row per number or string
+//!   of a field the mapping indexes, written and deleted by the statements that write and
+//!   delete the document (see `terms`), read by `range` and `prefix`;
 //! * `switchyard_internal`: (kind, key) → JSON text, outside every index;
 //! * `switchyard_schema`: one row, the layout's version ([`SCHEMA_VERSION`]). A database of a
 //!   newer version is refused at start-up ([`StorageError::SchemaTooNew`]) before anything is
-//!   created or changed in it; an older one is where a future version's migration goes.
+//!   created or changed in it; an older one is migrated in the same start-up transaction
+//!   (version 1 → 2: `migrate_to_2`).
 //!
 //! Why one documents table and not one per collection: collections come and go through the
 //! API (`collection:create`, `admin:resetDatabase`, tests); DDL per collection would take

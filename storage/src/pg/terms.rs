@@ -12,10 +12,11 @@
 //! store's answers (every candidate is then checked with `Query::matches`, as for every
 //! search): numbers as `double precision` (the embedded store compares integers exactly and
 //! everything else as doubles; rounding to a double is monotonic, so with both bounds taken
-//! inclusive nothing in range is missed), strings `COLLATE "C"` (byte order, as
-//! `compare_values`). A string is stored cut to its first [`MAX_STR_CHARS`] characters (a btree
-//! entry holds at most 2,704 bytes); cutting to a number of characters is monotonic in that
-//! order and keeps a prefix a prefix, so bounds cut the same way still select a superset. Field
+//! inclusive nothing in range is missed; strict where the bound is below 2^53 and no tie can
+//! hide a difference), strings `COLLATE "C"` (byte order, as `compare_values`). A string is
+//! stored cut to its first [`MAX_STR_CHARS`] characters (a btree entry holds at most 2,704
+//! bytes); cutting to a number of characters is monotonic in that order and keeps a prefix a
+//! prefix, so bounds cut the same way still select a superset. Field
 //! paths longer than [`MAX_FIELD_BYTES`] get no rows: queries on them keep the JSON path scan.
 
 use postgres::GenericClient;
@@ -75,9 +76,10 @@ pub(crate) fn cut(s: &str) -> &str {
     }
 }
 
-/// A string bound as compared with the stored (cut) strings, inclusive. PostgreSQL text holds
-/// no NUL (no stored value has one): a bound `x\0y` selects what `x` does (`v >= x\0y` implies
-/// `v >= x`; `v <= x\0y` is `v <= x` for a `v` without NUL).
+/// A string bound as compared with the stored (cut) strings: inclusive, unless it has fewer
+/// than [`MAX_STR_CHARS`] characters and no NUL (then it is the bound itself). PostgreSQL text
+/// holds no NUL (no stored value has one): a bound `x\0y` selects what `x` does (`v >= x\0y`
+/// implies `v >= x`; `v <= x\0y` is `v <= x` for a `v` without NUL).
 pub(crate) fn string_bound(s: &str) -> String {
     cut(s.split('\0').next().unwrap_or_default()).to_string()
 }
