@@ -59,13 +59,19 @@ enum Condition {
     Sql(String),
     /// Holds for `deep` documents as for the others.
     Exact(String),
+    /// A subquery giving the candidates' ids (from `switchyard_terms`): an `OR` of them is one
+    /// `UNION ALL` (PostgreSQL cannot join through `id IN (…) OR id IN (…)`: it would test
+    /// every document of the collection against both).
+    Ids(String),
 }
 
 impl Condition {
-    /// The condition with `deep` documents let through.
+    /// The condition as SQL that holds for `deep` documents too: a JSON path test lets them
+    /// through, a subquery of ids becomes a test on `id`.
     fn with_deep(self) -> Condition {
         match self {
             Condition::Sql(sql) => Condition::Exact(format!("(deep OR {sql})")),
+            Condition::Ids(query) => Condition::Exact(format!("id IN ({query})")),
             other => other,
         }
     }
@@ -117,7 +123,7 @@ pub(crate) fn narrow(query: &Query, schema: &Schema, first: usize) -> (Option<St
     match translate(query, schema, &mut params).with_deep() {
         Condition::True => (None, Params { values: Vec::new() }),
         Condition::False => (Some("FALSE".to_string()), Params { values: Vec::new() }),
-        Condition::Sql(sql) | Condition::Exact(sql) => {
+        Condition::Sql(sql) | Condition::Exact(sql) | Condition::Ids(sql) => {
             let (sql, params) = renumber(&sql, params, first);
             (Some(sql), params)
         }
@@ -126,14 +132,27 @@ pub(crate) fn narrow(query: &Query, schema: &Schema, first: usize) -> (Option<St
 
 /// `parts` joined with `operator`, `None` when there are none; JSON path tests stay
 /// unwrapped while every part is one (see the module's note on `deep`).
-fn join(parts: Vec<Condition>, operator: &str) -> Option<Condition> {
+fn join(mut parts: Vec<Condition>, operator: &str) -> Option<Condition> {
+    if parts.len() < 2 {
+        return parts.pop();
+    }
+    if operator == " OR " && parts.iter().all(|p| matches!(p, Condition::Ids(_))) {
+        let queries: Vec<String> = parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Condition::Ids(query) => Some(query),
+                _ => None,
+            })
+            .collect();
+        return Some(Condition::Ids(queries.join(" UNION ALL ")));
+    }
     let json_only = parts.iter().all(|p| matches!(p, Condition::Sql(_)));
     let mut sql: Vec<String> = parts
         .into_iter()
         .map(
             |part| match if json_only { part } else { part.with_deep() } {
                 Condition::Sql(s) | Condition::Exact(s) => s,
-                _ => unreachable!("constants are removed before joining"),
+                _ => unreachable!("constants are removed before joining, subqueries rendered"),
             },
         )
         .collect();
@@ -274,12 +293,12 @@ fn equal_any(schema: &Schema, field: &str, values: &[&Value], params: &mut Param
     path_test(schema, field, &scalars.join(" || "), params)
 }
 
-/// Rows of `switchyard_terms` for `field` passing `tests` (over `num` or `str`), as a test on
-/// `id`.
+/// The ids of the rows of `switchyard_terms` for `field` passing `tests` (over `num` or
+/// `str`).
 fn terms_test(field: &str, tests: &[String], params: &mut Params) -> Condition {
     let field = params.push(field.to_string());
-    Condition::Exact(format!(
-        "id IN (SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = {field}::text AND {})",
+    Condition::Ids(format!(
+        "SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = {field}::text AND {}",
         tests.join(" AND ")
     ))
 }
@@ -596,6 +615,12 @@ mod tests {
             sql(json!({"bool": {"must": [{"prefix": {"city": "a"}}, {"term": {"bio": "x"}}]}}))
                 .unwrap(),
             format!("({terms}$2::text AND t.str >= $3::text COLLATE \"C\" AND t.str < $4::text COLLATE \"C\") AND (deep OR body @? $5::text::jsonpath))")
+        );
+        // Alternatives from the table: one subquery.
+        assert_eq!(
+            sql(json!({"bool": {"should": [{"prefix": {"city": "a"}}, {"range": {"age": {"gte": 3}}}]}}))
+                .unwrap(),
+            format!("{terms}$2::text AND t.str >= $3::text COLLATE \"C\" AND t.str < $4::text COLLATE \"C\" UNION ALL SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = $5::text AND t.num >= $6::float8 AND t.num IS NOT NULL)")
         );
         // Unindexed: the JSON path filter, as before.
         assert_eq!(
