@@ -1261,7 +1261,7 @@ fn postgres_terms_rows_stay_exact_under_racing_writes_truncates_and_deletes() {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     i += 1;
                     let id = format!("d{}", (i * 7 + writer) % 40);
-                    let operation = if i % 5 == 0 {
+                    let operation = if i.is_multiple_of(5) {
                         Operation::Delete {
                             id,
                             precondition: Precondition::Any,
