@@ -6,7 +6,8 @@
 //! * load: N documents in batches of 100;
 //! * 50 writer threads writing 2,000 single-document batches in all (acknowledged durable);
 //! * `get` by id from 2 threads;
-//! * `term` on a keyword field matching 2 documents, `range` on a number matching ~1 %:
+//! * `term` on a keyword field matching 2 documents, `range` on a number matching ~1 %,
+//!   `prefix` on a keyword matching ~1.1 % (`city-10` … `city-99`: 111 of 10,000 cities):
 //!   p50 / p99 of 200 searches each.
 //!
 //! Figures are printed, never asserted.
@@ -137,23 +138,29 @@ fn run(name: &str, store: Arc<dyn Storage>, n: u64, settle: Option<&dyn Fn()>) {
         |k: u64| json!({"query": {"term": {"city": format!("city-{}", k % (n / 2).min(10_000))}}});
     let range_body =
         |k: u64| json!({"query": {"range": {"age": {"gte": k % 89, "lt": k % 89 + 1}}}});
+    let prefix_body =
+        |k: u64| json!({"query": {"prefix": {"city": format!("city-{}", k % 90 + 10)}}});
     let term = latencies(&term_body);
     let range = latencies(&range_body);
+    let prefix = latencies(&prefix_body);
     if let Some(settle) = settle {
         settle();
         let term = latencies(&term_body);
         let range = latencies(&range_body);
+        let prefix = latencies(&prefix_body);
         println!(
-            "{name:9} after VACUUM ANALYZE: term p50 {:>7.2} ms p99 {:>7.2} ms | range(1%) p50 {:>7.2} ms p99 {:>7.2} ms",
+            "{name:9} after VACUUM ANALYZE: term p50 {:>7.2} ms p99 {:>7.2} ms | range(1%) p50 {:>7.2} ms p99 {:>7.2} ms | prefix(1.1%) p50 {:>7.2} ms p99 {:>7.2} ms",
             term.0.as_secs_f64() * 1e3,
             term.1.as_secs_f64() * 1e3,
             range.0.as_secs_f64() * 1e3,
             range.1.as_secs_f64() * 1e3,
+            prefix.0.as_secs_f64() * 1e3,
+            prefix.1.as_secs_f64() * 1e3,
         );
     }
 
     println!(
-        "{name:9} load {:>8.0} docs/s | 50 writers {:>7.0} docs/s | get {:>7.0}/s | term p50 {:>7.2} ms p99 {:>7.2} ms | range(1%) p50 {:>7.2} ms p99 {:>7.2} ms",
+        "{name:9} load {:>8.0} docs/s | 50 writers {:>7.0} docs/s | get {:>7.0}/s | term p50 {:>7.2} ms p99 {:>7.2} ms | range(1%) p50 {:>7.2} ms p99 {:>7.2} ms | prefix(1.1%) p50 {:>7.2} ms p99 {:>7.2} ms",
         n as f64 / load.as_secs_f64(),
         WRITES as f64 / writes.as_secs_f64(),
         (2 * gets_per_thread) as f64 / gets.as_secs_f64(),
@@ -161,6 +168,8 @@ fn run(name: &str, store: Arc<dyn Storage>, n: u64, settle: Option<&dyn Fn()>) {
         term.1.as_secs_f64() * 1e3,
         range.0.as_secs_f64() * 1e3,
         range.1.as_secs_f64() * 1e3,
+        prefix.0.as_secs_f64() * 1e3,
+        prefix.1.as_secs_f64() * 1e3,
     );
 }
 

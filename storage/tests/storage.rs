@@ -79,6 +79,7 @@ on_both_backends!(
     property_index_and_scan_give_the_same_answers,
     internal_records_survive_index_deletion_and_reopen,
     exists_finds_objects_stored_under_an_indexed_field,
+    range_and_prefix_on_indexed_fields_match_a_scan,
 );
 
 fn info() -> KuzzleInfo {
@@ -846,7 +847,7 @@ fn random_query(rng: &mut Rng, depth: u32) -> Value {
         .collect();
     let prefix = ["a", "b", ""][rng.below(3) as usize];
     let after = ["a", "b"][rng.below(2) as usize];
-    match rng.below(if depth > 1 { 7 } else { 8 }) {
+    match rng.below(if depth > 1 { 9 } else { 10 }) {
         0 => json!({"term": {field: scalar}}),
         1 => json!({"terms": {field: values}}),
         2 => json!({"range": {field: {"gte": rng.below(6), "lt": rng.below(10)}}}),
@@ -856,6 +857,10 @@ fn random_query(rng: &mut Rng, depth: u32) -> Value {
         6 => {
             json!({"ids": {"values": [format!("d{}", rng.below(40)), format!("d{}", rng.below(40))]}})
         }
+        7 => {
+            json!({"range": {field: {"gt": rng.below(10) as f64 - 4.5, "lte": rng.below(10)}}})
+        }
+        8 => json!({"range": {field: {["gt", "gte", "lt", "lte"][rng.below(4) as usize]: scalar}}}),
         _ => json!({"bool": {
             "must": (0..rng.below(3)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
             "should": (0..rng.below(3)).map(|_| random_query(rng, depth + 1)).collect::<Vec<_>>(),
@@ -895,6 +900,445 @@ fn property_index_and_scan_give_the_same_answers(backend: &Backend) {
         let scanned = search_ids(&*store, "scan", json!({"query": query}));
         assert_eq!(indexed, scanned, "{query}");
     }
+}
+
+/// `range` and `prefix` on indexed fields (PostgreSQL: read from `switchyard_terms`, the
+/// embedded store: from its secondary index) answer what a scan of an unmapped collection
+/// answers, and what is written here: arrays (any element), mixed types (a bound of another
+/// type never matches), integers past 2^53, non-ASCII and U+10FFFF, a prefix that is a whole
+/// value, strings longer than PostgreSQL keeps in its index, NUL in a bound; then after
+/// updates, deletes, a truncate, and on a collection whose mapping gains the fields after its
+/// documents were written.
+fn range_and_prefix_on_indexed_fields_match_a_scan(backend: &Backend) {
+    let store = backend.open();
+    let mapping = json!({"properties": {
+        "kw": {"type": "keyword"},
+        "n": {"type": "double"},
+        "name": {"type": "text", "fields": {"raw": {"type": "keyword"}}}
+    }});
+    setup(&*store, mapping.clone());
+    store.create_collection("nyc", "scan", &json!({})).unwrap();
+    store.create_collection("nyc", "later", &json!({})).unwrap();
+    let long = format!("{}z", "a".repeat(300));
+    let docs = [
+        ("a", json!({"kw": "apple", "n": 5, "name": "Zed"})),
+        ("b", json!({"kw": ["banana", "cherry"], "n": [1, 100]})),
+        ("c", json!({"kw": 42, "n": "7"})),
+        ("d", json!({"kw": "Ápfel", "n": -3.5})),
+        ("e", json!({"kw": "app", "n": 9_007_199_254_740_993u64})),
+        ("f", json!({"kw": "ápice", "n": 5.0})),
+        ("g", json!({"kw": "z\u{10FFFF}\u{10FFFF}y"})),
+        ("h", json!({"kw": {"nested": "apple"}, "n": true})),
+        ("i", json!({"kw": [["apricot"]], "n": [[[[3]]]]})),
+        ("j", json!({"kw": long})),
+        ("k", json!({"other": 1})),
+        ("l", json!({"kw": "", "n": 0})),
+    ];
+    for collection in ["taxi", "scan", "later"] {
+        let ops = docs
+            .iter()
+            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
+            .collect();
+        let mut b = batch(ops);
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+    // `later` gets the indexed fields after its documents.
+    store.update_mapping("nyc", "later", &mapping).unwrap();
+    let a300 = "a".repeat(300);
+    let cases: Vec<(Value, Vec<&str>)> = vec![
+        (
+            json!({"range": {"n": {"gte": 5}}}),
+            vec!["a", "b", "e", "f"],
+        ),
+        (json!({"range": {"n": {"gt": 5}}}), vec!["b", "e"]),
+        (json!({"range": {"n": {"lt": 5}}}), vec!["b", "d", "i", "l"]),
+        (
+            json!({"range": {"n": {"lte": 5}}}),
+            vec!["a", "b", "d", "f", "i", "l"],
+        ),
+        (json!({"range": {"n": {"gt": 1, "lt": 5}}}), vec!["i"]),
+        (json!({"range": {"n": {"gte": 100, "lte": 100}}}), vec!["b"]),
+        (
+            json!({"range": {"n": {"gt": 9_007_199_254_740_992u64}}}),
+            vec!["e"],
+        ),
+        (
+            json!({"range": {"n": {"lt": 9_007_199_254_740_993u64, "gt": 4.5}}}),
+            vec!["a", "b", "f"],
+        ),
+        (json!({"range": {"n": {"gte": "7"}}}), vec!["c"]),
+        (json!({"range": {"n": {"gte": 1, "lt": "z"}}}), vec![]),
+        (json!({"range": {"n": {"gte": true}}}), vec!["h"]),
+        (json!({"range": {"n": {"lt": true}}}), vec![]),
+        (
+            json!({"range": {"kw": {"gte": "apple", "lt": "b"}}}),
+            vec!["a", "i"],
+        ),
+        (
+            json!({"range": {"kw": {"gt": "a"}}}),
+            vec!["a", "b", "d", "e", "f", "g", "i", "j"],
+        ),
+        (
+            json!({"range": {"kw": {"lte": "app"}}}),
+            vec!["e", "j", "l"],
+        ),
+        (json!({"range": {"kw": {"gte": 40}}}), vec!["c"]),
+        (
+            json!({"range": {"kw": {"gte": a300}}}),
+            vec!["a", "b", "d", "e", "f", "g", "i", "j"],
+        ),
+        (json!({"range": {"kw": {"lte": a300}}}), vec!["l"]),
+        (
+            json!({"range": {"kw": {"gt": "a".repeat(256)}}}),
+            vec!["a", "b", "d", "e", "f", "g", "i", "j"],
+        ),
+        (
+            json!({"range": {"kw": {"gt": "a".repeat(255), "lt": "ab"}}}),
+            vec!["j"],
+        ),
+        (
+            json!({"range": {"kw": {"gte": "apple\u{0}"}}}),
+            vec!["b", "d", "f", "g", "i"],
+        ),
+        (
+            json!({"range": {"kw": {"lt": "app\u{0}x"}}}),
+            vec!["e", "j", "l"],
+        ),
+        (json!({"range": {"kw": {"gte": "\u{10FFFF}"}}}), vec![]),
+        (json!({"range": {"name.raw": {"gte": "Z"}}}), vec!["a"]),
+        (json!({"prefix": {"kw": "app"}}), vec!["a", "e"]),
+        (json!({"prefix": {"kw": "apple"}}), vec!["a"]),
+        (json!({"prefix": {"kw": "á"}}), vec!["f"]),
+        (json!({"prefix": {"kw": "Á"}}), vec!["d"]),
+        (json!({"prefix": {"kw": "z\u{10FFFF}"}}), vec!["g"]),
+        (
+            json!({"prefix": {"kw": "z\u{10FFFF}\u{10FFFF}"}}),
+            vec!["g"],
+        ),
+        (json!({"prefix": {"kw": "ch"}}), vec!["b"]),
+        (
+            json!({"prefix": {"kw": ""}}),
+            vec!["a", "b", "d", "e", "f", "g", "i", "j", "l"],
+        ),
+        (json!({"prefix": {"kw": a300}}), vec!["j"]),
+        (
+            json!({"prefix": {"kw": format!("{}b", "a".repeat(299))}}),
+            vec![],
+        ),
+        (json!({"prefix": {"kw": "a\u{0}"}}), vec![]),
+        (json!({"prefix": {"_id": "a\u{0}"}}), vec![]),
+        (json!({"ids": {"values": ["a\u{0}", "b"]}}), vec!["b"]),
+        (json!({"terms": {"kw": ["apple\u{0}", "app"]}}), vec!["e"]),
+        (json!({"prefix": {"name.raw": "Ze"}}), vec!["a"]),
+        (
+            json!({"bool": {"must": [{"prefix": {"kw": "ap"}}, {"range": {"n": {"gte": 5}}}]}}),
+            vec!["a", "e"],
+        ),
+        (
+            json!({"bool": {"should": [{"prefix": {"kw": "ch"}}, {"range": {"n": {"lt": 0}}}]}}),
+            vec!["b", "d"],
+        ),
+        (
+            json!({"bool": {"filter": [{"prefix": {"kw": "ap"}}, {"term": {"n": 5}}]}}),
+            vec!["a"],
+        ),
+        (
+            json!({"bool": {"must": {"ids": {"values": ["a", "b", "c"]}}, "should": [{"range": {"n": {"gte": 50}}}], "minimum_should_match": 1}}),
+            vec!["b"],
+        ),
+    ];
+    let check = |cases: &[(Value, Vec<&str>)], collections: &[&str]| {
+        for (query, expected) in cases {
+            for collection in collections {
+                if *collection == "scan" && query.to_string().contains("name.raw") {
+                    continue;
+                }
+                let mut got = search_ids(&*store, collection, json!({"query": query}));
+                got.sort();
+                assert_eq!(got, *expected, "{query} on {collection}");
+                let count = store
+                    .count("nyc", collection, &Query::parse(query).unwrap())
+                    .unwrap();
+                assert_eq!(
+                    count,
+                    expected.len() as u64,
+                    "count {query} on {collection}"
+                );
+            }
+        }
+    };
+    check(&cases, &["taxi", "scan", "later"]);
+
+    // Updated and deleted documents leave nothing behind; a re-created one is found again.
+    for collection in ["taxi", "scan", "later"] {
+        let mut b = batch(vec![
+            put("a", json!({"kw": "zzz"}), Precondition::Present),
+            Operation::Delete {
+                id: "b".into(),
+                precondition: Precondition::Present,
+            },
+            put("m", json!({"kw": ["apex"], "n": [6]}), Precondition::Absent),
+        ]);
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+    let after: Vec<(Value, Vec<&str>)> = vec![
+        (json!({"prefix": {"kw": "ap"}}), vec!["e", "i", "m"]),
+        (json!({"range": {"n": {"gte": 5}}}), vec!["e", "f", "m"]),
+        (json!({"range": {"n": {"gt": 5}}}), vec!["e", "m"]),
+        (json!({"prefix": {"kw": "ch"}}), vec![]),
+        (
+            json!({"range": {"kw": {"gte": "z"}}}),
+            vec!["a", "d", "f", "g"],
+        ),
+    ];
+    check(&after, &["taxi", "scan", "later"]);
+
+    for collection in ["taxi", "scan", "later"] {
+        store.truncate_collection("nyc", collection).unwrap();
+        let mut b = batch(vec![put("n", json!({"kw": "apple"}), Precondition::Absent)]);
+        b.collection = collection.into();
+        store.write(b).unwrap();
+    }
+    let truncated: Vec<(Value, Vec<&str>)> = vec![
+        (json!({"prefix": {"kw": "ap"}}), vec!["n"]),
+        (json!({"range": {"n": {"gte": 0}}}), vec![]),
+    ];
+    check(&truncated, &["taxi", "scan", "later"]);
+}
+
+/// PostgreSQL only: `switchyard_terms` holds exactly the current documents' indexed numbers and
+/// strings after creates, updates, deletes, a mapping change, a truncate and deleted
+/// collections and indexes (a stale row would only cost time, a missing one a wrong answer);
+/// a version-1 database (no such table) gets it built at `connect`, once, when two nodes start
+/// together; a newer version is refused.
+#[test]
+fn postgres_terms_rows_follow_writes_and_the_version_1_migration() {
+    let test = "postgres_terms_rows_follow_writes_and_the_version_1_migration";
+    let Some(server) = postgres_server::server(test) else {
+        return;
+    };
+    let url = server.database("terms");
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let rows = || -> Vec<String> {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client
+            .query(
+                "SELECT id, field, num, str FROM switchyard_terms ORDER BY id, field, num, str",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let num: Option<f64> = row.get(2);
+                let str: Option<String> = row.get(3);
+                format!(
+                    "{} {} {}",
+                    row.get::<_, String>(0),
+                    row.get::<_, String>(1),
+                    num.map_or_else(|| str.unwrap_or_default(), |n| n.to_string())
+                )
+            })
+            .collect()
+    };
+    let store = PostgresStorage::connect(&PostgresOptions::new(url.clone())).unwrap();
+    setup(
+        &store,
+        json!({"properties": {"kw": {"type": "keyword"}, "n": {"type": "double"}}}),
+    );
+    let write = |ops: Vec<Operation>| {
+        let outcomes = store.write(batch(ops)).unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| !matches!(o, Outcome::Failed { .. })),
+            "{outcomes:?}"
+        );
+    };
+    write(vec![
+        put(
+            "a",
+            json!({"kw": ["x", "y"], "n": 1, "free": "f"}),
+            Precondition::Absent,
+        ),
+        put("b", json!({"kw": "z", "n": true}), Precondition::Absent),
+        put("c", json!({"m": "q"}), Precondition::Absent),
+    ]);
+    assert_eq!(rows(), ["a kw x", "a kw y", "a n 1", "b kw z"]);
+    write(vec![put("a", json!({"n": 2.5}), Precondition::Present)]);
+    assert_eq!(rows(), ["a n 2.5", "b kw z"]);
+    write(vec![Operation::Delete {
+        id: "b".into(),
+        precondition: Precondition::Present,
+    }]);
+    assert_eq!(rows(), ["a n 2.5"]);
+    // A mapping change that adds an indexed field rebuilds the collection's rows.
+    store
+        .update_mapping(
+            "nyc",
+            "taxi",
+            &json!({"properties": {"m": {"type": "keyword"}}}),
+        )
+        .unwrap();
+    assert_eq!(rows(), ["a n 2.5", "c m q"]);
+    store.truncate_collection("nyc", "taxi").unwrap();
+    assert_eq!(rows(), Vec::<String>::new());
+    write(vec![put("d", json!({"kw": "w"}), Precondition::Absent)]);
+    store
+        .create_collection(
+            "nyc",
+            "other",
+            &json!({"properties": {"kw": {"type": "keyword"}}}),
+        )
+        .unwrap();
+    let mut other = batch(vec![put("e", json!({"kw": "v"}), Precondition::Absent)]);
+    other.collection = "other".into();
+    store.write(other).unwrap();
+    assert_eq!(rows(), ["d kw w", "e kw v"]);
+    store.delete_collection("nyc", "other").unwrap();
+    assert_eq!(rows(), ["d kw w"]);
+    store.create_index("gone").unwrap();
+    store
+        .create_collection(
+            "gone",
+            "c",
+            &json!({"properties": {"kw": {"type": "keyword"}}}),
+        )
+        .unwrap();
+    let mut gone = batch(vec![put("f", json!({"kw": "u"}), Precondition::Absent)]);
+    gone.index = "gone".into();
+    gone.collection = "c".into();
+    store.write(gone).unwrap();
+    store.delete_index("gone").unwrap();
+    assert_eq!(rows(), ["d kw w"]);
+    drop(store);
+
+    // A version-1 database: no terms table. Two nodes start together: one builds it.
+    server.psql_in(
+        &database,
+        "DROP TABLE switchyard_terms; UPDATE switchyard_schema SET version = 1",
+    );
+    let stores: Vec<PostgresStorage> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| PostgresStorage::connect(&PostgresOptions::new(url.clone()))))
+            .collect();
+        starts
+            .into_iter()
+            .map(|s| s.join().unwrap().unwrap())
+            .collect()
+    });
+    assert_eq!(rows(), ["d kw w"]);
+    let prefix =
+        SearchRequest::from_body(&json!({"query": {"prefix": {"kw": "w"}}}), None, None).unwrap();
+    for store in &stores {
+        assert_eq!(store.search("nyc", "taxi", &prefix).unwrap().total, 1);
+    }
+    drop(stores);
+
+    // A newer layout is refused, nothing changed.
+    server.psql_in(&database, "UPDATE switchyard_schema SET version = 3");
+    let error = PostgresStorage::connect(&PostgresOptions::new(url.clone())).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the database's schema is version 3 (switchyard_schema), newer than this build's 2"
+    );
+}
+
+/// PostgreSQL only: writers creating, replacing and deleting documents while the collection is
+/// truncated and another one deleted and re-created leave `switchyard_terms` exact: no row
+/// without its document, no document without its rows.
+#[test]
+fn postgres_terms_rows_stay_exact_under_racing_writes_truncates_and_deletes() {
+    let test = "postgres_terms_rows_stay_exact_under_racing_writes_truncates_and_deletes";
+    let Some(server) = postgres_server::server(test) else {
+        return;
+    };
+    let url = server.database("terms_race");
+    let store = Arc::new(PostgresStorage::connect(&PostgresOptions::new(url.clone())).unwrap());
+    let mapping = json!({"properties": {"kw": {"type": "keyword"}, "n": {"type": "long"}}});
+    setup(&*store, mapping.clone());
+    store.create_collection("nyc", "other", &mapping).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for writer in 0..4u64 {
+            let store = store.clone();
+            let (stop, written) = (&stop, &written);
+            scope.spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let id = format!("d{}", (i * 7 + writer) % 40);
+                    let operation = if i.is_multiple_of(5) {
+                        Operation::Delete {
+                            id,
+                            precondition: Precondition::Any,
+                        }
+                    } else {
+                        put(
+                            &id,
+                            json!({"kw": format!("w{writer}-{i}"), "n": i}),
+                            Precondition::Any,
+                        )
+                    };
+                    for collection in ["taxi", "other"] {
+                        let mut b = batch(vec![operation.clone()]);
+                        b.collection = collection.into();
+                        // The other collection may be gone for a moment: an error then.
+                        let _ = store.write(b);
+                    }
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        for _ in 0..5 {
+            // Some writes between two truncates.
+            let target = written.load(std::sync::atomic::Ordering::Relaxed) + 40;
+            while written.load(std::sync::atomic::Ordering::Relaxed) < target {
+                std::thread::yield_now();
+            }
+            store.truncate_collection("nyc", "taxi").unwrap();
+            store.delete_collection("nyc", "other").unwrap();
+            store.create_collection("nyc", "other", &mapping).unwrap();
+        }
+        let target = written.load(std::sync::atomic::Ordering::Relaxed) + 40;
+        while written.load(std::sync::atomic::Ordering::Relaxed) < target {
+            std::thread::yield_now();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let count = |client: &mut ::postgres::Client, sql: &str| -> i64 {
+        client.query_one(sql, &[]).unwrap().get(0)
+    };
+    let documents = count(&mut client, "SELECT count(*) FROM switchyard_documents");
+    assert!(documents > 0);
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM switchyard_terms t WHERE NOT EXISTS (SELECT 1 FROM \
+             switchyard_documents d WHERE d.cid = t.cid AND d.id = t.id)"
+        ),
+        0,
+        "rows without their document"
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM switchyard_documents d WHERE NOT EXISTS (SELECT 1 FROM \
+             switchyard_terms t WHERE t.cid = d.cid AND t.id = d.id AND t.field = 'kw' \
+             AND t.str = d.body->>'kw') OR NOT EXISTS (SELECT 1 FROM switchyard_terms t \
+             WHERE t.cid = d.cid AND t.id = d.id AND t.field = 'n' \
+             AND t.num = (d.body->>'n')::float8)"
+        ),
+        0,
+        "documents without their rows"
+    );
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM switchyard_terms"),
+        2 * documents
+    );
 }
 
 /// PostgreSQL only: the same random documents (nested objects and arrays, keys with dots) and

@@ -11,11 +11,16 @@
 //!   returned as stored), `body` (the same as `jsonb`, for queries, with a GIN
 //!   `jsonb_path_ops` index), `_kuzzle_info` in four columns, `meta` (bytes: the rooms the
 //!   document matched at its last write), `deep` (arrays nested deeper than the query
-//!   translation unwraps: such a document is a candidate of every search, see `translate`);
+//!   translation unwraps: such a document is a candidate of every JSON path test, see
+//!   `translate`);
+//! * `switchyard_terms` (version 2): (cid, id, field, num | str), one row per number or string
+//!   of a field the mapping indexes, written and deleted by the statements that write and
+//!   delete the document (see `terms`), read by `range` and `prefix`;
 //! * `switchyard_internal`: (kind, key) → JSON text, outside every index;
 //! * `switchyard_schema`: one row, the layout's version ([`SCHEMA_VERSION`]). A database of a
 //!   newer version is refused at start-up ([`StorageError::SchemaTooNew`]) before anything is
-//!   created or changed in it; an older one is where a future version's migration goes.
+//!   created or changed in it; an older one is migrated in the same start-up transaction
+//!   (version 1 → 2: `migrate_to_2`).
 //!
 //! Why one documents table and not one per collection: collections come and go through the
 //! API (`collection:create`, `admin:resetDatabase`, tests); DDL per collection would take
@@ -29,6 +34,7 @@
 //! `synchronous_commit = on`, so an acknowledged write is on the server's disk.
 
 mod pool;
+mod terms;
 mod translate;
 
 use std::time::Duration;
@@ -79,7 +85,8 @@ const SCHEMA_LOCK: i64 = 0x5359_5043_0001;
 
 /// The layout this build creates and reads (the tables below); `switchyard_schema` records
 /// it. Bump it with a migration from the previous one when the layout changes.
-pub const SCHEMA_VERSION: i32 = 1;
+/// Version 2 added `switchyard_terms` (see `terms`); `connect` builds it for a version-1 database.
+pub const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS switchyard_indexes (
@@ -301,14 +308,32 @@ const GET_DOCUMENT: &str = "SELECT c.cid, d.id, d.version, d.source, d.author, d
      WHERE c.idx = $1 AND c.name = $2";
 const LOCK_DOCUMENT: &str = "SELECT id, version, source, author, created_at, updated_at, \
      updater, meta FROM switchyard_documents WHERE cid = $1 AND id = $2 FOR UPDATE";
-const INSERT_DOCUMENT: &str = "INSERT INTO switchyard_documents \
+/// The document and its `switchyard_terms` rows (`$11`–`$13`: fields, numbers, strings) in one
+/// statement (one round trip); its one row counts the documents inserted (0: created meanwhile
+/// by another transaction, then no term row is written either).
+const INSERT_DOCUMENT: &str = "WITH doc AS (INSERT INTO switchyard_documents \
      (cid, id, version, source, body, author, created_at, updated_at, updater, meta, deep) \
      VALUES ($1, $2, $3, $4::text, $4::text::jsonb, $5, $6, $7, $8, $9, $10) \
-     ON CONFLICT DO NOTHING";
-const UPDATE_DOCUMENT: &str = "UPDATE switchyard_documents SET version = $3, source = $4::text, \
+     ON CONFLICT DO NOTHING RETURNING id), \
+     terms AS (INSERT INTO switchyard_terms (cid, id, field, num, str) \
+     SELECT $1, doc.id, u.f, u.n, u.s FROM doc, \
+     unnest($11::text[], $12::float8[], $13::text[]) AS u (f, n, s)) \
+     SELECT count(*) FROM doc";
+/// The document, its old `switchyard_terms` rows replaced by the new ones (as `INSERT_DOCUMENT`).
+const UPDATE_DOCUMENT: &str = "WITH old AS (DELETE FROM switchyard_terms \
+     WHERE cid = $1 AND id = $2), \
+     doc AS (UPDATE switchyard_documents SET version = $3, source = $4::text, \
      body = $4::text::jsonb, author = $5, created_at = $6, updated_at = $7, updater = $8, \
-     meta = $9, deep = $10 WHERE cid = $1 AND id = $2";
-const DELETE_DOCUMENT: &str = "DELETE FROM switchyard_documents WHERE cid = $1 AND id = $2";
+     meta = $9, deep = $10 WHERE cid = $1 AND id = $2), \
+     terms AS (INSERT INTO switchyard_terms (cid, id, field, num, str) \
+     SELECT $1, $2, u.f, u.n, u.s FROM \
+     unnest($11::text[], $12::float8[], $13::text[]) AS u (f, n, s)) \
+     SELECT 1";
+/// The document and its `switchyard_terms` rows (the document's row is locked `FOR UPDATE`
+/// first: no other writer changes them meanwhile).
+const DELETE_DOCUMENT: &str = "WITH terms AS (DELETE FROM switchyard_terms \
+     WHERE cid = $1 AND id = $2) \
+     DELETE FROM switchyard_documents WHERE cid = $1 AND id = $2";
 
 /// Which of index and collection is missing.
 fn missing(
@@ -371,8 +396,14 @@ impl PostgresStorage {
                 }));
             }
             txn.batch_execute(SCHEMA)?;
-            if found.is_none() {
-                // A new database, or one laid out before the version was recorded (version 1).
+            txn.batch_execute(terms::SCHEMA)?;
+            if found.is_none_or(|found| found < 2) {
+                // A new database, one of version 1, or one laid out before the version was
+                // recorded (version 1): its documents' term rows, then the version. Writers of
+                // an older build wait for this transaction (the table lock); started after,
+                // they refuse the database (`SchemaTooNew`).
+                Self::migrate_to_2(&mut txn)?;
+                txn.execute("DELETE FROM switchyard_schema", &[])?;
                 txn.execute(
                     "INSERT INTO switchyard_schema (version) VALUES ($1)",
                     &[&SCHEMA_VERSION],
@@ -382,6 +413,22 @@ impl PostgresStorage {
             Ok(())
         })?;
         Ok(storage)
+    }
+
+    /// Schema version 1 to 2: `switchyard_terms` for every collection's documents (the table
+    /// was just created, empty). Holds writers off until the caller commits.
+    fn migrate_to_2(txn: &mut postgres::Transaction<'_>) -> Result<(), Failure> {
+        txn.batch_execute("LOCK TABLE switchyard_documents IN SHARE MODE")?;
+        let collections = txn.query("SELECT cid, mapping FROM switchyard_collections", &[])?;
+        for row in collections {
+            let record = CollectionRecord {
+                cid: row.get(0),
+                mapping: row.get(1),
+            };
+            let schema = Schema::from_mapping(&record.mapping()?)?;
+            terms::rebuild(txn, record.cid, &schema)?;
+        }
+        Ok(())
     }
 
     /// The URL, password redacted.
@@ -476,9 +523,9 @@ impl PostgresStorage {
             let mut sql =
                 format!("SELECT {DOCUMENT_COLUMNS} FROM switchyard_documents WHERE cid = $1");
             if let Some(condition) = condition {
-                sql.push_str(" AND (deep OR ");
+                // `deep` documents are let through by the condition itself (see `translate`).
+                sql.push_str(" AND ");
                 sql.push_str(&condition);
-                sql.push(')');
             }
             let mut values: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&record.cid];
             values.extend(params.values());
@@ -510,10 +557,11 @@ impl PostgresStorage {
             Ok(record) => record,
             Err(error) => return Ok(Err(error)),
         };
+        let fields = terms::fields(&Schema::from_mapping(&record.mapping()?)?);
         let mut outcomes = Vec::with_capacity(batch.operations.len());
         for operation in &batch.operations {
             outcomes.push(Self::apply(
-                &mut txn, statements, batch, record.cid, operation,
+                &mut txn, statements, batch, record.cid, &fields, operation,
             )?);
         }
         // Past this point a broken connection leaves the outcome unknown: never retried.
@@ -526,6 +574,7 @@ impl PostgresStorage {
         statements: &mut Statements,
         batch: &WriteBatch,
         cid: i64,
+        fields: &[(String, String)],
         operation: &Operation,
     ) -> Result<Outcome, Failure> {
         let id = operation.id().to_string();
@@ -603,7 +652,9 @@ impl PostgresStorage {
                     let created_at = info.created_at.map(|v| v as i64);
                     let updated_at = info.updated_at.map(|v| v as i64);
                     let deep = translate::too_deep(source);
-                    let values: [&(dyn postgres::types::ToSql + Sync); 10] = [
+                    let mut rows = terms::Rows::default();
+                    rows.add(fields, &id, source, info);
+                    let values: [&(dyn postgres::types::ToSql + Sync); 13] = [
                         &cid,
                         &id,
                         &version,
@@ -614,11 +665,14 @@ impl PostgresStorage {
                         &info.updater,
                         meta,
                         &deep,
+                        &rows.fields,
+                        &rows.nums,
+                        &rows.strs,
                     ];
                     let values = &values[..];
                     if previous.is_none() {
                         let insert = statements.get(txn, INSERT_DOCUMENT)?;
-                        let inserted = txn.execute(&insert, values)?;
+                        let inserted: i64 = txn.query_one(&insert, values)?.get(0);
                         if inserted == 0 {
                             // Created meanwhile by a transaction that has now committed.
                             continue;
@@ -663,13 +717,31 @@ impl Storage for PostgresStorage {
 
     fn delete_index(&self, index: &str) -> Result<()> {
         self.run(|client| {
-            // Collections and documents go with it (ON DELETE CASCADE).
-            let deleted =
-                client.execute("DELETE FROM switchyard_indexes WHERE name = $1", &[&index])?;
-            if deleted == 0 {
+            let mut txn = client.transaction()?;
+            // The index row FOR UPDATE: no collection is created in it from now on (that
+            // takes it FOR SHARE), so the list of its collections is final.
+            if txn
+                .query_opt(
+                    "SELECT 1 FROM switchyard_indexes WHERE name = $1 FOR UPDATE",
+                    &[&index],
+                )?
+                .is_none()
+            {
                 return Err(Failure::Fail(index_not_found(index)));
             }
-            Ok(())
+            let cids: Vec<i64> = txn
+                .query(
+                    "SELECT cid FROM switchyard_collections WHERE idx = $1",
+                    &[&index],
+                )?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            // Collections and documents go with it (ON DELETE CASCADE), once their writers
+            // have committed (they hold the collection's row FOR SHARE); then their term rows.
+            txn.execute("DELETE FROM switchyard_indexes WHERE name = $1", &[&index])?;
+            txn.execute("DELETE FROM switchyard_terms WHERE cid = ANY($1)", &[&cids])?;
+            txn.commit().map_err(|e| Failure::Fail(store_error(e)))
         })
     }
 
@@ -743,8 +815,12 @@ impl Storage for PostgresStorage {
             )??;
             let mut merged = record.mapping()?;
             merge_mapping(&mut merged, mapping);
-            Schema::from_mapping(&merged)?;
-            // Nothing to rebuild: the GIN index covers every field, mapped or not.
+            let schema = Schema::from_mapping(&merged)?;
+            // The GIN index covers every field, mapped or not; `switchyard_terms` holds the
+            // indexed ones: rebuilt when they change (writers wait: the row is FOR UPDATE).
+            if terms::fields(&schema) != terms::fields(&Schema::from_mapping(&record.mapping()?)?) {
+                terms::rebuild(&mut txn, record.cid, &schema)?;
+            }
             txn.execute(
                 "UPDATE switchyard_collections SET mapping = $2 WHERE cid = $1",
                 &[&record.cid, &merged.to_string()],
@@ -760,17 +836,22 @@ impl Storage for PostgresStorage {
 
     fn delete_collection(&self, index: &str, collection: &str) -> Result<()> {
         self.run(|client| {
-            let deleted = client.execute(
-                "DELETE FROM switchyard_collections WHERE idx = $1 AND name = $2",
+            let (connection, statements) = client.split();
+            let mut txn = connection.transaction()?;
+            // Documents go with it (ON DELETE CASCADE), once its writers have committed (they
+            // hold its row FOR SHARE); then, in a later snapshot, every term row they wrote.
+            let Some(row) = txn.query_opt(
+                "DELETE FROM switchyard_collections WHERE idx = $1 AND name = $2 RETURNING cid",
                 &[&index, &collection],
-            )?;
-            if deleted == 0 {
-                let (connection, statements) = client.split();
+            )?
+            else {
                 return Err(Failure::Fail(missing(
-                    connection, statements, index, collection,
+                    &mut txn, statements, index, collection,
                 )?));
-            }
-            Ok(())
+            };
+            let cid: i64 = row.get(0);
+            txn.execute("DELETE FROM switchyard_terms WHERE cid = $1", &[&cid])?;
+            txn.commit().map_err(|e| Failure::Fail(store_error(e)))
         })
     }
 
@@ -813,8 +894,14 @@ impl Storage for PostgresStorage {
                 &mut Statements::default(),
                 index,
                 collection,
-                FIND_COLLECTION_FOR_SHARE,
+                // Not FOR SHARE as writers: a write between the two deletes would leave a
+                // document without its term rows, or rows without their document.
+                FIND_COLLECTION_FOR_UPDATE,
             )??;
+            txn.execute(
+                "DELETE FROM switchyard_terms WHERE cid = $1",
+                &[&record.cid],
+            )?;
             txn.execute(
                 "DELETE FROM switchyard_documents WHERE cid = $1",
                 &[&record.cid],

@@ -1,20 +1,29 @@
 //! A [`Query`] as a SQL condition that PostgreSQL can answer from its indexes: the primary key
-//! for `_id`, the GIN index (`jsonb_path_ops`) on `body` for `@?` JSON path tests.
+//! for `_id`, the GIN index (`jsonb_path_ops`) on `body` for `@?` JSON path tests, the btree
+//! indexes of `switchyard_terms` (see `terms`) for `range` and `prefix` on indexed fields.
 //!
 //! The condition is a *superset*: it never drops a document the query matches, and may keep
 //! some it does not. Every row it returns is checked with [`Query::matches`], the embedded
 //! store's own evaluation, so both stores give the same answers by construction; SQL only
-//! narrows. Where no safe narrowing exists (`must_not`, `_kuzzle_info.*`, a `range` with
-//! boolean bounds, a `match` on text) the condition is `TRUE` for that clause.
+//! narrows. Where no safe narrowing exists (`must_not`, `_kuzzle_info.*` but a `range` or
+//! `prefix` on an indexed one, a `match` on text) the condition is `TRUE` for that clause.
 //!
 //! Values never enter the SQL text: each JSON path (field names and values as JSON literals,
-//! written by serde_json) and each id list is a bound parameter.
+//! written by serde_json), each id list, field name and bound is a bound parameter. `$1` is
+//! the collection's `cid` (the terms subqueries read it).
+//!
+//! `deep` documents (arrays nested deeper than the JSON paths unwrap) are candidates of every
+//! JSON path test: such a test becomes `(deep OR <test>)`, once, at the outermost `AND`/`OR`
+//! made only of JSON path tests. Tests on `id` and on `switchyard_terms` (which holds every
+//! value, however deep) need no such escape, so `deep` does not stop PostgreSQL from driving a
+//! search from their indexes.
 
 use postgres::types::ToSql;
 use serde_json::Value;
 
+use super::terms;
 use crate::mapping::{FieldType, Schema};
-use crate::query::{BoolQuery, Query, RangeBounds};
+use crate::query::{compare_values, BoolQuery, Query, RangeBounds};
 
 /// Fields with more dots than this are not narrowed (every way of splitting the path into keys
 /// is one alternative: 2^dots of them).
@@ -46,7 +55,26 @@ pub(crate) fn too_deep(body: &Value) -> bool {
 enum Condition {
     True,
     False,
+    /// Made of JSON path tests only: misses `deep` documents until wrapped (`with_deep`).
     Sql(String),
+    /// Holds for `deep` documents as for the others.
+    Exact(String),
+    /// A subquery giving the candidates' ids (from `switchyard_terms`): an `OR` of them is one
+    /// `UNION ALL` (PostgreSQL cannot join through `id IN (…) OR id IN (…)`: it would test
+    /// every document of the collection against both).
+    Ids(String),
+}
+
+impl Condition {
+    /// The condition as SQL that holds for `deep` documents too: a JSON path test lets them
+    /// through, a subquery of ids becomes a test on `id`.
+    fn with_deep(self) -> Condition {
+        match self {
+            Condition::Sql(sql) => Condition::Exact(format!("(deep OR {sql})")),
+            Condition::Ids(query) => Condition::Exact(format!("id IN ({query})")),
+            other => other,
+        }
+    }
 }
 
 /// Bound parameters. While translating, each is written `$#<slot>#` (a clause dropped by a
@@ -92,46 +120,76 @@ fn renumber(sql: &str, params: Params, first: usize) -> (String, Params) {
 /// candidate. `Some("FALSE")` never happens: an impossible query gives `Some` of a constant.
 pub(crate) fn narrow(query: &Query, schema: &Schema, first: usize) -> (Option<String>, Params) {
     let mut params = Params { values: Vec::new() };
-    match translate(query, schema, &mut params) {
+    match translate(query, schema, &mut params).with_deep() {
         Condition::True => (None, Params { values: Vec::new() }),
         Condition::False => (Some("FALSE".to_string()), Params { values: Vec::new() }),
-        Condition::Sql(sql) => {
+        Condition::Sql(sql) | Condition::Exact(sql) | Condition::Ids(sql) => {
             let (sql, params) = renumber(&sql, params, first);
             (Some(sql), params)
         }
     }
 }
 
+/// `parts` joined with `operator`, `None` when there are none; JSON path tests stay
+/// unwrapped while every part is one (see the module's note on `deep`).
+fn join(mut parts: Vec<Condition>, operator: &str) -> Option<Condition> {
+    if parts.len() < 2 {
+        return parts.pop();
+    }
+    if operator == " OR " && parts.iter().all(|p| matches!(p, Condition::Ids(_))) {
+        let queries: Vec<String> = parts
+            .into_iter()
+            .filter_map(|part| match part {
+                Condition::Ids(query) => Some(query),
+                _ => None,
+            })
+            .collect();
+        return Some(Condition::Ids(queries.join(" UNION ALL ")));
+    }
+    let json_only = parts.iter().all(|p| matches!(p, Condition::Sql(_)));
+    let mut sql: Vec<String> = parts
+        .into_iter()
+        .map(
+            |part| match if json_only { part } else { part.with_deep() } {
+                Condition::Sql(s) | Condition::Exact(s) => s,
+                _ => unreachable!("constants are removed before joining, subqueries rendered"),
+            },
+        )
+        .collect();
+    let joined = match sql.len() {
+        0 => return None,
+        1 => sql.remove(0),
+        _ => format!("({})", sql.join(operator)),
+    };
+    Some(if json_only {
+        Condition::Sql(joined)
+    } else {
+        Condition::Exact(joined)
+    })
+}
+
 fn and(parts: Vec<Condition>) -> Condition {
-    let mut sql = Vec::new();
+    let mut kept = Vec::new();
     for part in parts {
         match part {
             Condition::True => {}
             Condition::False => return Condition::False,
-            Condition::Sql(s) => sql.push(s),
+            other => kept.push(other),
         }
     }
-    match sql.len() {
-        0 => Condition::True,
-        1 => Condition::Sql(sql.remove(0)),
-        _ => Condition::Sql(format!("({})", sql.join(" AND "))),
-    }
+    join(kept, " AND ").unwrap_or(Condition::True)
 }
 
 fn or(parts: Vec<Condition>) -> Condition {
-    let mut sql = Vec::new();
+    let mut kept = Vec::new();
     for part in parts {
         match part {
             Condition::True => return Condition::True,
             Condition::False => {}
-            Condition::Sql(s) => sql.push(s),
+            other => kept.push(other),
         }
     }
-    match sql.len() {
-        0 => Condition::False,
-        1 => Condition::Sql(sql.remove(0)),
-        _ => Condition::Sql(format!("({})", sql.join(" OR "))),
-    }
+    join(kept, " OR ").unwrap_or(Condition::False)
 }
 
 /// A scalar the embedded store can compare (`compare_values`): string, number or boolean.
@@ -207,21 +265,25 @@ fn path_test(schema: &Schema, field: &str, filter: &str, params: &mut Params) ->
 
 fn equal_any(schema: &Schema, field: &str, values: &[&Value], params: &mut Params) -> Condition {
     if field == "_id" {
+        // An id with NUL is never stored (nor may it be a parameter).
         let ids: Vec<String> = values
             .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
+            .filter_map(|v| v.as_str().filter(|id| !id.contains('\0')))
+            .map(str::to_string)
             .collect();
         if ids.is_empty() {
             return Condition::False;
         }
-        return Condition::Sql(format!("id = ANY({}::text[])", params.push(ids)));
+        return Condition::Exact(format!("id = ANY({}::text[])", params.push(ids)));
     }
     if !values.iter().all(|v| compares_alike(v)) {
         return Condition::True;
     }
     let scalars: Vec<String> = values
         .iter()
-        .filter(|v| is_scalar(v))
+        // A string with NUL equals nothing stored (PostgreSQL holds none), nor can it be a
+        // JSON path literal.
+        .filter(|v| is_scalar(v) && !v.as_str().is_some_and(|s| s.contains('\0')))
         .map(|v| format!("@ == {}", literal(v)))
         .collect();
     if scalars.is_empty() {
@@ -231,7 +293,112 @@ fn equal_any(schema: &Schema, field: &str, values: &[&Value], params: &mut Param
     path_test(schema, field, &scalars.join(" || "), params)
 }
 
+/// The ids of the rows of `switchyard_terms` for `field` passing `tests` (over `num` or
+/// `str`).
+fn terms_test(field: &str, tests: &[String], params: &mut Params) -> Condition {
+    let field = params.push(field.to_string());
+    Condition::Ids(format!(
+        "SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = {field}::text AND {}",
+        tests.join(" AND ")
+    ))
+}
+
+/// A prefix on a field of `switchyard_terms`: its strings in `[prefix, successor)`.
+fn prefix_terms(field: &str, prefix: &str, params: &mut Params) -> Condition {
+    let Some((lower, upper)) = terms::prefix_range(prefix) else {
+        // No stored string holds a NUL.
+        return Condition::False;
+    };
+    let mut tests = vec![format!(
+        "t.str >= {}::text COLLATE \"C\"",
+        params.push(lower)
+    )];
+    if let Some(upper) = upper {
+        tests.push(format!(
+            "t.str < {}::text COLLATE \"C\"",
+            params.push(upper)
+        ));
+    }
+    terms_test(field, &tests, params)
+}
+
+/// Which of `false` and `true` are within boolean `bounds` (`compare_values`, as `eval`).
+fn booleans_in(bounds: &RangeBounds) -> Vec<Value> {
+    [false, true]
+        .into_iter()
+        .map(Value::Bool)
+        .filter(|value| {
+            let within = |bound: &Option<Value>, ok: fn(std::cmp::Ordering) -> bool| {
+                bound
+                    .as_ref()
+                    .is_none_or(|bound| compare_values(value, bound).is_some_and(ok))
+            };
+            within(&bounds.gt, |o| o.is_gt())
+                && within(&bounds.gte, |o| o.is_ge())
+                && within(&bounds.lt, |o| o.is_lt())
+                && within(&bounds.lte, |o| o.is_le())
+        })
+        .collect()
+}
+
 fn range(schema: &Schema, field: &str, bounds: &RangeBounds, params: &mut Params) -> Condition {
+    let present: Vec<&Value> = [&bounds.gt, &bounds.gte, &bounds.lt, &bounds.lte]
+        .into_iter()
+        .flatten()
+        .collect();
+    if field != "_id" && !present.is_empty() {
+        let same = |kind: fn(&Value) -> bool| present.iter().all(|v| kind(v));
+        if same(Value::is_boolean) {
+            let values = booleans_in(bounds);
+            return if values.is_empty() {
+                Condition::False
+            } else {
+                equal_any(schema, field, &values.iter().collect::<Vec<_>>(), params)
+            };
+        }
+        if !same(Value::is_number) && !same(Value::is_string) {
+            // A value compares with bounds of its own type only: mixed or non-scalar bounds
+            // never match.
+            return Condition::False;
+        }
+        if terms::is_termed(schema, field) {
+            let mut tests = Vec::new();
+            for (bound, strict, inclusive) in [
+                (&bounds.gt, ">", ">="),
+                (&bounds.gte, ">=", ">="),
+                (&bounds.lt, "<", "<="),
+                (&bounds.lte, "<=", "<="),
+            ] {
+                // Inclusive where doubles or cut strings may tie while the values differ: a
+                // number from 2^53 on, a string of `MAX_STR_CHARS` characters or more, or
+                // with NUL (`terms::string_bound`).
+                match bound {
+                    Some(bound @ Value::Number(n)) => tests.push(format!(
+                        "t.num {} {}::float8",
+                        if compares_alike(bound) {
+                            strict
+                        } else {
+                            inclusive
+                        },
+                        params.push(n.as_f64().unwrap_or(0.0))
+                    )),
+                    Some(Value::String(s)) => {
+                        let exact =
+                            !s.contains('\0') && s.chars().nth(terms::MAX_STR_CHARS - 1).is_none();
+                        tests.push(format!(
+                            "t.str {} {}::text COLLATE \"C\"",
+                            if exact { strict } else { inclusive },
+                            params.push(terms::string_bound(s))
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            let column = if same(Value::is_number) { "num" } else { "str" };
+            tests.push(format!("t.{column} IS NOT NULL"));
+            return terms_test(field, &tests, params);
+        }
+    }
     let bounds = [
         (">", &bounds.gt),
         (">=", &bounds.gte),
@@ -244,6 +411,17 @@ fn range(schema: &Schema, field: &str, bounds: &RangeBounds, params: &mut Params
             None => {}
             // Strings and numbers order the same way in JSON path (code points, exact
             // numbers); booleans may not, and other bounds never match anyway.
+            // No stored string holds NUL, nor may a JSON path literal: a bound `x\0y` selects
+            // what `x` does, inclusive (see `terms::string_bound`).
+            Some(Value::String(text)) if text.contains('\0') => {
+                let inclusive = if operator.starts_with('>') {
+                    ">="
+                } else {
+                    "<="
+                };
+                let cut = Value::String(text.split('\0').next().unwrap_or_default().into());
+                tests.push(format!("@ {inclusive} {}", literal(&cut)))
+            }
             Some(bound @ (Value::String(_) | Value::Number(_))) if compares_alike(bound) => {
                 tests.push(format!("@ {operator} {}", literal(bound)))
             }
@@ -266,10 +444,15 @@ fn translate(query: &Query, schema: &Schema, params: &mut Params) -> Condition {
     match query {
         Query::MatchAll => Condition::True,
         Query::Ids(ids) => {
+            let ids: Vec<String> = ids
+                .iter()
+                .filter(|id| !id.contains('\0'))
+                .cloned()
+                .collect();
             if ids.is_empty() {
                 Condition::False
             } else {
-                Condition::Sql(format!("id = ANY({}::text[])", params.push(ids.clone())))
+                Condition::Exact(format!("id = ANY({}::text[])", params.push(ids)))
             }
         }
         Query::Term { field, value } => equal_any(schema, field, &[value], params),
@@ -285,11 +468,17 @@ fn translate(query: &Query, schema: &Schema, params: &mut Params) -> Condition {
             }
         }
         Query::Prefix { field, prefix } => {
-            if field == "_id" {
-                Condition::Sql(format!(
+            if field == "_id" && prefix.contains('\0') {
+                Condition::False
+            } else if field == "_id" {
+                Condition::Exact(format!(
                     "starts_with(id, {}::text)",
                     params.push(prefix.clone())
                 ))
+            } else if terms::is_termed(schema, field) {
+                prefix_terms(field, prefix, params)
+            } else if prefix.contains('\0') {
+                Condition::False
             } else {
                 let filter = format!("@ starts with {}", literal(&Value::String(prefix.clone())));
                 path_test(schema, field, &filter, params)
@@ -383,7 +572,7 @@ mod tests {
         let (sql, params) = narrow(&query, &schema, 2);
         assert_eq!(
             sql.unwrap(),
-            "(body @? $2::text::jsonpath AND id = ANY($3::text[]))"
+            "((deep OR body @? $2::text::jsonpath) AND id = ANY($3::text[]))"
         );
         assert_eq!(params.values().count(), 2);
         // A clause dropped by a simplification takes its parameters with it.
@@ -392,11 +581,57 @@ mod tests {
         ], "filter": {"term": {"b": 2}}}}))
         .unwrap();
         let (sql, params) = narrow(&query, &schema, 2);
-        assert_eq!(sql.unwrap(), "body @? $2::text::jsonpath");
+        assert_eq!(sql.unwrap(), "(deep OR body @? $2::text::jsonpath)");
         assert_eq!(params.values().count(), 1);
         let (sql, _) = narrow(&Query::MatchAll, &schema, 2);
         assert_eq!(sql, None);
         let impossible = Query::parse(&json!({"terms": {"city": []}})).unwrap();
         assert_eq!(narrow(&impossible, &schema, 2).0.unwrap(), "FALSE");
+    }
+
+    #[test]
+    fn range_and_prefix_on_indexed_fields_read_the_terms_table() {
+        let schema = Schema::from_mapping(&json!({"properties": {
+            "city": {"type": "keyword"}, "age": {"type": "integer"}, "bio": {"type": "text"}
+        }}))
+        .unwrap();
+        let sql = |query: Value| narrow(&Query::parse(&query).unwrap(), &schema, 2).0;
+        let terms = "id IN (SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = ";
+        assert_eq!(
+            sql(json!({"range": {"age": {"gt": 3, "lte": 9}}})).unwrap(),
+            format!("{terms}$2::text AND t.num > $3::float8 AND t.num <= $4::float8 AND t.num IS NOT NULL)")
+        );
+        assert_eq!(
+            sql(json!({"prefix": {"city": "ab"}})).unwrap(),
+            format!("{terms}$2::text AND t.str >= $3::text COLLATE \"C\" AND t.str < $4::text COLLATE \"C\")")
+        );
+        // Bounds where doubles round are inclusive.
+        assert_eq!(
+            sql(json!({"range": {"age": {"lt": 9_007_199_254_740_993u64}}})).unwrap(),
+            format!("{terms}$2::text AND t.num <= $3::float8 AND t.num IS NOT NULL)")
+        );
+        // Only the JSON path test lets `deep` documents through.
+        assert_eq!(
+            sql(json!({"bool": {"must": [{"prefix": {"city": "a"}}, {"term": {"bio": "x"}}]}}))
+                .unwrap(),
+            format!("({terms}$2::text AND t.str >= $3::text COLLATE \"C\" AND t.str < $4::text COLLATE \"C\") AND (deep OR body @? $5::text::jsonpath))")
+        );
+        // Alternatives from the table: one subquery.
+        assert_eq!(
+            sql(json!({"bool": {"should": [{"prefix": {"city": "a"}}, {"range": {"age": {"gte": 3}}}]}}))
+                .unwrap(),
+            format!("{terms}$2::text AND t.str >= $3::text COLLATE \"C\" AND t.str < $4::text COLLATE \"C\" UNION ALL SELECT t.id FROM switchyard_terms t WHERE t.cid = $1 AND t.field = $5::text AND t.num >= $6::float8 AND t.num IS NOT NULL)")
+        );
+        // Unindexed: the JSON path filter, as before.
+        assert_eq!(
+            sql(json!({"prefix": {"bio": "a"}})).unwrap(),
+            "(deep OR body @? $2::text::jsonpath)"
+        );
+        assert_eq!(sql(json!({"prefix": {"city": "a\u{0}"}})).unwrap(), "FALSE");
+        assert_eq!(
+            sql(json!({"range": {"age": {"gt": 1, "lt": "9"}}})).unwrap(),
+            "FALSE"
+        );
+        assert_eq!(sql(json!({"range": {"age": {}}})), None);
     }
 }

@@ -7,19 +7,24 @@ use serde_json::{Number, Value};
 
 use super::{Query, RangeBounds};
 use crate::mapping::{FieldType, Schema};
-use crate::Document;
+use crate::{Document, KuzzleInfo};
 
 /// Every leaf value at a dotted path, arrays flattened (as Elasticsearch indexes them). `_id` and
 /// `_kuzzle_info.*` come from the document's own fields.
 pub(crate) fn field_values(document: &Document, path: &str) -> Vec<Value> {
+    values_at(&document.source, &document.info, &document.id, path)
+}
+
+/// [`field_values`] of a document given by its parts (a write that has no `Document`).
+pub(crate) fn values_at(source: &Value, info: &KuzzleInfo, id: &str, path: &str) -> Vec<Value> {
     if path == "_id" {
-        return vec![Value::String(document.id.clone())];
+        return vec![Value::String(id.to_string())];
     }
     if let Some(name) = path.strip_prefix("_kuzzle_info.") {
-        return document.info.field(name).into_iter().collect();
+        return info.field(name).into_iter().collect();
     }
     let mut out = Vec::new();
-    collect(&document.source, path, &mut out);
+    collect(source, path, &mut out);
     out
 }
 

@@ -9,7 +9,7 @@ mod parse;
 pub(crate) use page::page;
 
 pub use eval::compare_values;
-pub(crate) use eval::field_values;
+pub(crate) use eval::{field_values, values_at};
 
 use serde_json::Value;
 

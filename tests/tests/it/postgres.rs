@@ -455,14 +455,14 @@ fn a_database_laid_out_by_a_newer_version_is_refused_at_start_up() {
     };
     let url = server.database("newer_schema");
     let database = url.rsplit('/').next().expect("a database").to_string();
-    // A first start records today's layout, version 1; a second start accepts it.
+    // A first start records today's layout, version 2; a second start accepts it.
     for _ in 0..2 {
         let host = node(&url, "");
         let mut on = client(&host);
         call(&mut on, json!({"controller": "server", "action": "now"}));
     }
     // As if a newer Switchyard had migrated the database.
-    server.psql_in(&database, "UPDATE switchyard_schema SET version = 2");
+    server.psql_in(&database, "UPDATE switchyard_schema SET version = 3");
     let finished = run_config(
         &format!("[server]\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
         WAIT,
@@ -471,7 +471,7 @@ fn a_database_laid_out_by_a_newer_version_is_refused_at_start_up() {
     let text = format!("{}{}", finished.stdout, finished.stderr);
     assert!(
         text.contains(&format!(
-            "error: cannot open the document store (storage.url): PostgreSQL at {url}: the database's schema is version 2 (switchyard_schema), newer than this build's 1"
+            "error: cannot open the document store (storage.url): PostgreSQL at {url}: the database's schema is version 3 (switchyard_schema), newer than this build's 2"
         )),
         "{text}"
     );
