@@ -10,6 +10,8 @@
 //! (`/proc/<pid>/io`): most of a delivery's cost is the kernel's loopback `writev`, one per
 //! connection per batch of frames, so a setup whose writers carry fewer frames per `writev`
 //! pays more per delivery for reasons that are not the Redis hop (BENCHMARKS.md, issue 16).
+//! With `--window 1` every write carries one frame in every setup: the ratios then compare
+//! the setups at equal batching, which is what the cluster path itself costs.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -39,9 +41,21 @@ pub fn cluster_fanout(settings: &Settings) -> anyhow::Result<Value> {
     }
     let ratios = [
         ("server_cpu", "us_per_op", "cpu_per_delivery_vs_single_node"),
-        ("user_cpu", "us_per_op", "user_cpu_per_delivery_vs_single_node"),
-        ("system_cpu", "us_per_op", "system_cpu_per_delivery_vs_single_node"),
-        ("node_writes", "per_delivery", "writes_per_delivery_vs_single_node"),
+        (
+            "user_cpu",
+            "us_per_op",
+            "user_cpu_per_delivery_vs_single_node",
+        ),
+        (
+            "system_cpu",
+            "us_per_op",
+            "system_cpu_per_delivery_vs_single_node",
+        ),
+        (
+            "node_writes",
+            "per_delivery",
+            "writes_per_delivery_vs_single_node",
+        ),
     ];
     for (figure, unit, ratio) in ratios {
         let single = results[0][figure][unit].as_f64();
