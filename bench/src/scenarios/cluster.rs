@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 use switchyard_tests::redis::Redis;
 use switchyard_tests::{protocol_section, Server};
 
-use super::runtime;
 use super::ws::{publish_windowed, subscriber, Fanout};
+use super::{percentiles, runtime};
 use crate::target::{cpu_seconds, cpu_split, write_calls, Kind, UNLIMITED_CONNECTIONS};
 use crate::Settings;
 
@@ -77,6 +77,7 @@ pub fn cluster_fanout(settings: &Settings) -> anyhow::Result<Value> {
             "window": settings.window.unwrap_or(32),
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
+            "flush_interval_ms": settings.flush_interval,
         },
         "results": results,
     }))
@@ -91,7 +92,7 @@ fn measure(
     settings: &Settings,
 ) -> anyhow::Result<Value> {
     let servers: Vec<Server> = (0..nodes)
-        .map(|number| Server::start(&config(redis, number, clustered)))
+        .map(|number| Server::start(&config(redis, number, clustered, settings.flush_interval)))
         .collect();
     let addresses: Vec<String> = servers
         .iter()
@@ -157,6 +158,7 @@ fn measure(
     let (user_cpu, system_cpu, node_writes) = split_figures(&snapshots.borrow(), deliveries);
     let expected = sent * settings.subscribers as u64;
     let received = shared.drain(sent);
+    let latency = percentiles(&shared.latency.lock().expect("not poisoned"));
     drop(servers);
     drop(subscribers);
     Ok(json!({
@@ -172,6 +174,7 @@ fn measure(
         "messages_published": sent,
         "deliveries": received,
         "lost": expected.saturating_sub(received),
+        "latency": latency,
     }))
 }
 
@@ -199,8 +202,9 @@ fn split_figures(snapshots: &[(f64, f64, u64, u64)], deliveries: u64) -> (Value,
 }
 
 /// Node `number`'s configuration: WebSocket on a free loopback port (no per-address limits: every
-/// subscriber comes from 127.0.0.1), and `[cluster]` with a short heartbeat when `clustered`.
-fn config(redis: &Redis, number: usize, clustered: bool) -> String {
+/// subscriber comes from 127.0.0.1), and `[cluster]` with a short heartbeat when `clustered`
+/// (and `flush_interval`, `--flush-interval`, when given).
+fn config(redis: &Redis, number: usize, clustered: bool, flush_interval: Option<u64>) -> String {
     let mut config = format!(
         "[server]\n{}",
         protocol_section(
@@ -216,6 +220,9 @@ fn config(redis: &Redis, number: usize, clustered: bool) -> String {
             "[cluster]\nredis = \"{}\"\nnodeName = \"bench-{number}\"\nheartbeatInterval = 200\n",
             redis.url()
         ));
+        if let Some(interval) = flush_interval {
+            config.push_str(&format!("flushInterval = {interval}\n"));
+        }
     }
     config
 }
