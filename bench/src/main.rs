@@ -77,6 +77,8 @@ pub struct Settings {
     pub rooms: Option<usize>,
     /// `documents`: the host's `[storage] documentCacheBytes` (default: the host's default).
     pub document_cache: Option<usize>,
+    /// `cluster-fanout`: the nodes' `[cluster] flushInterval` in ms (default: the host's).
+    pub flush_interval: Option<u64>,
 }
 
 /// How the MQTT scenarios use switchyard (a baseline broker always gets `Topics`).
@@ -120,6 +122,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
         documents: None,
         rooms: None,
         document_cache: None,
+        flush_interval: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -147,6 +150,7 @@ fn parse(args: &[String]) -> anyhow::Result<(String, Settings)> {
             "--documents" => settings.documents = Some(value()?.parse()?),
             "--rooms" => settings.rooms = Some(value()?.parse()?),
             "--document-cache" => settings.document_cache = Some(value()?.parse()?),
+            "--flush-interval" => settings.flush_interval = Some(value()?.parse()?),
             "--auth" => settings.auth = true,
             "--tls" => settings.tls = true,
             "--rounds" => {

@@ -316,6 +316,31 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// CPU seconds a process has used in user and in system (kernel) mode (Linux:
+/// `/proc/<pid>/stat`, 100 Hz ticks).
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user / 100.0, system / 100.0))
+}
+
+/// Write system calls (`write`, `writev`…) a process made and the bytes they passed (Linux:
+/// `/proc/<pid>/io`, `syscw` and `wchar`).
+pub fn write_calls(pid: u32) -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((field("syscw:")?, field("wchar:")?))
+}
+
 /// CPU seconds (user + system) a process has used (Linux: `/proc/<pid>/stat`, 100 Hz ticks).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -381,10 +381,18 @@ fn burst_mode_delivers_the_whole_burst_on_both_sides() {
 }
 
 /// `cluster-fanout`: every setup (one node alone, then 1, 2 and 3 nodes through Redis) delivers
-/// every message to every subscriber, wherever they are connected.
+/// every message to every subscriber, wherever they are connected, and reports the nodes' writes
+/// per delivery (`--flush-interval` set on the clustered nodes).
 #[test]
 fn cluster_fanout_delivers_everything_on_every_setup() {
-    let record = run(&["cluster-fanout", "--subscribers", "30"]);
+    let record = run(&[
+        "cluster-fanout",
+        "--subscribers",
+        "30",
+        "--flush-interval",
+        "2",
+    ]);
+    assert_eq!(record["parameters"]["flush_interval_ms"], 2, "{record}");
     let results = record["results"].as_array().expect("results");
     let setups: Vec<(u64, bool)> = results
         .iter()
@@ -405,5 +413,10 @@ fn cluster_fanout_delivers_everything_on_every_setup() {
             "{result}"
         );
         assert_eq!(result["lost"], 0, "{result}");
+        // The nodes wrote to their subscribers, and the CPU is split in user and system time.
+        let writes = result["node_writes"]["per_delivery"].as_f64().unwrap();
+        assert!(writes > 0.0, "{result}");
+        assert!(result["user_cpu"]["us_per_op"].is_number(), "{result}");
+        assert!(result["system_cpu"]["us_per_op"].is_number(), "{result}");
     }
 }

@@ -7,9 +7,9 @@
 //! feeds one publisher task on the `cluster` thread. Each time that task wakes it takes all that
 //! is queued, makes one batch per channel (`<prefix><index>/<collection>`) and PUBLISHes the
 //! batches in one pipeline; then, while events keep coming, it waits for the rest of
-//! [`FLUSH_SPACING`] before taking the next ones, so a busy node wakes its `cluster` thread and
-//! calls Redis about once a millisecond, whatever the rate, and a lone event is published at
-//! once. Nothing here runs on a plugin's thread or under the realtime lock, and no request waits
+//! `cluster.flushInterval` (1 ms by default) before taking the next ones, so a busy node wakes
+//! its `cluster` thread and calls Redis about once per interval, whatever the rate, and a lone
+//! event is published at once. Nothing here runs on a plugin's thread or under the realtime lock, and no request waits
 //! for Redis.
 //!
 //! A node SUBSCRIBEs to a collection's channel while it has a room on that collection
@@ -282,11 +282,6 @@ pub struct RemoteRoomDefinition {
 
 /// Logs at most once per this long, per kind of trouble.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-/// The publisher flushes at most once per this long: an event arriving sooner after the last
-/// flush waits for the rest of it (with whatever else arrives meanwhile: one wake of the
-/// `cluster` thread and one PUBLISH per channel for all of them); one arriving later, at a low
-/// rate, is published at once.
-const FLUSH_SPACING: Duration = Duration::from_millis(1);
 /// Events taken from the queue per flush, at most.
 const BATCH: usize = 256;
 /// A batch's events, in bytes, beyond which the next event of its channel starts another batch
@@ -328,6 +323,7 @@ impl Cluster {
                 prefix: config.channel_prefix.clone(),
                 retry: Duration::from_millis(config.retry_interval),
                 heartbeat: Duration::from_millis(config.heartbeat_interval),
+                flush_spacing: Duration::from_millis(config.flush_interval),
                 remote_counts: Arc::clone(&remote_counts),
                 destination: Arc::clone(&destination),
                 stats: Arc::clone(&stats),
@@ -699,6 +695,10 @@ struct Worker {
     prefix: String,
     retry: Duration,
     heartbeat: Duration,
+    /// `cluster.flushInterval`: the publisher takes what is queued at most once per this long
+    /// while events keep coming; an event arriving later than that after the last flush goes at
+    /// once.
+    flush_spacing: Duration,
     remote_counts: Arc<RwLock<HashMap<String, RemoteRoom>>>,
     destination: Arc<OnceLock<Weak<dyn Destination>>>,
     stats: Arc<Stats>,
@@ -756,7 +756,7 @@ impl Worker {
 
     /// Takes what is queued, one batch envelope per channel (numbered from the channel's next
     /// sequence on), and PUBLISHes them in one pipeline; then waits, at a high rate, for the
-    /// rest of [`FLUSH_SPACING`], so that the publishing threads' events pile up without
+    /// rest of its flush spacing, so that the publishing threads' events pile up without
     /// waking this thread (the queue's receiver only wakes when it waits on an empty queue).
     async fn publish_loop(
         &self,
@@ -768,8 +768,8 @@ impl Worker {
         let mut batches: Vec<Batch> = Vec::new();
         let mut last_flush: Option<tokio::time::Instant> = None;
         loop {
-            if let Some(last) = last_flush.filter(|last| last.elapsed() < FLUSH_SPACING) {
-                tokio::time::sleep_until(last + FLUSH_SPACING).await;
+            if let Some(last) = last_flush.filter(|last| last.elapsed() < self.flush_spacing) {
+                tokio::time::sleep_until(last + self.flush_spacing).await;
             }
             if outgoing.recv_many(&mut queued, BATCH).await == 0 {
                 return;

@@ -306,6 +306,11 @@ pub struct ClusterConfig {
     pub retry_interval: u64,
     /// Events waiting to be published; past it, new ones are dropped (and counted).
     pub outgoing_queue_size: usize,
+    /// Milliseconds between two publications while events keep coming (one Redis message per
+    /// collection for what piled up meanwhile; a lone event goes at once): longer carries more
+    /// events per message, so receiving nodes write more frames per `writev`, at the price of
+    /// up to this much more latency between nodes (BENCHMARKS.md, issue 16). 0 to 1000.
+    pub flush_interval: u64,
     /// Milliseconds between two writes of this node's room counts to Redis (and reads of the
     /// others'); they expire after three.
     pub heartbeat_interval: u64,
@@ -327,6 +332,7 @@ impl Default for ClusterConfig {
             response_timeout: 500,
             retry_interval: 500,
             outgoing_queue_size: 10_000,
+            flush_interval: 1,
             heartbeat_interval: 2_000,
             channel_prefix: "switchyard:".to_string(),
             rate_limit_interval: 100,
@@ -583,6 +589,12 @@ impl Config {
                 }
                 if cluster.outgoing_queue_size == 0 {
                     problems.push("cluster.outgoingQueueSize: must be greater than 0".to_string());
+                }
+                if cluster.flush_interval > 1_000 {
+                    problems.push(format!(
+                        "cluster.flushInterval: {} ms is more than 1000 (every event between nodes would wait up to that long)",
+                        cluster.flush_interval
+                    ));
                 }
                 if cluster.connect_timeout == 0 || cluster.response_timeout == 0 {
                     problems.push(
@@ -841,6 +853,23 @@ mod tests {
             .expect_err("invalid");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("cluster.nodeName"), "{problems:?}");
+    }
+
+    #[test]
+    fn the_cluster_flush_interval_defaults_to_one_millisecond_and_is_bounded() {
+        let default = parse("[server]\n[cluster]\n").expect("valid");
+        assert_eq!(default.cluster.expect("on").flush_interval, 1);
+        for interval in [0, 5, 1_000] {
+            let config = parse(&format!(
+                "[server]\n[cluster]\nflushInterval = {interval}\n"
+            ))
+            .expect("valid");
+            assert_eq!(config.cluster.expect("on").flush_interval, interval);
+        }
+        assert_eq!(
+            parse("[server]\n[cluster]\nflushInterval = 1001\n").expect_err("too long"),
+            ["cluster.flushInterval: 1001 ms is more than 1000 (every event between nodes would wait up to that long)"]
+        );
     }
 
     #[test]

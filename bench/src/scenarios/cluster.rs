@@ -5,7 +5,15 @@
 //! (`--window`). Reported per setup: deliveries per second and the CPU of every process that
 //! serves (the nodes and Redis) per delivery; the hop's cost is the difference with the single
 //! node. On one machine the nodes share its cores: this measures cost, not scale.
+//!
+//! That CPU is split into user and system time, and the nodes' write system calls are counted
+//! (`/proc/<pid>/io`): most of a delivery's cost is the kernel's loopback `writev`, one per
+//! connection per batch of frames, so a setup whose writers carry fewer frames per `writev`
+//! pays more per delivery for reasons that are not the Redis hop (BENCHMARKS.md, issue 16).
+//! With `--window 1` every write carries one frame in every setup: the ratios then compare
+//! the setups at equal batching, which is what the cluster path itself costs.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -13,9 +21,9 @@ use serde_json::{json, Value};
 use switchyard_tests::redis::Redis;
 use switchyard_tests::{protocol_section, Server};
 
-use super::runtime;
 use super::ws::{publish_windowed, subscriber, Fanout};
-use crate::target::{cpu_seconds, Kind, UNLIMITED_CONNECTIONS};
+use super::{percentiles, runtime};
+use crate::target::{cpu_seconds, cpu_split, write_calls, Kind, UNLIMITED_CONNECTIONS};
 use crate::Settings;
 
 /// The setups measured, as (nodes, with `[cluster]`).
@@ -31,15 +39,35 @@ pub fn cluster_fanout(settings: &Settings) -> anyhow::Result<Value> {
             .with_context(|| format!("cluster-fanout with {nodes} node(s), cluster {clustered}"))?;
         results.push(record);
     }
-    let single = results[0]["server_cpu"]["us_per_op"].as_f64();
-    for result in &mut results {
-        let cost = result["server_cpu"]["us_per_op"].as_f64();
-        result["cpu_per_delivery_vs_single_node"] = match (cost, single) {
-            (Some(cost), Some(single)) if single > 0.0 => {
-                json!((cost / single * 100.0).round() / 100.0)
-            }
-            _ => Value::Null,
-        };
+    let ratios = [
+        ("server_cpu", "us_per_op", "cpu_per_delivery_vs_single_node"),
+        (
+            "user_cpu",
+            "us_per_op",
+            "user_cpu_per_delivery_vs_single_node",
+        ),
+        (
+            "system_cpu",
+            "us_per_op",
+            "system_cpu_per_delivery_vs_single_node",
+        ),
+        (
+            "node_writes",
+            "per_delivery",
+            "writes_per_delivery_vs_single_node",
+        ),
+    ];
+    for (figure, unit, ratio) in ratios {
+        let single = results[0][figure][unit].as_f64();
+        for result in &mut results {
+            let cost = result[figure][unit].as_f64();
+            result[ratio] = match (cost, single) {
+                (Some(cost), Some(single)) if single > 0.0 => {
+                    json!((cost / single * 100.0).round() / 100.0)
+                }
+                _ => Value::Null,
+            };
+        }
     }
     Ok(json!({
         "scenario": "cluster-fanout",
@@ -49,6 +77,7 @@ pub fn cluster_fanout(settings: &Settings) -> anyhow::Result<Value> {
             "window": settings.window.unwrap_or(32),
             "seconds": settings.seconds.as_secs_f64(),
             "warmup": settings.warmup.as_secs_f64(),
+            "flush_interval_ms": settings.flush_interval,
         },
         "results": results,
     }))
@@ -63,7 +92,7 @@ fn measure(
     settings: &Settings,
 ) -> anyhow::Result<Value> {
     let servers: Vec<Server> = (0..nodes)
-        .map(|number| Server::start(&config(redis, number, clustered)))
+        .map(|number| Server::start(&config(redis, number, clustered, settings.flush_interval)))
         .collect();
     let addresses: Vec<String> = servers
         .iter()
@@ -93,7 +122,24 @@ fn measure(
             })
         })
     };
-    let total_cpu = || -> Option<f64> { pids.iter().map(|pid| cpu_seconds(*pid)).sum() };
+    // Each reading of the serving processes' CPU (at the start and at the end of the measured
+    // window) also takes their user/system split and the nodes' write system calls.
+    let node_pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+    let snapshots = RefCell::new(Vec::new());
+    let total_cpu = || -> Option<f64> {
+        let split: Option<Vec<(f64, f64)>> = pids.iter().map(|pid| cpu_split(*pid)).collect();
+        let writes: Option<Vec<(u64, u64)>> =
+            node_pids.iter().map(|pid| write_calls(*pid)).collect();
+        if let (Some(split), Some(writes)) = (split, writes) {
+            snapshots.borrow_mut().push((
+                split.iter().map(|(user, _)| user).sum::<f64>(),
+                split.iter().map(|(_, system)| system).sum::<f64>(),
+                writes.iter().map(|(calls, _)| calls).sum::<u64>(),
+                writes.iter().map(|(_, bytes)| bytes).sum::<u64>(),
+            ));
+        }
+        pids.iter().map(|pid| cpu_seconds(*pid)).sum()
+    };
     let (sent, deliveries, time, cpu) = runtime().block_on(async {
         if clustered && nodes > 1 {
             // Every node subscribes to the collection's channel once it has a room on it: wait
@@ -109,8 +155,10 @@ fn measure(
         )
         .await
     })?;
+    let (user_cpu, system_cpu, node_writes) = split_figures(&snapshots.borrow(), deliveries);
     let expected = sent * settings.subscribers as u64;
     let received = shared.drain(sent);
+    let latency = percentiles(&shared.latency.lock().expect("not poisoned"));
     drop(servers);
     drop(subscribers);
     Ok(json!({
@@ -120,15 +168,43 @@ fn measure(
         "cluster": clustered,
         "deliveries_per_second": (deliveries as f64 / time.as_secs_f64()).round(),
         "server_cpu": cpu,
+        "user_cpu": user_cpu,
+        "system_cpu": system_cpu,
+        "node_writes": node_writes,
         "messages_published": sent,
         "deliveries": received,
         "lost": expected.saturating_sub(received),
+        "latency": latency,
     }))
 }
 
+/// The user and system CPU of the serving processes per delivery, and the nodes' write system
+/// calls per delivery and bytes per call, between the first and the last snapshot (Null when
+/// `/proc` could not be read).
+fn split_figures(snapshots: &[(f64, f64, u64, u64)], deliveries: u64) -> (Value, Value, Value) {
+    let (Some(first), Some(last)) = (snapshots.first(), snapshots.last()) else {
+        return (Value::Null, Value::Null, Value::Null);
+    };
+    if snapshots.len() < 2 || deliveries == 0 {
+        return (Value::Null, Value::Null, Value::Null);
+    }
+    let per_delivery = |seconds: f64| json!((seconds * 1e9 / deliveries as f64).round() / 1000.0);
+    let calls = last.2.saturating_sub(first.2);
+    let bytes = last.3.saturating_sub(first.3);
+    (
+        json!({ "us_per_op": per_delivery(last.0 - first.0) }),
+        json!({ "us_per_op": per_delivery(last.1 - first.1) }),
+        json!({
+            "per_delivery": (calls as f64 / deliveries as f64 * 10_000.0).round() / 10_000.0,
+            "bytes_per_write": bytes.checked_div(calls),
+        }),
+    )
+}
+
 /// Node `number`'s configuration: WebSocket on a free loopback port (no per-address limits: every
-/// subscriber comes from 127.0.0.1), and `[cluster]` with a short heartbeat when `clustered`.
-fn config(redis: &Redis, number: usize, clustered: bool) -> String {
+/// subscriber comes from 127.0.0.1), and `[cluster]` with a short heartbeat when `clustered`
+/// (and `flush_interval`, `--flush-interval`, when given).
+fn config(redis: &Redis, number: usize, clustered: bool, flush_interval: Option<u64>) -> String {
     let mut config = format!(
         "[server]\n{}",
         protocol_section(
@@ -144,6 +220,9 @@ fn config(redis: &Redis, number: usize, clustered: bool) -> String {
             "[cluster]\nredis = \"{}\"\nnodeName = \"bench-{number}\"\nheartbeatInterval = 200\n",
             redis.url()
         ));
+        if let Some(interval) = flush_interval {
+            config.push_str(&format!("flushInterval = {interval}\n"));
+        }
     }
     config
 }

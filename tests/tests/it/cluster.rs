@@ -13,8 +13,13 @@ use switchyard_tests::{parse_answer, protocol_section, run_config, LineClient, S
 const WAIT: Duration = Duration::from_secs(15);
 
 fn node(redis: &str, name: &str) -> Server {
+    node_with(redis, name, "")
+}
+
+/// [`node`] with more `[cluster]` keys (`extra`, whole lines).
+fn node_with(redis: &str, name: &str, extra: &str) -> Server {
     Server::start(&format!(
-        "[server]\n{}[cluster]\nredis = \"{redis}\"\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n",
+        "[server]\n{}[cluster]\nredis = \"{redis}\"\nnodeName = \"{name}\"\nretryInterval = 100\nheartbeatInterval = 100\n{extra}",
         protocol_section("line", "fixture_line", "")
     ))
 }
@@ -415,6 +420,42 @@ fn a_burst_of_publications_crosses_in_batches_once_and_in_order() {
     assert!((1..BURST).contains(&batches), "{info_b}");
     // B's own batches came back from Redis only if B listened: it has no room.
     assert_eq!(info_b["echoes"], 0, "{info_b}");
+}
+
+#[test]
+fn any_flush_interval_keeps_a_burst_exactly_once_and_in_order() {
+    let Some(redis) = Redis::start("cluster::any_flush_interval_keeps_a_burst") else {
+        return;
+    };
+    let a = node(&redis.url(), "a");
+    let mut on_a = client(&a);
+    let room = subscribe(&mut on_a, json!({"exists": "n"}));
+    a.wait_for_log(&["cluster: subscribed to switchyard:i/c"], WAIT);
+    const BURST: u64 = 300;
+    let mut delivered = 0;
+    // 0: the publisher takes what is queued each time it wakes; 50: at most every 50 ms.
+    for (name, interval) in [("b0", 0), ("b50", 50)] {
+        let b = node_with(&redis.url(), name, &format!("flushInterval = {interval}\n"));
+        let mut writer = client(&b);
+        for chunk in 0..BURST / 100 {
+            publish_pipelined(&mut writer, chunk * 100..(chunk + 1) * 100);
+        }
+        hear_in_order(&mut on_a, &room, BURST);
+        delivered += BURST;
+        let info_a = cluster_info(&mut on_a);
+        assert_eq!(info_a["delivered"], delivered, "{info_a}");
+        assert_eq!(info_a["duplicates"], 0, "{info_a}");
+        assert_eq!(info_a["lost"], 0, "{info_a}");
+        let info_b = wait_for_info(&mut writer, "published", BURST);
+        let batches = info_b["batches"].as_u64().expect("batches");
+        // Events that wait for the interval leave together (one pipelined chunk of 100 is read
+        // in well under 50 ms); with 0 they may still, while a PUBLISH is under way.
+        let most = if interval == 0 { BURST } else { BURST - 1 };
+        assert!(
+            (1..=most).contains(&batches),
+            "flushInterval {interval}: {info_b}"
+        );
+    }
 }
 
 #[test]
