@@ -94,6 +94,60 @@ pub fn find_special(bytes: &[u8]) -> Option<usize> {
     find_special_by_words(blocks.remainder()).map(|at| offset + at)
 }
 
+/// The last long plain string (no escape, no control character) found at one place in a
+/// request, kept so the next request's copy of it costs one comparison instead of a scan: a
+/// connection sends the same token (`jwt`, ~230 bytes) with every request.
+///
+/// [`KnownPlainString::find_special`] answers exactly as [`find_special`] does: when `bytes`
+/// starts with the remembered string (which holds no special byte) followed by `"`, that quote
+/// is the first special byte. The comparison reads every byte whatever they hold (no early
+/// exit), so its time says nothing about how much of a token matched: the string remembered
+/// may be another connection's token.
+#[derive(Debug, Default, Clone)]
+pub struct KnownPlainString {
+    /// The string, without its quotes; empty when nothing is remembered.
+    bytes: Vec<u8>,
+}
+
+impl KnownPlainString {
+    /// Shorter strings are scanned as fast as they are compared.
+    const MIN_LEN: usize = 2 * WORDS_PREFIX;
+    /// Longer strings are not kept (memory per connection or thread).
+    const MAX_LEN: usize = 4096;
+
+    /// A memory holding nothing yet.
+    pub fn new() -> KnownPlainString {
+        KnownPlainString::default()
+    }
+
+    /// Same as [`find_special`]`(bytes)`; remembers the string `bytes` starts with when it is
+    /// long, plain and closed by `"`.
+    pub fn find_special(&mut self, bytes: &[u8]) -> Option<usize> {
+        let length = self.bytes.len();
+        if length != 0
+            && bytes.get(length) == Some(&b'"')
+            && same_bytes(&bytes[..length], &self.bytes)
+        {
+            return Some(length);
+        }
+        let found = find_special(bytes);
+        if let Some(at) = found {
+            if bytes[at] == b'"' && (Self::MIN_LEN..=Self::MAX_LEN).contains(&at) {
+                self.bytes.clear();
+                self.bytes.extend_from_slice(&bytes[..at]);
+            }
+        }
+        found
+    }
+}
+
+/// `a == b` for slices of the same length, reading every byte (no early exit; SIMD once
+/// compiled).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0
+}
+
 /// How many leading bytes [`find_special`] reads eight at a time: the strings of a request
 /// (keys, controller, action, ids) end within them, and a block check costs more than the
 /// word it would save on them.
@@ -247,6 +301,43 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_known_plain_string_answers_as_find_special_does() {
+        let token = format!("kauth-{}", "eyJhbGciOiJIUzI1NiJ9.".repeat(10));
+        let mut known = KnownPlainString::new();
+        // Nothing remembered yet, then the token, then texts that start like it but differ:
+        // shorter, longer, one byte changed anywhere, a special byte anywhere, no closing quote.
+        let mut texts = vec![format!("{token}\"}}"), format!("{token}\"}}")];
+        texts.push(format!("{}\"}}", &token[..token.len() - 1]));
+        texts.push(format!("{token}x\"}}"));
+        texts.push(token.clone());
+        texts.push(format!("{token}\\\"\"}}"));
+        for at in 0..token.len() {
+            for byte in [b'A', b'"', b'\\', 0x01] {
+                let mut changed = token.clone().into_bytes();
+                changed[at] = byte;
+                changed.extend_from_slice(b"\"}");
+                texts.push(String::from_utf8(changed).unwrap());
+            }
+            // The token again, so the next text is compared with it.
+            texts.push(format!("{token}\"}}"));
+        }
+        for text in &texts {
+            assert_eq!(
+                known.find_special(text.as_bytes()),
+                find_special(text.as_bytes()),
+                "{text:?}"
+            );
+        }
+        // Short strings and strings with escapes are not remembered; a long plain one is.
+        let mut known = KnownPlainString::new();
+        known.find_special(b"short\"}");
+        known.find_special(format!("{}\\n\"", "a".repeat(100)).as_bytes());
+        assert!(known.bytes.is_empty());
+        known.find_special(format!("{token}\"").as_bytes());
+        assert_eq!(known.bytes, token.as_bytes());
+    }
 
     #[test]
     fn the_escape_check_sees_every_special_byte_at_every_position() {
