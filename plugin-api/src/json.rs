@@ -112,8 +112,8 @@ pub struct KnownPlainString {
 impl KnownPlainString {
     /// Shorter strings are scanned as fast as they are compared.
     const MIN_LEN: usize = 2 * WORDS_PREFIX;
-    /// Longer strings are not kept (memory per connection or thread).
-    const MAX_LEN: usize = 4096;
+    /// Longer strings are not kept: this is memory per connection (a token is ~230 bytes).
+    const MAX_LEN: usize = 1024;
 
     /// A memory holding nothing yet.
     pub fn new() -> KnownPlainString {
