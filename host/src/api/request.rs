@@ -292,16 +292,17 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
             }
             at += 1;
             skip_space(&mut at);
+            let member = fields.member(key);
             let value = if bytes[at..].starts_with(b"null") {
                 at += 4;
                 Text::Null
-            } else if key == "jwt" {
+            } else if let Member::Token(_) = member {
                 Text::String(Cow::Borrowed(string_with(&mut at, find_special_in_token)?))
             } else {
                 Text::String(Cow::Borrowed(string(&mut at)?))
             };
-            match fields.member(key) {
-                Member::Text(slot) => *slot = Some(value),
+            match member {
+                Member::Text(slot) | Member::Token(slot) => *slot = Some(value),
                 // Anything but an object there is a type error: serde's path words it.
                 Member::Object(_) => return None,
                 Member::Other(args) => match value {
@@ -349,8 +350,10 @@ fn find_special_in_token(rest: &[u8]) -> Option<usize> {
 
 /// Where a top-level member goes, by its key: the one table both parsing paths use.
 enum Member<'f, 'de> {
-    /// `requestId`, `controller`, `action`, `index`, `collection`, `jwt`.
+    /// `requestId`, `controller`, `action`, `index`, `collection`.
     Text(&'f mut Option<Text<'de>>),
+    /// `jwt` (a string too; the fast path reads it through [`LAST_TOKEN`]).
+    Token(&'f mut Option<Text<'de>>),
     /// `volatile`, `body`.
     Object(&'f mut Option<Value>),
     /// Any other key: `args`.
@@ -365,7 +368,7 @@ impl<'de> Fields<'de> {
             "action" => Member::Text(&mut self.action),
             "index" => Member::Text(&mut self.index),
             "collection" => Member::Text(&mut self.collection),
-            "jwt" => Member::Text(&mut self.jwt),
+            "jwt" => Member::Token(&mut self.jwt),
             "volatile" => Member::Object(&mut self.volatile),
             "body" => Member::Object(&mut self.body),
             _ => Member::Other(&mut self.args),
@@ -441,7 +444,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
         let mut fields = Fields::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match fields.member(&key) {
-                Member::Text(slot) => *slot = Some(map.next_value()?),
+                Member::Text(slot) | Member::Token(slot) => *slot = Some(map.next_value()?),
                 Member::Object(slot) => *slot = Some(map.next_value()?),
                 Member::Other(args) => {
                     let value: Value = map.next_value()?;
