@@ -15,13 +15,16 @@
 # message for the baseline — and prints the instructions per round trip. With a third argument,
 # keeps the callgrind profile in that file. TLS=1 (switchyard only) serves wss:// with a
 # certificate made by the openssl command, the client trusting its CA: the cost of TLS per round
-# trip. EXTRA_CONFIG=<toml> (switchyard only) appends tables to the host's config. Needs valgrind and python3; build first:
+# trip. EXTRA_CONFIG=<toml> (switchyard only) appends tables to the host's config. BIN_DIR runs
+# the binaries and plugins of another folder (default target/release), e.g. a copy kept from
+# before a change. Needs valgrind and python3; build first:
 # cargo build --release -p switchyard -p plugin-websocket -p switchyard-bench.
 set -euo pipefail
 what=${1:-switchyard}
 requests=${2:-5000}
 annotate=${3:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${BIN_DIR:-$root/target/release}
 work=$(mktemp -d)
 stop() {
   if [ -n "${server:-}" ]; then
@@ -89,7 +92,7 @@ if [ "$what" = switchyard ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat >"$work/config.toml" <<TOML
 [server]
-pluginDir = "$root/target/release"
+pluginDir = "$bin"
 dataDir = "$work/data"
 [server.protocols.websocket]
 port = $port
@@ -113,13 +116,13 @@ TOML
     export CA_FILE="$work/ca.pem"
   fi
   valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$root/target/release/switchyard" --config "$work/config.toml" >"$work/server.log" 2>&1 &
+    "$bin/switchyard" --config "$work/config.toml" >"$work/server.log" 2>&1 &
   server=$!
   ready="ready in"
   message=${MESSAGE:-'{"controller":"server","action":"now","requestId":"r"}'}
 else
   valgrind --tool=callgrind --callgrind-out-file="$out" \
-    "$root/target/release/switchyard-bench" __baseline-ws >"$work/server.log" 2>&1 &
+    "$bin/switchyard-bench" __baseline-ws >"$work/server.log" 2>&1 &
   server=$!
   ready="listening on"
   message='{"echo":1,"requestId":"r"}'

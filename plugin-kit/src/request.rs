@@ -1,6 +1,7 @@
 //! Kuzzle requests as text, before they reach the host: the checks every protocol makes.
 
 use serde::de::IgnoredAny;
+use switchyard_plugin_api::json::KnownPlainString;
 
 /// Why a text is not one JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,24 @@ pub fn check_object(text: &str) -> Result<(), NotAnObject> {
     if scan::is_plain_object(text.as_bytes()) {
         return Ok(());
     }
+    check_with_serde(text)
+}
+
+/// [`check_object`] for a connection that sends the same token with every request: the
+/// top-level `jwt` string is compared with the one `token` remembers (and remembered when it
+/// is new) instead of being scanned byte by byte. Same answers as [`check_object`].
+pub fn check_object_with_token(
+    text: &str,
+    token: &mut KnownPlainString,
+) -> Result<(), NotAnObject> {
+    if scan::is_plain_object_with_token(text.as_bytes(), token) {
+        return Ok(());
+    }
+    check_with_serde(text)
+}
+
+/// What serde_json says of a text the scanner was not sure of.
+fn check_with_serde(text: &str) -> Result<(), NotAnObject> {
     if let Err(error) = serde_json::from_str::<IgnoredAny>(text) {
         return Err(NotAnObject::InvalidJson(error.to_string()));
     }
@@ -47,7 +66,7 @@ pub fn request_id_of(bytes: &[u8]) -> Option<String> {
 /// A JSON scanner that errs on the side of "not sure": it says yes only to texts serde_json
 /// accepts too (the tests compare them), so its yes can skip serde.
 mod scan {
-    use switchyard_plugin_api::json::find_special;
+    use switchyard_plugin_api::json::{find_special, KnownPlainString};
 
     /// Deeper than this, serde_json decides (its own limit is 128).
     const MAX_DEPTH: u32 = 100;
@@ -64,6 +83,62 @@ mod scan {
             None => return false,
         }
         skip_space(bytes, at) == bytes.len()
+    }
+
+    /// [`is_plain_object`], the top-level `jwt` string read through `token`.
+    pub fn is_plain_object_with_token(bytes: &[u8], token: &mut KnownPlainString) -> bool {
+        let mut at = skip_space(bytes, 0);
+        if bytes.get(at) != Some(&b'{') {
+            return false;
+        }
+        match top_members(bytes, at + 1, token) {
+            Some(end) => at = end,
+            None => return false,
+        }
+        skip_space(bytes, at) == bytes.len()
+    }
+
+    /// [`container`] for the top-level object's members, from just after its `{`: a `jwt`
+    /// member's string goes through `token`.
+    fn top_members(bytes: &[u8], mut at: usize, token: &mut KnownPlainString) -> Option<usize> {
+        at = skip_space(bytes, at);
+        if *bytes.get(at)? == b'}' {
+            return Some(at + 1);
+        }
+        loop {
+            if *bytes.get(at)? != b'"' {
+                return None;
+            }
+            let key_end = string(bytes, at + 1)?;
+            let is_jwt = key_end - at == 5 && &bytes[at + 1..at + 4] == b"jwt";
+            at = skip_space(bytes, key_end);
+            if *bytes.get(at)? != b':' {
+                return None;
+            }
+            at = skip_space(bytes, at + 1);
+            let end = if is_jwt && bytes.get(at) == Some(&b'"') {
+                token_string(bytes, at + 1, token)
+            } else {
+                value(bytes, at, 1)
+            };
+            at = skip_space(bytes, end?);
+            match *bytes.get(at)? {
+                b',' => at = skip_space(bytes, at + 1),
+                b'}' => return Some(at + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    /// [`string`] through `token`: a plain string is found by comparison when it is the one
+    /// remembered; anything else (escapes, a control character) takes [`string`]'s path.
+    fn token_string(bytes: &[u8], at: usize, token: &mut KnownPlainString) -> Option<usize> {
+        let rest = bytes.get(at..)?;
+        let length = token.find_special(rest)?;
+        if rest[length] == b'"' {
+            return Some(at + length + 1);
+        }
+        string(bytes, at)
     }
 
     fn skip_space(bytes: &[u8], mut at: usize) -> usize {
@@ -273,7 +348,7 @@ mod tests {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str([r#""k""#, r#""key" "#, r#""""#][random.below(3)]);
+                out.push_str([r#""k""#, r#""key" "#, r#""""#, r#""jwt""#][random.below(4)]);
                 out.push(':');
                 if random.below(4) == 0 {
                     out.push(' ');
@@ -284,6 +359,7 @@ mod tests {
         }
         const ALPHABET: &[u8] = b"{}[]:,\"\\ \t\nabefnlrstu0123456789.-+eE/\x01";
         let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut known = KnownPlainString::new();
         let (mut yes, mut valid) = (0, 0);
         for _ in 0..100_000 {
             let mut text = String::new();
@@ -297,6 +373,9 @@ mod tests {
             }
             let text = String::from_utf8(bytes).expect("ASCII replaced ASCII");
             let scanned = scan::is_plain_object(text.as_bytes());
+            // The top-level loop that reads a token agrees with the generic one.
+            let with_token = scan::is_plain_object_with_token(text.as_bytes(), &mut known);
+            assert_eq!(with_token, scanned, "{text:?}");
             let serde = serde_says_object(&text);
             assert!(!scanned || serde, "scanner accepted {text:?}");
             yes += usize::from(scanned);
@@ -304,6 +383,45 @@ mod tests {
         }
         // Objects holding `\u` escapes are left to serde on purpose.
         assert!(valid > 30_000 && yes * 10 >= valid * 7, "{yes} of {valid}");
+    }
+
+    /// A connection's remembered token changes no answer: every text gets from
+    /// `check_object_with_token` what it gets from `check_object`, the memory primed with the
+    /// token or holding an earlier text's.
+    #[test]
+    fn a_remembered_token_changes_no_answer() {
+        let token = format!("kauth-{}", "eyJfaWQiOiJiZW5jaCJ9.".repeat(10));
+        let around = |jwt: &str| {
+            format!(r#"{{"controller":"server","action":"now","jwt":"{jwt}","x":[1]}}"#)
+        };
+        let mut texts = vec![around(&token), around(&token)];
+        for at in [0, 1, 31, 32, 33, 64, 100, token.len() - 1, token.len()] {
+            for inserted in [
+                "\u{1}", "\u{1f}", "\\\"", "\\n", "\\u0041", "\\x", "\"", "é",
+            ] {
+                let mut jwt = token.clone();
+                jwt.insert_str(at, inserted);
+                texts.push(around(&jwt));
+                texts.push(around(&token));
+            }
+        }
+        texts.push(format!(r#"{{"jwt":"{token}"#));
+        texts.push(format!(r#"{{"jwt":"{token}""#));
+        texts.push(format!(r#"{{"jwt":"{token}"}}"#));
+        texts.push(format!(r#"{{"jwt":"{token}"}} x"#));
+        texts.push(format!(r#"{{"jwt":"{token}\""}}"#));
+        texts.push(format!(r#"{{"jwt":"{}"}}"#, &token[..100]));
+        texts.push(format!(r#"{{"a":{{"jwt":"{token}"}},"jwt":"{token}"}}"#));
+        texts.push(format!(r#"{{"jwt":1,"b":"{token}"}}"#));
+        texts.push(format!(r#"["jwt","{token}"]"#));
+        let mut known = KnownPlainString::new();
+        for text in &texts {
+            assert_eq!(
+                check_object_with_token(text, &mut known),
+                check_object(text),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

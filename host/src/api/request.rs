@@ -5,10 +5,12 @@
 //! such as `verb` or `cookieAuth`) stays in `args`. A `null` value counts as absent.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use switchyard_plugin_api::errors::{self, KuzzleError};
+use switchyard_plugin_api::json::{self, KnownPlainString};
 
 /// A parsed request. Its strings borrow from the request's text unless they had escapes.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +25,8 @@ pub struct Request<'a> {
     pub index: Option<Cow<'a, str>>,
     /// `collection`, when given.
     pub collection: Option<Cow<'a, str>>,
-    /// The JWT, when given.
+    /// The JWT, when given. Read by the security gate only: a request handed to another
+    /// thread after it no longer holds it (its caller's identity does).
     pub jwt: Option<Cow<'a, str>>,
     /// `volatile` (an object), when given.
     pub volatile: Option<Value>,
@@ -259,9 +262,9 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
         }
     };
     // A string without escapes or control characters: its text between the quotes.
-    let string = |at: &mut usize| -> Option<&str> {
+    let string_with = |at: &mut usize, find_special: fn(&[u8]) -> Option<usize>| {
         let rest = bytes.get(*at..)?.strip_prefix(b"\"")?;
-        let length = switchyard_plugin_api::json::find_special(rest)?;
+        let length = find_special(rest)?;
         if rest[length] != b'"' {
             return None;
         }
@@ -270,6 +273,7 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
         // Both ends are ASCII quotes, so they are character boundaries.
         text.get(start..start + length)
     };
+    let string = |at: &mut usize| string_with(at, json::find_special);
     let mut fields = Fields::default();
     skip_space(&mut at);
     if bytes.get(at) != Some(&b'{') {
@@ -288,14 +292,17 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
             }
             at += 1;
             skip_space(&mut at);
+            let member = fields.member(key);
             let value = if bytes[at..].starts_with(b"null") {
                 at += 4;
                 Text::Null
+            } else if let Member::Token(_) = member {
+                Text::String(Cow::Borrowed(string_with(&mut at, find_special_in_token)?))
             } else {
                 Text::String(Cow::Borrowed(string(&mut at)?))
             };
-            match fields.member(key) {
-                Member::Text(slot) => *slot = Some(value),
+            match member {
+                Member::Text(slot) | Member::Token(slot) => *slot = Some(value),
                 // Anything but an object there is a type error: serde's path words it.
                 Member::Object(_) => return None,
                 Member::Other(args) => match value {
@@ -325,10 +332,28 @@ fn flat_fields(text: &str) -> Option<Fields<'_>> {
     (at == bytes.len()).then_some(fields)
 }
 
+thread_local! {
+    /// The last token a request read on this thread carried: a connection sends the same one
+    /// with every request, so the next copy is compared (in constant time), not scanned.
+    static LAST_TOKEN: RefCell<KnownPlainString> = RefCell::new(KnownPlainString::new());
+}
+
+/// `json::find_special` for a `jwt` member's string, through this thread's [`LAST_TOKEN`].
+fn find_special_in_token(rest: &[u8]) -> Option<usize> {
+    LAST_TOKEN
+        .try_with(|known| match known.try_borrow_mut() {
+            Ok(mut known) => known.find_special(rest),
+            Err(_) => json::find_special(rest),
+        })
+        .unwrap_or_else(|_| json::find_special(rest))
+}
+
 /// Where a top-level member goes, by its key: the one table both parsing paths use.
 enum Member<'f, 'de> {
-    /// `requestId`, `controller`, `action`, `index`, `collection`, `jwt`.
+    /// `requestId`, `controller`, `action`, `index`, `collection`.
     Text(&'f mut Option<Text<'de>>),
+    /// `jwt` (a string too; the fast path reads it through [`LAST_TOKEN`]).
+    Token(&'f mut Option<Text<'de>>),
     /// `volatile`, `body`.
     Object(&'f mut Option<Value>),
     /// Any other key: `args`.
@@ -343,7 +368,7 @@ impl<'de> Fields<'de> {
             "action" => Member::Text(&mut self.action),
             "index" => Member::Text(&mut self.index),
             "collection" => Member::Text(&mut self.collection),
-            "jwt" => Member::Text(&mut self.jwt),
+            "jwt" => Member::Token(&mut self.jwt),
             "volatile" => Member::Object(&mut self.volatile),
             "body" => Member::Object(&mut self.body),
             _ => Member::Other(&mut self.args),
@@ -419,7 +444,7 @@ impl<'de> Visitor<'de> for FieldsVisitor {
         let mut fields = Fields::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match fields.member(&key) {
-                Member::Text(slot) => *slot = Some(map.next_value()?),
+                Member::Text(slot) | Member::Token(slot) => *slot = Some(map.next_value()?),
                 Member::Object(slot) => *slot = Some(map.next_value()?),
                 Member::Other(args) => {
                     let value: Value = map.next_value()?;
@@ -641,6 +666,41 @@ mod tests {
         }
         // The generator must reach the fast path often enough to mean something.
         assert!(accepted > 500, "only {accepted} texts took the fast path");
+    }
+
+    /// The thread's remembered token changes nothing the fast path reads: texts whose `jwt`
+    /// is the token, or the token changed anywhere (special bytes included), read as serde
+    /// reads them, the memory primed with the token before each.
+    #[test]
+    fn a_remembered_token_reads_as_serde_does() {
+        let token = format!("kauth-{}", "eyJfaWQiOiJiZW5jaCJ9.".repeat(10));
+        let around = |jwt: &str| {
+            format!(r#"{{"controller":"server","action":"now","jwt":"{jwt}","requestId":"r"}}"#)
+        };
+        let mut texts = vec![around(&token)];
+        for at in [0, 1, 31, 32, 33, 64, 100, token.len() - 1, token.len()] {
+            for inserted in ["\u{1}", "\\\"", "\\n", "\"", "é", "x"] {
+                let mut jwt = token.clone();
+                jwt.insert_str(at, inserted);
+                texts.push(around(&jwt));
+            }
+        }
+        texts.push(format!(r#"{{"jwt":"{token}"#));
+        texts.push(format!(r#"{{"jwt":"{token}"}} x"#));
+        texts.push(format!(r#"{{"jwt":"{token}\""}}"#));
+        for text in &texts {
+            assert_eq!(flat_fields(&around(&token)), serde_fields(&around(&token)));
+            let fast = flat_fields(text);
+            if fast.is_some() {
+                assert_eq!(fast, serde_fields(text), "{text:?}");
+            }
+            let parsed = Request::parse_lenient(text).jwt.map(Cow::into_owned);
+            let expected = serde_fields(text).and_then(|fields| match fields.jwt {
+                Some(Text::String(jwt)) => Some(jwt.into_owned()),
+                _ => None,
+            });
+            assert_eq!(parsed, expected, "{text:?}");
+        }
     }
 
     #[test]

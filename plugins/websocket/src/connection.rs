@@ -28,6 +28,7 @@ use crate::registry::{self, Connection};
 use crate::replies::{self, BadRequest};
 use crate::server::Shared;
 use switchyard_plugin_api::errors;
+use switchyard_plugin_api::json::KnownPlainString;
 
 /// How long a client has to complete its opening handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,6 +123,7 @@ pub async fn serve(shared: Arc<Shared>, stream: Stream, peer: SocketAddr) {
             Instant::now(),
         ),
         partial: shared.partial.claim(),
+        token: KnownPlainString::new(),
     };
     let ending = session.read_loop(&read_half, leftover).await;
     // Gives back its share of `maxTotalPartialBytes` now, not after the closing handshake.
@@ -220,6 +222,9 @@ struct Session<'a> {
     inflate: InflateBudget,
     /// This connection's share of `maxTotalPartialBytes`.
     partial: PartialClaim,
+    /// The token its requests carry, remembered so the next request's copy is compared, not
+    /// scanned, by the JSON check (`replies::check_request`).
+    token: KnownPlainString,
 }
 
 impl Session<'_> {
@@ -288,7 +293,13 @@ impl Session<'_> {
                     used += length;
                     let Some(event) = event else { break None };
                     let control = matches!(event, Event::Ping(_) | Event::Pong);
-                    let ending = handle(self.shared, self.connection, &mut self.rate, event);
+                    let ending = handle(
+                        self.shared,
+                        self.connection,
+                        &mut self.rate,
+                        &mut self.token,
+                        event,
+                    );
                     progressed |= !control || !self.reader.is_mid_message();
                     self.inflate.spend(self.reader.inflated());
                     if ending.is_some() {
@@ -307,6 +318,7 @@ fn handle(
     shared: &Shared,
     connection: &Arc<Connection>,
     rate: &mut RateLimiter,
+    token: &mut KnownPlainString,
     event: Event<'_>,
 ) -> Option<Ending> {
     match event {
@@ -317,7 +329,7 @@ fn handle(
             if !rate.allow_now() {
                 let error = errors::NETWORK_WEBSOCKET_RATELIMIT_EXCEEDED.error();
                 reply_error(connection, text.as_bytes(), &error);
-            } else if let Err(bad) = replies::check_request(text) {
+            } else if let Err(bad) = replies::check_request(text, token) {
                 reply_error(connection, text.as_bytes(), &bad.error());
             } else {
                 let target = connection.clone();

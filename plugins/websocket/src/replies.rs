@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use switchyard_plugin_api::errors::{self, KuzzleError};
-use switchyard_plugin_api::json;
+use switchyard_plugin_api::json::{self, KnownPlainString};
 use switchyard_plugin_kit::request::NotAnObject;
 
 use switchyard_plugin_kit::ws::deflate;
@@ -91,9 +91,10 @@ pub enum BadRequest {
     Binary,
 }
 
-/// Checks that `text` is one JSON object, without building it.
-pub fn check_request(text: &str) -> Result<(), BadRequest> {
-    match switchyard_plugin_kit::request::check_object(text) {
+/// Checks that `text` is one JSON object, without building it. `token` is the connection's
+/// memory of the token its requests carry (`check_object_with_token`).
+pub fn check_request(text: &str, token: &mut KnownPlainString) -> Result<(), BadRequest> {
+    match switchyard_plugin_kit::request::check_object_with_token(text, token) {
         Ok(()) => Ok(()),
         Err(NotAnObject::InvalidJson(why)) => Err(BadRequest::InvalidJson(why)),
         Err(NotAnObject::OtherJson) => Err(BadRequest::NotAnObject),
@@ -202,7 +203,11 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            assert_eq!(check_request(text), expected, "{text}");
+            assert_eq!(
+                check_request(text, &mut KnownPlainString::new()),
+                expected,
+                "{text}"
+            );
         }
     }
 

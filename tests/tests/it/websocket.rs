@@ -134,6 +134,64 @@ fn bad_input_gets_kuzzles_error_responses() {
     assert_eq!(next_json(&mut client)["status"], 200);
 }
 
+/// A raw control character or a bad escape inside a string gets the plugin's own error (with
+/// serde_json's words and column: 0-based for a control character, as its `IgnoredAny` reports
+/// it), never the host's: also inside a token the connection sent
+/// before, which the plugin remembers and compares instead of scanning (issue 15).
+#[test]
+fn bad_strings_get_the_plugins_error_even_in_a_remembered_token() {
+    let server = start("", "");
+    let mut client = connect(&server);
+    let error = |detail: String| {
+        format!(
+            r#"{{"requestId":null,"status":400,"error":{{"message":"Caught an unexpected WebSocket error: invalid JSON: {detail}","status":400,"id":"network.websocket.unexpected_error","code":50528257,"props":[]}},"controller":null,"action":null,"collection":null,"index":null,"volatile":null,"result":null}}"#
+        )
+    };
+    let token = format!("kauth-{}", "eyJfaWQiOiJiZW5jaCJ9.".repeat(10));
+    let prefix = r#"{"controller":"server","action":"now","requestId":"r","jwt":""#;
+    let control = |column: usize| {
+        format!(
+            "control character (\\\\u0000-\\\\u001F) found while parsing a string at line 1 column {column}"
+        )
+    };
+    // Once as it is: valid JSON, so it reaches the host, which issued no such token.
+    client
+        .send(Message::text(format!("{prefix}{token}\"}}")))
+        .unwrap();
+    let answer = next_json(&mut client);
+    assert_eq!(
+        (&answer["status"], &answer["error"]["id"]),
+        (
+            &serde_json::json!(401),
+            &serde_json::json!("security.token.invalid")
+        ),
+        "{answer}"
+    );
+    let end = prefix.len() + token.len();
+    let cases = [
+        (format!("{token}\u{1}"), control(end)),
+        (
+            format!("{token}\\x"),
+            format!("invalid escape at line 1 column {}", end + 2),
+        ),
+        (format!("\u{1f}{token}"), control(prefix.len())),
+        (
+            format!("{}\u{0}{}", &token[..100], &token[100..]),
+            control(prefix.len() + 100),
+        ),
+        (
+            format!("{token}\\u12"),
+            format!("invalid escape at line 1 column {}", end + 6),
+        ),
+    ];
+    for (jwt, detail) in cases {
+        client
+            .send(Message::text(format!("{prefix}{jwt}\"}}")))
+            .unwrap();
+        assert_eq!(next(&mut client), Message::text(error(detail)), "{jwt:?}");
+    }
+}
+
 #[test]
 fn requests_past_the_rate_limit_get_429() {
     let server = start("", "rateLimit = 1");
