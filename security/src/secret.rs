@@ -59,6 +59,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// Equality of two tokens (or any secret text) whose time depends only on the lengths: every
+/// byte is read, with no early exit. An OR of XORs the compiler vectorizes: cheaper than
+/// [`constant_time_eq`] on the ~230 bytes of a token the gate compares on every request.
+pub fn same_secret_text(a: &str, b: &str) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let differ = a
+        .bytes()
+        .zip(b.bytes())
+        .fold(0u8, |differ, (x, y)| differ | (x ^ y));
+    std::hint::black_box(differ) == 0
+}
+
 /// `n` random bytes from the operating system.
 ///
 /// # Panics
@@ -89,6 +103,21 @@ pub fn sha256_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_text_is_equal_only_byte_for_byte() {
+        let token = "kauth-".to_string() + &"x".repeat(224);
+        assert!(same_secret_text(&token, &token.clone()));
+        assert!(same_secret_text("", ""));
+        for at in [0, 1, 31, 32, 100, token.len() - 1] {
+            let mut other = token.clone().into_bytes();
+            other[at] = b'y';
+            let other = String::from_utf8(other).unwrap();
+            assert!(!same_secret_text(&token, &other), "a difference at {at}");
+        }
+        assert!(!same_secret_text(&token, &token[..token.len() - 1]));
+        assert!(!same_secret_text("a", ""));
+    }
 
     #[test]
     fn debug_never_shows_the_value() {

@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ use switchyard_security::clock::{Clock, SystemClock};
 use switchyard_security::expiry::TokenLinks;
 use switchyard_security::limits::{LockoutConfig, LoginGuard, RequestLimits};
 use switchyard_security::repository::SecurityRepository;
+use switchyard_security::secret::same_secret_text;
 use switchyard_security::token::{self, TokenConfig, TokenRecord, TokenService};
 use switchyard_security::{defaults, RightsRequest, SecurityError, UserRights, ANONYMOUS_KUID};
 use switchyard_storage::Storage;
@@ -74,7 +75,7 @@ struct Verified {
 #[derive(Debug, Default)]
 struct VerifiedCache {
     generation: u64,
-    by_token: HashMap<Box<str>, Verified>,
+    by_token: hashbrown::HashMap<TokenKey, Verified, RandomState>,
 }
 
 /// Numbers each service, so a thread's copy of the anonymous rights (`ANONYMOUS`) is never
@@ -120,7 +121,43 @@ struct AdmittedCache {
     instance: u64,
     rights_generation: u64,
     token_generation: u64,
-    by_token: HashMap<Arc<str>, Admitted, TailHash>,
+    by_token: hashbrown::HashMap<TokenKey, Admitted, TailHash>,
+}
+
+/// A token as the key of the gate's memories. Its equality reads every byte (no early exit):
+/// how long a lookup takes must not tell a client how much of its forged token matches one
+/// the server remembers.
+#[derive(Debug, Clone)]
+struct TokenKey(Arc<str>);
+
+impl PartialEq for TokenKey {
+    fn eq(&self, other: &TokenKey) -> bool {
+        same_secret_text(&self.0, &other.0)
+    }
+}
+
+impl Eq for TokenKey {}
+
+impl Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+/// A request's token looked up in the memories without making it a [`TokenKey`] (no copy):
+/// hashed as the key is, compared in constant time.
+struct TokenProbe<'a>(&'a str);
+
+impl Hash for TokenProbe<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl hashbrown::Equivalent<TokenKey> for TokenProbe<'_> {
+    fn equivalent(&self, key: &TokenKey) -> bool {
+        same_secret_text(self.0, &key.0)
+    }
 }
 
 /// Most tokens one thread remembers; past it, its memory starts over.
@@ -482,7 +519,7 @@ impl Security {
         let generation = self.store.token_generation();
         let now = self.clock.now_ms();
         let cache = self.verified.read();
-        if let Some(hit) = cache.by_token.get(jwt) {
+        if let Some(hit) = cache.by_token.get(&TokenProbe(jwt)) {
             if cache.generation == generation {
                 if hit.exp_s.is_some_and(|exp| now.div_euclid(1000) >= exp) {
                     return Err(switchyard_plugin_api::errors::SECURITY_TOKEN_EXPIRED.error());
@@ -512,7 +549,7 @@ impl Security {
             // Verified against an older generation than the cache's: do not keep it.
             if cache.generation == generation {
                 cache.by_token.insert(
-                    jwt.into(),
+                    TokenKey(jwt.into()),
                     Verified {
                         record: record.clone(),
                         exp_s: jwt_exp(jwt),
@@ -556,7 +593,7 @@ impl Security {
                 cache.rights_generation = rights_generation;
                 cache.token_generation = token_generation;
             }
-            if let Some(admitted) = cache.by_token.get(jwt) {
+            if let Some(admitted) = cache.by_token.get(&TokenProbe(jwt)) {
                 return self.pass(admitted, access, request, now);
             }
             let admitted = self.admit_fresh(jwt)?;
@@ -569,7 +606,7 @@ impl Security {
             }
             let admitted = cache
                 .by_token
-                .entry(Arc::clone(&admitted.token))
+                .entry(TokenKey(Arc::clone(&admitted.token)))
                 .or_insert(admitted);
             self.pass(admitted, access, request, now)
         });
