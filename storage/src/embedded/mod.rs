@@ -9,7 +9,12 @@
 //! * per collection `docs/<id>`: document id → record (`document::codec`);
 //! * per collection `index/<id>`: secondary index entries (`keys`) → ();
 //! * `internal`: (kind, key) → JSON: the host's internal records (validation specifications),
-//!   outside every index.
+//!   outside every index;
+//! * `meta`: `walEpoch` → the write-ahead log's epoch (`wal.rs`).
+//!
+//! Beside it, `data.wal`: the write-ahead log. A group of document writes commits in redb without
+//! a sync and is acknowledged once its record in the log is durable; catalog changes, and a group
+//! every `log_checkpoint_bytes` of log, commit durably in redb (checkpoints, `wal.rs`).
 //!
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
@@ -17,20 +22,26 @@
 //! Invariant: every commit goes through [`EmbeddedStorage::commit`], which retires the read
 //! snapshot that `get`, `get_raw`, `mget` and `get_internal` share (`snapshot.rs`) before any
 //! writer is answered, and updates the document cache (`document_cache.rs`) the same way.
+//!
+//! Invariant: with the log on, every write transaction is begun by [`EmbeddedStorage::begin_write`]
+//! and holds the log's lock until it commits or aborts, so the log's epoch and offset always
+//! describe redb's latest commit; a commit is either durable in redb (and moves the log to a new
+//! epoch) or acknowledged only after its record is durable in the log.
 
 mod document_cache;
 mod group_commit;
 mod keys;
 mod plan;
 mod snapshot;
+mod wal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use serde_json::Value;
 
@@ -46,11 +57,14 @@ use crate::storage::Storage;
 use document_cache::DocumentCache;
 use group_commit::GroupCommit;
 use snapshot::Snapshots;
+use wal::Wal;
 
 const INDEXES: TableDefinition<&str, ()> = TableDefinition::new("indexes");
 const COLLECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collections");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const INTERNAL: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("internal");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const WAL_EPOCH: &str = "walEpoch";
 
 type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
 type IndexTable<'a> = TableDefinition<'a, &'static [u8], ()>;
@@ -85,7 +99,15 @@ pub struct EmbeddedOptions {
     /// Bytes of recently read and written document bodies kept in memory, which
     /// `get_raw_in_memory` answers without touching redb (`document_cache.rs`); 0: none.
     pub document_cache_bytes: usize,
+    /// The write-ahead log (`wal.rs`): a group of document writes is acknowledged once its record
+    /// in `data.wal` is durable, its redb commit is not synced; once the log holds this many
+    /// bytes, the next group commits durably in redb and the log starts over. 0: no log, every
+    /// commit durable in redb. Ignored by an in-memory store.
+    pub log_checkpoint_bytes: u64,
 }
+
+/// `EmbeddedOptions::log_checkpoint_bytes`' default: 16 MiB, ~40,000 documents of 300 bytes.
+pub const DEFAULT_LOG_CHECKPOINT_BYTES: u64 = 16 << 20;
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
@@ -94,6 +116,7 @@ impl Default for EmbeddedOptions {
             cache_bytes: 256 << 20,
             quick_repair: false,
             document_cache_bytes: DEFAULT_DOCUMENT_CACHE_BYTES,
+            log_checkpoint_bytes: DEFAULT_LOG_CHECKPOINT_BYTES,
         }
     }
 }
@@ -144,6 +167,24 @@ pub struct EmbeddedStorage {
     schemas: Mutex<HashMap<u64, Arc<Schema>>>,
     /// Recently read and written bodies (`get_raw_in_memory`); updated by every commit.
     documents: DocumentCache,
+    /// The write-ahead log (`wal.rs`); `None` when off or in memory. Locked by
+    /// [`begin_write`](Self::begin_write) for the whole transaction.
+    wal: Option<Mutex<Wal>>,
+}
+
+/// A write transaction and, with the log on, the log's lock, held until it commits or aborts.
+/// Fields drop in order: an aborted transaction ends before the lock is released.
+struct Write<'s> {
+    txn: WriteTransaction,
+    wal: Option<MutexGuard<'s, Wal>>,
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = WriteTransaction;
+
+    fn deref(&self) -> &WriteTransaction {
+        &self.txn
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStorage {
@@ -168,7 +209,8 @@ impl EmbeddedStorage {
             .set_cache_size(options.cache_bytes)
             .create(&path)
             .map_err(|e| StorageError::store(format!("cannot open {}: {e}", path.display())))?;
-        EmbeddedStorage::with_database(db, path, options)
+        let log = (options.log_checkpoint_bytes > 0).then(|| dir.join("data.wal"));
+        EmbeddedStorage::with_database(db, path, log, options)
     }
 
     /// A store that lives in memory only (unit tests of code above the store): same engine,
@@ -177,12 +219,15 @@ impl EmbeddedStorage {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| StorageError::store(format!("cannot create an in-memory store: {e}")))?;
-        EmbeddedStorage::with_database(db, PathBuf::new(), EmbeddedOptions::default())
+        EmbeddedStorage::with_database(db, PathBuf::new(), None, EmbeddedOptions::default())
     }
 
+    /// With `log` (the write-ahead log's file): applies the log's records of redb's epoch again,
+    /// then checkpoints (a durable commit that starts the next epoch).
     fn with_database(
         db: Database,
         path: PathBuf,
+        log: Option<PathBuf>,
         options: EmbeddedOptions,
     ) -> Result<EmbeddedStorage> {
         let txn = db.begin_write().map_err(store_error)?;
@@ -190,8 +235,15 @@ impl EmbeddedStorage {
         txn.open_table(COLLECTIONS).map_err(store_error)?;
         txn.open_table(COUNTERS).map_err(store_error)?;
         txn.open_table(INTERNAL).map_err(store_error)?;
-        txn.commit().map_err(store_error)?;
-        Ok(EmbeddedStorage {
+        let epoch = Self::epoch(&txn)?;
+        let (wal, records) = match log {
+            Some(log) => {
+                let (wal, records) = Wal::open(&log, epoch)?;
+                (Some(Mutex::new(wal)), records)
+            }
+            None => (None, Vec::new()),
+        };
+        let store = EmbeddedStorage {
             documents: DocumentCache::new(options.document_cache_bytes),
             snapshots: Snapshots::new(),
             db,
@@ -199,7 +251,63 @@ impl EmbeddedStorage {
             options,
             group: GroupCommit::new(),
             schemas: Mutex::new(HashMap::new()),
-        })
+            wal,
+        };
+        store.replay(&txn, &records)?;
+        let wal = store.wal.as_ref().map(lock_wal);
+        store.commit(Write { txn, wal })?;
+        Ok(store)
+    }
+
+    /// The log's epoch as redb has it (0 before the first checkpoint).
+    fn epoch(txn: &WriteTransaction) -> Result<u64> {
+        let meta = txn.open_table(META).map_err(store_error)?;
+        let epoch = meta.get(WAL_EPOCH).map_err(store_error)?;
+        Ok(epoch.map_or(0, |v| v.value()))
+    }
+
+    /// Applies the log's records again, in order (`wal.rs`: each entry states a document's whole
+    /// new state, so entries redb already has change nothing). An entry whose collection is gone
+    /// cannot occur (deleting one is a checkpoint) and is skipped.
+    fn replay(&self, txn: &WriteTransaction, records: &[Vec<u8>]) -> Result<()> {
+        for record in records {
+            for entry in wal::entries(record)? {
+                let Ok(collection) =
+                    Self::find_collection_write(txn, entry.index, entry.collection)?
+                else {
+                    continue;
+                };
+                let indexed = IndexedFields::new(&*self.schema(&collection)?);
+                let mut docs = txn
+                    .open_table(DocsTable::new(&docs_table_name(collection.id)))
+                    .map_err(store_error)?;
+                let mut index = txn
+                    .open_table(IndexTable::new(&index_table_name(collection.id)))
+                    .map_err(store_error)?;
+                let previous = match docs.get(entry.id).map_err(store_error)? {
+                    Some(bytes) => Some(codec::decode(entry.id, bytes.value())?),
+                    None => None,
+                };
+                if let Some(old) = previous {
+                    for key in indexed.entries(&old) {
+                        index.remove(key.as_slice()).map_err(store_error)?;
+                    }
+                }
+                match entry.record {
+                    Some(bytes) => {
+                        let document = codec::decode(entry.id, bytes)?;
+                        for key in indexed.entries(&document) {
+                            index.insert(key.as_slice(), ()).map_err(store_error)?;
+                        }
+                        docs.insert(entry.id, bytes).map_err(store_error)?;
+                    }
+                    None => {
+                        docs.remove(entry.id).map_err(store_error)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The database file (empty for an in-memory store).
@@ -207,24 +315,64 @@ impl EmbeddedStorage {
         &self.path
     }
 
-    fn begin_write(&self) -> Result<WriteTransaction> {
+    /// Begins a write transaction, holding the log's lock first (always in this order).
+    fn begin_write(&self) -> Result<Write<'_>> {
+        let wal = self.wal.as_ref().map(lock_wal);
         let mut txn = self.db.begin_write().map_err(store_error)?;
         txn.set_quick_repair(self.options.quick_repair);
-        Ok(txn)
+        Ok(Write { txn, wal })
     }
 
-    /// Commits a write transaction, then retires the snapshot reads share: every commit goes
-    /// through here (`snapshot.rs`'s invariant).
-    fn commit(&self, txn: WriteTransaction) -> Result<()> {
+    /// Commits a write transaction durably in redb, then retires the snapshot reads share: every
+    /// commit goes through here or [`commit_logged`](Self::commit_logged) (`snapshot.rs`'s
+    /// invariant). With the log on, this is a checkpoint: the commit also moves the log to the
+    /// next epoch.
+    fn commit(&self, write: Write<'_>) -> Result<()> {
+        let Write { txn, wal } = write;
+        let epoch = match wal {
+            Some(_) => {
+                let next = Self::epoch(&txn)? + 1;
+                let mut meta = txn.open_table(META).map_err(store_error)?;
+                meta.insert(WAL_EPOCH, next).map_err(store_error)?;
+                Some(next)
+            }
+            None => None,
+        };
         let committed = txn.commit();
         self.snapshots.invalidate();
+        if let (Some(mut wal), Some(epoch)) = (wal, epoch) {
+            match committed {
+                Ok(()) => wal.restart(epoch),
+                Err(_) => wal.checkpoint_failed(),
+            }
+        }
+        committed.map_err(store_error)
+    }
+
+    /// Commits a group's transaction acknowledged on the log: `payload` (its entries) is made
+    /// durable in the log, then the transaction commits in redb without a sync. If the log
+    /// cannot take it, the commit is durable in redb instead ([`commit`](Self::commit)).
+    fn commit_logged(&self, write: Write<'_>, payload: &[u8]) -> Result<()> {
+        let Write { mut txn, wal } = write;
+        let mut wal = wal.expect("a logged commit holds the log");
+        if !payload.is_empty() && wal.append(payload).is_err() {
+            return self.commit(Write {
+                txn,
+                wal: Some(wal),
+            });
+        }
+        txn.set_durability(Durability::None)
+            .map_err(|e| StorageError::store(format!("{e}")))?;
+        let committed = txn.commit();
+        self.snapshots.invalidate();
+        drop(wal);
         committed.map_err(store_error)
     }
 
     /// [`commit`](Self::commit) for a catalog change that drops documents (truncate, collection
     /// or index deletion): the document cache forgets everything before the caller is answered.
-    fn commit_dropping_documents(&self, txn: WriteTransaction) -> Result<()> {
-        let committed = self.commit(txn);
+    fn commit_dropping_documents(&self, write: Write<'_>) -> Result<()> {
+        let committed = self.commit(write);
         self.documents.clear();
         committed
     }
@@ -300,6 +448,12 @@ impl EmbeddedStorage {
     /// are looked up and opened once per group, not once per batch.
     fn commit_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Vec<Outcome>>>> {
         let txn = self.begin_write()?;
+        // The group's log record, when it is acknowledged on the log (else a checkpoint).
+        let mut log = txn
+            .wal
+            .as_ref()
+            .filter(|wal| wal.can_append(self.options.log_checkpoint_bytes))
+            .map(|_| Vec::new());
         let mut results = Vec::with_capacity(batches.len());
         // What the commit changes in the document cache, applied once it is durable.
         let mut cached = Vec::new();
@@ -322,12 +476,15 @@ impl EmbeddedStorage {
                     }
                 };
                 results.push(match &mut open[position].tables {
-                    Ok(tables) => Ok(Self::apply_batch(tables, batch, &mut cached)?),
+                    Ok(tables) => Ok(Self::apply_batch(tables, batch, &mut cached, log.as_mut())?),
                     Err(error) => Err(error.clone()),
                 });
             }
         }
-        let committed = self.commit(txn);
+        let committed = match &log {
+            Some(payload) => self.commit_logged(txn, payload),
+            None => self.commit(txn),
+        };
         // Whatever the commit's fate, no entry of these keys may stay as it was: the new bodies
         // if it committed, else (unknown outcome) no entry.
         let ok = committed.is_ok();
@@ -365,11 +522,13 @@ impl EmbeddedStorage {
     }
 
     /// Applies one batch in the group's transaction; `cached` gets each written document's key
-    /// and new body (`None`: deleted) for the document cache.
+    /// and new body (`None`: deleted) for the document cache, `log` (when the group is
+    /// acknowledged on the log) each written document's entry.
     fn apply_batch(
         tables: &mut WriteTables<'_>,
         batch: WriteBatch,
         cached: &mut Vec<(String, Option<RawDocument>)>,
+        mut log: Option<&mut Vec<u8>>,
     ) -> Result<Vec<Outcome>> {
         let WriteTables {
             indexed,
@@ -451,6 +610,9 @@ impl EmbeddedStorage {
                         codec::encode(version, &document.source, &document.info, &document.meta);
                     docs.insert(id.as_str(), bytes.as_slice())
                         .map_err(store_error)?;
+                    if let Some(log) = log.as_deref_mut() {
+                        wal::push_entry(log, &batch.index, &batch.collection, &id, Some(&bytes));
+                    }
                     cached.push((
                         document_cache::key(&batch.index, &batch.collection, &id),
                         codec::decode_raw(&id, &bytes).ok(),
@@ -474,6 +636,9 @@ impl EmbeddedStorage {
                         index.remove(key.as_slice()).map_err(store_error)?;
                     }
                     docs.remove(id.as_str()).map_err(store_error)?;
+                    if let Some(log) = log.as_deref_mut() {
+                        wal::push_entry(log, &batch.index, &batch.collection, &id, None);
+                    }
                     cached.push((
                         document_cache::key(&batch.index, &batch.collection, &id),
                         None,
@@ -625,6 +790,11 @@ impl EmbeddedStorage {
             .map_err(store_error)?;
         docs.len().map_err(store_error)
     }
+}
+
+/// The log's lock. A panic while holding it leaves the log as the last completed call left it.
+fn lock_wal(wal: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
+    wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A collection of a group being committed: where its batches go.
