@@ -1378,7 +1378,11 @@ fn acknowledged_writes_survive_in_the_log() {
     });
     store
         .write(batch(vec![
-            put("t0-0", json!({"city": "moved", "n": 0}), Precondition::Present),
+            put(
+                "t0-0",
+                json!({"city": "moved", "n": 0}),
+                Precondition::Present,
+            ),
             Operation::Delete {
                 id: "t0-1".into(),
                 precondition: Precondition::Present,
@@ -1391,13 +1395,24 @@ fn acknowledged_writes_survive_in_the_log() {
     let reopened = open_embedded(crashed.path());
     assert_eq!(reopened.len_of("nyc", "taxi"), 199);
     let moved = reopened.get("nyc", "taxi", "t0-0").unwrap().unwrap();
-    assert_eq!((moved.version, moved.source["city"].clone()), (2, json!("moved")));
+    assert_eq!(
+        (moved.version, moved.source["city"].clone()),
+        (2, json!("moved"))
+    );
     assert!(reopened.get("nyc", "taxi", "t0-1").unwrap().is_none());
     assert_eq!(
-        search_ids(&*reopened, "taxi", json!({"query": {"term": {"city": "moved"}}})),
+        search_ids(
+            &*reopened,
+            "taxi",
+            json!({"query": {"term": {"city": "moved"}}})
+        ),
         vec!["t0-0"]
     );
-    let c0 = search_ids(&*reopened, "taxi", json!({"query": {"term": {"city": "c0"}}}));
+    let c0 = search_ids(
+        &*reopened,
+        "taxi",
+        json!({"query": {"term": {"city": "c0"}}}),
+    );
     assert_eq!(c0.len(), 8 * 5 - 1, "{c0:?}");
     assert!(!c0.contains(&"t0-0".to_string()));
 
@@ -1407,7 +1422,11 @@ fn acknowledged_writes_survive_in_the_log() {
     assert_eq!(again.len_of("nyc", "taxi"), 199);
 
     let lost = open_embedded(without_log.path());
-    assert_eq!(lost.len_of("nyc", "taxi"), 0, "redb synced what the log keeps");
+    assert_eq!(
+        lost.len_of("nyc", "taxi"),
+        0,
+        "redb synced what the log keeps"
+    );
 }
 
 /// A catalog change commits durably in redb and starts a new log epoch: the log's older entries
@@ -1419,7 +1438,11 @@ fn catalog_changes_are_not_undone_by_the_log() {
     setup(&*store, json!({}));
     for i in 0..20 {
         store
-            .write(batch(vec![put(&format!("old-{i}"), json!({"i": i}), Precondition::Absent)]))
+            .write(batch(vec![put(
+                &format!("old-{i}"),
+                json!({"i": i}),
+                Precondition::Absent,
+            )]))
             .unwrap();
     }
     store.truncate_collection("nyc", "taxi").unwrap();
@@ -1458,7 +1481,12 @@ fn frequent_checkpoints_lose_nothing() {
             )]))
             .unwrap();
     }
-    assert!(std::fs::metadata(dir.path().join("data.wal")).unwrap().len() < 3_000);
+    assert!(
+        std::fs::metadata(dir.path().join("data.wal"))
+            .unwrap()
+            .len()
+            < 3_000
+    );
     let crashed = files_of_an_open_store(dir.path(), true);
     let reopened = EmbeddedStorage::open(crashed.path(), options).unwrap();
     assert_eq!(reopened.len("nyc", "taxi").unwrap(), 300);

@@ -248,7 +248,10 @@ mod tests {
         wal.append(&one).unwrap();
         wal.append(&two).unwrap();
         drop(wal);
-        assert_eq!(Wal::open(&path, 7).unwrap().1, vec![one.clone(), two.clone()]);
+        assert_eq!(
+            Wal::open(&path, 7).unwrap().1,
+            vec![one.clone(), two.clone()]
+        );
         assert!(Wal::open(&path, 8).unwrap().1.is_empty());
 
         // Torn: the second record loses its last byte.
