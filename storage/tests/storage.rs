@@ -1429,6 +1429,37 @@ fn acknowledged_writes_survive_in_the_log() {
     );
 }
 
+/// A store opened with the log off still applies a log left by a run with it on, then writes
+/// without it (every commit durable in redb).
+#[test]
+fn the_log_is_replayed_even_when_the_next_open_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    for i in 0..10 {
+        store
+            .write(batch(vec![put(
+                &format!("d{i}"),
+                json!({}),
+                Precondition::Absent,
+            )]))
+            .unwrap();
+    }
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let off = EmbeddedOptions {
+        log_checkpoint_bytes: 0,
+        ..EmbeddedOptions::default()
+    };
+    let reopened = EmbeddedStorage::open(crashed.path(), off.clone()).unwrap();
+    assert_eq!(reopened.len("nyc", "taxi").unwrap(), 10);
+    reopened
+        .write(batch(vec![put("d10", json!({}), Precondition::Absent)]))
+        .unwrap();
+    let again = files_of_an_open_store(crashed.path(), false);
+    let reopened = EmbeddedStorage::open(again.path(), off).unwrap();
+    assert_eq!(reopened.len("nyc", "taxi").unwrap(), 11);
+}
+
 /// A catalog change commits durably in redb and starts a new log epoch: the log's older entries
 /// never bring back documents of a truncated or re-created collection.
 #[test]

@@ -209,7 +209,9 @@ impl EmbeddedStorage {
             .set_cache_size(options.cache_bytes)
             .create(&path)
             .map_err(|e| StorageError::store(format!("cannot open {}: {e}", path.display())))?;
-        let log = (options.log_checkpoint_bytes > 0).then(|| dir.join("data.wal"));
+        // With the log off, a log left by an earlier run with it on is still replayed.
+        let log = dir.join("data.wal");
+        let log = (options.log_checkpoint_bytes > 0 || log.exists()).then_some(log);
         EmbeddedStorage::with_database(db, path, log, options)
     }
 
@@ -223,7 +225,8 @@ impl EmbeddedStorage {
     }
 
     /// With `log` (the write-ahead log's file): applies the log's records of redb's epoch again,
-    /// then checkpoints (a durable commit that starts the next epoch).
+    /// then checkpoints (a durable commit that starts the next epoch); the log is then kept only
+    /// if `options` turn it on.
     fn with_database(
         db: Database,
         path: PathBuf,
@@ -243,7 +246,7 @@ impl EmbeddedStorage {
             }
             None => (None, Vec::new()),
         };
-        let store = EmbeddedStorage {
+        let mut store = EmbeddedStorage {
             documents: DocumentCache::new(options.document_cache_bytes),
             snapshots: Snapshots::new(),
             db,
@@ -256,6 +259,9 @@ impl EmbeddedStorage {
         store.replay(&txn, &records)?;
         let wal = store.wal.as_ref().map(lock_wal);
         store.commit(Write { txn, wal })?;
+        if store.options.log_checkpoint_bytes == 0 {
+            store.wal = None;
+        }
         Ok(store)
     }
 
