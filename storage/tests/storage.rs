@@ -1539,3 +1539,87 @@ impl LenOf for Arc<dyn Storage> {
         self.count(index, collection, &Query::MatchAll).unwrap()
     }
 }
+
+/// Groups are acknowledged on the log and applied to redb later, in batches of about a MiB:
+/// every read that starts after a write was answered sees it, whether it is still pending or
+/// already applied — `get`, a term search through the secondary index, a count, a create's
+/// precondition, a version check — while other threads write and the applies happen.
+#[test]
+fn writes_applied_behind_the_log_are_seen_by_every_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, serde_json::from_str(MAPPING).unwrap());
+    let pad = "p".repeat(4_000);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (store, pad) = (&store, &pad);
+            scope.spawn(move || {
+                let city = format!("c{t}");
+                let mut alive = 0;
+                for i in 0..300 {
+                    let id = format!("t{t}-{i}");
+                    let body = json!({"city": city, "i": i, "pad": pad});
+                    store
+                        .write(batch(vec![put(&id, body.clone(), Precondition::Absent)]))
+                        .unwrap();
+                    alive += 1;
+                    if i % 50 == 0 {
+                        let got = store.get("nyc", "taxi", &id).unwrap().unwrap();
+                        assert_eq!((got.version, got.source["i"].clone()), (1, json!(i)));
+                    }
+                    // Reads are rare: these see the write while it is pending.
+                    let again = store
+                        .write(batch(vec![put(&id, body.clone(), Precondition::Absent)]))
+                        .unwrap();
+                    assert!(matches!(again[0], Outcome::Failed { .. }), "{again:?}");
+                    if i % 3 == 0 {
+                        let updated = store
+                            .write(batch(vec![put(
+                                &id,
+                                json!({"city": city, "i": i, "updated": true}),
+                                Precondition::Version(1),
+                            )]))
+                            .unwrap();
+                        assert!(matches!(updated[0], Outcome::Written { version: 2, .. }));
+                    }
+                    if i % 7 == 0 {
+                        store
+                            .write(batch(vec![Operation::Delete {
+                                id: id.clone(),
+                                precondition: Precondition::Present,
+                            }]))
+                            .unwrap();
+                        alive -= 1;
+                        if i % 49 == 0 {
+                            assert!(store.get("nyc", "taxi", &id).unwrap().is_none());
+                        }
+                    }
+                    if i % 50 == 25 {
+                        let hits = search_ids(
+                            &**store,
+                            "taxi",
+                            json!({"query": {"term": {"city": city}}}),
+                        );
+                        assert_eq!(hits.len(), alive, "thread {t} after {i}");
+                    }
+                }
+            });
+        }
+    });
+    let alive = 4 * (300 - 300_usize.div_ceil(7));
+    assert_eq!(store.len_of("nyc", "taxi"), alive as u64);
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let reopened = open_embedded(crashed.path());
+    assert_eq!(reopened.len_of("nyc", "taxi"), alive as u64);
+    let updated = search_ids(
+        &*reopened,
+        "taxi",
+        json!({"query": {"term": {"city": "c2"}}}),
+    );
+    assert_eq!(updated.len(), alive / 4);
+    let doc = reopened.get("nyc", "taxi", "t2-3").unwrap().unwrap();
+    assert_eq!(
+        (doc.version, doc.source["updated"].clone()),
+        (2, json!(true))
+    );
+}

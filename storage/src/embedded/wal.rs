@@ -4,9 +4,10 @@
 //! A durable redb commit writes every page the group dirtied (the document's leaf and one leaf
 //! per secondary-index entry, each with its own `pwrite`) and `fdatasync`s the data file: most of
 //! a durable create's store CPU (BENCHMARKS.md, "durable create, end to end"). With the log, a
-//! group's redb transaction commits with `Durability::None` (in memory, visible to every read
-//! that starts after it) and the group's effects are appended here as one record, made durable
-//! by one `fdatasync` of a small sequential write, before any writer is answered.
+//! group's effects are appended here as one record, made durable by one `fdatasync` of a small
+//! sequential write, before any writer is answered; the group is applied to redb later, with the
+//! groups around it, in a transaction committed with `Durability::None` (`mod.rs`,
+//! `apply_pending`).
 //!
 //! Every so often (`EmbeddedOptions::log_checkpoint_bytes`), and for every catalog change, a
 //! commit is durable in redb instead (a checkpoint): it persists every non-durable commit before
