@@ -21,9 +21,10 @@
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
 //!
-//! Invariant: every commit goes through [`EmbeddedStorage::commit`], which retires the read
-//! snapshot that `get`, `get_raw`, `mget` and `get_internal` share (`snapshot.rs`) before any
-//! writer is answered, and updates the document cache (`document_cache.rs`) the same way.
+//! Invariant: every commit goes through [`EmbeddedStorage::commit`] or
+//! [`EmbeddedStorage::apply_pending`], which retire the read snapshot that `get`, `get_raw`,
+//! `mget` and `get_internal` share (`snapshot.rs`) right after redb's commit; the document cache
+//! (`document_cache.rs`) is updated before any writer of the group is answered.
 //!
 //! Invariant: with the log on, every write transaction is begun by [`EmbeddedStorage::begin_write`]
 //! (or is an apply of pending groups) and holds the log's lock until it commits or aborts, so the
