@@ -1790,3 +1790,289 @@ fn the_document_cache_off_and_under_racing_writers() {
         }
     });
 }
+
+/// What a SIGKILL of the process leaves of an open embedded store: its two files as they are in
+/// the file system now (`data.redb`, `data.wal`), copied to a new folder; `with_log` false
+/// leaves the write-ahead log out.
+fn files_of_an_open_store(from: &std::path::Path, with_log: bool) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    std::fs::copy(from.join("data.redb"), to.path().join("data.redb")).unwrap();
+    if with_log {
+        std::fs::copy(from.join("data.wal"), to.path().join("data.wal")).unwrap();
+    }
+    to
+}
+
+/// Every acknowledged write of a group is in the write-ahead log before it is answered; redb's
+/// own commit of it is not synced. The files of an open store, opened elsewhere, have every
+/// acknowledged put, update and delete, with their secondary index entries; without the log
+/// they would not (the log is what keeps them, this test can tell).
+#[test]
+fn acknowledged_writes_survive_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, serde_json::from_str(MAPPING).unwrap());
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in 0..25 {
+                    let id = format!("t{t}-{i}");
+                    store
+                        .write(batch(vec![put(
+                            &id,
+                            json!({"city": format!("c{}", i % 5), "n": i}),
+                            Precondition::Absent,
+                        )]))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    store
+        .write(batch(vec![
+            put(
+                "t0-0",
+                json!({"city": "moved", "n": 0}),
+                Precondition::Present,
+            ),
+            Operation::Delete {
+                id: "t0-1".into(),
+                precondition: Precondition::Present,
+            },
+        ]))
+        .unwrap();
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let without_log = files_of_an_open_store(dir.path(), false);
+
+    let reopened = open_embedded(crashed.path());
+    assert_eq!(reopened.len_of("nyc", "taxi"), 199);
+    let moved = reopened.get("nyc", "taxi", "t0-0").unwrap().unwrap();
+    assert_eq!(
+        (moved.version, moved.source["city"].clone()),
+        (2, json!("moved"))
+    );
+    assert!(reopened.get("nyc", "taxi", "t0-1").unwrap().is_none());
+    assert_eq!(
+        search_ids(
+            &*reopened,
+            "taxi",
+            json!({"query": {"term": {"city": "moved"}}})
+        ),
+        vec!["t0-0"]
+    );
+    let c0 = search_ids(
+        &*reopened,
+        "taxi",
+        json!({"query": {"term": {"city": "c0"}}}),
+    );
+    assert_eq!(c0.len(), 8 * 5 - 1, "{c0:?}");
+    assert!(!c0.contains(&"t0-0".to_string()));
+
+    // Written again over the same files: the replay changes nothing more.
+    drop(reopened);
+    let again = open_embedded(crashed.path());
+    assert_eq!(again.len_of("nyc", "taxi"), 199);
+
+    let lost = open_embedded(without_log.path());
+    assert_eq!(
+        lost.len_of("nyc", "taxi"),
+        0,
+        "redb synced what the log keeps"
+    );
+}
+
+/// A store opened with the log off still applies a log left by a run with it on, then writes
+/// without it (every commit durable in redb).
+#[test]
+fn the_log_is_replayed_even_when_the_next_open_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    for i in 0..10 {
+        store
+            .write(batch(vec![put(
+                &format!("d{i}"),
+                json!({}),
+                Precondition::Absent,
+            )]))
+            .unwrap();
+    }
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let off = EmbeddedOptions {
+        log_checkpoint_bytes: 0,
+        ..EmbeddedOptions::default()
+    };
+    let reopened = EmbeddedStorage::open(crashed.path(), off.clone()).unwrap();
+    assert_eq!(reopened.len("nyc", "taxi").unwrap(), 10);
+    reopened
+        .write(batch(vec![put("d10", json!({}), Precondition::Absent)]))
+        .unwrap();
+    let again = files_of_an_open_store(crashed.path(), false);
+    let reopened = EmbeddedStorage::open(again.path(), off).unwrap();
+    assert_eq!(reopened.len("nyc", "taxi").unwrap(), 11);
+}
+
+/// A catalog change commits durably in redb and starts a new log epoch: the log's older entries
+/// never bring back documents of a truncated or re-created collection.
+#[test]
+fn catalog_changes_are_not_undone_by_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({}));
+    for i in 0..20 {
+        store
+            .write(batch(vec![put(
+                &format!("old-{i}"),
+                json!({"i": i}),
+                Precondition::Absent,
+            )]))
+            .unwrap();
+    }
+    store.truncate_collection("nyc", "taxi").unwrap();
+    store
+        .write(batch(vec![put("new", json!({}), Precondition::Absent)]))
+        .unwrap();
+    store.create_collection("nyc", "cabs", &json!({})).unwrap();
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let reopened = open_embedded(crashed.path());
+    assert_eq!(reopened.len_of("nyc", "taxi"), 1);
+    assert!(reopened.get("nyc", "taxi", "new").unwrap().is_some());
+
+    store.delete_collection("nyc", "taxi").unwrap();
+    store.create_collection("nyc", "taxi", &json!({})).unwrap();
+    let crashed = files_of_an_open_store(dir.path(), true);
+    assert_eq!(open_embedded(crashed.path()).len_of("nyc", "taxi"), 0);
+}
+
+/// A small `log_checkpoint_bytes`: groups keep checkpointing and the log keeps starting over
+/// from its first byte under a new epoch; what is acknowledged is still all there.
+#[test]
+fn frequent_checkpoints_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions {
+        log_checkpoint_bytes: 2_000,
+        ..EmbeddedOptions::default()
+    };
+    let store = EmbeddedStorage::open(dir.path(), options.clone()).unwrap();
+    setup(&store, json!({}));
+    for i in 0..300 {
+        store
+            .write(batch(vec![put(
+                &format!("d{i}"),
+                json!({"pad": "x".repeat(i % 200)}),
+                Precondition::Absent,
+            )]))
+            .unwrap();
+    }
+    assert!(
+        std::fs::metadata(dir.path().join("data.wal"))
+            .unwrap()
+            .len()
+            < 3_000
+    );
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let reopened = EmbeddedStorage::open(crashed.path(), options).unwrap();
+    assert_eq!(reopened.len("nyc", "taxi").unwrap(), 300);
+    let ids: Vec<String> = (0..300).map(|i| format!("d{i}")).collect();
+    assert!(reopened
+        .mget("nyc", "taxi", &ids)
+        .unwrap()
+        .iter()
+        .all(Option::is_some));
+}
+
+/// The number of documents in a collection, through the trait.
+trait LenOf {
+    fn len_of(&self, index: &str, collection: &str) -> u64;
+}
+
+impl LenOf for Arc<dyn Storage> {
+    fn len_of(&self, index: &str, collection: &str) -> u64 {
+        self.count(index, collection, &Query::MatchAll).unwrap()
+    }
+}
+
+/// Groups are acknowledged on the log and applied to redb later, in batches of about a MiB:
+/// every read that starts after a write was answered sees it, whether it is still pending or
+/// already applied — `get`, a term search through the secondary index, a count, a create's
+/// precondition, a version check — while other threads write and the applies happen.
+#[test]
+fn writes_applied_behind_the_log_are_seen_by_every_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, serde_json::from_str(MAPPING).unwrap());
+    let pad = "p".repeat(4_000);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (store, pad) = (&store, &pad);
+            scope.spawn(move || {
+                let city = format!("c{t}");
+                let mut alive = 0;
+                for i in 0..300 {
+                    let id = format!("t{t}-{i}");
+                    let body = json!({"city": city, "i": i, "pad": pad});
+                    store
+                        .write(batch(vec![put(&id, body.clone(), Precondition::Absent)]))
+                        .unwrap();
+                    alive += 1;
+                    if i % 50 == 0 {
+                        let got = store.get("nyc", "taxi", &id).unwrap().unwrap();
+                        assert_eq!((got.version, got.source["i"].clone()), (1, json!(i)));
+                    }
+                    // Reads are rare: these see the write while it is pending.
+                    let again = store
+                        .write(batch(vec![put(&id, body.clone(), Precondition::Absent)]))
+                        .unwrap();
+                    assert!(matches!(again[0], Outcome::Failed { .. }), "{again:?}");
+                    if i % 3 == 0 {
+                        let updated = store
+                            .write(batch(vec![put(
+                                &id,
+                                json!({"city": city, "i": i, "updated": true}),
+                                Precondition::Version(1),
+                            )]))
+                            .unwrap();
+                        assert!(matches!(updated[0], Outcome::Written { version: 2, .. }));
+                    }
+                    if i % 7 == 0 {
+                        store
+                            .write(batch(vec![Operation::Delete {
+                                id: id.clone(),
+                                precondition: Precondition::Present,
+                            }]))
+                            .unwrap();
+                        alive -= 1;
+                        if i % 49 == 0 {
+                            assert!(store.get("nyc", "taxi", &id).unwrap().is_none());
+                        }
+                    }
+                    if i % 50 == 25 {
+                        let hits = search_ids(
+                            &**store,
+                            "taxi",
+                            json!({"query": {"term": {"city": city}}}),
+                        );
+                        assert_eq!(hits.len(), alive, "thread {t} after {i}");
+                    }
+                }
+            });
+        }
+    });
+    let alive = 4 * (300 - 300_usize.div_ceil(7));
+    assert_eq!(store.len_of("nyc", "taxi"), alive as u64);
+    let crashed = files_of_an_open_store(dir.path(), true);
+    let reopened = open_embedded(crashed.path());
+    assert_eq!(reopened.len_of("nyc", "taxi"), alive as u64);
+    let updated = search_ids(
+        &*reopened,
+        "taxi",
+        json!({"query": {"term": {"city": "c2"}}}),
+    );
+    assert_eq!(updated.len(), alive / 4);
+    let doc = reopened.get("nyc", "taxi", "t2-3").unwrap().unwrap();
+    assert_eq!(
+        (doc.version, doc.source["updated"].clone()),
+        (2, json!(true))
+    );
+}

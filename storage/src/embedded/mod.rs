@@ -9,27 +9,48 @@
 //! * per collection `docs/<id>`: document id → record (`document::codec`);
 //! * per collection `index/<id>`: secondary index entries (`keys`) → ();
 //! * `internal`: (kind, key) → JSON: the host's internal records (validation specifications),
-//!   outside every index.
+//!   outside every index;
+//! * `meta`: `walEpoch` → the write-ahead log's epoch (`wal.rs`).
+//!
+//! Beside it, `data.wal`: the write-ahead log. A group of document writes is acknowledged once
+//! its record in the log is durable; it then waits in memory (`Pending`) and is applied to redb,
+//! with the groups around it, in a transaction committed without a sync (`apply_pending`), by the
+//! writer that finds a MiB pending or by the next read or write transaction. Catalog changes, and
+//! a group every `log_checkpoint_bytes` of log, commit durably in redb (checkpoints, `wal.rs`).
 //!
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
 //!
-//! Invariant: every commit goes through [`EmbeddedStorage::commit`], which retires the read
-//! snapshot that `get`, `get_raw`, `mget` and `get_internal` share (`snapshot.rs`) before any
-//! writer is answered, and updates the document cache (`document_cache.rs`) the same way.
+//! Invariant: every commit goes through [`EmbeddedStorage::commit`] or
+//! [`EmbeddedStorage::apply_pending`], which retire the read snapshot that `get`, `get_raw`,
+//! `mget` and `get_internal` share (`snapshot.rs`) right after redb's commit; the document cache
+//! (`document_cache.rs`) is updated before any writer of the group is answered.
+//!
+//! Invariant: with the log on, every write transaction is begun by [`EmbeddedStorage::begin_write`]
+//! (or is an apply of pending groups) and holds the log's lock until it commits or aborts, so the
+//! log's epoch and offset always describe redb's latest commit plus the pending groups; a write
+//! is either durable in redb (a checkpoint, which first applies every pending group and moves the
+//! log to a new epoch) or acknowledged only after its record is durable in the log.
+//!
+//! Invariant (read your writes): every read that goes to redb (`get_raw`, `mget`, `search`,
+//! `count`, `len`) first applies the pending groups (`apply_pending`), so it sees every write
+//! answered before it began; a group checks its preconditions against its own earlier writes,
+//! then the pending ones, then redb's snapshot taken after it locked the pending ones (an apply
+//! removes pending groups only after its commit retired the old snapshot).
 
 mod document_cache;
 mod group_commit;
 mod keys;
 mod plan;
 mod snapshot;
+mod wal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
 use serde_json::Value;
@@ -46,11 +67,14 @@ use crate::storage::Storage;
 use document_cache::DocumentCache;
 use group_commit::GroupCommit;
 use snapshot::Snapshots;
+use wal::Wal;
 
 const INDEXES: TableDefinition<&str, ()> = TableDefinition::new("indexes");
 const COLLECTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("collections");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const INTERNAL: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("internal");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const WAL_EPOCH: &str = "walEpoch";
 
 type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
 type IndexTable<'a> = TableDefinition<'a, &'static [u8], ()>;
@@ -85,7 +109,15 @@ pub struct EmbeddedOptions {
     /// Bytes of recently read and written document bodies kept in memory, which
     /// `get_raw_in_memory` answers without touching redb (`document_cache.rs`); 0: none.
     pub document_cache_bytes: usize,
+    /// The write-ahead log (`wal.rs`): a group of document writes is acknowledged once its record
+    /// in `data.wal` is durable, and applied to redb later without a sync; once the log holds this many
+    /// bytes, the next group commits durably in redb and the log starts over. 0: no log, every
+    /// commit durable in redb. Ignored by an in-memory store.
+    pub log_checkpoint_bytes: u64,
 }
+
+/// `EmbeddedOptions::log_checkpoint_bytes`' default: 16 MiB, ~40,000 documents of 300 bytes.
+pub const DEFAULT_LOG_CHECKPOINT_BYTES: u64 = 16 << 20;
 
 impl Default for EmbeddedOptions {
     fn default() -> Self {
@@ -94,6 +126,7 @@ impl Default for EmbeddedOptions {
             cache_bytes: 256 << 20,
             quick_repair: false,
             document_cache_bytes: DEFAULT_DOCUMENT_CACHE_BYTES,
+            log_checkpoint_bytes: DEFAULT_LOG_CHECKPOINT_BYTES,
         }
     }
 }
@@ -144,6 +177,28 @@ pub struct EmbeddedStorage {
     schemas: Mutex<HashMap<u64, Arc<Schema>>>,
     /// Recently read and written bodies (`get_raw_in_memory`); updated by every commit.
     documents: DocumentCache,
+    /// The write-ahead log (`wal.rs`); `None` when off or in memory. Locked by
+    /// [`begin_write`](Self::begin_write) for the whole transaction, and by a group staged on it.
+    wal: Option<Mutex<Wal>>,
+    /// Groups acknowledged on the log, not yet in redb (`apply_pending`).
+    pending: Mutex<Pending>,
+    /// Held by the one `apply_pending` running.
+    applying: Mutex<()>,
+}
+
+/// A write transaction and, with the log on, the log's lock, held until it commits or aborts.
+/// Fields drop in order: an aborted transaction ends before the lock is released.
+struct Write<'s> {
+    txn: WriteTransaction,
+    wal: Option<MutexGuard<'s, Wal>>,
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = WriteTransaction;
+
+    fn deref(&self) -> &WriteTransaction {
+        &self.txn
+    }
 }
 
 impl std::fmt::Debug for EmbeddedStorage {
@@ -168,7 +223,10 @@ impl EmbeddedStorage {
             .set_cache_size(options.cache_bytes)
             .create(&path)
             .map_err(|e| StorageError::store(format!("cannot open {}: {e}", path.display())))?;
-        EmbeddedStorage::with_database(db, path, options)
+        // With the log off, a log left by an earlier run with it on is still replayed.
+        let log = dir.join("data.wal");
+        let log = (options.log_checkpoint_bytes > 0 || log.exists()).then_some(log);
+        EmbeddedStorage::with_database(db, path, log, options)
     }
 
     /// A store that lives in memory only (unit tests of code above the store): same engine,
@@ -177,12 +235,16 @@ impl EmbeddedStorage {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| StorageError::store(format!("cannot create an in-memory store: {e}")))?;
-        EmbeddedStorage::with_database(db, PathBuf::new(), EmbeddedOptions::default())
+        EmbeddedStorage::with_database(db, PathBuf::new(), None, EmbeddedOptions::default())
     }
 
+    /// With `log` (the write-ahead log's file): applies the log's records of redb's epoch again,
+    /// then checkpoints (a durable commit that starts the next epoch); the log is then kept only
+    /// if `options` turn it on.
     fn with_database(
         db: Database,
         path: PathBuf,
+        log: Option<PathBuf>,
         options: EmbeddedOptions,
     ) -> Result<EmbeddedStorage> {
         let txn = db.begin_write().map_err(store_error)?;
@@ -190,8 +252,17 @@ impl EmbeddedStorage {
         txn.open_table(COLLECTIONS).map_err(store_error)?;
         txn.open_table(COUNTERS).map_err(store_error)?;
         txn.open_table(INTERNAL).map_err(store_error)?;
-        txn.commit().map_err(store_error)?;
-        Ok(EmbeddedStorage {
+        let epoch = Self::epoch(&txn)?;
+        let (wal, records) = match log {
+            Some(log) => {
+                let (wal, records) = Wal::open(&log, epoch)?;
+                (Some(Mutex::new(wal)), records)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut store = EmbeddedStorage {
+            pending: Mutex::new(Pending::default()),
+            applying: Mutex::new(()),
             documents: DocumentCache::new(options.document_cache_bytes),
             snapshots: Snapshots::new(),
             db,
@@ -199,7 +270,127 @@ impl EmbeddedStorage {
             options,
             group: GroupCommit::new(),
             schemas: Mutex::new(HashMap::new()),
-        })
+            wal,
+        };
+        let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        store.replay(&txn, &records)?;
+        let wal = store.wal.as_ref().map(lock_wal);
+        store.commit(Write { txn, wal })?;
+        if store.options.log_checkpoint_bytes == 0 {
+            store.wal = None;
+        }
+        Ok(store)
+    }
+
+    /// The log's epoch as redb has it (0 before the first checkpoint).
+    fn epoch(txn: &WriteTransaction) -> Result<u64> {
+        let meta = txn.open_table(META).map_err(store_error)?;
+        let epoch = meta.get(WAL_EPOCH).map_err(store_error)?;
+        Ok(epoch.map_or(0, |v| v.value()))
+    }
+
+    /// Applies the log's records again, in order (`wal.rs`: each entry states a document's whole
+    /// new state, so entries redb already has change nothing). An entry whose collection is gone
+    /// cannot occur (deleting one is a checkpoint) and is skipped.
+    fn replay(&self, txn: &WriteTransaction, records: &[&[u8]]) -> Result<()> {
+        let mut open: Vec<OpenCollection<'_>> = Vec::new();
+        for record in records {
+            for entry in wal::entries(record)? {
+                let position = match open
+                    .iter()
+                    .position(|o| o.index == entry.index && o.collection == entry.collection)
+                {
+                    Some(position) => position,
+                    None => {
+                        let batch = WriteBatch {
+                            index: entry.index.to_string(),
+                            collection: entry.collection.to_string(),
+                            operations: Vec::new(),
+                        };
+                        let tables = self.open_collection_write(txn, &batch)?;
+                        open.push(OpenCollection {
+                            index: batch.index,
+                            collection: batch.collection,
+                            tables,
+                        });
+                        open.len() - 1
+                    }
+                };
+                let Ok(tables) = &mut open[position].tables else {
+                    continue;
+                };
+                let previous = tables.previous(entry.id)?;
+                match entry.record {
+                    Some(bytes) => {
+                        let document = codec::decode(entry.id, bytes)?;
+                        tables.put(entry.id, previous.as_ref(), &document, bytes)?;
+                    }
+                    None => {
+                        if let Some(old) = previous {
+                            tables.delete(entry.id, &old)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies every pending group to redb, in one transaction committed without a sync (the
+    /// log has them), then forgets them. Every read that goes to redb calls this first (a read
+    /// barrier: it sees every write acknowledged before it began), and so does every write
+    /// transaction. On an error nothing is forgotten: the next call applies them again.
+    fn apply_pending(&self) -> Result<()> {
+        // Nothing pending: every acknowledged write is in redb (an apply forgets its groups only
+        // after its commit).
+        if self.wal.is_none() || lock(&self.pending).queue.is_empty() {
+            return Ok(());
+        }
+        let _applying = lock(&self.applying);
+        self.apply_pending_locked()
+    }
+
+    /// [`apply_pending`](Self::apply_pending) when it is due (enough pending bytes) and no other
+    /// apply runs: called by a writer once its group is answered.
+    fn apply_if_due(&self) {
+        if self.wal.is_none() || lock(&self.pending).bytes < APPLY_BYTES {
+            return;
+        }
+        if let Ok(_applying) = self.applying.try_lock() {
+            // A failure leaves the groups pending: the next apply, or a read, retries them.
+            let _ = self.apply_pending_locked();
+        }
+    }
+
+    fn apply_pending_locked(&self) -> Result<()> {
+        let (upto, records) = {
+            let pending = lock(&self.pending);
+            match pending.queue.last() {
+                None => return Ok(()),
+                Some((last, _)) => (
+                    *last,
+                    pending
+                        .queue
+                        .iter()
+                        .map(|(_, record)| Arc::clone(record))
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        };
+        let mut txn = self.db.begin_write().map_err(store_error)?;
+        txn.set_quick_repair(self.options.quick_repair);
+        txn.set_durability(Durability::None)
+            .map_err(|e| StorageError::store(format!("{e}")))?;
+        let slices: Vec<&[u8]> = records.iter().map(|record| record.as_slice()).collect();
+        self.replay(&txn, &slices)?;
+        let committed = txn.commit();
+        self.snapshots.invalidate();
+        committed.map_err(store_error)?;
+        let mut pending = lock(&self.pending);
+        pending.queue.retain(|(sequence, _)| *sequence > upto);
+        pending.bytes = pending.queue.iter().map(|(_, record)| record.len()).sum();
+        pending.latest.retain(|_, (sequence, _)| *sequence > upto);
+        Ok(())
     }
 
     /// The database file (empty for an in-memory store).
@@ -207,24 +398,46 @@ impl EmbeddedStorage {
         &self.path
     }
 
-    fn begin_write(&self) -> Result<WriteTransaction> {
+    /// Begins a write transaction, holding the log's lock first (always in this order).
+    fn begin_write(&self) -> Result<Write<'_>> {
+        let wal = self.wal.as_ref().map(lock_wal);
+        // Pending groups first: this transaction must see them, and a checkpoint must hold them.
+        self.apply_pending()?;
         let mut txn = self.db.begin_write().map_err(store_error)?;
         txn.set_quick_repair(self.options.quick_repair);
-        Ok(txn)
+        Ok(Write { txn, wal })
     }
 
-    /// Commits a write transaction, then retires the snapshot reads share: every commit goes
-    /// through here (`snapshot.rs`'s invariant).
-    fn commit(&self, txn: WriteTransaction) -> Result<()> {
+    /// Commits a write transaction durably in redb, then retires the snapshot reads share: every
+    /// commit goes through here or [`apply_pending`](Self::apply_pending) (`snapshot.rs`'s
+    /// invariant). With the log on, this is a checkpoint: the commit also moves the log to the
+    /// next epoch.
+    fn commit(&self, write: Write<'_>) -> Result<()> {
+        let Write { txn, wal } = write;
+        let epoch = match wal {
+            Some(_) => {
+                let next = Self::epoch(&txn)? + 1;
+                let mut meta = txn.open_table(META).map_err(store_error)?;
+                meta.insert(WAL_EPOCH, next).map_err(store_error)?;
+                Some(next)
+            }
+            None => None,
+        };
         let committed = txn.commit();
         self.snapshots.invalidate();
+        if let (Some(mut wal), Some(epoch)) = (wal, epoch) {
+            match committed {
+                Ok(()) => wal.restart(epoch),
+                Err(_) => wal.checkpoint_failed(),
+            }
+        }
         committed.map_err(store_error)
     }
 
     /// [`commit`](Self::commit) for a catalog change that drops documents (truncate, collection
     /// or index deletion): the document cache forgets everything before the caller is answered.
-    fn commit_dropping_documents(&self, txn: WriteTransaction) -> Result<()> {
-        let committed = self.commit(txn);
+    fn commit_dropping_documents(&self, write: Write<'_>) -> Result<()> {
+        let committed = self.commit(write);
         self.documents.clear();
         committed
     }
@@ -299,6 +512,78 @@ impl EmbeddedStorage {
     /// A group's batches mostly write into one collection: its catalog entry, schema and tables
     /// are looked up and opened once per group, not once per batch.
     fn commit_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Vec<Outcome>>>> {
+        if let Some(wal) = &self.wal {
+            let wal = lock_wal(wal);
+            if wal.can_append(self.options.log_checkpoint_bytes) {
+                return self.stage_group(wal, batches);
+            }
+        }
+        self.commit_group_in_redb(batches)
+    }
+
+    /// Acknowledges a group on the log: its batches are checked against the pending writes and
+    /// redb's snapshot, its effects appended to the log and made durable, then added to the
+    /// pending writes (reads see them from there on: `apply_pending`) and the document cache.
+    fn stage_group(
+        &self,
+        mut wal: MutexGuard<'_, Wal>,
+        batches: Vec<WriteBatch>,
+    ) -> Result<Vec<Result<Vec<Outcome>>>> {
+        let mut results = Vec::with_capacity(batches.len());
+        let mut cached = Vec::new();
+        let mut payload = Vec::new();
+        let mut staged = HashMap::new();
+        {
+            // Held while reading: an apply cannot move a pending write into redb between this
+            // group's look at the pending writes and its look at the snapshot, taken after.
+            let pending = lock(&self.pending);
+            let snapshot = self.snapshots.current(&self.db)?;
+            for batch in batches {
+                let view = snapshot.collection(&batch.index, &batch.collection)?;
+                let view = match view.as_ref() {
+                    Ok(view) => view,
+                    Err(error) => {
+                        results.push(Err(error.clone()));
+                        continue;
+                    }
+                };
+                let (index, collection) = (batch.index.clone(), batch.collection.clone());
+                let mut target = Staging {
+                    index: &index,
+                    collection: &collection,
+                    view,
+                    pending: &pending,
+                    staged: &mut staged,
+                };
+                results.push(Ok(Self::apply_batch(
+                    &mut target,
+                    batch,
+                    &mut cached,
+                    Some(&mut payload),
+                )?));
+            }
+        }
+        if !payload.is_empty() {
+            wal.append(&payload)
+                .map_err(|e| StorageError::store(format!("the write-ahead log: {e}")))?;
+            let mut pending = lock(&self.pending);
+            pending.last += 1;
+            let sequence = pending.last;
+            pending.bytes += payload.len();
+            pending.queue.push((sequence, Arc::new(payload)));
+            for (key, record) in staged {
+                pending.latest.insert(key, (sequence, record));
+            }
+        }
+        for (key, document) in cached {
+            self.documents.update(key, document);
+        }
+        drop(wal);
+        Ok(results)
+    }
+
+    /// Commits a group in one redb transaction, durably: without the log, or as a checkpoint.
+    fn commit_group_in_redb(&self, batches: Vec<WriteBatch>) -> Result<Vec<Result<Vec<Outcome>>>> {
         let txn = self.begin_write()?;
         let mut results = Vec::with_capacity(batches.len());
         // What the commit changes in the document cache, applied once it is durable.
@@ -322,7 +607,7 @@ impl EmbeddedStorage {
                     }
                 };
                 results.push(match &mut open[position].tables {
-                    Ok(tables) => Ok(Self::apply_batch(tables, batch, &mut cached)?),
+                    Ok(tables) => Ok(Self::apply_batch(tables, batch, &mut cached, None)?),
                     Err(error) => Err(error.clone()),
                 });
             }
@@ -365,17 +650,14 @@ impl EmbeddedStorage {
     }
 
     /// Applies one batch in the group's transaction; `cached` gets each written document's key
-    /// and new body (`None`: deleted) for the document cache.
+    /// and new body (`None`: deleted) for the document cache, `log` (when the group is
+    /// acknowledged on the log) each written document's entry.
     fn apply_batch(
-        tables: &mut WriteTables<'_>,
+        target: &mut impl BatchTarget,
         batch: WriteBatch,
         cached: &mut Vec<(String, Option<RawDocument>)>,
+        mut log: Option<&mut Vec<u8>>,
     ) -> Result<Vec<Outcome>> {
-        let WriteTables {
-            indexed,
-            docs,
-            index,
-        } = tables;
         let mut outcomes = Vec::with_capacity(batch.operations.len());
         for operation in batch.operations {
             let id = operation.id().to_string();
@@ -383,10 +665,7 @@ impl EmbeddedStorage {
                 outcomes.push(Outcome::Failed { id, error });
                 continue;
             }
-            let previous = match docs.get(id.as_str()).map_err(store_error)? {
-                Some(bytes) => Some(codec::decode(&id, bytes.value())?),
-                None => None,
-            };
+            let previous = target.previous(&id)?;
             let not_found = || StorageError::DocumentNotFound {
                 index: batch.index.clone(),
                 collection: batch.collection.clone(),
@@ -439,18 +718,12 @@ impl EmbeddedStorage {
                         info,
                         meta,
                     };
-                    if let Some(old) = &previous {
-                        for key in indexed.entries(old) {
-                            index.remove(key.as_slice()).map_err(store_error)?;
-                        }
-                    }
-                    for key in indexed.entries(&document) {
-                        index.insert(key.as_slice(), ()).map_err(store_error)?;
-                    }
                     let bytes =
                         codec::encode(version, &document.source, &document.info, &document.meta);
-                    docs.insert(id.as_str(), bytes.as_slice())
-                        .map_err(store_error)?;
+                    target.put(&id, previous.as_ref(), &document, &bytes)?;
+                    if let Some(log) = log.as_deref_mut() {
+                        wal::push_entry(log, &batch.index, &batch.collection, &id, Some(&bytes));
+                    }
                     cached.push((
                         document_cache::key(&batch.index, &batch.collection, &id),
                         codec::decode_raw(&id, &bytes).ok(),
@@ -470,10 +743,10 @@ impl EmbeddedStorage {
                         });
                         continue;
                     };
-                    for key in indexed.entries(&old) {
-                        index.remove(key.as_slice()).map_err(store_error)?;
+                    target.delete(&id, &old)?;
+                    if let Some(log) = log.as_deref_mut() {
+                        wal::push_entry(log, &batch.index, &batch.collection, &id, None);
                     }
-                    docs.remove(id.as_str()).map_err(store_error)?;
                     cached.push((
                         document_cache::key(&batch.index, &batch.collection, &id),
                         None,
@@ -516,6 +789,7 @@ impl EmbeddedStorage {
         collection: &str,
         query: &Query,
     ) -> Result<(Vec<Document>, Arc<Schema>)> {
+        self.apply_pending()?;
         let txn = self.db.begin_read().map_err(store_error)?;
         let record = Self::find_collection_read(&txn, index, collection)?;
         let schema = self.schema(&record)?;
@@ -561,6 +835,7 @@ impl EmbeddedStorage {
         collection: &str,
         query: &Query,
     ) -> Result<Option<(redb::ReadTransaction, CollectionRecord, plan::Ids)>> {
+        self.apply_pending()?;
         let txn = self.db.begin_read().map_err(store_error)?;
         let record = Self::find_collection_read(&txn, index, collection)?;
         let schema = self.schema(&record)?;
@@ -633,6 +908,7 @@ impl EmbeddedStorage {
     }
 
     pub fn len(&self, index: &str, collection: &str) -> Result<u64> {
+        self.apply_pending()?;
         let txn = self.db.begin_read().map_err(store_error)?;
         let record = Self::find_collection_read(&txn, index, collection)?;
         let docs_name = docs_table_name(record.id);
@@ -642,6 +918,146 @@ impl EmbeddedStorage {
         docs.len().map_err(store_error)
     }
 }
+
+/// The log's lock. A panic while holding it leaves the log as the last completed call left it.
+fn lock_wal(wal: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
+    lock(wal)
+}
+
+/// The pending writes' and the apply's locks, and the log's: a panic while holding one leaves
+/// its data as the last completed change left it (pending writes are added and removed whole).
+fn lock<S>(mutex: &Mutex<S>) -> MutexGuard<'_, S> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where a batch's operations land: a collection's tables in a redb write transaction, or a
+/// group staged on the log (`Staging`).
+trait BatchTarget {
+    /// The document as the writes before this one left it.
+    fn previous(&mut self, id: &str) -> Result<Option<Document>>;
+    /// `id` is now `document`, stored as `bytes`; `old` is what it was.
+    fn put(
+        &mut self,
+        id: &str,
+        old: Option<&Document>,
+        document: &Document,
+        bytes: &[u8],
+    ) -> Result<()>;
+    /// `id`, which was `old`, is deleted.
+    fn delete(&mut self, id: &str, old: &Document) -> Result<()>;
+}
+
+impl BatchTarget for WriteTables<'_> {
+    fn previous(&mut self, id: &str) -> Result<Option<Document>> {
+        match self.docs.get(id).map_err(store_error)? {
+            Some(bytes) => Ok(Some(codec::decode(id, bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put(
+        &mut self,
+        id: &str,
+        old: Option<&Document>,
+        document: &Document,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if let Some(old) = old {
+            for key in self.indexed.entries(old) {
+                self.index.remove(key.as_slice()).map_err(store_error)?;
+            }
+        }
+        for key in self.indexed.entries(document) {
+            self.index.insert(key.as_slice(), ()).map_err(store_error)?;
+        }
+        self.docs.insert(id, bytes).map_err(store_error)?;
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &str, old: &Document) -> Result<()> {
+        for key in self.indexed.entries(old) {
+            self.index.remove(key.as_slice()).map_err(store_error)?;
+        }
+        self.docs.remove(id).map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// A group staged on the log, one collection at a time: what it reads is its own earlier writes,
+/// else the pending ones (`Pending::latest`), else redb's snapshot; what it writes goes to
+/// `staged` (applied to redb later, `EmbeddedStorage::apply_pending`).
+struct Staging<'a> {
+    index: &'a str,
+    collection: &'a str,
+    view: &'a snapshot::CollectionView,
+    pending: &'a Pending,
+    /// The group's own writes: (index, collection, id) → stored record, `None` deleted.
+    staged: &'a mut HashMap<DocumentKey, Option<Vec<u8>>>,
+}
+
+impl BatchTarget for Staging<'_> {
+    fn previous(&mut self, id: &str) -> Result<Option<Document>> {
+        let key = (
+            self.index.to_string(),
+            self.collection.to_string(),
+            id.to_string(),
+        );
+        let record = match self.staged.get(&key) {
+            Some(record) => record.as_deref(),
+            None => match self.pending.latest.get(&key) {
+                Some((_, record)) => record.as_deref(),
+                None => {
+                    return match self.view.docs.get(id).map_err(store_error)? {
+                        Some(bytes) => Ok(Some(codec::decode(id, bytes.value())?)),
+                        None => Ok(None),
+                    }
+                }
+            },
+        };
+        record.map(|bytes| codec::decode(id, bytes)).transpose()
+    }
+
+    fn put(&mut self, id: &str, _: Option<&Document>, _: &Document, bytes: &[u8]) -> Result<()> {
+        let key = (
+            self.index.to_string(),
+            self.collection.to_string(),
+            id.to_string(),
+        );
+        self.staged.insert(key, Some(bytes.to_vec()));
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &str, _: &Document) -> Result<()> {
+        let key = (
+            self.index.to_string(),
+            self.collection.to_string(),
+            id.to_string(),
+        );
+        self.staged.insert(key, None);
+        Ok(())
+    }
+}
+
+/// (index, collection, document id).
+type DocumentKey = (String, String, String);
+
+/// Writes acknowledged on the log and not yet applied to redb (`apply_pending`).
+#[derive(Default)]
+struct Pending {
+    /// Each group's log record, with its sequence number, in order.
+    queue: Vec<(u64, Arc<Vec<u8>>)>,
+    /// Each pending document's latest state and the sequence number of the group that wrote it.
+    latest: HashMap<DocumentKey, (u64, Option<Vec<u8>>)>,
+    /// Bytes of records in `queue`.
+    bytes: usize,
+    /// The last sequence number given.
+    last: u64,
+}
+
+/// Once this many bytes of records are pending, the group that added them applies them.
+const APPLY_BYTES: usize = 1 << 20;
 
 /// A collection of a group being committed: where its batches go.
 struct OpenCollection<'t> {
@@ -891,6 +1307,7 @@ impl Storage for EmbeddedStorage {
         let key = document_cache::key(index, collection, id);
         // Before the snapshot: a commit after this refuses the fill below.
         let token = self.documents.token(&key);
+        self.apply_pending()?;
         let snapshot = self.snapshots.current(&self.db)?;
         let view = snapshot.collection(index, collection)?;
         let view = view.as_ref().as_ref().map_err(Clone::clone)?;
@@ -910,6 +1327,7 @@ impl Storage for EmbeddedStorage {
     }
 
     fn mget(&self, index: &str, collection: &str, ids: &[String]) -> Result<Vec<Option<Document>>> {
+        self.apply_pending()?;
         let snapshot = self.snapshots.current(&self.db)?;
         let view = snapshot.collection(index, collection)?;
         let view = view.as_ref().as_ref().map_err(Clone::clone)?;
@@ -924,14 +1342,17 @@ impl Storage for EmbeddedStorage {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<Vec<Outcome>> {
-        if self.options.group_commit {
+        let result = if self.options.group_commit {
             self.group
                 .submit(batch, &|batches| self.commit_group(batches))
         } else {
             self.commit_group(vec![batch])?
                 .pop()
                 .expect("one result per batch")
-        }
+        };
+        // The group is answered; the next one may already run on the log meanwhile.
+        self.apply_if_due();
+        result
     }
 
     fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage> {
