@@ -70,7 +70,7 @@ fn needs_escape(bytes: &[u8]) -> bool {
 /// Where the first byte a JSON string cannot hold as it is (a control character, `"`, `\\`)
 /// is in `bytes`.
 ///
-/// Most strings are short (keys, ids, names): the first [`WORDS_PREFIX`] bytes are read eight
+/// Most strings are short (keys, ids, names): the first 32 bytes are read eight
 /// at a time. Past them (a token, a long text), 32 bytes per step by a branch-free check the
 /// compiler turns into SIMD (SSE2: about 27 instructions per 32 bytes, against some 70 eight
 /// bytes at a time), then the block that holds one is read again eight bytes at a time.
