@@ -243,7 +243,8 @@ pub fn kuzzle(error: SecurityError) -> KuzzleError {
 
 impl Security {
     /// Opens the repository in `storage` (the internal index) and, on first start, creates
-    /// Kuzzle's open bootstrap: roles and profiles `admin`, `default`, `anonymous`, all `*:*`.
+    /// Kuzzle's open bootstrap: roles and profiles `admin`, `default`, `anonymous`, all `*:*`
+    /// (whichever of them the store does not hold yet).
     pub fn open(
         storage: Arc<dyn Storage>,
         settings: SecuritySettings,
@@ -251,11 +252,15 @@ impl Security {
     ) -> Result<Security, SecurityError> {
         let store = Arc::new(StoredRepository::open(storage, clock.now_ms())?);
         let repository: Arc<dyn SecurityRepository> = store.clone();
-        if repository.role("anonymous")?.is_none() {
-            store.create_absent(
-                &defaults::bootstrap_roles(),
-                &defaults::bootstrap_profiles(),
-            )?;
+        // Each protected role and profile this node's memory lacks (they cannot be deleted):
+        // all of them on a fresh store; some when another node sharing the store (PostgreSQL)
+        // was writing them while this one loaded — written only where still absent.
+        let mut roles = defaults::bootstrap_roles();
+        roles.retain(|role| !matches!(repository.role(&role.id), Ok(Some(_))));
+        let mut profiles = defaults::bootstrap_profiles();
+        profiles.retain(|profile| !matches!(repository.profile(&profile.id), Ok(Some(_))));
+        if !roles.is_empty() || !profiles.is_empty() {
+            store.create_absent(&roles, &profiles)?;
         }
         let (tokens, generated) = TokenService::new(
             settings.tokens.clone(),

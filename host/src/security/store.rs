@@ -953,6 +953,27 @@ mod tests {
         );
     }
 
+    /// Another node sharing the store had written the bootstrap roles, not yet its profiles,
+    /// when this one loaded: this one writes the profiles, and the anonymous user hydrates.
+    #[test]
+    fn a_node_that_loaded_a_half_written_bootstrap_completes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(EmbeddedStorage::open(dir.path(), EmbeddedOptions::default()).unwrap());
+        let other = StoredRepository::open(Arc::clone(&storage), 1_000).unwrap();
+        for role in defaults::bootstrap_roles() {
+            other.put_role(&role, true).unwrap();
+        }
+        let security = super::super::service::Security::with_defaults(storage).unwrap();
+        for profile in defaults::bootstrap_profiles() {
+            assert_eq!(
+                security.repository.profile(&profile.id).unwrap().as_ref(),
+                Some(&profile)
+            );
+        }
+        assert!(security.rights_of("-1").is_ok());
+    }
+
     /// Two nodes opening one empty store together (both before either generated a signing
     /// seed): the second's insert finds the first's seed, and both sign with it.
     #[test]
