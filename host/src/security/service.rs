@@ -14,7 +14,7 @@
 //! mode, on another node: [`Security::refresh_from_store`]) moves a generation and empties
 //! every thread's memory before its next request; expiry is checked on every request.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,9 +108,17 @@ struct Admitted {
     valid_until: i64,
     /// For linking a connection to it.
     record: TokenRecord,
-    /// The connection this thread last linked to the token, and the links' generation then:
-    /// while both hold, linking again would change nothing.
-    linked: Cell<Option<(ConnectionId, u64)>>,
+    /// The connections this thread linked to the token: while the links' generation stays
+    /// theirs, linking them again would change nothing (many connections may share a token).
+    linked: RefCell<LinkedHere>,
+}
+
+/// See [`Admitted::linked`].
+#[derive(Debug, Default)]
+struct LinkedHere {
+    /// The links' generation when each of `connections` was last found linked.
+    generation: u64,
+    connections: rustc_hash::FxHashSet<ConnectionId>,
 }
 
 /// This thread's admitted tokens, valid for one generation of the security objects (rights)
@@ -629,7 +637,7 @@ impl Security {
             rights,
             exp_s: jwt_exp(jwt),
             valid_until: record.valid_until,
-            linked: Cell::new(None),
+            linked: RefCell::default(),
             record,
         })
     }
@@ -654,9 +662,19 @@ impl Security {
         }
         if self.is_notifiable(access.protocol) {
             let current = self.links_generation.load(Ordering::Acquire);
-            if admitted.linked.get() != Some((access.connection, current)) {
-                let linked = self.link_at(access.connection, &admitted.record);
-                admitted.linked.set(Some((access.connection, linked)));
+            let mut linked = admitted.linked.borrow_mut();
+            if linked.generation != current {
+                // A link changed since: any of them may have been undone.
+                linked.connections.clear();
+                linked.generation = current;
+            }
+            if !linked.connections.contains(&access.connection) {
+                let generation = self.link_at(access.connection, &admitted.record);
+                if generation != linked.generation {
+                    linked.connections.clear();
+                    linked.generation = generation;
+                }
+                linked.connections.insert(access.connection);
             }
         }
         admitted.rights.check(request)?;

@@ -274,3 +274,42 @@ fn a_connection_switching_tokens_is_linked_to_the_one_it_used_last() {
     remembered(&harness, &second);
     assert_eq!(linked_at(T0 + 20_000), vec![harness.connection]);
 }
+
+#[test]
+fn connections_sharing_a_token_stay_linked_through_each_others_changes() {
+    let clock = ManualClock::at(T0);
+    let a = harness_on(&clock);
+    setup(&a);
+    let b = other_connection(&a);
+    let first = login(&b, "10s");
+    let second = login(&b, "20s");
+    let security = &a.services.security;
+    let linked_at = |at: i64| -> Vec<ConnectionId> {
+        let mut connections: Vec<_> = security
+            .take_expired(at)
+            .into_iter()
+            .map(|link| link.connection)
+            .filter(|connection| *connection == a.connection || *connection == b.connection)
+            .collect();
+        connections.sort();
+        connections.dedup();
+        connections
+    };
+
+    // Both on `first`, alternating: this thread remembers both links.
+    for _ in 0..2 {
+        remembered(&a, &first);
+        remembered(&b, &first);
+    }
+    // b moves to `second` and back while a keeps `first`.
+    remembered(&b, &second);
+    remembered(&a, &first);
+    remembered(&b, &first);
+    // a leaves (its link undone, as a disconnection does), then comes back with the token.
+    security.unlink(a.connection);
+    remembered(&b, &first);
+    remembered(&a, &first);
+    let mut both = vec![a.connection, b.connection];
+    both.sort();
+    assert_eq!(linked_at(T0 + 10_000), both);
+}
