@@ -101,6 +101,19 @@ fn put(id: &str, source: Value, precondition: Precondition) -> Operation {
     }
 }
 
+/// Creates `{prefix}0` … `{prefix}{n-1}`, one batch (one group) each, `body(i)` as source.
+fn create_one_by_one(store: &dyn Storage, prefix: &str, n: usize, body: impl Fn(usize) -> Value) {
+    for i in 0..n {
+        store
+            .write(batch(vec![put(
+                &format!("{prefix}{i}"),
+                body(i),
+                Precondition::Absent,
+            )]))
+            .unwrap();
+    }
+}
+
 fn batch(operations: Vec<Operation>) -> WriteBatch {
     WriteBatch {
         index: "nyc".into(),
@@ -1889,15 +1902,7 @@ fn the_log_is_replayed_even_when_the_next_open_turns_it_off() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_embedded(dir.path());
     setup(&*store, json!({}));
-    for i in 0..10 {
-        store
-            .write(batch(vec![put(
-                &format!("d{i}"),
-                json!({}),
-                Precondition::Absent,
-            )]))
-            .unwrap();
-    }
+    create_one_by_one(&*store, "d", 10, |_| json!({}));
     let crashed = files_of_an_open_store(dir.path(), true);
     let off = EmbeddedOptions {
         log_checkpoint_bytes: 0,
@@ -1920,15 +1925,7 @@ fn catalog_changes_are_not_undone_by_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_embedded(dir.path());
     setup(&*store, json!({}));
-    for i in 0..20 {
-        store
-            .write(batch(vec![put(
-                &format!("old-{i}"),
-                json!({"i": i}),
-                Precondition::Absent,
-            )]))
-            .unwrap();
-    }
+    create_one_by_one(&*store, "old-", 20, |i| json!({"i": i}));
     store.truncate_collection("nyc", "taxi").unwrap();
     store
         .write(batch(vec![put("new", json!({}), Precondition::Absent)]))
@@ -1956,15 +1953,7 @@ fn frequent_checkpoints_lose_nothing() {
     };
     let store = EmbeddedStorage::open(dir.path(), options.clone()).unwrap();
     setup(&store, json!({}));
-    for i in 0..300 {
-        store
-            .write(batch(vec![put(
-                &format!("d{i}"),
-                json!({"pad": "x".repeat(i % 200)}),
-                Precondition::Absent,
-            )]))
-            .unwrap();
-    }
+    create_one_by_one(&store, "d", 300, |i| json!({"pad": "x".repeat(i % 200)}));
     assert!(
         std::fs::metadata(dir.path().join("data.wal"))
             .unwrap()
