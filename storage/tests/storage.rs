@@ -101,6 +101,19 @@ fn put(id: &str, source: Value, precondition: Precondition) -> Operation {
     }
 }
 
+/// Creates `docs` in each of `collections` of `nyc`, one batch per collection.
+fn create_in(store: &dyn Storage, collections: &[&str], docs: &[(&str, Value)]) {
+    for collection in collections {
+        let ops = docs
+            .iter()
+            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
+            .collect();
+        let mut b = batch(ops);
+        b.collection = (*collection).into();
+        store.write(b).unwrap();
+    }
+}
+
 /// Creates `{prefix}0` … `{prefix}{n-1}`, one batch (one group) each, `body(i)` as source.
 fn create_one_by_one(store: &dyn Storage, prefix: &str, n: usize, body: impl Fn(usize) -> Value) {
     for i in 0..n {
@@ -512,15 +525,7 @@ fn fixtures(store: &dyn Storage) {
         ),
         ("eve", json!({"city": "nycity", "age": 30, "active": true})),
     ];
-    for collection in ["taxi", "scan"] {
-        let ops = docs
-            .iter()
-            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
-            .collect();
-        let mut b = batch(ops);
-        b.collection = collection.into();
-        store.write(b).unwrap();
-    }
+    create_in(store, &["taxi", "scan"], &docs);
 }
 
 fn search_clauses_index_and_scan_agree(backend: &Backend) {
@@ -681,15 +686,7 @@ fn exists_finds_objects_stored_under_an_indexed_field(backend: &Backend) {
         ("empty-array", json!({"place": []})),
         ("absent", json!({"city": "nyc"})),
     ];
-    for collection in ["taxi", "scan", "later"] {
-        let ops = docs
-            .iter()
-            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
-            .collect();
-        let mut b = batch(ops);
-        b.collection = collection.into();
-        store.write(b).unwrap();
-    }
+    create_in(&*store, &["taxi", "scan", "later"], &docs);
     // `later` gets the mapping after its documents: its index is rebuilt from them.
     store
         .update_mapping(
@@ -947,15 +944,7 @@ fn range_and_prefix_on_indexed_fields_match_a_scan(backend: &Backend) {
         ("k", json!({"other": 1})),
         ("l", json!({"kw": "", "n": 0})),
     ];
-    for collection in ["taxi", "scan", "later"] {
-        let ops = docs
-            .iter()
-            .map(|(id, source)| put(id, source.clone(), Precondition::Absent))
-            .collect();
-        let mut b = batch(ops);
-        b.collection = collection.into();
-        store.write(b).unwrap();
-    }
+    create_in(&*store, &["taxi", "scan", "later"], &docs);
     // `later` gets the indexed fields after its documents.
     store.update_mapping("nyc", "later", &mapping).unwrap();
     let a300 = "a".repeat(300);
