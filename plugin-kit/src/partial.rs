@@ -70,7 +70,8 @@ impl PartialClaim {
     /// The connection now holds `bytes` of unfinished messages (its read buffer after the
     /// whole messages were taken out, plus a fragmented message's frames so far). Growing past
     /// the total is refused once the connection holds more than [`ALWAYS_ALLOWED`]; the claim
-    /// then keeps its previous value.
+    /// then holds nothing: the caller abandons the unfinished message (every protocol closes
+    /// the connection or drops the body), and what it held stops counting at once.
     pub fn hold(&mut self, bytes: usize) -> Result<(), Exhausted> {
         if bytes <= self.held {
             self.budget
@@ -80,10 +81,29 @@ impl PartialClaim {
             return Ok(());
         }
         let growth = bytes - self.held;
-        let total = self.budget.used.fetch_add(growth, Ordering::Relaxed) + growth;
-        if total > self.budget.limit && bytes > ALWAYS_ALLOWED {
-            self.budget.used.fetch_sub(growth, Ordering::Relaxed);
-            return Err(Exhausted);
+        if bytes <= ALWAYS_ALLOWED {
+            self.budget.used.fetch_add(growth, Ordering::Relaxed);
+        } else {
+            // Decided in one step, and a refusal gives back what the claim held in that same
+            // step: two connections growing past the total at the same instant on two threads
+            // are decided one after the other, and the one refused first no longer counts when
+            // the other is decided (an add then a take-back, or a refusal that kept its bytes
+            // until the connection closed, let each see the other's bytes and refuse both).
+            let held = self.held;
+            let limit = self.budget.limit;
+            let mut refused = false;
+            let decided =
+                self.budget
+                    .used
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                        refused = used.checked_add(growth).is_none_or(|total| total > limit);
+                        Some(if refused { used - held } else { used + growth })
+                    });
+            debug_assert!(decided.is_ok());
+            if refused {
+                self.held = 0;
+                return Err(Exhausted);
+            }
         }
         self.held = bytes;
         Ok(())
@@ -110,9 +130,9 @@ mod tests {
         // Small: allowed past the total.
         assert_eq!(second.hold(ALWAYS_ALLOWED), Ok(()));
         assert_eq!(budget.used(), 150 * 1024 + ALWAYS_ALLOWED);
-        // Large and past the total: refused, the claim unchanged.
+        // Large and past the total: refused, and what the claim held stops counting.
         assert_eq!(second.hold(100 * 1024), Err(Exhausted));
-        assert_eq!(budget.used(), 150 * 1024 + ALWAYS_ALLOWED);
+        assert_eq!(budget.used(), 150 * 1024);
         // Shrinking and dropping give bytes back.
         first.hold(10).unwrap();
         assert_eq!(second.hold(100 * 1024), Ok(()));
@@ -122,5 +142,38 @@ mod tests {
         assert_eq!(budget.used(), 0);
         let unlimited = PartialBudget::new(0);
         assert_eq!(unlimited.claim().hold(usize::MAX / 2), Ok(()));
+    }
+
+    #[test]
+    fn two_claims_growing_at_once_past_the_total_keep_exactly_one() {
+        // Both fit before growing, each fits alone after, both together do not: whatever the
+        // interleaving on two threads, one is kept and one refused — never both refused (the
+        // one refused first no longer counts when the other is decided), never both kept.
+        let budget = PartialBudget::new(1_000_000);
+        let start = std::sync::Barrier::new(2);
+        for _ in 0..1_000 {
+            let outcomes: Vec<Result<(), Exhausted>> = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..2)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut claim = budget.claim();
+                            claim.hold(480_000).unwrap();
+                            start.wait();
+                            let outcome = claim.hold(544_000);
+                            // Both have been decided before either connection goes away.
+                            start.wait();
+                            outcome
+                        })
+                    })
+                    .collect();
+                racers
+                    .into_iter()
+                    .map(|racer| racer.join().unwrap())
+                    .collect()
+            });
+            let kept = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+            assert_eq!(kept, 1, "{outcomes:?}");
+            assert_eq!(budget.used(), 0);
+        }
     }
 }
