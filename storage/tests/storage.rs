@@ -2068,8 +2068,10 @@ fn deferred_writes_answer_in_order_like_write() {
     let (done, answers) = std::sync::mpsc::channel();
     let mut queued = 0;
     for i in 0..200u64 {
-        for (id, collection) in [(format!("d{i}"), "taxi"), ("d0".to_string(), "taxi")]
-            .into_iter()
+        // Each round: a new document, then (after the first) `d0` again, and once a write into
+        // a collection that does not exist.
+        for (id, collection) in std::iter::once((format!("d{i}"), "taxi"))
+            .chain((i > 0).then(|| ("d0".to_string(), "taxi")))
             .chain((i == 7).then(|| ("x".to_string(), "nope")))
         {
             let mut b = batch(vec![put(&id, json!({"n": i}), Precondition::Absent)]);
