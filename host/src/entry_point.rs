@@ -509,7 +509,7 @@ mod tests {
         assert_eq!(content["result"]["_source"]["n"], 1);
         // Errors as before: the id is taken.
         let (status, content) = execute(&entry, create);
-        assert_eq!(status, 412, "{content}");
+        assert_eq!(status, 400, "{content}");
         assert_eq!(
             content["error"]["id"],
             "services.storage.document_already_exists"
