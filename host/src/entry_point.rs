@@ -5,8 +5,10 @@
 //! thread while fewer than `concurrentRequests` requests are in flight, nothing waits for a
 //! worker and the request is small (`INLINE_REQUEST_BYTES`: parsing a large body is not a
 //! network thread's job); otherwise it waits in the API workers' bounded queue. A `Blocking`
-//! action always runs on the blocking pool (`execution.rs`). A full queue answers
-//! `api.process.overloaded` at once; no plugin thread ever waits for room.
+//! action always runs on the blocking pool (`execution.rs`); a `Staged` one (`document:create`)
+//! prepares its write where it is dispatched and queues it to the store, whose log thread
+//! answers it once durable, unless the store cannot take it (then: the blocking pool). A full
+//! queue answers `api.process.overloaded` at once; no plugin thread ever waits for room.
 //!
 //! Invariant: every `execute` calls its callback exactly once. Admitted requests hold a
 //! `Responder` (`admission.rs`) that answers exactly once by construction; refused ones are
@@ -20,7 +22,7 @@ use switchyard_plugin_api::errors;
 use switchyard_plugin_api::ConnectionId;
 
 use crate::admission::{self, Admission, Responder};
-use crate::api::dispatch::{dispatch, Dispatched, OwnedRequest};
+use crate::api::dispatch::{dispatch, Dispatched, OwnedRequest, Staging};
 use crate::api::{Answer, Router};
 use crate::config::Config;
 use crate::execution::{Pool, PoolKind};
@@ -67,8 +69,9 @@ pub struct EntryPoint {
     blocking: Arc<Pool<BlockingJob>>,
     /// Requests that fan out while a protocol is congested (`pressure.rs`), in order.
     pacing: Arc<Pool<PacedJob>>,
-    /// Requests and connections counted per thread, for the admin listener.
-    pub metrics: Metrics,
+    /// Requests and connections counted per thread, for the admin listener (shared with the
+    /// store's thread, which answers staged writes).
+    pub metrics: Arc<Metrics>,
     /// Set once a hot upgrade handed the listeners to a new process: protocols stop accepting
     /// (`is_shutting_down`) while requests are still admitted until the drain.
     handing_over: AtomicBool,
@@ -94,7 +97,7 @@ impl EntryPoint {
             workers: Arc::new(Pool::new("api", config.request_queue_size)),
             blocking: Arc::new(Pool::new("blocking", config.blocking_queue_size)),
             pacing: Arc::new(Pool::new("pacing", config.pacing_queue_size)),
-            metrics: Metrics::new(config.protocols.len(), actions),
+            metrics: Arc::new(Metrics::new(config.protocols.len(), actions)),
             handing_over: AtomicBool::new(false),
         });
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -189,11 +192,21 @@ impl EntryPoint {
         }
     }
 
-    /// Runs a checked request: an in-memory action here, a blocking one on the blocking pool.
+    /// Runs a checked request: an in-memory action here; a staged one's write queued to the
+    /// store, whose log thread answers it; a blocking one on the blocking pool.
     fn run_owned(&self, request: Box<OwnedRequest>, responder: Responder) {
         let request = match request.run_inline(&self.services, &self.router) {
             Ok(answer) => return self.reply(responder, &answer),
             Err(blocking) => blocking,
+        };
+        let request = match request.stage(&self.services, &self.router) {
+            Staging::Pool(request) => request,
+            Staging::Answered(answer) => return self.reply(responder, &answer),
+            Staging::Write(batch, complete) => {
+                let metrics = Arc::clone(&self.metrics);
+                let then = move |result| reply(&metrics, responder, &complete(result));
+                return self.services.write_deferred(batch, Box::new(then));
+            }
         };
         if let Err(job) = self.blocking.submit(BlockingJob { request, responder }) {
             let answer = job.request.refuse(errors::API_PROCESS_OVERLOADED.error());
@@ -203,10 +216,14 @@ impl EntryPoint {
 
     /// Counts the answer, then sends it.
     fn reply(&self, responder: Responder, answer: &Answer<'_>) {
-        self.metrics
-            .request(answer.route, answer.status, responder.elapsed());
-        responder.answer(answer);
+        reply(&self.metrics, responder, answer);
     }
+}
+
+/// Counts the answer, then sends it.
+fn reply(metrics: &Metrics, responder: Responder, answer: &Answer<'_>) {
+    metrics.request(answer.route, answer.status, responder.elapsed());
+    responder.answer(answer);
 }
 
 impl EntryPointApi for EntryPoint {
@@ -283,7 +300,7 @@ mod tests {
     use std::time::Duration;
 
     use serde_json::{json, Value};
-    use switchyard_storage::EmbeddedStorage;
+    use switchyard_storage::{EmbeddedStorage, Storage};
 
     use super::*;
     use crate::api::action::{
@@ -423,6 +440,91 @@ mod tests {
         assert_eq!(status, 503);
         assert_eq!(content["error"]["id"], "network.entrypoint.shutting_down");
         assert!(entry.is_shutting_down());
+    }
+
+    /// `hold:hold`: blocks its blocking-pool thread until the test lets it go (`HELD`).
+    static HOLD: Controller = Controller {
+        name: "hold",
+        actions: &[Action {
+            name: "hold",
+            http: &[],
+            args: Args::NONE,
+            run: Run::Blocking(hold),
+        }],
+    };
+
+    /// (started, release): `hold` says it started, then waits for its release.
+    static HELD: std::sync::Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>> =
+        std::sync::Mutex::new(None);
+
+    fn hold(_context: &BlockingContext<'_>, _request: &mut Request<'_>) -> ActionResult {
+        let held = HELD.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((started, release)) = held {
+            let _ = started.send(());
+            let _ = release.recv_timeout(Duration::from_secs(60));
+        }
+        Ok(json!("held").into())
+    }
+
+    /// `document:create` does not use the blocking pool: with its one thread held and its
+    /// queue full, a create is still written and answered (the store's log thread answers it),
+    /// while an action that needs the pool is refused `overloaded`.
+    #[test]
+    fn creates_are_answered_while_the_blocking_pool_is_full() {
+        let (started, running) = mpsc::channel();
+        let (release, released) = mpsc::channel();
+        *HELD.lock().unwrap() = Some((started, released));
+        let config = Config::parse(
+            std::path::Path::new("test.toml"),
+            "[server]\nblockingThreads = 1\nblockingQueueSize = 1\n\
+             [server.protocols.line]\nlibrary = \"none\"\n",
+        )
+        .expect("a valid configuration");
+        let storage = Arc::new(EmbeddedStorage::in_memory().expect("an in-memory store"));
+        storage.create_index("i").unwrap();
+        storage.create_collection("i", "c", &json!({})).unwrap();
+        let router = Router::new(&[&HOLD, &crate::api::controllers::document::CONTROLLER]);
+        let entry = EntryPoint::start(Services::new(Arc::new(config), storage), router)
+            .expect("threads start");
+        let hold = r#"{"controller":"hold","action":"hold"}"#;
+        let first = send(&entry, hold);
+        running
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the blocking thread runs the first hold");
+        // The queue's one place.
+        let second = send(&entry, hold);
+        let exists =
+            r#"{"controller":"document","action":"exists","index":"i","collection":"c","_id":"a"}"#;
+        let (status, content) = execute(&entry, exists);
+        assert_eq!(
+            (status, &content["error"]["id"]),
+            (503, &json!("api.process.overloaded"))
+        );
+
+        let create = r#"{"controller":"document","action":"create","index":"i","collection":"c","_id":"a","body":{"n":1}}"#;
+        let (status, content) = execute(&entry, create);
+        assert_eq!(status, 200, "{content}");
+        assert_eq!(content["result"]["_id"], "a");
+        assert_eq!(content["result"]["_version"], 1);
+        assert_eq!(content["result"]["_source"]["n"], 1);
+        // Errors as before: the id is taken.
+        let (status, content) = execute(&entry, create);
+        assert_eq!(status, 400, "{content}");
+        assert_eq!(
+            content["error"]["id"],
+            "services.storage.document_already_exists"
+        );
+
+        release.send(()).unwrap();
+        for held in [first, second] {
+            let (status, _) = held
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the holds end");
+            assert_eq!(status, 200);
+        }
+        let (status, content) = execute(&entry, exists);
+        assert_eq!((status, &content["result"]), (200, &json!(true)));
+        assert_nothing_in_flight(&entry);
     }
 
     const PUBLISH: &str = r#"{"controller":"realtime","action":"publish","index":"i","collection":"c","body":{"n":1}}"#;

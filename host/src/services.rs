@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use switchyard_plugin_api::ConnectionId;
 
-use switchyard_storage::Storage;
+use switchyard_storage::{Storage, WriteDone};
 
 use crate::cluster::{Cluster, Contents, Destination, Inbound, UserInbound};
 use crate::config::{Config, LibrarySpec};
@@ -101,6 +101,18 @@ impl Services {
     /// show the proof this asks for.
     pub fn storage(&self, _on_pool: &OnBlockingPool) -> &dyn Storage {
         &*self.storage
+    }
+
+    /// Whether the store takes a deferred write now without blocking (`write_deferred`).
+    pub fn can_defer_writes(&self) -> bool {
+        self.storage.can_defer_writes()
+    }
+
+    /// Queues a write to the store and returns at once: never blocks, so any thread may call it
+    /// once `can_defer_writes` said so; `then` runs on the store's thread once the write is
+    /// durable (or failed).
+    pub fn write_deferred(&self, batch: switchyard_storage::WriteBatch, then: WriteDone) {
+        self.storage.write_deferred(batch, then);
     }
 
     /// The document's current body when the store holds it in memory (the embedded store's

@@ -22,4 +22,4 @@ pub use pg::{redact_url, PostgresOptions, PostgresStorage};
 pub use query::{
     compare_values, BoolQuery, Query, RangeBounds, SearchPage, SearchRequest, SortKey,
 };
-pub use storage::Storage;
+pub use storage::{Storage, WriteDone};

@@ -1,13 +1,17 @@
 //! The `Storage` interface: what the host asks of any document store (the embedded one here, a
 //! PostgreSQL one later). Synchronous and object safe: the host holds an `Arc<dyn Storage>` and
-//! calls it from its blocking pool. Nothing in it assumes the store is in-process: every argument
-//! and result is owned data.
+//! calls it from its blocking pool — except `write_deferred`, which never blocks (a store that
+//! cannot promise that says so with `can_defer_writes`). Nothing in it assumes the store is
+//! in-process: every argument and result is owned data.
 
 use serde_json::Value;
 
 use crate::document::{Document, Outcome, RawDocument, WriteBatch};
 use crate::error::Result;
 use crate::query::{Query, SearchPage, SearchRequest};
+
+/// What a deferred write calls once its batch is durable (`Storage::write_deferred`).
+pub type WriteDone = Box<dyn FnOnce(Result<Vec<Outcome>>) + Send>;
 
 /// A durable document store of indexes, collections and documents.
 ///
@@ -68,6 +72,22 @@ pub trait Storage: Send + Sync {
     /// body is invalid) gets `Outcome::Failed` and the others still apply. `Err` means nothing of
     /// the batch was applied.
     fn write(&self, batch: WriteBatch) -> Result<Vec<Outcome>>;
+    /// Whether [`write_deferred`](Self::write_deferred) would queue a batch now without blocking
+    /// its caller: false for a store without a thread of its own (the default), and while its
+    /// queue is long (the caller then calls `write` from its blocking pool, whose queue is
+    /// bounded).
+    fn can_defer_writes(&self) -> bool {
+        false
+    }
+    /// [`write`](Self::write) without waiting: queues the batch and returns; `then` is called
+    /// once, on a thread of the store's, with what `write` would have returned, once that is
+    /// durable (and visible to every read). Batches commit, and their `then`s run, in the order
+    /// they were queued. `then` must not block: it runs where the next batches are committed.
+    /// Call it only when `can_defer_writes` said so: the default runs `write` on the caller's
+    /// thread.
+    fn write_deferred(&self, batch: WriteBatch, then: WriteDone) {
+        then(self.write(batch));
+    }
 
     /// Matching documents, sorted (then by `_id`), after `search_after`, from/size applied.
     fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage>;

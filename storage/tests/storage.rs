@@ -2054,3 +2054,107 @@ fn writes_applied_behind_the_log_are_seen_by_every_read() {
         (2, json!(true))
     );
 }
+
+/// Deferred writes (`write_deferred`) are answered in the order they were queued, each with what
+/// `write` would have said (a duplicate id fails alone, a missing collection fails its batch),
+/// are visible to every read once answered, and survive a reopen; a store without threads (group
+/// commit off) does not offer them.
+#[test]
+fn deferred_writes_answer_in_order_like_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_embedded(dir.path());
+    setup(&*store, json!({"properties": {"n": {"type": "integer"}}}));
+    assert!(store.can_defer_writes());
+    let (done, answers) = std::sync::mpsc::channel();
+    let mut queued = 0;
+    for i in 0..200u64 {
+        // Each round: a new document, then (after the first) `d0` again, and once a write into
+        // a collection that does not exist.
+        for (id, collection) in std::iter::once((format!("d{i}"), "taxi"))
+            .chain((i > 0).then(|| ("d0".to_string(), "taxi")))
+            .chain((i == 7).then(|| ("x".to_string(), "nope")))
+        {
+            let mut b = batch(vec![put(&id, json!({"n": i}), Precondition::Absent)]);
+            b.collection = collection.into();
+            let done = done.clone();
+            let store_in_then = Arc::clone(&store);
+            store.write_deferred(
+                b,
+                Box::new(move |result| {
+                    // Read your writes: the store answers reads with it already.
+                    let seen = match &result {
+                        Ok(outcomes) => match &outcomes[0] {
+                            Outcome::Written { id, .. } => store_in_then
+                                .get("nyc", "taxi", id)
+                                .unwrap()
+                                .map(|doc| doc.source["n"].clone()),
+                            _ => None,
+                        },
+                        Err(_) => None,
+                    };
+                    done.send((i, id, result, seen)).unwrap();
+                }),
+            );
+            queued += 1;
+        }
+    }
+    drop(done);
+    let answers: Vec<_> = answers.iter().collect();
+    assert_eq!(answers.len(), queued);
+    let mut last = 0;
+    for (i, id, result, seen) in answers {
+        assert!(i >= last, "answered out of order: {i} after {last}");
+        last = i;
+        match (id.as_str(), i) {
+            ("x", _) => assert!(
+                matches!(result, Err(StorageError::CollectionNotFound { .. })),
+                "{result:?}"
+            ),
+            ("d0", 0) => {
+                assert!(matches!(
+                    result.unwrap()[0],
+                    Outcome::Written { created: true, .. }
+                ));
+                assert_eq!(seen, Some(json!(0)));
+            }
+            ("d0", _) => assert!(
+                matches!(
+                    result.unwrap()[0],
+                    Outcome::Failed {
+                        error: StorageError::DocumentAlreadyExists { .. },
+                        ..
+                    }
+                ),
+                "d0 created twice"
+            ),
+            _ => {
+                assert!(matches!(result.unwrap()[0], Outcome::Written { .. }));
+                assert_eq!(seen, Some(json!(i)));
+            }
+        }
+    }
+    assert_eq!(
+        store
+            .count(
+                "nyc",
+                "taxi",
+                &Query::parse(&json!({"range": {"n": {"gte": 100}}})).unwrap()
+            )
+            .unwrap(),
+        100
+    );
+    drop(store);
+    let store = open_embedded(dir.path());
+    assert_eq!(
+        store.get("nyc", "taxi", "d199").unwrap().unwrap().source,
+        json!({"n": 199})
+    );
+
+    let options = EmbeddedOptions {
+        group_commit: false,
+        ..EmbeddedOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStorage::open(dir.path(), options).unwrap();
+    assert!(!store.can_defer_writes());
+}

@@ -10,11 +10,15 @@
 //! its `weigh` finds heavy runs on the blocking pool instead of the plugin's thread.
 //! [`Run::Cached`] actions first try an inline handler that answers from memory only
 //! (`document:get` from the store's document cache) and go to the blocking pool when it
-//! cannot answer.
+//! cannot answer. [`Run::Staged`] actions (`document:create`) prepare their write in memory
+//! where they are dispatched and hand it to the store's log thread, which answers them once it
+//! is durable (`Storage::write_deferred`): no blocking-pool thread waits for the disk; when the
+//! store cannot take it (`Staged::Pool`), the blocking handler runs on the pool instead.
 
 use serde_json::Value;
 use switchyard_plugin_api::errors::{self, KuzzleError};
 use switchyard_plugin_api::ConnectionId;
+use switchyard_storage::{Outcome, Result as StorageResult, WriteBatch};
 
 use super::request::Request;
 use super::router::Router;
@@ -75,6 +79,44 @@ pub type BlockingHandler = fn(&BlockingContext<'_>, &mut Request<'_>) -> ActionR
 /// `None` (leaving the request as it found it) when the blocking handler must run.
 pub type InMemoryHandler = fn(&Context<'_>, &mut Request<'_>) -> Option<ActionResult>;
 
+/// What a [`Run::Staged`] action's in-memory handler decided.
+pub enum Staged {
+    /// It answered without writing (a refused argument, a document refused before the store).
+    Answer(ActionResult),
+    /// Its write, for the store's log thread.
+    Write(StagedWrite),
+    /// It cannot prepare its write in memory: the blocking handler must run, on the blocking
+    /// pool. The request is left as it was found.
+    Pool,
+}
+
+/// What turns a staged write's result into the action's result (and its notifications); it
+/// runs where the store answers the write, so it must not block.
+pub type Finish = Box<
+    dyn FnOnce(&Context<'_>, &mut Request<'_>, StorageResult<Vec<Outcome>>) -> ActionResult + Send,
+>;
+
+/// A write prepared in memory: the batch, and what to do with its result.
+pub struct StagedWrite {
+    /// What the store writes.
+    pub batch: WriteBatch,
+    /// Called with the store's result once the batch is durable (or failed).
+    pub finish: Finish,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staged::Answer(result) => f.debug_tuple("Answer").field(result).finish(),
+            Staged::Write(write) => f.debug_tuple("Write").field(&write.batch).finish(),
+            Staged::Pool => f.write_str("Pool"),
+        }
+    }
+}
+
+/// Prepares a write in memory, on the thread that dispatched the request (no disk).
+pub type StageHandler = fn(&Context<'_>, &mut Request<'_>) -> Staged;
+
 /// Says whether a request is too heavy for a network thread (its cost past a small budget);
 /// it must itself be cheap (a look at the request, no work).
 pub type Weigh = fn(&Request<'_>) -> bool;
@@ -92,6 +134,9 @@ pub enum Run {
     /// The in-memory handler where the request is dispatched; when it cannot answer, the
     /// blocking handler on the blocking pool.
     Cached(InMemoryHandler, BlockingHandler),
+    /// The staging handler where the request is dispatched, its write answered by the store's
+    /// log thread; the blocking handler on the blocking pool when the write cannot be staged.
+    Staged(StageHandler, BlockingHandler),
 }
 
 impl std::fmt::Debug for Run {
@@ -101,6 +146,7 @@ impl std::fmt::Debug for Run {
             Run::Blocking(_) => "Blocking",
             Run::Weighed(..) => "Weighed",
             Run::Cached(..) => "Cached",
+            Run::Staged(..) => "Staged",
         })
     }
 }

@@ -3,18 +3,22 @@
 //! request: for the blocking pool when the action is declared `Blocking` (or `Weighed` and the
 //! request is heavy: a network thread must not spend long on one request), for the pacing queue
 //! when the action fans out while a protocol reports congestion (`pressure.rs`). A `Cached`
-//! action is tried in memory here first, and handed back for the blocking pool on a miss.
+//! action is tried in memory here first, and handed back for the blocking pool on a miss. A
+//! `Staged` action is handed back too, and [`OwnedRequest::stage`] prepares its write where the
+//! caller stands (`entry_point.rs` queues it to the store, whose log thread answers it).
 //!
 //! A handler that panics is caught here: the request is answered 500
 //! (`core.fatal.unexpected_error`) and the panic is logged with `controller:action`.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use switchyard_plugin_api::errors;
 use switchyard_plugin_api::ConnectionId;
+use switchyard_storage::{Outcome, Result as StorageResult, WriteBatch};
 
-use super::action::{ActionResult, BlockingContext, Caller, Context, Run};
+use super::action::{ActionResult, BlockingContext, Caller, Context, Run, Staged, StagedWrite};
 use super::request::{Rejected, Request};
 use super::response::{build, Answer};
 use super::router::Router;
@@ -57,7 +61,7 @@ impl OwnedRequest {
     pub fn is_blocking(&self) -> bool {
         matches!(
             self.run,
-            Run::Blocking(_) | Run::Weighed(..) | Run::Cached(..)
+            Run::Blocking(_) | Run::Weighed(..) | Run::Cached(..) | Run::Staged(..)
         )
     }
 
@@ -102,7 +106,7 @@ impl OwnedRequest {
             Run::Inline(handler) | Run::Weighed(handler, _) => {
                 invoke(request, |request| handler(&context, request))
             }
-            Run::Blocking(handler) | Run::Cached(_, handler) => {
+            Run::Blocking(handler) | Run::Cached(_, handler) | Run::Staged(_, handler) => {
                 let context = BlockingContext::new(context, on_pool);
                 invoke(request, |request| handler(&context, request))
             }
@@ -110,9 +114,88 @@ impl OwnedRequest {
         routed(answer, route)
     }
 
+    /// Prepares a `Staged` action's write here, in memory: its answer when it needs no write,
+    /// or the write with what turns the store's result into the answer (called on the store's
+    /// thread). The request comes back untouched when its action is not `Staged`, when the
+    /// store cannot take a deferred write now, or when the action needs the blocking pool.
+    pub fn stage(self: Box<Self>, services: &Arc<Services>, router: &Arc<Router>) -> Staging {
+        let Run::Staged(stage, _) = self.run else {
+            return Staging::Pool(self);
+        };
+        if !services.can_defer_writes() {
+            return Staging::Pool(self);
+        }
+        let OwnedRequest {
+            mut request,
+            caller,
+            run,
+            route,
+        } = *self;
+        let context = Context {
+            services,
+            router,
+            caller: &caller,
+        };
+        let staged = catch_unwind(AssertUnwindSafe(|| stage(&context, &mut request)));
+        let write = match staged {
+            Ok(Staged::Write(write)) => write,
+            Ok(Staged::Answer(outcome)) => {
+                return Staging::Answered(routed(build(request, outcome), route))
+            }
+            Ok(Staged::Pool) => {
+                return Staging::Pool(Box::new(OwnedRequest {
+                    request,
+                    caller,
+                    run,
+                    route,
+                }))
+            }
+            Err(panic) => {
+                let outcome = Err(panicked(&request, &*panic));
+                return Staging::Answered(routed(build(request, outcome), route));
+            }
+        };
+        let StagedWrite { batch, finish } = write;
+        let (services, router) = (Arc::clone(services), Arc::clone(router));
+        let complete = move |result| {
+            let context = Context {
+                services: &services,
+                router: &router,
+                caller: &caller,
+            };
+            let answer = invoke(request, |request| finish(&context, request, result));
+            routed(answer, route)
+        };
+        Staging::Write(batch, Box::new(complete))
+    }
+
     /// The answer when it cannot run (a full queue, a pacing deadline passed).
     pub fn refuse(self, error: errors::KuzzleError) -> Answer<'static> {
         routed(build(self.request, Err(error)), self.route)
+    }
+}
+
+/// What [`OwnedRequest::stage`] made of a request.
+pub enum Staging {
+    /// It runs on the blocking pool.
+    Pool(Box<OwnedRequest>),
+    /// Answered here.
+    Answered(Answer<'static>),
+    /// A write for the store (`Storage::write_deferred`), and what turns its result into the
+    /// answer.
+    Write(WriteBatch, Complete),
+}
+
+/// Turns a staged write's result into the request's answer.
+pub type Complete = Box<dyn FnOnce(StorageResult<Vec<Outcome>>) -> Answer<'static> + Send>;
+
+impl std::fmt::Debug for Staging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Staging::Pool(request) => f.debug_tuple("Pool").field(request).finish(),
+            Staging::Answered(answer) => f.debug_tuple("Answered").field(answer).finish(),
+            Staging::Write(batch, _) => f.debug_tuple("Write").field(batch).finish(),
+        }
     }
 }
 
@@ -207,7 +290,7 @@ pub fn dispatch<'a>(
             let answer = invoke(request, |request| handler(&context, request));
             Dispatched::Answered(routed(answer, route))
         }
-        Run::Blocking(_) => Dispatched::Blocking(owned(request, caller)),
+        Run::Blocking(_) | Run::Staged(..) => Dispatched::Blocking(owned(request, caller)),
         Run::Cached(in_memory, _) => {
             let context = Context {
                 services,
@@ -238,19 +321,22 @@ fn invoke<'r>(
 ) -> Answer<'r> {
     let outcome = match catch_unwind(AssertUnwindSafe(|| handler(&mut request))) {
         Ok(outcome) => outcome,
-        Err(panic) => {
-            let message = panic_message(&*panic);
-            tracing::error!(
-                controller = %request.controller,
-                action = %request.action,
-                "action {}:{} panicked: {message}",
-                request.controller,
-                request.action
-            );
-            Err(errors::CORE_FATAL_UNEXPECTED_ERROR.with(&[message]))
-        }
+        Err(panic) => Err(panicked(&request, &*panic)),
     };
     build(request, outcome)
+}
+
+/// Logs a handler's panic with `controller:action`; Kuzzle's 500.
+fn panicked(request: &Request<'_>, panic: &(dyn Any + Send)) -> errors::KuzzleError {
+    let message = panic_message(panic);
+    tracing::error!(
+        controller = %request.controller,
+        action = %request.action,
+        "action {}:{} panicked: {message}",
+        request.controller,
+        request.action
+    );
+    errors::CORE_FATAL_UNEXPECTED_ERROR.with(&[message])
 }
 
 /// A panic's message, when it has one.

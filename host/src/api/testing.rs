@@ -1,6 +1,6 @@
 //! Unit-test support: services with no plugin and one declared connection, and a way to run a
-//! request through the real dispatch (and, for a blocking action, a real blocking pool) and
-//! read its answer as JSON. No host, no plugin, no socket.
+//! request through the real dispatch (and, for a blocking action, a real blocking pool; for a
+//! staged one, the store's log thread) and read its answer as JSON. No host, no plugin, no socket.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use serde_json::Value;
 use switchyard_plugin_api::ConnectionId;
 use switchyard_storage::{EmbeddedStorage, Storage};
 
-use super::dispatch::{dispatch, Dispatched, OwnedRequest};
+use super::dispatch::{dispatch, Dispatched, OwnedRequest, Staging};
 use super::router::Router;
 use crate::config::Config;
 use crate::execution::{Pool, PoolKind};
@@ -64,7 +64,20 @@ impl Harness {
         let text = match dispatch(&self.services, &self.router, self.connection, request) {
             Dispatched::Answered(answer) => answer.content,
             Dispatched::Blocking(blocking) | Dispatched::Paced(blocking) => {
-                self.run_blocking(blocking)
+                match blocking.stage(&self.services, &self.router) {
+                    Staging::Pool(blocking) => self.run_blocking(blocking),
+                    Staging::Answered(answer) => answer.content,
+                    Staging::Write(batch, complete) => {
+                        let (answers, answer) = mpsc::channel();
+                        let then = move |result| {
+                            let _ = answers.send(complete(result).content);
+                        };
+                        self.services.write_deferred(batch, Box::new(then));
+                        answer
+                            .recv_timeout(Duration::from_secs(30))
+                            .expect("the store answers a staged write")
+                    }
+                }
             }
         };
         serde_json::from_str(&text).expect("answers are JSON")

@@ -7,7 +7,7 @@
 //!
 //! Invariant (read-your-writes): every commit updates the cache (the new bodies, deletions,
 //! or a clear for truncate and collection or index deletion) after redb's commit and before
-//! its writers are answered (`EmbeddedStorage::commit_group` and the catalog writes).
+//! its writers are answered (`Store::commit_group` and the catalog writes).
 //!
 //! Invariant (no stale fill): a read that missed fills the cache only if no commit touched the
 //! key's shard since before its snapshot was taken: it takes a [`FillToken`] (the shard's

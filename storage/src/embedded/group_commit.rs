@@ -75,6 +75,27 @@ fn lock<S>(mutex: &Mutex<S>) -> MutexGuard<'_, S> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Commits a group: one result per item, in order. An error of the whole group, a panic, or a
+/// result count that does not match fails every item of the group.
+pub(crate) fn commit_guarded<T, R>(
+    items: Vec<T>,
+    commit: &dyn Fn(Vec<T>) -> Result<Vec<Result<R>>>,
+) -> Vec<Result<R>> {
+    let n = items.len();
+    match catch_unwind(AssertUnwindSafe(|| commit(items))) {
+        Ok(Ok(results)) if results.len() == n => results,
+        Ok(Err(error)) => (0..n).map(|_| Err(error.clone())).collect(),
+        _ => (0..n)
+            .map(|_| {
+                Err(StorageError::Store {
+                    message: "the commit failed unexpectedly (panic); nothing was acknowledged"
+                        .into(),
+                })
+            })
+            .collect(),
+    }
+}
+
 impl<T, R> GroupCommit<T, R> {
     pub(crate) fn new() -> Self {
         GroupCommit {
@@ -120,20 +141,7 @@ impl<T, R> GroupCommit<T, R> {
     ) -> Result<R> {
         let group = std::mem::take(&mut lock(&self.state).queue);
         let (waiters, items): (Vec<Arc<Waiter<R>>>, Vec<T>) = group.into_iter().unzip();
-        let n = items.len();
-        let results: Vec<Result<R>> = match catch_unwind(AssertUnwindSafe(|| commit(items))) {
-            Ok(Ok(results)) if results.len() == n => results,
-            Ok(Err(error)) => (0..n).map(|_| Err(error.clone())).collect(),
-            // A panic, or a result count that does not match: fail the whole group.
-            _ => (0..n)
-                .map(|_| {
-                    Err(StorageError::Store {
-                        message: "the commit failed unexpectedly (panic); nothing was acknowledged"
-                            .into(),
-                    })
-                })
-                .collect(),
-        };
+        let results = commit_guarded(items, commit);
         let mut own = None;
         for (other, result) in waiters.into_iter().zip(results) {
             if Arc::ptr_eq(&other, waiter) {

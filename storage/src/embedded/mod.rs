@@ -15,18 +15,20 @@
 //! Beside it, `data.wal`: the write-ahead log. A group of document writes is acknowledged once
 //! its record in the log is durable; it then waits in memory (`Pending`) and is applied to redb,
 //! with the groups around it, in a transaction committed without a sync (`apply_pending`), by the
-//! writer that finds a MiB pending or by the next read or write transaction. Catalog changes, and
-//! a group every `log_checkpoint_bytes` of log, commit durably in redb (checkpoints, `wal.rs`).
+//! applier thread once a MiB is pending (`threads.rs`) or by the next read or write transaction.
+//! Catalog changes, and a group every `log_checkpoint_bytes` of log, commit durably in redb
+//! (checkpoints, `wal.rs`). Writes come as groups of concurrent `write` calls (`group_commit.rs`)
+//! or of deferred writes, committed and answered by the log thread (`threads.rs`).
 //!
 //! Invariant: every write (documents and catalog) runs in a redb write transaction that reads the
 //! catalog itself, so a batch never writes into a collection deleted or re-created meanwhile.
 //!
-//! Invariant: every commit goes through [`EmbeddedStorage::commit`] or
-//! [`EmbeddedStorage::apply_pending`], which retire the read snapshot that `get`, `get_raw`,
+//! Invariant: every commit goes through [`Store::commit`] or
+//! [`Store::apply_pending`], which retire the read snapshot that `get`, `get_raw`,
 //! `mget` and `get_internal` share (`snapshot.rs`) right after redb's commit; the document cache
 //! (`document_cache.rs`) is updated before any writer of the group is answered.
 //!
-//! Invariant: with the log on, every write transaction is begun by [`EmbeddedStorage::begin_write`]
+//! Invariant: with the log on, every write transaction is begun by [`Store::begin_write`]
 //! (or is an apply of pending groups) and holds the log's lock until it commits or aborts, so the
 //! log's epoch and offset always describe redb's latest commit plus the pending groups; a write
 //! is either durable in redb (a checkpoint, which first applies every pending group and moves the
@@ -43,6 +45,7 @@ mod group_commit;
 mod keys;
 mod plan;
 mod snapshot;
+mod threads;
 mod wal;
 
 use std::collections::HashMap;
@@ -67,6 +70,7 @@ use crate::storage::Storage;
 use document_cache::DocumentCache;
 use group_commit::GroupCommit;
 use snapshot::Snapshots;
+pub use threads::EmbeddedStorage;
 use wal::Wal;
 
 const INDEXES: TableDefinition<&str, ()> = TableDefinition::new("indexes");
@@ -164,8 +168,9 @@ impl CollectionRecord {
     }
 }
 
-/// The embedded document store. Cheap to share: wrap it in an `Arc`.
-pub struct EmbeddedStorage {
+/// The embedded document store's state, shared by its handle ([`EmbeddedStorage`]) and its
+/// threads (`threads.rs`).
+struct Store {
     /// The latest committed snapshot, shared by reads (`snapshot.rs`). First, so that its read
     /// transaction ends before the database closes (fields drop in order).
     snapshots: Snapshots,
@@ -201,7 +206,7 @@ impl std::ops::Deref for Write<'_> {
     }
 }
 
-impl std::fmt::Debug for EmbeddedStorage {
+impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedStorage")
             .field("path", &self.path)
@@ -210,10 +215,10 @@ impl std::fmt::Debug for EmbeddedStorage {
     }
 }
 
-impl EmbeddedStorage {
+impl Store {
     /// Opens (or creates) the store in the data folder `dir` (file `data.redb`). After a crash
     /// redb repairs the file on open by itself; acknowledged writes are all there.
-    pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedStorage> {
+    pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Store> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| {
             StorageError::store(format!("cannot create data folder {}: {e}", dir.display()))
@@ -226,16 +231,16 @@ impl EmbeddedStorage {
         // With the log off, a log left by an earlier run with it on is still replayed.
         let log = dir.join("data.wal");
         let log = (options.log_checkpoint_bytes > 0 || log.exists()).then_some(log);
-        EmbeddedStorage::with_database(db, path, log, options)
+        Store::with_database(db, path, log, options)
     }
 
     /// A store that lives in memory only (unit tests of code above the store): same engine,
     /// nothing written to disk.
-    pub fn in_memory() -> Result<EmbeddedStorage> {
+    pub fn in_memory() -> Result<Store> {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| StorageError::store(format!("cannot create an in-memory store: {e}")))?;
-        EmbeddedStorage::with_database(db, PathBuf::new(), None, EmbeddedOptions::default())
+        Store::with_database(db, PathBuf::new(), None, EmbeddedOptions::default())
     }
 
     /// With `log` (the write-ahead log's file): applies the log's records of redb's epoch again,
@@ -246,7 +251,7 @@ impl EmbeddedStorage {
         path: PathBuf,
         log: Option<PathBuf>,
         options: EmbeddedOptions,
-    ) -> Result<EmbeddedStorage> {
+    ) -> Result<Store> {
         let txn = db.begin_write().map_err(store_error)?;
         txn.open_table(INDEXES).map_err(store_error)?;
         txn.open_table(COLLECTIONS).map_err(store_error)?;
@@ -260,7 +265,7 @@ impl EmbeddedStorage {
             }
             None => (None, Vec::new()),
         };
-        let mut store = EmbeddedStorage {
+        let mut store = Store {
             pending: Mutex::new(Pending::default()),
             applying: Mutex::new(()),
             documents: DocumentCache::new(options.document_cache_bytes),
@@ -350,16 +355,11 @@ impl EmbeddedStorage {
         self.apply_pending_locked()
     }
 
-    /// [`apply_pending`](Self::apply_pending) when it is due (enough pending bytes) and no other
-    /// apply runs: called by a writer once its group is answered.
-    fn apply_if_due(&self) {
-        if self.wal.is_none() || lock(&self.pending).bytes < APPLY_BYTES {
-            return;
-        }
-        if let Ok(_applying) = self.applying.try_lock() {
-            // A failure leaves the groups pending: the next apply, or a read, retries them.
-            let _ = self.apply_pending_locked();
-        }
+    /// True when enough bytes are pending that they should be applied now: the applier thread
+    /// (`threads.rs`) is then woken once a group is answered. A failed apply leaves the groups
+    /// pending: the next apply, or a read, retries them.
+    fn apply_is_due(&self) -> bool {
+        self.wal.is_some() && lock(&self.pending).bytes >= APPLY_BYTES
     }
 
     fn apply_pending_locked(&self) -> Result<()> {
@@ -987,7 +987,7 @@ impl BatchTarget for WriteTables<'_> {
 
 /// A group staged on the log, one collection at a time: what it reads is its own earlier writes,
 /// else the pending ones (`Pending::latest`), else redb's snapshot; what it writes goes to
-/// `staged` (applied to redb later, `EmbeddedStorage::apply_pending`).
+/// `staged` (applied to redb later, `Store::apply_pending`).
 struct Staging<'a> {
     index: &'a str,
     collection: &'a str,
@@ -1102,7 +1102,7 @@ impl IndexedFields {
     }
 }
 
-impl Storage for EmbeddedStorage {
+impl Storage for Store {
     fn create_index(&self, index: &str) -> Result<()> {
         validate_index_name(index)?;
         self.insert_index(index)
@@ -1342,17 +1342,14 @@ impl Storage for EmbeddedStorage {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<Vec<Outcome>> {
-        let result = if self.options.group_commit {
+        if self.options.group_commit {
             self.group
                 .submit(batch, &|batches| self.commit_group(batches))
         } else {
             self.commit_group(vec![batch])?
                 .pop()
                 .expect("one result per batch")
-        };
-        // The group is answered; the next one may already run on the log meanwhile.
-        self.apply_if_due();
-        result
+        }
     }
 
     fn search(&self, index: &str, collection: &str, request: &SearchRequest) -> Result<SearchPage> {

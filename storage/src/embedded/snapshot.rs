@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable};
 use serde_json::Value;
 
-use super::{store_error, DocsTable, EmbeddedStorage, INTERNAL};
+use super::{store_error, DocsTable, Store, INTERNAL};
 use crate::error::{Result, StorageError};
 
 /// A collection as one snapshot has it: its open documents table.
@@ -96,7 +96,7 @@ impl Snapshot {
     /// The outer `Err` is a store failure (not kept); the inner one a missing index or
     /// collection, which this snapshot will always answer.
     fn open_collection(&self, index: &str, collection: &str) -> Result<Result<CollectionView>> {
-        let record = match EmbeddedStorage::find_collection_read(&self.txn, index, collection) {
+        let record = match Store::find_collection_read(&self.txn, index, collection) {
             Ok(record) => record,
             Err(
                 error @ (StorageError::IndexNotFound { .. }

@@ -15,7 +15,7 @@
 //! commit. The log is then rewritten from its start; records of older epochs are ignored.
 //!
 //! On open, redb is back at its last durable commit; the records of its epoch, in order, are
-//! applied again (`EmbeddedStorage::replay`), then a checkpoint starts the next epoch.
+//! applied again (`Store::replay`), then a checkpoint starts the next epoch.
 //!
 //! Record: `len: u32 LE` (payload bytes) ‖ `crc32: u32 LE` (of the epoch and the payload) ‖
 //! `epoch: u64 LE` ‖ payload. A group is one record, all or nothing: a torn tail fails its

@@ -1,6 +1,8 @@
 //! The `document` controller: single and m* writes, reads, search, scroll, count, by-query
 //! actions, `deleteFields` and `validate`. Every action touches the document store, so every
-//! one runs on the blocking pool.
+//! one runs on the blocking pool — but `get`, answered from the store's document cache when it
+//! can, and `create`, whose write is prepared where it is dispatched and answered by the store's
+//! log thread once durable (`Run::Staged`).
 //!
 //! A write computes the rooms its new content matches before it is stored (they go into the
 //! document's `meta`, durable with it), then, once the store acknowledged it, notifies
@@ -12,7 +14,7 @@
 //! fail concurrent updates of one document that this store can serialize cheaply).
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -24,7 +26,10 @@ use switchyard_storage::{
     StorageError, WriteBatch,
 };
 
-use crate::api::action::{ActionResult, Args, BlockingContext, Context, Controller, Output, Run};
+use crate::api::action::{
+    ActionResult, Args, BlockingContext, Context, Controller, Finish, Output, Run, Staged,
+    StagedWrite,
+};
 use crate::api::documents::{
     body_array, body_object, check_fetch, check_refresh, check_size, check_size_of, check_write,
     created_info, flag, generate_id, integer, load_specifications, merge, optional_id,
@@ -54,7 +59,12 @@ pub static CONTROLLER: Controller = Controller {
     name: "document",
     actions: &[
         action!("count", IC, count, [("get", "/:index/:collection/_count"), ("post", "/:index/:collection/_count")]),
-        action!("create", ICB, create, [("post", "/:index/:collection/_create"), ("post", "/:index/:collection/:_id/_create")]),
+        Action {
+            name: "create",
+            http: &[("post", "/:index/:collection/_create"), ("post", "/:index/:collection/:_id/_create")],
+            args: ICB,
+            run: Run::Staged(create_staged, create),
+        },
         action!("createOrReplace", ICB, create_or_replace, [("put", "/:index/:collection/:_id")]),
         action!("delete", IC, delete, [("delete", "/:index/:collection/:_id")]),
         action!("deleteByQuery", ICB, delete_by_query, [("delete", "/:index/:collection/_query")]),
@@ -333,45 +343,124 @@ fn with_info(source: &Value, info: &KuzzleInfo) -> Value {
 
 // ---- single writes ----
 
-/// `document:create`: `{_id, _version, _source}`.
+/// `document:create`: `{_id, _version, _source}`, on the blocking pool: staged as on a network
+/// thread, then written here.
 fn create(context: &BlockingContext<'_>, request: &mut Request<'_>) -> ActionResult {
-    let writer = Writer::new(context, request)?;
-    let id = optional_id(request)?.unwrap_or_else(generate_id);
-    let mut body = take_body(request)?;
-    strip_info(&mut body);
-    writer.apply_defaults(&mut body, false)?;
-    let info = created_info(&writer.user, writer.now);
-    let source = Value::Object(body);
-    let rooms = writer.rooms(&id, &source, &info);
-    // The answer is written around the body's text, as `get`'s is: no copy of the body as a
-    // `Value`, unless a notification needs one.
-    let text = source.to_string();
-    let kept = writer.notifies(&rooms, None).then(|| source.clone());
-    // The answer's text is the body's JSON: its length is the size to check.
-    let outcome = writer.write_one_measured(
-        writer.put(id.clone(), source, info.clone(), &rooms, Precondition::Absent),
-        Some(text.len()),
-    )?;
-    let Outcome::Written { version, .. } = outcome else {
-        return Err(unexpected_outcome());
+    let specifications = |index: &str, collection: &str| {
+        load_specifications(context, index, collection)
     };
-    if let Some(source) = kept {
-        writer.notify(
-            request,
-            &id,
-            "create",
-            &with_info(&source, &info),
-            members(&json!({ "_version": version })),
-            &rooms,
-            None,
-        );
+    match stage_create(context, request, specifications) {
+        Staged::Write(StagedWrite { batch, finish }) => {
+            let result = context.storage().write(batch);
+            finish(&context.context, request, result)
+        }
+        Staged::Answer(result) => result,
+        Staged::Pool => Err(unexpected_outcome()),
     }
-    Ok(Output::Json(raw_hit(&RawDocument {
-        id,
-        version,
-        source: text,
-        info,
-    })))
+}
+
+/// `document:create` where it is dispatched: its write prepared in memory, answered by the
+/// store's log thread. In a cluster another node may have changed the collection's
+/// specifications, which are then read from the store: the blocking pool's `create` does.
+fn create_staged(context: &Context<'_>, request: &mut Request<'_>) -> Staged {
+    if context.services.cluster.is_some() {
+        return Staged::Pool;
+    }
+    let registry = &context.services.specifications;
+    stage_create(context, request, |index, collection| {
+        Ok(registry.get(index, collection))
+    })
+}
+
+/// Everything `document:create` does but the store's write: the arguments, `_kuzzle_info`, the
+/// defaults, the rooms, the size and specification checks (a refused document is answered
+/// here, before the store sees it, as `Writer::write` refuses it); then, once the write is
+/// durable, the notification and the answer.
+fn stage_create(
+    context: &Context<'_>,
+    request: &mut Request<'_>,
+    specifications: impl FnOnce(&str, &str) -> Result<Option<Arc<Specification>>, KuzzleError>,
+) -> Staged {
+    let prepared = (|| -> Result<StagedWrite, KuzzleError> {
+        check_refresh(request)?;
+        let silent = flag(request, "silent")?;
+        let (index, collection) = target(request)?;
+        let user = context.caller.identity.user_id().to_string();
+        let now = crate::realtime::now_ms();
+        let id = optional_id(request)?.unwrap_or_else(generate_id);
+        let mut body = take_body(request)?;
+        strip_info(&mut body);
+        let specifications = specifications(&index, &collection)?;
+        if let Some(specification) = specifications.as_deref().filter(|s| s.has_defaults()) {
+            specification.apply_defaults(&mut body, false);
+        }
+        let info = created_info(&user, now);
+        let source = Value::Object(body);
+        let rooms = Rooms::matching(context, &index, &collection, &id, &source, &info);
+        // The answer is written around the body's text, as `get`'s is: no copy of the body as a
+        // `Value`, unless a notification needs one. Its length is the size to check.
+        let text = source.to_string();
+        let limits = &context.services.config.limits;
+        check_size_of(limits, &id, text.len())
+            .and_then(|()| {
+                specifications
+                    .as_deref()
+                    .map_or(Ok(()), |spec| spec.enforce(&id, &source))
+            })
+            .map_err(storage_error)?;
+        // As `Writer::notifies`, with no previous document.
+        let notifies = !silent && (!rooms.0.is_empty() || context.services.cluster.is_some());
+        let kept = notifies.then(|| with_info(&source, &info));
+        let batch = WriteBatch {
+            index: index.clone(),
+            collection: collection.clone(),
+            operations: vec![Operation::Put {
+                id: id.clone(),
+                source,
+                info: info.clone(),
+                meta: rooms.encode(),
+                precondition: Precondition::Absent,
+            }],
+        };
+        let finish: Finish = Box::new(move |context, request, result| {
+            let outcome = match stored(result)?.pop() {
+                Some(Outcome::Failed { error, .. }) => return Err(storage_error(error)),
+                Some(outcome) => outcome,
+                None => {
+                    return Err(
+                        errors::CORE_FATAL_UNEXPECTED_ERROR.with(&["no outcome for a write"])
+                    )
+                }
+            };
+            let Outcome::Written { version, .. } = outcome else {
+                return Err(unexpected_outcome());
+            };
+            if let Some(source) = kept {
+                let change = Change {
+                    id: &id,
+                    action: "create",
+                    source: source.to_string(),
+                    extra: members(&json!({ "_version": version })),
+                    matching: &rooms,
+                    before: Vec::new(),
+                    content: Some(&source),
+                    previous: None,
+                };
+                notify(context, request, &index, &collection, &change);
+            }
+            Ok(Output::Json(raw_hit(&RawDocument {
+                id,
+                version,
+                source: text,
+                info,
+            })))
+        });
+        Ok(StagedWrite { batch, finish })
+    })();
+    match prepared {
+        Ok(write) => Staged::Write(write),
+        Err(error) => Staged::Answer(Err(error)),
+    }
 }
 
 fn unexpected_outcome() -> KuzzleError {
