@@ -9,9 +9,10 @@
 # bare hyper baseline under callgrind, sends 200 unmeasured requests, then REQUESTS (default
 # 5000) `GET PATH` (default /_now) one at a time on one keep-alive connection, and prints the
 # instructions per request; with a fourth argument, keeps the callgrind profile in that file
-# (to split a difference by function with callgrind_annotate). AUTH=1 (switchyard only) sends them as a logged-in user: the
-# user of `ws-instructions-per-request.sh`'s AUTH=1 is created and logged in over
-# `POST /_query` first, and its token goes in every request (`Authorization: Bearer`).
+# (to split a difference by function with callgrind_annotate). AUTH=1 (switchyard only) sends
+# them as a logged-in user: the user of `ws-instructions-per-request.sh`'s AUTH=1 is created
+# and logged in over `POST /_query` first, and its token goes in every request
+# (`Authorization: Bearer`).
 # BIN_DIR runs the switchyard binary and plugins of another folder (default target/release),
 # e.g. a copy kept from before a change. Needs valgrind and python3; build first:
 # cargo build --release.
