@@ -3,14 +3,16 @@
 # timings of `switchyard-bench http`, the count is the same from run to run whatever else the
 # machine does, so it shows what a change to the request path saves.
 #
-#   bench/scripts/instructions-per-request.sh [switchyard|baseline] [REQUESTS] [PATH]
+#   bench/scripts/instructions-per-request.sh [switchyard|baseline] [REQUESTS] [PATH] [PROFILE]
 #
 # Runs the release build of switchyard (HTTP plugin only, one request thread) or the bench's
 # bare hyper baseline under callgrind, sends 200 unmeasured requests, then REQUESTS (default
 # 5000) `GET PATH` (default /_now) one at a time on one keep-alive connection, and prints the
-# instructions per request. AUTH=1 (switchyard only) sends them as a logged-in user: the
-# user of `ws-instructions-per-request.sh`'s AUTH=1 is created and logged in over
-# `POST /_query` first, and its token goes in every request (`Authorization: Bearer`).
+# instructions per request; with a fourth argument, keeps the callgrind profile in that file
+# (to split a difference by function with callgrind_annotate). AUTH=1 (switchyard only) sends
+# them as a logged-in user: the user of `ws-instructions-per-request.sh`'s AUTH=1 is created
+# and logged in over `POST /_query` first, and its token goes in every request
+# (`Authorization: Bearer`).
 # BIN_DIR runs the switchyard binary and plugins of another folder (default target/release),
 # e.g. a copy kept from before a change. Needs valgrind and python3; build first:
 # cargo build --release.
@@ -18,6 +20,7 @@ set -euo pipefail
 what=${1:-switchyard}
 requests=${2:-5000}
 path=${3:-/_now}
+annotate=${4:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${BIN_DIR:-$root/target/release}
 work=$(mktemp -d)
@@ -108,3 +111,7 @@ sleep 1
 dump=$(ls -t "$out"* | head -1)
 total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
 echo "$what GET $path${JWT:+ (logged-in user)}: $((total / requests)) instructions per request (user space, $requests requests)"
+if [ -n "$annotate" ]; then
+  cp "$dump" "$annotate"
+  echo "callgrind profile kept in $annotate (read it with callgrind_annotate [--inclusive=yes])"
+fi

@@ -1,7 +1,7 @@
 //! One HTTP request, start to finish: checks in Kuzzle's order, body, routing, the API call on
 //! the socket's host connection, and the framed response with CORS headers.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,7 +14,7 @@ use switchyard_plugin_api::ConnectionId;
 use crate::body::{self, ReadError};
 use crate::errors::API_PROCESS_UNAUTHORIZED_ORIGIN;
 use crate::reply::{self, Framing, Reply};
-use crate::request::{self, HeaderArgs};
+use crate::request::{self, HeaderArgs, Jwt, KnownToken};
 use crate::router::{self, Target, KNOWN_VERBS};
 use crate::server::Shared;
 use switchyard_plugin_api::Backend;
@@ -33,6 +33,8 @@ pub struct Socket {
     backend: Arc<dyn Backend>,
     /// The socket's host connection, once declared.
     connection: OnceLock<ConnectionId>,
+    /// The token its requests carry (`Authorization`), compared rather than re-checked.
+    token: Mutex<KnownToken>,
 }
 
 impl Socket {
@@ -42,6 +44,24 @@ impl Socket {
             peer_ip,
             backend,
             connection: OnceLock::new(),
+            token: Mutex::default(),
+        }
+    }
+
+    /// Runs `then` with the token of `authorization` ([`request::bearer`]), read through the
+    /// socket's memory of it (a fresh one should it be held: hyper serves one request of a
+    /// socket at a time, so it never is). A request without the header touches no memory.
+    fn with_bearer<R>(
+        &self,
+        authorization: Option<&[u8]>,
+        then: impl FnOnce(Option<Jwt<'_>>) -> R,
+    ) -> R {
+        let Some(authorization) = authorization else {
+            return then(None);
+        };
+        match self.token.try_lock() {
+            Ok(mut known) => then(request::bearer(authorization, &mut known)),
+            Err(_) => then(request::bearer(authorization, &mut KnownToken::default())),
         }
     }
 }
@@ -271,13 +291,14 @@ where
         Ok(parsed) => parsed,
         Err(error) => return Reply::error(request_id, &error),
     };
-    let header_args = match HeaderArgs::read(
-        known.authorization.map(HeaderValue::as_bytes),
-        known.volatile.map(HeaderValue::as_bytes),
-    ) {
-        Ok(args) => args,
+    let volatile = match request::volatile(known.volatile.map(HeaderValue::as_bytes)) {
+        Ok(volatile) => volatile,
         Err(error) => return Reply::error(request_id, &error),
     };
+    // The token is read where the request's JSON is written (the socket's memory of it is
+    // not held across an await).
+    let authorization = known.authorization.map(HeaderValue::as_bytes);
+    let volatile = volatile.as_ref();
 
     let path = parts.uri.path();
     let target = match router::builtin_route(&parts.method, path) {
@@ -316,7 +337,10 @@ where
             None => Reply::error(request_id, &not_ready(shared)),
         },
         Target::Query => {
-            match request::query_request(parsed, &header_args, header_id, request_id) {
+            let query = socket.with_bearer(authorization, |jwt| {
+                request::query_request(parsed, &HeaderArgs { jwt, volatile }, header_id, request_id)
+            });
+            match query {
                 Ok((json, id)) => {
                     *request_id = id;
                     execute(shared, &client, &json, request_id).await
@@ -336,15 +360,17 @@ where
             for (key, value) in router::query_pairs(parts.uri.query().unwrap_or("")) {
                 router::insert_arg(&mut query_args, key, value);
             }
-            let json = request::rest_request(
-                controller,
-                action,
-                request_id,
-                &query_args,
-                parsed.as_ref(),
-                &arguments,
-                &header_args,
-            );
+            let json = socket.with_bearer(authorization, |jwt| {
+                request::rest_request(
+                    controller,
+                    action,
+                    request_id,
+                    &query_args,
+                    parsed.as_ref(),
+                    &arguments,
+                    &HeaderArgs { jwt, volatile },
+                )
+            });
             execute(shared, &client, &json, request_id).await
         }
     }

@@ -14,39 +14,107 @@ use crate::errors::{
 };
 
 /// What the headers add to a request.
-#[derive(Debug, Default)]
-pub struct HeaderArgs {
-    /// From `Authorization: Bearer <jwt>`.
-    pub jwt: Option<String>,
-    /// From `X-Kuzzle-Volatile`, already checked to be JSON.
-    pub volatile: Option<Value>,
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeaderArgs<'a> {
+    /// From `Authorization: Bearer <jwt>` ([`bearer`]).
+    pub jwt: Option<Jwt<'a>>,
+    /// From `X-Kuzzle-Volatile`, already checked to be JSON ([`volatile`]).
+    pub volatile: Option<&'a Value>,
 }
 
-impl HeaderArgs {
-    /// Reads `Authorization` (scheme case-insensitive, as Kuzzle) and `X-Kuzzle-Volatile`.
-    pub fn read(
-        authorization: Option<&[u8]>,
-        volatile: Option<&[u8]>,
-    ) -> Result<HeaderArgs, KuzzleError> {
-        let jwt = authorization
-            .and_then(|value| std::str::from_utf8(value).ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_at_checked(7)?;
-                scheme
-                    .eq_ignore_ascii_case("bearer ")
-                    .then(|| token.to_string())
-            });
-        let volatile = match volatile {
-            None => None,
-            Some(raw) => match serde_json::from_slice::<Value>(raw) {
-                Ok(value) => Some(value),
-                Err(error) => {
-                    return Err(NETWORK_HTTP_VOLATILE_PARSE_FAILED.with(&[&error.to_string()]))
-                }
-            },
-        };
-        Ok(HeaderArgs { jwt, volatile })
+/// A token from `Authorization`, and whether it is known to need no escape as a JSON string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Jwt<'a> {
+    /// The token's text.
+    pub text: &'a str,
+    /// True when JSON holds it as it is (no `"`, `\\` or control character): it is written
+    /// between quotes without another scan.
+    pub plain: bool,
+}
+
+/// `X-Kuzzle-Volatile` as JSON, or Kuzzle's error when it is not.
+pub fn volatile(raw: Option<&[u8]>) -> Result<Option<Value>, KuzzleError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => match serde_json::from_slice::<Value>(raw) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) => Err(NETWORK_HTTP_VOLATILE_PARSE_FAILED.with(&[&error.to_string()])),
+        },
     }
+}
+
+/// The token of an `Authorization: Bearer <jwt>` header (scheme case-insensitive, as Kuzzle),
+/// when it is text. `known` is the socket's memory of the token its requests carry.
+pub fn bearer<'a>(authorization: &'a [u8], known: &'a mut KnownToken) -> Option<Jwt<'a>> {
+    let (scheme, token) = authorization.split_at_checked(7)?;
+    // The usual spelling first: one comparison instead of a byte-by-byte case fold.
+    if scheme != b"Bearer " && !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    known.read(token)
+}
+
+/// The last token a socket's requests carried in `Authorization`, when it is text JSON holds
+/// as it is: a client sends the same one (~230 bytes) with every request, so the next copy costs
+/// one comparison instead of a UTF-8 check and a scan for bytes to escape. The comparison
+/// reads every byte (no early exit), as the host's: how long it takes says nothing about how
+/// much of a token matched.
+#[derive(Debug, Default)]
+pub struct KnownToken {
+    /// The token; empty when none is remembered.
+    text: String,
+}
+
+impl KnownToken {
+    /// Longer tokens are not remembered (memory per socket).
+    const MAX_LEN: usize = 1024;
+
+    /// `token` as text when it is UTF-8, with whether it is plain (see [`Jwt::plain`]). A
+    /// token equal to the remembered one is given as the memory's copy (same bytes, already
+    /// checked).
+    pub fn read<'a>(&'a mut self, token: &'a [u8]) -> Option<Jwt<'a>> {
+        if !self.text.is_empty() && same_bytes(token, self.text.as_bytes()) {
+            return Some(Jwt {
+                text: &self.text,
+                plain: true,
+            });
+        }
+        let text = std::str::from_utf8(token).ok()?;
+        let plain = json::find_special(token).is_none();
+        if plain && !text.is_empty() && text.len() <= Self::MAX_LEN {
+            self.text.clear();
+            self.text.push_str(text);
+        }
+        Some(Jwt { text, plain })
+    }
+}
+
+/// `a == b`, reading every byte when the lengths match (no early exit). Sixteen bytes a
+/// step (SSE2 once compiled), then the last sixteen again rather than a byte-by-byte tail:
+/// reading a byte twice changes nothing to the answer, and the work depends on the length only.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    const LANES: usize = 16;
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < LANES {
+        return a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0;
+    }
+    let mut differ = [0u8; LANES];
+    let mut mix = |x: &[u8; LANES], y: &[u8; LANES]| {
+        for lane in 0..LANES {
+            differ[lane] |= x[lane] ^ y[lane];
+        }
+    };
+    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
+        if let (Ok(x), Ok(y)) = (x.try_into(), y.try_into()) {
+            mix(x, y);
+        }
+    }
+    if let (Some((_, x)), Some((_, y))) = (a.split_last_chunk(), b.split_last_chunk()) {
+        mix(x, y);
+    }
+    u128::from_ne_bytes(differ) == 0
 }
 
 /// The JSON request of a REST route, written directly as text.
@@ -62,7 +130,9 @@ pub fn rest_request(
     use std::fmt::Write as _;
 
     // Later keys win when the host reads duplicates, so the order below is the precedence.
-    let mut out = String::with_capacity(128);
+    // Room for the usual request, and the token when there is one: no reallocation.
+    let token_room = headers.jwt.map_or(0, |jwt| jwt.text.len() + 8);
+    let mut out = String::with_capacity(128 + token_room);
     out.push('{');
     for (key, value) in query {
         member(&mut out, key);
@@ -76,11 +146,11 @@ pub fn rest_request(
         member(&mut out, name);
         json::push_str(&mut out, value);
     }
-    if let Some(jwt) = &headers.jwt {
+    if let Some(jwt) = headers.jwt {
         member(&mut out, "jwt");
-        json::push_str(&mut out, jwt);
+        push_token(&mut out, jwt);
     }
-    if let Some(volatile) = &headers.volatile {
+    if let Some(volatile) = headers.volatile {
         member(&mut out, "volatile");
         let _ = write!(out, "{volatile}");
     }
@@ -95,6 +165,17 @@ pub fn rest_request(
     json::push_str(&mut out, request_id);
     out.push('}');
     out
+}
+
+/// Writes `jwt` as a JSON string: as it is between quotes when known to be plain.
+fn push_token(out: &mut String, jwt: Jwt<'_>) {
+    if jwt.plain {
+        out.push('"');
+        out.push_str(jwt.text);
+        out.push('"');
+    } else {
+        json::push_str(out, jwt.text);
+    }
 }
 
 /// Starts the member `key` of the object being written in `out` (`,"key":`).
@@ -151,9 +232,9 @@ pub fn query_request(
         }
     }
     object.insert("requestId".into(), Value::String(request_id.clone()));
-    if let Some(jwt) = &headers.jwt {
+    if let Some(jwt) = headers.jwt {
         if matches!(object.get("jwt"), None | Some(Value::Null)) {
-            object.insert("jwt".into(), Value::String(jwt.clone()));
+            object.insert("jwt".into(), Value::String(jwt.text.to_string()));
         }
     }
     Ok((Value::Object(object).to_string(), request_id))
@@ -174,12 +255,15 @@ mod tests {
             (None, None),
         ];
         for (header, jwt) in cases {
-            let args = HeaderArgs::read(header.map(str::as_bytes), None).unwrap();
-            assert_eq!(args.jwt.as_deref(), jwt, "{header:?}");
+            let mut known = KnownToken::default();
+            let read = header.and_then(|header| bearer(header.as_bytes(), &mut known));
+            assert_eq!(read.map(|jwt| jwt.text), jwt, "{header:?}");
         }
-        let args = HeaderArgs::read(None, Some(br#"{"a":1}"#)).unwrap();
-        assert_eq!(args.volatile, Some(json!({"a":1})));
-        let error = HeaderArgs::read(None, Some(b"{oops")).unwrap_err();
+        let mut known = KnownToken::default();
+        assert_eq!(bearer(b"Bearer \xff\xfe", &mut known), None);
+        assert_eq!(volatile(Some(br#"{"a":1}"#)).unwrap(), Some(json!({"a":1})));
+        assert_eq!(volatile(None).unwrap(), None);
+        let error = volatile(Some(b"{oops")).unwrap_err();
         assert_eq!(error.id(), "network.http.volatile_parse_failed");
         assert_eq!(
             error.message,
@@ -187,13 +271,58 @@ mod tests {
         );
     }
 
+    /// The socket's memory answers as a fresh read would, whatever came before: same text,
+    /// `plain` exactly when nothing needs an escape, and the request's JSON the same.
+    #[test]
+    fn a_remembered_token_reads_as_a_fresh_one() {
+        let long = "kauth-eyJhbGciOiJIUzI1NiJ9.eyJfaWQiOiJiZW5jaCIsImlhdCI6MX0.c2lnbmF0dXJl";
+        let other = "kauth-eyJhbGciOiJIUzI1NiJ9.eyJfaWQiOiJiZW5jaCIsImlhdCI6Mn0.c2lnbmF0dXJl";
+        let quoted = "kauth-eyJhbGciOiJIUzI1NiJ9.eyJfaWQiOiJiZW5jaCIsImlhdCI6M\"0.c2lnbmF0dXJl";
+        let tabbed = "kauth-eyJhbGciOiJIUzI1NiJ9.eyJfaWQiOiJiZW5jaCIsImlhdCI6M\t0.c2lnbmF0dXJl";
+        let mut known = KnownToken::default();
+        for token in [
+            long, long, other, long, quoted, quoted, long, tabbed, long, "x", long,
+        ] {
+            let header = format!("Bearer {token}");
+            let jwt = bearer(header.as_bytes(), &mut known).unwrap();
+            assert_eq!(jwt.text, token);
+            assert_eq!(jwt.plain, !token.contains(['"', '\t']), "{token}");
+            let headers = HeaderArgs {
+                jwt: Some(jwt),
+                volatile: None,
+            };
+            let text = rest_request("server", "now", "r", &Map::new(), None, &[], &headers);
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed["jwt"], token);
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_equality_at_every_length_and_position() {
+        let base: Vec<u8> = (0..80u8).map(|byte| byte.wrapping_mul(37)).collect();
+        for length in 0..base.len() {
+            let a = &base[..length];
+            assert!(same_bytes(a, a), "{length}");
+            assert!(!same_bytes(a, &base[..length + 1]), "{length}");
+            for at in 0..length {
+                let mut b = a.to_vec();
+                b[at] ^= 0x40;
+                assert!(!same_bytes(a, &b), "{length} {at}");
+            }
+        }
+    }
+
     #[test]
     fn rest_requests_follow_kuzzles_precedence() {
         let query =
             json!({"controller":"evil","index":"from-query","refresh":"wait_for","pretty":true});
+        let volatile = json!({"v":1});
         let headers = HeaderArgs {
-            jwt: Some("t.o.k".into()),
-            volatile: Some(json!({"v":1})),
+            jwt: Some(Jwt {
+                text: "t.o.k",
+                plain: true,
+            }),
+            volatile: Some(&volatile),
         };
         let text = rest_request(
             "realtime",
@@ -217,7 +346,10 @@ mod tests {
     #[test]
     fn query_requests_keep_the_body_and_fill_in() {
         let headers = HeaderArgs {
-            jwt: Some("h".into()),
+            jwt: Some(Jwt {
+                text: "h",
+                plain: true,
+            }),
             volatile: None,
         };
         let (text, id) = query_request(

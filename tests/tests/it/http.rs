@@ -201,6 +201,80 @@ fn rest_and_query_share_one_keep_alive_connection() {
     assert!(answer.header("connection").is_none());
 }
 
+/// One keep-alive socket carrying several users' tokens in turn (the plugin remembers the last
+/// one per socket): every request runs as the token it carries, a token that differs from the
+/// remembered one in a single byte (same length) is refused, and no header means anonymous.
+#[test]
+fn each_request_on_a_socket_runs_as_the_token_it_carries() {
+    let server = start("");
+    let mut client = Raw::connect(&server);
+    let query = |client: &mut Raw, request: Value| {
+        let answer = client.request(
+            "POST",
+            "/_query",
+            &["Content-Type: application/json"],
+            request.to_string().as_bytes(),
+        );
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        answer.json()
+    };
+    let mut tokens = Vec::new();
+    for user in ["ann", "bob"] {
+        // A socket each: logins are limited per connection (one a second by default).
+        let mut own = Raw::connect(&server);
+        query(
+            &mut own,
+            json!({"controller": "security", "action": "createUser", "_id": user,
+                   "body": {"content": {"profileIds": ["default"]},
+                            "credentials": {"local": {"username": user, "password": "pass-1234"}}}}),
+        );
+        let login = query(
+            &mut own,
+            json!({"controller": "auth", "action": "login", "strategy": "local",
+                   "body": {"username": user, "password": "pass-1234"}}),
+        );
+        tokens.push(login["result"]["jwt"].as_str().unwrap().to_owned());
+    }
+    let (ann, bob) = (&tokens[0], &tokens[1]);
+    let mut forged = ann.clone().into_bytes();
+    // Inside the signature (its last character holds padding bits).
+    let at = forged.len() - 10;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let me = |client: &mut Raw, token: Option<&str>| {
+        let header = token.map(|token| format!("Authorization: Bearer {token}"));
+        let headers: Vec<&str> = header.iter().map(String::as_str).collect();
+        let answer = client.request("GET", "/users/_me", &headers, b"");
+        (answer.status, answer.json())
+    };
+    for (token, expected) in [
+        (Some(ann.as_str()), "ann"),
+        (Some(ann.as_str()), "ann"),
+        (Some(bob.as_str()), "bob"),
+        (Some(ann.as_str()), "ann"),
+        (None, "-1"),
+        (Some(ann.as_str()), "ann"),
+    ] {
+        let (status, answer) = me(&mut client, token);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["result"]["_id"], expected, "{answer}");
+    }
+    let (status, answer) = me(&mut client, Some(&forged));
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(answer["error"]["id"], "security.token.invalid", "{answer}");
+    let (status, answer) = me(&mut client, Some(ann));
+    assert_eq!(
+        (status, &answer["result"]["_id"]),
+        (200, &json!("ann")),
+        "{answer}"
+    );
+}
+
 #[test]
 fn builtin_endpoints() {
     let server = start("");
