@@ -73,7 +73,7 @@ impl KnownToken {
     /// token equal to the remembered one is given as the memory's copy (same bytes, already
     /// checked).
     pub fn read<'a>(&'a mut self, token: &'a [u8]) -> Option<Jwt<'a>> {
-        if !self.text.is_empty() && same_bytes(token, self.text.as_bytes()) {
+        if !self.text.is_empty() && json::same_bytes(token, self.text.as_bytes()) {
             return Some(Jwt {
                 text: &self.text,
                 plain: true,
@@ -87,34 +87,6 @@ impl KnownToken {
         }
         Some(Jwt { text, plain })
     }
-}
-
-/// `a == b`, reading every byte when the lengths match (no early exit). Sixteen bytes a
-/// step (SSE2 once compiled), then the last sixteen again rather than a byte-by-byte tail:
-/// reading a byte twice changes nothing to the answer, and the work depends on the length only.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    const LANES: usize = 16;
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() < LANES {
-        return a.iter().zip(b).fold(0u8, |differ, (x, y)| differ | (x ^ y)) == 0;
-    }
-    let mut differ = [0u8; LANES];
-    let mut mix = |x: &[u8; LANES], y: &[u8; LANES]| {
-        for lane in 0..LANES {
-            differ[lane] |= x[lane] ^ y[lane];
-        }
-    };
-    for (x, y) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
-        if let (Ok(x), Ok(y)) = (x.try_into(), y.try_into()) {
-            mix(x, y);
-        }
-    }
-    if let (Some((_, x)), Some((_, y))) = (a.split_last_chunk(), b.split_last_chunk()) {
-        mix(x, y);
-    }
-    u128::from_ne_bytes(differ) == 0
 }
 
 /// The JSON request of a REST route, written directly as text.
@@ -294,21 +266,6 @@ mod tests {
             let text = rest_request("server", "now", "r", &Map::new(), None, &[], &headers);
             let parsed: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(parsed["jwt"], token);
-        }
-    }
-
-    #[test]
-    fn same_bytes_is_equality_at_every_length_and_position() {
-        let base: Vec<u8> = (0..80u8).map(|byte| byte.wrapping_mul(37)).collect();
-        for length in 0..base.len() {
-            let a = &base[..length];
-            assert!(same_bytes(a, a), "{length}");
-            assert!(!same_bytes(a, &base[..length + 1]), "{length}");
-            for at in 0..length {
-                let mut b = a.to_vec();
-                b[at] ^= 0x40;
-                assert!(!same_bytes(a, &b), "{length} {at}");
-            }
         }
     }
 
